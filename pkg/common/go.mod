@@ -1,0 +1,3 @@
+module github.com/mxp-mesh/mesh/pkg/common
+
+go 1.26

@@ -1,0 +1,3 @@
+module github.com/mxp-mesh/mesh/services/inference
+
+go 1.26

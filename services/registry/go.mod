@@ -1,0 +1,3 @@
+module github.com/mxp-mesh/mesh/services/registry
+
+go 1.26
