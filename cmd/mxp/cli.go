@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -168,20 +167,3 @@ func printHelp(w io.Writer, cmd *command, fullName string, fs *flag.FlagSet) {
 		}
 	}
 }
-
-// stringList is a repeatable string flag (--capability a --capability b).
-type stringList []string
-
-func (s *stringList) String() string     { return strings.Join(*s, ",") }
-func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
-
-func openOutput(path string) (io.WriteCloser, error) {
-	if path == "" || path == "-" {
-		return nopWriteCloser{os.Stdout}, nil
-	}
-	return os.Create(path)
-}
-
-type nopWriteCloser struct{ io.Writer }
-
-func (nopWriteCloser) Close() error { return nil }
