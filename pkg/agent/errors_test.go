@@ -1,0 +1,55 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+)
+
+func TestCodeOf(t *testing.T) {
+	cause := errors.New("disk full")
+	tests := []struct {
+		name string
+		err  error
+		want Code
+	}{
+		{"nil", nil, ""},
+		{"typed", Errorf(CodeNotFound, "tool %q", "x"), CodeNotFound},
+		{"wrapped typed", fmt.Errorf("outer: %w", Errorf(CodeOverloaded, "busy")), CodeOverloaded},
+		{"deadline", fmt.Errorf("x: %w", context.DeadlineExceeded), CodeDeadlineExceeded},
+		{"canceled", context.Canceled, CodeCanceled},
+		{"plain", cause, CodeInternal},
+		{"empty code", &Error{Message: "m"}, CodeInternal},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := CodeOf(tt.err); got != tt.want {
+				t.Fatalf("CodeOf = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestErrorfWrapsAndMatches(t *testing.T) {
+	cause := errors.New("disk full")
+	err := Errorf(CodeInternal, "saving: %w", cause)
+	if !errors.Is(err, cause) {
+		t.Fatal("cause lost")
+	}
+	if err.Error() != "internal: saving: disk full" {
+		t.Fatalf("Error() = %q", err.Error())
+	}
+	if !errors.Is(fmt.Errorf("x: %w", err), &Error{Code: CodeInternal}) {
+		t.Fatal("errors.Is by code failed")
+	}
+	if errors.Is(err, &Error{Code: CodeNotFound}) {
+		t.Fatal("matched a different code")
+	}
+	if (&Error{Code: CodeCanceled}).Error() != "canceled" {
+		t.Fatal("bare code message")
+	}
+	if e := asError(cause); e.Code != CodeInternal || e.Message != "disk full" {
+		t.Fatalf("asError = %+v", e)
+	}
+}
