@@ -1,0 +1,184 @@
+package provider
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Code is a typed error code, shared by the HTTP API, the bus API and metrics labels.
+type Code string
+
+// Error codes. They are part of the public API: callers switch on them.
+const (
+	CodeInvalidRequest   Code = "invalid_request"
+	CodeUnauthenticated  Code = "unauthenticated"
+	CodePermissionDenied Code = "permission_denied"
+	CodeNotFound         Code = "model_not_found"
+	CodeRateLimited      Code = "rate_limited"
+	CodeOverloaded       Code = "overloaded"
+	CodeProviderError    Code = "provider_error"
+	CodeTimeout          Code = "timeout"
+	CodeCircuitOpen      Code = "circuit_open"
+	CodeContextOverflow  Code = "context_overflow"
+	CodeContentFiltered  Code = "content_filtered"
+	CodeUnavailable      Code = "unavailable"
+	CodeCanceled         Code = "canceled"
+	CodeInternal         Code = "internal"
+)
+
+// Error is the one error type adapters and the service return.
+type Error struct {
+	Code     Code
+	Provider string
+	Model    string
+	// Status is the upstream HTTP status, 0 when there was none.
+	Status int
+	// RetryAfter is the provider's Retry-After hint, 0 when absent.
+	RetryAfter time.Duration
+	// Retryable says the same request may succeed if sent again.
+	Retryable bool
+	Message   string
+	Err       error
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString(string(e.Code))
+	if e.Provider != "" {
+		b.WriteString(" from ")
+		b.WriteString(e.Provider)
+		if e.Model != "" {
+			b.WriteString("/")
+			b.WriteString(e.Model)
+		}
+	}
+	if e.Status != 0 {
+		fmt.Fprintf(&b, " (HTTP %d)", e.Status)
+	}
+	if e.Message != "" {
+		b.WriteString(": ")
+		b.WriteString(e.Message)
+	}
+	if e.Err != nil && e.Message == "" {
+		b.WriteString(": ")
+		b.WriteString(e.Err.Error())
+	}
+	return b.String()
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Errorf builds an Error with a code and a formatted message.
+func Errorf(code Code, format string, a ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, a...)}
+}
+
+// AsError returns err as an *Error, classifying foreign errors (context, network, ...).
+func AsError(err error) *Error {
+	if err == nil {
+		return nil
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return &Error{Code: CodeTimeout, Retryable: true, Message: "deadline exceeded", Err: err}
+	case errors.Is(err, context.Canceled):
+		return &Error{Code: CodeCanceled, Message: "canceled", Err: err}
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return &Error{Code: CodeTimeout, Retryable: true, Err: err}
+	}
+	return &Error{Code: CodeUnavailable, Retryable: true, Err: err}
+}
+
+// CodeOf returns the Code of any error (CodeInternal for nil-safe unknowns).
+func CodeOf(err error) Code {
+	if err == nil {
+		return ""
+	}
+	return AsError(err).Code
+}
+
+// IsRetryable reports whether err may succeed on another attempt.
+func IsRetryable(err error) bool {
+	e := AsError(err)
+	return e != nil && e.Retryable
+}
+
+// StatusError classifies an upstream HTTP error response. body is the (bounded) response
+// body; message is the provider's own error text when the adapter could parse it.
+func StatusError(provider string, status int, header http.Header, message string) *Error {
+	e := &Error{Provider: provider, Status: status, Message: message}
+	if e.Message == "" {
+		e.Message = http.StatusText(status)
+	}
+	e.RetryAfter = ParseRetryAfter(header.Get("Retry-After"), time.Now())
+	switch {
+	case status == http.StatusBadRequest || status == http.StatusUnprocessableEntity:
+		e.Code = CodeInvalidRequest
+		if looksLikeContextOverflow(message) {
+			e.Code = CodeContextOverflow
+		}
+	case status == http.StatusUnauthorized:
+		e.Code = CodeUnauthenticated
+	case status == http.StatusForbidden:
+		e.Code = CodePermissionDenied
+	case status == http.StatusNotFound:
+		e.Code = CodeNotFound
+	case status == http.StatusRequestEntityTooLarge:
+		e.Code = CodeContextOverflow
+	case status == http.StatusTooManyRequests:
+		e.Code, e.Retryable = CodeRateLimited, true
+	case status == 529 || status == http.StatusServiceUnavailable:
+		e.Code, e.Retryable = CodeOverloaded, true
+	case status == http.StatusRequestTimeout || status == http.StatusGatewayTimeout:
+		e.Code, e.Retryable = CodeTimeout, true
+	case status >= 500:
+		e.Code, e.Retryable = CodeProviderError, true
+	default:
+		e.Code = CodeProviderError
+	}
+	return e
+}
+
+func looksLikeContextOverflow(msg string) bool {
+	m := strings.ToLower(msg)
+	for _, s := range []string{"context_length_exceeded", "context length", "prompt is too long",
+		"maximum context", "too many tokens", "exceeds the maximum number of tokens"} {
+		if strings.Contains(m, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// ParseRetryAfter reads a Retry-After header: delta-seconds or an HTTP date. Bad or
+// negative values give 0.
+func ParseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if secs, err := strconv.ParseFloat(v, 64); err == nil {
+		if secs <= 0 || secs > 24*3600 {
+			return 0
+		}
+		return time.Duration(secs * float64(time.Second))
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		if d := t.Sub(now); d > 0 {
+			return d
+		}
+	}
+	return 0
+}

@@ -1,0 +1,196 @@
+package provider
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"strings"
+	"time"
+)
+
+// Mock is a deterministic provider that needs no network: the same request always gives
+// the same stream. It is the default of `mxp dev` and the provider of tests and
+// benchmarks.
+//
+// Behaviour, in order:
+//   - the last message is a tool result: reply "Tool NAME returned: CONTENT.";
+//   - tools are offered, tool choice is not "none", and tool choice forces a call or the
+//     last user message names a tool: call that tool (the first one named, or the forced
+//     one). Arguments are the first JSON object in the prompt, else {}; the call id is
+//     derived from the tool name and prompt, so it is stable;
+//   - a JSON response format: reply {"reply": PROMPT};
+//   - otherwise reply "Mock reply to: PROMPT".
+//
+// The reply is streamed one word per chunk, stops early at MaxTokens (finish "length")
+// or at a stop sequence, and reports usage with EstimateRequest for the input.
+type Mock struct {
+	// TokenDelay is slept before each chunk (0 for none), to simulate generation time.
+	TokenDelay time.Duration
+}
+
+// Name implements ModelAdapter.
+func (m *Mock) Name() string { return "mock" }
+
+// Stream implements ModelAdapter.
+func (m *Mock) Stream(ctx context.Context, req *Request) (Stream, error) {
+	if len(req.Messages) == 0 {
+		return nil, Errorf(CodeInvalidRequest, "no messages")
+	}
+	chunks := MockChunks(req)
+	i := 0
+	return &funcStream{next: func() (Chunk, error) {
+		if i >= len(chunks) {
+			return Chunk{}, io.EOF
+		}
+		if m.TokenDelay > 0 {
+			t := time.NewTimer(m.TokenDelay)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return Chunk{}, AsError(ctx.Err())
+			case <-t.C:
+			}
+		} else if err := ctx.Err(); err != nil {
+			return Chunk{}, AsError(err)
+		}
+		c := chunks[i]
+		i++
+		return c, nil
+	}}, nil
+}
+
+type funcStream struct{ next func() (Chunk, error) }
+
+func (s *funcStream) Recv() (Chunk, error) { return s.next() }
+func (s *funcStream) Close() error         { return nil }
+
+// MockChunks returns the whole stream the mock gives for req.
+func MockChunks(req *Request) []Chunk {
+	usage := &Usage{InputTokens: EstimateRequest(req)}
+	last := req.Messages[len(req.Messages)-1]
+	prompt := lastUserText(req.Messages)
+	if last.Role != RoleTool {
+		if tool, ok := mockToolToCall(req, prompt); ok {
+			args := firstJSONObject(prompt)
+			h := fnv.New64a()
+			h.Write([]byte(tool + "\x00" + prompt))
+			id := fmt.Sprintf("call_%012x", h.Sum64()&0xffffffffffff)
+			usage.OutputTokens = EstimateTokens(tool) + EstimateTokens(args)
+			return []Chunk{
+				{ToolCall: &ToolCallDelta{Index: 0, ID: id, Name: tool}},
+				{ToolCall: &ToolCallDelta{Index: 0, Arguments: args}},
+				{FinishReason: FinishToolCalls, Usage: usage},
+			}
+		}
+	}
+	var reply string
+	switch {
+	case last.Role == RoleTool:
+		name := last.Name
+		if name == "" {
+			name = toolNames(req.Messages)[last.ToolCallID]
+		}
+		reply = fmt.Sprintf("Tool %s returned: %s.", name, last.Content)
+	case req.ResponseFormat != nil && (req.ResponseFormat.Type == FormatJSONObject || req.ResponseFormat.Type == FormatJSONSchema):
+		b, _ := json.Marshal(map[string]string{"reply": prompt})
+		reply = string(b)
+	default:
+		reply = "Mock reply to: " + prompt
+	}
+	finish := FinishStop
+	for _, s := range req.Stop {
+		if s != "" {
+			if i := strings.Index(reply, s); i >= 0 {
+				reply = reply[:i]
+			}
+		}
+	}
+	words := splitWords(reply)
+	if req.MaxTokens > 0 && len(words) > req.MaxTokens {
+		words, finish = words[:req.MaxTokens], FinishLength
+	}
+	out := make([]Chunk, 0, len(words)+1)
+	for _, w := range words {
+		out = append(out, Chunk{Text: w})
+	}
+	usage.OutputTokens = len(words)
+	return append(out, Chunk{FinishReason: finish, Usage: usage})
+}
+
+func lastUserText(msgs []Message) string {
+	for i := len(msgs) - 1; i >= 0; i-- {
+		if msgs[i].Role == RoleUser {
+			return msgs[i].Content
+		}
+	}
+	return ""
+}
+
+func mockToolToCall(req *Request, prompt string) (string, bool) {
+	if len(req.Tools) == 0 {
+		return "", false
+	}
+	mode := ToolChoiceAuto
+	if req.ToolChoice != nil {
+		mode = req.ToolChoice.Mode
+	}
+	switch mode {
+	case ToolChoiceNone:
+		return "", false
+	case ToolChoiceTool:
+		return req.ToolChoice.Name, true
+	}
+	best, at := "", -1
+	for _, t := range req.Tools {
+		if i := strings.Index(prompt, t.Name); i >= 0 && (at < 0 || i < at) {
+			best, at = t.Name, i
+		}
+	}
+	if at >= 0 {
+		return best, true
+	}
+	if mode == ToolChoiceRequired {
+		return req.Tools[0].Name, true
+	}
+	return "", false
+}
+
+// firstJSONObject returns the first balanced {...} in s that parses as a JSON object,
+// or "{}".
+func firstJSONObject(s string) string {
+	for start := strings.IndexByte(s, '{'); start >= 0; {
+		dec := json.NewDecoder(strings.NewReader(s[start:]))
+		var obj map[string]any
+		if dec.Decode(&obj) == nil {
+			b, _ := json.Marshal(obj)
+			return string(b)
+		}
+		next := strings.IndexByte(s[start+1:], '{')
+		if next < 0 {
+			break
+		}
+		start += 1 + next
+	}
+	return "{}"
+}
+
+// splitWords splits s after each run of spaces, so joining the parts gives s back.
+func splitWords(s string) []string {
+	var out []string
+	for len(s) > 0 {
+		i := strings.IndexByte(s, ' ')
+		if i < 0 {
+			out = append(out, s)
+			break
+		}
+		j := i
+		for j < len(s) && s[j] == ' ' {
+			j++
+		}
+		out = append(out, s[:j])
+		s = s[j:]
+	}
+	return out
+}

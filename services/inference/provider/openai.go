@@ -1,0 +1,298 @@
+package provider
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+)
+
+// DefaultOpenAIBaseURL is used when OpenAIConfig.BaseURL is empty.
+const DefaultOpenAIBaseURL = "https://api.openai.com/v1"
+
+// HTTPConfig is what every HTTP adapter is built with.
+type HTTPConfig struct {
+	// BaseURL overrides the provider's public endpoint (a proxy, a compatible server, a
+	// test double).
+	BaseURL string
+	// APIKey is the upstream credential. It is sent only to BaseURL.
+	APIKey string
+	// Client defaults to a client with no overall timeout (the caller's context bounds
+	// each request).
+	Client *http.Client
+}
+
+func (c HTTPConfig) client() *http.Client {
+	if c.Client != nil {
+		return c.Client
+	}
+	return http.DefaultClient
+}
+
+// OpenAI speaks the Chat Completions API, always streamed (SSE) upstream.
+type OpenAI struct {
+	cfg  HTTPConfig
+	base string
+}
+
+// NewOpenAI returns an OpenAI adapter.
+func NewOpenAI(cfg HTTPConfig) *OpenAI {
+	base := strings.TrimRight(cfg.BaseURL, "/")
+	if base == "" {
+		base = DefaultOpenAIBaseURL
+	}
+	return &OpenAI{cfg: cfg, base: base}
+}
+
+// Name implements ModelAdapter.
+func (o *OpenAI) Name() string { return "openai" }
+
+type oaMessage struct {
+	Role       string       `json:"role"`
+	Content    *string      `json:"content"`
+	ToolCalls  []oaToolCall `json:"tool_calls,omitempty"`
+	ToolCallID string       `json:"tool_call_id,omitempty"`
+}
+
+type oaToolCall struct {
+	Index    *int   `json:"index,omitempty"`
+	ID       string `json:"id,omitempty"`
+	Type     string `json:"type,omitempty"`
+	Function struct {
+		Name      string `json:"name,omitempty"`
+		Arguments string `json:"arguments"`
+	} `json:"function"`
+}
+
+type oaTool struct {
+	Type     string `json:"type"`
+	Function struct {
+		Name        string          `json:"name"`
+		Description string          `json:"description,omitempty"`
+		Parameters  json.RawMessage `json:"parameters,omitempty"`
+	} `json:"function"`
+}
+
+type oaRequest struct {
+	Model               string          `json:"model"`
+	Messages            []oaMessage     `json:"messages"`
+	Temperature         *float64        `json:"temperature,omitempty"`
+	TopP                *float64        `json:"top_p,omitempty"`
+	MaxCompletionTokens int             `json:"max_completion_tokens,omitempty"`
+	Stop                []string        `json:"stop,omitempty"`
+	Tools               []oaTool        `json:"tools,omitempty"`
+	ToolChoice          any             `json:"tool_choice,omitempty"`
+	ResponseFormat      json.RawMessage `json:"response_format,omitempty"`
+	Stream              bool            `json:"stream"`
+	StreamOptions       *struct {
+		IncludeUsage bool `json:"include_usage"`
+	} `json:"stream_options,omitempty"`
+}
+
+// BuildOpenAIRequest maps a Request to the Chat Completions body (exported for golden
+// tests and for the OpenAI-compatible front end).
+func BuildOpenAIRequest(req *Request) (any, error) {
+	out := oaRequest{Model: req.Model, Temperature: req.Temperature, TopP: req.TopP,
+		MaxCompletionTokens: req.MaxTokens, Stop: req.Stop, Stream: true}
+	out.StreamOptions = &struct {
+		IncludeUsage bool `json:"include_usage"`
+	}{true}
+	if sys := systemPrompt(req); sys != "" {
+		out.Messages = append(out.Messages, oaMessage{Role: "system", Content: &sys})
+	}
+	for _, m := range req.Messages {
+		switch m.Role {
+		case RoleSystem:
+			continue
+		case RoleUser, RoleAssistant, RoleTool:
+		default:
+			return nil, Errorf(CodeInvalidRequest, "unknown role %q", m.Role)
+		}
+		content := m.Content
+		om := oaMessage{Role: string(m.Role), Content: &content, ToolCallID: m.ToolCallID}
+		if m.Role == RoleAssistant && content == "" && len(m.ToolCalls) > 0 {
+			om.Content = nil
+		}
+		for _, tc := range m.ToolCalls {
+			var c oaToolCall
+			c.ID, c.Type = tc.ID, "function"
+			c.Function.Name, c.Function.Arguments = tc.Name, tc.Arguments
+			if c.Function.Arguments == "" {
+				c.Function.Arguments = "{}"
+			}
+			om.ToolCalls = append(om.ToolCalls, c)
+		}
+		out.Messages = append(out.Messages, om)
+	}
+	for _, t := range req.Tools {
+		var ot oaTool
+		ot.Type = "function"
+		ot.Function.Name, ot.Function.Description, ot.Function.Parameters = t.Name, t.Description, t.Parameters
+		out.Tools = append(out.Tools, ot)
+	}
+	if tc := req.ToolChoice; tc != nil {
+		switch tc.Mode {
+		case ToolChoiceAuto, ToolChoiceNone, ToolChoiceRequired:
+			out.ToolChoice = tc.Mode
+		case ToolChoiceTool:
+			out.ToolChoice = map[string]any{"type": "function", "function": map[string]string{"name": tc.Name}}
+		default:
+			return nil, Errorf(CodeInvalidRequest, "unknown tool choice %q", tc.Mode)
+		}
+	}
+	if rf := req.ResponseFormat; rf != nil {
+		var v any
+		switch rf.Type {
+		case FormatText, "":
+		case FormatJSONObject:
+			v = map[string]string{"type": "json_object"}
+		case FormatJSONSchema:
+			name := rf.Name
+			if name == "" {
+				name = "response"
+			}
+			v = map[string]any{"type": "json_schema", "json_schema": map[string]any{
+				"name": name, "schema": rf.Schema, "strict": true}}
+		default:
+			return nil, Errorf(CodeInvalidRequest, "unknown response format %q", rf.Type)
+		}
+		if v != nil {
+			out.ResponseFormat, _ = json.Marshal(v)
+		}
+	}
+	return out, nil
+}
+
+// Stream implements ModelAdapter.
+func (o *OpenAI) Stream(ctx context.Context, req *Request) (Stream, error) {
+	body, err := BuildOpenAIRequest(req)
+	if err != nil {
+		return nil, err
+	}
+	h := http.Header{"Accept": {"text/event-stream"}}
+	if o.cfg.APIKey != "" {
+		h.Set("Authorization", "Bearer "+o.cfg.APIKey)
+	}
+	resp, err := httpPost(ctx, o.cfg.client(), o.Name(), o.base+"/chat/completions", h, body, openAIErrorMessage)
+	if err != nil {
+		return nil, err
+	}
+	return NewOpenAIStream(resp.Body), nil
+}
+
+func openAIErrorMessage(data []byte) string {
+	var e struct {
+		Error struct {
+			Message string `json:"message"`
+			Code    any    `json:"code"`
+		} `json:"error"`
+	}
+	if json.Unmarshal(data, &e) != nil {
+		return ""
+	}
+	if c, ok := e.Error.Code.(string); ok && c != "" && !strings.Contains(e.Error.Message, c) {
+		return c + ": " + e.Error.Message
+	}
+	return e.Error.Message
+}
+
+type oaChunk struct {
+	Choices []struct {
+		Index int `json:"index"`
+		Delta struct {
+			Content   string       `json:"content"`
+			Refusal   string       `json:"refusal"`
+			ToolCalls []oaToolCall `json:"tool_calls"`
+		} `json:"delta"`
+		FinishReason string `json:"finish_reason"`
+	} `json:"choices"`
+	Usage *struct {
+		PromptTokens     int `json:"prompt_tokens"`
+		CompletionTokens int `json:"completion_tokens"`
+	} `json:"usage"`
+	Error *struct {
+		Message string `json:"message"`
+		Type    string `json:"type"`
+	} `json:"error"`
+}
+
+// NewOpenAIStream decodes a Chat Completions SSE body (chat.completion.chunk objects
+// ending with "data: [DONE]"). Exported for the fuzz and golden tests.
+func NewOpenAIStream(body io.ReadCloser) Stream {
+	sse := newSSEReader(body)
+	var finish FinishReason
+	var usage *Usage
+	done := false
+	decode := func() ([]Chunk, error) {
+		if done {
+			return nil, io.EOF
+		}
+		ev, err := sse.Next()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil, streamReadError("openai", io.ErrUnexpectedEOF)
+			}
+			return nil, streamReadError("openai", err)
+		}
+		data := bytes.TrimSpace(ev.Data)
+		if string(data) == "[DONE]" {
+			done = true
+			if finish == "" && usage == nil {
+				return nil, io.EOF
+			}
+			return []Chunk{{FinishReason: finish, Usage: usage}}, io.EOF
+		}
+		var c oaChunk
+		if err := json.Unmarshal(data, &c); err != nil {
+			return nil, malformed("openai", data, err)
+		}
+		if c.Error != nil {
+			return nil, &Error{Code: CodeProviderError, Provider: "openai", Retryable: c.Error.Type == "server_error",
+				Message: c.Error.Message}
+		}
+		var out []Chunk
+		for _, ch := range c.Choices {
+			if ch.Index != 0 {
+				continue
+			}
+			if ch.Delta.Content != "" {
+				out = append(out, Chunk{Text: ch.Delta.Content})
+			}
+			if ch.Delta.Refusal != "" {
+				out = append(out, Chunk{Refusal: ch.Delta.Refusal})
+			}
+			for _, tc := range ch.Delta.ToolCalls {
+				idx := 0
+				if tc.Index != nil {
+					idx = *tc.Index
+				}
+				out = append(out, Chunk{ToolCall: &ToolCallDelta{Index: idx, ID: tc.ID,
+					Name: tc.Function.Name, Arguments: tc.Function.Arguments}})
+			}
+			if ch.FinishReason != "" {
+				finish = openAIFinish(ch.FinishReason)
+			}
+		}
+		if c.Usage != nil {
+			usage = &Usage{InputTokens: c.Usage.PromptTokens, OutputTokens: c.Usage.CompletionTokens}
+		}
+		return out, nil
+	}
+	return &chunkStream{body: body, decode: decode}
+}
+
+func openAIFinish(s string) FinishReason {
+	switch s {
+	case "length":
+		return FinishLength
+	case "tool_calls", "function_call":
+		return FinishToolCalls
+	case "content_filter":
+		return FinishContentFilter
+	default:
+		return FinishStop
+	}
+}

@@ -1,0 +1,313 @@
+package provider
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+)
+
+// Limits on what a provider may send us. A line or an error body above them is an error,
+// never an unbounded allocation.
+const (
+	MaxLineBytes      = 4 << 20
+	MaxErrorBodyBytes = 64 << 10
+)
+
+// sseEvent is one Server-Sent Event: its event name (may be empty) and joined data lines.
+type sseEvent struct {
+	Event string
+	Data  []byte
+}
+
+// sseReader parses text/event-stream as the WHATWG spec describes: lines, "event:" and
+// "data:" fields, a blank line dispatches, ":" starts a comment.
+type sseReader struct {
+	r       *bufio.Reader
+	event   string
+	data    []byte
+	hasData bool
+}
+
+func newSSEReader(r io.Reader) *sseReader {
+	return &sseReader{r: bufio.NewReaderSize(r, 16<<10)}
+}
+
+// Next returns the next event, or io.EOF at a clean end of stream.
+func (s *sseReader) Next() (sseEvent, error) {
+	for {
+		line, err := readLine(s.r)
+		if err != nil {
+			if errors.Is(err, io.EOF) && s.hasData {
+				ev := sseEvent{Event: s.event, Data: s.data}
+				s.event, s.data, s.hasData = "", nil, false
+				return ev, nil
+			}
+			return sseEvent{}, err
+		}
+		if len(line) == 0 {
+			if !s.hasData {
+				s.event = ""
+				continue
+			}
+			ev := sseEvent{Event: s.event, Data: s.data}
+			s.event, s.data, s.hasData = "", nil, false
+			return ev, nil
+		}
+		if line[0] == ':' {
+			continue
+		}
+		field, value, _ := bytes.Cut(line, []byte(":"))
+		value = bytes.TrimPrefix(value, []byte(" "))
+		switch string(field) {
+		case "event":
+			s.event = string(value)
+		case "data":
+			if s.hasData {
+				s.data = append(s.data, '\n')
+			}
+			s.data = append(s.data, value...)
+			s.hasData = true
+		}
+	}
+}
+
+// readLine reads one line without its terminator (\n or \r\n), bounded by MaxLineBytes.
+func readLine(r *bufio.Reader) ([]byte, error) {
+	var line []byte
+	for {
+		frag, err := r.ReadSlice('\n')
+		if len(line)+len(frag) > MaxLineBytes {
+			return nil, fmt.Errorf("line longer than %d bytes", MaxLineBytes)
+		}
+		line = append(line, frag...)
+		if err == nil {
+			break
+		}
+		if errors.Is(err, bufio.ErrBufferFull) {
+			continue
+		}
+		if errors.Is(err, io.EOF) && len(line) > 0 {
+			break
+		}
+		return nil, err
+	}
+	line = bytes.TrimSuffix(line, []byte("\n"))
+	line = bytes.TrimSuffix(line, []byte("\r"))
+	return line, nil
+}
+
+// chunkStream adapts a decode function to the Stream interface. decode returns the
+// chunks one wire event produced (possibly none) or an error; io.EOF ends the stream.
+type chunkStream struct {
+	body    io.Closer
+	decode  func() ([]Chunk, error)
+	pending []Chunk
+	err     error
+	once    sync.Once
+}
+
+func (s *chunkStream) Recv() (Chunk, error) {
+	for len(s.pending) == 0 {
+		if s.err != nil {
+			return Chunk{}, s.err
+		}
+		chunks, err := s.decode()
+		s.pending = chunks
+		if err != nil {
+			s.err = err
+		}
+	}
+	c := s.pending[0]
+	s.pending = s.pending[1:]
+	return c, nil
+}
+
+func (s *chunkStream) Close() error {
+	s.once.Do(func() {
+		if s.body != nil {
+			s.body.Close()
+		}
+	})
+	return nil
+}
+
+// streamReadError classifies an error reading a response body after the status line:
+// a reset or truncated stream is retryable as long as nothing was passed on.
+func streamReadError(provider string, err error) error {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return AsError(err)
+	}
+	return &Error{Code: CodeProviderError, Provider: provider, Retryable: true,
+		Message: "stream interrupted: " + err.Error(), Err: err}
+}
+
+// malformed reports a chunk the adapter could not parse.
+func malformed(provider string, data []byte, err error) error {
+	if len(data) > 200 {
+		data = data[:200]
+	}
+	return &Error{Code: CodeProviderError, Provider: provider, Retryable: true,
+		Message: fmt.Sprintf("malformed chunk %q: %v", data, err), Err: err}
+}
+
+// httpPost sends body as JSON and returns the response when the status is 200. Any other
+// status is read (bounded), its message extracted by errMessage and classified.
+func httpPost(ctx context.Context, client *http.Client, provider, url string, header http.Header,
+	body any, errMessage func([]byte) string) (*http.Response, error) {
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, &Error{Code: CodeInvalidRequest, Provider: provider, Message: "encode request: " + err.Error()}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(buf))
+	if err != nil {
+		return nil, &Error{Code: CodeInvalidRequest, Provider: provider, Message: err.Error()}
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		e := AsError(err)
+		e.Provider = provider
+		if ctx.Err() != nil {
+			e = AsError(ctx.Err())
+			e.Provider = provider
+		}
+		return nil, e
+	}
+	if resp.StatusCode == http.StatusOK {
+		return resp, nil
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(io.LimitReader(resp.Body, MaxErrorBodyBytes))
+	msg := ""
+	if errMessage != nil {
+		msg = errMessage(data)
+	}
+	if msg == "" {
+		msg = strings.TrimSpace(string(data))
+		if len(msg) > 300 {
+			msg = msg[:300]
+		}
+	}
+	return nil, StatusError(provider, resp.StatusCode, resp.Header, msg)
+}
+
+// Response is a collected (non-streamed) result.
+type Response struct {
+	Text         string       `json:"text"`
+	Refusal      string       `json:"refusal,omitempty"`
+	ToolCalls    []ToolCall   `json:"tool_calls,omitempty"`
+	FinishReason FinishReason `json:"finish_reason"`
+	Usage        Usage        `json:"usage"`
+}
+
+// Accumulator folds chunks into a Response. The zero value is ready to use.
+type Accumulator struct {
+	text    strings.Builder
+	refusal strings.Builder
+	calls   []ToolCall
+	byIndex map[int]int
+	finish  FinishReason
+	usage   Usage
+}
+
+// Add folds one chunk in.
+func (a *Accumulator) Add(c Chunk) {
+	a.text.WriteString(c.Text)
+	a.refusal.WriteString(c.Refusal)
+	if d := c.ToolCall; d != nil {
+		if a.byIndex == nil {
+			a.byIndex = map[int]int{}
+		}
+		i, ok := a.byIndex[d.Index]
+		if !ok {
+			i = len(a.calls)
+			a.byIndex[d.Index] = i
+			a.calls = append(a.calls, ToolCall{})
+		}
+		tc := &a.calls[i]
+		if d.ID != "" {
+			tc.ID = d.ID
+		}
+		if d.Name != "" {
+			tc.Name = d.Name
+		}
+		tc.Arguments += d.Arguments
+	}
+	if c.FinishReason != "" {
+		a.finish = c.FinishReason
+	}
+	if c.Usage != nil {
+		a.usage = *c.Usage
+	}
+}
+
+// Response returns what was folded in so far.
+func (a *Accumulator) Response() *Response {
+	return &Response{Text: a.text.String(), Refusal: a.refusal.String(), ToolCalls: a.calls,
+		FinishReason: a.finish, Usage: a.usage}
+}
+
+// Collect reads s to the end and closes it.
+func Collect(s Stream) (*Response, error) {
+	defer s.Close()
+	var acc Accumulator
+	for {
+		c, err := s.Recv()
+		if errors.Is(err, io.EOF) {
+			return acc.Response(), nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		acc.Add(c)
+	}
+}
+
+// systemPrompt joins Request.System and any RoleSystem messages, in order.
+func systemPrompt(req *Request) string {
+	parts := make([]string, 0, 2)
+	if req.System != "" {
+		parts = append(parts, req.System)
+	}
+	for _, m := range req.Messages {
+		if m.Role == RoleSystem && m.Content != "" {
+			parts = append(parts, m.Content)
+		}
+	}
+	return strings.Join(parts, "\n\n")
+}
+
+// toolNames maps tool call ids to tool names across the conversation, so providers that
+// key tool results by name (Gemini, Ollama) can be given one.
+func toolNames(msgs []Message) map[string]string {
+	names := map[string]string{}
+	for _, m := range msgs {
+		for _, tc := range m.ToolCalls {
+			names[tc.ID] = tc.Name
+		}
+	}
+	return names
+}
+
+// argsObject parses tool-call arguments into a JSON object; empty means {}.
+func argsObject(args string) (json.RawMessage, error) {
+	args = strings.TrimSpace(args)
+	if args == "" {
+		return json.RawMessage("{}"), nil
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(args), &obj); err != nil {
+		return nil, fmt.Errorf("tool call arguments are not a JSON object: %w", err)
+	}
+	return json.RawMessage(args), nil
+}
