@@ -1,0 +1,91 @@
+package bus
+
+import (
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// Header names carried on every mesh message. NATS headers are case-sensitive; these are
+// the exact spellings every service and the edge use.
+const (
+	// HeaderMsgID is the MXP message id, 16 lowercase hex digits.
+	HeaderMsgID = "Mxp-Msg-Id"
+	// HeaderTraceID is the MXP trace id, 16 lowercase hex digits. It is also carried as
+	// W3C traceparent (see package tracing for the mapping).
+	HeaderTraceID = "Mxp-Trace-Id"
+	// HeaderTraceparent is the W3C Trace Context header, lower case as the spec writes it.
+	HeaderTraceparent = "traceparent"
+	// HeaderTracestate is the W3C Trace Context vendor state header.
+	HeaderTracestate = "tracestate"
+	// HeaderAgentID is the calling agent's id (a UUID string).
+	HeaderAgentID = "Mxp-Agent-Id"
+	// HeaderDeadline is the caller's absolute deadline in Unix milliseconds.
+	HeaderDeadline = "Mxp-Deadline"
+	// HeaderErrorKind is the symbolic error code of an error reply (e.g. "invalid_agent_id"),
+	// beside the micro convention's numeric Nats-Service-Error-Code.
+	HeaderErrorKind = "Mxp-Error-Kind"
+)
+
+// SetMsgID writes id as HeaderMsgID.
+func SetMsgID(h nats.Header, id uint64) { h.Set(HeaderMsgID, formatID(id)) }
+
+// MsgID reads HeaderMsgID; ok is false when the header is absent.
+func MsgID(h nats.Header) (id uint64, ok bool, err error) { return parseID(h, HeaderMsgID) }
+
+// SetTraceID writes id as HeaderTraceID.
+func SetTraceID(h nats.Header, id uint64) { h.Set(HeaderTraceID, formatID(id)) }
+
+// TraceID reads HeaderTraceID; ok is false when the header is absent.
+func TraceID(h nats.Header) (id uint64, ok bool, err error) { return parseID(h, HeaderTraceID) }
+
+// SetAgentID writes the calling agent's id.
+func SetAgentID(h nats.Header, id string) { h.Set(HeaderAgentID, id) }
+
+// AgentID reads the calling agent's id ("" when absent).
+func AgentID(h nats.Header) string { return h.Get(HeaderAgentID) }
+
+// SetDeadline writes t as HeaderDeadline (Unix milliseconds).
+func SetDeadline(h nats.Header, t time.Time) {
+	h.Set(HeaderDeadline, strconv.FormatInt(t.UnixMilli(), 10))
+}
+
+// Deadline reads HeaderDeadline; ok is false when the header is absent.
+func Deadline(h nats.Header) (t time.Time, ok bool, err error) {
+	v := h.Get(HeaderDeadline)
+	if v == "" {
+		return time.Time{}, false, nil
+	}
+	ms, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || ms <= 0 {
+		return time.Time{}, false, fmt.Errorf("bus: header %s: %q is not Unix milliseconds", HeaderDeadline, v)
+	}
+	return time.UnixMilli(ms), true, nil
+}
+
+func formatID(id uint64) string {
+	const hexdigits = "0123456789abcdef"
+	var b [16]byte
+	for i := 15; i >= 0; i-- {
+		b[i] = hexdigits[id&0xf]
+		id >>= 4
+	}
+	return string(b[:])
+}
+
+func parseID(h nats.Header, key string) (uint64, bool, error) {
+	v := h.Get(key)
+	if v == "" {
+		return 0, false, nil
+	}
+	if len(v) != 16 {
+		return 0, false, fmt.Errorf("bus: header %s: %q is not 16 hex digits", key, v)
+	}
+	id, err := strconv.ParseUint(v, 16, 64)
+	if err != nil {
+		return 0, false, fmt.Errorf("bus: header %s: %q is not 16 hex digits", key, v)
+	}
+	return id, true, nil
+}
