@@ -209,7 +209,6 @@ func TestErrorReplyRoundTrip(t *testing.T) {
 	}
 }
 
-
 // TestDrainDeliversPending checks Drain lets in-flight handlers finish before closing.
 func TestDrainDeliversPending(t *testing.T) {
 	b, err := Start(Config{Embedded: EmbeddedConfig{DontListen: true}}, "t", nil)
