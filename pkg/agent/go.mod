@@ -5,3 +5,7 @@ go 1.26
 require github.com/santhosh-tekuri/jsonschema/v6 v6.0.3
 
 require golang.org/x/text v0.14.0 // indirect
+
+require github.com/mxp-mesh/mesh/services/inference v0.0.0
+
+replace github.com/mxp-mesh/mesh/services/inference => ../../services/inference

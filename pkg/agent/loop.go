@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+
+	"github.com/mxp-mesh/mesh/services/inference/provider"
 )
 
 // DefaultMaxSteps is the step limit of a ToolLoop whose MaxSteps is zero.
@@ -44,6 +46,7 @@ type toolError struct {
 // model error or a cancelled context ends the loop with that error. Hitting the step limit
 // returns the result so far and an *Error with CodeStepLimit.
 func (l *ToolLoop) Run(ctx context.Context, req ChatRequest) (LoopResult, error) {
+	// req is a copy: the caller's request is never modified.
 	if l.Model == nil {
 		return LoopResult{}, errors.New("agent: ToolLoop without a Model")
 	}
@@ -52,7 +55,7 @@ func (l *ToolLoop) Run(ctx context.Context, req ChatRequest) (LoopResult, error)
 		maxSteps = DefaultMaxSteps
 	}
 	if l.Tools != nil {
-		req.Tools = append(append([]ToolSpec(nil), req.Tools...), l.Tools.Specs()...)
+		req.Tools = append(append([]provider.Tool(nil), req.Tools...), l.Tools.ModelTools()...)
 	}
 	res := LoopResult{Messages: append([]Message(nil), req.Messages...)}
 	for res.Steps < maxSteps {
@@ -60,12 +63,12 @@ func (l *ToolLoop) Run(ctx context.Context, req ChatRequest) (LoopResult, error)
 			return res, err
 		}
 		req.Messages = res.Messages
-		resp, err := l.Model.Chat(ctx, req)
+		resp, err := l.Model.Chat(ctx, &req)
 		res.Steps++
 		if err != nil {
 			return res, fmt.Errorf("agent: model call %d: %w", res.Steps, err)
 		}
-		res.Usage = res.Usage.Add(resp.Usage)
+		res.Usage = addUsage(res.Usage, resp.Usage)
 		msg := resp.Message
 		if msg.Role == "" {
 			msg.Role = RoleAssistant
@@ -95,7 +98,7 @@ func (l *ToolLoop) runTool(ctx context.Context, call ToolCall) (json.RawMessage,
 	if l.Tools == nil {
 		err = Errorf(CodeNotFound, "no tool named %q", call.Name)
 	} else {
-		out, err = l.Tools.Call(ctx, call.Name, call.Arguments)
+		out, err = l.Tools.Call(ctx, call.Name, json.RawMessage(call.Arguments))
 	}
 	if l.OnToolCall != nil {
 		l.OnToolCall(call, out, err)

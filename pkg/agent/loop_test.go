@@ -16,8 +16,10 @@ type scriptedModel struct {
 	err    error
 }
 
-func (m *scriptedModel) Chat(_ context.Context, req ChatRequest) (ChatResponse, error) {
-	m.seen = append(m.seen, req)
+func (m *scriptedModel) Chat(_ context.Context, req *ChatRequest) (ChatResponse, error) {
+	cp := *req
+	cp.Messages = append([]Message(nil), req.Messages...)
+	m.seen = append(m.seen, cp)
 	if m.err != nil {
 		return ChatResponse{}, m.err
 	}
@@ -29,11 +31,11 @@ func (m *scriptedModel) Chat(_ context.Context, req ChatRequest) (ChatResponse, 
 }
 
 func callTools(calls ...ToolCall) ChatResponse {
-	return ChatResponse{Message: Message{Role: RoleAssistant, ToolCalls: calls}, FinishReason: "tool_calls", Usage: Usage{1, 1, 2}}
+	return ChatResponse{Message: Message{Role: RoleAssistant, ToolCalls: calls}, FinishReason: "tool_calls", Usage: Usage{InputTokens: 1, OutputTokens: 1}}
 }
 
 func answer(text string) ChatResponse {
-	return ChatResponse{Message: Message{Role: RoleAssistant, Content: text}, FinishReason: "stop", Usage: Usage{2, 3, 5}}
+	return ChatResponse{Message: Message{Role: RoleAssistant, Content: text}, FinishReason: "stop", Usage: Usage{InputTokens: 2, OutputTokens: 3}}
 }
 
 func TestToolLoop(t *testing.T) {
@@ -61,7 +63,7 @@ func TestToolLoop(t *testing.T) {
 		{
 			name: "one tool call then answer",
 			script: []ChatResponse{
-				callTools(ToolCall{ID: "c1", Name: "weather", Arguments: json.RawMessage(`{"city":"Oslo"}`)}),
+				callTools(ToolCall{ID: "c1", Name: "weather", Arguments: (`{"city":"Oslo"}`)}),
 				answer("21.5 in Oslo"),
 			},
 			wantSteps: 2, wantRuns: 1, wantFinal: "21.5 in Oslo",
@@ -71,9 +73,9 @@ func TestToolLoop(t *testing.T) {
 			name: "bad arguments and unknown tool are fed back",
 			script: []ChatResponse{
 				callTools(
-					ToolCall{ID: "c1", Name: "weather", Arguments: json.RawMessage(`{"town":"Oslo"}`)},
-					ToolCall{ID: "c2", Name: "stocks", Arguments: json.RawMessage(`{}`)},
-					ToolCall{ID: "c3", Name: "weather", Arguments: json.RawMessage(`{"city":"nowhere"}`)},
+					ToolCall{ID: "c1", Name: "weather", Arguments: (`{"town":"Oslo"}`)},
+					ToolCall{ID: "c2", Name: "stocks", Arguments: (`{}`)},
+					ToolCall{ID: "c3", Name: "weather", Arguments: (`{"city":"nowhere"}`)},
 				),
 				answer("sorry"),
 			},
@@ -82,7 +84,7 @@ func TestToolLoop(t *testing.T) {
 		},
 		{
 			name:      "step limit",
-			script:    []ChatResponse{callTools(ToolCall{ID: "c", Name: "weather", Arguments: json.RawMessage(`{"city":"Oslo"}`)})},
+			script:    []ChatResponse{callTools(ToolCall{ID: "c", Name: "weather", Arguments: (`{"city":"Oslo"}`)})},
 			maxSteps:  3,
 			wantErr:   CodeStepLimit,
 			wantSteps: 3, wantRuns: 3,
@@ -130,7 +132,7 @@ func TestToolLoop(t *testing.T) {
 			if res.Messages[0].Content != "weather in Oslo?" {
 				t.Fatal("conversation lost the user message")
 			}
-			if res.Usage.TotalTokens == 0 {
+			if res.Usage.OutputTokens == 0 {
 				t.Fatal("usage not summed")
 			}
 		})

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"sync"
 
+	"github.com/mxp-mesh/mesh/services/inference/provider"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 )
 
@@ -20,6 +21,12 @@ type ToolSpec struct {
 	Description  string          `json:"description,omitempty"`
 	Parameters   json.RawMessage `json:"parameters"`
 	Capabilities []string        `json:"capabilities,omitempty"`
+}
+
+// ModelTool returns the spec in the shape a model request carries it (capabilities are
+// for the mesh, not the model).
+func (s ToolSpec) ModelTool() provider.Tool {
+	return provider.Tool{Name: s.Name, Description: s.Description, Parameters: s.Parameters}
 }
 
 // Tool is a Go function callable with JSON arguments that are checked against a JSON
@@ -188,6 +195,16 @@ func (b *Toolbox) Specs() []ToolSpec {
 	b.mu.RUnlock()
 	sort.Slice(specs, func(i, j int) bool { return specs[i].Name < specs[j].Name })
 	return specs
+}
+
+// ModelTools returns the tools in the shape a model request carries them, sorted by name.
+func (b *Toolbox) ModelTools() []provider.Tool {
+	specs := b.Specs()
+	out := make([]provider.Tool, len(specs))
+	for i, s := range specs {
+		out[i] = s.ModelTool()
+	}
+	return out
 }
 
 // Call runs the tool named name with args; an unknown name gives CodeNotFound.
