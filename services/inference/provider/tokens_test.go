@@ -1,0 +1,156 @@
+package provider_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/mxp-mesh/mesh/services/inference/provider"
+)
+
+// Reference counts are from OpenAI's cl100k_base tokenizer.
+func TestEstimateTokensKnownTexts(t *testing.T) {
+	cases := []struct {
+		text string
+		want int
+	}{
+		{"Hello world", 2},
+		{"The quick brown fox jumps over the lazy dog", 9},
+		{"The quick brown fox jumps over the lazy dog.", 10},
+		{"Hello, world!", 4},
+		{"", 0},
+		{"你好世界", 4},
+	}
+	for _, c := range cases {
+		got := provider.EstimateTokens(c.text)
+		lo, hi := c.want*80/100, (c.want*120+99)/100
+		if got < lo || got > hi {
+			t.Errorf("EstimateTokens(%q) = %d, reference %d (allowed %d..%d)", c.text, got, c.want, lo, hi)
+		}
+	}
+}
+
+func TestEstimateTokensProse(t *testing.T) {
+	// 4 characters per token is the commonly quoted average for English prose.
+	text := strings.Repeat("Agents call models through the mesh; operators get one place where keys, limits, retries, fallbacks and costs are handled. ", 20)
+	got := provider.EstimateTokens(text)
+	ref := len(text) / 4
+	if got < ref*80/100 || got > ref*120/100 {
+		t.Errorf("prose estimate %d, chars/4 reference %d", got, ref)
+	}
+}
+
+func TestEstimateMonotonic(t *testing.T) {
+	a := provider.EstimateTokens("one two three")
+	b := provider.EstimateTokens("one two three four")
+	if b <= a {
+		t.Errorf("adding a word did not add tokens: %d -> %d", a, b)
+	}
+}
+
+func TestMockDeterministicAndTools(t *testing.T) {
+	tools := []provider.Tool{{Name: "get_weather", Parameters: json.RawMessage(`{"type":"object"}`)}}
+	cases := []struct {
+		name     string
+		req      provider.Request
+		text     string
+		toolCall string
+		toolArgs string
+		finish   provider.FinishReason
+	}{
+		{"echo", provider.Request{Messages: []provider.Message{{Role: provider.RoleUser, Content: "hi there"}}},
+			"Mock reply to: hi there", "", "", provider.FinishStop},
+		{"max tokens", provider.Request{MaxTokens: 2, Messages: []provider.Message{{Role: provider.RoleUser, Content: "hi there"}}},
+			"Mock reply ", "", "", provider.FinishLength},
+		{"tool named in prompt", provider.Request{Tools: tools, Messages: []provider.Message{{Role: provider.RoleUser,
+			Content: `use get_weather with {"city":"Paris"}`}}}, "", "get_weather", `{"city":"Paris"}`, provider.FinishToolCalls},
+		{"tool choice none", provider.Request{Tools: tools, ToolChoice: &provider.ToolChoice{Mode: "none"},
+			Messages: []provider.Message{{Role: provider.RoleUser, Content: "use get_weather"}}}, "Mock reply to: use get_weather", "", "", provider.FinishStop},
+		{"tool required", provider.Request{Tools: tools, ToolChoice: &provider.ToolChoice{Mode: "required"},
+			Messages: []provider.Message{{Role: provider.RoleUser, Content: "hello"}}}, "", "get_weather", "{}", provider.FinishToolCalls},
+		{"tool result", provider.Request{Tools: tools, Messages: []provider.Message{
+			{Role: provider.RoleUser, Content: "use get_weather"},
+			{Role: provider.RoleAssistant, ToolCalls: []provider.ToolCall{{ID: "c1", Name: "get_weather", Arguments: "{}"}}},
+			{Role: provider.RoleTool, ToolCallID: "c1", Content: "sunny"}}}, "Tool get_weather returned: sunny.", "", "", provider.FinishStop},
+		{"json", provider.Request{ResponseFormat: &provider.ResponseFormat{Type: "json_object"},
+			Messages: []provider.Message{{Role: provider.RoleUser, Content: "x"}}}, `{"reply":"x"}`, "", "", provider.FinishStop},
+	}
+	m := &provider.Mock{}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var ids []string
+			for range 2 {
+				s, err := m.Stream(context.Background(), &c.req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				r, err := provider.Collect(s)
+				if err != nil {
+					t.Fatal(err)
+				}
+				assertEq(t, r.Text, c.text)
+				assertEq(t, r.FinishReason, c.finish)
+				if c.toolCall != "" {
+					if len(r.ToolCalls) != 1 {
+						t.Fatalf("tool calls %v", r.ToolCalls)
+					}
+					assertEq(t, r.ToolCalls[0].Name, c.toolCall)
+					assertEq(t, r.ToolCalls[0].Arguments, c.toolArgs)
+					ids = append(ids, r.ToolCalls[0].ID)
+				}
+				if r.Usage.InputTokens == 0 {
+					t.Error("no usage")
+				}
+			}
+			if len(ids) == 2 {
+				assertEq(t, ids[0], ids[1])
+			}
+		})
+	}
+}
+
+func fuzzStream(f *testing.F, mk func(io.ReadCloser) provider.Stream, seeds ...string) {
+	for _, s := range seeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		s := mk(io.NopCloser(strings.NewReader(string(data))))
+		for range 10000 {
+			if _, err := s.Recv(); err != nil {
+				return
+			}
+		}
+		t.Fatal("stream did not end")
+	})
+}
+
+func FuzzOpenAIStream(f *testing.F) {
+	fuzzStream(f, provider.NewOpenAIStream, "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"}}]}\n\ndata: [DONE]\n\n",
+		"data: {\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":0,\"id\":\"a\",\"function\":{\"name\":\"f\",\"arguments\":\"{\"}}]}}]}\n\n")
+}
+
+func FuzzAnthropicStream(f *testing.F) {
+	fuzzStream(f, provider.NewAnthropicStream, "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":3}}}\n\n"+
+		"event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"tool_use\",\"id\":\"t\",\"name\":\"f\"}}\n\n"+
+		"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"{}\"}}\n\n"+
+		"event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n")
+}
+
+func FuzzGeminiStream(f *testing.F) {
+	fuzzStream(f, provider.NewGeminiStream, "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"a\"},{\"functionCall\":{\"name\":\"f\",\"args\":{}}}]},\"finishReason\":\"STOP\"}]}\n\n")
+}
+
+func FuzzOllamaStream(f *testing.F) {
+	fuzzStream(f, provider.NewOllamaStream, "{\"message\":{\"content\":\"a\"},\"done\":false}\n{\"done\":true,\"eval_count\":1}\n")
+}
+
+func FuzzEstimateTokens(f *testing.F) {
+	f.Add("Hello, world! 12345 你好")
+	f.Fuzz(func(t *testing.T, s string) {
+		if n := provider.EstimateTokens(s); n < 0 || n > len(s) {
+			t.Fatalf("EstimateTokens(%q) = %d", s, n)
+		}
+	})
+}
