@@ -1,0 +1,96 @@
+package mxp
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/google/uuid"
+)
+
+// AgentID identifies an agent or a service on the mesh: a UUID, written in its usual text
+// form ("6ba7b810-9dad-11d1-80b4-00c04fd430c8") in JSON payloads and as 16 raw bytes in
+// binary ones. The zero AgentID means "none".
+type AgentID [16]byte
+
+// NewAgentID returns a random (version 4) AgentID.
+func NewAgentID() AgentID { return AgentID(uuid.New()) }
+
+// ParseAgentID parses a UUID in its usual text form; it also accepts the forms
+// uuid.Parse does (urn:uuid: prefix, braces, 32 hex digits).
+func ParseAgentID(s string) (AgentID, error) {
+	u, err := uuid.Parse(strings.TrimSpace(s))
+	if err != nil {
+		return AgentID{}, fmt.Errorf("mxp: invalid agent id %q: %w", s, err)
+	}
+	return AgentID(u), nil
+}
+
+// String returns the UUID text form.
+func (id AgentID) String() string { return uuid.UUID(id).String() }
+
+// IsZero reports whether id is the zero (absent) id.
+func (id AgentID) IsZero() bool { return id == AgentID{} }
+
+// MarshalText encodes id as its UUID text form (JSON uses it).
+func (id AgentID) MarshalText() ([]byte, error) {
+	return uuid.UUID(id).MarshalText()
+}
+
+// UnmarshalText parses a UUID text form.
+func (id *AgentID) UnmarshalText(b []byte) error {
+	v, err := ParseAgentID(string(b))
+	if err != nil {
+		return err
+	}
+	*id = v
+	return nil
+}
+
+// The well-known services of the mesh. An agent calls a service by putting its id in the
+// target of a Call (or StreamOpen); the edge routes it to the service over the bus.
+var (
+	ServiceRegistry  = AgentID{15: 0xf1} // 00000000-0000-0000-0000-0000000000f1: register, heartbeat, discover
+	ServiceInference = AgentID{15: 0xf2} // 00000000-0000-0000-0000-0000000000f2: model completions
+	ServiceTools     = AgentID{15: 0xf3} // 00000000-0000-0000-0000-0000000000f3: tool catalogue and invocation
+	ServicePolicy    = AgentID{15: 0xf4} // 00000000-0000-0000-0000-0000000000f4: allow, deny, escalate
+)
+
+var services = [...]struct {
+	name string
+	id   AgentID
+}{
+	{"registry", ServiceRegistry},
+	{"inference", ServiceInference},
+	{"tools", ServiceTools},
+	{"policy", ServicePolicy},
+}
+
+// ServiceByName returns the id of the well-known service named name ("registry",
+// "inference", "tools", "policy"; case-insensitive).
+func ServiceByName(name string) (AgentID, bool) {
+	for _, s := range services {
+		if strings.EqualFold(s.name, name) {
+			return s.id, true
+		}
+	}
+	return AgentID{}, false
+}
+
+// ServiceName returns the name of the well-known service with the given id.
+func ServiceName(id AgentID) (string, bool) {
+	for _, s := range services {
+		if s.id == id {
+			return s.name, true
+		}
+	}
+	return "", false
+}
+
+// ServiceNames returns the names of the well-known services.
+func ServiceNames() []string {
+	out := make([]string, len(services))
+	for i, s := range services {
+		out[i] = s.name
+	}
+	return out
+}
