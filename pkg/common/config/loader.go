@@ -1,0 +1,306 @@
+package config
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"reflect"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Loader loads a config of type T (a struct) in layers. Set the fields, then call Load;
+// the first Load parses Args, later Loads (reloads) reuse the flags parsed then.
+type Loader[T any] struct {
+	// Service names the env prefix (MXP_<SERVICE>_) and the flag set.
+	Service string
+	// Defaults returns the default config (the first layer).
+	Defaults func() T
+	// File is the YAML file to read; the --config flag and MXP_<SERVICE>_CONFIG override
+	// it. Empty means no file.
+	File string
+	// Env is the environment, as os.Environ returns it. Nil means os.Environ() at each Load.
+	Env []string
+	// Args are the command-line arguments without the program name. Nil means none.
+	Args []string
+	// FlagSet receives the config flags; callers may add their own before Load. Nil means
+	// a new ContinueOnError set named for the service.
+	FlagSet *flag.FlagSet
+
+	parsed   bool
+	flagVals map[string]string // key → raw value of flags that were set
+	flagName map[string]string // key → flag name
+	filePath string
+}
+
+type rawFlag struct {
+	val    *string
+	set    *bool
+	isBool bool
+}
+
+func (r rawFlag) String() string {
+	if r.val == nil {
+		return ""
+	}
+	return *r.val
+}
+func (r rawFlag) Set(s string) error { *r.val, *r.set = s, true; return nil }
+func (r rawFlag) IsBoolFlag() bool   { return r.isBool }
+
+// FilePath is the YAML file the last Load read ("" for none).
+func (l *Loader[T]) FilePath() string { return l.filePath }
+
+func (l *Loader[T]) parseFlags(fields []field) error {
+	if l.parsed {
+		return nil
+	}
+	fs := l.FlagSet
+	if fs == nil {
+		fs = flag.NewFlagSet("mxp-"+l.Service, flag.ContinueOnError)
+		l.FlagSet = fs
+	}
+	configPath := fs.String("config", "", "YAML config file (also MXP_"+strings.ToUpper(l.Service)+"_CONFIG)")
+	type pending struct {
+		key, name string
+		val       *string
+		set       *bool
+	}
+	var ps []pending
+	for _, f := range fields {
+		name := f.sf.Tag.Get("flag")
+		if name == "" {
+			continue
+		}
+		p := pending{key: f.key, name: name, val: new(string), set: new(bool)}
+		usage := f.sf.Tag.Get("usage")
+		if usage == "" {
+			usage = f.key
+		}
+		usage += " (" + EnvName(l.Service, f.key) + ")"
+		fs.Var(rawFlag{val: p.val, set: p.set, isBool: f.value.Kind() == reflect.Bool}, name, usage)
+		ps = append(ps, p)
+	}
+	if err := fs.Parse(l.Args); err != nil {
+		return err
+	}
+	l.flagVals = map[string]string{}
+	l.flagName = map[string]string{}
+	for _, p := range ps {
+		if *p.set {
+			l.flagVals[p.key] = *p.val
+			l.flagName[p.key] = p.name
+		}
+	}
+	if *configPath != "" {
+		l.File = *configPath
+	}
+	l.parsed = true
+	return nil
+}
+
+// Load builds the effective config: defaults, file, environment, flags, then Validate.
+// A --help request returns flag.ErrHelp.
+func (l *Loader[T]) Load() (T, error) {
+	var cfg T
+	if l.Defaults != nil {
+		cfg = l.Defaults()
+	}
+	rv := reflect.ValueOf(&cfg).Elem()
+	if rv.Kind() != reflect.Struct {
+		return cfg, fmt.Errorf("config: %T is not a struct", cfg)
+	}
+	fields := leaves(rv, "", false)
+	if err := l.parseFlags(fields); err != nil {
+		return cfg, err
+	}
+	env := l.Env
+	if env == nil {
+		env = os.Environ()
+	}
+	envMap := map[string]string{}
+	prefix := EnvName(l.Service, "")
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(k, prefix) {
+			envMap[k] = v
+		}
+	}
+	path := l.File
+	if p, ok := envMap[prefix+"CONFIG"]; ok && p != "" && !l.fileFromFlag() {
+		path = p
+	}
+	delete(envMap, prefix+"CONFIG")
+	l.filePath = path
+	if path != "" {
+		if err := applyFile(rv, path); err != nil {
+			return cfg, err
+		}
+	}
+	var errs []error
+	for _, f := range fields {
+		name := EnvName(l.Service, f.key)
+		if v, ok := envMap[name]; ok {
+			delete(envMap, name)
+			if err := setString(f.value, v); err != nil {
+				errs = append(errs, &Error{Key: f.key, Source: "env " + name, Err: err})
+			}
+		}
+	}
+	for name := range envMap {
+		errs = append(errs, &Error{Source: "env " + name, Err: errors.New("no such config key")})
+	}
+	for _, f := range fields {
+		if v, ok := l.flagVals[f.key]; ok {
+			if err := setString(f.value, v); err != nil {
+				errs = append(errs, &Error{Key: f.key, Source: "flag --" + l.flagName[f.key], Err: err})
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return cfg, errors.Join(errs...)
+	}
+	if err := validate(&cfg); err != nil {
+		return cfg, err
+	}
+	return cfg, nil
+}
+
+func (l *Loader[T]) fileFromFlag() bool {
+	if l.FlagSet == nil {
+		return false
+	}
+	set := false
+	l.FlagSet.Visit(func(f *flag.Flag) {
+		if f.Name == "config" {
+			set = true
+		}
+	})
+	return set
+}
+
+func validate[T any](cfg *T) error {
+	if v, ok := any(cfg).(Validator); ok {
+		return v.Validate()
+	}
+	if v, ok := any(*cfg).(Validator); ok {
+		return v.Validate()
+	}
+	return nil
+}
+
+func applyFile(rv reflect.Value, path string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return &Error{Source: "file " + path, Err: err}
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return &Error{Source: "file " + path, Err: err}
+	}
+	if len(doc.Content) == 0 {
+		return nil // empty file: nothing to override
+	}
+	var errs []error
+	applyNode(doc.Content[0], rv, "", path, &errs)
+	return errors.Join(errs...)
+}
+
+func applyNode(n *yaml.Node, v reflect.Value, key, path string, errs *[]error) {
+	src := fmt.Sprintf("file %s:%d", path, n.Line)
+	if n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+		return
+	}
+	if !isLeaf(v.Type()) {
+		if n.Kind != yaml.MappingNode {
+			*errs = append(*errs, &Error{Key: key, Source: src, Err: errors.New("want a mapping")})
+			return
+		}
+		byKey := map[string]int{}
+		for i := 0; i < v.NumField(); i++ {
+			if k := keyOf(v.Type().Field(i)); k != "" {
+				byKey[k] = i
+			}
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i].Value
+			full := k
+			if key != "" {
+				full = key + "." + k
+			}
+			idx, ok := byKey[k]
+			if !ok {
+				*errs = append(*errs, &Error{Key: full, Source: fmt.Sprintf("file %s:%d", path, n.Content[i].Line), Err: errors.New("no such config key")})
+				continue
+			}
+			applyNode(n.Content[i+1], v.Field(idx), full, path, errs)
+		}
+		return
+	}
+	switch n.Kind {
+	case yaml.ScalarNode:
+		if err := setString(v, n.Value); err != nil {
+			*errs = append(*errs, &Error{Key: key, Source: src, Err: err})
+		}
+	case yaml.SequenceNode:
+		if v.Kind() != reflect.Slice {
+			*errs = append(*errs, &Error{Key: key, Source: src, Err: errors.New("want a single value, got a list")})
+			return
+		}
+		items := make([]string, 0, len(n.Content))
+		for _, c := range n.Content {
+			if c.Kind != yaml.ScalarNode {
+				*errs = append(*errs, &Error{Key: key, Source: src, Err: errors.New("want a list of scalars")})
+				return
+			}
+			items = append(items, c.Value)
+		}
+		sl := reflect.MakeSlice(v.Type(), len(items), len(items))
+		for i, it := range items {
+			if err := setString(sl.Index(i), it); err != nil {
+				*errs = append(*errs, &Error{Key: key, Source: src, Err: err})
+				return
+			}
+		}
+		v.Set(sl)
+	default:
+		*errs = append(*errs, &Error{Key: key, Source: src, Err: errors.New("want a single value")})
+	}
+}
+
+// Digest is the hex SHA-256 of cfg's JSON form. Secrets (security.Secret) marshal as
+// "[REDACTED]", so the digest changes with every setting except secret values: two
+// replicas with the same digest run the same configuration.
+func Digest(cfg any) string {
+	b, err := json.Marshal(cfg)
+	if err != nil {
+		return "unmarshalable:" + err.Error()
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// Keys lists every key of T with its env variable, flag and whether it reloads live —
+// the reference table printed by `--help` and written in docs/configuration.md.
+func Keys[T any](service string) []KeyInfo {
+	var zero T
+	var out []KeyInfo
+	for _, f := range leaves(reflect.ValueOf(&zero).Elem(), "", false) {
+		out = append(out, KeyInfo{Key: f.key, Env: EnvName(service, f.key), Flag: f.sf.Tag.Get("flag"), Live: f.live, Usage: f.sf.Tag.Get("usage")})
+	}
+	return out
+}
+
+// KeyInfo describes one config key.
+type KeyInfo struct {
+	Key, Env, Flag, Usage string
+	Live                  bool
+}
