@@ -29,24 +29,24 @@ func (s State) String() string {
 	return fmt.Sprintf("state(%d)", uint8(s))
 }
 
-// Event is what asks the lifecycle to move.
-type Event uint8
+// LifecycleEvent is what asks the lifecycle to move.
+type LifecycleEvent uint8
 
 // The lifecycle events.
 const (
-	EventBoot      Event = iota // Init → Ready
-	EventActivate               // Ready → Active
-	EventSuspend                // Active → Suspended
-	EventResume                 // Suspended → Active
-	EventRetire                 // Ready | Active | Suspended → Retiring
-	EventTerminate              // Retiring → Terminated; Terminated → Terminated (no-op)
-	EventAbort                  // any state → Terminated
+	EventBoot      LifecycleEvent = iota // Init → Ready
+	EventActivate                        // Ready → Active
+	EventSuspend                         // Active → Suspended
+	EventResume                          // Suspended → Active
+	EventRetire                          // Ready | Active | Suspended → Retiring
+	EventTerminate                       // Retiring → Terminated; Terminated → Terminated (no-op)
+	EventAbort                           // any state → Terminated
 )
 
 var eventNames = [...]string{"boot", "activate", "suspend", "resume", "retire", "terminate", "abort"}
 
 // String returns the event's lower-case name ("retire").
-func (e Event) String() string {
+func (e LifecycleEvent) String() string {
 	if int(e) < len(eventNames) {
 		return eventNames[e]
 	}
@@ -57,7 +57,7 @@ func (e Event) String() string {
 // state the agent was in and the event that was refused.
 type TransitionError struct {
 	State State
-	Event Event
+	Event LifecycleEvent
 }
 
 func (e *TransitionError) Error() string {
@@ -68,7 +68,7 @@ func (e *TransitionError) Error() string {
 // state s, or a *TransitionError. It has no side effects, so it can be tested exhaustively.
 // Terminate in Terminated and Abort in Terminated return Terminated with no error: shutting
 // down twice is not a mistake.
-func Next(s State, e Event) (State, error) {
+func Next(s State, e LifecycleEvent) (State, error) {
 	switch e {
 	case EventAbort:
 		if s <= StateTerminated {
@@ -106,7 +106,7 @@ func Next(s State, e Event) (State, error) {
 type Transition struct {
 	From  State
 	To    State
-	Event Event
+	Event LifecycleEvent
 	At    time.Time
 }
 
@@ -184,7 +184,7 @@ func (l *Lifecycle) Subscribe(buffer int) (<-chan Transition, func()) {
 // the state unchanged) when e is not allowed in the current state. An idempotent move
 // (terminate or abort when already terminated) returns a Transition with From == To and
 // runs no hooks.
-func (l *Lifecycle) Fire(e Event) (Transition, error) {
+func (l *Lifecycle) Fire(e LifecycleEvent) (Transition, error) {
 	l.fire.Lock()
 	defer l.fire.Unlock()
 

@@ -9,7 +9,7 @@ import (
 func TestNextFullMatrix(t *testing.T) {
 	// want[state][event] is the next state, or -1 when the move is an error.
 	const x = -1
-	want := map[State]map[Event]int{
+	want := map[State]map[LifecycleEvent]int{
 		StateInit:       {EventBoot: int(StateReady), EventActivate: x, EventSuspend: x, EventResume: x, EventRetire: x, EventTerminate: x, EventAbort: int(StateTerminated)},
 		StateReady:      {EventBoot: x, EventActivate: int(StateActive), EventSuspend: x, EventResume: x, EventRetire: int(StateRetiring), EventTerminate: x, EventAbort: int(StateTerminated)},
 		StateActive:     {EventBoot: x, EventActivate: x, EventSuspend: int(StateSuspended), EventResume: x, EventRetire: int(StateRetiring), EventTerminate: x, EventAbort: int(StateTerminated)},
@@ -51,7 +51,7 @@ func TestTransitionErrorNamesStateAndEvent(t *testing.T) {
 	if got := State(99).String(); got != "state(99)" {
 		t.Fatalf("unknown state name = %q", got)
 	}
-	if got := Event(99).String(); got != "event(99)" {
+	if got := LifecycleEvent(99).String(); got != "event(99)" {
 		t.Fatalf("unknown event name = %q", got)
 	}
 	if _, err := Next(State(99), EventAbort); err == nil {
@@ -72,7 +72,7 @@ func TestLifecycleHooksAndSubscribers(t *testing.T) {
 	defer stop()
 
 	steps := []struct {
-		ev      Event
+		ev      LifecycleEvent
 		want    State
 		wantErr bool
 	}{
@@ -123,7 +123,7 @@ func TestLifecycleHooksAndSubscribers(t *testing.T) {
 func TestSubscriberFallingBehindGetsLatest(t *testing.T) {
 	l := NewLifecycle()
 	ch, stop := l.Subscribe(1)
-	for _, e := range []Event{EventBoot, EventActivate, EventSuspend} {
+	for _, e := range []LifecycleEvent{EventBoot, EventActivate, EventSuspend} {
 		if _, err := l.Fire(e); err != nil {
 			t.Fatal(err)
 		}

@@ -1,0 +1,92 @@
+package agent
+
+import (
+	"context"
+	"io"
+	"sync"
+)
+
+// Stream is one stream a peer opened, as its StreamHandler sees it. Recv reads the peer's
+// chunks in order; Send writes chunks back. A Stream is used by its handler's goroutine;
+// Recv and Send may be called from different goroutines.
+type Stream struct {
+	meta Meta
+	send func(ctx context.Context, out Outbound) error
+
+	in chan []byte // the peer's chunks; closed when the peer closes the stream
+
+	mu     sync.Mutex // guards closed and sends on in
+	closed bool
+	failed error // why the stream was torn down locally, if it was
+}
+
+func newStream(meta Meta, buffer int, send func(context.Context, Outbound) error) *Stream {
+	return &Stream{meta: meta, send: send, in: make(chan []byte, buffer)}
+}
+
+// ID returns the stream's id.
+func (s *Stream) ID() string { return s.meta.StreamID }
+
+// Meta returns the metadata of the StreamOpen that started the stream.
+func (s *Stream) Meta() Meta { return s.meta }
+
+// Recv returns the peer's next chunk. It returns io.EOF once the peer has closed the
+// stream and every chunk was read, the stream's failure if the agent tore it down (see
+// docs/errors.md), or ctx's error.
+func (s *Stream) Recv(ctx context.Context) ([]byte, error) {
+	select {
+	case b, ok := <-s.in:
+		if ok {
+			return b, nil
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.failed != nil {
+			return nil, s.failed
+		}
+		return nil, io.EOF
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// Send sends one chunk to the peer.
+func (s *Stream) Send(ctx context.Context, chunk []byte) error {
+	return s.send(ctx, Outbound{
+		Kind: KindStreamChunk, MessageID: s.meta.MessageID, TraceID: s.meta.TraceID,
+		To: s.meta.From, StreamID: s.meta.StreamID, Payload: chunk,
+	})
+}
+
+// push delivers a chunk from the peer, waiting until ctx is done for buffer space.
+func (s *Stream) push(ctx context.Context, chunk []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return Errorf(CodeInvalidArgument, "stream %q already closed", s.meta.StreamID)
+	}
+	select {
+	case s.in <- chunk:
+		return nil
+	default:
+	}
+	select {
+	case s.in <- chunk:
+		return nil
+	case <-ctx.Done():
+		return Errorf(CodeOverloaded, "stream %q: handler is not reading; buffer full", s.meta.StreamID)
+	}
+}
+
+// closeInput ends the peer's side: Recv returns io.EOF (or failure) after the buffered
+// chunks. It is idempotent.
+func (s *Stream) closeInput(failure error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	s.closed = true
+	s.failed = failure
+	close(s.in)
+}
