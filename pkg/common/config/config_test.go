@@ -67,9 +67,13 @@ func TestLayers(t *testing.T) {
 				c.Token.Reveal() == "s3cret" && c.Limits.MaxPayloadBytes == 4096 && c.Level == "info"
 		}},
 		{"env over file", []string{"MXP_TEST_CONFIG=" + file, "MXP_TEST_LEASE=5s", "MXP_TEST_HTTP_ADDR=:2", "MXP_TEST_TAGS=x,y,z"}, nil,
-			func(c testCfg) bool { return c.Lease == 5*time.Second && c.HTTP.Addr == ":2" && len(c.Tags) == 3 && c.Name == "file" }},
+			func(c testCfg) bool {
+				return c.Lease == 5*time.Second && c.HTTP.Addr == ":2" && len(c.Tags) == 3 && c.Name == "file"
+			}},
 		{"flags over env", []string{"MXP_TEST_LEASE=5s", "MXP_TEST_HTTP_ADDR=:2"}, []string{"--config", file, "--lease", "1s", "--debug"},
-			func(c testCfg) bool { return c.Lease == time.Second && c.HTTP.Addr == ":2" && c.Debug && c.Name == "file" }},
+			func(c testCfg) bool {
+				return c.Lease == time.Second && c.HTTP.Addr == ":2" && c.Debug && c.Name == "file"
+			}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
