@@ -1,0 +1,190 @@
+package agent
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+)
+
+// Registration defaults, used when the matching field is zero.
+const (
+	DefaultHeartbeatInterval = 10 * time.Second
+	DefaultRegisterBackoff   = 200 * time.Millisecond
+	DefaultRegisterMaxWait   = 30 * time.Second
+)
+
+// Registration is what an agent tells the registry about itself.
+type Registration struct {
+	ID           string   // the agent id (a UUID)
+	Name         string   // human-readable, not unique
+	Capabilities []string // what it can do, for discovery ("review.code")
+	Version      string
+	Description  string
+	Tags         []string
+}
+
+// registryClient is the registry as the registration loop needs it. The mesh connection
+// implements it with AgentRegister and AgentHeartbeat frames; tests use a fake.
+type registryClient interface {
+	Register(ctx context.Context, r Registration) error
+	// Heartbeat renews the lease. metadata carries the agent's state (see heartbeatMeta).
+	// needsRegister is the registry asking for a fresh registration (it lost the lease).
+	Heartbeat(ctx context.Context, id string, metadata map[string]string) (needsRegister bool, err error)
+	// Deregister ends the registration (a heartbeat with the FINAL flag).
+	Deregister(ctx context.Context, id string) error
+}
+
+// registrar keeps an agent registered: it registers with exponential backoff and jitter,
+// heartbeats every interval, re-registers at once when the registry answers
+// needs_register (or after a heartbeat fails), and deregisters exactly once.
+type registrar struct {
+	client   registryClient
+	reg      Registration
+	interval time.Duration
+	initial  time.Duration // first backoff
+	maxWait  time.Duration // backoff cap
+	state    func() State  // the lifecycle state, reported in heartbeats
+	log      *slog.Logger
+
+	registered   atomic.Bool
+	registers    atomic.Uint64 // successful registrations
+	heartbeats   atomic.Uint64 // successful heartbeats
+	failures     atomic.Uint64 // failed register or heartbeat attempts
+	onRegistered func()        // called after each successful registration, if set
+
+	deregOnce sync.Once
+	deregErr  error
+}
+
+func (r *registrar) defaults() {
+	if r.interval <= 0 {
+		r.interval = DefaultHeartbeatInterval
+	}
+	if r.initial <= 0 {
+		r.initial = DefaultRegisterBackoff
+	}
+	if r.maxWait <= 0 {
+		r.maxWait = DefaultRegisterMaxWait
+	}
+	if r.log == nil {
+		r.log = slog.Default()
+	}
+}
+
+// run keeps the agent registered until ctx ends; it returns ctx's error.
+func (r *registrar) run(ctx context.Context) error {
+	r.defaults()
+	for {
+		if err := r.registerWithBackoff(ctx); err != nil {
+			return err
+		}
+		if err := r.heartbeatUntilLost(ctx); err != nil {
+			return err
+		}
+	}
+}
+
+func (r *registrar) newBackoff() *backoff.ExponentialBackOff {
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval = r.initial
+	b.MaxInterval = r.maxWait
+	b.RandomizationFactor = 0.5 // jitter: each wait is 50%–150% of the nominal one
+	b.Multiplier = 2
+	b.MaxElapsedTime = 0 // never give up while the agent runs
+	b.Reset()
+	return b
+}
+
+// registerWithBackoff registers, retrying with exponential backoff and jitter, until it
+// succeeds or ctx ends.
+func (r *registrar) registerWithBackoff(ctx context.Context) error {
+	b := r.newBackoff()
+	for {
+		err := r.client.Register(ctx, r.reg)
+		if err == nil {
+			r.registered.Store(true)
+			r.registers.Add(1)
+			if r.onRegistered != nil {
+				r.onRegistered()
+			}
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		r.failures.Add(1)
+		wait := b.NextBackOff()
+		r.log.Warn("agent: register failed, retrying", "agent_id", r.reg.ID, "code", string(CodeOf(err)), "error", err, "retry_in", wait)
+		if err := sleepCtx(ctx, wait); err != nil {
+			return err
+		}
+	}
+}
+
+// heartbeatUntilLost heartbeats every interval and returns nil when the registration
+// must be renewed, or ctx's error.
+func (r *registrar) heartbeatUntilLost(ctx context.Context) error {
+	t := time.NewTicker(r.interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+		needs, err := r.client.Heartbeat(ctx, r.reg.ID, heartbeatMeta(r.state()))
+		switch {
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case err != nil:
+			r.failures.Add(1)
+			r.log.Warn("agent: heartbeat failed; registering again", "agent_id", r.reg.ID, "code", string(CodeOf(err)), "error", err)
+			r.registered.Store(false)
+			return nil
+		case needs:
+			r.log.Info("agent: registry asked to register again", "agent_id", r.reg.ID)
+			r.registered.Store(false)
+			return nil
+		}
+		r.heartbeats.Add(1)
+	}
+}
+
+// deregister ends the registration once; later calls return the first result. It is a
+// no-op when the agent never registered.
+func (r *registrar) deregister(ctx context.Context) error {
+	r.deregOnce.Do(func() {
+		if r.registers.Load() == 0 {
+			return
+		}
+		r.deregErr = r.client.Deregister(ctx, r.reg.ID)
+		r.registered.Store(false)
+	})
+	return r.deregErr
+}
+
+// heartbeatMeta is the metadata a heartbeat carries: the lifecycle state, and
+// "accepting": "false" when the agent refuses new calls.
+func heartbeatMeta(s State) map[string]string {
+	accepting := "true"
+	if s != StateActive {
+		accepting = "false"
+	}
+	return map[string]string{"state": s.String(), "accepting": accepting}
+}
+
+// sleepCtx waits d or until ctx ends.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
