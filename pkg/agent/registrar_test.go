@@ -22,16 +22,24 @@ type fakeRegistry struct {
 	events        chan string
 }
 
+// emit records an event without ever blocking the agent under test.
+func (f *fakeRegistry) emit(ev string) {
+	select {
+	case f.events <- ev:
+	default:
+	}
+}
+
 func (f *fakeRegistry) Register(ctx context.Context, r Registration) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.registerFails > 0 {
 		f.registerFails--
-		f.events <- "register-failed"
+		f.emit("register-failed")
 		return Errorf(CodeUnavailable, "registry down")
 	}
 	f.registers++
-	f.events <- "registered"
+	f.emit("registered")
 	return nil
 }
 
@@ -42,15 +50,15 @@ func (f *fakeRegistry) Heartbeat(ctx context.Context, id string, meta map[string
 	if len(f.beats) > 0 {
 		needs := f.beats[0]
 		f.beats = f.beats[1:]
-		f.events <- map[bool]string{true: "needs-register", false: "beat"}[needs]
+		f.emit(map[bool]string{true: "needs-register", false: "beat"}[needs])
 		return needs, nil
 	}
 	if f.beatErrs > 0 {
 		f.beatErrs--
-		f.events <- "beat-failed"
+		f.emit("beat-failed")
 		return false, errors.New("lost")
 	}
-	f.events <- "beat"
+	f.emit("beat")
 	return false, nil
 }
 
@@ -89,7 +97,7 @@ func TestRegistrar(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tt.fake.events = make(chan string, 64)
+			tt.fake.events = make(chan string, 1024)
 			var state sync.Mutex
 			st := StateActive
 			r := &registrar{
