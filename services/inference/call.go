@@ -1,0 +1,447 @@
+package inference
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mxp-mesh/mesh/services/inference/provider"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// Context budgeting modes (ChatRequest.ContextBudget).
+const (
+	BudgetOff       = ""
+	BudgetDrop      = "drop"
+	BudgetSummarize = "summarize"
+)
+
+// ChatRequest is a chat call as the service's APIs take it.
+type ChatRequest struct {
+	provider.Request
+	// ContextBudget opts in to context-window management: "drop" or "summarize".
+	ContextBudget string `json:"context_budget,omitempty"`
+	// TimeoutMs and FirstTokenTimeoutMs override the model's timeouts for this request.
+	TimeoutMs           int64 `json:"timeout_ms,omitempty"`
+	FirstTokenTimeoutMs int64 `json:"first_token_timeout_ms,omitempty"`
+}
+
+// ChatResponse is a collected result.
+type ChatResponse struct {
+	provider.Response
+	Model    string `json:"model"`
+	Provider string `json:"provider"`
+}
+
+var (
+	errFirstTokenTimeout = errors.New("first token timeout")
+	errResponseTimeout   = errors.New("response timeout")
+	errClosedByCaller    = errors.New("stream closed by the caller")
+)
+
+func validate(req *ChatRequest) error {
+	if len(req.Messages) == 0 {
+		return provider.Errorf(provider.CodeInvalidRequest, "messages: at least one message is required")
+	}
+	for i, m := range req.Messages {
+		switch m.Role {
+		case provider.RoleSystem, provider.RoleUser, provider.RoleAssistant:
+		case provider.RoleTool:
+			if m.ToolCallID == "" {
+				return provider.Errorf(provider.CodeInvalidRequest, "messages[%d]: a tool message needs tool_call_id", i)
+			}
+		default:
+			return provider.Errorf(provider.CodeInvalidRequest, "messages[%d]: unknown role %q", i, m.Role)
+		}
+	}
+	if req.MaxTokens < 0 {
+		return provider.Errorf(provider.CodeInvalidRequest, "max_tokens must not be negative")
+	}
+	if t := req.Temperature; t != nil && (*t < 0 || *t > 2) {
+		return provider.Errorf(provider.CodeInvalidRequest, "temperature %v is outside [0, 2]", *t)
+	}
+	for i, t := range req.Tools {
+		if t.Name == "" {
+			return provider.Errorf(provider.CodeInvalidRequest, "tools[%d]: name is required", i)
+		}
+	}
+	switch req.ContextBudget {
+	case BudgetOff, BudgetDrop, BudgetSummarize:
+	default:
+		return provider.Errorf(provider.CodeInvalidRequest, "context_budget %q: want drop or summarize", req.ContextBudget)
+	}
+	if req.TimeoutMs < 0 || req.FirstTokenTimeoutMs < 0 {
+		return provider.Errorf(provider.CodeInvalidRequest, "timeouts must not be negative")
+	}
+	return nil
+}
+
+// fallbackEligible reports whether another model may succeed where this one failed.
+// Errors in the request itself would fail everywhere.
+func fallbackEligible(err error) bool {
+	switch provider.CodeOf(err) {
+	case provider.CodeInvalidRequest, provider.CodeContextOverflow, provider.CodeContentFiltered, provider.CodeCanceled:
+		return false
+	}
+	return true
+}
+
+// Chat runs a request and collects the whole result.
+func (s *Service) Chat(ctx context.Context, req *ChatRequest) (*ChatResponse, error) {
+	st, err := s.Stream(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := provider.Collect(st)
+	if err != nil {
+		return nil, err
+	}
+	resp.Usage = st.Usage()
+	return &ChatResponse{Response: *resp, Model: st.Model, Provider: st.Provider}, nil
+}
+
+// Stream starts a request and returns once the first chunk arrived (so retries and
+// fallbacks are over). The caller must Close the stream.
+func (s *Service) Stream(ctx context.Context, req *ChatRequest) (*Stream, error) {
+	if err := validate(req); err != nil {
+		return nil, err
+	}
+	r := s.routes.Load()
+	chain, err := r.chain(req.Model)
+	if err != nil {
+		return nil, err
+	}
+	ctx, span := s.tracer.Start(ctx, "chat "+chain[0].name, trace.WithSpanKind(trace.SpanKindClient))
+	span.SetAttributes(attribute.String("gen_ai.operation.name", "chat"),
+		attribute.String("gen_ai.request.model", chain[0].name))
+	if req.Temperature != nil {
+		span.SetAttributes(attribute.Float64("gen_ai.request.temperature", *req.Temperature))
+	}
+	if req.TopP != nil {
+		span.SetAttributes(attribute.Float64("gen_ai.request.top_p", *req.TopP))
+	}
+	if req.MaxTokens > 0 {
+		span.SetAttributes(attribute.Int("gen_ai.request.max_tokens", req.MaxTokens))
+	}
+	if len(req.Stop) > 0 {
+		span.SetAttributes(attribute.StringSlice("gen_ai.request.stop_sequences", req.Stop))
+	}
+	var lastErr error
+	for i, t := range chain {
+		if i > 0 {
+			s.m.fallbacks.WithLabelValues(chain[i-1].name, t.name, string(provider.CodeOf(lastErr))).Inc()
+			span.AddEvent("fallback", trace.WithAttributes(attribute.String("from", chain[i-1].name),
+				attribute.String("to", t.name), attribute.String("error.type", string(provider.CodeOf(lastErr)))))
+		}
+		st, err := s.try(ctx, r, t, req, span)
+		if err == nil {
+			if i > 0 {
+				st.FallbackFrom = chain[0].name
+			}
+			return st, nil
+		}
+		lastErr = err
+		if !fallbackEligible(err) || ctx.Err() != nil {
+			break
+		}
+	}
+	endSpan(span, lastErr)
+	return nil, lastErr
+}
+
+func endSpan(span trace.Span, err error) {
+	if err != nil {
+		code := string(provider.CodeOf(err))
+		span.SetAttributes(attribute.String("error.type", code))
+		span.SetStatus(codes.Error, err.Error())
+	}
+	span.End()
+}
+
+// try runs one model with retries.
+func (s *Service) try(ctx context.Context, r *routes, t *target, req *ChatRequest, span trace.Span) (*Stream, error) {
+	preq := req.Request
+	preq.Model = t.upstream
+	if req.ContextBudget != BudgetOff {
+		var err error
+		if preq, err = s.applyBudget(ctx, r, t, preq, req.ContextBudget); err != nil {
+			return nil, err
+		}
+	}
+	res := t.res
+	if req.TimeoutMs > 0 {
+		res.Timeout = time.Duration(req.TimeoutMs) * time.Millisecond
+	}
+	if req.FirstTokenTimeoutMs > 0 {
+		res.FirstTokenTimeout = time.Duration(req.FirstTokenTimeoutMs) * time.Millisecond
+	}
+	maxRetries := max(res.MaxRetries, 0)
+	for attempt := 0; ; attempt++ {
+		st, err := s.attempt(ctx, t, &preq, res, span)
+		if err == nil {
+			st.Attempts = attempt + 1
+			return st, nil
+		}
+		e := provider.AsError(err)
+		if e.Provider == "" {
+			e.Provider = t.prov.name
+		}
+		if e.Model == "" {
+			e.Model = t.name
+		}
+		s.m.requests.WithLabelValues(t.prov.name, t.name, string(e.Code)).Inc()
+		if !e.Retryable || attempt >= maxRetries || ctx.Err() != nil {
+			return nil, e
+		}
+		wait := s.deps.Jitter(backoffCap(attempt, res))
+		if e.RetryAfter > 0 {
+			if e.RetryAfter > res.MaxRetryAfter {
+				return nil, e
+			}
+			wait = e.RetryAfter
+		}
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
+			return nil, e
+		}
+		s.m.retries.WithLabelValues(t.prov.name, t.name, string(e.Code)).Inc()
+		span.AddEvent("retry", trace.WithAttributes(attribute.Int("attempt", attempt+1),
+			attribute.String("error.type", string(e.Code)), attribute.Int64("wait_ms", wait.Milliseconds())))
+		if err := s.deps.Sleep(ctx, wait); err != nil {
+			return nil, provider.AsError(err)
+		}
+	}
+}
+
+// backoffCap is min(max, base·2ⁿ): the upper bound of the full-jitter wait before retry n+1.
+func backoffCap(attempt int, res Resilience) time.Duration {
+	d := res.BackoffBase
+	for i := 0; i < attempt && d < res.BackoffMax; i++ {
+		d *= 2
+	}
+	return min(d, res.BackoffMax)
+}
+
+// attempt sends the request once and waits for the first chunk.
+func (s *Service) attempt(ctx context.Context, t *target, req *provider.Request, res Resilience, span trace.Span) (*Stream, error) {
+	cb := t.breaker(s.m)
+	done, err := cb.Allow()
+	if err != nil {
+		return nil, &provider.Error{Code: provider.CodeCircuitOpen, Provider: t.prov.name, Model: t.name,
+			Message: "circuit breaker " + cb.State().String() + "; failing fast"}
+	}
+	ps := t.prov
+	select {
+	case ps.sem <- struct{}{}:
+	default:
+		select {
+		case ps.sem <- struct{}{}:
+		case <-ctx.Done():
+			e := provider.AsError(ctx.Err())
+			e.Message = "waiting for a free slot of provider " + ps.name + ": " + e.Message
+			e.Retryable = false
+			done(context.Canceled)
+			return nil, e
+		}
+	}
+	s.m.inflight.WithLabelValues(ps.name).Inc()
+	start := time.Now()
+	actx, cancel := context.WithCancelCause(ctx)
+	actx, cancelTimeout := context.WithTimeoutCause(actx, res.Timeout, errResponseTimeout)
+	st := &Stream{s: s, t: t, span: span, start: start, done: done, req: req,
+		cancel: func() { cancelTimeout(); cancel(errClosedByCaller) }, actx: actx, res: res,
+		Provider: ps.name, Model: t.name}
+	ttft := time.AfterFunc(res.FirstTokenTimeout, func() { cancel(errFirstTokenTimeout) })
+	inner, err := ps.adapter.Stream(actx, req)
+	var first provider.Chunk
+	if err == nil {
+		st.inner = inner
+		first, err = inner.Recv()
+	}
+	ttft.Stop()
+	if errors.Is(err, io.EOF) {
+		st.finish(nil)
+		st.eof = true
+		return st, nil
+	}
+	if err != nil {
+		err = st.classify(err)
+		st.finish(err)
+		return nil, err
+	}
+	s.m.ttft.WithLabelValues(ps.name, t.name).Observe(time.Since(start).Seconds())
+	st.first = &first
+	return st, nil
+}
+
+// Stream is a running model call. Recv and Close are not safe for concurrent use with
+// each other except that Close may be called from another goroutine to abort.
+type Stream struct {
+	// Provider and Model name the provider and model that answered.
+	Provider string
+	Model    string
+	// Attempts counts tries on the answering model (1 = no retry).
+	Attempts int
+	// FallbackFrom is the requested model when a fallback answered.
+	FallbackFrom string
+
+	s      *Service
+	t      *target
+	span   trace.Span
+	req    *provider.Request
+	res    Resilience
+	actx   context.Context
+	cancel func()
+	done   func(error)
+	inner  provider.Stream
+	start  time.Time
+	first  *provider.Chunk
+	eof    bool
+	err    error
+
+	once    sync.Once
+	usage   *provider.Usage
+	outEst  int
+	reasons []string
+}
+
+// Recv returns the next chunk, io.EOF at the end, or a typed *provider.Error.
+func (st *Stream) Recv() (provider.Chunk, error) {
+	if st.first != nil {
+		c := *st.first
+		st.first = nil
+		st.observe(c)
+		return c, nil
+	}
+	if st.eof {
+		return provider.Chunk{}, io.EOF
+	}
+	if st.err != nil {
+		return provider.Chunk{}, st.err
+	}
+	c, err := st.inner.Recv()
+	if err == nil {
+		st.observe(c)
+		return c, nil
+	}
+	if errors.Is(err, io.EOF) {
+		st.eof = true
+		st.finish(nil)
+		return provider.Chunk{}, io.EOF
+	}
+	st.err = st.classify(err)
+	st.finish(st.err)
+	return provider.Chunk{}, st.err
+}
+
+// Close ends the call, releasing the upstream connection. Closing before io.EOF counts
+// as a cancellation, not a provider failure.
+func (st *Stream) Close() error {
+	st.finish(provider.AsError(context.Canceled))
+	return nil
+}
+
+// Usage is the provider's reported usage or, when it reported none, the estimate.
+// Complete after io.EOF.
+func (st *Stream) Usage() provider.Usage {
+	if st.usage != nil {
+		return *st.usage
+	}
+	return provider.Usage{InputTokens: provider.EstimateRequest(st.req), OutputTokens: st.outEst, Estimated: true}
+}
+
+func (st *Stream) observe(c provider.Chunk) {
+	if c.Usage != nil {
+		u := *c.Usage
+		st.usage = &u
+	}
+	if c.FinishReason != "" {
+		st.reasons = append(st.reasons, string(c.FinishReason))
+	}
+	if c.Text != "" {
+		st.outEst += provider.EstimateTokens(c.Text)
+	}
+	if c.ToolCall != nil {
+		st.outEst += provider.EstimateTokens(c.ToolCall.Name) + provider.EstimateTokens(c.ToolCall.Arguments)
+	}
+}
+
+// classify turns an attempt's error into a typed error, naming which timeout fired.
+func (st *Stream) classify(err error) error {
+	switch context.Cause(st.actx) {
+	case errFirstTokenTimeout:
+		return &provider.Error{Code: provider.CodeTimeout, Provider: st.Provider, Model: st.Model, Retryable: true,
+			Message: fmt.Sprintf("no first token within %s", st.res.FirstTokenTimeout), Err: err}
+	case errResponseTimeout:
+		return &provider.Error{Code: provider.CodeTimeout, Provider: st.Provider, Model: st.Model, Retryable: true,
+			Message: fmt.Sprintf("response not complete within %s", st.res.Timeout), Err: err}
+	}
+	e := provider.AsError(err)
+	if e.Provider == "" {
+		e.Provider = st.Provider
+	}
+	if e.Model == "" {
+		e.Model = st.Model
+	}
+	return e
+}
+
+// finish records the outcome once: breaker, metrics, span, and releases the slot.
+func (st *Stream) finish(err error) {
+	st.once.Do(func() {
+		st.cancel()
+		if st.inner != nil {
+			st.inner.Close()
+		}
+		<-st.t.prov.sem
+		s, ps, t := st.s, st.t.prov, st.t
+		s.m.inflight.WithLabelValues(ps.name).Dec()
+		st.done(err)
+		if err != nil {
+			// A failed attempt before the first chunk is counted (and retried) by try;
+			// here only errors after the stream was handed out are counted.
+			if st.started() {
+				s.m.requests.WithLabelValues(ps.name, t.name, string(provider.CodeOf(err))).Inc()
+				endSpan(st.span, err)
+			}
+			return
+		}
+		u := st.Usage()
+		s.m.requests.WithLabelValues(ps.name, t.name, "ok").Inc()
+		s.m.duration.WithLabelValues(ps.name, t.name).Observe(time.Since(st.start).Seconds())
+		s.m.tokens.WithLabelValues(ps.name, t.name, "input").Add(float64(u.InputTokens))
+		s.m.tokens.WithLabelValues(ps.name, t.name, "output").Add(float64(u.OutputTokens))
+		if cost := float64(u.InputTokens)*t.model.InputPrice/1e6 + float64(u.OutputTokens)*t.model.OutputPrice/1e6; cost > 0 {
+			s.m.cost.WithLabelValues(ps.name, t.name).Add(cost)
+		}
+		st.span.SetAttributes(
+			attribute.String("gen_ai.system", genAISystem(ps.kind)),
+			attribute.String("gen_ai.provider.name", genAISystem(ps.kind)),
+			attribute.String("gen_ai.response.model", t.upstream),
+			attribute.StringSlice("gen_ai.response.finish_reasons", st.reasons),
+			attribute.Int("gen_ai.usage.input_tokens", u.InputTokens),
+			attribute.Int("gen_ai.usage.output_tokens", u.OutputTokens),
+			attribute.Bool("mxp.inference.usage_estimated", u.Estimated),
+			attribute.Int("mxp.inference.attempts", st.Attempts))
+		st.span.End()
+	})
+}
+
+// started reports whether the stream got past its first chunk (so it owns the span).
+func (st *Stream) started() bool { return st.Attempts > 0 }
+
+// genAISystem maps a provider kind to the OpenTelemetry GenAI well-known system value.
+func genAISystem(kind string) string {
+	switch kind {
+	case KindGemini:
+		return "gcp.gemini"
+	case KindMock:
+		return "mxp.mock"
+	}
+	return strings.ToLower(kind)
+}

@@ -1,0 +1,330 @@
+package inference
+
+import (
+	"fmt"
+	"os"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/mxp-mesh/mesh/pkg/common/security"
+	"gopkg.in/yaml.v3"
+)
+
+// Provider kinds.
+const (
+	KindOpenAI    = "openai"
+	KindAnthropic = "anthropic"
+	KindGemini    = "gemini"
+	KindOllama    = "ollama"
+	KindMock      = "mock"
+)
+
+// Config is the inference service's configuration. Layers, lowest first: Defaults, a YAML
+// file (LoadConfig), the environment (ApplyEnv). The zero value of every field means the
+// documented default.
+type Config struct {
+	// DefaultModel is used when a request names none. Default "mock".
+	DefaultModel string `yaml:"default_model"`
+	// SummaryModel summarises dropped turns for context budgeting "summarize". Default
+	// DefaultModel.
+	SummaryModel string `yaml:"summary_model"`
+	// Providers by name. A provider's Kind defaults to its name.
+	Providers map[string]ProviderConfig `yaml:"providers"`
+	// Models by the name callers use.
+	Models map[string]ModelConfig `yaml:"models"`
+	// Aliases map a name callers use to a model name ("fast" → "gpt-4o-mini").
+	Aliases map[string]string `yaml:"aliases"`
+	// ClientKeys, when set, are the bearer tokens HTTP callers must present. They are
+	// checked and never forwarded upstream.
+	ClientKeys []security.Secret `yaml:"client_keys"`
+	// MaxRequestBytes bounds an HTTP or bus request body. Default 4 MiB.
+	MaxRequestBytes int64 `yaml:"max_request_bytes"`
+	// MaxBusInflight bounds concurrent bus requests; more are refused with rate_limited.
+	// Default 1024.
+	MaxBusInflight int `yaml:"max_bus_inflight"`
+	// Resilience is the default for every provider.
+	Resilience Resilience `yaml:"resilience"`
+}
+
+// ProviderConfig turns a provider on and tunes it.
+type ProviderConfig struct {
+	Kind    string          `yaml:"kind"`
+	BaseURL string          `yaml:"base_url"`
+	APIKey  security.Secret `yaml:"api_key"`
+	// Prefixes route unknown model names to this provider by prefix. Defaults per kind:
+	// openai gpt-, o1, o3, o4-, chatgpt-; anthropic claude-; gemini gemini-; ollama
+	// "ollama/" (stripped before sending); mock "mock".
+	Prefixes []string `yaml:"prefixes"`
+	// Resilience overrides the service default field by field.
+	Resilience Resilience `yaml:"resilience"`
+	// TokenDelay slows the mock provider per chunk (mock only).
+	TokenDelay time.Duration `yaml:"token_delay"`
+}
+
+// ModelConfig is what the service knows about one model.
+type ModelConfig struct {
+	Provider string `yaml:"provider"`
+	// Upstream is the provider's name for the model. Default the model's own name.
+	Upstream string `yaml:"upstream"`
+	// ContextWindow is the model's context size in tokens; 0 disables budgeting.
+	ContextWindow int `yaml:"context_window"`
+	// OutputReserve is kept free for the reply when budgeting. Default max(1024, 1/8 of
+	// the window) capped at the window's half.
+	OutputReserve int `yaml:"output_reserve"`
+	// InputPrice and OutputPrice are USD per million tokens, for the cost metric.
+	InputPrice  float64 `yaml:"input_price"`
+	OutputPrice float64 `yaml:"output_price"`
+	// Fallbacks are tried in order when this model fails before its first token.
+	Fallbacks []string `yaml:"fallbacks"`
+	// Resilience overrides the provider's settings field by field.
+	Resilience Resilience `yaml:"resilience"`
+}
+
+// Resilience settings. Zero means "inherit" (model → provider → service → default).
+type Resilience struct {
+	// Timeout covers the whole response, body included. Default 120s.
+	Timeout time.Duration `yaml:"timeout"`
+	// FirstTokenTimeout bounds the wait for the first streamed chunk. Default 30s.
+	FirstTokenTimeout time.Duration `yaml:"first_token_timeout"`
+	// MaxRetries after the first attempt, on retryable failures only. Default 2; -1 for none.
+	MaxRetries int `yaml:"max_retries"`
+	// BackoffBase and BackoffMax shape exponential backoff with full jitter: attempt n
+	// waits uniform [0, min(max, base·2ⁿ)]. Defaults 250ms and 10s.
+	BackoffBase time.Duration `yaml:"backoff_base"`
+	BackoffMax  time.Duration `yaml:"backoff_max"`
+	// MaxRetryAfter caps how long a provider's Retry-After may make us wait; longer
+	// hints end retrying (the error goes to fallbacks or the caller). Default 30s.
+	MaxRetryAfter time.Duration `yaml:"max_retry_after"`
+	// MaxConcurrency bounds in-flight requests per provider. Default 64.
+	MaxConcurrency int `yaml:"max_concurrency"`
+	// Breaker tunes the circuit breaker of each provider+model.
+	Breaker BreakerConfig `yaml:"breaker"`
+}
+
+// BreakerConfig tunes a circuit breaker. It opens after ConsecutiveFailures failures in a
+// row, or when at least MinRequests were seen in Interval and the failure ratio reaches
+// FailureRate; after OpenTimeout it lets HalfOpenRequests probes through and closes when
+// they succeed.
+type BreakerConfig struct {
+	ConsecutiveFailures uint32        `yaml:"consecutive_failures"` // default 5
+	FailureRate         float64       `yaml:"failure_rate"`         // default 0.5
+	MinRequests         uint32        `yaml:"min_requests"`         // default 20
+	Interval            time.Duration `yaml:"interval"`             // default 60s
+	OpenTimeout         time.Duration `yaml:"open_timeout"`         // default 30s
+	HalfOpenRequests    uint32        `yaml:"half_open_requests"`   // default 1
+}
+
+// DefaultResilience is what every unset Resilience field falls back to.
+var DefaultResilience = Resilience{
+	Timeout: 120 * time.Second, FirstTokenTimeout: 30 * time.Second, MaxRetries: 2,
+	BackoffBase: 250 * time.Millisecond, BackoffMax: 10 * time.Second, MaxRetryAfter: 30 * time.Second,
+	MaxConcurrency: 64,
+	Breaker: BreakerConfig{ConsecutiveFailures: 5, FailureRate: 0.5, MinRequests: 20,
+		Interval: 60 * time.Second, OpenTimeout: 30 * time.Second, HalfOpenRequests: 1},
+}
+
+// merge returns r with its zero fields taken from base.
+func (r Resilience) merge(base Resilience) Resilience {
+	pick := func(v, b time.Duration) time.Duration {
+		if v != 0 {
+			return v
+		}
+		return b
+	}
+	r.Timeout = pick(r.Timeout, base.Timeout)
+	r.FirstTokenTimeout = pick(r.FirstTokenTimeout, base.FirstTokenTimeout)
+	r.BackoffBase = pick(r.BackoffBase, base.BackoffBase)
+	r.BackoffMax = pick(r.BackoffMax, base.BackoffMax)
+	r.MaxRetryAfter = pick(r.MaxRetryAfter, base.MaxRetryAfter)
+	if r.MaxRetries == 0 {
+		r.MaxRetries = base.MaxRetries
+	}
+	if r.MaxConcurrency == 0 {
+		r.MaxConcurrency = base.MaxConcurrency
+	}
+	b, bb := &r.Breaker, base.Breaker
+	if b.ConsecutiveFailures == 0 {
+		b.ConsecutiveFailures = bb.ConsecutiveFailures
+	}
+	if b.FailureRate == 0 {
+		b.FailureRate = bb.FailureRate
+	}
+	if b.MinRequests == 0 {
+		b.MinRequests = bb.MinRequests
+	}
+	b.Interval = pick(b.Interval, bb.Interval)
+	b.OpenTimeout = pick(b.OpenTimeout, bb.OpenTimeout)
+	if b.HalfOpenRequests == 0 {
+		b.HalfOpenRequests = bb.HalfOpenRequests
+	}
+	return r
+}
+
+// DefaultPrefixes are the model-name prefixes routed to each kind when a provider
+// configures none.
+var DefaultPrefixes = map[string][]string{
+	KindOpenAI:    {"gpt-", "o1", "o3", "o4-", "chatgpt-"},
+	KindAnthropic: {"claude-"},
+	KindGemini:    {"gemini-"},
+	KindOllama:    {"ollama/"},
+	KindMock:      {"mock"},
+}
+
+// Defaults returns the built-in configuration: the mock provider only.
+func Defaults() Config {
+	return Config{
+		DefaultModel: "mock",
+		Providers:    map[string]ProviderConfig{KindMock: {Kind: KindMock}},
+		Models: map[string]ModelConfig{
+			"mock": {Provider: KindMock, ContextWindow: 8192, OutputReserve: 1024},
+		},
+	}
+}
+
+// LoadConfig reads a YAML file over Defaults. An empty path returns Defaults.
+func LoadConfig(path string) (Config, error) {
+	cfg := Defaults()
+	if path == "" {
+		return cfg, nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return cfg, fmt.Errorf("inference config: %w", err)
+	}
+	var file Config
+	dec := yaml.NewDecoder(strings.NewReader(string(data)))
+	dec.KnownFields(true)
+	if err := dec.Decode(&file); err != nil {
+		return cfg, fmt.Errorf("inference config %s: %w", path, err)
+	}
+	return mergeConfig(cfg, file), nil
+}
+
+// mergeConfig lays over onto base: scalars replace when set, maps merge by key.
+func mergeConfig(base, over Config) Config {
+	if over.DefaultModel != "" {
+		base.DefaultModel = over.DefaultModel
+	}
+	if over.SummaryModel != "" {
+		base.SummaryModel = over.SummaryModel
+	}
+	if over.MaxRequestBytes != 0 {
+		base.MaxRequestBytes = over.MaxRequestBytes
+	}
+	if over.MaxBusInflight != 0 {
+		base.MaxBusInflight = over.MaxBusInflight
+	}
+	if len(over.ClientKeys) > 0 {
+		base.ClientKeys = over.ClientKeys
+	}
+	base.Resilience = over.Resilience.merge(base.Resilience)
+	base.Providers = mergeMap(base.Providers, over.Providers)
+	base.Models = mergeMap(base.Models, over.Models)
+	base.Aliases = mergeMap(base.Aliases, over.Aliases)
+	return base
+}
+
+func mergeMap[V any](a, b map[string]V) map[string]V {
+	out := make(map[string]V, len(a)+len(b))
+	for k, v := range a {
+		out[k] = v
+	}
+	for k, v := range b {
+		out[k] = v
+	}
+	return out
+}
+
+// Environment variables read by ApplyEnv.
+const (
+	EnvOpenAIKey     = "OPENAI_API_KEY"
+	EnvOpenAIBase    = "OPENAI_BASE_URL"
+	EnvAnthropicKey  = "ANTHROPIC_API_KEY"
+	EnvAnthropicBase = "ANTHROPIC_BASE_URL"
+	EnvGeminiKey     = "GEMINI_API_KEY"
+	EnvGeminiBase    = "GEMINI_BASE_URL"
+	EnvOllamaHost    = "OLLAMA_HOST"
+)
+
+// ApplyEnv turns providers on from the environment (lookup is os.LookupEnv in
+// production): a key variable enables openai, anthropic or gemini, OLLAMA_HOST enables
+// ollama, and the *_BASE_URL variables point a provider elsewhere. The environment wins
+// over the file for the fields it sets.
+func ApplyEnv(cfg Config, lookup func(string) (string, bool)) Config {
+	cfg.Providers = mergeMap(cfg.Providers, nil)
+	set := func(name, keyVar, baseVar string) {
+		key, hasKey := lookup(keyVar)
+		base, hasBase := lookup(baseVar)
+		p, exists := cfg.Providers[name]
+		if !(hasKey && key != "") && !exists {
+			return
+		}
+		if p.Kind == "" {
+			p.Kind = name
+		}
+		if hasKey && key != "" {
+			p.APIKey = security.NewSecret(key)
+		}
+		if hasBase && base != "" {
+			p.BaseURL = base
+		}
+		cfg.Providers[name] = p
+	}
+	set(KindOpenAI, EnvOpenAIKey, EnvOpenAIBase)
+	set(KindAnthropic, EnvAnthropicKey, EnvAnthropicBase)
+	set(KindGemini, EnvGeminiKey, EnvGeminiBase)
+	if host, ok := lookup(EnvOllamaHost); ok && host != "" {
+		p := cfg.Providers[KindOllama]
+		if p.Kind == "" {
+			p.Kind = KindOllama
+		}
+		p.BaseURL = host
+		cfg.Providers[KindOllama] = p
+	}
+	return cfg
+}
+
+// Validate reports the first inconsistency: unknown kinds, models on unknown providers,
+// alias loops, fallbacks to unknown names.
+func (c *Config) Validate() error {
+	names := make([]string, 0, len(c.Providers))
+	for name := range c.Providers {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		p := c.Providers[name]
+		kind := p.Kind
+		if kind == "" {
+			kind = name
+		}
+		if !slices.Contains([]string{KindOpenAI, KindAnthropic, KindGemini, KindOllama, KindMock}, kind) {
+			return fmt.Errorf("inference config: provider %q has unknown kind %q", name, kind)
+		}
+	}
+	for name, m := range c.Models {
+		if _, ok := c.Providers[m.Provider]; m.Provider != "" && !ok {
+			return fmt.Errorf("inference config: model %q names unknown provider %q", name, m.Provider)
+		}
+		if m.ContextWindow < 0 || m.OutputReserve < 0 || (m.ContextWindow > 0 && m.OutputReserve >= m.ContextWindow) {
+			return fmt.Errorf("inference config: model %q: output_reserve %d must be below context_window %d", name, m.OutputReserve, m.ContextWindow)
+		}
+	}
+	for alias := range c.Aliases {
+		seen := map[string]bool{}
+		for n := alias; ; {
+			if seen[n] {
+				return fmt.Errorf("inference config: alias loop through %q", alias)
+			}
+			seen[n] = true
+			next, ok := c.Aliases[n]
+			if !ok {
+				break
+			}
+			n = next
+		}
+	}
+	return nil
+}

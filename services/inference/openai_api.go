@@ -1,0 +1,403 @@
+package inference
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/mxp-mesh/mesh/services/inference/provider"
+)
+
+// Routes mounts the OpenAI-compatible API on r: POST /v1/chat/completions (streamed and
+// not, tools included) and GET /v1/models. Existing OpenAI client libraries work with
+// base URL http://HOST:PORT/v1. The caller's Authorization header is checked against
+// Config.ClientKeys (when set) and never forwarded upstream.
+func (s *Service) Routes(r chi.Router) {
+	r.Post("/v1/chat/completions", s.handleChatCompletions)
+	r.Get("/v1/models", s.handleModels)
+}
+
+// Handler returns a router serving only the OpenAI-compatible API.
+func (s *Service) Handler() http.Handler {
+	r := chi.NewRouter()
+	s.Routes(r)
+	return r
+}
+
+type oaiMessage struct {
+	Role       string          `json:"role"`
+	Content    json.RawMessage `json:"content"`
+	Name       string          `json:"name,omitempty"`
+	ToolCalls  []oaiToolCall   `json:"tool_calls,omitempty"`
+	ToolCallID string          `json:"tool_call_id,omitempty"`
+}
+
+type oaiToolCall struct {
+	Index    *int   `json:"index,omitempty"`
+	ID       string `json:"id,omitempty"`
+	Type     string `json:"type,omitempty"`
+	Function struct {
+		Name      string `json:"name,omitempty"`
+		Arguments string `json:"arguments"`
+	} `json:"function"`
+}
+
+type oaiRequest struct {
+	Model               string          `json:"model"`
+	Messages            []oaiMessage    `json:"messages"`
+	Temperature         *float64        `json:"temperature"`
+	TopP                *float64        `json:"top_p"`
+	MaxTokens           int             `json:"max_tokens"`
+	MaxCompletionTokens int             `json:"max_completion_tokens"`
+	Stop                json.RawMessage `json:"stop"`
+	Stream              bool            `json:"stream"`
+	StreamOptions       *struct {
+		IncludeUsage bool `json:"include_usage"`
+	} `json:"stream_options"`
+	Tools []struct {
+		Type     string `json:"type"`
+		Function struct {
+			Name        string          `json:"name"`
+			Description string          `json:"description"`
+			Parameters  json.RawMessage `json:"parameters"`
+		} `json:"function"`
+	} `json:"tools"`
+	ToolChoice     json.RawMessage `json:"tool_choice"`
+	ResponseFormat *struct {
+		Type       string `json:"type"`
+		JSONSchema *struct {
+			Name   string          `json:"name"`
+			Schema json.RawMessage `json:"schema"`
+		} `json:"json_schema"`
+	} `json:"response_format"`
+	N *int `json:"n"`
+	// MXP extensions.
+	ContextBudget string `json:"mxp_context_budget"`
+}
+
+// ParseOpenAIRequest maps a Chat Completions request body to a ChatRequest and says
+// whether the caller asked for a stream (and usage in it).
+func ParseOpenAIRequest(body []byte) (req *ChatRequest, stream, includeUsage bool, err error) {
+	var in oaiRequest
+	if err := json.Unmarshal(body, &in); err != nil {
+		return nil, false, false, provider.Errorf(provider.CodeInvalidRequest, "request body is not valid JSON: %v", err)
+	}
+	if in.N != nil && *in.N != 1 {
+		return nil, false, false, provider.Errorf(provider.CodeInvalidRequest, "n=%d: only n=1 is supported", *in.N)
+	}
+	out := &ChatRequest{ContextBudget: in.ContextBudget}
+	out.Model, out.Temperature, out.TopP = in.Model, in.Temperature, in.TopP
+	out.MaxTokens = in.MaxCompletionTokens
+	if out.MaxTokens == 0 {
+		out.MaxTokens = in.MaxTokens
+	}
+	if len(in.Stop) > 0 && string(in.Stop) != "null" {
+		var one string
+		if json.Unmarshal(in.Stop, &one) == nil {
+			out.Stop = []string{one}
+		} else if err := json.Unmarshal(in.Stop, &out.Stop); err != nil {
+			return nil, false, false, provider.Errorf(provider.CodeInvalidRequest, "stop must be a string or an array of strings")
+		}
+	}
+	for i, m := range in.Messages {
+		text, err := contentText(m.Content)
+		if err != nil {
+			return nil, false, false, provider.Errorf(provider.CodeInvalidRequest, "messages[%d].content: %v", i, err)
+		}
+		pm := provider.Message{Content: text, ToolCallID: m.ToolCallID}
+		switch m.Role {
+		case "system", "developer":
+			pm.Role = provider.RoleSystem
+		case "user":
+			pm.Role = provider.RoleUser
+		case "assistant":
+			pm.Role = provider.RoleAssistant
+			for _, tc := range m.ToolCalls {
+				pm.ToolCalls = append(pm.ToolCalls, provider.ToolCall{ID: tc.ID, Name: tc.Function.Name, Arguments: tc.Function.Arguments})
+			}
+		case "tool":
+			pm.Role = provider.RoleTool
+			pm.Name = m.Name
+		default:
+			return nil, false, false, provider.Errorf(provider.CodeInvalidRequest, "messages[%d].role %q is not supported", i, m.Role)
+		}
+		out.Messages = append(out.Messages, pm)
+	}
+	for i, t := range in.Tools {
+		if t.Type != "function" && t.Type != "" {
+			return nil, false, false, provider.Errorf(provider.CodeInvalidRequest, "tools[%d].type %q: only function tools are supported", i, t.Type)
+		}
+		out.Tools = append(out.Tools, provider.Tool{Name: t.Function.Name, Description: t.Function.Description, Parameters: t.Function.Parameters})
+	}
+	if len(in.ToolChoice) > 0 && string(in.ToolChoice) != "null" {
+		var mode string
+		if json.Unmarshal(in.ToolChoice, &mode) == nil {
+			out.ToolChoice = &provider.ToolChoice{Mode: mode}
+		} else {
+			var obj struct {
+				Function struct {
+					Name string `json:"name"`
+				} `json:"function"`
+			}
+			if json.Unmarshal(in.ToolChoice, &obj) != nil || obj.Function.Name == "" {
+				return nil, false, false, provider.Errorf(provider.CodeInvalidRequest, "tool_choice must be a mode or {\"type\":\"function\",\"function\":{\"name\":...}}")
+			}
+			out.ToolChoice = &provider.ToolChoice{Mode: provider.ToolChoiceTool, Name: obj.Function.Name}
+		}
+		switch out.ToolChoice.Mode {
+		case provider.ToolChoiceAuto, provider.ToolChoiceNone, provider.ToolChoiceRequired, provider.ToolChoiceTool:
+		default:
+			return nil, false, false, provider.Errorf(provider.CodeInvalidRequest, "tool_choice %q is not supported", out.ToolChoice.Mode)
+		}
+	}
+	if rf := in.ResponseFormat; rf != nil {
+		f := &provider.ResponseFormat{Type: rf.Type}
+		switch rf.Type {
+		case provider.FormatText, provider.FormatJSONObject:
+		case provider.FormatJSONSchema:
+			if rf.JSONSchema == nil {
+				return nil, false, false, provider.Errorf(provider.CodeInvalidRequest, "response_format json_schema needs json_schema.schema")
+			}
+			f.Name, f.Schema = rf.JSONSchema.Name, rf.JSONSchema.Schema
+		default:
+			return nil, false, false, provider.Errorf(provider.CodeInvalidRequest, "response_format.type %q is not supported", rf.Type)
+		}
+		out.ResponseFormat = f
+	}
+	include := in.StreamOptions != nil && in.StreamOptions.IncludeUsage
+	return out, in.Stream, include, nil
+}
+
+// contentText reads message content: a string, null, or an array of {"type":"text"} parts.
+func contentText(raw json.RawMessage) (string, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return "", nil
+	}
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		return s, nil
+	}
+	var parts []struct {
+		Type string `json:"type"`
+		Text string `json:"text"`
+	}
+	if err := json.Unmarshal(raw, &parts); err != nil {
+		return "", errors.New("must be a string or an array of content parts")
+	}
+	var b strings.Builder
+	for _, p := range parts {
+		if p.Type != "text" {
+			return "", fmt.Errorf("content part type %q is not supported", p.Type)
+		}
+		b.WriteString(p.Text)
+	}
+	return b.String(), nil
+}
+
+// HTTPStatus maps an error code to the HTTP status of the OpenAI-compatible API.
+func HTTPStatus(code provider.Code) int {
+	switch code {
+	case provider.CodeInvalidRequest, provider.CodeContextOverflow, provider.CodeContentFiltered:
+		return http.StatusBadRequest
+	case provider.CodeUnauthenticated:
+		return http.StatusUnauthorized
+	case provider.CodePermissionDenied:
+		return http.StatusForbidden
+	case provider.CodeNotFound:
+		return http.StatusNotFound
+	case provider.CodeRateLimited:
+		return http.StatusTooManyRequests
+	case provider.CodeTimeout:
+		return http.StatusGatewayTimeout
+	case provider.CodeCircuitOpen, provider.CodeOverloaded, provider.CodeUnavailable:
+		return http.StatusServiceUnavailable
+	case provider.CodeCanceled:
+		return 499
+	case provider.CodeProviderError:
+		return http.StatusBadGateway
+	}
+	return http.StatusInternalServerError
+}
+
+type oaiError struct {
+	Error struct {
+		Message string  `json:"message"`
+		Type    string  `json:"type"`
+		Param   *string `json:"param"`
+		Code    string  `json:"code"`
+	} `json:"error"`
+}
+
+func errorBody(err error) oaiError {
+	e := provider.AsError(err)
+	var out oaiError
+	out.Error.Message = e.Error()
+	out.Error.Code = string(e.Code)
+	out.Error.Type = "api_error"
+	if st := HTTPStatus(e.Code); st == 400 || st == 404 {
+		out.Error.Type = "invalid_request_error"
+	} else if e.Code == provider.CodeUnauthenticated {
+		out.Error.Type = "authentication_error"
+	} else if e.Code == provider.CodeRateLimited {
+		out.Error.Type = "rate_limit_error"
+	}
+	return out
+}
+
+func (s *Service) writeError(w http.ResponseWriter, err error) {
+	e := provider.AsError(err)
+	if e.RetryAfter > 0 {
+		w.Header().Set("Retry-After", fmt.Sprint(int(e.RetryAfter.Seconds()+0.999)))
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(HTTPStatus(e.Code))
+	json.NewEncoder(w).Encode(errorBody(e))
+}
+
+// authorized checks the caller's bearer token against Config.ClientKeys.
+func authorized(r *http.Request, keys []string) bool {
+	if len(keys) == 0 {
+		return true
+	}
+	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok {
+		return false
+	}
+	match := 0
+	for _, k := range keys {
+		match |= subtle.ConstantTimeCompare([]byte(token), []byte(k))
+	}
+	return match == 1
+}
+
+func (s *Service) clientKeys() []string {
+	cfg := &s.routes.Load().cfg
+	keys := make([]string, 0, len(cfg.ClientKeys))
+	for _, k := range cfg.ClientKeys {
+		if k.IsSet() {
+			keys = append(keys, k.Reveal())
+		}
+	}
+	return keys
+}
+
+func (s *Service) handleModels(w http.ResponseWriter, r *http.Request) {
+	if !authorized(r, s.clientKeys()) {
+		s.m.rejected.WithLabelValues("http", string(provider.CodeUnauthenticated)).Inc()
+		s.writeError(w, provider.Errorf(provider.CodeUnauthenticated, "missing or unknown bearer token"))
+		return
+	}
+	type model struct {
+		ID      string `json:"id"`
+		Object  string `json:"object"`
+		Created int64  `json:"created"`
+		OwnedBy string `json:"owned_by"`
+	}
+	out := struct {
+		Object string  `json:"object"`
+		Data   []model `json:"data"`
+	}{Object: "list", Data: []model{}}
+	for _, m := range s.Models() {
+		out.Data = append(out.Data, model{ID: m.ID, Object: "model", OwnedBy: m.Provider})
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(out)
+}
+
+func (s *Service) handleChatCompletions(w http.ResponseWriter, r *http.Request) {
+	cfg := &s.routes.Load().cfg
+	if !authorized(r, s.clientKeys()) {
+		s.m.rejected.WithLabelValues("http", string(provider.CodeUnauthenticated)).Inc()
+		s.writeError(w, provider.Errorf(provider.CodeUnauthenticated, "missing or unknown bearer token"))
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, cfg.MaxRequestBytes+1))
+	if err != nil {
+		s.writeError(w, provider.Errorf(provider.CodeInvalidRequest, "reading body: %v", err))
+		return
+	}
+	if int64(len(body)) > cfg.MaxRequestBytes {
+		s.m.rejected.WithLabelValues("http", string(provider.CodeInvalidRequest)).Inc()
+		s.writeError(w, provider.Errorf(provider.CodeInvalidRequest, "request body over %d bytes", cfg.MaxRequestBytes))
+		return
+	}
+	req, stream, includeUsage, err := ParseOpenAIRequest(body)
+	if err == nil {
+		err = validate(req)
+	}
+	if err != nil {
+		s.m.rejected.WithLabelValues("http", string(provider.CodeOf(err))).Inc()
+		s.writeError(w, err)
+		return
+	}
+	model := req.Model
+	if model == "" {
+		model = cfg.DefaultModel
+	}
+	st, err := s.Stream(r.Context(), req)
+	if err != nil {
+		s.writeError(w, err)
+		return
+	}
+	defer st.Close()
+	id := fmt.Sprintf("chatcmpl-%016x", rand.Uint64())
+	created := time.Now().Unix()
+	if stream {
+		s.writeSSE(w, st, id, model, created, includeUsage)
+		return
+	}
+	resp, err := provider.Collect(st)
+	if err != nil {
+		s.writeError(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(completionBody(id, model, created, resp, st.Usage()))
+}
+
+type oaiUsage struct {
+	PromptTokens     int `json:"prompt_tokens"`
+	CompletionTokens int `json:"completion_tokens"`
+	TotalTokens      int `json:"total_tokens"`
+}
+
+func completionBody(id, model string, created int64, resp *provider.Response, u provider.Usage) any {
+	msg := map[string]any{"role": "assistant", "content": resp.Text}
+	if resp.Text == "" && len(resp.ToolCalls) > 0 {
+		msg["content"] = nil
+	}
+	if resp.Refusal != "" {
+		msg["refusal"] = resp.Refusal
+	}
+	if len(resp.ToolCalls) > 0 {
+		calls := make([]oaiToolCall, len(resp.ToolCalls))
+		for i, tc := range resp.ToolCalls {
+			calls[i].ID, calls[i].Type = tc.ID, "function"
+			calls[i].Function.Name, calls[i].Function.Arguments = tc.Name, tc.Arguments
+		}
+		msg["tool_calls"] = calls
+	}
+	return map[string]any{
+		"id": id, "object": "chat.completion", "created": created, "model": model,
+		"choices": []any{map[string]any{"index": 0, "message": msg, "finish_reason": openAIFinish(resp.FinishReason)}},
+		"usage":   oaiUsage{PromptTokens: u.InputTokens, CompletionTokens: u.OutputTokens, TotalTokens: u.InputTokens + u.OutputTokens},
+	}
+}
+
+// openAIFinish maps a normalised finish reason to the OpenAI vocabulary.
+func openAIFinish(f provider.FinishReason) string {
+	switch f {
+	case provider.FinishRefusal:
+		return "content_filter"
+	case "":
+		return "stop"
+	}
+	return string(f)
+}

@@ -1,0 +1,261 @@
+package inference
+
+import (
+	"fmt"
+	"net/http"
+	"reflect"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/mxp-mesh/mesh/services/inference/provider"
+	"github.com/sony/gobreaker/v2"
+)
+
+// providerState is one enabled provider: its adapter, concurrency limit and breakers.
+// It survives a config reload when the provider's config did not change.
+type providerState struct {
+	name    string
+	kind    string
+	cfg     ProviderConfig
+	adapter provider.ModelAdapter
+	res     Resilience
+	sem     chan struct{}
+
+	mu       sync.Mutex
+	breakers map[string]*gobreaker.TwoStepCircuitBreaker[struct{}]
+}
+
+// target is one resolved model: where a request goes and with which settings.
+type target struct {
+	name     string // model name as configured (metrics label)
+	upstream string // the provider's model name
+	prov     *providerState
+	model    ModelConfig
+	res      Resilience
+}
+
+type prefixRoute struct {
+	prefix string
+	prov   *providerState
+	strip  bool
+}
+
+// routes is an immutable snapshot of the routing table; a reload swaps it atomically.
+type routes struct {
+	cfg       Config
+	providers map[string]*providerState
+	prefixes  []prefixRoute
+}
+
+func buildRoutes(cfg Config, deps *Deps, m *metrics, old *routes) (*routes, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	base := cfg.Resilience.merge(DefaultResilience)
+	r := &routes{cfg: cfg, providers: map[string]*providerState{}}
+	names := make([]string, 0, len(cfg.Providers))
+	for name := range cfg.Providers {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		pc := cfg.Providers[name]
+		kind := pc.Kind
+		if kind == "" {
+			kind = name
+		}
+		if old != nil {
+			if ps, ok := old.providers[name]; ok && reflect.DeepEqual(ps.cfg, pc) && ps.res == pc.Resilience.merge(base) {
+				r.providers[name] = ps
+				r.addPrefixes(ps)
+				continue
+			}
+		}
+		adapter := deps.Adapters[name]
+		if adapter == nil {
+			var err error
+			if adapter, err = newAdapter(kind, pc, deps.HTTPClient); err != nil {
+				return nil, err
+			}
+		}
+		res := pc.Resilience.merge(base)
+		ps := &providerState{name: name, kind: kind, cfg: pc, adapter: adapter, res: res,
+			sem: make(chan struct{}, res.MaxConcurrency), breakers: map[string]*gobreaker.TwoStepCircuitBreaker[struct{}]{}}
+		r.providers[name] = ps
+		r.addPrefixes(ps)
+	}
+	sort.SliceStable(r.prefixes, func(i, j int) bool { return len(r.prefixes[i].prefix) > len(r.prefixes[j].prefix) })
+	return r, nil
+}
+
+func (r *routes) addPrefixes(ps *providerState) {
+	prefixes := ps.cfg.Prefixes
+	if len(prefixes) == 0 {
+		prefixes = DefaultPrefixes[ps.kind]
+	}
+	for _, p := range prefixes {
+		r.prefixes = append(r.prefixes, prefixRoute{prefix: p, prov: ps, strip: strings.HasSuffix(p, "/")})
+	}
+}
+
+func newAdapter(kind string, pc ProviderConfig, client *http.Client) (provider.ModelAdapter, error) {
+	hc := provider.HTTPConfig{BaseURL: pc.BaseURL, APIKey: pc.APIKey.Reveal(), Client: client}
+	switch kind {
+	case KindOpenAI:
+		return provider.NewOpenAI(hc), nil
+	case KindAnthropic:
+		return provider.NewAnthropic(hc), nil
+	case KindGemini:
+		return provider.NewGemini(hc), nil
+	case KindOllama:
+		return provider.NewOllama(hc), nil
+	case KindMock:
+		return &provider.Mock{TokenDelay: pc.TokenDelay}, nil
+	}
+	return nil, fmt.Errorf("inference: unknown provider kind %q", kind)
+}
+
+// resolve maps a model name (or alias) to a target.
+func (r *routes) resolve(name string) (*target, error) {
+	if name == "" {
+		name = r.cfg.DefaultModel
+	}
+	for i := 0; i < 16; i++ {
+		next, ok := r.cfg.Aliases[name]
+		if !ok {
+			break
+		}
+		name = next
+	}
+	if mc, ok := r.cfg.Models[name]; ok && mc.Provider != "" {
+		ps, ok := r.providers[mc.Provider]
+		if !ok {
+			return nil, &provider.Error{Code: provider.CodeNotFound, Model: name,
+				Message: fmt.Sprintf("model %q is on provider %q, which is not enabled", name, mc.Provider)}
+		}
+		return r.target(name, mc, ps, mc.Upstream), nil
+	}
+	for _, p := range r.prefixes {
+		if strings.HasPrefix(name, p.prefix) {
+			upstream := name
+			if p.strip {
+				upstream = strings.TrimPrefix(name, p.prefix)
+			}
+			return r.target(name, r.cfg.Models[name], p.prov, upstream), nil
+		}
+	}
+	return nil, &provider.Error{Code: provider.CodeNotFound, Model: name,
+		Message: fmt.Sprintf("no enabled provider serves model %q", name)}
+}
+
+func (r *routes) target(name string, mc ModelConfig, ps *providerState, upstream string) *target {
+	if upstream == "" {
+		upstream = mc.Upstream
+	}
+	if upstream == "" {
+		upstream = name
+	}
+	return &target{name: name, upstream: upstream, prov: ps, model: mc, res: mc.Resilience.merge(ps.res)}
+}
+
+// chain resolves a model and its fallbacks, in order, skipping duplicates and fallbacks
+// that resolve to nothing (they are reported when the primary does not resolve).
+func (r *routes) chain(name string) ([]*target, error) {
+	first, err := r.resolve(name)
+	if err != nil {
+		return nil, err
+	}
+	out := []*target{first}
+	seen := map[string]bool{first.prov.name + "/" + first.upstream: true}
+	for _, fb := range first.model.Fallbacks {
+		t, err := r.resolve(fb)
+		if err != nil {
+			continue
+		}
+		key := t.prov.name + "/" + t.upstream
+		if !seen[key] {
+			seen[key] = true
+			out = append(out, t)
+		}
+	}
+	return out, nil
+}
+
+// breaker returns the circuit breaker of t's provider and model, creating it on first use.
+func (t *target) breaker(m *metrics) *gobreaker.TwoStepCircuitBreaker[struct{}] {
+	ps := t.prov
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if cb, ok := ps.breakers[t.upstream]; ok {
+		return cb
+	}
+	bc := t.res.Breaker
+	provName, model := ps.name, t.name
+	cb := gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
+		Name:        provName + "/" + model,
+		MaxRequests: bc.HalfOpenRequests,
+		Interval:    bc.Interval,
+		Timeout:     bc.OpenTimeout,
+		ReadyToTrip: func(c gobreaker.Counts) bool {
+			if c.ConsecutiveFailures >= bc.ConsecutiveFailures {
+				return true
+			}
+			return c.Requests >= bc.MinRequests && float64(c.TotalFailures)/float64(c.Requests) >= bc.FailureRate
+		},
+		OnStateChange: func(_ string, from, to gobreaker.State) {
+			m.breaker.WithLabelValues(provName, model).Set(float64(breakerLevel(to)))
+			m.transitions.WithLabelValues(provName, model, from.String(), to.String()).Inc()
+		},
+		// Failures the provider is not to blame for do not count against it.
+		IsSuccessful: func(err error) bool {
+			switch provider.CodeOf(err) {
+			case "", provider.CodeInvalidRequest, provider.CodeContextOverflow, provider.CodeContentFiltered,
+				provider.CodeNotFound:
+				return true
+			}
+			return false
+		},
+		IsExcluded: func(err error) bool { return provider.CodeOf(err) == provider.CodeCanceled },
+	})
+	m.breaker.WithLabelValues(provName, model).Set(0)
+	ps.breakers[t.upstream] = cb
+	return cb
+}
+
+func breakerLevel(s gobreaker.State) int {
+	switch s {
+	case gobreaker.StateHalfOpen:
+		return 1
+	case gobreaker.StateOpen:
+		return 2
+	}
+	return 0
+}
+
+// BreakerStatus is one breaker's state, for /readyz detail.
+type BreakerStatus struct {
+	Provider            string `json:"provider"`
+	Model               string `json:"model"`
+	State               string `json:"state"`
+	ConsecutiveFailures uint32 `json:"consecutive_failures"`
+}
+
+func (r *routes) breakerStatus() []BreakerStatus {
+	var out []BreakerStatus
+	for _, ps := range r.providers {
+		ps.mu.Lock()
+		for model, cb := range ps.breakers {
+			out = append(out, BreakerStatus{Provider: ps.name, Model: model, State: cb.State().String(),
+				ConsecutiveFailures: cb.Counts().ConsecutiveFailures})
+		}
+		ps.mu.Unlock()
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Provider != out[j].Provider {
+			return out[i].Provider < out[j].Provider
+		}
+		return out[i].Model < out[j].Model
+	})
+	return out
+}

@@ -1,0 +1,205 @@
+package inference
+
+import (
+	"context"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"sort"
+	"sync/atomic"
+	"time"
+
+	"github.com/mxp-mesh/mesh/services/inference/provider"
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// Version is reported by the bus service ($SRV.INFO).
+const Version = "0.1.0"
+
+// Deps are what the service is given rather than builds. Every field is optional.
+type Deps struct {
+	Logger *slog.Logger
+	// Registerer receives the metrics. Default: a private registry (metrics not exported).
+	Registerer prometheus.Registerer
+	// TracerProvider creates spans. Default: the global OpenTelemetry provider.
+	TracerProvider trace.TracerProvider
+	// Conn, when set, makes Run serve the bus API on it.
+	Conn *nats.Conn
+	// HTTPClient is used for every upstream call. Default: a client with keep-alive
+	// pools sized for a gateway and no overall timeout (contexts bound each call).
+	HTTPClient *http.Client
+	// Adapters replaces the adapter of a provider by name (tests, embedding).
+	Adapters map[string]provider.ModelAdapter
+	// Sleep waits between retries. Default: a timer that stops early when ctx ends.
+	// Tests inject virtual time here.
+	Sleep func(ctx context.Context, d time.Duration) error
+	// Jitter returns a uniform random duration in [0, n]. Default math/rand/v2.
+	Jitter func(n time.Duration) time.Duration
+}
+
+// Service is the inference service. It is safe for concurrent use.
+type Service struct {
+	deps   Deps
+	log    *slog.Logger
+	m      *metrics
+	tracer trace.Tracer
+	routes atomic.Pointer[routes]
+}
+
+// New builds a Service from cfg. Providers are enabled by cfg.Providers (see ApplyEnv
+// for the environment). It does no I/O.
+func New(cfg Config, deps Deps) (*Service, error) {
+	if deps.Logger == nil {
+		deps.Logger = slog.Default()
+	}
+	if deps.Registerer == nil {
+		deps.Registerer = prometheus.NewRegistry()
+	}
+	if deps.TracerProvider == nil {
+		deps.TracerProvider = otel.GetTracerProvider()
+	}
+	if deps.HTTPClient == nil {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.MaxIdleConns = 1024
+		tr.MaxIdleConnsPerHost = 256
+		tr.IdleConnTimeout = 90 * time.Second
+		deps.HTTPClient = &http.Client{Transport: tr}
+	}
+	if deps.Sleep == nil {
+		deps.Sleep = sleepCtx
+	}
+	if deps.Jitter == nil {
+		deps.Jitter = func(n time.Duration) time.Duration {
+			if n <= 0 {
+				return 0
+			}
+			return time.Duration(rand.Int64N(int64(n) + 1))
+		}
+	}
+	s := &Service{deps: deps, log: deps.Logger.With("service", "inference"), m: newMetrics(deps.Registerer),
+		tracer: deps.TracerProvider.Tracer("github.com/mxp-mesh/mesh/services/inference")}
+	if err := s.Reload(cfg); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Reload swaps in a new configuration atomically. Requests in flight finish on the old
+// one; providers whose config did not change keep their breakers and in-flight limits.
+// On error the old configuration stays.
+func (s *Service) Reload(cfg Config) error {
+	if cfg.MaxRequestBytes <= 0 {
+		cfg.MaxRequestBytes = 4 << 20
+	}
+	if cfg.MaxBusInflight <= 0 {
+		cfg.MaxBusInflight = 1024
+	}
+	if cfg.DefaultModel == "" {
+		cfg.DefaultModel = "mock"
+	}
+	r, err := buildRoutes(cfg, &s.deps, s.m, s.routes.Load())
+	if err != nil {
+		return err
+	}
+	s.routes.Store(r)
+	names := make([]string, 0, len(r.providers))
+	for n := range r.providers {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	s.log.Info("inference config loaded", "providers", names, "models", len(cfg.Models), "default_model", cfg.DefaultModel)
+	return nil
+}
+
+// Config returns the configuration in use.
+func (s *Service) Config() Config { return s.routes.Load().cfg }
+
+// Run serves the bus API when Deps.Conn is set and blocks until ctx ends, then stops
+// taking requests and lets those in flight finish within their own deadlines.
+func (s *Service) Run(ctx context.Context) error {
+	if s.deps.Conn == nil {
+		<-ctx.Done()
+		return nil
+	}
+	stop, err := s.serveBus(s.deps.Conn)
+	if err != nil {
+		return err
+	}
+	<-ctx.Done()
+	return stop()
+}
+
+// ModelInfo describes one model callers may name.
+type ModelInfo struct {
+	ID            string `json:"id"`
+	Provider      string `json:"provider"`
+	AliasOf       string `json:"alias_of,omitempty"`
+	ContextWindow int    `json:"context_window,omitempty"`
+}
+
+// Models lists configured models and aliases whose provider is enabled, sorted by id.
+func (s *Service) Models() []ModelInfo {
+	r := s.routes.Load()
+	var out []ModelInfo
+	for name := range r.cfg.Models {
+		if t, err := r.resolve(name); err == nil {
+			out = append(out, ModelInfo{ID: name, Provider: t.prov.name, ContextWindow: t.model.ContextWindow})
+		}
+	}
+	for alias, to := range r.cfg.Aliases {
+		if t, err := r.resolve(alias); err == nil {
+			out = append(out, ModelInfo{ID: alias, Provider: t.prov.name, AliasOf: to, ContextWindow: t.model.ContextWindow})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// Readiness is the /readyz detail of the service.
+type Readiness struct {
+	Ready     bool            `json:"ready"`
+	Providers []string        `json:"providers"`
+	Breakers  []BreakerStatus `json:"breakers"`
+	Reason    string          `json:"reason,omitempty"`
+}
+
+// Ready reports whether the default model can be served: at least one model of its
+// fallback chain resolves and its breaker is not open. Detail lists every breaker.
+func (s *Service) Ready() Readiness {
+	r := s.routes.Load()
+	out := Readiness{Breakers: r.breakerStatus()}
+	for n := range r.providers {
+		out.Providers = append(out.Providers, n)
+	}
+	sort.Strings(out.Providers)
+	chain, err := r.chain(r.cfg.DefaultModel)
+	if err != nil {
+		out.Reason = err.Error()
+		return out
+	}
+	for _, t := range chain {
+		if t.breaker(s.m).State().String() != "open" {
+			out.Ready = true
+			return out
+		}
+	}
+	out.Reason = "every breaker of the default model's chain is open"
+	return out
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

@@ -1,0 +1,129 @@
+package inference
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+
+	"github.com/mxp-mesh/mesh/services/inference/provider"
+)
+
+type oaiDelta struct {
+	Role      string        `json:"role,omitempty"`
+	Content   *string       `json:"content,omitempty"`
+	Refusal   string        `json:"refusal,omitempty"`
+	ToolCalls []oaiToolCall `json:"tool_calls,omitempty"`
+}
+
+type oaiChoice struct {
+	Index        int      `json:"index"`
+	Delta        oaiDelta `json:"delta"`
+	FinishReason *string  `json:"finish_reason"`
+}
+
+type oaiChunk struct {
+	ID      string      `json:"id"`
+	Object  string      `json:"object"`
+	Created int64       `json:"created"`
+	Model   string      `json:"model"`
+	Choices []oaiChoice `json:"choices"`
+	Usage   *oaiUsage   `json:"usage,omitempty"`
+}
+
+// sseWriter writes chat.completion.chunk events, flushing each so that tokens reach the
+// client as they arrive.
+type sseWriter struct {
+	w     http.ResponseWriter
+	fl    http.Flusher
+	buf   []byte
+	chunk oaiChunk
+	err   error
+}
+
+func (sw *sseWriter) event(v any) {
+	if sw.err != nil {
+		return
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		sw.err = err
+		return
+	}
+	sw.buf = append(sw.buf[:0], "data: "...)
+	sw.buf = append(sw.buf, b...)
+	sw.buf = append(sw.buf, '\n', '\n')
+	if _, sw.err = sw.w.Write(sw.buf); sw.err == nil && sw.fl != nil {
+		sw.fl.Flush()
+	}
+}
+
+func (sw *sseWriter) delta(d oaiDelta, finish *string) {
+	sw.chunk.Choices[0] = oaiChoice{Delta: d, FinishReason: finish}
+	sw.event(&sw.chunk)
+}
+
+// writeSSE streams st to w as OpenAI Chat Completions SSE. Errors after the headers are
+// sent as a final {"error": ...} event without [DONE], as OpenAI does.
+func (s *Service) writeSSE(w http.ResponseWriter, st *Stream, id, model string, created int64, includeUsage bool) {
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	fl, _ := w.(http.Flusher)
+	sw := &sseWriter{w: w, fl: fl, buf: make([]byte, 0, 512),
+		chunk: oaiChunk{ID: id, Object: "chat.completion.chunk", Created: created, Model: model, Choices: make([]oaiChoice, 1)}}
+	role := "assistant"
+	var finish provider.FinishReason
+	for sw.err == nil {
+		c, err := st.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			sw.event(errorBody(err))
+			return
+		}
+		d := oaiDelta{Role: role}
+		emit := role != ""
+		if c.Text != "" {
+			text := c.Text
+			d.Content, emit = &text, true
+		}
+		if c.Refusal != "" {
+			d.Refusal, emit = c.Refusal, true
+		}
+		if tc := c.ToolCall; tc != nil {
+			idx := tc.Index
+			call := oaiToolCall{Index: &idx, ID: tc.ID}
+			if tc.ID != "" {
+				call.Type = "function"
+			}
+			call.Function.Name, call.Function.Arguments = tc.Name, tc.Arguments
+			d.ToolCalls, emit = []oaiToolCall{call}, true
+		}
+		if emit {
+			sw.delta(d, nil)
+			role = ""
+		}
+		if c.FinishReason != "" {
+			finish = c.FinishReason
+		}
+	}
+	if sw.err != nil {
+		return
+	}
+	fr := openAIFinish(finish)
+	sw.delta(oaiDelta{}, &fr)
+	if includeUsage {
+		u := st.Usage()
+		sw.event(&oaiChunk{ID: id, Object: "chat.completion.chunk", Created: created, Model: model, Choices: []oaiChoice{},
+			Usage: &oaiUsage{PromptTokens: u.InputTokens, CompletionTokens: u.OutputTokens, TotalTokens: u.InputTokens + u.OutputTokens}})
+	}
+	if sw.err == nil {
+		if _, err := io.WriteString(w, "data: [DONE]\n\n"); err == nil && fl != nil {
+			fl.Flush()
+		}
+	}
+}
