@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/mxp-mesh/mesh/services/inference"
 	"github.com/mxp-mesh/mesh/services/inference/provider"
 )
 
@@ -44,7 +45,7 @@ func TestCollectStream(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := resp.Message
+	m := AssistantMessage(resp)
 	if m.Role != RoleAssistant || m.Content != "Hello world" || resp.FinishReason != provider.FinishToolCalls || resp.Usage.OutputTokens != 4 {
 		t.Fatalf("resp = %+v", resp)
 	}
@@ -73,9 +74,8 @@ func TestToolLoopWithMockProvider(t *testing.T) {
 		t.Fatal(err)
 	}
 	loop := ToolLoop{Model: AdapterModel{Adapter: &provider.Mock{}}, Tools: box}
-	res, err := loop.Run(context.Background(), ChatRequest{Model: "mock", Messages: []Message{
-		{Role: RoleUser, Content: `use weather {"city":"Oslo"}`},
-	}})
+	res, err := loop.Run(context.Background(), NewChatRequest("mock",
+		Message{Role: RoleUser, Content: `use weather {"city":"Oslo"}`}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +86,33 @@ func TestToolLoopWithMockProvider(t *testing.T) {
 	if res.Answer.Content != want {
 		t.Fatalf("answer = %q, want %q", res.Answer.Content, want)
 	}
+	if res.Provider != "mock" || res.Model != "mock" {
+		t.Fatalf("model %q provider %q", res.Model, res.Provider)
+	}
 	if _, err := (AdapterModel{Adapter: &provider.Mock{}}).Chat(context.Background(), &ChatRequest{}); !strings.Contains(err.Error(), "no messages") {
 		t.Fatalf("adapter error lost: %v", err)
+	}
+}
+
+// The inference service itself is a ChatModel: the tool loop runs against it in process
+// with its built-in configuration (the mock provider), retries and budgeting included.
+func TestToolLoopWithInferenceService(t *testing.T) {
+	svc, err := inference.New(inference.Defaults(), inference.Deps{Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var runs atomic.Int32
+	box, err := NewToolbox(newWeatherTool(t, &runs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var model ChatModel = svc
+	res, err := (&ToolLoop{Model: model, Tools: box}).Run(context.Background(),
+		NewChatRequest("", Message{Role: RoleUser, Content: `use weather {"city":"Bergen"}`}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if runs.Load() != 1 || res.Answer.Content != `Tool weather returned: {"city":"Bergen","temp_c":21.5}.` || res.Provider != "mock" {
+		t.Fatalf("result = %+v", res)
 	}
 }

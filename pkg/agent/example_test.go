@@ -73,10 +73,8 @@ func ExampleToolLoop() {
 		Tools:    tools,
 		MaxSteps: 4,
 	}
-	res, err := loop.Run(context.Background(), agent.ChatRequest{
-		Model:    "mock",
-		Messages: []agent.Message{{Role: agent.RoleUser, Content: `use weather {"city":"Oslo"}`}},
-	})
+	res, err := loop.Run(context.Background(), agent.NewChatRequest("mock",
+		agent.Message{Role: agent.RoleUser, Content: `use weather {"city":"Oslo"}`}))
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -33,6 +33,8 @@ type LoopResult struct {
 	Steps     int       // model calls made
 	ToolCalls int       // tool calls run
 	Usage     Usage     // tokens over every step
+	Model     string    // the model that answered last
+	Provider  string    // its provider
 }
 
 // toolError is what the model sees when a tool call fails, so it can correct itself.
@@ -69,10 +71,8 @@ func (l *ToolLoop) Run(ctx context.Context, req ChatRequest) (LoopResult, error)
 			return res, fmt.Errorf("agent: model call %d: %w", res.Steps, err)
 		}
 		res.Usage = addUsage(res.Usage, resp.Usage)
-		msg := resp.Message
-		if msg.Role == "" {
-			msg.Role = RoleAssistant
-		}
+		res.Model, res.Provider = resp.Model, resp.Provider
+		msg := AssistantMessage(resp)
 		res.Messages = append(res.Messages, msg)
 		res.Answer = msg
 		if len(msg.ToolCalls) == 0 {

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"github.com/mxp-mesh/mesh/services/inference/provider"
 )
 
 // scriptedModel answers with its script in order and records what it was sent.
@@ -16,26 +18,27 @@ type scriptedModel struct {
 	err    error
 }
 
-func (m *scriptedModel) Chat(_ context.Context, req *ChatRequest) (ChatResponse, error) {
+func (m *scriptedModel) Chat(_ context.Context, req *ChatRequest) (*ChatResponse, error) {
 	cp := *req
 	cp.Messages = append([]Message(nil), req.Messages...)
 	m.seen = append(m.seen, cp)
 	if m.err != nil {
-		return ChatResponse{}, m.err
+		return nil, m.err
 	}
 	i := len(m.seen) - 1
 	if i >= len(m.script) {
 		i = len(m.script) - 1
 	}
-	return m.script[i], nil
+	resp := m.script[i]
+	return &resp, nil
 }
 
 func callTools(calls ...ToolCall) ChatResponse {
-	return ChatResponse{Message: Message{Role: RoleAssistant, ToolCalls: calls}, FinishReason: "tool_calls", Usage: Usage{InputTokens: 1, OutputTokens: 1}}
+	return ChatResponse{Response: provider.Response{ToolCalls: calls, FinishReason: provider.FinishToolCalls, Usage: Usage{InputTokens: 1, OutputTokens: 1}}}
 }
 
 func answer(text string) ChatResponse {
-	return ChatResponse{Message: Message{Role: RoleAssistant, Content: text}, FinishReason: "stop", Usage: Usage{InputTokens: 2, OutputTokens: 3}}
+	return ChatResponse{Response: provider.Response{Text: text, FinishReason: provider.FinishStop, Usage: Usage{InputTokens: 2, OutputTokens: 3}}}
 }
 
 func TestToolLoop(t *testing.T) {
@@ -96,7 +99,7 @@ func TestToolLoop(t *testing.T) {
 			model := &scriptedModel{script: tt.script}
 			var observed int
 			loop := ToolLoop{Model: model, Tools: box, MaxSteps: tt.maxSteps, OnToolCall: func(ToolCall, json.RawMessage, error) { observed++ }}
-			res, err := loop.Run(context.Background(), ChatRequest{Model: "mock", Messages: user})
+			res, err := loop.Run(context.Background(), NewChatRequest("mock", user...))
 			if CodeOf(err) != tt.wantErr {
 				t.Fatalf("err = %v, want code %q", err, tt.wantErr)
 			}
