@@ -1,0 +1,309 @@
+package inference
+
+import (
+	"context"
+	"errors"
+	"io"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/mxp-mesh/mesh/services/inference/provider"
+	"github.com/mxp-mesh/mesh/services/inference/providertest"
+)
+
+var okReply = providertest.Reply{Words: []string{"all ", "good"}, InputTokens: 10, OutputTokens: 2}
+
+func fakeConfig(kind, url string, res Resilience) Config {
+	cfg := Defaults()
+	cfg.Providers[kind] = ProviderConfig{Kind: kind, BaseURL: url, Resilience: res}
+	if kind == KindOpenAI {
+		p := cfg.Providers[kind]
+		p.BaseURL = url + "/v1"
+		cfg.Providers[kind] = p
+	}
+	return cfg
+}
+
+func TestRetries(t *testing.T) {
+	cases := []struct {
+		name      string
+		faults    []providertest.Fault
+		res       Resilience
+		wantCode  provider.Code // "" = success
+		wantCalls int
+		wantWaits []time.Duration
+	}{
+		{"500 then 429 with Retry-After then ok",
+			[]providertest.Fault{{Status: 500}, {Status: 429, RetryAfter: "3"}}, Resilience{},
+			"", 3, []time.Duration{250 * time.Millisecond, 3 * time.Second}},
+		{"529 overloaded, backoff doubles", []providertest.Fault{{Status: 529}, {Status: 529}}, Resilience{},
+			"", 3, []time.Duration{250 * time.Millisecond, 500 * time.Millisecond}},
+		{"backoff capped", []providertest.Fault{{Status: 500}, {Status: 500}, {Status: 500}},
+			Resilience{MaxRetries: 3, BackoffBase: time.Second, BackoffMax: 1500 * time.Millisecond},
+			"", 4, []time.Duration{time.Second, 1500 * time.Millisecond, 1500 * time.Millisecond}},
+		{"retries exhausted", []providertest.Fault{{Status: 500}, {Status: 500}, {Status: 500}}, Resilience{},
+			provider.CodeProviderError, 3, []time.Duration{250 * time.Millisecond, 500 * time.Millisecond}},
+		{"400 is not retried", []providertest.Fault{{Status: 400}}, Resilience{},
+			provider.CodeInvalidRequest, 1, nil},
+		{"401 is not retried", []providertest.Fault{{Status: 401}}, Resilience{},
+			provider.CodeUnauthenticated, 1, nil},
+		{"Retry-After beyond the cap ends retrying", []providertest.Fault{{Status: 429, RetryAfter: "120"}}, Resilience{},
+			provider.CodeRateLimited, 1, nil},
+		{"retries disabled", []providertest.Fault{{Status: 500}}, Resilience{MaxRetries: -1},
+			provider.CodeProviderError, 1, nil},
+		{"malformed chunk before anything was passed on is retried", []providertest.Fault{{Malformed: true}}, Resilience{},
+			"", 2, []time.Duration{250 * time.Millisecond}},
+	}
+	for _, kind := range []string{KindOpenAI, KindAnthropic, KindGemini, KindOllama} {
+		for _, tc := range cases {
+			t.Run(kind+"/"+tc.name, func(t *testing.T) {
+				srv := providertest.New(kind, okReply)
+				defer srv.Close()
+				srv.Push(tc.faults...)
+				env := newTestService(t, fakeConfig(kind, srv.URL, tc.res), nil)
+				model := map[string]string{KindOpenAI: "gpt-x", KindAnthropic: "claude-x", KindGemini: "gemini-x", KindOllama: "ollama/llama"}[kind]
+				resp, err := env.svc.Chat(context.Background(), chatReq(model, "hi"))
+				if tc.wantCode == "" {
+					if err != nil {
+						t.Fatal(err)
+					}
+					eq(t, "text", resp.Text, "all good")
+				} else {
+					eq(t, "code", provider.CodeOf(err), tc.wantCode)
+				}
+				eq(t, "upstream calls", len(srv.Requests()), tc.wantCalls)
+				if got := env.sleep.recorded(); !slices.Equal(got, tc.wantWaits) {
+					t.Errorf("waits %v, want %v", got, tc.wantWaits)
+				}
+				eq(t, "retry metric", metricValue(t, env.reg, "mxp_inference_retries_total", nil), float64(len(tc.wantWaits)))
+			})
+		}
+	}
+}
+
+func TestNoRetryAfterFirstByte(t *testing.T) {
+	srv := providertest.New(providertest.OpenAI, providertest.Reply{Words: []string{"a ", "b ", "c ", "d ", "e"}})
+	defer srv.Close()
+	srv.Push(providertest.Fault{ResetAfter: 3})
+	env := newTestService(t, fakeConfig(KindOpenAI, srv.URL, Resilience{}), nil)
+	st, err := env.svc.Stream(context.Background(), chatReq("gpt-x", "hi"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var got strings.Builder
+	for {
+		c, err := st.Recv()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				t.Fatal("stream ended cleanly after a reset")
+			}
+			eq(t, "code", provider.CodeOf(err), provider.CodeProviderError)
+			break
+		}
+		got.WriteString(c.Text)
+	}
+	eq(t, "text passed on before the reset", got.String(), "a b ")
+	eq(t, "upstream calls", len(srv.Requests()), 1)
+	eq(t, "waits", len(env.sleep.recorded()), 0)
+}
+
+func TestFirstTokenTimeout(t *testing.T) {
+	srv := providertest.New(providertest.Anthropic, okReply)
+	defer srv.Close()
+	// The fault holds the first token for a minute; the test takes as long as the
+	// 20ms first-token timeout, not the minute.
+	srv.Push(providertest.Fault{FirstTokenDelay: time.Minute}, providertest.Fault{FirstTokenDelay: time.Minute})
+	env := newTestService(t, fakeConfig(KindAnthropic, srv.URL, Resilience{FirstTokenTimeout: 20 * time.Millisecond, MaxRetries: 1}), nil)
+	_, err := env.svc.Chat(context.Background(), chatReq("claude-x", "hi"))
+	eq(t, "code", provider.CodeOf(err), provider.CodeTimeout)
+	if !strings.Contains(err.Error(), "first token") {
+		t.Errorf("error %q does not name the first-token timeout", err)
+	}
+	eq(t, "calls", len(srv.Requests()), 2)
+
+	// A slow first attempt and a fast second: the retry succeeds.
+	srv.Push(providertest.Fault{FirstTokenDelay: time.Minute})
+	resp, err := env.svc.Chat(context.Background(), chatReq("claude-x", "hi"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	eq(t, "text", resp.Text, "all good")
+
+	// A per-request override wins over the configured 20ms: a 60ms first token passes.
+	srv.Push(providertest.Fault{FirstTokenDelay: 60 * time.Millisecond})
+	before := len(srv.Requests())
+	req := chatReq("claude-x", "hi")
+	req.FirstTokenTimeoutMs = 10_000
+	if _, err := env.svc.Chat(context.Background(), req); err != nil {
+		t.Fatalf("with override: %v", err)
+	}
+	eq(t, "calls with override", len(srv.Requests())-before, 1)
+}
+
+func TestBreakerOpensAndRecovers(t *testing.T) {
+	srv := providertest.New(providertest.OpenAI, okReply)
+	defer srv.Close()
+	srv.Push(providertest.Fault{Status: 500}, providertest.Fault{Status: 500}, providertest.Fault{Status: 500})
+	res := Resilience{MaxRetries: -1, Breaker: BreakerConfig{ConsecutiveFailures: 3, OpenTimeout: 30 * time.Millisecond}}
+	env := newTestService(t, fakeConfig(KindOpenAI, srv.URL, res), nil)
+	cfg := env.svc.Config()
+	cfg.DefaultModel = "gpt-x"
+	if err := env.svc.Reload(cfg); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		_, err := env.svc.Chat(context.Background(), chatReq("gpt-x", "hi"))
+		eq(t, "code", provider.CodeOf(err), provider.CodeProviderError)
+	}
+	_, err := env.svc.Chat(context.Background(), chatReq("gpt-x", "hi"))
+	eq(t, "open breaker code", provider.CodeOf(err), provider.CodeCircuitOpen)
+	eq(t, "calls (open breaker fails fast)", len(srv.Requests()), 3)
+	labels := map[string]string{"provider": "openai", "model": "gpt-x"}
+	eq(t, "breaker gauge", metricValue(t, env.reg, "mxp_inference_breaker_state", labels), 2.0)
+	rd := env.svc.Ready()
+	if rd.Ready || len(rd.Breakers) != 1 || rd.Breakers[0].State != "open" {
+		t.Errorf("readiness %+v", rd)
+	}
+	// After the open timeout a probe goes through; its success closes the breaker.
+	deadline := time.Now().Add(5 * time.Second)
+	for env.svc.Ready().Breakers[0].State == "open" && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if _, err := env.svc.Chat(context.Background(), chatReq("gpt-x", "hi")); err != nil {
+		t.Fatalf("half-open probe: %v", err)
+	}
+	eq(t, "breaker closed", env.svc.Ready().Breakers[0].State, "closed")
+	eq(t, "transitions to open", metricValue(t, env.reg, "mxp_inference_breaker_transitions_total",
+		map[string]string{"from": "closed", "to": "open"}), 1.0)
+}
+
+func TestFallbackChain(t *testing.T) {
+	bad := providertest.New(providertest.OpenAI, okReply)
+	defer bad.Close()
+	good := providertest.New(providertest.Anthropic, providertest.Reply{Words: []string{"from ", "claude"}})
+	defer good.Close()
+	bad.Push(providertest.Fault{Status: 503}, providertest.Fault{Status: 503}, providertest.Fault{Status: 400})
+	cfg := Defaults()
+	cfg.Providers[KindOpenAI] = ProviderConfig{BaseURL: bad.URL + "/v1", Resilience: Resilience{MaxRetries: 1}}
+	cfg.Providers[KindAnthropic] = ProviderConfig{BaseURL: good.URL}
+	cfg.Models["gpt-x"] = ModelConfig{Provider: KindOpenAI, Fallbacks: []string{"claude-y", "mock"}}
+	env := newTestService(t, cfg, nil)
+	st, err := env.svc.Stream(context.Background(), chatReq("gpt-x", "hi"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := provider.Collect(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eq(t, "text", resp.Text, "from claude")
+	eq(t, "provider", st.Provider, "anthropic")
+	eq(t, "fallback from", st.FallbackFrom, "gpt-x")
+	eq(t, "fallback metric", metricValue(t, env.reg, "mxp_inference_fallbacks_total",
+		map[string]string{"from": "gpt-x", "to": "claude-y"}), 1.0)
+
+	// invalid_request fails everywhere: no fallback.
+	_, err = env.svc.Chat(context.Background(), chatReq("gpt-x", "hi"))
+	eq(t, "code", provider.CodeOf(err), provider.CodeInvalidRequest)
+	eq(t, "anthropic calls", len(good.Requests()), 1)
+}
+
+// gateAdapter sends one chunk, then blocks until the stream is closed or release closes.
+type gateAdapter struct {
+	calls   atomic.Int32
+	release chan struct{}
+}
+
+func (g *gateAdapter) Name() string { return "gate" }
+func (g *gateAdapter) Stream(ctx context.Context, _ *provider.Request) (provider.Stream, error) {
+	g.calls.Add(1)
+	return &gateStream{ctx: ctx, release: g.release}, nil
+}
+
+type gateStream struct {
+	ctx     context.Context
+	release chan struct{}
+	n       int
+}
+
+func (s *gateStream) Recv() (provider.Chunk, error) {
+	s.n++
+	if s.n == 1 {
+		return provider.Chunk{Text: "first"}, nil
+	}
+	select {
+	case <-s.release:
+		return provider.Chunk{}, io.EOF
+	case <-s.ctx.Done():
+		return provider.Chunk{}, provider.AsError(s.ctx.Err())
+	}
+}
+func (s *gateStream) Close() error { return nil }
+
+func TestConcurrencyLimit(t *testing.T) {
+	gate := &gateAdapter{release: make(chan struct{})}
+	cfg := Defaults()
+	cfg.Providers["slow"] = ProviderConfig{Kind: KindMock, Prefixes: []string{"slow-"}, Resilience: Resilience{MaxConcurrency: 1}}
+	env := newTestService(t, cfg, map[string]provider.ModelAdapter{"slow": gate})
+	first, err := env.svc.Stream(context.Background(), chatReq("slow-1", "hi"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	eq(t, "inflight", metricValue(t, env.reg, "mxp_inference_inflight", map[string]string{"provider": "slow"}), 1.0)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err = env.svc.Stream(ctx, chatReq("slow-1", "hi"))
+	if err == nil {
+		t.Fatal("a second call went past a full concurrency limit")
+	}
+	eq(t, "adapter calls", gate.calls.Load(), int32(1))
+	// Other providers are not affected.
+	if _, err := env.svc.Chat(context.Background(), chatReq("mock", "hi")); err != nil {
+		t.Fatal(err)
+	}
+	first.Close()
+	second, err := env.svc.Stream(context.Background(), chatReq("slow-1", "hi"))
+	if err != nil {
+		t.Fatalf("slot not released by Close: %v", err)
+	}
+	second.Close()
+	eq(t, "inflight after close", metricValue(t, env.reg, "mxp_inference_inflight", map[string]string{"provider": "slow"}), 0.0)
+}
+
+func TestUsageEstimatedWhenMissing(t *testing.T) {
+	srv := providertest.New(providertest.Ollama, providertest.Reply{Words: []string{"hello ", "there"}})
+	defer srv.Close()
+	cfg := fakeConfig(KindOllama, srv.URL, Resilience{})
+	cfg.Models["ollama/llama"] = ModelConfig{Provider: KindOllama, Upstream: "llama", InputPrice: 1e6, OutputPrice: 2e6}
+	env := newTestService(t, cfg, nil)
+	resp, err := env.svc.Chat(context.Background(), chatReq("ollama/llama", "hi"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The fake reports zero counts: Ollama's counts are taken as reported.
+	eq(t, "reported input", resp.Usage.InputTokens, 0)
+	srv.SetReply(providertest.Reply{Words: []string{"x"}, InputTokens: 3, OutputTokens: 1})
+	if _, err := env.svc.Chat(context.Background(), chatReq("ollama/llama", "hi")); err != nil {
+		t.Fatal(err)
+	}
+	eq(t, "cost", metricValue(t, env.reg, "mxp_inference_cost_usd_total", nil), 3.0+2.0)
+	eq(t, "upstream model name", strings.Contains(string(srv.Requests()[0].Body), `"model":"llama"`), true)
+
+	// The mock path reports usage; a stream with no usage at all gets the estimate.
+	gate := &gateAdapter{release: make(chan struct{})}
+	close(gate.release)
+	cfg2 := Defaults()
+	cfg2.Providers["g"] = ProviderConfig{Kind: KindMock, Prefixes: []string{"g-"}}
+	env2 := newTestService(t, cfg2, map[string]provider.ModelAdapter{"g": gate})
+	r2, err := env2.svc.Chat(context.Background(), chatReq("g-1", "hello world"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r2.Usage.Estimated || r2.Usage.InputTokens == 0 || r2.Usage.OutputTokens != 1 {
+		t.Errorf("estimated usage %+v", r2.Usage)
+	}
+}
