@@ -1,0 +1,45 @@
+package agent
+
+import (
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+var goBlock = regexp.MustCompile("(?s)```go\n(.*?)```")
+
+// normalizeCode drops indentation and blank lines, so a snippet matches the body of the
+// Example function it was taken from.
+func normalizeCode(s string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// TestUsageSnippets checks that every Go snippet in docs/usage.md is code from
+// example_test.go, so the guide only shows code that compiles and runs.
+func TestUsageSnippets(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/usage.md")
+	if err != nil {
+		t.Fatalf("reading the guide: %v", err)
+	}
+	examples, err := os.ReadFile("example_test.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	code := normalizeCode(string(examples))
+	blocks := goBlock.FindAllStringSubmatch(string(doc), -1)
+	if len(blocks) < 5 {
+		t.Fatalf("found %d Go snippets in docs/usage.md", len(blocks))
+	}
+	for i, b := range blocks {
+		if !strings.Contains(code, normalizeCode(b[1])) {
+			t.Errorf("snippet %d of docs/usage.md is not in example_test.go:\n%s", i+1, b[1])
+		}
+	}
+}
