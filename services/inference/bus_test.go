@@ -1,0 +1,152 @@
+package inference
+
+import (
+	"context"
+	"encoding/json"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mxp-mesh/mesh/pkg/common/bus"
+	"github.com/mxp-mesh/mesh/services/inference/provider"
+	"github.com/nats-io/nats.go"
+)
+
+func startBus(t *testing.T, cfg Config) (*nats.Conn, *testEnv) {
+	t.Helper()
+	srv, err := bus.StartEmbedded(bus.EmbeddedConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	svcConn, err := srv.Connect("inference")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(svcConn.Close)
+	env := newTestService(t, cfg, nil)
+	env.svc.deps.Conn = svcConn
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- env.svc.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	nc, err := srv.Connect("client")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	// Wait until the endpoints are subscribed (a models request answers).
+	for i := 0; ; i++ {
+		if _, err := nc.Request(bus.SubjectInferenceModels, []byte("{}"), time.Second); err == nil {
+			break
+		} else if i > 50 {
+			t.Fatalf("service not up: %v", err)
+		}
+	}
+	return nc, env
+}
+
+func TestBusChat(t *testing.T) {
+	nc, _ := startBus(t, Defaults())
+	cases := []struct {
+		name, body string
+		wantText   string
+		wantKind   string
+	}{
+		{"ok", `{"model":"mock","messages":[{"role":"user","content":"hi"}]}`, "Mock reply to: hi", ""},
+		{"bad json", `{"model":`, "", "invalid_request"},
+		{"no messages", `{"model":"mock","messages":[]}`, "", "invalid_request"},
+		{"unknown model", `{"model":"zzz","messages":[{"role":"user","content":"x"}]}`, "", "model_not_found"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			msg, err := nc.Request(bus.SubjectInferenceChat, []byte(tc.body), 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.wantKind != "" {
+				berr, _ := bus.ReplyError(msg).(*bus.Error)
+				if berr == nil {
+					t.Fatalf("want error %s, got %s", tc.wantKind, msg.Data)
+				}
+				eq(t, "kind", berr.Code, tc.wantKind)
+				return
+			}
+			var resp ChatResponse
+			if err := json.Unmarshal(msg.Data, &resp); err != nil {
+				t.Fatal(err)
+			}
+			eq(t, "text", resp.Text, tc.wantText)
+			eq(t, "provider", resp.Provider, "mock")
+		})
+	}
+}
+
+// busStream runs the documented streaming protocol as a caller would.
+func busStream(t *testing.T, nc *nats.Conn, body string) (chunks []provider.Chunk, end *nats.Msg) {
+	t.Helper()
+	inbox := nats.NewInbox()
+	sub, err := nc.SubscribeSync(inbox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	h := nats.Header{}
+	bus.SetDeadline(h, time.Now().Add(10*time.Second))
+	if err := nc.PublishMsg(&nats.Msg{Subject: bus.SubjectInferenceStream, Reply: inbox, Data: []byte(body), Header: h}); err != nil {
+		t.Fatal(err)
+	}
+	for seq := 0; ; seq++ {
+		m, err := sub.NextMsg(5 * time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		eq(t, "seq", m.Header.Get(bus.HeaderStreamSeq), strconv.Itoa(seq))
+		if m.Header.Get(bus.HeaderStreamEnd) == "1" {
+			return chunks, m
+		}
+		var c provider.Chunk
+		if err := json.Unmarshal(m.Data, &c); err != nil {
+			t.Fatal(err)
+		}
+		chunks = append(chunks, c)
+	}
+}
+
+func TestBusStream(t *testing.T) {
+	nc, _ := startBus(t, Defaults())
+	chunks, end := busStream(t, nc, `{"model":"mock","messages":[{"role":"user","content":"a b c"}]}`)
+	var text strings.Builder
+	for _, c := range chunks {
+		text.WriteString(c.Text)
+	}
+	eq(t, "text", text.String(), "Mock reply to: a b c")
+	eq(t, "chunks", len(chunks), 7)
+	if bus.ReplyError(end) != nil {
+		t.Fatalf("terminal error: %v", bus.ReplyError(end))
+	}
+	var sum StreamSummary
+	json.Unmarshal(end.Data, &sum)
+	eq(t, "finish", sum.FinishReason, provider.FinishStop)
+	eq(t, "output tokens", sum.Usage.OutputTokens, 6)
+
+	// Tool calls stream as tool_call chunks.
+	chunks, _ = busStream(t, nc, `{"model":"mock","messages":[{"role":"user","content":"use lookup"}],"tools":[{"name":"lookup"}]}`)
+	if len(chunks) < 2 || chunks[0].ToolCall == nil || chunks[0].ToolCall.Name != "lookup" {
+		t.Errorf("tool call chunks %+v", chunks)
+	}
+
+	// Errors end the stream with a typed terminal message.
+	chunks, end = busStream(t, nc, `{"model":"mock","messages":[{"role":"robot","content":"x"}]}`)
+	eq(t, "chunks before error", len(chunks), 0)
+	berr, _ := bus.ReplyError(end).(*bus.Error)
+	if berr == nil || berr.Code != "invalid_request" || berr.Status != 400 {
+		t.Errorf("terminal error %+v", berr)
+	}
+}
