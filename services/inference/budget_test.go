@@ -8,7 +8,9 @@ import (
 	"github.com/mxp-mesh/mesh/services/inference/provider"
 )
 
-func msg(role provider.Role, text string) provider.Message { return provider.Message{Role: role, Content: text} }
+func msg(role provider.Role, text string) provider.Message {
+	return provider.Message{Role: role, Content: text}
+}
 
 func long(n int) string { return strings.Repeat("word ", n) }
 

@@ -374,4 +374,3 @@ func renderOllama(r Reply, model string) []string {
 		"message": map[string]any{"role": "assistant", "content": ""}, "done": true, "done_reason": reason,
 		"total_duration": 1000, "prompt_eval_count": r.InputTokens, "eval_count": r.OutputTokens}))
 }
-
