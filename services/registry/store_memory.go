@@ -1,0 +1,222 @@
+package registry
+
+import (
+	"container/heap"
+	"context"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// MemoryStore keeps registrations in process: a map by id, an index per capability and a
+// min-heap of lease ends. It serves one registry replica.
+type MemoryStore struct {
+	mu     sync.RWMutex
+	agents map[string]*memEntry
+	byCap  map[string]map[string]struct{}
+	leases leaseHeap
+}
+
+type memEntry struct {
+	agent Agent
+	index int // position in the lease heap
+}
+
+// NewMemoryStore returns an empty store.
+func NewMemoryStore() *MemoryStore {
+	return &MemoryStore{agents: map[string]*memEntry{}, byCap: map[string]map[string]struct{}{}}
+}
+
+// Register implements Store.
+func (s *MemoryStore) Register(_ context.Context, a Agent) (*Agent, error) {
+	a.Capabilities = slices.Clone(a.Capabilities)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e, ok := s.agents[a.ID]; ok {
+		prev := e.agent
+		s.unindex(prev)
+		a.RegisteredAt = prev.RegisteredAt
+		e.agent = a
+		s.index(a)
+		heap.Fix(&s.leases, e.index)
+		return &prev, nil
+	}
+	e := &memEntry{agent: a}
+	s.agents[a.ID] = e
+	s.index(a)
+	heap.Push(&s.leases, e)
+	return nil, nil
+}
+
+func (s *MemoryStore) index(a Agent) {
+	for _, c := range a.Capabilities {
+		set := s.byCap[c]
+		if set == nil {
+			set = map[string]struct{}{}
+			s.byCap[c] = set
+		}
+		set[a.ID] = struct{}{}
+	}
+}
+
+func (s *MemoryStore) unindex(a Agent) {
+	for _, c := range a.Capabilities {
+		if set := s.byCap[c]; set != nil {
+			delete(set, a.ID)
+			if len(set) == 0 {
+				delete(s.byCap, c)
+			}
+		}
+	}
+}
+
+// Heartbeat implements Store.
+func (s *MemoryStore) Heartbeat(_ context.Context, id string, now, expires time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.agents[id]
+	if !ok || !e.agent.ExpiresAt.After(now) {
+		return ErrNotFound
+	}
+	e.agent.LastHeartbeat = now
+	e.agent.ExpiresAt = expires
+	heap.Fix(&s.leases, e.index)
+	return nil
+}
+
+// Deregister implements Store.
+func (s *MemoryStore) Deregister(_ context.Context, id string) (Agent, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.agents[id]
+	if !ok {
+		return Agent{}, ErrNotFound
+	}
+	s.removeLocked(e)
+	return e.agent, nil
+}
+
+func (s *MemoryStore) removeLocked(e *memEntry) {
+	heap.Remove(&s.leases, e.index)
+	s.unindex(e.agent)
+	delete(s.agents, e.agent.ID)
+}
+
+// Get implements Store.
+func (s *MemoryStore) Get(_ context.Context, id string, now time.Time) (Agent, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	e, ok := s.agents[id]
+	if !ok || !e.agent.ExpiresAt.After(now) {
+		return Agent{}, ErrNotFound
+	}
+	return e.agent, nil
+}
+
+// Discover implements Store.
+func (s *MemoryStore) Discover(_ context.Context, q Query, now time.Time) ([]Agent, bool, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	match := func(a *Agent) bool {
+		if a.ID <= q.After || !a.ExpiresAt.After(now) {
+			return false
+		}
+		if q.NamePrefix != "" && !strings.HasPrefix(a.Name, q.NamePrefix) {
+			return false
+		}
+		if q.Tag != "" && !a.hasTag(q.Tag) {
+			return false
+		}
+		for _, c := range q.Capabilities {
+			if _, ok := s.byCap[c][a.ID]; !ok {
+				return false
+			}
+		}
+		return true
+	}
+	var ids []string
+	if len(q.Capabilities) > 0 {
+		// Walk the smallest capability set; the others are checked by lookup.
+		smallest := s.byCap[q.Capabilities[0]]
+		for _, c := range q.Capabilities[1:] {
+			if len(s.byCap[c]) < len(smallest) {
+				smallest = s.byCap[c]
+			}
+		}
+		for id := range smallest {
+			if match(&s.agents[id].agent) {
+				ids = append(ids, id)
+			}
+		}
+	} else {
+		for id, e := range s.agents {
+			if match(&e.agent) {
+				ids = append(ids, id)
+			}
+		}
+	}
+	slices.Sort(ids)
+	more := len(ids) > q.Limit
+	if more {
+		ids = ids[:q.Limit]
+	}
+	out := make([]Agent, len(ids))
+	for i, id := range ids {
+		out[i] = s.agents[id].agent
+	}
+	return out, more, nil
+}
+
+// PopExpired implements Store.
+func (s *MemoryStore) PopExpired(_ context.Context, now time.Time, limit int) ([]Agent, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Agent
+	for len(s.leases) > 0 && len(out) < limit {
+		e := s.leases[0]
+		if e.agent.ExpiresAt.After(now) {
+			break
+		}
+		s.removeLocked(e)
+		out = append(out, e.agent)
+	}
+	return out, nil
+}
+
+// Count implements Store.
+func (s *MemoryStore) Count(context.Context) (int, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return len(s.agents), nil
+}
+
+// Ping implements Store.
+func (s *MemoryStore) Ping(context.Context) error { return nil }
+
+// Close implements Store.
+func (s *MemoryStore) Close() error { return nil }
+
+// leaseHeap orders entries by lease end (earliest first).
+type leaseHeap []*memEntry
+
+func (h leaseHeap) Len() int           { return len(h) }
+func (h leaseHeap) Less(i, j int) bool { return h[i].agent.ExpiresAt.Before(h[j].agent.ExpiresAt) }
+func (h leaseHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].index = i
+	h[j].index = j
+}
+func (h *leaseHeap) Push(x any) {
+	e := x.(*memEntry)
+	e.index = len(*h)
+	*h = append(*h, e)
+}
+func (h *leaseHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	e.index = -1
+	return e
+}

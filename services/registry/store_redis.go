@@ -1,0 +1,331 @@
+package registry
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// RedisStore keeps registrations in Redis so several registry replicas share them.
+//
+// Layout under Prefix (default "mxp:registry:"):
+//
+//	agent:<id>   hash: d (descriptor JSON), reg and hb (Unix ms)
+//	leases       sorted set: id scored by lease end (Unix ms)
+//	ids          sorted set: every id at score 0 (lexicographic pages for listings)
+//	cap:<name>   set: ids of agents with the capability
+//
+// Every write is one Lua script, so it is atomic against the others; PopExpired removes
+// and returns ended leases in one script, so across replicas each expiry is popped (and
+// announced) exactly once. Keys are computed inside the scripts, so the layout suits a
+// single Redis (or a primary with replicas/Sentinel), not Redis Cluster.
+type RedisStore struct {
+	c      redis.UniversalClient
+	prefix string
+}
+
+// RedisOptions configure NewRedisStore.
+type RedisOptions struct {
+	URL      string // redis://[user:password@]host:port/db
+	Password string // overrides the URL's password when set
+	Prefix   string // key prefix; default "mxp:registry:"
+}
+
+// NewRedisStore connects to Redis and checks it answers.
+func NewRedisStore(ctx context.Context, o RedisOptions) (*RedisStore, error) {
+	opts, err := redis.ParseURL(o.URL)
+	if err != nil {
+		return nil, fmt.Errorf("registry: redis url: %w", err)
+	}
+	if o.Password != "" {
+		opts.Password = o.Password
+	}
+	if o.Prefix == "" {
+		o.Prefix = "mxp:registry:"
+	}
+	s := &RedisStore{c: redis.NewClient(opts), prefix: o.Prefix}
+	if err := s.Ping(ctx); err != nil {
+		s.c.Close()
+		return nil, fmt.Errorf("registry: redis at %s: %w", opts.Addr, err)
+	}
+	return s, nil
+}
+
+var registerScript = redis.NewScript(`
+local p, id, d, now, exp = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local key = p .. 'agent:' .. id
+local old = redis.call('HMGET', key, 'd', 'reg', 'hb')
+if old[1] then
+  for _, c in ipairs(cjson.decode(old[1]).capabilities) do redis.call('SREM', p .. 'cap:' .. c, id) end
+end
+local reg = old[2] or now
+redis.call('HSET', key, 'd', d, 'reg', reg, 'hb', now)
+local oldexp = redis.call('ZSCORE', p .. 'leases', id)
+redis.call('ZADD', p .. 'leases', exp, id)
+redis.call('ZADD', p .. 'ids', 0, id)
+for i = 6, #ARGV do redis.call('SADD', p .. 'cap:' .. ARGV[i], id) end
+if old[1] then return {old[1], old[2], old[3] or '0', oldexp or '0'} end
+return false
+`)
+
+var heartbeatScript = redis.NewScript(`
+local p, id, now, exp = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
+local s = redis.call('ZSCORE', p .. 'leases', id)
+if not s or tonumber(s) <= now then return 0 end
+redis.call('ZADD', p .. 'leases', exp, id)
+redis.call('HSET', p .. 'agent:' .. id, 'hb', ARGV[3])
+return 1
+`)
+
+// removeFn is shared by deregister and popExpired: it deletes one agent and returns
+// {d, reg, hb, exp} (or nil when absent).
+const removeFn = `
+local function remove(p, id)
+  local key = p .. 'agent:' .. id
+  local h = redis.call('HMGET', key, 'd', 'reg', 'hb')
+  local exp = redis.call('ZSCORE', p .. 'leases', id) or '0'
+  redis.call('ZREM', p .. 'leases', id)
+  redis.call('ZREM', p .. 'ids', id)
+  if not h[1] then return nil end
+  for _, c in ipairs(cjson.decode(h[1]).capabilities) do redis.call('SREM', p .. 'cap:' .. c, id) end
+  redis.call('DEL', key)
+  return {h[1], h[2] or '0', h[3] or '0', exp}
+end
+`
+
+var deregisterScript = redis.NewScript(removeFn + `
+local r = remove(ARGV[1], ARGV[2])
+if not r then return false end
+return r
+`)
+
+var popExpiredScript = redis.NewScript(removeFn + `
+local p = ARGV[1]
+local ids = redis.call('ZRANGEBYSCORE', p .. 'leases', '-inf', ARGV[2], 'LIMIT', 0, tonumber(ARGV[3]))
+local out = {}
+for _, id in ipairs(ids) do
+  local r = remove(p, id)
+  if r then for _, v in ipairs(r) do table.insert(out, v) end end
+end
+return out
+`)
+
+func ms(t time.Time) string { return strconv.FormatInt(t.UnixMilli(), 10) }
+
+func fromMS(v any) time.Time {
+	var n int64
+	switch x := v.(type) {
+	case string:
+		f, _ := strconv.ParseFloat(x, 64)
+		n = int64(f)
+	case int64:
+		n = x
+	case float64:
+		n = int64(x)
+	}
+	return time.UnixMilli(n)
+}
+
+// decodeAgent rebuilds an Agent from the {d, reg, hb, exp} strings a script returns.
+func decodeAgent(vals []any) (Agent, error) {
+	if len(vals) < 4 {
+		return Agent{}, errors.New("registry: short record from redis")
+	}
+	d, _ := vals[0].(string)
+	var a Agent
+	if err := json.Unmarshal([]byte(d), &a); err != nil {
+		return Agent{}, fmt.Errorf("registry: corrupt record in redis: %w", err)
+	}
+	a.RegisteredAt, a.LastHeartbeat, a.ExpiresAt = fromMS(vals[1]), fromMS(vals[2]), fromMS(vals[3])
+	return a, nil
+}
+
+// Register implements Store.
+func (s *RedisStore) Register(ctx context.Context, a Agent) (*Agent, error) {
+	args := []any{s.prefix, a.ID, string(a.descriptor()), ms(a.LastHeartbeat), ms(a.ExpiresAt)}
+	for _, c := range a.Capabilities {
+		args = append(args, c)
+	}
+	res, err := registerScript.Run(ctx, s.c, nil, args...).Slice()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	prev, err := decodeAgent(res)
+	if err != nil {
+		return nil, err
+	}
+	return &prev, nil
+}
+
+// Heartbeat implements Store.
+func (s *RedisStore) Heartbeat(ctx context.Context, id string, now, expires time.Time) error {
+	n, err := heartbeatScript.Run(ctx, s.c, nil, s.prefix, id, ms(now), ms(expires)).Int()
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// Deregister implements Store.
+func (s *RedisStore) Deregister(ctx context.Context, id string) (Agent, error) {
+	res, err := deregisterScript.Run(ctx, s.c, nil, s.prefix, id).Slice()
+	if errors.Is(err, redis.Nil) {
+		return Agent{}, ErrNotFound
+	}
+	if err != nil {
+		return Agent{}, err
+	}
+	return decodeAgent(res)
+}
+
+// PopExpired implements Store.
+func (s *RedisStore) PopExpired(ctx context.Context, now time.Time, limit int) ([]Agent, error) {
+	res, err := popExpiredScript.Run(ctx, s.c, nil, s.prefix, ms(now), limit).Slice()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, err
+	}
+	out := make([]Agent, 0, len(res)/4)
+	for i := 0; i+4 <= len(res); i += 4 {
+		a, err := decodeAgent(res[i : i+4])
+		if err != nil {
+			return out, err
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+// fetch loads agents by id (in order), skipping absent ones and ended leases.
+func (s *RedisStore) fetch(ctx context.Context, ids []string, now time.Time) ([]Agent, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	pipe := s.c.Pipeline()
+	hs := make([]*redis.SliceCmd, len(ids))
+	for i, id := range ids {
+		hs[i] = pipe.HMGet(ctx, s.prefix+"agent:"+id, "d", "reg", "hb")
+	}
+	exps := pipe.ZMScore(ctx, s.prefix+"leases", ids...)
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, err
+	}
+	scores := exps.Val()
+	out := make([]Agent, 0, len(ids))
+	for i := range ids {
+		v := hs[i].Val()
+		if len(v) < 3 || v[0] == nil || i >= len(scores) || scores[i] == 0 {
+			continue
+		}
+		a, err := decodeAgent([]any{v[0], v[1], v[2], scores[i]})
+		if err != nil {
+			return nil, err
+		}
+		if a.ExpiresAt.After(now) {
+			out = append(out, a)
+		}
+	}
+	return out, nil
+}
+
+// Get implements Store.
+func (s *RedisStore) Get(ctx context.Context, id string, now time.Time) (Agent, error) {
+	as, err := s.fetch(ctx, []string{id}, now)
+	if err != nil {
+		return Agent{}, err
+	}
+	if len(as) == 0 {
+		return Agent{}, ErrNotFound
+	}
+	return as[0], nil
+}
+
+// Discover implements Store.
+func (s *RedisStore) Discover(ctx context.Context, q Query, now time.Time) ([]Agent, bool, error) {
+	var ids []string
+	if len(q.Capabilities) > 0 {
+		keys := make([]string, len(q.Capabilities))
+		for i, c := range q.Capabilities {
+			keys[i] = s.prefix + "cap:" + c
+		}
+		all, err := s.c.SInter(ctx, keys...).Result()
+		if err != nil {
+			return nil, false, err
+		}
+		for _, id := range all {
+			if id > q.After {
+				ids = append(ids, id)
+			}
+		}
+		slices.Sort(ids)
+	}
+	match := func(a Agent) bool {
+		return (q.NamePrefix == "" || strings.HasPrefix(a.Name, q.NamePrefix)) && (q.Tag == "" || a.hasTag(q.Tag))
+	}
+	// Fetch in pages until Limit+1 matches are found (the extra one says "more").
+	const page = 256
+	out := make([]Agent, 0, q.Limit+1)
+	after := q.After
+	for len(out) <= q.Limit {
+		var batch []string
+		if len(q.Capabilities) > 0 {
+			if len(ids) == 0 {
+				break
+			}
+			n := min(page, len(ids))
+			batch, ids = ids[:n], ids[n:]
+		} else {
+			min := "-"
+			if after != "" {
+				min = "(" + after
+			}
+			var err error
+			batch, err = s.c.ZRangeByLex(ctx, s.prefix+"ids", &redis.ZRangeBy{Min: min, Max: "+", Count: page}).Result()
+			if err != nil {
+				return nil, false, err
+			}
+			if len(batch) == 0 {
+				break
+			}
+			after = batch[len(batch)-1]
+		}
+		as, err := s.fetch(ctx, batch, now)
+		if err != nil {
+			return nil, false, err
+		}
+		for _, a := range as {
+			if match(a) {
+				out = append(out, a)
+			}
+		}
+	}
+	more := len(out) > q.Limit
+	if more {
+		out = out[:q.Limit]
+	}
+	return out, more, nil
+}
+
+// Count implements Store.
+func (s *RedisStore) Count(ctx context.Context) (int, error) {
+	n, err := s.c.ZCard(ctx, s.prefix+"leases").Result()
+	return int(n), err
+}
+
+// Ping implements Store.
+func (s *RedisStore) Ping(ctx context.Context) error { return s.c.Ping(ctx).Err() }
+
+// Close implements Store.
+func (s *RedisStore) Close() error { return s.c.Close() }

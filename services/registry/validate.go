@@ -1,0 +1,224 @@
+package registry
+
+import (
+	"encoding/json"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+
+	"github.com/mxp-mesh/mesh/pkg/common/bus"
+)
+
+// Validation limits (the protocol's numbers, in one place).
+const (
+	MaxNameLen          = 96  // runes
+	MaxCapabilityLen    = 64  // bytes of [a-z0-9._-]
+	MaxCapabilities     = 64  // per agent
+	MaxTagLen           = 64  // bytes
+	MaxAddressLen       = 262 // a 253-byte host name, ':' and a port
+	DefaultMetadataSize = 4096
+)
+
+// Error codes of registry replies (the "code" of the Error payload).
+const (
+	CodeInvalidJSON         = bus.CodeInvalidJSON
+	CodeInvalidAgentID      = "invalid_agent_id"
+	CodeInvalidName         = "invalid_name"
+	CodeInvalidCapability   = "invalid_capability"
+	CodeTooManyCapabilities = "too_many_capabilities"
+	CodeInvalidAddress      = "invalid_address"
+	CodeInvalidMetadata     = "invalid_metadata"
+	CodeMetadataTooLarge    = "metadata_too_large"
+	CodeInvalidQuery        = "invalid_query"
+	CodeNotFound            = bus.CodeNotFound
+	CodeStoreUnavailable    = "store_unavailable"
+)
+
+func invalid(code, format string, args ...any) *bus.Error {
+	return bus.Errorf(400, code, format, args...)
+}
+
+// decodeJSON decodes a request body strictly enough to name what is wrong.
+func decodeJSON(data []byte, v any) error {
+	if len(data) == 0 {
+		return invalid(CodeInvalidJSON, "empty body; want a JSON object")
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return invalid(CodeInvalidJSON, "body is not valid JSON for this request: %v", err)
+	}
+	return nil
+}
+
+// ValidAgentID checks and canonicalises an agent id (a UUID, lower-case hyphenated form).
+func ValidAgentID(id string) (string, error) {
+	if len(id) > 45 { // the longest form uuid.Parse accepts (urn:uuid: prefix)
+		return "", invalid(CodeInvalidAgentID, "agent id is %d bytes; want a UUID", len(id))
+	}
+	u, err := uuid.Parse(id)
+	if err != nil {
+		return "", invalid(CodeInvalidAgentID, "agent id %q is not a UUID", id)
+	}
+	if u == uuid.Nil {
+		return "", invalid(CodeInvalidAgentID, "agent id must not be the nil UUID")
+	}
+	return u.String(), nil
+}
+
+// ValidCapability checks one capability name.
+func ValidCapability(c string) error {
+	if len(c) == 0 || len(c) > MaxCapabilityLen {
+		return invalid(CodeInvalidCapability, "capability %q must be 1-%d characters", trunc(c), MaxCapabilityLen)
+	}
+	for i := 0; i < len(c); i++ {
+		b := c[i]
+		if !(b >= 'a' && b <= 'z' || b >= '0' && b <= '9' || b == '.' || b == '_' || b == '-') {
+			return invalid(CodeInvalidCapability, "capability %q: character %q not in [a-z0-9._-]", trunc(c), b)
+		}
+	}
+	return nil
+}
+
+// validateRegister checks a registration and returns the agent to store (id
+// canonicalised, capabilities sorted and de-duplicated, tags de-duplicated).
+func validateRegister(r RegisterRequest, maxMetadata int) (Agent, error) {
+	id, err := ValidAgentID(r.ID)
+	if err != nil {
+		return Agent{}, err
+	}
+	if n := utf8.RuneCountInString(r.Name); n == 0 || n > MaxNameLen || !utf8.ValidString(r.Name) {
+		return Agent{}, invalid(CodeInvalidName, "name must be 1-%d characters of valid UTF-8, got %d", MaxNameLen, n)
+	}
+	if strings.IndexFunc(r.Name, unicode.IsControl) >= 0 {
+		return Agent{}, invalid(CodeInvalidName, "name must not contain control characters")
+	}
+	if len(r.Capabilities) > MaxCapabilities {
+		return Agent{}, invalid(CodeTooManyCapabilities, "%d capabilities; at most %d per agent", len(r.Capabilities), MaxCapabilities)
+	}
+	for _, c := range r.Capabilities {
+		if err := ValidCapability(c); err != nil {
+			return Agent{}, err
+		}
+	}
+	caps := slices.Compact(slices.Sorted(slices.Values(r.Capabilities)))
+	if err := validAddress(r.Address); err != nil {
+		return Agent{}, err
+	}
+	md := r.Metadata
+	for _, t := range md.Tags {
+		if len(t) == 0 || len(t) > MaxTagLen || strings.IndexFunc(t, unicode.IsControl) >= 0 || !utf8.ValidString(t) {
+			return Agent{}, invalid(CodeInvalidMetadata, "tag %q must be 1-%d printable characters", trunc(t), MaxTagLen)
+		}
+	}
+	if md.Tags != nil {
+		md.Tags = slices.Compact(slices.Sorted(slices.Values(md.Tags)))
+	}
+	for k, v := range md.Extra {
+		if !utf8.ValidString(k) || !utf8.ValidString(v) {
+			return Agent{}, invalid(CodeInvalidMetadata, "metadata must be valid UTF-8")
+		}
+	}
+	b, _ := json.Marshal(md)
+	if len(b) > maxMetadata {
+		return Agent{}, bus.Errorf(400, CodeMetadataTooLarge, "metadata is %d bytes; at most %d", len(b), maxMetadata)
+	}
+	return Agent{ID: id, Name: r.Name, Capabilities: caps, Address: r.Address, Metadata: md}, nil
+}
+
+// validAddress accepts host:port where host is an IP address or a DNS name.
+func validAddress(a string) error {
+	if a == "" || len(a) > MaxAddressLen {
+		return invalid(CodeInvalidAddress, "address must be host:port, at most %d bytes", MaxAddressLen)
+	}
+	host, port, err := net.SplitHostPort(a)
+	if err != nil {
+		return invalid(CodeInvalidAddress, "address %q is not host:port", trunc(a))
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil || p < 1 || p > 65535 {
+		return invalid(CodeInvalidAddress, "address %q: port must be 1-65535", trunc(a))
+	}
+	if net.ParseIP(host) != nil {
+		return nil
+	}
+	if !validHostname(host) {
+		return invalid(CodeInvalidAddress, "address %q: host is neither an IP address nor a DNS name", trunc(a))
+	}
+	return nil
+}
+
+func validHostname(h string) bool {
+	if h == "" || len(h) > 253 {
+		return false
+	}
+	for label := range strings.SplitSeq(strings.TrimSuffix(h, "."), ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for i := 0; i < len(label); i++ {
+			b := label[i]
+			if !(b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '-') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// Query is a validated discovery query.
+type Query struct {
+	Capabilities []string // all required, sorted
+	NamePrefix   string
+	Tag          string
+	Limit        int
+	After        string // exclusive lower bound on agent id
+}
+
+// validateDiscover checks a discovery request against the configured limits.
+func validateDiscover(r DiscoverRequest, defaultLimit, maxLimit int) (Query, error) {
+	caps := slices.Clone(r.Capabilities)
+	if r.Capability != "" {
+		caps = append(caps, r.Capability)
+	}
+	if len(caps) > MaxCapabilities {
+		return Query{}, invalid(CodeInvalidQuery, "%d capabilities in the query; at most %d", len(caps), MaxCapabilities)
+	}
+	for _, c := range caps {
+		if err := ValidCapability(c); err != nil {
+			return Query{}, err
+		}
+	}
+	if utf8.RuneCountInString(r.NamePrefix) > MaxNameLen {
+		return Query{}, invalid(CodeInvalidQuery, "name_prefix longer than %d characters", MaxNameLen)
+	}
+	if len(r.Tag) > MaxTagLen {
+		return Query{}, invalid(CodeInvalidQuery, "tag longer than %d characters", MaxTagLen)
+	}
+	switch {
+	case r.Limit < 0:
+		return Query{}, invalid(CodeInvalidQuery, "limit must be >= 0, got %d", r.Limit)
+	case r.Limit == 0:
+		r.Limit = defaultLimit
+	case r.Limit > maxLimit:
+		r.Limit = maxLimit
+	}
+	if r.After != "" {
+		id, err := ValidAgentID(r.After)
+		if err != nil {
+			return Query{}, invalid(CodeInvalidQuery, "after must be an agent id")
+		}
+		r.After = id
+	}
+	return Query{Capabilities: slices.Compact(slices.Sorted(slices.Values(caps))), NamePrefix: r.NamePrefix, Tag: r.Tag, Limit: r.Limit, After: r.After}, nil
+}
+
+func trunc(s string) string {
+	if len(s) > 40 {
+		return s[:40] + "…"
+	}
+	return s
+}
