@@ -97,8 +97,10 @@ func AppendFrame(dst []byte, f *Frame) ([]byte, error) {
 // payload length, checksum. The first failure is returned as a FrameError (see its Unwrap
 // for the typed errors with their fields).
 //
-// Decode does not allocate, also not on error: FrameError is a small value that stays on
-// the caller's stack unless the caller keeps it.
+// Decode does not allocate. On error it returns a FrameError, a 24-byte value built in the
+// caller's frame (Decode is inlined): a caller that inspects it by type assertion,
+// err.(FrameError).Kind(), keeps it on the stack; one that keeps it, returns it or hands it
+// to errors.Is, errors.As or ErrorKind moves it to the heap (one 24-byte allocation).
 func Decode(b []byte) (f Frame, n int, err error) {
 	n, fe := decodeInto(&f, b) // on error f stays zero and n is 0
 	if fe.kind != 0 {
@@ -113,11 +115,14 @@ func decodeInto(f *Frame, b []byte) (int, FrameError) {
 	if len(b) < FrameOverhead {
 		return 0, FrameError{kind: ErrBufferTooSmall, a: FrameOverhead, b: uint64(len(b))}
 	}
-	size, fe := checkHeader((*[HeaderSize]byte)(b))
-	if fe.kind != 0 {
-		return 0, fe
+	h := (*[HeaderSize]byte)(b)
+	size := binary.LittleEndian.Uint64(h[offLength:])
+	// One test for the common case of a well-formed header; checkHeader names the fault.
+	if binary.LittleEndian.Uint32(h[offMagic:]) != Magic || h[offReserved]|h[offReserved+1] != 0 ||
+		!validType[h[offType]] || h[offFlags]&^byte(FlagsMask) != 0 || size > MaxPayloadSize {
+		return 0, checkHeader(h)
 	}
-	end := HeaderSize + size
+	end := HeaderSize + int(size)
 	if len(b) < end+ChecksumSize {
 		return 0, FrameError{kind: ErrBufferTooSmall, a: uint64(end + ChecksumSize), b: uint64(len(b))}
 	}
@@ -125,34 +130,31 @@ func decodeInto(f *Frame, b []byte) (int, FrameError) {
 	if sum := xxh3.Hash(b[:end]); sum != found {
 		return 0, FrameError{kind: ErrChecksumMismatch, a: sum, b: found}
 	}
-	*f = Frame{
-		Type:      MessageType(b[offType]),
-		Flags:     Flags(b[offFlags]),
-		MessageID: binary.LittleEndian.Uint64(b[offMessageID:]),
-		TraceID:   binary.LittleEndian.Uint64(b[offTraceID:]),
-		Payload:   b[HeaderSize:end:end],
-	}
+	f.Type = MessageType(h[offType])
+	f.Flags = Flags(h[offFlags])
+	f.MessageID = binary.LittleEndian.Uint64(h[offMessageID:])
+	f.TraceID = binary.LittleEndian.Uint64(h[offTraceID:])
+	f.Payload = b[HeaderSize:end:end]
 	return end + ChecksumSize, FrameError{}
 }
 
 // checkHeader validates a header in Decode's order (magic, reserved, type, flags, payload
-// length) and returns the declared payload length.
-func checkHeader(h *[HeaderSize]byte) (int, FrameError) {
+// length) and returns the first fault, or a zero FrameError for a good header.
+func checkHeader(h *[HeaderSize]byte) FrameError {
 	if m := binary.LittleEndian.Uint32(h[offMagic:]); m != Magic {
-		return 0, FrameError{kind: ErrInvalidMagic, a: uint64(m)}
+		return FrameError{kind: ErrInvalidMagic, a: uint64(m)}
 	}
 	if r := binary.LittleEndian.Uint16(h[offReserved:]); r != 0 {
-		return 0, FrameError{kind: ErrReservedFieldNonZero, a: uint64(r)}
+		return FrameError{kind: ErrReservedFieldNonZero, a: uint64(r)}
 	}
 	if t := h[offType]; !validType[t] {
-		return 0, FrameError{kind: ErrInvalidMessageType, a: uint64(t)}
+		return FrameError{kind: ErrInvalidMessageType, a: uint64(t)}
 	}
 	if fl := Flags(h[offFlags]); fl&^FlagsMask != 0 {
-		return 0, FrameError{kind: ErrInvalidFlags, a: uint64(fl)}
+		return FrameError{kind: ErrInvalidFlags, a: uint64(fl)}
 	}
-	size := binary.LittleEndian.Uint64(h[offLength:])
-	if size > MaxPayloadSize {
-		return 0, FrameError{kind: ErrPayloadTooLarge, a: size, b: MaxPayloadSize}
+	if size := binary.LittleEndian.Uint64(h[offLength:]); size > MaxPayloadSize {
+		return FrameError{kind: ErrPayloadTooLarge, a: size, b: MaxPayloadSize}
 	}
-	return int(size), FrameError{}
+	return FrameError{}
 }
