@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -58,6 +59,9 @@ type Agent struct {
 	running  bool
 	retire   chan struct{} // closed by Retire
 	retireMu sync.Once
+
+	disp atomic.Pointer[Dispatcher] // set while serving
+	reg  atomic.Pointer[registrar]  // set while serving
 }
 
 // New checks cfg and returns an agent in StateInit.
@@ -175,6 +179,8 @@ func (a *Agent) serve(ctx context.Context, conn meshConn) (err error) {
 		reg: Registration{ID: a.cfg.ID, Name: a.cfg.Name, Capabilities: a.cfg.Capabilities,
 			Version: a.cfg.Version, Description: a.cfg.Description, Tags: a.cfg.Tags},
 	}
+	a.disp.Store(disp)
+	a.reg.Store(reg)
 	var activateOnce sync.Once
 	reg.onRegistered = func() {
 		activateOnce.Do(func() {
