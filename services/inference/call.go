@@ -339,6 +339,18 @@ func (st *Stream) Recv() (provider.Chunk, error) {
 	return provider.Chunk{}, st.err
 }
 
+// Buffered reports whether the next Recv returns without waiting on the provider.
+func (st *Stream) Buffered() bool {
+	if st.first != nil {
+		return true
+	}
+	if st.eof || st.err != nil {
+		return true
+	}
+	b, ok := st.inner.(provider.Buffered)
+	return ok && b.Buffered()
+}
+
 // Close ends the call, releasing the upstream connection. Closing before io.EOF counts
 // as a cancellation, not a provider failure.
 func (st *Stream) Close() error {

@@ -3,6 +3,7 @@ module github.com/mxp-mesh/mesh/services/inference
 go 1.26.0
 
 require (
+	github.com/HdrHistogram/hdrhistogram-go v1.4.0
 	github.com/fsnotify/fsnotify v1.10.1
 	github.com/go-chi/chi/v5 v5.5.0
 	github.com/mxp-mesh/mesh/pkg/common v0.0.0

@@ -53,7 +53,11 @@ func (sw *sseWriter) event(v any) {
 	sw.buf = append(sw.buf[:0], "data: "...)
 	sw.buf = append(sw.buf, b...)
 	sw.buf = append(sw.buf, '\n', '\n')
-	if _, sw.err = sw.w.Write(sw.buf); sw.err == nil && sw.fl != nil {
+	_, sw.err = sw.w.Write(sw.buf)
+}
+
+func (sw *sseWriter) flush() {
+	if sw.err == nil && sw.fl != nil {
 		sw.fl.Flush()
 	}
 }
@@ -83,6 +87,7 @@ func (s *Service) writeSSE(w http.ResponseWriter, st *Stream, id, model string, 
 		}
 		if err != nil {
 			sw.event(errorBody(err))
+			sw.flush()
 			return
 		}
 		d := oaiDelta{Role: role}
@@ -110,6 +115,11 @@ func (s *Service) writeSSE(w http.ResponseWriter, st *Stream, id, model string, 
 		if c.FinishReason != "" {
 			finish = c.FinishReason
 		}
+		// Flush only when the next chunk is not already here: bursts go out in one
+		// write, and no chunk waits for a later one.
+		if !st.Buffered() {
+			sw.flush()
+		}
 	}
 	if sw.err != nil {
 		return
@@ -122,8 +132,7 @@ func (s *Service) writeSSE(w http.ResponseWriter, st *Stream, id, model string, 
 			Usage: &oaiUsage{PromptTokens: u.InputTokens, CompletionTokens: u.OutputTokens, TotalTokens: u.InputTokens + u.OutputTokens}})
 	}
 	if sw.err == nil {
-		if _, err := io.WriteString(w, "data: [DONE]\n\n"); err == nil && fl != nil {
-			fl.Flush()
-		}
+		_, sw.err = io.WriteString(w, "data: [DONE]\n\n")
+		sw.flush()
 	}
 }

@@ -296,7 +296,7 @@ func NewAnthropicStream(body io.ReadCloser) Stream {
 		}
 		return nil, nil // ping, content_block_stop and unknown events carry nothing
 	}
-	return &chunkStream{body: body, decode: decode}
+	return &chunkStream{body: body, decode: decode, reader: sse.r}
 }
 
 func anthropicFinish(s string) FinishReason {

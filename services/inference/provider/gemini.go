@@ -416,7 +416,7 @@ func NewGeminiStream(body io.ReadCloser) Stream {
 		}
 		return out, nil
 	}
-	return &chunkStream{body: body, decode: decode}
+	return &chunkStream{body: body, decode: decode, reader: sse.r}
 }
 
 func geminiFinish(s string) FinishReason {

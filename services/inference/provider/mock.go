@@ -40,7 +40,7 @@ func (m *Mock) Stream(ctx context.Context, req *Request) (Stream, error) {
 	}
 	chunks := MockChunks(req)
 	i := 0
-	return &funcStream{next: func() (Chunk, error) {
+	return &funcStream{ready: func() bool { return m.TokenDelay == 0 && i < len(chunks) }, next: func() (Chunk, error) {
 		if i >= len(chunks) {
 			return Chunk{}, io.EOF
 		}
@@ -61,10 +61,14 @@ func (m *Mock) Stream(ctx context.Context, req *Request) (Stream, error) {
 	}}, nil
 }
 
-type funcStream struct{ next func() (Chunk, error) }
+type funcStream struct {
+	next  func() (Chunk, error)
+	ready func() bool
+}
 
 func (s *funcStream) Recv() (Chunk, error) { return s.next() }
 func (s *funcStream) Close() error         { return nil }
+func (s *funcStream) Buffered() bool       { return s.ready() }
 
 // MockChunks returns the whole stream the mock gives for req.
 func MockChunks(req *Request) []Chunk {

@@ -235,5 +235,5 @@ func NewOllamaStream(body io.ReadCloser) Stream {
 		}
 		return out, nil
 	}
-	return &chunkStream{body: body, decode: decode}
+	return &chunkStream{body: body, decode: decode, reader: r}
 }

@@ -281,7 +281,7 @@ func NewOpenAIStream(body io.ReadCloser) Stream {
 		}
 		return out, nil
 	}
-	return &chunkStream{body: body, decode: decode}
+	return &chunkStream{body: body, decode: decode, reader: sse.r}
 }
 
 func openAIFinish(s string) FinishReason {

@@ -133,6 +133,13 @@ type Stream interface {
 	Close() error
 }
 
+// Buffered is implemented by streams that can tell whether the next Recv will return
+// without waiting on the network. Writers use it to flush only when the stream would
+// block, which coalesces bursts of chunks into one write without delaying any chunk.
+type Buffered interface {
+	Buffered() bool
+}
+
 // ModelAdapter is one model provider. Stream sends the request and returns once the
 // provider accepted it (HTTP status read), so errors before the first byte of the body
 // are returned by Stream itself and can be retried by the caller. ctx bounds the whole

@@ -108,6 +108,7 @@ func readLine(r *bufio.Reader) ([]byte, error) {
 type chunkStream struct {
 	body    io.Closer
 	decode  func() ([]Chunk, error)
+	reader  *bufio.Reader // the body's buffer, for Buffered
 	pending []Chunk
 	err     error
 	once    sync.Once
@@ -127,6 +128,11 @@ func (s *chunkStream) Recv() (Chunk, error) {
 	c := s.pending[0]
 	s.pending = s.pending[1:]
 	return c, nil
+}
+
+// Buffered implements Buffered: a decoded chunk is pending or body bytes are buffered.
+func (s *chunkStream) Buffered() bool {
+	return len(s.pending) > 0 || s.err != nil || (s.reader != nil && s.reader.Buffered() > 0)
 }
 
 func (s *chunkStream) Close() error {

@@ -1,0 +1,157 @@
+package inference
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/mxp-mesh/mesh/services/inference/provider"
+	"github.com/mxp-mesh/mesh/services/inference/providertest"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// benchReply is a 20-token reply with usage, streamed as 20 SSE chunks.
+var benchReply = providertest.Reply{Words: strings.Fields(strings.Repeat("token ", 20)), InputTokens: 12, OutputTokens: 20}
+
+// doChat sends one Chat Completions request and returns the time to the first content
+// chunk and to the end of the body.
+func doChat(b *testing.B, client *http.Client, url, body string) (ttft, total time.Duration) {
+	start := time.Now()
+	resp, err := client.Post(url, "application/json", strings.NewReader(body))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if resp.StatusCode != 200 {
+		data, _ := io.ReadAll(resp.Body)
+		b.Fatalf("HTTP %d: %s", resp.StatusCode, data)
+	}
+	r := bufio.NewReader(resp.Body)
+	for {
+		line, err := r.ReadSlice('\n')
+		if ttft == 0 && strings.Contains(string(line), `"content":"token`) {
+			ttft = time.Since(start)
+		}
+		if err != nil {
+			break
+		}
+	}
+	resp.Body.Close()
+	total = time.Since(start)
+	if ttft == 0 {
+		ttft = total
+	}
+	return ttft, total
+}
+
+func newHist() *hdrhistogram.Histogram { return hdrhistogram.New(1, int64(10*time.Second/time.Microsecond), 3) }
+
+// BenchmarkGatewayOverhead sends the same load, paced at 1,000 requests/s per path, to the
+// fake OpenAI provider directly and through /v1/chat/completions, interleaved in one run,
+// and reports the latency and time to first token the gateway adds, and its memory per
+// request.
+func BenchmarkGatewayOverhead(b *testing.B) {
+	for _, mode := range []struct {
+		name   string
+		stream bool
+	}{{"stream", true}, {"nonstream", false}} {
+		b.Run(mode.name, func(b *testing.B) {
+			fake := providertest.New(providertest.OpenAI, benchReply)
+			defer fake.Close()
+			fake.SetRecording(false)
+			cfg := Defaults()
+			cfg.Providers[KindOpenAI] = ProviderConfig{BaseURL: fake.URL + "/v1"}
+			svc, err := New(cfg, Deps{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Registerer: prometheus.NewRegistry()})
+			if err != nil {
+				b.Fatal(err)
+			}
+			gw := httptest.NewServer(svc.Handler())
+			defer gw.Close()
+			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}}
+			streamBody := `{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"hello"}]}`
+			gwBody := streamBody
+			if !mode.stream {
+				gwBody = `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hello"}]}`
+			}
+			directURL, gwURL := fake.URL+"/v1/chat/completions", gw.URL+"/v1/chat/completions"
+			// Warm both paths (connections, pools).
+			for range 50 {
+				doChat(b, client, directURL, streamBody)
+				doChat(b, client, gwURL, gwBody)
+			}
+			dTotal, gTotal, dTTFT, gTTFT := newHist(), newHist(), newHist(), newHist()
+			tick := time.NewTicker(time.Millisecond)
+			defer tick.Stop()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				<-tick.C
+				t1, d1 := doChat(b, client, directURL, streamBody)
+				t2, d2 := doChat(b, client, gwURL, gwBody)
+				dTotal.RecordValue(d1.Microseconds())
+				gTotal.RecordValue(d2.Microseconds())
+				dTTFT.RecordValue(t1.Microseconds())
+				gTTFT.RecordValue(t2.Microseconds())
+			}
+			b.StopTimer()
+			// Memory: bytes allocated per request on each path, measured apart.
+			perReq := func(url, body string) float64 {
+				var m0, m1 runtime.MemStats
+				runtime.GC()
+				runtime.ReadMemStats(&m0)
+				const n = 200
+				for range n {
+					doChat(b, client, url, body)
+				}
+				runtime.ReadMemStats(&m1)
+				return float64(m1.TotalAlloc-m0.TotalAlloc) / n
+			}
+			direct, through := perReq(directURL, streamBody), perReq(gwURL, gwBody)
+			q := func(h *hdrhistogram.Histogram, p float64) float64 { return float64(h.ValueAtQuantile(p)) }
+			b.ReportMetric(q(dTotal, 50), "direct_p50_us")
+			b.ReportMetric(q(gTotal, 50), "gateway_p50_us")
+			b.ReportMetric(q(gTotal, 50)-q(dTotal, 50), "added_p50_us")
+			b.ReportMetric(q(gTotal, 99)-q(dTotal, 99), "added_p99_us")
+			if mode.stream {
+				b.ReportMetric(q(gTTFT, 50)-q(dTTFT, 50), "added_ttft_p50_us")
+				b.ReportMetric(q(gTTFT, 99)-q(dTTFT, 99), "added_ttft_p99_us")
+			}
+			b.ReportMetric(through-direct, "added_bytes/req")
+		})
+	}
+}
+
+// BenchmarkServiceStreamMock is the in-process cost of one call through routing,
+// breaker, concurrency limit, metrics and tracing with the mock provider (no HTTP).
+func BenchmarkServiceStreamMock(b *testing.B) {
+	svc, err := New(Defaults(), Deps{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	req := &ChatRequest{Request: provider.Request{Model: "mock", Messages: userMsg("one two three four")}}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		if _, err := svc.Chat(context.Background(), req); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkParseOpenAIRequest(b *testing.B) {
+	body := []byte(`{"model":"gpt-4o","stream":true,"messages":[{"role":"system","content":"be brief"},{"role":"user","content":"hello there"}],` + weatherTool + `}`)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(body)))
+	for range b.N {
+		if _, _, _, err := ParseOpenAIRequest(body); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
