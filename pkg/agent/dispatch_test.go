@@ -83,7 +83,7 @@ func TestDispatchCalls(t *testing.T) {
 			_, hasDeadline := ctx.Deadline()
 			return []byte(m.From + "/" + m.Kind.String() + "/" + map[bool]string{true: "deadline", false: "none"}[hasDeadline]), nil
 		case "typed":
-			return nil, Errorf(CodePermissionDenied, "not you")
+			return nil, Errorf(CodeForbidden, "not you")
 		case "plain":
 			return nil, errors.New("disk on fire")
 		case "panic":
@@ -104,14 +104,14 @@ func TestDispatchCalls(t *testing.T) {
 			in.Deadline = time.Now().Add(time.Hour)
 			return in
 		}(), KindResponse, "caller-1/call/deadline"},
-		{"typed error", call(3, "typed"), KindError, string(CodePermissionDenied)},
+		{"typed error", call(3, "typed"), KindError, string(CodeForbidden)},
 		{"plain error", call(4, "plain"), KindError, string(CodeInternal)},
 		{"panic", call(5, "panic"), KindError, string(CodeInternal)},
 		{"expired deadline", func() Inbound {
 			in := call(6, "hi")
 			in.Deadline = time.Now().Add(-time.Second)
 			return in
-		}(), KindError, string(CodeDeadlineExceeded)},
+		}(), KindError, string(CodeTimeout)},
 		{"still serving after a panic", call(7, "again"), KindResponse, "echo:again"},
 	}
 	for _, tt := range tests {

@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+
+	"github.com/mxp-mesh/mesh/pkg/mxp"
 )
 
 // Code classifies an error an agent returns or receives. It travels in the "code" field of
-// an MXP Error payload, so a caller in any language can branch on it. The set is closed:
-// CodeOf maps every error to one of these values.
+// an MXP Error payload (mxp.ErrorCode, same values), so a caller in any language can
+// branch on it; the codes the edge and services send (unreachable, timeout, rate_limited,
+// ...) are Codes too.
 type Code string
 
 // The error codes an agent can send or see. docs/errors.md says what each means and what
@@ -17,23 +20,36 @@ const (
 	// CodeInvalidArgument: the request or tool arguments do not match what the handler
 	// accepts (bad JSON, schema violation). Retrying the same request will fail again.
 	CodeInvalidArgument Code = "invalid_argument"
-	// CodeNotFound: the named tool, agent or capability does not exist.
-	CodeNotFound Code = "not_found"
-	// CodeUnavailable: the agent is not taking new work (suspended, retiring, stopped).
-	// Retry later or elsewhere.
-	CodeUnavailable Code = "unavailable"
+	// CodeNotFound: the named tool, agent, stream or handler does not exist.
+	CodeNotFound Code = Code(mxp.CodeNotFound)
+	// CodeUnavailable: the agent is not taking new work (suspended, retiring, stopped) or
+	// the mesh is starting or draining. Retry later or elsewhere.
+	CodeUnavailable Code = Code(mxp.CodeUnavailable)
 	// CodeOverloaded: the agent's bounded work queue is full. Back off and retry.
 	CodeOverloaded Code = "overloaded"
-	// CodeDeadlineExceeded: the caller's deadline passed before an answer was ready.
-	CodeDeadlineExceeded Code = "deadline_exceeded"
+	// CodeTimeout: the caller's deadline passed before an answer was ready.
+	CodeTimeout Code = Code(mxp.CodeTimeout)
 	// CodeCanceled: the work was cancelled (the caller went away or the agent shut down).
 	CodeCanceled Code = "canceled"
-	// CodePermissionDenied: the caller is not allowed to do this.
-	CodePermissionDenied Code = "permission_denied"
+	// CodeForbidden: the caller is not allowed to do this.
+	CodeForbidden Code = Code(mxp.CodeForbidden)
 	// CodeStepLimit: a tool-calling loop hit its step limit without a final answer.
 	CodeStepLimit Code = "step_limit"
 	// CodeInternal: a handler panicked or failed with an error that carries no code.
-	CodeInternal Code = "internal"
+	CodeInternal Code = Code(mxp.CodeInternal)
+
+	// Codes the mesh itself sends (see pkg/mxp and docs/protocol.md).
+
+	// CodeUnreachable: no agent or service answers at the target.
+	CodeUnreachable Code = Code(mxp.CodeUnreachable)
+	// CodeRateLimited: the sender exceeded a rate or concurrency limit of the edge.
+	CodeRateLimited Code = Code(mxp.CodeRateLimited)
+	// CodeTooLarge: a frame, payload or result exceeds a size limit.
+	CodeTooLarge Code = Code(mxp.CodeTooLarge)
+	// CodeInvalidPayload: a payload does not follow the MXP payload profile.
+	CodeInvalidPayload Code = Code(mxp.CodeInvalidPayload)
+	// CodeInvalidFrame: a frame failed to decode.
+	CodeInvalidFrame Code = Code(mxp.CodeInvalidFrame)
 )
 
 // Error is an error with a Code. Return one from a handler (see Errorf) to choose the code
@@ -63,7 +79,7 @@ func (e *Error) Error() string {
 // Unwrap returns the cause.
 func (e *Error) Unwrap() error { return e.Err }
 
-// Is reports whether target is an *Error with the same Code, so that
+// Is reports whether target is an *Error with only the same Code, so that
 // errors.Is(err, &agent.Error{Code: agent.CodeNotFound}) matches any not-found error.
 func (e *Error) Is(target error) bool {
 	t, ok := target.(*Error)
@@ -71,8 +87,9 @@ func (e *Error) Is(target error) bool {
 }
 
 // CodeOf returns the code an error travels with: the Code of the first *Error in its
-// chain; CodeDeadlineExceeded and CodeCanceled for the context errors; CodeInternal for
-// anything else. CodeOf(nil) is "".
+// chain; CodeTimeout and CodeCanceled for the context errors; the code of a remote MXP
+// error (*mxp.RemoteError) or an mxp.ErrorCode; CodeInvalidFrame / CodeInvalidPayload /
+// CodeTooLarge for MXP decoding errors; CodeInternal for anything else. CodeOf(nil) is "".
 func CodeOf(err error) Code {
 	if err == nil {
 		return ""
@@ -83,11 +100,11 @@ func CodeOf(err error) Code {
 	}
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):
-		return CodeDeadlineExceeded
+		return CodeTimeout
 	case errors.Is(err, context.Canceled):
 		return CodeCanceled
 	}
-	return CodeInternal
+	return Code(mxp.ErrorCodeFor(err)) // remote errors, mxp codes, frame and payload errors
 }
 
 // asError converts any error into the *Error that is sent to a caller.

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+
+	"github.com/mxp-mesh/mesh/pkg/mxp"
 )
 
 func TestCodeOf(t *testing.T) {
@@ -17,10 +19,13 @@ func TestCodeOf(t *testing.T) {
 		{"nil", nil, ""},
 		{"typed", Errorf(CodeNotFound, "tool %q", "x"), CodeNotFound},
 		{"wrapped typed", fmt.Errorf("outer: %w", Errorf(CodeOverloaded, "busy")), CodeOverloaded},
-		{"deadline", fmt.Errorf("x: %w", context.DeadlineExceeded), CodeDeadlineExceeded},
+		{"deadline", fmt.Errorf("x: %w", context.DeadlineExceeded), CodeTimeout},
 		{"canceled", context.Canceled, CodeCanceled},
 		{"plain", cause, CodeInternal},
 		{"empty code", &Error{Message: "m"}, CodeInternal},
+		{"remote", fmt.Errorf("call: %w", &mxp.RemoteError{Code: mxp.CodeUnreachable, Message: "no agent"}), CodeUnreachable},
+		{"mxp code", mxp.CodeRateLimited, CodeRateLimited},
+		{"bad payload", func() error { _, err := mxp.DecodeCall([]byte{1}); return err }(), CodeInvalidPayload},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -110,7 +110,7 @@ func ExampleJSONCall() {
 	type AddResponse struct{ Sum int }
 	handler := agent.JSONCall(func(ctx context.Context, req AddRequest) (AddResponse, error) {
 		if caller, ok := agent.MetaFrom(ctx); ok && caller.From == "" {
-			return AddResponse{}, agent.Errorf(agent.CodePermissionDenied, "anonymous callers may not add")
+			return AddResponse{}, agent.Errorf(agent.CodeForbidden, "anonymous callers may not add")
 		}
 		return AddResponse{Sum: req.A + req.B}, nil
 	})
