@@ -21,8 +21,8 @@ var t0 = time.UnixMilli(time.Now().UnixMilli())
 func testAgent(n int, name string, caps []string, tags ...string) Agent {
 	return Agent{
 		ID: agentID(n), Name: name, Capabilities: caps, Address: "127.0.0.1:7000",
-		Metadata:      Metadata{Version: "1.0.0", Tags: tags},
-		RegisteredAt:  t0, LastHeartbeat: t0, ExpiresAt: t0.Add(30 * time.Second),
+		Metadata:     Metadata{Version: "1.0.0", Tags: tags},
+		RegisteredAt: t0, LastHeartbeat: t0, ExpiresAt: t0.Add(30 * time.Second),
 	}
 }
 

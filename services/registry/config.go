@@ -1,0 +1,118 @@
+package registry
+
+import (
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/mxp-mesh/mesh/pkg/common/bus"
+	"github.com/mxp-mesh/mesh/pkg/common/config"
+	"github.com/mxp-mesh/mesh/pkg/common/security"
+)
+
+// Config is the registry's configuration. DefaultConfig documents every default; each
+// key is also MXP_REGISTRY_<KEY> in the environment, and the tagged ones are flags.
+type Config struct {
+	// NATS is the bus URL (comma-separated for a cluster). Empty starts an embedded
+	// nats-server in process.
+	NATS string `yaml:"nats" flag:"nats" usage:"NATS URL; empty starts an embedded server"`
+	// Store is "memory" (default) or a Redis URL (redis://[user:pass@]host:port/db,
+	// rediss:// for TLS) shared by every replica.
+	Store string `yaml:"store" flag:"store" usage:"memory or redis://host:port/db"`
+	// HTTP is the listen address of /metrics, /livez, /readyz, /debug/pprof and the
+	// /v1/agents read API. Empty disables HTTP. Default 127.0.0.1:9101.
+	HTTP string `yaml:"http" flag:"http" usage:"HTTP listen address for metrics, health and /v1/agents"`
+	// Lease is how long a registration lives without a heartbeat. Default 30s.
+	Lease time.Duration `yaml:"lease" flag:"lease" usage:"agent lease (TTL)" reload:"live"`
+	// HeartbeatInterval is the interval agents are told to heartbeat at; an agent that
+	// missed one is shown as "expiring". Default 10s.
+	HeartbeatInterval time.Duration `yaml:"heartbeat_interval" reload:"live"`
+	// ExpiryInterval is how often ended leases are collected; the expired event is sent
+	// at most this long (plus processing) after a lease ends. Default 100ms.
+	ExpiryInterval time.Duration `yaml:"expiry_interval"`
+	// ExpiryBatch bounds the leases collected per store call. Default 500.
+	ExpiryBatch int `yaml:"expiry_batch"`
+	// DiscoverDefaultLimit and DiscoverMaxLimit bound discovery results. Defaults 100, 1000.
+	DiscoverDefaultLimit int `yaml:"discover_default_limit" reload:"live"`
+	DiscoverMaxLimit     int `yaml:"discover_max_limit" reload:"live"`
+	// MaxMetadataBytes bounds a registration's metadata (as JSON). Default 4096.
+	MaxMetadataBytes int `yaml:"max_metadata_bytes" reload:"live"`
+	// LogLevel is debug, info, warn or error. Default info.
+	LogLevel string `yaml:"log_level" flag:"log-level" usage:"debug, info, warn or error" reload:"live"`
+	// Limits on bus requests: payload size, concurrency, timeout, per-agent rate.
+	Limits security.Limits `yaml:"limits"`
+	// Redis tunes the Redis store.
+	Redis RedisConfig `yaml:"redis"`
+	// EmbeddedNATS tunes the embedded server when NATS is empty.
+	EmbeddedNATS bus.EmbeddedConfig `yaml:"embedded_nats"`
+	// ShutdownTimeout bounds graceful shutdown. Default 20s.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+}
+
+// RedisConfig tunes the Redis store.
+type RedisConfig struct {
+	// Password overrides the URL's password (keep it out of URLs and logs).
+	Password security.Secret `yaml:"password"`
+	// Prefix of every key. Default "mxp:registry:".
+	Prefix string `yaml:"prefix"`
+}
+
+// DefaultConfig returns the defaults.
+func DefaultConfig() Config {
+	return Config{
+		Store:                "memory",
+		HTTP:                 "127.0.0.1:9101",
+		Lease:                30 * time.Second,
+		HeartbeatInterval:    10 * time.Second,
+		ExpiryInterval:       100 * time.Millisecond,
+		ExpiryBatch:          500,
+		DiscoverDefaultLimit: 100,
+		DiscoverMaxLimit:     1000,
+		MaxMetadataBytes:     DefaultMetadataSize,
+		LogLevel:             "info",
+		Limits:               security.Limits{MaxPayloadBytes: 64 << 10}.WithDefaults(),
+		Redis:                RedisConfig{Prefix: "mxp:registry:"},
+		ShutdownTimeout:      20 * time.Second,
+	}
+}
+
+// Validate implements config.Validator.
+func (c Config) Validate() error {
+	var errs []error
+	add := func(key, format string, args ...any) { errs = append(errs, config.FieldError(key, format, args...)) }
+	if c.Store != "memory" && !strings.HasPrefix(c.Store, "redis://") && !strings.HasPrefix(c.Store, "rediss://") {
+		add("store", "want memory or a redis:// URL, got %q", c.Store)
+	}
+	if c.Lease < time.Second {
+		add("lease", "must be at least 1s, got %v", c.Lease)
+	}
+	if c.HeartbeatInterval <= 0 || c.HeartbeatInterval >= c.Lease {
+		add("heartbeat_interval", "must be positive and shorter than lease (%v), got %v", c.Lease, c.HeartbeatInterval)
+	}
+	if c.ExpiryInterval <= 0 || c.ExpiryInterval > time.Second {
+		add("expiry_interval", "must be in (0, 1s] so expiry is announced within a second, got %v", c.ExpiryInterval)
+	}
+	if c.ExpiryBatch <= 0 {
+		add("expiry_batch", "must be positive, got %d", c.ExpiryBatch)
+	}
+	if c.DiscoverDefaultLimit <= 0 || c.DiscoverMaxLimit < c.DiscoverDefaultLimit {
+		add("discover_max_limit", "need 0 < discover_default_limit (%d) <= discover_max_limit (%d)", c.DiscoverDefaultLimit, c.DiscoverMaxLimit)
+	}
+	if c.MaxMetadataBytes < 64 {
+		add("max_metadata_bytes", "must be at least 64, got %d", c.MaxMetadataBytes)
+	}
+	if c.LogLevel != "" {
+		switch strings.ToLower(c.LogLevel) {
+		case "debug", "info", "warn", "error":
+		default:
+			add("log_level", "want debug, info, warn or error, got %q", c.LogLevel)
+		}
+	}
+	if err := c.Limits.Validate(); err != nil {
+		add("limits", "%v", err)
+	}
+	if c.ShutdownTimeout <= 0 {
+		add("shutdown_timeout", "must be positive, got %v", c.ShutdownTimeout)
+	}
+	return errors.Join(errs...)
+}

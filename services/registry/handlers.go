@@ -1,0 +1,142 @@
+package registry
+
+import (
+	"bytes"
+	"context"
+	"errors"
+
+	"github.com/mxp-mesh/mesh/pkg/common/bus"
+	"github.com/mxp-mesh/mesh/pkg/common/service"
+)
+
+// storeError turns a store failure into a reply, counting and logging it.
+func (s *Service) storeError(ctx context.Context, op string, err error) error {
+	s.storeErrs.WithLabelValues(op).Inc()
+	s.deps.Logger.ErrorContext(ctx, "store operation failed", "op", op, "err", err)
+	return bus.Errorf(503, CodeStoreUnavailable, "registry store unavailable; retry")
+}
+
+func (s *Service) handleRegister(ctx context.Context, req service.Request) (any, error) {
+	cfg := s.Config()
+	var r RegisterRequest
+	if err := decodeJSON(req.Data, &r); err != nil {
+		return nil, err
+	}
+	a, err := validateRegister(r, cfg.MaxMetadataBytes)
+	if err != nil {
+		return nil, err
+	}
+	now := s.now()
+	a.RegisteredAt, a.LastHeartbeat, a.ExpiresAt = now, now, now.Add(cfg.Lease)
+	prev, err := s.store.Register(ctx, a)
+	if err != nil {
+		return nil, s.storeError(ctx, "register", err)
+	}
+	msg := "registered"
+	switch {
+	case prev == nil || !prev.ExpiresAt.After(now):
+		s.publish(ctx, bus.SubjectRegistryRegistered, "registered", a, now, 0)
+	case !bytes.Equal(prev.descriptor(), a.descriptor()):
+		msg = "updated"
+		a.RegisteredAt = prev.RegisteredAt
+		s.publish(ctx, bus.SubjectRegistryRegistered, "registered", a, now, 0)
+	default:
+		msg = "updated"
+	}
+	s.deps.Logger.DebugContext(ctx, "agent "+msg, "agent_id", a.ID, "name", a.Name)
+	return RegisterResponse{Success: true, AgentID: a.ID, Message: msg,
+		LeaseSeconds: cfg.Lease.Seconds(), HeartbeatSeconds: cfg.HeartbeatInterval.Seconds()}, nil
+}
+
+func (s *Service) handleHeartbeat(ctx context.Context, req service.Request) (any, error) {
+	var r HeartbeatRequest
+	if err := decodeJSON(req.Data, &r); err != nil {
+		return nil, err
+	}
+	id, err := ValidAgentID(r.AgentID)
+	if err != nil {
+		return nil, err
+	}
+	now := s.now()
+	err = s.store.Heartbeat(ctx, id, now, now.Add(s.Config().Lease))
+	switch {
+	case errors.Is(err, ErrNotFound):
+		s.heartbeats.WithLabelValues("needs_register").Inc()
+		return HeartbeatResponse{Success: false, NeedsRegister: true, AgentID: id, Timestamp: now.UTC(),
+			Message: "unknown agent or lease ended; register again"}, nil
+	case err != nil:
+		return nil, s.storeError(ctx, "heartbeat", err)
+	}
+	s.heartbeats.WithLabelValues("ok").Inc()
+	return HeartbeatResponse{Success: true, AgentID: id, Timestamp: now.UTC()}, nil
+}
+
+func (s *Service) handleDeregister(ctx context.Context, req service.Request) (any, error) {
+	var r DeregisterRequest
+	if err := decodeJSON(req.Data, &r); err != nil {
+		return nil, err
+	}
+	id, err := ValidAgentID(r.AgentID)
+	if err != nil {
+		return nil, err
+	}
+	a, err := s.store.Deregister(ctx, id)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return nil, bus.Errorf(404, CodeNotFound, "agent %s is not registered", id)
+	case err != nil:
+		return nil, s.storeError(ctx, "deregister", err)
+	}
+	now := s.now()
+	s.publish(ctx, bus.SubjectRegistryDeregistered, "deregistered", a, now, 0)
+	return DeregisterResponse{Success: true, AgentID: id, Message: "deregistered"}, nil
+}
+
+func (s *Service) handleDiscover(ctx context.Context, req service.Request) (any, error) {
+	var r DiscoverRequest
+	if len(bytes.TrimSpace(req.Data)) > 0 {
+		if err := decodeJSON(req.Data, &r); err != nil {
+			return nil, err
+		}
+	}
+	return s.discover(ctx, r)
+}
+
+// discover is shared by the bus endpoint and the HTTP API.
+func (s *Service) discover(ctx context.Context, r DiscoverRequest) (DiscoverResponse, error) {
+	cfg := s.Config()
+	q, err := validateDiscover(r, cfg.DiscoverDefaultLimit, cfg.DiscoverMaxLimit)
+	if err != nil {
+		return DiscoverResponse{}, err
+	}
+	now := s.now()
+	as, more, err := s.store.Discover(ctx, q, now)
+	if err != nil {
+		return DiscoverResponse{}, s.storeError(ctx, "discover", err)
+	}
+	resp := DiscoverResponse{Capability: r.Capability, Agents: make([]AgentRecord, len(as)), Count: len(as)}
+	for i, a := range as {
+		resp.Agents[i] = a.Record(now, cfg.HeartbeatInterval)
+	}
+	if more && len(as) > 0 {
+		resp.NextAfter = as[len(as)-1].ID
+	}
+	return resp, nil
+}
+
+// get is the HTTP API's single-agent lookup.
+func (s *Service) get(ctx context.Context, rawID string) (AgentRecord, error) {
+	id, err := ValidAgentID(rawID)
+	if err != nil {
+		return AgentRecord{}, err
+	}
+	now := s.now()
+	a, err := s.store.Get(ctx, id, now)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return AgentRecord{}, bus.Errorf(404, CodeNotFound, "agent %s is not registered", id)
+	case err != nil:
+		return AgentRecord{}, s.storeError(ctx, "get", err)
+	}
+	return a.Record(now, s.Config().HeartbeatInterval), nil
+}

@@ -1,0 +1,86 @@
+package registry
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/mxp-mesh/mesh/pkg/common/bus"
+)
+
+// mountHTTP adds the read API:
+//
+//	GET /v1/agents?capability=a&capability=b,c&name_prefix=p&tag=t&limit=n&after=id
+//	GET /v1/agents/{id}
+//
+// Errors are RFC 9457 problem details with the registry's error code.
+func (s *Service) mountHTTP(r chi.Router) {
+	r.Get("/v1/agents", func(w http.ResponseWriter, req *http.Request) {
+		q := req.URL.Query()
+		dr := DiscoverRequest{NamePrefix: q.Get("name_prefix"), Tag: q.Get("tag"), After: q.Get("after")}
+		for _, v := range q["capability"] {
+			for c := range strings.SplitSeq(v, ",") {
+				if c = strings.TrimSpace(c); c != "" {
+					dr.Capabilities = append(dr.Capabilities, c)
+				}
+			}
+		}
+		if l := q.Get("limit"); l != "" {
+			n, err := strconv.Atoi(l)
+			if err != nil {
+				writeProblem(w, invalid(CodeInvalidQuery, "limit %q is not an integer", l))
+				return
+			}
+			dr.Limit = n
+		}
+		ctx, cancel := context.WithTimeout(req.Context(), 10*time.Second)
+		defer cancel()
+		resp, err := s.discover(ctx, dr)
+		if err != nil {
+			writeProblem(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, resp)
+	})
+	r.Get("/v1/agents/{id}", func(w http.ResponseWriter, req *http.Request) {
+		ctx, cancel := context.WithTimeout(req.Context(), 10*time.Second)
+		defer cancel()
+		rec, err := s.get(ctx, chi.URLParam(req, "id"))
+		if err != nil {
+			writeProblem(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, rec)
+	})
+}
+
+// Problem is an RFC 9457 problem details body.
+type Problem struct {
+	Type   string `json:"type"`
+	Title  string `json:"title"`
+	Status int    `json:"status"`
+	Detail string `json:"detail"`
+	Code   string `json:"code"`
+}
+
+func writeProblem(w http.ResponseWriter, err error) {
+	var be *bus.Error
+	if !errors.As(err, &be) {
+		be = bus.Errorf(500, bus.CodeInternal, "internal error")
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(be.Status)
+	json.NewEncoder(w).Encode(Problem{Type: "about:blank", Title: http.StatusText(be.Status), Status: be.Status, Detail: be.Message, Code: be.Code})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(v)
+}
