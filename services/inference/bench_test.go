@@ -51,7 +51,9 @@ func doChat(b *testing.B, client *http.Client, url, body string) (ttft, total ti
 	return ttft, total
 }
 
-func newHist() *hdrhistogram.Histogram { return hdrhistogram.New(1, int64(10*time.Second/time.Microsecond), 3) }
+func newHist() *hdrhistogram.Histogram {
+	return hdrhistogram.New(1, int64(10*time.Second/time.Microsecond), 3)
+}
 
 // BenchmarkGatewayOverhead sends the same load, paced at 1,000 requests/s per path, to the
 // fake OpenAI provider directly and through /v1/chat/completions, interleaved in one run,

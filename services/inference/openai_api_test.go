@@ -262,3 +262,20 @@ func FuzzParseOpenAIRequest(f *testing.F) {
 		}
 	})
 }
+
+func TestAppendJSONStringMatchesEncodingJSON(t *testing.T) {
+	for _, s := range []string{"", "plain", `q"uote\back`, "tab\tnl\nret\r", "\x00\x1f", "<a&b>", "héllo 你好", "\u2028\u2029", "bad\xffutf8"} {
+		want, _ := json.Marshal(s)
+		eq(t, s, string(appendJSONString(nil, s)), string(want))
+	}
+}
+
+func FuzzAppendJSONString(f *testing.F) {
+	f.Add("hello \"world\"\n")
+	f.Fuzz(func(t *testing.T, s string) {
+		want, _ := json.Marshal(s)
+		if got := appendJSONString(nil, s); string(got) != string(want) {
+			t.Fatalf("%q: got %s want %s", s, got, want)
+		}
+	})
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"unicode/utf8"
 
 	"github.com/mxp-mesh/mesh/services/inference/provider"
 )
@@ -34,11 +35,13 @@ type oaiChunk struct {
 // sseWriter writes chat.completion.chunk events, flushing each so that tokens reach the
 // client as they arrive.
 type sseWriter struct {
-	w     http.ResponseWriter
-	fl    http.Flusher
-	buf   []byte
-	chunk oaiChunk
-	err   error
+	// textPrefix is the encoded chunk up to the content string, for the fast path.
+	textPrefix []byte
+	w          http.ResponseWriter
+	fl         http.Flusher
+	buf        []byte
+	chunk      oaiChunk
+	err        error
 }
 
 func (sw *sseWriter) event(v any) {
@@ -62,6 +65,72 @@ func (sw *sseWriter) flush() {
 	}
 }
 
+// text writes a content-only delta without reflection: the hot path of a stream.
+func (sw *sseWriter) text(s string) {
+	if sw.err != nil {
+		return
+	}
+	sw.buf = append(sw.buf[:0], sw.textPrefix...)
+	sw.buf = appendJSONString(sw.buf, s)
+	sw.buf = append(sw.buf, "},\"finish_reason\":null}]}\n\n"...)
+	_, sw.err = sw.w.Write(sw.buf)
+}
+
+// appendJSONString appends s as a JSON string, escaping as encoding/json does (quotes,
+// backslash, control characters, <, >, &, U+2028 and U+2029; invalid UTF-8 becomes U+FFFD).
+func appendJSONString(dst []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				dst = append(dst, '\\', c)
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			case '\b':
+				dst = append(dst, '\\', 'b')
+			case '\f':
+				dst = append(dst, '\\', 'f')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, "\\ufffd"...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hex[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}
+
 func (sw *sseWriter) delta(d oaiDelta, finish *string) {
 	sw.chunk.Choices[0] = oaiChoice{Delta: d, FinishReason: finish}
 	sw.event(&sw.chunk)
@@ -78,6 +147,13 @@ func (s *Service) writeSSE(w http.ResponseWriter, st *Stream, id, model string, 
 	fl, _ := w.(http.Flusher)
 	sw := &sseWriter{w: w, fl: fl, buf: make([]byte, 0, 512),
 		chunk: oaiChunk{ID: id, Object: "chat.completion.chunk", Created: created, Model: model, Choices: make([]oaiChoice, 1)}}
+	prefix, _ := json.Marshal(struct {
+		ID      string `json:"id"`
+		Object  string `json:"object"`
+		Created int64  `json:"created"`
+		Model   string `json:"model"`
+	}{id, "chat.completion.chunk", created, model})
+	sw.textPrefix = append(append([]byte("data: "), prefix[:len(prefix)-1]...), `,"choices":[{"index":0,"delta":{"content":`...)
 	role := "assistant"
 	var finish provider.FinishReason
 	for sw.err == nil {
@@ -89,6 +165,16 @@ func (s *Service) writeSSE(w http.ResponseWriter, st *Stream, id, model string, 
 			sw.event(errorBody(err))
 			sw.flush()
 			return
+		}
+		if role == "" && c.Text != "" && c.Refusal == "" && c.ToolCall == nil {
+			sw.text(c.Text)
+			if c.FinishReason != "" {
+				finish = c.FinishReason
+			}
+			if !st.Buffered() {
+				sw.flush()
+			}
+			continue
 		}
 		d := oaiDelta{Role: role}
 		emit := role != ""

@@ -178,7 +178,7 @@ type olChunk struct {
 // NewOllamaStream decodes an /api/chat NDJSON body: one object per line, the last with
 // "done": true and the token counts.
 func NewOllamaStream(body io.ReadCloser) Stream {
-	r := bufio.NewReaderSize(body, 16<<10)
+	r := bufio.NewReaderSize(body, 4<<10)
 	calls := 0
 	done := false
 	decode := func() ([]Chunk, error) {

@@ -36,17 +36,18 @@ type sseReader struct {
 }
 
 func newSSEReader(r io.Reader) *sseReader {
-	return &sseReader{r: bufio.NewReaderSize(r, 16<<10)}
+	return &sseReader{r: bufio.NewReaderSize(r, 4<<10)}
 }
 
-// Next returns the next event, or io.EOF at a clean end of stream.
+// Next returns the next event, or io.EOF at a clean end of stream. The event's Data is
+// valid until the next call.
 func (s *sseReader) Next() (sseEvent, error) {
 	for {
 		line, err := readLine(s.r)
 		if err != nil {
 			if errors.Is(err, io.EOF) && s.hasData {
 				ev := sseEvent{Event: s.event, Data: s.data}
-				s.event, s.data, s.hasData = "", nil, false
+				s.event, s.data, s.hasData = "", s.data[:0], false
 				return ev, nil
 			}
 			return sseEvent{}, err
@@ -57,7 +58,7 @@ func (s *sseReader) Next() (sseEvent, error) {
 				continue
 			}
 			ev := sseEvent{Event: s.event, Data: s.data}
-			s.event, s.data, s.hasData = "", nil, false
+			s.event, s.data, s.hasData = "", s.data[:0], false
 			return ev, nil
 		}
 		if line[0] == ':' {
@@ -79,10 +80,15 @@ func (s *sseReader) Next() (sseEvent, error) {
 }
 
 // readLine reads one line without its terminator (\n or \r\n), bounded by MaxLineBytes.
+// The line is valid until the next read from r.
 func readLine(r *bufio.Reader) ([]byte, error) {
 	var line []byte
 	for {
 		frag, err := r.ReadSlice('\n')
+		if err == nil && line == nil {
+			line = frag // the common case: the whole line is in the buffer, no copy
+			break
+		}
 		if len(line)+len(frag) > MaxLineBytes {
 			return nil, fmt.Errorf("line longer than %d bytes", MaxLineBytes)
 		}
