@@ -307,3 +307,26 @@ func TestUsageEstimatedWhenMissing(t *testing.T) {
 		t.Errorf("estimated usage %+v", r2.Usage)
 	}
 }
+
+// TestUpstreamConnectionsReused checks that finished streams hand their connection back
+// to the pool (a new TCP connection per call would add a round trip to every request).
+func TestUpstreamConnectionsReused(t *testing.T) {
+	for _, kind := range []string{KindOpenAI, KindAnthropic, KindGemini, KindOllama} {
+		t.Run(kind, func(t *testing.T) {
+			srv := providertest.New(kind, okReply)
+			defer srv.Close()
+			env := newTestService(t, fakeConfig(kind, srv.URL, Resilience{}), nil)
+			model := map[string]string{KindOpenAI: "gpt-x", KindAnthropic: "claude-x", KindGemini: "gemini-x", KindOllama: "ollama/llama"}[kind]
+			for range 20 {
+				if _, err := env.svc.Chat(context.Background(), chatReq(model, "hi")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// Without reuse this is 20. The pool takes a connection back asynchronously,
+			// so a call may race ahead of it and dial a second one.
+			if n := srv.Conns(); n > 2 {
+				t.Errorf("%d connections for 20 sequential calls", n)
+			}
+		})
+	}
+}

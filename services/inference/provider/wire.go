@@ -141,11 +141,20 @@ func (s *chunkStream) Buffered() bool {
 	return len(s.pending) > 0 || s.err != nil || (s.reader != nil && s.reader.Buffered() > 0)
 }
 
+// Close releases the body. After a clean end of stream the few bytes left (the chunked
+// terminator) are read first, so the HTTP connection goes back to the pool instead of
+// being closed.
 func (s *chunkStream) Close() error {
 	s.once.Do(func() {
-		if s.body != nil {
-			s.body.Close()
+		if s.body == nil {
+			return
 		}
+		if errors.Is(s.err, io.EOF) {
+			if r, ok := s.body.(io.Reader); ok {
+				io.CopyN(io.Discard, r, 4<<10)
+			}
+		}
+		s.body.Close()
 	})
 	return nil
 }

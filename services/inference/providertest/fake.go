@@ -10,10 +10,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -77,12 +79,19 @@ type Server struct {
 	requests []Recorded
 	// record keeps request bodies; benchmarks turn it off.
 	record bool
+	conns  atomic.Int64
 }
 
 // New starts a fake server of the given kind on a loopback port.
 func New(kind string, reply Reply) *Server {
 	s := &Server{Kind: kind, reply: reply, record: true}
-	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
+	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(s.serve))
+	s.srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			s.conns.Add(1)
+		}
+	}
+	s.srv.Start()
 	s.URL = s.srv.URL
 	return s
 }
@@ -110,6 +119,9 @@ func (s *Server) SetRecording(on bool) {
 	s.record = on
 	s.mu.Unlock()
 }
+
+// Conns is the number of TCP connections accepted so far.
+func (s *Server) Conns() int64 { return s.conns.Load() }
 
 // Requests returns the requests received so far.
 func (s *Server) Requests() []Recorded {
