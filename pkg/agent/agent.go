@@ -62,6 +62,7 @@ type Agent struct {
 
 	disp atomic.Pointer[Dispatcher] // set while serving
 	reg  atomic.Pointer[registrar]  // set while serving
+	link atomic.Pointer[link]       // set by RunConn
 }
 
 // New checks cfg and returns an agent in StateInit.

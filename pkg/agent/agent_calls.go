@@ -1,0 +1,150 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/mxp-mesh/mesh/pkg/mxp"
+)
+
+// RunConn runs the agent over an established frame connection until ctx ends, Retire is
+// called or the connection fails: it boots, registers (with backoff), becomes Active,
+// serves its handlers, and on the way out drains, deregisters and closes fc. Run dials the
+// edge and calls RunConn; use RunConn directly to bring your own connection.
+func (a *Agent) RunConn(ctx context.Context, fc FrameConn) error {
+	self, err := mxp.ParseAgentID(a.cfg.ID)
+	if err != nil {
+		return err
+	}
+	l := newLink(fc, self, a.log)
+	a.link.Store(l)
+	return a.serve(ctx, l)
+}
+
+func (a *Agent) connected() (*link, error) {
+	l := a.link.Load()
+	if l == nil {
+		return nil, &Error{Code: CodeUnavailable, Message: errNotConnected.Error(), Err: errNotConnected}
+	}
+	return l, nil
+}
+
+// resolveTarget turns a target into an agent id: a UUID, or the name of a well-known
+// service ("registry", "inference", "tools", "policy").
+func resolveTarget(to string) (mxp.AgentID, error) {
+	if id, ok := mxp.ServiceByName(to); ok {
+		return id, nil
+	}
+	id, err := mxp.ParseAgentID(to)
+	if err != nil {
+		return mxp.AgentID{}, Errorf(CodeInvalidArgument, "target %q is neither an agent id nor a service name", to)
+	}
+	return id, nil
+}
+
+// Call sends payload to another agent (by id) or a service (by name) and returns its
+// Response. Errors from the far side come back with their code (see CodeOf): the callee's
+// own codes, or the mesh's (unreachable, timeout, ...). The context's deadline is sent
+// with the call.
+func (a *Agent) Call(ctx context.Context, to string, payload []byte) ([]byte, error) {
+	l, err := a.connected()
+	if err != nil {
+		return nil, err
+	}
+	target, err := resolveTarget(to)
+	if err != nil {
+		return nil, err
+	}
+	return l.call(ctx, target, payload)
+}
+
+// CallJSON is Call with req encoded as JSON and the Response decoded into resp.
+func (a *Agent) CallJSON(ctx context.Context, to string, req, resp any) error {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return Errorf(CodeInvalidArgument, "encoding request: %v", err)
+	}
+	out, err := a.Call(ctx, to, body)
+	if err != nil {
+		return err
+	}
+	if resp == nil {
+		return nil
+	}
+	if err := json.Unmarshal(out, resp); err != nil {
+		return Errorf(CodeInvalidPayload, "decoding the response of %s: %v", to, err)
+	}
+	return nil
+}
+
+// Discover asks the registry for agents: those with every capability in req, a name
+// starting with req.NamePrefix and carrying req.Tag (empty filters match all).
+func (a *Agent) Discover(ctx context.Context, req mxp.DiscoverRequest) ([]mxp.AgentRecord, error) {
+	l, err := a.connected()
+	if err != nil {
+		return nil, err
+	}
+	return l.discover(ctx, req)
+}
+
+// CallCapability discovers the agents offering capability and calls the first one that
+// is online (other than this agent). No such agent gives CodeNotFound.
+func (a *Agent) CallCapability(ctx context.Context, capability string, payload []byte) ([]byte, error) {
+	target, err := a.findCapability(ctx, capability)
+	if err != nil {
+		return nil, err
+	}
+	return a.Call(ctx, target, payload)
+}
+
+func (a *Agent) findCapability(ctx context.Context, capability string) (string, error) {
+	agents, err := a.Discover(ctx, mxp.DiscoverRequest{Capabilities: []string{capability}})
+	if err != nil {
+		return "", err
+	}
+	for _, rec := range agents {
+		if rec.ID.String() != a.cfg.ID && (rec.Status == "" || rec.Status == mxp.StatusOnline) {
+			return rec.ID.String(), nil
+		}
+	}
+	return "", Errorf(CodeNotFound, "no online agent offers %q", capability)
+}
+
+// Publish sends an Event on topic (dot-separated tokens of letters, digits, '_' and '-').
+// Events are one-way; delivery is not confirmed.
+func (a *Agent) Publish(ctx context.Context, topic string, payload []byte) error {
+	l, err := a.connected()
+	if err != nil {
+		return err
+	}
+	return l.publish(ctx, topic, payload)
+}
+
+// OpenStream opens a stream to another agent (by id) or a service (by name); data is the
+// opening request the peer's stream handler receives. Read the peer's chunks with Recv.
+func (a *Agent) OpenStream(ctx context.Context, to string, kind mxp.StreamKind, data []byte) (*ClientStream, error) {
+	l, err := a.connected()
+	if err != nil {
+		return nil, err
+	}
+	target, err := resolveTarget(to)
+	if err != nil {
+		return nil, err
+	}
+	return l.openStream(ctx, target, kind, data)
+}
+
+// Model returns the mesh's inference service as a ChatModel: each Chat is a Call to the
+// "inference" service with the request as JSON. Use it in a ToolLoop.
+func (a *Agent) Model() ChatModel { return meshModel{a: a} }
+
+type meshModel struct{ a *Agent }
+
+func (m meshModel) Chat(ctx context.Context, req *ChatRequest) (*ChatResponse, error) {
+	var resp ChatResponse
+	if err := m.a.CallJSON(ctx, "inference", req, &resp); err != nil {
+		return nil, fmt.Errorf("agent: inference: %w", err)
+	}
+	return &resp, nil
+}
