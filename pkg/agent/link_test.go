@@ -76,9 +76,9 @@ type fakeEdge struct {
 	finals     int
 	events     []mxp.EventPayload
 	records    []mxp.AgentRecord
-	replies    chan mxp.Frame // Responses and Errors the agent sent to the edge's calls
+	replies    chan mxp.Frame        // Responses and Errors the agent sent to the edge's calls
 	served     map[mxp.StreamID]bool // streams the edge opened into the agent
-	traces     chan uint64    // trace ids of Calls the agent made
+	traces     chan uint64           // trace ids of Calls the agent made
 }
 
 func newFakeEdge(t *testing.T, end *pipeEnd) *fakeEdge {
