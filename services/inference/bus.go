@@ -106,9 +106,6 @@ func (s *Service) parseBusRequest(r micro.Request) (*ChatRequest, error) {
 	if err := json.Unmarshal(r.Data(), &req); err != nil {
 		return nil, provider.Errorf(provider.CodeInvalidRequest, "request is not a valid ChatRequest: %v", err)
 	}
-	if err := validate(&req); err != nil {
-		return nil, err
-	}
 	return &req, nil
 }
 

@@ -110,11 +110,13 @@ func (s *Service) Chat(ctx context.Context, req *ChatRequest) (*ChatResponse, er
 // fallbacks are over). The caller must Close the stream.
 func (s *Service) Stream(ctx context.Context, req *ChatRequest) (*Stream, error) {
 	if err := validate(req); err != nil {
+		s.m.rejected.WithLabelValues("call", string(provider.CodeOf(err))).Inc()
 		return nil, err
 	}
 	r := s.routes.Load()
 	chain, err := r.chain(req.Model)
 	if err != nil {
+		s.m.rejected.WithLabelValues("call", string(provider.CodeOf(err))).Inc()
 		return nil, err
 	}
 	ctx, span := s.tracer.Start(ctx, "chat "+chain[0].name, trace.WithSpanKind(trace.SpanKindClient))

@@ -44,7 +44,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		inflight: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "mxp_inference_inflight",
 			Help: "Requests in flight per provider."}, []string{"provider"}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mxp_inference_rejected_total",
-			Help: "Requests refused before reaching a provider, by API and code."}, []string{"api", "code"}),
+			Help: "Requests refused before reaching a provider, by where (http, bus: unreadable or unauthorised; call: invalid or unroutable) and code."}, []string{"api", "code"}),
 	}
 	m.requests = register(reg, m.requests)
 	m.duration = register(reg, m.duration)

@@ -329,9 +329,6 @@ func (s *Service) handleChatCompletions(w http.ResponseWriter, r *http.Request) 
 		return
 	}
 	req, stream, includeUsage, err := ParseOpenAIRequest(body)
-	if err == nil {
-		err = validate(req)
-	}
 	if err != nil {
 		s.m.rejected.WithLabelValues("http", string(provider.CodeOf(err))).Inc()
 		s.writeError(w, err)

@@ -279,3 +279,16 @@ func FuzzAppendJSONString(f *testing.F) {
 		}
 	})
 }
+
+func TestRejectedMetric(t *testing.T) {
+	env := newTestService(t, Defaults(), nil)
+	srv := httptest.NewServer(env.svc.Handler())
+	defer srv.Close()
+	for _, body := range []string{`{`, `{"model":"mock","messages":[]}`, `{"model":"nope","messages":[{"role":"user","content":"x"}]}`} {
+		resp := post(t, srv.URL, "", body)
+		resp.Body.Close()
+	}
+	eq(t, "parse", metricValue(t, env.reg, "mxp_inference_rejected_total", map[string]string{"api": "http", "code": "invalid_request"}), 1.0)
+	eq(t, "validate", metricValue(t, env.reg, "mxp_inference_rejected_total", map[string]string{"api": "call", "code": "invalid_request"}), 1.0)
+	eq(t, "route", metricValue(t, env.reg, "mxp_inference_rejected_total", map[string]string{"api": "call", "code": "model_not_found"}), 1.0)
+}

@@ -1,0 +1,50 @@
+package inference
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+func TestWatchConfigReloads(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "inference.yaml")
+	if err := os.WriteFile(path, []byte("aliases: {a: mock}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := LoadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := newTestService(t, cfg, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- env.svc.WatchConfig(ctx, path) }()
+	defer func() { cancel(); <-done }()
+
+	resolves := func(name string) bool { _, err := env.svc.routes.Load().resolve(name); return err == nil }
+	// Rewrite now and then (slower than the watcher's 100ms debounce) until the watcher,
+	// started concurrently, has seen a change.
+	deadline := time.Now().Add(10 * time.Second)
+	for i := 0; !resolves("b"); i++ {
+		if time.Now().After(deadline) {
+			t.Fatal("config change not picked up")
+		}
+		if i%25 == 0 {
+			os.WriteFile(path, []byte("aliases: {b: mock}\n"), 0o600)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if resolves("a") {
+		t.Error("old alias still there after reload")
+	}
+	// A broken file keeps the running config.
+	os.WriteFile(path, []byte("aliases: [not a map\n"), 0o600)
+	if err := env.svc.ReloadFile(path); err == nil {
+		t.Error("broken file accepted")
+	}
+	if !resolves("b") {
+		t.Error("running config lost after a bad reload")
+	}
+}
