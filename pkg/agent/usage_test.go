@@ -22,24 +22,28 @@ func normalizeCode(s string) string {
 }
 
 // TestUsageSnippets checks that every Go snippet in docs/usage.md is code from
-// example_test.go, so the guide only shows code that compiles and runs.
+// example_test.go or example_mesh_test.go, so the guide only shows code that compiles and runs.
 func TestUsageSnippets(t *testing.T) {
 	doc, err := os.ReadFile("../../docs/usage.md")
 	if err != nil {
 		t.Fatalf("reading the guide: %v", err)
 	}
-	examples, err := os.ReadFile("example_test.go")
-	if err != nil {
-		t.Fatal(err)
+	var all []byte
+	for _, name := range []string{"example_test.go", "example_mesh_test.go"} {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, b...)
 	}
-	code := normalizeCode(string(examples))
+	code := normalizeCode(string(all))
 	blocks := goBlock.FindAllStringSubmatch(string(doc), -1)
 	if len(blocks) < 5 {
 		t.Fatalf("found %d Go snippets in docs/usage.md", len(blocks))
 	}
 	for i, b := range blocks {
 		if !strings.Contains(code, normalizeCode(b[1])) {
-			t.Errorf("snippet %d of docs/usage.md is not in example_test.go:\n%s", i+1, b[1])
+			t.Errorf("snippet %d of docs/usage.md is not in the examples:\n%s", i+1, b[1])
 		}
 	}
 }

@@ -1,0 +1,109 @@
+package agent_test
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/mxp-mesh/mesh/pkg/agent"
+	"github.com/mxp-mesh/mesh/pkg/mxp"
+)
+
+// These examples need a running mesh (`mxp dev`), so they are compiled but not run; the
+// programs under examples/ run the same code against an in-process mesh in their tests.
+
+type AskRequest struct {
+	Prompt string `json:"prompt"`
+}
+
+type AskResponse struct {
+	Answer string `json:"answer"`
+	Steps  int    `json:"steps"`
+}
+
+func ExampleAgent_RunConn() {
+	a, err := agent.New(agent.Config{
+		Name:         "weather-bot",
+		Capabilities: []string{"weather.answer"},
+		Version:      "1.0.0",
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	weather, err := agent.NewTool("weather", "Current weather for a city",
+		func(ctx context.Context, args WeatherArgs) (Weather, error) {
+			return Weather{City: args.City, TempC: 21.5}, nil
+		})
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := a.AddTool(weather); err != nil {
+		log.Fatal(err)
+	}
+	// Each call is answered by the mesh's model, which may use the agent's tools.
+	a.HandleCall(agent.JSONCall(func(ctx context.Context, req AskRequest) (AskResponse, error) {
+		loop := agent.ToolLoop{Model: a.Model(), Tools: a.Tools(), MaxSteps: 4}
+		res, err := loop.Run(ctx, agent.NewChatRequest("", agent.Message{Role: agent.RoleUser, Content: req.Prompt}))
+		if err != nil {
+			return AskResponse{}, err
+		}
+		return AskResponse{Answer: res.Answer.Content, Steps: res.Steps}, nil
+	}))
+
+	// SIGINT or SIGTERM retires the agent: no new calls, in-flight ones finish, deregister.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	conn, err := agent.DialPlaintext(ctx, "127.0.0.1:9001")
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := a.RunConn(ctx, conn); err != nil {
+		log.Fatal(err)
+	}
+}
+
+func ExampleAgent_CallCapability() {
+	var a *agent.Agent // a running agent, inside a handler or after RunConn started
+	ctx := context.Background()
+
+	// By capability: discover an online agent that offers it and call it.
+	out, err := a.CallCapability(ctx, "weather.answer", []byte(`{"prompt":"weather in Oslo?"}`))
+	if err != nil {
+		switch agent.CodeOf(err) {
+		case agent.CodeNotFound: // nobody offers the capability right now
+		case agent.CodeUnreachable, agent.CodeTimeout: // gone or slow: try another
+		}
+		log.Fatal(err)
+	}
+	fmt.Println(string(out))
+
+	// By id, with typed JSON on both sides.
+	agents, err := a.Discover(ctx, mxp.DiscoverRequest{Capabilities: []string{"weather.answer"}})
+	if err != nil || len(agents) == 0 {
+		log.Fatal("nobody to ask")
+	}
+	var resp AskResponse
+	if err := a.CallJSON(ctx, agents[0].ID.String(), AskRequest{Prompt: "and in Bergen?"}, &resp); err != nil {
+		log.Fatal(err)
+	}
+
+	// Events and streams.
+	if err := a.Publish(ctx, "weather.asked", []byte(`{"city":"Bergen"}`)); err != nil {
+		log.Fatal(err)
+	}
+	stream, err := a.OpenStream(ctx, agents[0].ID.String(), mxp.StreamKindText, []byte(`{"prompt":"tell me a long story"}`))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer stream.Close(ctx)
+	for {
+		chunk, err := stream.Recv(ctx)
+		if err != nil {
+			break // io.EOF at a clean end
+		}
+		fmt.Print(string(chunk))
+	}
+}
