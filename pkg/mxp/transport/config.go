@@ -1,0 +1,91 @@
+package transport
+
+import (
+	"fmt"
+	"time"
+)
+
+// Config holds the settings of a Listener or a dialled Conn. The zero value of every field
+// means the documented default.
+type Config struct {
+	// PrivateKey is the local static key. Required.
+	PrivateKey PrivateKey
+	// PresharedKey is mixed into the handshake when both sides set the same value
+	// (post-quantum hedge, as WireGuard). Default: none (all zero).
+	PresharedKey [KeySize]byte
+	// AllowPeer, on a Listener, decides which client keys may connect. Default: any key.
+	AllowPeer func(PublicKey) bool
+	// MaxPacketSize is the largest UDP payload sent, MinPacketSize..MaxPacketSizeLimit.
+	// Default: DefaultPacketSize (1200).
+	MaxPacketSize int
+	// HandshakeTimeout bounds Dial when the context has no earlier deadline. Default: 10 s.
+	HandshakeTimeout time.Duration
+	// KeepaliveInterval: a PING is sent when nothing was sent for this long. Default: 10 s.
+	KeepaliveInterval time.Duration
+	// IdleTimeout closes the connection when nothing authenticated arrived for this long.
+	// Default: 30 s.
+	IdleTimeout time.Duration
+	// RekeyAfter and RejectAfter override RekeyAfterTime and RejectAfterTime (tests use
+	// short values). RejectAfter must exceed RekeyAfter. Defaults: 120 s and 180 s.
+	RekeyAfter, RejectAfter time.Duration
+	// RecvWindow is how many stream bytes the peer may send beyond what the application
+	// has taken; it bounds receive memory. Default and minimum: 24 MiB (one 16 MiB message
+	// must fit).
+	RecvWindow int
+	// SendBuffer is how many stream bytes may be queued or unacknowledged before Send
+	// blocks. Default: 24 MiB.
+	SendBuffer int
+	// DatagramQueue is how many received datagrams wait for ReceiveDatagram before the
+	// oldest is dropped. Default: 1024.
+	DatagramQueue int
+	// Linger bounds how long Close waits for sent messages to be acknowledged. Default: 2 s.
+	Linger time.Duration
+	// UnderLoadHandshakes is the handshake rate (packets/s) above which a Listener answers
+	// initiations without a valid mac2 with a cookie reply. Default: 1000. A negative
+	// value means always under load (every client must first fetch a cookie).
+	UnderLoadHandshakes int
+	// SocketBuffer is the requested SO_RCVBUF/SO_SNDBUF. Default: 4 MiB.
+	SocketBuffer int
+}
+
+// withDefaults returns a copy with every zero field set to its default, or an error.
+func (c Config) withDefaults() (Config, error) {
+	if c.PrivateKey.IsZero() {
+		return c, fmt.Errorf("transport: Config.PrivateKey is required")
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	defInt := func(d *int, v int) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	defInt(&c.MaxPacketSize, DefaultPacketSize)
+	if c.MaxPacketSize < MinPacketSize || c.MaxPacketSize > MaxPacketSizeLimit {
+		return c, fmt.Errorf("transport: MaxPacketSize %d outside %d..%d", c.MaxPacketSize, MinPacketSize, MaxPacketSizeLimit)
+	}
+	def(&c.HandshakeTimeout, DefaultHandshakeTimeout)
+	def(&c.KeepaliveInterval, DefaultKeepalive)
+	def(&c.IdleTimeout, DefaultIdleTimeout)
+	def(&c.RekeyAfter, RekeyAfterTime)
+	def(&c.RejectAfter, RejectAfterTime)
+	if c.RejectAfter <= c.RekeyAfter {
+		return c, fmt.Errorf("transport: RejectAfter %v must exceed RekeyAfter %v", c.RejectAfter, c.RekeyAfter)
+	}
+	defInt(&c.RecvWindow, DefaultRecvWindow)
+	if c.RecvWindow < DefaultRecvWindow {
+		return c, fmt.Errorf("transport: RecvWindow %d below the minimum %d", c.RecvWindow, DefaultRecvWindow)
+	}
+	defInt(&c.SendBuffer, DefaultSendBuffer)
+	defInt(&c.DatagramQueue, DefaultDatagramQueue)
+	def(&c.Linger, 2*time.Second)
+	defInt(&c.UnderLoadHandshakes, UnderLoadHandshakes)
+	defInt(&c.SocketBuffer, 4<<20)
+	return c, nil
+}
+
+// maxDatagram is the largest datagram that fits in one packet.
+func (c *Config) maxDatagram() int { return c.MaxPacketSize - DataOverhead - MaxDatagramOverhead }

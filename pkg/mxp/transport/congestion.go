@@ -1,0 +1,91 @@
+package transport
+
+import "time"
+
+// rttEstimator follows RFC 6298 (SRTT, RTTVAR, RTO), with the peer's reported ACK delay
+// subtracted as RFC 9002 §5.3 does.
+type rttEstimator struct {
+	srtt, rttvar, latest, minRTT time.Duration
+	has                          bool
+}
+
+func (r *rttEstimator) init() { r.srtt, r.rttvar = InitialRTT, InitialRTT/2 }
+
+// update adds one sample from an acknowledged packet.
+func (r *rttEstimator) update(sample, ackDelay time.Duration) {
+	if sample <= 0 {
+		sample = time.Microsecond
+	}
+	r.latest = sample
+	if !r.has || sample < r.minRTT {
+		r.minRTT = sample
+	}
+	if sample-ackDelay >= r.minRTT {
+		sample -= ackDelay
+	}
+	if !r.has {
+		r.srtt, r.rttvar, r.has = sample, sample/2, true
+		return
+	}
+	d := r.srtt - sample
+	if d < 0 {
+		d = -d
+	}
+	r.rttvar = (3*r.rttvar + d) / 4
+	r.srtt = (7*r.srtt + sample) / 8
+}
+
+// rto is SRTT + max(G, 4·RTTVAR), clamped to [MinRTO, MaxRTO].
+func (r *rttEstimator) rto() time.Duration {
+	v := r.srtt + max(ClockGranularity, 4*r.rttvar)
+	return min(max(v, MinRTO), MaxRTO)
+}
+
+// newReno is NewReno congestion control in bytes (RFC 6582, RFC 9002 §7): slow start,
+// congestion avoidance, one window reduction per round trip of losses.
+type newReno struct {
+	mss, cwnd, ssthresh, inFlight int
+	recoveryStart                 time.Time
+}
+
+// maxWindow bounds the congestion window (it never needs to exceed the flow window).
+const maxWindow = 64 << 20
+
+func (n *newReno) init(mss int) {
+	n.mss = mss
+	n.cwnd = InitialWindowPackets * mss
+	n.ssthresh = maxWindow
+}
+
+func (n *newReno) canSend(size int) bool { return n.inFlight+size <= n.cwnd }
+
+// onAck grows the window for an acknowledged packet of size bytes sent at sentAt.
+func (n *newReno) onAck(size int, sentAt time.Time) {
+	n.inFlight -= size
+	if !sentAt.After(n.recoveryStart) {
+		return // sent before the last reduction: no growth during recovery
+	}
+	if n.cwnd < n.ssthresh {
+		n.cwnd += size
+	} else {
+		n.cwnd += n.mss * size / n.cwnd
+	}
+	n.cwnd = min(n.cwnd, maxWindow)
+}
+
+// onLoss halves the window once per recovery period.
+func (n *newReno) onLoss(sentAt, now time.Time) {
+	if !sentAt.After(n.recoveryStart) {
+		return
+	}
+	n.recoveryStart = now
+	n.cwnd = max(n.cwnd/2, MinWindowPackets*n.mss)
+	n.ssthresh = n.cwnd
+}
+
+// onRTO collapses the window to the minimum after a retransmission timeout.
+func (n *newReno) onRTO(now time.Time) {
+	n.recoveryStart = now
+	n.ssthresh = max(n.cwnd/2, MinWindowPackets*n.mss)
+	n.cwnd = MinWindowPackets * n.mss
+}

@@ -1,0 +1,326 @@
+package transport
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"golang.org/x/net/ipv4"
+)
+
+// Conn is one secure connection: reliable ordered messages and unreliable datagrams to
+// one authenticated peer. It is safe for concurrent use.
+type Conn struct {
+	ep       *endpoint
+	cfg      *Config
+	listener *Listener // nil on a dialled Conn (which owns ep)
+	peer     peerKeys
+	connID   uint64
+	isClient bool
+
+	mu       sync.Mutex
+	remote   netip.AddrPort
+	remoteUA *net.UDPAddr // remote as the batch writer wants it
+	current  *keypair     // sends; receives
+	previous *keypair     // receives only, until it expires or is replaced
+	next     *keypair     // responder: derived from a rekey initiation, not yet confirmed
+	pn       uint64       // next packet number (the AEAD counter; never reused on this connection)
+	created  time.Time
+	accepted bool // responder: delivered to Accept
+
+	hs hsState // initiator handshake in progress
+
+	snd           sendStream
+	rcv           recvStream
+	recvPNs       rangeSet  // received packet numbers, for ACK frames
+	ackQueue      int       // ack-eliciting packets received since the last ACK sent
+	ackDue        time.Time // zero: no ACK owed
+	largestRecvAt time.Time
+	pingDue       bool
+	maxDataDue    bool
+	closeDue      *CloseError
+
+	sent          sentList
+	largestAcked  uint64
+	anyAcked      bool
+	lastEliciting time.Time // when the last ack-eliciting packet was sent
+	now           time.Time // time of the packet being processed (read loop)
+	rtt           rttEstimator
+	cc            newReno
+	rtoBackoff    uint
+	lossTime      time.Time
+
+	dgramOut  [][]byte
+	dgramIn   [][]byte
+	msgIn     [][]byte
+	msgInHead int
+
+	lastSend, lastRecv time.Time
+	timer              *time.Timer
+	timerAt            time.Time
+
+	closed        bool
+	closeErr      error
+	done          chan struct{} // closed when the connection is closed
+	readable      chan struct{} // signalled when a message arrives
+	dgramReadable chan struct{}
+	writable      chan struct{} // signalled when send buffer space frees up
+	acked         chan struct{} // signalled when the send stream is fully acknowledged
+	hsDone        chan struct{} // initiator: the first handshake completed
+
+	tx    txBatch
+	stats connCounters
+}
+
+func newConn(ep *endpoint, cfg *Config, peer peerKeys, connID uint64, remote netip.AddrPort, client bool, now time.Time) *Conn {
+	c := &Conn{
+		ep: ep, cfg: cfg, peer: peer, connID: connID, isClient: client,
+		remote: remote, remoteUA: net.UDPAddrFromAddrPort(remote),
+		created: now, lastRecv: now, lastSend: now,
+		done: make(chan struct{}), readable: make(chan struct{}, 1), dgramReadable: make(chan struct{}, 1),
+		writable: make(chan struct{}, 1), acked: make(chan struct{}, 1), hsDone: make(chan struct{}),
+	}
+	c.snd.init(cfg)
+	c.rcv.init(cfg)
+	c.rtt.init()
+	c.cc.init(cfg.MaxPacketSize)
+	c.tx.init(cfg.MaxPacketSize)
+	c.timer = time.AfterFunc(time.Hour, c.onTimer)
+	return c
+}
+
+// PeerKey is the peer's static public key (its identity, authenticated by the handshake).
+func (c *Conn) PeerKey() PublicKey { return c.peer.public }
+
+// RemoteAddr is the peer's current address (it follows the peer when it roams).
+func (c *Conn) RemoteAddr() net.Addr {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return net.UDPAddrFromAddrPort(c.remote)
+}
+
+// LocalAddr is the local socket's address.
+func (c *Conn) LocalAddr() net.Addr { return c.ep.udp.LocalAddr() }
+
+// MaxDatagramSize is the largest datagram SendDatagram accepts.
+func (c *Conn) MaxDatagramSize() int { return c.cfg.maxDatagram() }
+
+// Done is closed when the connection is closed; Err then says why.
+func (c *Conn) Done() <-chan struct{} { return c.done }
+
+// Err returns why the connection closed, or nil while it is open.
+func (c *Conn) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closeErr
+}
+
+// Send queues msg (copied) for reliable, ordered, exactly-once delivery. It blocks while
+// the send buffer is full, until ctx ends or the connection closes.
+func (c *Conn) Send(ctx context.Context, msg []byte) error {
+	if len(msg) > MaxMessageSize {
+		return ErrMessageTooLarge
+	}
+	for {
+		c.mu.Lock()
+		if c.closed {
+			err := c.closeErr
+			c.mu.Unlock()
+			return err
+		}
+		if c.snd.hasRoom(len(msg)) {
+			c.snd.push(msg)
+			c.stats.messagesSent++
+			c.flushLocked(time.Now())
+			c.mu.Unlock()
+			return nil
+		}
+		c.mu.Unlock()
+		select {
+		case <-c.writable:
+		case <-c.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// Receive returns the next reliable message, in order. It blocks until one arrives,
+// ctx ends or the connection closes. The returned slice belongs to the caller.
+func (c *Conn) Receive(ctx context.Context) ([]byte, error) {
+	for {
+		c.mu.Lock()
+		if c.msgInHead < len(c.msgIn) {
+			m := c.msgIn[c.msgInHead]
+			c.msgIn[c.msgInHead] = nil
+			c.msgInHead++
+			if c.msgInHead == len(c.msgIn) {
+				c.msgIn, c.msgInHead = c.msgIn[:0], 0
+			} else {
+				signal(c.readable)
+			}
+			if c.rcv.consume(len(m)) {
+				c.maxDataDue = true
+				c.flushLocked(time.Now())
+			}
+			c.mu.Unlock()
+			return m, nil
+		}
+		if c.closed {
+			err := c.closeErr
+			c.mu.Unlock()
+			return nil, err
+		}
+		c.mu.Unlock()
+		select {
+		case <-c.readable:
+		case <-c.done:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// SendDatagram sends msg once, unreliably and unordered; it may be lost or dropped.
+func (c *Conn) SendDatagram(msg []byte) error {
+	if len(msg) > c.cfg.maxDatagram() {
+		return ErrDatagramTooLarge
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return c.closeErr
+	}
+	if len(c.dgramOut) >= c.cfg.DatagramQueue {
+		c.stats.datagramsDropped++
+		return nil
+	}
+	c.dgramOut = append(c.dgramOut, append([]byte(nil), msg...))
+	c.stats.datagramsSent++
+	c.flushLocked(time.Now())
+	return nil
+}
+
+// ReceiveDatagram returns the next datagram.
+func (c *Conn) ReceiveDatagram(ctx context.Context) ([]byte, error) {
+	for {
+		c.mu.Lock()
+		if len(c.dgramIn) > 0 {
+			d := c.dgramIn[0]
+			c.dgramIn[0] = nil
+			c.dgramIn = c.dgramIn[1:]
+			if len(c.dgramIn) > 0 {
+				signal(c.dgramReadable)
+			}
+			c.mu.Unlock()
+			return d, nil
+		}
+		if c.closed {
+			err := c.closeErr
+			c.mu.Unlock()
+			return nil, err
+		}
+		c.mu.Unlock()
+		select {
+		case <-c.dgramReadable:
+		case <-c.done:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// Close waits up to Config.Linger for sent messages to be acknowledged, tells the peer
+// and releases everything. It is idempotent.
+func (c *Conn) Close() error {
+	deadline := time.NewTimer(c.cfg.Linger)
+	defer deadline.Stop()
+	for {
+		c.mu.Lock()
+		if c.closed || c.snd.allAcked() {
+			c.mu.Unlock()
+			break
+		}
+		c.mu.Unlock()
+		select {
+		case <-c.acked:
+			continue
+		case <-c.done:
+		case <-deadline.C:
+		}
+		break
+	}
+	c.closeNow(&CloseError{Code: CloseNormal, Reason: "closed"}, true)
+	return nil
+}
+
+// closeNow ends the connection with err; it sends a CLOSE frame when notify is set.
+// For a dialled Conn it also waits for the socket's read loop to end.
+func (c *Conn) closeNow(err *CloseError, notify bool) {
+	c.mu.Lock()
+	c.closeLocked(err, notify)
+	c.mu.Unlock()
+	if c.listener == nil {
+		<-c.ep.done
+	}
+}
+
+// closeLocked ends the connection. Contract: the only place that sets closed; called with
+// c.mu held, from any goroutine including the read loop; safe to call more than once.
+func (c *Conn) closeLocked(err *CloseError, notify bool) {
+	if c.closed {
+		return
+	}
+	if notify && c.current != nil && !err.Remote {
+		c.closeDue = err
+		c.flushLocked(time.Now())
+	}
+	c.closed = true
+	c.closeErr = err
+	c.timer.Stop()
+	for _, kp := range []*keypair{c.current, c.previous, c.next} {
+		if kp != nil {
+			c.ep.index.remove(kp.localIndex)
+		}
+	}
+	if c.hs.index != 0 {
+		c.ep.index.remove(c.hs.index)
+	}
+	close(c.done)
+	if c.listener != nil {
+		c.listener.removeConn(c)
+	} else {
+		c.ep.shutdown()
+	}
+}
+
+// closeWith closes after an error the peer caused (a protocol violation); c.mu is held.
+func (c *Conn) closeWith(code uint64, reason string, cause error) {
+	c.closeLocked(&CloseError{Code: code, Reason: reason + ": " + cause.Error()}, true)
+}
+
+func signal(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+var errNoKeys = errors.New("transport: no session keys")
+
+// txBatch is a connection's pool of packet buffers for one sendmmsg call.
+type txBatch struct {
+	bufs [BatchSize][]byte
+	msgs [BatchSize]ipv4.Message
+	n    int
+}
+
+func (t *txBatch) init(size int) {
+	for i := range t.bufs {
+		t.bufs[i] = make([]byte, 0, size+64)
+		t.msgs[i].Buffers = make([][]byte, 1)
+	}
+}

@@ -1,0 +1,121 @@
+package transport
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"math/rand/v2"
+	"runtime"
+	"testing"
+	"time"
+)
+
+func mustKey(t testing.TB) PrivateKey {
+	t.Helper()
+	k, err := GeneratePrivateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// pair starts a listener and dials it; both are closed at cleanup.
+func pair(t testing.TB, scfg, ccfg Config) (*Listener, *Conn, *Conn) {
+	t.Helper()
+	if scfg.PrivateKey.IsZero() {
+		scfg.PrivateKey = mustKey(t)
+	}
+	if ccfg.PrivateKey.IsZero() {
+		ccfg.PrivateKey = mustKey(t)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	l, err := Listen(ctx, "127.0.0.1:0", scfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	c, err := Dial(ctx, l.Addr().String(), l.PublicKey(), ccfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	s, err := l.Accept(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l, c, s
+}
+
+// checkNoLeak fails when goroutines started by the test outlive it.
+func checkNoLeak(t *testing.T) {
+	before := runtime.NumGoroutine()
+	t.Cleanup(func() {
+		deadline := time.Now().Add(3 * time.Second)
+		for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if n := runtime.NumGoroutine(); n > before {
+			buf := make([]byte, 1<<16)
+			t.Errorf("%d goroutines leaked:\n%s", n-before, buf[:runtime.Stack(buf, true)])
+		}
+	})
+}
+
+func TestMessagesBothWays(t *testing.T) {
+	checkNoLeak(t)
+	_, c, s := pair(t, Config{}, Config{})
+	if s.PeerKey() != c.ep.local.public {
+		t.Fatal("server sees the wrong client key")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	sizes := []int{0, 1, 100, 1200, 5000, 70000, 1 << 20}
+	go func() {
+		for range sizes {
+			m, err := s.Receive(ctx)
+			if err != nil {
+				return
+			}
+			s.Send(ctx, m)
+		}
+	}()
+	for _, n := range sizes {
+		msg := make([]byte, n)
+		for i := range msg {
+			msg[i] = byte(rand.IntN(256))
+		}
+		if err := c.Send(ctx, msg); err != nil {
+			t.Fatal(err)
+		}
+		got, err := c.Receive(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, msg) {
+			t.Fatalf("size %d: echo differs", n)
+		}
+	}
+	st := c.Stats()
+	if st.MessagesReceived != uint64(len(sizes)) || st.SmoothedRTT <= 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestCloseNotifiesPeer(t *testing.T) {
+	checkNoLeak(t)
+	_, c, s := pair(t, Config{}, Config{})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.Send(ctx, []byte("last words")); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	m, err := s.Receive(ctx)
+	if err != nil || string(m) != "last words" {
+		t.Fatalf("got %q, %v", m, err)
+	}
+	if _, err := s.Receive(ctx); !errors.Is(err, ErrPeerClosed) {
+		t.Fatalf("after close: %v", err)
+	}
+}

@@ -1,0 +1,58 @@
+package transport
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"fmt"
+	"net"
+	"time"
+)
+
+// Dial connects to the listener at addr whose public key is serverKey: it runs the
+// handshake (retransmitting with backoff) and returns once the keys are established.
+func Dial(ctx context.Context, addr string, serverKey PublicKey, cfg Config) (*Conn, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	ra, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		return nil, err
+	}
+	remote := ra.AddrPort()
+	network, laddr := "udp4", &net.UDPAddr{IP: net.IPv4zero}
+	if !remote.Addr().Unmap().Is4() {
+		network, laddr = "udp6", &net.UDPAddr{IP: net.IPv6unspecified}
+	}
+	remote = netipUnmap(remote)
+	cfgp := &cfg
+	ep, err := newEndpoint(network, laddr, cfgp)
+	if err != nil {
+		return nil, err
+	}
+	var idb [8]byte
+	rand.Read(idb[:])
+	now := time.Now()
+	c := newConn(ep, cfgp, newPeerKeys(serverKey), binary.LittleEndian.Uint64(idb[:]), remote, true, now)
+	ep.start()
+	c.mu.Lock()
+	c.startHandshakeLocked(now)
+	c.mu.Unlock()
+	hctx, cancel := context.WithTimeout(ctx, cfg.HandshakeTimeout)
+	defer cancel()
+	select {
+	case <-c.hsDone:
+		return c, nil
+	case <-c.done:
+		err := c.Err()
+		c.closeNow(&CloseError{Code: CloseNormal, Reason: "dial failed"}, false)
+		return nil, fmt.Errorf("transport: dial %s: %w", addr, err)
+	case <-hctx.Done():
+		c.closeNow(&CloseError{Code: CloseNormal, Reason: "dial failed"}, false)
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("transport: dial %s: %w", addr, ctx.Err())
+		}
+		return nil, fmt.Errorf("transport: dial %s: %w", addr, ErrHandshakeTimeout)
+	}
+}

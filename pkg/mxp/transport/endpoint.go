@@ -1,0 +1,219 @@
+package transport
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
+)
+
+// batchConn is what ipv4.PacketConn and ipv6.PacketConn share: sendmmsg and recvmmsg.
+type batchConn interface {
+	ReadBatch(ms []ipv4.Message, flags int) (int, error)
+	WriteBatch(ms []ipv4.Message, flags int) (int, error)
+}
+
+// endpoint owns one UDP socket: it reads packets in batches, demultiplexes them by type
+// and receiver index, and writes batches for its connections. A Listener has one
+// endpoint for all its connections; a dialled Conn has its own.
+type endpoint struct {
+	udp      *net.UDPConn
+	batch    batchConn
+	local    *staticIdentity
+	cfg      *Config
+	index    *indexTable
+	cookies  *cookieChecker
+	listener *Listener // nil on a client endpoint
+
+	writeMu  sync.Mutex // serializes WriteBatch calls
+	closed   atomic.Bool
+	done     chan struct{} // closed when the read loop has returned
+	counters endpointCounters
+}
+
+// endpointCounters are the socket-level counters (attacks and drops), read via Stats.
+type endpointCounters struct {
+	packetsIn, bytesIn        atomic.Uint64
+	malformed, unknownIndex   atomic.Uint64
+	authFailed, replayed      atomic.Uint64
+	handshakesIn, cookiesSent atomic.Uint64
+	mac1Failed, mac2Missing   atomic.Uint64
+	initReplayed, refused     atomic.Uint64
+	handshakesDone            atomic.Uint64
+}
+
+func newEndpoint(network string, laddr *net.UDPAddr, cfg *Config) (*endpoint, error) {
+	udp, err := net.ListenUDP(network, laddr)
+	if err != nil {
+		return nil, err
+	}
+	_ = udp.SetReadBuffer(cfg.SocketBuffer)
+	_ = udp.SetWriteBuffer(cfg.SocketBuffer)
+	ep := &endpoint{udp: udp, cfg: cfg, index: newIndexTable(), done: make(chan struct{})}
+	if la := udp.LocalAddr().(*net.UDPAddr); la.IP.To4() != nil && network != "udp6" {
+		ep.batch = ipv4.NewPacketConn(udp)
+	} else {
+		ep.batch = ipv6.NewPacketConn(udp)
+	}
+	ep.local = newStaticIdentity(cfg.PrivateKey)
+	ep.cookies = newCookieChecker(ep.local)
+	return ep, nil
+}
+
+// start runs the read loop; it returns when the socket is closed.
+func (ep *endpoint) start() { go ep.readLoop() }
+
+// close closes the socket and waits for the read loop to end.
+func (ep *endpoint) close() {
+	ep.shutdown()
+	<-ep.done
+}
+
+// shutdown closes the socket without waiting; the read loop then returns. Safe to call
+// from the read loop itself and more than once.
+func (ep *endpoint) shutdown() {
+	if !ep.closed.Swap(true) {
+		ep.udp.Close()
+	}
+}
+
+// writeBatch sends msgs with sendmmsg, retrying the remainder after a partial write.
+// Errors are dropped packets (UDP is lossy; reliability recovers).
+func (ep *endpoint) writeBatch(msgs []ipv4.Message) {
+	ep.writeMu.Lock()
+	defer ep.writeMu.Unlock()
+	for len(msgs) > 0 {
+		n, err := ep.batch.WriteBatch(msgs, 0)
+		if err != nil {
+			if n <= 0 {
+				n = 1 // skip the packet the kernel refused
+			}
+		}
+		msgs = msgs[n:]
+	}
+}
+
+// writeTo sends one packet (handshake path).
+func (ep *endpoint) writeTo(b []byte, to netip.AddrPort) {
+	_, _ = ep.udp.WriteToUDPAddrPort(b, to)
+}
+
+// readLoop reads batches of packets until the socket is closed. Contract: the only
+// goroutine that processes received packets of this endpoint's connections.
+func (ep *endpoint) readLoop() {
+	defer close(ep.done)
+	msgs := make([]ipv4.Message, BatchSize)
+	bufs := make([][]byte, BatchSize)
+	for i := range msgs {
+		bufs[i] = make([]byte, 2048)
+		msgs[i].Buffers = [][]byte{bufs[i]}
+	}
+	touched := make([]*Conn, 0, BatchSize)
+	for {
+		n, err := ep.batch.ReadBatch(msgs, 0)
+		if err != nil {
+			if ep.closed.Load() || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			time.Sleep(time.Millisecond) // transient error (e.g. ICMP unreachable): keep reading
+			continue
+		}
+		now := time.Now()
+		for i := 0; i < n; i++ {
+			m := &msgs[i]
+			ua, ok := m.Addr.(*net.UDPAddr)
+			if !ok {
+				continue
+			}
+			src := ua.AddrPort()
+			src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
+			if c := ep.handlePacket(bufs[i][:m.N], src, now); c != nil && !containsConn(touched, c) {
+				touched = append(touched, c)
+			}
+		}
+		for i, c := range touched {
+			c.afterReceiveBatch(now)
+			touched[i] = nil
+		}
+		touched = touched[:0]
+	}
+}
+
+func containsConn(cs []*Conn, c *Conn) bool {
+	for _, x := range cs {
+		if x == c {
+			return true
+		}
+	}
+	return false
+}
+
+// handlePacket dispatches one datagram; it returns the connection that received data,
+// if any, so that ACKs can be sent once per batch.
+func (ep *endpoint) handlePacket(b []byte, src netip.AddrPort, now time.Time) *Conn {
+	ep.counters.packetsIn.Add(1)
+	ep.counters.bytesIn.Add(uint64(len(b)))
+	if len(b) < 4 {
+		ep.counters.malformed.Add(1)
+		return nil
+	}
+	switch b[0] {
+	case PacketData:
+		h, ok := parseDataHeader(b)
+		if !ok {
+			ep.counters.malformed.Add(1)
+			return nil
+		}
+		e, ok := ep.index.lookup(h.receiver)
+		if !ok || e.kp == nil {
+			ep.counters.unknownIndex.Add(1)
+			return nil
+		}
+		if e.conn.receiveData(e.kp, h, b, src, now) {
+			return e.conn
+		}
+		return nil
+	case PacketInitiation:
+		ep.counters.handshakesIn.Add(1)
+		if ep.listener == nil {
+			ep.counters.malformed.Add(1)
+			return nil
+		}
+		ep.listener.handleInitiation(b, src, now)
+	case PacketResponse:
+		ep.counters.handshakesIn.Add(1)
+		_, recv, err := parseResponseHeader(b)
+		if err != nil {
+			ep.counters.malformed.Add(1)
+			return nil
+		}
+		if e, ok := ep.index.lookup(recv); ok && e.kp == nil {
+			e.conn.handleResponse(recv, b, src, now)
+			return e.conn
+		}
+		ep.counters.unknownIndex.Add(1)
+	case PacketCookieReply:
+		recv, err := parseCookieReply(b)
+		if err != nil {
+			ep.counters.malformed.Add(1)
+			return nil
+		}
+		if e, ok := ep.index.lookup(recv); ok && e.kp == nil {
+			e.conn.handleCookieReply(b, now)
+			return nil
+		}
+		ep.counters.unknownIndex.Add(1)
+	default:
+		ep.counters.malformed.Add(1)
+	}
+	return nil
+}
+
+func netipUnmap(a netip.AddrPort) netip.AddrPort {
+	return netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
+}

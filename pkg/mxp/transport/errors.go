@@ -1,0 +1,52 @@
+package transport
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Errors a caller can test with errors.Is.
+var (
+	ErrClosed            = errors.New("transport: connection closed")
+	ErrListenerClosed    = errors.New("transport: listener closed")
+	ErrIdleTimeout       = errors.New("transport: idle timeout: nothing heard from the peer")
+	ErrHandshakeTimeout  = errors.New("transport: handshake timed out")
+	ErrMessageTooLarge   = errors.New("transport: message larger than MaxMessageSize")
+	ErrDatagramTooLarge  = errors.New("transport: datagram does not fit in one packet")
+	ErrKeysExpired       = errors.New("transport: session keys expired without a rekey")
+	ErrPeerClosed        = errors.New("transport: the peer closed the connection")
+	ErrProtocolViolation = errors.New("transport: the peer violated the protocol")
+	errBadPoint          = errors.New("transport: low-order public key")
+)
+
+// CloseError is the reason a peer gave when it closed the connection.
+type CloseError struct {
+	Code   uint64 // 0: normal close
+	Reason string
+	Remote bool // true: the peer closed; false: this side did
+	cause  error
+}
+
+// Unwrap returns the local cause (ErrIdleTimeout, ErrHandshakeTimeout, ...), if any.
+func (e *CloseError) Unwrap() error { return e.cause }
+
+func (e *CloseError) Error() string {
+	side := "local"
+	if e.Remote {
+		side = "peer"
+	}
+	return fmt.Sprintf("transport: connection closed by %s (code %d): %s", side, e.Code, e.Reason)
+}
+
+// Is makes errors.Is(err, ErrPeerClosed) true for a close by the peer and ErrClosed for both.
+func (e *CloseError) Is(target error) bool {
+	return target == ErrClosed || (e.Remote && target == ErrPeerClosed)
+}
+
+// Close codes carried by a CLOSE frame.
+const (
+	CloseNormal        = 0 // the application closed the connection
+	CloseProtocolError = 1 // a malformed frame inside an authenticated packet
+	CloseFlowControl   = 2 // the peer sent beyond the advertised window
+	CloseIdle          = 3 // informational: closing after the idle timeout
+)

@@ -1,0 +1,193 @@
+package transport
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+)
+
+// Listener accepts secure connections on one UDP socket.
+type Listener struct {
+	ep  *endpoint
+	cfg Config
+
+	mu         sync.Mutex
+	conns      map[connKey]*Conn
+	timestamps map[PublicKey][TimestampSize]byte // greatest initiation timestamp per client key
+	closed     bool
+
+	accept chan *Conn
+	done   chan struct{}
+	load   loadMeter
+}
+
+// connKey names a connection on a Listener: the client's key and its connection id.
+type connKey struct {
+	peer PublicKey
+	id   uint64
+}
+
+// Listen opens a UDP socket on addr ("127.0.0.1:9000", ":0") and accepts connections.
+func Listen(ctx context.Context, addr string, cfg Config) (*Listener, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	ua, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		return nil, err
+	}
+	network := "udp"
+	if ua.IP != nil && ua.IP.To4() != nil {
+		network = "udp4"
+	} else if ua.IP != nil {
+		network = "udp6"
+	}
+	l := &Listener{
+		cfg:        cfg,
+		conns:      make(map[connKey]*Conn),
+		timestamps: make(map[PublicKey][TimestampSize]byte),
+		accept:     make(chan *Conn, 128),
+		done:       make(chan struct{}),
+		load:       loadMeter{limit: cfg.UnderLoadHandshakes},
+	}
+	ep, err := newEndpoint(network, ua, &l.cfg)
+	if err != nil {
+		return nil, err
+	}
+	ep.listener = l
+	l.ep = ep
+	ep.start()
+	return l, nil
+}
+
+// Addr is the local address of the socket.
+func (l *Listener) Addr() net.Addr { return l.ep.udp.LocalAddr() }
+
+// PublicKey is the listener's identity, which clients pin.
+func (l *Listener) PublicKey() PublicKey { return l.ep.local.public }
+
+// Accept waits for the next connection whose client has proven its keys and address
+// (its first data packet arrived).
+func (l *Listener) Accept(ctx context.Context) (*Conn, error) {
+	select {
+	case c := <-l.accept:
+		return c, nil
+	case <-l.done:
+		return nil, ErrListenerClosed
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// Close closes every connection (without lingering) and the socket.
+func (l *Listener) Close() error {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return nil
+	}
+	l.closed = true
+	close(l.done)
+	conns := make([]*Conn, 0, len(l.conns))
+	for _, c := range l.conns {
+		conns = append(conns, c)
+	}
+	l.mu.Unlock()
+	for _, c := range conns {
+		c.closeNow(&CloseError{Code: CloseNormal, Reason: "listener closed"}, true)
+	}
+	l.ep.close()
+	return nil
+}
+
+// Stats returns the listener's socket-level counters.
+func (l *Listener) Stats() ListenerStats { return l.ep.listenerStats(l.numConns()) }
+
+func (l *Listener) numConns() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.conns)
+}
+
+// handleInitiation is the responder's side of message 1. Contract: called by the read
+// loop for every initiation; it keeps no state for a packet until the packet is
+// authenticated and, under load, until its source address is proven by a cookie.
+func (l *Listener) handleInitiation(b []byte, src netip.AddrPort, now time.Time) {
+	ep := l.ep
+	if err := parseInitiationHeader(b); err != nil {
+		ep.counters.malformed.Add(1)
+		return
+	}
+	if !ep.cookies.checkMAC1(b) {
+		ep.counters.mac1Failed.Add(1)
+		return
+	}
+	if l.load.underLoad(now) && !ep.cookies.checkMAC2(b, src, now) {
+		var reply [CookieReplySize]byte
+		idx := uint32(b[initOffSender]) | uint32(b[initOffSender+1])<<8 | uint32(b[initOffSender+2])<<16 | uint32(b[initOffSender+3])<<24
+		ep.cookies.writeCookieReply(&reply, b, idx, src, now)
+		ep.writeTo(reply[:], src)
+		ep.counters.mac2Missing.Add(1)
+		ep.counters.cookiesSent.Add(1)
+		return
+	}
+	in, err := consumeInitiation(ep.local, b)
+	if err != nil {
+		ep.counters.authFailed.Add(1)
+		return
+	}
+	if l.cfg.AllowPeer != nil && !l.cfg.AllowPeer(in.static) {
+		ep.counters.refused.Add(1)
+		return
+	}
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return
+	}
+	if last, seen := l.timestamps[in.static]; seen && bytes.Compare(in.timestamp[:], last[:]) <= 0 {
+		l.mu.Unlock()
+		ep.counters.initReplayed.Add(1)
+		return
+	}
+	if len(l.timestamps) >= MaxTrackedPeers {
+		for k := range l.timestamps { // forget an arbitrary key (see docs: MaxTrackedPeers)
+			delete(l.timestamps, k)
+			break
+		}
+	}
+	l.timestamps[in.static] = in.timestamp
+	key := connKey{in.static, in.connID}
+	c, exists := l.conns[key]
+	if !exists {
+		c = newConn(ep, &l.cfg, newPeerKeys(in.static), in.connID, src, false, now)
+		c.listener = l
+		l.conns[key] = c
+	}
+	l.mu.Unlock()
+	c.acceptInitiation(in, src, now)
+}
+
+// removeConn forgets a closed connection.
+func (l *Listener) removeConn(c *Conn) {
+	l.mu.Lock()
+	if l.conns[connKey{c.peer.public, c.connID}] == c {
+		delete(l.conns, connKey{c.peer.public, c.connID})
+	}
+	l.mu.Unlock()
+}
+
+// deliver hands a confirmed connection to Accept; it is closed when nobody can take it.
+// Called with c.mu held.
+func (l *Listener) deliver(c *Conn) {
+	select {
+	case l.accept <- c:
+	case <-l.done:
+	default:
+		c.closeLocked(&CloseError{Code: CloseNormal, Reason: "accept queue full"}, true)
+	}
+}

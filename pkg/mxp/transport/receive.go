@@ -1,0 +1,121 @@
+package transport
+
+import (
+	"net/netip"
+	"time"
+)
+
+// receiveData authenticates and processes one data packet. Contract: called by the read
+// loop only; it returns whether the packet was accepted.
+func (c *Conn) receiveData(kp *keypair, h dataHeader, b []byte, src netip.AddrPort, now time.Time) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed || (kp != c.current && kp != c.previous && kp != c.next) {
+		c.ep.counters.unknownIndex.Add(1)
+		return false
+	}
+	if kp.expired(now, c.cfg.RejectAfter) {
+		c.stats.expiredDropped++
+		return false
+	}
+	if !kp.replay.check(h.counter) {
+		c.stats.replayed++
+		c.ep.counters.replayed.Add(1)
+		return false
+	}
+	n := nonce(h.counter)
+	pt, err := kp.recv.Open(b[DataHeaderSize:DataHeaderSize], n[:], b[DataHeaderSize:], b[:DataHeaderSize])
+	if err != nil {
+		c.stats.authFailed++
+		c.ep.counters.authFailed.Add(1)
+		return false
+	}
+	if !kp.replay.accept(h.counter) {
+		c.stats.replayed++
+		c.ep.counters.replayed.Add(1)
+		return false
+	}
+	if kp == c.next {
+		c.promoteNextLocked()
+	}
+	c.lastRecv = now
+	c.setRemoteLocked(src)
+	c.stats.packetsRecv++
+	c.stats.bytesRecv += uint64(len(b))
+	outOfOrder := len(c.recvPNs) > 0 && h.counter+1 < c.recvPNs[len(c.recvPNs)-1].end
+	c.recvPNs.add(h.counter, h.counter+1)
+	if len(c.recvPNs) > 2*MaxAckRanges {
+		c.recvPNs.trimTo(MaxAckRanges)
+	}
+	c.now = now
+	var ack ackFrame
+	eliciting, err := parseFrames(pt, c, &ack)
+	if err != nil {
+		c.stats.protocolErrors++
+		c.closeWith(CloseProtocolError, "bad frame", err)
+		return false
+	}
+	if c.closed {
+		return false
+	}
+	if eliciting {
+		c.ackQueue++
+		switch {
+		case outOfOrder || c.ackQueue >= AckEveryPackets:
+			c.ackDue = now
+		case c.ackDue.IsZero():
+			c.ackDue = now.Add(MaxAckDelay)
+		}
+	}
+	return true
+}
+
+// afterReceiveBatch sends what the batch made due (ACKs, data the ACKs allowed).
+// Contract: called by the read loop once per batch for every connection that got data.
+func (c *Conn) afterReceiveBatch(now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return
+	}
+	c.flushLocked(now)
+	c.armTimerLocked(now)
+}
+
+// The frameHandler methods run with c.mu held, inside receiveData.
+
+func (c *Conn) onPing() {}
+
+func (c *Conn) onAck(a *ackFrame) { c.processAckLocked(a, c.now) }
+
+func (c *Conn) onStream(offset uint64, data []byte) error {
+	return c.rcv.write(offset, data, c.deliverLocked)
+}
+
+func (c *Conn) onMaxData(max uint64) {
+	if max > c.snd.maxData {
+		c.snd.maxData = max
+	}
+}
+
+func (c *Conn) onDatagram(data []byte) {
+	if len(c.dgramIn) >= c.cfg.DatagramQueue {
+		c.dgramIn[0] = nil
+		c.dgramIn = c.dgramIn[1:]
+		c.stats.datagramsDropped++
+	}
+	c.dgramIn = append(c.dgramIn, append([]byte(nil), data...))
+	c.stats.datagramsRecv++
+	signal(c.dgramReadable)
+}
+
+func (c *Conn) onClose(code uint64, reason []byte) {
+	c.closeLocked(&CloseError{Code: code, Reason: string(reason), Remote: true}, false)
+}
+
+// deliverLocked queues a complete reliable message for Receive.
+func (c *Conn) deliverLocked(m []byte) {
+	c.msgIn = append(c.msgIn, m)
+	c.stats.messagesRecv++
+	signal(c.readable)
+}

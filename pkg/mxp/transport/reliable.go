@@ -1,0 +1,401 @@
+package transport
+
+import (
+	"errors"
+	"sort"
+	"time"
+)
+
+var errFlowControl = errors.New("transport: peer exceeded the flow-control limit")
+var errMessageLength = errors.New("transport: message length above MaxMessageSize")
+
+// sendStream is the sending half of the connection's reliable byte stream. Each message
+// is written to it as a varint length followed by the bytes; STREAM frames carry
+// (offset, bytes) and are retransmitted by range until acknowledged.
+type sendStream struct {
+	chunks     []sendChunk // messages not yet fully acknowledged, in offset order
+	head       int
+	writeOff   uint64   // end of the queued stream
+	sendOff    uint64   // first byte never sent
+	ackedBelow uint64   // every byte below is acknowledged
+	acked      rangeSet // acknowledged ranges above ackedBelow
+	lost       rangeSet // ranges to send again
+	maxData    uint64   // the peer's flow-control limit (exclusive)
+	limit      int
+}
+
+type sendChunk struct {
+	off uint64
+	b   []byte
+}
+
+func (s *sendStream) init(cfg *Config) {
+	s.maxData = DefaultRecvWindow // every peer's window is at least this at the start
+	s.limit = cfg.SendBuffer
+}
+
+// hasRoom reports whether a message of n bytes may be queued now.
+func (s *sendStream) hasRoom(n int) bool {
+	buffered := s.writeOff - s.ackedBelow
+	return buffered == 0 || buffered+uint64(n)+8 <= uint64(s.limit)
+}
+
+// push appends one message (length-prefixed, copied) to the stream.
+func (s *sendStream) push(msg []byte) {
+	b := make([]byte, 0, varintLen(uint64(len(msg)))+len(msg))
+	b = appendVarint(b, uint64(len(msg)))
+	b = append(b, msg...)
+	s.chunks = append(s.chunks, sendChunk{off: s.writeOff, b: b})
+	s.writeOff += uint64(len(b))
+}
+
+func (s *sendStream) allAcked() bool { return s.ackedBelow == s.writeOff }
+
+// hasNew reports whether unsent bytes are allowed by flow control.
+func (s *sendStream) hasNew() bool { return s.sendOff < s.writeOff && s.sendOff < s.maxData }
+
+// read copies the stream bytes at off into dst (which must lie inside queued data).
+func (s *sendStream) read(off uint64, dst []byte) {
+	live := s.chunks[s.head:]
+	i := sort.Search(len(live), func(i int) bool { return live[i].off+uint64(len(live[i].b)) > off })
+	for len(dst) > 0 && i < len(live) {
+		ch := live[i]
+		n := copy(dst, ch.b[off-ch.off:])
+		dst = dst[n:]
+		off += uint64(n)
+		i++
+	}
+}
+
+// onAcked records that [sp.start, sp.end) arrived and frees fully acknowledged messages.
+func (s *sendStream) onAcked(sp span) {
+	if sp.end <= s.ackedBelow {
+		return
+	}
+	s.acked.add(max(sp.start, s.ackedBelow), sp.end)
+	for len(s.acked) > 0 && s.acked[0].start <= s.ackedBelow {
+		s.ackedBelow = max(s.ackedBelow, s.acked[0].end)
+		s.acked = s.acked[1:]
+	}
+	if len(s.acked) == 0 {
+		s.acked = nil
+	}
+	s.lost.remove(sp.start, sp.end)
+	s.lost.removeBelow(s.ackedBelow)
+	for s.head < len(s.chunks) && s.chunks[s.head].off+uint64(len(s.chunks[s.head].b)) <= s.ackedBelow {
+		s.chunks[s.head] = sendChunk{}
+		s.head++
+	}
+	if s.head == len(s.chunks) {
+		s.chunks, s.head = s.chunks[:0], 0
+	} else if s.head > 1024 && s.head > len(s.chunks)/2 {
+		n := copy(s.chunks, s.chunks[s.head:])
+		clear(s.chunks[n:])
+		s.chunks, s.head = s.chunks[:n], 0
+	}
+}
+
+// onLost queues [sp.start, sp.end) for retransmission, minus what is acknowledged.
+func (s *sendStream) onLost(sp span) {
+	if sp.end <= s.ackedBelow {
+		return
+	}
+	s.lost.add(max(sp.start, s.ackedBelow), sp.end)
+	for _, a := range s.acked {
+		if a.start < sp.end && a.end > sp.start {
+			s.lost.remove(a.start, a.end)
+		}
+	}
+}
+
+// recvBlock is the size of the blocks that hold out-of-order stream bytes.
+const recvBlock = 16 << 10
+
+// recvStream is the receiving half: it reassembles the stream, parses length-prefixed
+// messages and enforces the flow-control limit it advertises.
+type recvStream struct {
+	blocks   map[uint64]*[recvBlock]byte // out-of-order bytes by block number
+	received rangeSet                    // out-of-order ranges held, all above readOff
+	readOff  uint64                      // bytes below are parsed
+	consumed uint64                      // bytes of messages the application has taken
+	maxData  uint64                      // the limit advertised to the peer
+	window   uint64
+
+	hdr  [8]byte // the length prefix being read
+	hdrN int
+	cur  []byte // the message being filled (nil: reading a length prefix)
+	fill int
+}
+
+func (r *recvStream) init(cfg *Config) {
+	r.window = uint64(cfg.RecvWindow)
+	r.maxData = r.window
+	r.blocks = make(map[uint64]*[recvBlock]byte)
+}
+
+// write accepts a STREAM frame and delivers every message it completes.
+func (r *recvStream) write(off uint64, data []byte, deliver func([]byte)) error {
+	end := off + uint64(len(data))
+	if end > r.maxData {
+		return errFlowControl
+	}
+	if end <= r.readOff {
+		return nil // duplicate
+	}
+	if off < r.readOff {
+		data = data[r.readOff-off:]
+		off = r.readOff
+	}
+	if off == r.readOff {
+		if err := r.parse(data, deliver); err != nil {
+			return err
+		}
+		r.readOff = end
+	} else {
+		r.store(off, data)
+		r.received.add(off, end)
+	}
+	for len(r.received) > 0 && r.received[0].start <= r.readOff {
+		sp := r.received[0]
+		r.received = r.received[1:]
+		for r.readOff < sp.end {
+			blk := r.readOff / recvBlock
+			b := r.blocks[blk]
+			lo := r.readOff % recvBlock
+			hi := uint64(recvBlock)
+			if (blk+1)*recvBlock > sp.end {
+				hi = sp.end - blk*recvBlock
+			}
+			if err := r.parse(b[lo:hi], deliver); err != nil {
+				return err
+			}
+			r.readOff = blk*recvBlock + hi
+			if hi == recvBlock {
+				delete(r.blocks, blk)
+			}
+		}
+	}
+	if len(r.received) == 0 {
+		r.received = nil
+		if len(r.blocks) > 0 {
+			clear(r.blocks)
+		}
+	}
+	return nil
+}
+
+// store copies out-of-order bytes into blocks.
+func (r *recvStream) store(off uint64, data []byte) {
+	for len(data) > 0 {
+		blk := off / recvBlock
+		b := r.blocks[blk]
+		if b == nil {
+			b = new([recvBlock]byte)
+			r.blocks[blk] = b
+		}
+		n := copy(b[off%recvBlock:], data)
+		data = data[n:]
+		off += uint64(n)
+	}
+}
+
+// parse consumes in-order stream bytes: length prefixes and message bodies.
+func (r *recvStream) parse(b []byte, deliver func([]byte)) error {
+	for len(b) > 0 {
+		if r.cur == nil {
+			r.hdr[r.hdrN] = b[0]
+			r.hdrN++
+			b = b[1:]
+			if r.hdrN < 1<<(r.hdr[0]>>6) {
+				continue
+			}
+			l, _ := readVarint(r.hdr[:r.hdrN])
+			r.hdrN = 0
+			if l > MaxMessageSize {
+				return errMessageLength
+			}
+			if l == 0 {
+				deliver([]byte{})
+				continue
+			}
+			r.cur, r.fill = make([]byte, l), 0
+		}
+		n := copy(r.cur[r.fill:], b)
+		r.fill += n
+		b = b[n:]
+		if r.fill == len(r.cur) {
+			deliver(r.cur)
+			r.cur = nil
+		}
+	}
+	return nil
+}
+
+// consume records that the application took a message of n bytes; it reports whether
+// the advertised limit moved enough to be worth a MAX_DATA frame.
+func (r *recvStream) consume(n int) bool {
+	r.consumed += uint64(varintLen(uint64(n)) + n)
+	if limit := r.consumed + r.window; limit-r.maxData >= r.window/8 {
+		r.maxData = limit
+		return true
+	}
+	return false
+}
+
+// sentPacket is what the sender remembers about an ack-eliciting packet in flight.
+type sentPacket struct {
+	pn      uint64
+	at      time.Time
+	size    int
+	n       int     // stream ranges carried
+	streams [4]span // stream ranges carried (retransmitted on loss)
+	maxData bool    // carried MAX_DATA (resent on loss)
+	done    bool    // acknowledged or declared lost
+}
+
+// sentList holds sent packets in packet-number order.
+type sentList struct {
+	items []sentPacket
+	head  int
+}
+
+func (l *sentList) push(p sentPacket) { l.items = append(l.items, p) }
+
+func (l *sentList) live() []sentPacket { return l.items[l.head:] }
+
+// compact drops finished packets from the front.
+func (l *sentList) compact() {
+	for l.head < len(l.items) && l.items[l.head].done {
+		l.head++
+	}
+	if l.head == len(l.items) {
+		l.items, l.head = l.items[:0], 0
+	} else if l.head > 4096 && l.head > len(l.items)/2 {
+		n := copy(l.items, l.items[l.head:])
+		l.items, l.head = l.items[:n], 0
+	}
+}
+
+// processAckLocked applies an ACK frame: it frees acknowledged data, samples the RTT,
+// grows the congestion window and runs loss detection. Contract: read loop, c.mu held.
+func (c *Conn) processAckLocked(a *ackFrame, now time.Time) {
+	largest := a.ranges[0].hi
+	if largest >= c.pn {
+		c.stats.protocolErrors++ // acknowledges a packet never sent: ignore the frame
+		return
+	}
+	live := c.sent.live()
+	newly := false
+	for r := 0; r < a.n; r++ {
+		lo, hi := a.ranges[r].lo, a.ranges[r].hi
+		i := sort.Search(len(live), func(i int) bool { return live[i].pn >= lo })
+		for ; i < len(live) && live[i].pn <= hi; i++ {
+			p := &live[i]
+			if p.done {
+				continue
+			}
+			p.done = true
+			newly = true
+			c.cc.onAck(p.size, p.at)
+			for _, sp := range p.streams[:p.n] {
+				c.snd.onAcked(sp)
+			}
+			if p.pn == largest {
+				delay := time.Duration(min(a.delayMicros, uint64(MaxAckDelay/time.Microsecond))) * time.Microsecond
+				c.rtt.update(now.Sub(p.at), delay)
+			}
+		}
+	}
+	if largest > c.largestAcked || !c.anyAcked {
+		c.largestAcked, c.anyAcked = largest, true
+	}
+	if !newly {
+		return
+	}
+	c.rtoBackoff = 0
+	c.detectLossLocked(now)
+	c.sent.compact()
+	if c.snd.hasRoom(0) {
+		signal(c.writable)
+	}
+	if c.snd.allAcked() {
+		signal(c.acked)
+	}
+}
+
+// detectLossLocked declares lost the packets 3 numbers or 9/8 RTT behind the largest
+// acknowledged one (RFC 9002 §6.1) and sets lossTime for the earliest pending one.
+func (c *Conn) detectLossLocked(now time.Time) {
+	c.lossTime = time.Time{}
+	if !c.anyAcked {
+		return
+	}
+	delay := max(c.rtt.srtt, c.rtt.latest) * TimeThresholdNum / TimeThresholdDen
+	delay = max(delay, ClockGranularity)
+	var lostSentAt time.Time
+	live := c.sent.live()
+	for i := range live {
+		p := &live[i]
+		if p.pn > c.largestAcked {
+			break
+		}
+		if p.done {
+			continue
+		}
+		if c.largestAcked >= p.pn+PacketThreshold || !p.at.After(now.Add(-delay)) {
+			c.markLostLocked(p)
+			if p.at.After(lostSentAt) {
+				lostSentAt = p.at
+			}
+			continue
+		}
+		if t := p.at.Add(delay); c.lossTime.IsZero() || t.Before(c.lossTime) {
+			c.lossTime = t
+		}
+	}
+	if !lostSentAt.IsZero() {
+		c.cc.onLoss(lostSentAt, now)
+	}
+}
+
+// markLostLocked requeues what a lost packet carried.
+func (c *Conn) markLostLocked(p *sentPacket) {
+	p.done = true
+	c.cc.inFlight -= p.size
+	for _, sp := range p.streams[:p.n] {
+		c.snd.onLost(sp)
+	}
+	if p.maxData {
+		c.maxDataDue = true
+	}
+	c.stats.packetsLost++
+}
+
+// onRTOLocked handles a retransmission timeout (RFC 6298 §5): everything in flight is
+// lost, the window collapses and the timer backs off.
+func (c *Conn) onRTOLocked(now time.Time) {
+	live := c.sent.live()
+	lostAny := false
+	for i := range live {
+		if !live[i].done {
+			c.markLostLocked(&live[i])
+			lostAny = true
+		}
+	}
+	c.sent.compact()
+	if lostAny {
+		c.cc.onRTO(now)
+	}
+	c.rtoBackoff++
+	c.stats.timeouts++
+	c.pingDue = !c.snd.hasNew() && len(c.snd.lost) == 0 // probe when nothing else goes out
+}
+
+// rtoDeadline is when the retransmission timer fires (zero: nothing in flight).
+func (c *Conn) rtoDeadline() time.Time {
+	if c.cc.inFlight <= 0 {
+		return time.Time{}
+	}
+	rto := c.rtt.rto() << min(c.rtoBackoff, 6)
+	return c.lastEliciting.Add(min(rto, MaxRTO))
+}

@@ -1,0 +1,158 @@
+package transport
+
+import (
+	"time"
+)
+
+// maxStreamHeader is the largest STREAM frame header: type, 8-byte offset, 2-byte length.
+const maxStreamHeader = 1 + 8 + 2
+
+// hasDataLocked reports whether a packet other than a bare ACK is waiting to go out.
+func (c *Conn) hasDataLocked() bool {
+	return c.maxDataDue || c.pingDue || len(c.dgramOut) > 0 || c.closeDue != nil ||
+		(c.cc.canSend(c.cfg.MaxPacketSize) && (len(c.snd.lost) > 0 || c.snd.hasNew()))
+}
+
+// flushLocked builds, seals and sends every packet that is due and allowed by the
+// congestion window and flow control, in batches of up to BatchSize (sendmmsg).
+// Contract: c.mu held; the single place that seals data packets and assigns packet numbers.
+func (c *Conn) flushLocked(now time.Time) {
+	kp := c.current
+	if kp == nil || kp.expired(now, c.cfg.RejectAfter) {
+		return
+	}
+	limit := c.cfg.MaxPacketSize - TagSize
+	for {
+		ackNow := c.ackQueue > 0 && (!now.Before(c.ackDue) || c.hasDataLocked())
+		if !ackNow && !c.hasDataLocked() {
+			break
+		}
+		if c.tx.n == BatchSize {
+			c.writeBatchLocked()
+		}
+		b := c.tx.bufs[c.tx.n][:DataHeaderSize]
+		p := sentPacket{}
+		eliciting := false
+		if ackNow && len(c.recvPNs) > 0 {
+			delay := uint64(0)
+			if !c.ackDue.IsZero() && now.After(c.ackDue.Add(-MaxAckDelay)) {
+				delay = uint64(now.Sub(c.ackDue.Add(-MaxAckDelay)) / time.Microsecond)
+			}
+			b = appendAck(b, c.recvPNs, delay)
+			c.ackQueue, c.ackDue = 0, time.Time{}
+		}
+		closing := c.closeDue != nil
+		if closing {
+			b = appendClose(b, c.closeDue.Code, c.closeDue.Reason)
+			c.closeDue = nil
+		} else {
+			if c.maxDataDue {
+				b = append(b, FrameMaxData)
+				b = appendVarint(b, c.rcv.maxData)
+				c.maxDataDue, p.maxData, eliciting = false, true, true
+			}
+			if c.pingDue {
+				b = append(b, FramePing)
+				c.pingDue, eliciting = false, true
+			}
+			for len(c.dgramOut) > 0 {
+				d := c.dgramOut[0]
+				if len(b)+MaxDatagramOverhead+len(d) > limit {
+					break
+				}
+				b = append(b, FrameDatagram)
+				b = appendVarint(b, uint64(len(d)))
+				b = append(b, d...)
+				c.dgramOut[0] = nil
+				c.dgramOut = c.dgramOut[1:]
+				eliciting = true
+			}
+			if len(c.dgramOut) == 0 {
+				c.dgramOut = nil
+			}
+			if c.cc.canSend(c.cfg.MaxPacketSize) {
+				b = c.appendStreamLocked(b, limit, &p)
+				if p.n > 0 {
+					eliciting = true
+				}
+			}
+		}
+		if len(b) == DataHeaderSize {
+			break
+		}
+		c.sealLocked(kp, b, now)
+		if eliciting {
+			p.pn, p.at, p.size = c.pn-1, now, len(b)+TagSize
+			c.cc.inFlight += p.size
+			c.sent.push(p)
+			c.lastEliciting = now
+		}
+		if closing {
+			break
+		}
+	}
+	c.writeBatchLocked()
+	if kp.sent >= RekeyAfterMessages && c.isClient && c.hs.st == nil {
+		c.startHandshakeLocked(now)
+	}
+}
+
+// appendStreamLocked adds STREAM frames: retransmissions first, then new bytes.
+func (c *Conn) appendStreamLocked(b []byte, limit int, p *sentPacket) []byte {
+	for p.n < len(p.streams) && len(c.snd.lost) > 0 && limit-len(b) > maxStreamHeader {
+		sp := c.snd.lost[0]
+		n := min(sp.end-sp.start, uint64(limit-len(b)-maxStreamHeader))
+		b = appendStreamHeader(b, sp.start, int(n))
+		start := len(b)
+		b = b[:start+int(n)]
+		c.snd.read(sp.start, b[start:])
+		c.snd.lost.remove(sp.start, sp.start+n)
+		p.streams[p.n] = span{sp.start, sp.start + n}
+		p.n++
+		c.stats.retransmittedBytes += n
+	}
+	if p.n < len(p.streams) && c.snd.hasNew() && limit-len(b) > maxStreamHeader {
+		off := c.snd.sendOff
+		n := min(c.snd.writeOff-off, c.snd.maxData-off, uint64(limit-len(b)-maxStreamHeader))
+		b = appendStreamHeader(b, off, int(n))
+		start := len(b)
+		b = b[:start+int(n)]
+		c.snd.read(off, b[start:])
+		c.snd.sendOff += n
+		p.streams[p.n] = span{off, off + n}
+		p.n++
+	}
+	return b
+}
+
+// sealLocked encrypts the packet in b (header plus plaintext frames) in place with the
+// next packet number and queues it in the batch.
+func (c *Conn) sealLocked(kp *keypair, b []byte, now time.Time) {
+	pn := c.pn
+	c.pn++
+	kp.sent++
+	putDataHeader(b, kp.remoteIndex, pn)
+	n := nonce(pn)
+	out := kp.send.Seal(b[DataHeaderSize:DataHeaderSize], n[:], b[DataHeaderSize:], b[:DataHeaderSize])
+	pkt := b[:DataHeaderSize+len(out)]
+	i := c.tx.n
+	c.tx.bufs[i] = pkt
+	c.tx.msgs[i].Buffers[0] = pkt
+	c.tx.msgs[i].Addr = c.remoteUA
+	c.tx.n++
+	c.stats.packetsSent++
+	c.stats.bytesSent += uint64(len(pkt))
+	c.lastSend = now
+}
+
+// writeBatchLocked hands the queued packets to the kernel in one sendmmsg.
+func (c *Conn) writeBatchLocked() {
+	if c.tx.n == 0 {
+		return
+	}
+	c.ep.writeBatch(c.tx.msgs[:c.tx.n])
+	for i := 0; i < c.tx.n; i++ {
+		c.tx.bufs[i] = c.tx.bufs[i][:0]
+	}
+	c.tx.n = 0
+}

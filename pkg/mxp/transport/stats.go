@@ -1,0 +1,89 @@
+package transport
+
+import "time"
+
+// connCounters are a connection's counters; guarded by c.mu.
+type connCounters struct {
+	packetsSent, packetsRecv, bytesSent, bytesRecv uint64
+	packetsLost, retransmittedBytes, timeouts      uint64
+	messagesSent, messagesRecv                     uint64
+	datagramsSent, datagramsRecv, datagramsDropped uint64
+	replayed, authFailed, expiredDropped           uint64
+	protocolErrors, rekeys, handshakesSent         uint64
+	cookiesReceived                                uint64
+}
+
+// Stats is a snapshot of one connection.
+type Stats struct {
+	SmoothedRTT, RTTVar, LatestRTT, MinRTT time.Duration
+	RTO                                    time.Duration
+	PacketsSent, PacketsReceived           uint64
+	BytesSent, BytesReceived               uint64  // UDP payload bytes, headers included
+	PacketsLost                            uint64  // declared lost by loss detection or timeout
+	LossRate                               float64 // PacketsLost / ack-eliciting packets sent
+	RetransmittedBytes                     uint64
+	Timeouts                               uint64 // retransmission timeouts
+	MessagesSent, MessagesReceived         uint64
+	DatagramsSent, DatagramsReceived       uint64
+	DatagramsDropped                       uint64 // queue full on either side
+	ReplaysDropped                         uint64 // duplicate or replayed packets dropped
+	AuthFailures                           uint64 // packets that failed authentication
+	ProtocolErrors                         uint64
+	Rekeys                                 uint64 // handshakes completed, the first included
+	HandshakesSent                         uint64
+	CongestionWindow, BytesInFlight        int
+}
+
+// Stats returns a snapshot of the connection's counters and estimators.
+func (c *Conn) Stats() Stats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := &c.stats
+	st := Stats{
+		SmoothedRTT: c.rtt.srtt, RTTVar: c.rtt.rttvar, LatestRTT: c.rtt.latest, MinRTT: c.rtt.minRTT,
+		RTO:         c.rtt.rto(),
+		PacketsSent: s.packetsSent, PacketsReceived: s.packetsRecv,
+		BytesSent: s.bytesSent, BytesReceived: s.bytesRecv,
+		PacketsLost: s.packetsLost, RetransmittedBytes: s.retransmittedBytes, Timeouts: s.timeouts,
+		MessagesSent: s.messagesSent, MessagesReceived: s.messagesRecv,
+		DatagramsSent: s.datagramsSent, DatagramsReceived: s.datagramsRecv, DatagramsDropped: s.datagramsDropped,
+		ReplaysDropped: s.replayed, AuthFailures: s.authFailed, ProtocolErrors: s.protocolErrors,
+		Rekeys: s.rekeys, HandshakesSent: s.handshakesSent,
+		CongestionWindow: c.cc.cwnd, BytesInFlight: c.cc.inFlight,
+	}
+	if s.packetsSent > 0 {
+		st.LossRate = float64(s.packetsLost) / float64(s.packetsSent)
+	}
+	return st
+}
+
+// ListenerStats are a listener's socket-level counters: handshakes and attacks.
+type ListenerStats struct {
+	Connections         int    // open connections
+	PacketsReceived     uint64 // UDP datagrams read
+	BytesReceived       uint64
+	HandshakesReceived  uint64 // initiations and responses
+	HandshakesCompleted uint64 // keypairs confirmed
+	CookieRepliesSent   uint64 // initiations answered with a cookie (under load)
+	MAC1Failures        uint64 // handshake packets not addressed to our key
+	HandshakeAuthFailed uint64 // initiations whose static key or timestamp failed to decrypt
+	InitiationsReplayed uint64 // initiations with a timestamp not newer than the last one
+	PeersRefused        uint64 // valid initiations from keys AllowPeer refused
+	DataAuthFailed      uint64 // data packets that failed authentication
+	DataReplayed        uint64 // data packets dropped by the anti-replay window
+	UnknownIndex        uint64 // packets for no known session
+	Malformed           uint64 // packets of the wrong size or type
+	SessionIndexes      int    // live receiver indexes (sessions and pending handshakes)
+}
+
+func (ep *endpoint) listenerStats(conns int) ListenerStats {
+	k := &ep.counters
+	return ListenerStats{
+		Connections: conns, PacketsReceived: k.packetsIn.Load(), BytesReceived: k.bytesIn.Load(),
+		HandshakesReceived: k.handshakesIn.Load(), HandshakesCompleted: k.handshakesDone.Load(),
+		CookieRepliesSent: k.cookiesSent.Load(), MAC1Failures: k.mac1Failed.Load(),
+		HandshakeAuthFailed: k.authFailed.Load(), InitiationsReplayed: k.initReplayed.Load(),
+		PeersRefused: k.refused.Load(), DataAuthFailed: k.authFailed.Load(), DataReplayed: k.replayed.Load(),
+		UnknownIndex: k.unknownIndex.Load(), Malformed: k.malformed.Load(), SessionIndexes: ep.index.len(),
+	}
+}
