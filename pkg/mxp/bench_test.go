@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+
+	"github.com/zeebo/xxh3"
 )
 
 // benchFrame returns a Call with a payload of n bytes of the vectors' pattern.
@@ -65,6 +67,45 @@ func BenchmarkDecode(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkChecksum measures XXH3-64 alone over the bytes a frame's checksum covers (header
+// and payload): the floor under Encode and Decode, which compute it once each.
+func BenchmarkChecksum(b *testing.B) {
+	for _, n := range benchSizes {
+		b.Run(benchName(n), func(b *testing.B) {
+			data := make([]byte, HeaderSize+n)
+			b.SetBytes(int64(len(data)))
+			b.ReportAllocs()
+			for b.Loop() {
+				xxh3.Hash(data)
+			}
+		})
+	}
+}
+
+// BenchmarkCallPayload measures the Call payload layer on top of the frame: encoding a
+// Call with 256 bytes of data into a reused buffer, and decoding it (zero-copy).
+func BenchmarkCallPayload(b *testing.B) {
+	p := CallPayload{Target: ServiceInference, TimeoutSeconds: 30, Data: benchFrame(256).Payload}
+	buf, err := p.AppendPayload(nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("encode", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			buf, _ = p.AppendPayload(buf[:0])
+		}
+	})
+	b.Run("decode", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := DecodeCall(buf); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
 
 // BenchmarkDecodeError measures the error path. "inspect" handles the error the way a
