@@ -2,7 +2,6 @@ package mxp
 
 import (
 	"fmt"
-	"strconv"
 	"strings"
 )
 
@@ -63,7 +62,7 @@ func ParseFlags(s string) (Flags, error) {
 	if s == "" || strings.EqualFold(s, "none") {
 		return 0, nil
 	}
-	if n, err := strconv.ParseUint(s, 0, 8); err == nil {
+	if n, err := parseByte(s); err == nil {
 		f := Flags(n)
 		if !f.Valid() {
 			return 0, fmt.Errorf("mxp: flags %s set undefined bits 0x%02x", s, uint8(f&^FlagsMask))

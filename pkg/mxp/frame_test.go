@@ -226,7 +226,7 @@ func TestMessageTypeNames(t *testing.T) {
 			t.Errorf("ParseMessageType(%q) = %v, %v; want %v", tt.in, got, err, tt.want)
 		}
 	}
-	for _, bad := range []string{"", "0", "0x13", "256", "calls", "0x1000"} {
+	for _, bad := range []string{"", "0", "0x13", "256", "calls", "0x1000", "020", "0b10000", "0o20", "-16"} {
 		if _, err := ParseMessageType(bad); err == nil {
 			t.Errorf("ParseMessageType(%q) succeeded", bad)
 		}
@@ -266,6 +266,7 @@ func TestFlags(t *testing.T) {
 		{"0", 0, "0"},
 		{"none", 0, "0"},
 		{"0x0f", FlagsMask, "compressed|encrypted|requires_ack|final"},
+		{"010", FlagFinal | FlagEncrypted, "encrypted|final"}, // decimal ten, not octal
 	}
 	for _, tt := range tests {
 		got, err := ParseFlags(tt.in)
@@ -276,7 +277,7 @@ func TestFlags(t *testing.T) {
 			t.Errorf("Flags(%#x).String() = %q, want %q", uint8(got), got.String(), tt.str)
 		}
 	}
-	for _, bad := range []string{"0x10", "256", "urgent", "final,,bogus"} {
+	for _, bad := range []string{"0x10", "256", "urgent", "final,,bogus", "0b100", "-1"} {
 		if _, err := ParseFlags(bad); err == nil {
 			t.Errorf("ParseFlags(%q) succeeded", bad)
 		}

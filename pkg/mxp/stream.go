@@ -23,6 +23,9 @@ type Reader struct {
 // arrive in one read, small enough to be cheap per stream.
 const readerBufferSize = 64 << 10
 
+// readerKeepBuffer is the largest frame buffer a Reader keeps between frames.
+const readerKeepBuffer = 1 << 20
+
 // NewReader returns a Reader that reads frames from r. It buffers r (unless r is already a
 // *bufio.Reader), so it may read past the last frame it returns.
 func NewReader(r io.Reader) *Reader {
@@ -52,6 +55,9 @@ func (r *Reader) ReadFrame() (Frame, error) {
 }
 
 func (r *Reader) readFrame() (Frame, error) {
+	if cap(r.buf) > readerKeepBuffer {
+		r.buf = nil // the last frame was large: do not hold its buffer for the life of the stream
+	}
 	if cap(r.buf) < FrameOverhead {
 		r.buf = make([]byte, FrameOverhead, 4<<10)
 	}

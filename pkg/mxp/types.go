@@ -79,7 +79,7 @@ func (t MessageType) String() string {
 // 0x-hex ("16", "0x10"). A number that is not a valid type is an error.
 func ParseMessageType(s string) (MessageType, error) {
 	s = strings.TrimSpace(s)
-	if n, err := strconv.ParseUint(s, 0, 8); err == nil {
+	if n, err := parseByte(s); err == nil {
 		t := MessageType(n)
 		if !t.Valid() {
 			return 0, fmt.Errorf("mxp: unknown message type %s", s)
@@ -93,4 +93,15 @@ func ParseMessageType(s string) (MessageType, error) {
 		}
 	}
 	return 0, fmt.Errorf("mxp: unknown message type %q (want a name such as call or agent_register, or a number such as 0x10)", s)
+}
+
+// parseByte parses a number in decimal or 0x-hex that fits in a byte. Unlike
+// strconv.ParseUint with base 0, a leading 0 does not mean octal: "010" is ten.
+func parseByte(s string) (uint8, error) {
+	base := 10
+	if len(s) > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X') {
+		s, base = s[2:], 16
+	}
+	n, err := strconv.ParseUint(s, base, 8)
+	return uint8(n), err
 }
