@@ -408,10 +408,12 @@ func (st *Stream) classify(err error) error {
 // finish records the outcome once: breaker, metrics, span, and releases the slot.
 func (st *Stream) finish(err error) {
 	st.once.Do(func() {
-		st.cancel()
+		// Close (and so drain) the upstream body before cancelling its context: a
+		// cancelled request's connection is closed instead of going back to the pool.
 		if st.inner != nil {
 			st.inner.Close()
 		}
+		st.cancel()
 		<-st.t.prov.sem
 		s, ps, t := st.s, st.t.prov, st.t
 		s.m.inflight.WithLabelValues(ps.name).Dec()

@@ -80,6 +80,7 @@ type Server struct {
 	// record keeps request bodies; benchmarks turn it off.
 	record bool
 	conns  atomic.Int64
+	closed atomic.Int64
 }
 
 // New starts a fake server of the given kind on a loopback port.
@@ -87,8 +88,11 @@ func New(kind string, reply Reply) *Server {
 	s := &Server{Kind: kind, reply: reply, record: true}
 	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(s.serve))
 	s.srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
-		if st == http.StateNew {
+		switch st {
+		case http.StateNew:
 			s.conns.Add(1)
+		case http.StateClosed, http.StateHijacked:
+			s.closed.Add(1)
 		}
 	}
 	s.srv.Start()
@@ -122,6 +126,9 @@ func (s *Server) SetRecording(on bool) {
 
 // Conns is the number of TCP connections accepted so far.
 func (s *Server) Conns() int64 { return s.conns.Load() }
+
+// Closed is the number of connections closed so far (by either side).
+func (s *Server) Closed() int64 { return s.closed.Load() }
 
 // Requests returns the requests received so far.
 func (s *Server) Requests() []Recorded {
