@@ -1,0 +1,139 @@
+package edge
+
+import (
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/mxp-mesh/mesh/pkg/common/bus"
+	"github.com/mxp-mesh/mesh/pkg/mxp"
+)
+
+// targetSubject returns the bus subject for verb at target: the service's subject for a
+// well-known service id, the agent's subject otherwise.
+func (e *Edge) targetSubject(target mxp.AgentID, verb string) (subject string, isService bool) {
+	if subj, ok := e.services[target]; ok {
+		return subj, true
+	}
+	return bus.AgentSubject(target.String(), verb), false
+}
+
+// call routes a Call to its target and answers the peer with the target's Response, or an
+// Error: unreachable at once when nothing answers at the target, timeout at the deadline.
+func (s *session) call(f mxp.Frame, arrived time.Time) {
+	cp, err := mxp.DecodeCall(f.Payload)
+	if err != nil {
+		s.reject(f.MessageID, f.Type.String(), mxp.CodeInvalidPayload, err.Error())
+		return
+	}
+	if !s.acquire() {
+		s.reject(f.MessageID, f.Type.String(), mxp.CodeRateLimited,
+			fmt.Sprintf("more than %d calls in flight on this connection", s.e.cfg.Load().Limits.MaxInFlight))
+		return
+	}
+	cfg := s.e.cfg.Load()
+	timeout := cfg.DefaultCallTimeout
+	if cp.TimeoutSeconds > 0 {
+		timeout = min(time.Duration(cp.TimeoutSeconds)*time.Second, cfg.MaxCallTimeout)
+	}
+	deadline := arrived.Add(timeout)
+	subject, _ := s.e.targetSubject(cp.Target, bus.AgentVerbCall)
+	msg := &nats.Msg{Subject: subject, Header: s.headers(&f, deadline), Data: cp.Data}
+	s.sendAck(&f)
+	go s.request(&f, msg, deadline, arrived)
+}
+
+// deliverCall hands a Call from the bus to the agent's peer. The frame gets an id of the
+// edge's; the peer's Response with that id is published to the caller's inbox.
+func (s *session) deliverCall(target mxp.AgentID, msg *nats.Msg) {
+	if msg.Reply == "" {
+		return // a Call nobody waits for: nothing to answer
+	}
+	deadline, ok, _ := bus.Deadline(msg.Header)
+	if !ok {
+		deadline = time.Now().Add(s.e.cfg.Load().DefaultCallTimeout)
+	}
+	remaining := time.Until(deadline)
+	if remaining <= 0 {
+		respondError(msg, mxp.CodeTimeout, "the caller's deadline passed before delivery")
+		return
+	}
+	traceID, _, _ := bus.TraceID(msg.Header)
+	id := s.nextID.Add(1)
+	s.mu.Lock()
+	if s.closeErr != nil {
+		s.mu.Unlock()
+		respondError(msg, mxp.CodeUnreachable, "the agent's connection closed")
+		return
+	}
+	s.pending[id] = delivery{reply: msg.Reply, deadline: deadline}
+	s.mu.Unlock()
+
+	secs := uint32(math.Ceil(remaining.Seconds()))
+	cp := mxp.CallPayload{Target: target, TimeoutSeconds: secs, Data: msg.Data}
+	bp := framePool.Get().(*[]byte)
+	payload, _ := cp.AppendPayload((*bp)[:0])
+	err := s.send(&mxp.Frame{Type: mxp.TypeCall, MessageID: id, TraceID: traceID, Payload: payload})
+	*bp = payload[:0]
+	framePool.Put(bp)
+	if err != nil {
+		s.mu.Lock()
+		_, still := s.pending[id]
+		delete(s.pending, id)
+		s.mu.Unlock()
+		if still {
+			code := mxp.CodeUnavailable
+			if err == ErrFrameTooLarge {
+				code = mxp.CodeTooLarge
+			}
+			respondError(msg, code, "cannot deliver the call to the agent: "+err.Error())
+		}
+	}
+}
+
+// answer takes a Response or Error from the peer for a Call delivered to it.
+func (s *session) answer(f mxp.Frame) {
+	s.mu.Lock()
+	d, ok := s.pending[f.MessageID]
+	delete(s.pending, f.MessageID)
+	s.mu.Unlock()
+	if !ok {
+		if f.Type == mxp.TypeError {
+			s.count(f.Type, dirIn, string(mxp.CodeNotFound)) // never answer an Error with an Error
+			return
+		}
+		s.reject(f.MessageID, f.Type.String(), mxp.CodeNotFound,
+			fmt.Sprintf("no call with message id %d is waiting for an answer (expired or never delivered)", f.MessageID))
+		return
+	}
+	var out *nats.Msg
+	if f.Type == mxp.TypeError {
+		ep, err := mxp.DecodeErrorPayload(f.Payload)
+		if err != nil {
+			ep = mxp.ErrorPayload{Error: "the agent sent a malformed Error payload", Code: mxp.CodeInternal}
+		}
+		out = errorReply(d.reply, ep.Code, ep.Error)
+	} else {
+		out = &nats.Msg{Subject: d.reply, Data: f.Payload}
+	}
+	if err := s.e.nc.PublishMsg(out); err != nil {
+		s.reject(f.MessageID, f.Type.String(), mxp.CodeUnavailable, "cannot hand the answer to the bus: "+err.Error())
+		return
+	}
+	s.count(f.Type, dirIn, outcomeOK)
+	s.sendAck(&f)
+}
+
+// expireDeliveries forgets delivered Calls whose caller's deadline has passed (the caller
+// already got timeout).
+func (s *session) expireDeliveries(now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id, d := range s.pending {
+		if now.After(d.deadline) {
+			delete(s.pending, id)
+		}
+	}
+}

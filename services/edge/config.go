@@ -1,0 +1,181 @@
+package edge
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/mxp-mesh/mesh/pkg/mxp"
+)
+
+// Config is the edge's configuration. The zero value of a field means its documented
+// default (see Defaults and WithDefaults).
+type Config struct {
+	// Addr is the UDP address of the secure transport. Default ":9000".
+	Addr string `yaml:"addr" flag:"addr" usage:"UDP address of the secure MXP transport"`
+	// CompatAddr is the UDP address of the plaintext listener for the reference agents
+	// SDK (one frame per datagram). Empty (the default) turns it off.
+	CompatAddr string `yaml:"compat_addr" flag:"compat-addr" usage:"UDP address of the plaintext MXP listener (off when empty)"`
+	// CompatAllowRemote lets CompatAddr bind a non-loopback address. Plaintext frames are
+	// neither authenticated nor private, so the default (false) refuses anything but
+	// 127.0.0.1 or ::1.
+	CompatAllowRemote bool `yaml:"compat_allow_remote" flag:"compat-allow-remote" usage:"allow the plaintext listener on a non-loopback address"`
+	// ID names this edge on the bus (stream subjects, logs). Default: a random id.
+	ID string `yaml:"id"`
+
+	// Limits are enforced per connection.
+	Limits PeerLimits `yaml:"limits" reload:"live"`
+
+	// DefaultCallTimeout applies to a Call whose timeout is 0. Default 30s.
+	DefaultCallTimeout time.Duration `yaml:"default_call_timeout" reload:"live"`
+	// MaxCallTimeout caps the timeout a Call may ask for. Default 5m.
+	MaxCallTimeout time.Duration `yaml:"max_call_timeout" reload:"live"`
+	// RegistryTimeout bounds a register, heartbeat or discover round trip. Default 5s.
+	RegistryTimeout time.Duration `yaml:"registry_timeout" reload:"live"`
+	// IdleTimeout ends a plaintext connection that sent nothing for this long (the
+	// reference SDK heartbeats well within it). Default 90s.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+
+	// StreamWindow is the number of chunks a stream may have in flight between edges
+	// before the sender waits for credit. Default 64.
+	StreamWindow int `yaml:"stream_window"`
+	// StreamIdleTimeout ends a stream that moved nothing for this long, and bounds how
+	// long a sender waits for credit. Default 60s.
+	StreamIdleTimeout time.Duration `yaml:"stream_idle_timeout"`
+
+	// Services maps a well-known service name to the bus subject that answers Calls to
+	// it. Defaults: registry → mxp.registry.discover, inference → mxp.inference.chat,
+	// tools → mxp.tools.call, policy → mxp.policy.call.
+	Services map[string]string `yaml:"services"`
+}
+
+// PeerLimits bound what one connection may do.
+type PeerLimits struct {
+	// MaxMessageBytes is the largest frame accepted (header, payload and checksum).
+	// Default 1 MiB; at most mxp.MaxFrameSize.
+	MaxMessageBytes int `yaml:"max_message_bytes" reload:"live"`
+	// MaxInFlight bounds the Calls (and register/heartbeat/discover requests) a
+	// connection has waiting for an answer. Default 1024.
+	MaxInFlight int `yaml:"max_in_flight" reload:"live"`
+	// RatePerSecond and RateBurst bound the frames a connection may send (token bucket).
+	// Defaults 20,000/s and 40,000; a negative rate disables the limit.
+	RatePerSecond float64 `yaml:"rate_per_second" reload:"live"`
+	RateBurst     int     `yaml:"rate_burst" reload:"live"`
+	// QueueFrames bounds the frames of one connection waiting to be handled; beyond it a
+	// frame is answered with Error unavailable. Default 4096.
+	QueueFrames int `yaml:"queue_frames"`
+	// MaxAgents bounds the agents one connection may register. Default 64.
+	MaxAgents int `yaml:"max_agents" reload:"live"`
+	// MaxSubscriptions bounds the topic subscriptions of one connection. Default 64.
+	MaxSubscriptions int `yaml:"max_subscriptions" reload:"live"`
+	// MaxStreams bounds the streams one connection has open. Default 64.
+	MaxStreams int `yaml:"max_streams" reload:"live"`
+}
+
+// Defaults returns the default configuration.
+func Defaults() Config { return Config{Addr: ":9000"}.WithDefaults() }
+
+// WithDefaults fills zero fields with their defaults.
+func (c Config) WithDefaults() Config {
+	if c.Addr == "" {
+		c.Addr = ":9000"
+	}
+	if c.DefaultCallTimeout <= 0 {
+		c.DefaultCallTimeout = 30 * time.Second
+	}
+	if c.MaxCallTimeout <= 0 {
+		c.MaxCallTimeout = 5 * time.Minute
+	}
+	if c.RegistryTimeout <= 0 {
+		c.RegistryTimeout = 5 * time.Second
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = 90 * time.Second
+	}
+	if c.StreamWindow <= 0 {
+		c.StreamWindow = 64
+	}
+	if c.StreamIdleTimeout <= 0 {
+		c.StreamIdleTimeout = 60 * time.Second
+	}
+	l := &c.Limits
+	if l.MaxMessageBytes <= 0 {
+		l.MaxMessageBytes = 1 << 20
+	}
+	if l.MaxInFlight <= 0 {
+		l.MaxInFlight = 1024
+	}
+	if l.RatePerSecond == 0 {
+		l.RatePerSecond = 20_000
+	}
+	if l.RateBurst <= 0 {
+		l.RateBurst = 40_000
+	}
+	if l.QueueFrames <= 0 {
+		l.QueueFrames = 4096
+	}
+	if l.MaxAgents <= 0 {
+		l.MaxAgents = 64
+	}
+	if l.MaxSubscriptions <= 0 {
+		l.MaxSubscriptions = 64
+	}
+	if l.MaxStreams <= 0 {
+		l.MaxStreams = 64
+	}
+	svc := map[string]string{
+		"registry":  "mxp.registry.discover",
+		"inference": "mxp.inference.chat",
+		"tools":     "mxp.tools.call",
+		"policy":    "mxp.policy.call",
+	}
+	for k, v := range c.Services {
+		svc[strings.ToLower(k)] = v
+	}
+	c.Services = svc
+	return c
+}
+
+// Validate reports the first bad setting, naming its key.
+func (c Config) Validate() error {
+	if c.Limits.MaxMessageBytes > mxp.MaxFrameSize {
+		return fmt.Errorf("limits.max_message_bytes: %d is over the frame maximum %d", c.Limits.MaxMessageBytes, mxp.MaxFrameSize)
+	}
+	if c.Limits.MaxMessageBytes < mxp.FrameOverhead {
+		return fmt.Errorf("limits.max_message_bytes: %d is under the frame overhead %d", c.Limits.MaxMessageBytes, mxp.FrameOverhead)
+	}
+	if c.CompatAddr != "" && !c.CompatAllowRemote {
+		if err := checkLoopback(c.CompatAddr); err != nil {
+			return fmt.Errorf("compat_addr: %w", err)
+		}
+	}
+	for name := range c.Services {
+		if _, ok := mxp.ServiceByName(name); !ok {
+			return fmt.Errorf("services.%s: not a well-known service (%s)", name, strings.Join(mxp.ServiceNames(), ", "))
+		}
+	}
+	return nil
+}
+
+// checkLoopback accepts host:port addresses whose host is a loopback IP or "localhost".
+func checkLoopback(addr string) error {
+	host, _, ok := strings.Cut(addr, "]:")
+	if ok {
+		host = strings.TrimPrefix(host, "[")
+	} else {
+		i := strings.LastIndexByte(addr, ':')
+		if i < 0 {
+			return fmt.Errorf("%q is not host:port", addr)
+		}
+		host = addr[:i]
+	}
+	if host == "localhost" {
+		return nil
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil || !ip.IsLoopback() {
+		return fmt.Errorf("%q is not a loopback address; the plaintext listener is loopback-only unless compat_allow_remote is set", addr)
+	}
+	return nil
+}

@@ -1,0 +1,368 @@
+package edge
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/mxp-mesh/mesh/pkg/common/bus"
+	"github.com/mxp-mesh/mesh/pkg/common/lifecycle"
+	"github.com/mxp-mesh/mesh/pkg/common/security"
+	"github.com/mxp-mesh/mesh/pkg/common/service"
+	"github.com/mxp-mesh/mesh/pkg/mxp"
+)
+
+// Deps are what New is given: the shared service resources and the transports to serve.
+// The plaintext listener is built from Config.CompatAddr; other transports (the secure
+// one) are passed here.
+type Deps struct {
+	service.Deps
+	Transports []Transport
+}
+
+// Edge is the edge service. Build it with New, then Run it.
+type Edge struct {
+	cfg     atomic.Pointer[Config]
+	id      string
+	log     *slog.Logger
+	nc      *nats.Conn
+	m       *metrics
+	limiter *security.Limiter
+	ts      []Transport
+
+	mu       sync.Mutex
+	sessions map[Peer]*session
+	agents   map[mxp.AgentID]*session // agent id → the session that registered it
+	streams  map[streamKey]*stream
+
+	agentMsgs chan *nats.Msg // calls, probes and stream opens for carried agents
+	services  map[mxp.AgentID]string
+
+	ctx     context.Context // cancelled when Run stops
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup // session loops, workers and background bus requests
+	serving atomic.Bool
+}
+
+// New builds an edge from cfg. It binds the plaintext listener when cfg.CompatAddr is
+// set, but serves nothing until Run.
+func New(cfg Config, deps Deps) (*Edge, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if deps.Conn == nil {
+		return nil, errors.New("edge: Deps.Conn (the bus connection) is required")
+	}
+	d := deps.Deps.WithDefaults("edge")
+	if cfg.ID == "" {
+		var b [6]byte
+		_, _ = rand.Read(b[:])
+		cfg.ID = hex.EncodeToString(b[:])
+	}
+	e := &Edge{
+		id:        cfg.ID,
+		log:       d.Logger.With("service", "edge", "edge_id", cfg.ID),
+		nc:        d.Conn,
+		m:         newMetrics(d.Metrics),
+		sessions:  map[Peer]*session{},
+		agents:    map[mxp.AgentID]*session{},
+		streams:   map[streamKey]*stream{},
+		agentMsgs: make(chan *nats.Msg, 65536),
+		services:  map[mxp.AgentID]string{},
+	}
+	e.ctx, e.cancel = context.WithCancel(context.Background())
+	e.cfg.Store(&cfg)
+	for name, subj := range cfg.Services {
+		id, _ := mxp.ServiceByName(name)
+		e.services[id] = subj
+	}
+	e.limiter = security.NewLimiter(security.LimiterConfig{Rate: cfg.Limits.RatePerSecond, Burst: cfg.Limits.RateBurst})
+	if cfg.CompatAddr != "" {
+		ct, err := ListenCompat(CompatConfig{Addr: cfg.CompatAddr, IdleTimeout: cfg.IdleTimeout,
+			OnDrop: func(reason string) { e.m.dropped.WithLabelValues(reason).Inc() }})
+		if err != nil {
+			return nil, err
+		}
+		e.ts = append(e.ts, ct)
+	}
+	e.ts = append(e.ts, deps.Transports...)
+	if len(e.ts) == 0 {
+		return nil, errors.New("edge: no transport to serve (set compat_addr or pass a secure transport)")
+	}
+	d.Health.Add("edge", func(context.Context) error {
+		if !e.serving.Load() {
+			return errors.New("edge: not serving")
+		}
+		if !e.nc.IsConnected() {
+			return errors.New("edge: bus disconnected")
+		}
+		return nil
+	})
+	return e, nil
+}
+
+// ID is the edge's id on the bus.
+func (e *Edge) ID() string { return e.id }
+
+// Config returns the configuration in use.
+func (e *Edge) Config() Config { return *e.cfg.Load() }
+
+// Reload applies the live settings of cfg (limits and timeouts); the others keep their
+// running values.
+func (e *Edge) Reload(cfg Config) error {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	cur := *e.cfg.Load()
+	cur.Limits.MaxMessageBytes = cfg.Limits.MaxMessageBytes
+	cur.Limits.MaxInFlight = cfg.Limits.MaxInFlight
+	cur.Limits.RatePerSecond = cfg.Limits.RatePerSecond
+	cur.Limits.RateBurst = cfg.Limits.RateBurst
+	cur.Limits.MaxAgents = cfg.Limits.MaxAgents
+	cur.Limits.MaxSubscriptions = cfg.Limits.MaxSubscriptions
+	cur.Limits.MaxStreams = cfg.Limits.MaxStreams
+	cur.DefaultCallTimeout, cur.MaxCallTimeout, cur.RegistryTimeout = cfg.DefaultCallTimeout, cfg.MaxCallTimeout, cfg.RegistryTimeout
+	e.limiter.SetRate(cur.Limits.RatePerSecond, cur.Limits.RateBurst)
+	e.cfg.Store(&cur)
+	return nil
+}
+
+// Addrs returns the bound address of each transport, by transport name.
+func (e *Edge) Addrs() map[string]string {
+	out := map[string]string{}
+	for _, t := range e.ts {
+		out[t.Name()] = t.Addr().String()
+	}
+	return out
+}
+
+// Name implements lifecycle.Service.
+func (e *Edge) Name() string { return "edge" }
+
+// Run serves every transport until ctx ends, then closes every connection (deregistering
+// the agents they carried and ending their streams) and returns.
+func (e *Edge) Run(ctx context.Context) error {
+	streamSub, err := e.nc.Subscribe(bus.EdgeSubject(e.id, EdgeStreamWildcard), e.handleStreamMsg)
+	if err != nil {
+		return fmt.Errorf("edge: subscribe stream subject: %w", err)
+	}
+	_ = streamSub.SetPendingLimits(1<<20, 1<<30)
+	workers := 4
+	for range workers {
+		e.wg.Go(e.agentWorker)
+	}
+	e.wg.Go(e.sweep)
+	errs := make(chan error, len(e.ts))
+	for _, t := range e.ts {
+		go func() { errs <- t.Serve(e) }()
+		e.log.Info("edge listening", "transport", t.Name(), "addr", t.Addr().String())
+	}
+	e.serving.Store(true)
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errs:
+	}
+	e.serving.Store(false)
+	for _, t := range e.ts {
+		_ = t.Close()
+	}
+	_ = streamSub.Unsubscribe()
+	// Sessions ended by the transports' Close deregister their agents in the background;
+	// give that work the drain deadline.
+	dctx, cancel := lifecycle.DrainContext(ctx)
+	defer cancel()
+	done := make(chan struct{})
+	go func() {
+		e.cancel()
+		e.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-dctx.Done():
+		e.log.Warn("edge: shutdown deadline passed with work in flight")
+	}
+	return runErr
+}
+
+// EdgeStreamWildcard is the verb pattern of an edge's stream subjects (stream.o for the
+// opener's end, stream.a for the acceptor's).
+const EdgeStreamWildcard = bus.EdgeVerbStream + ".*"
+
+// Opened implements Handler.
+func (e *Edge) Opened(p Peer) {
+	s := newSession(e, p)
+	e.mu.Lock()
+	e.sessions[p] = s
+	e.mu.Unlock()
+	tname := transportName(p)
+	e.m.sessions.WithLabelValues(tname).Inc()
+	e.m.sessionsTotal.WithLabelValues(tname).Inc()
+	e.wg.Go(s.loop)
+}
+
+// Frame implements Handler: the cheap checks (size, rate) happen here on the transport's
+// goroutine, so a flood never reaches the queue; the rest in the session's loop.
+func (e *Edge) Frame(p Peer, msg []byte) {
+	e.mu.Lock()
+	s := e.sessions[p]
+	e.mu.Unlock()
+	if s == nil {
+		return
+	}
+	cfg := e.cfg.Load()
+	if len(msg) > cfg.Limits.MaxMessageBytes {
+		s.reject(peekID(msg), peekType(msg), mxp.CodeTooLarge,
+			fmt.Sprintf("frame of %d bytes is over the edge's limit of %d", len(msg), cfg.Limits.MaxMessageBytes))
+		return
+	}
+	if cfg.Limits.RatePerSecond > 0 && !e.limiter.Allow(p.ID()) {
+		e.m.dropped.WithLabelValues("rate_limited").Inc()
+		s.reject(peekID(msg), peekType(msg), mxp.CodeRateLimited,
+			fmt.Sprintf("over the rate limit of %g frames/s", cfg.Limits.RatePerSecond))
+		return
+	}
+	buf := make([]byte, len(msg))
+	copy(buf, msg)
+	select {
+	case s.queue <- inFrame{raw: buf, at: time.Now()}:
+	default:
+		e.m.dropped.WithLabelValues("queue_full").Inc()
+		s.reject(peekID(msg), peekType(msg), mxp.CodeUnavailable, "the connection's queue is full; slow down")
+	}
+}
+
+// Closed implements Handler.
+func (e *Edge) Closed(p Peer, err error) {
+	e.mu.Lock()
+	s := e.sessions[p]
+	delete(e.sessions, p)
+	e.mu.Unlock()
+	if s == nil {
+		return
+	}
+	e.m.sessions.WithLabelValues(transportName(p)).Dec()
+	s.close(err)
+}
+
+func transportName(p Peer) string {
+	if p.Identity() == "" {
+		return "compat"
+	}
+	return "secure"
+}
+
+// owner returns the session carrying agent id once its registration is confirmed.
+func (e *Edge) owner(id mxp.AgentID) *session {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	s := e.agents[id]
+	if s == nil {
+		return nil
+	}
+	s.mu.Lock()
+	c := s.agents[id]
+	s.mu.Unlock()
+	if c == nil || !c.confirmed {
+		return nil
+	}
+	return s
+}
+
+// agentWorker handles calls, probes and stream opens addressed to carried agents.
+func (e *Edge) agentWorker() {
+	for {
+		select {
+		case <-e.ctx.Done():
+			return
+		case msg := <-e.agentMsgs:
+			e.handleAgentMsg(msg)
+		}
+	}
+}
+
+func (e *Edge) handleAgentMsg(msg *nats.Msg) {
+	rest := strings.TrimPrefix(msg.Subject, bus.SubjectAgentPrefix)
+	idText, verb, _ := strings.Cut(rest, ".")
+	id, err := mxp.ParseAgentID(idText)
+	if err != nil {
+		return
+	}
+	s := e.owner(id)
+	if s == nil {
+		if msg.Reply != "" && verb != bus.AgentVerbProbe {
+			respondError(msg, mxp.CodeUnreachable, "agent "+idText+" is not connected to this edge")
+		}
+		return
+	}
+	switch verb {
+	case bus.AgentVerbProbe:
+		_ = msg.Respond(nil)
+	case bus.AgentVerbCall:
+		s.deliverCall(id, msg)
+	case bus.AgentVerbStream:
+		s.acceptStream(id, msg)
+	}
+}
+
+// sweep expires calls delivered to agents whose caller's deadline passed, and idle
+// streams.
+func (e *Edge) sweep() {
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-e.ctx.Done():
+			return
+		case now := <-tick.C:
+			e.mu.Lock()
+			sessions := make([]*session, 0, len(e.sessions))
+			for _, s := range e.sessions {
+				sessions = append(sessions, s)
+			}
+			var idle []*stream
+			limit := now.Add(-e.cfg.Load().StreamIdleTimeout).UnixNano()
+			for _, st := range e.streams {
+				if st.last.Load() < limit {
+					idle = append(idle, st)
+				}
+			}
+			e.mu.Unlock()
+			for _, s := range sessions {
+				s.expireDeliveries(now)
+			}
+			for _, st := range idle {
+				st.abort(&mxp.ErrorPayload{Error: "stream idle for too long", Code: mxp.CodeTimeout}, true)
+			}
+		}
+	}
+}
+
+// peekID returns the message id of a frame that may not decode (0 when too short).
+func peekID(b []byte) uint64 {
+	if len(b) < 16 {
+		return 0
+	}
+	return uint64(b[8]) | uint64(b[9])<<8 | uint64(b[10])<<16 | uint64(b[11])<<24 |
+		uint64(b[12])<<32 | uint64(b[13])<<40 | uint64(b[14])<<48 | uint64(b[15])<<56
+}
+
+// peekType returns the label of a frame's type byte ("invalid" when not a valid type).
+func peekType(b []byte) string {
+	if len(b) < 5 || !mxp.MessageType(b[4]).Valid() {
+		return "invalid"
+	}
+	return mxp.MessageType(b[4]).String()
+}

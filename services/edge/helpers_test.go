@@ -1,0 +1,237 @@
+package edge
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/mxp-mesh/mesh/pkg/common/bus"
+	"github.com/mxp-mesh/mesh/pkg/common/service"
+	"github.com/mxp-mesh/mesh/pkg/mxp"
+	"github.com/mxp-mesh/mesh/services/edge/client"
+)
+
+// testBus starts an in-process NATS server for a test.
+func testBus(t testing.TB) *bus.Bus {
+	t.Helper()
+	b, err := bus.Start(bus.Config{Embedded: bus.EmbeddedConfig{DontListen: true}}, "test", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
+}
+
+// fakeRegistry answers the registry subjects from memory, as the registry service does,
+// so the edge's routing is tested without importing another service.
+type fakeRegistry struct {
+	mu     sync.Mutex
+	agents map[mxp.AgentID]mxp.RegisterRequest
+}
+
+func startFakeRegistry(t testing.TB, b *bus.Bus) *fakeRegistry {
+	t.Helper()
+	nc, err := b.NewConn("fake-registry")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	r := &fakeRegistry{agents: map[mxp.AgentID]mxp.RegisterRequest{}}
+	reply := func(m *nats.Msg, v any) {
+		body, _ := json.Marshal(v)
+		_ = m.Respond(body)
+	}
+	subs := map[string]nats.MsgHandler{
+		bus.SubjectRegistryRegister: func(m *nats.Msg) {
+			req, err := mxp.DecodeRegisterRequest(m.Data)
+			if err != nil {
+				respondError(m, mxp.CodeInvalidPayload, err.Error())
+				return
+			}
+			r.mu.Lock()
+			r.agents[req.ID] = req
+			r.mu.Unlock()
+			reply(m, mxp.RegisterResponse{Success: true, AgentID: req.ID, Message: "registered"})
+		},
+		bus.SubjectRegistryHeartbeat: func(m *nats.Msg) {
+			req, _ := mxp.DecodeHeartbeatRequest(m.Data)
+			r.mu.Lock()
+			_, ok := r.agents[req.AgentID]
+			r.mu.Unlock()
+			reply(m, mxp.HeartbeatResponse{Success: ok, NeedsRegister: !ok, AgentID: req.AgentID, Timestamp: time.Now()})
+		},
+		bus.SubjectRegistryDeregister: func(m *nats.Msg) {
+			req, _ := mxp.DecodeHeartbeatRequest(m.Data)
+			r.mu.Lock()
+			delete(r.agents, req.AgentID)
+			r.mu.Unlock()
+			reply(m, mxp.RegisterResponse{Success: true, AgentID: req.AgentID, Message: "deregistered"})
+		},
+		bus.SubjectRegistryDiscover: func(m *nats.Msg) {
+			req, err := mxp.DecodeDiscoverRequest(m.Data)
+			if err != nil {
+				respondError(m, mxp.CodeInvalidPayload, err.Error())
+				return
+			}
+			resp := mxp.DiscoverResponse{Agents: []mxp.AgentRecord{}}
+			r.mu.Lock()
+			for _, a := range r.agents {
+				if hasAll(a.Capabilities, req.Required()) && strings.HasPrefix(a.Name, req.NamePrefix) {
+					resp.Agents = append(resp.Agents, mxp.AgentRecord{ID: a.ID, Name: a.Name, Capabilities: a.Capabilities, Status: mxp.StatusOnline})
+				}
+			}
+			r.mu.Unlock()
+			resp.Count = len(resp.Agents)
+			reply(m, resp)
+		},
+	}
+	for subj, h := range subs {
+		if _, err := nc.QueueSubscribe(subj, bus.QueueRegistry, h); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func (r *fakeRegistry) has(id mxp.AgentID) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, ok := r.agents[id]
+	return ok
+}
+
+func hasAll(have, want []string) bool {
+	for _, w := range want {
+		found := false
+		for _, h := range have {
+			found = found || h == w
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
+
+// testEdge is an edge with a plaintext listener on a loopback port, running until the
+// test ends (or stop is called).
+type testEdge struct {
+	*Edge
+	addr string
+	stop func()
+}
+
+func startEdge(t testing.TB, b *bus.Bus, mod func(*Config)) *testEdge {
+	t.Helper()
+	nc, err := b.NewConn("edge")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{CompatAddr: "127.0.0.1:0"}
+	if mod != nil {
+		mod(&cfg)
+	}
+	e, err := New(cfg, Deps{Deps: service.Deps{Conn: nc}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := e.Run(ctx); err != nil {
+			t.Errorf("edge run: %v", err)
+		}
+		nc.Close()
+	}()
+	var once sync.Once
+	stop := func() { once.Do(func() { cancel(); <-done }) }
+	t.Cleanup(stop)
+	waitFor(t, "edge serving", func() bool { return e.serving.Load() })
+	return &testEdge{Edge: e, addr: e.Addrs()["compat"], stop: stop}
+}
+
+func dial(t testing.TB, addr string) *client.Client {
+	t.Helper()
+	c, err := client.DialCompat(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// waitFor polls cond until it holds, failing the test after 10 s.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func ctxT(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// registerAgent registers a new agent over c and returns its id.
+func registerAgent(t testing.TB, c *client.Client, name string, caps ...string) mxp.AgentID {
+	t.Helper()
+	id := mxp.NewAgentID()
+	_, err := c.Register(ctxT(t), mxp.RegisterRequest{ID: id, Name: name, Capabilities: caps, Metadata: mxp.AgentMetadata{Version: "1.0.0"}})
+	if err != nil {
+		t.Fatalf("register %s: %v", name, err)
+	}
+	return id
+}
+
+// serveEcho answers every Call on c with its data, and counts them.
+func serveEcho(c *client.Client, calls *countingSet) {
+	go func() {
+		for f := range c.Inbound() {
+			if f.Type != mxp.TypeCall {
+				continue
+			}
+			cp, err := mxp.DecodeCall(f.Payload)
+			if err != nil {
+				continue
+			}
+			if calls != nil {
+				calls.add(string(cp.Data))
+			}
+			_ = c.Respond(context.Background(), f, cp.Data)
+		}
+	}()
+}
+
+type countingSet struct {
+	mu sync.Mutex
+	m  map[string]int
+}
+
+func (s *countingSet) add(k string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m == nil {
+		s.m = map[string]int{}
+	}
+	s.m[k]++
+}
+
+func framesMetric(e *Edge, typ, dir, outcome string) float64 {
+	return testutil.ToFloat64(e.m.frames.WithLabelValues(typ, dir, outcome))
+}

@@ -1,0 +1,233 @@
+package edge
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/mxp-mesh/mesh/pkg/common/bus"
+	"github.com/mxp-mesh/mesh/pkg/mxp"
+)
+
+// register routes an AgentRegister to the registry. The agent id must not be carried by
+// another connection, here or on another edge (probed on the bus); the edge subscribes the
+// agent's subjects before the registry hears of it, so that calls work as soon as the
+// registration is answered.
+func (s *session) register(f mxp.Frame, arrived time.Time) {
+	req, err := mxp.DecodeRegisterRequest(f.Payload)
+	if err != nil {
+		s.reject(f.MessageID, f.Type.String(), mxp.CodeInvalidPayload, err.Error())
+		return
+	}
+	if svc, ok := mxp.ServiceName(req.ID); ok {
+		s.reject(f.MessageID, f.Type.String(), mxp.CodeForbidden, "agent id "+req.ID.String()+" is reserved for the "+svc+" service")
+		return
+	}
+	e := s.e
+	e.mu.Lock()
+	owner := e.agents[req.ID]
+	fresh := owner == nil
+	if owner != nil && owner != s {
+		e.mu.Unlock()
+		s.reject(f.MessageID, f.Type.String(), mxp.CodeForbidden, "agent "+req.ID.String()+" is registered by another connection")
+		return
+	}
+	if fresh {
+		s.mu.Lock()
+		n := len(s.agents)
+		if n < e.cfg.Load().Limits.MaxAgents {
+			s.agents[req.ID] = &carried{since: time.Now()}
+			s.order = append(s.order, req.ID)
+		}
+		s.mu.Unlock()
+		if n >= e.cfg.Load().Limits.MaxAgents {
+			e.mu.Unlock()
+			s.reject(f.MessageID, f.Type.String(), mxp.CodeRateLimited, fmt.Sprintf("a connection may register at most %d agents", n))
+			return
+		}
+		e.agents[req.ID] = s
+	}
+	e.mu.Unlock()
+	if !s.acquire() {
+		if fresh {
+			s.forget(req.ID)
+		}
+		s.reject(f.MessageID, f.Type.String(), mxp.CodeRateLimited, "too many requests in flight on this connection")
+		return
+	}
+	cfg := e.cfg.Load()
+	deadline := arrived.Add(cfg.RegistryTimeout)
+	go func() {
+		defer s.release()
+		if fresh {
+			if code, text := s.claim(req.ID, deadline); code != "" {
+				s.forget(req.ID)
+				s.count(f.Type, dirIn, string(code))
+				s.sendError(f.MessageID, f.TraceID, code, text)
+				return
+			}
+		}
+		msg := &nats.Msg{Subject: bus.SubjectRegistryRegister, Header: s.headers(&f, deadline), Data: f.Payload}
+		ctx, cancel := context.WithDeadline(s.ctx, deadline)
+		reply, err := e.nc.RequestMsgWithContext(ctx, msg)
+		cancel()
+		if s.ctx.Err() != nil {
+			return
+		}
+		ok := err == nil && bus.ReplyError(reply) == nil
+		if ok {
+			var rr mxp.RegisterResponse
+			if json.Unmarshal(reply.Data, &rr) == nil && !rr.Success {
+				ok = false
+			}
+		}
+		if ok {
+			s.mu.Lock()
+			c := s.agents[req.ID]
+			newly := c != nil && !c.confirmed
+			if c != nil {
+				c.confirmed = true
+			}
+			s.mu.Unlock()
+			if newly {
+				e.m.agents.Inc()
+			}
+		} else if fresh {
+			s.forget(req.ID)
+		}
+		s.answerFromBus(&f, reply, err, msg.Subject)
+		e.m.route.WithLabelValues(f.Type.String()).Observe(time.Since(arrived).Seconds())
+	}()
+}
+
+// claim makes sure no other edge carries id, then subscribes the agent's subjects. It
+// returns an error code and text when the id is taken or the bus fails.
+func (s *session) claim(id mxp.AgentID, deadline time.Time) (mxp.ErrorCode, string) {
+	e := s.e
+	ctx, cancel := context.WithDeadline(s.ctx, deadline)
+	_, err := e.nc.RequestWithContext(ctx, bus.AgentSubject(id.String(), bus.AgentVerbProbe), nil)
+	cancel()
+	switch {
+	case err == nil:
+		return mxp.CodeForbidden, "agent " + id.String() + " is registered by a connection on another edge"
+	case !errors.Is(err, nats.ErrNoResponders):
+		code, text := busFailure(err, "the agent probe")
+		return code, text
+	}
+	sub, err := e.nc.ChanSubscribe(bus.AgentSubject(id.String(), "*"), e.agentMsgs)
+	if err != nil {
+		return mxp.CodeUnavailable, "cannot subscribe the agent's subject: " + err.Error()
+	}
+	s.mu.Lock()
+	c := s.agents[id]
+	if c != nil {
+		c.sub = sub
+	}
+	s.mu.Unlock()
+	if c == nil { // deregistered or the session closed meanwhile
+		_ = sub.Unsubscribe()
+		return mxp.CodeUnavailable, "the registration was withdrawn"
+	}
+	return "", ""
+}
+
+// forget drops an agent from the session and the edge (no registry call).
+func (s *session) forget(id mxp.AgentID) {
+	e := s.e
+	e.mu.Lock()
+	if e.agents[id] == s {
+		delete(e.agents, id)
+	}
+	s.mu.Lock()
+	c := s.agents[id]
+	delete(s.agents, id)
+	for i, v := range s.order {
+		if v == id {
+			s.order = append(s.order[:i], s.order[i+1:]...)
+			break
+		}
+	}
+	s.mu.Unlock()
+	e.mu.Unlock()
+	if c != nil {
+		if c.sub != nil {
+			_ = c.sub.Unsubscribe()
+		}
+		if c.confirmed {
+			e.m.agents.Dec()
+		}
+	}
+}
+
+// owns reports whether the session carries agent id with a confirmed registration.
+func (s *session) owns(id mxp.AgentID) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.agents[id]
+	return c != nil && c.confirmed
+}
+
+// heartbeat routes an AgentHeartbeat to the registry, or, with FlagFinal, deregisters.
+// Only the connection that registered the agent may do either.
+func (s *session) heartbeat(f mxp.Frame, arrived time.Time) {
+	req, err := mxp.DecodeHeartbeatRequest(f.Payload)
+	if err != nil {
+		s.reject(f.MessageID, f.Type.String(), mxp.CodeInvalidPayload, err.Error())
+		return
+	}
+	if !s.owns(req.AgentID) {
+		s.reject(f.MessageID, f.Type.String(), mxp.CodeForbidden, "agent "+req.AgentID.String()+" is not registered by this connection")
+		return
+	}
+	if !s.acquire() {
+		s.reject(f.MessageID, f.Type.String(), mxp.CodeRateLimited, "too many requests in flight on this connection")
+		return
+	}
+	deadline := arrived.Add(s.e.cfg.Load().RegistryTimeout)
+	subject := bus.SubjectRegistryHeartbeat
+	final := f.Flags.Has(mxp.FlagFinal)
+	if final {
+		subject = bus.SubjectRegistryDeregister
+	}
+	msg := &nats.Msg{Subject: subject, Header: s.headers(&f, deadline), Data: f.Payload}
+	go func() {
+		if final {
+			defer s.forget(req.AgentID)
+		}
+		s.request(&f, msg, deadline, arrived)
+	}()
+}
+
+// discover routes an AgentDiscover to the registry.
+func (s *session) discover(f mxp.Frame, arrived time.Time) {
+	if _, err := mxp.DecodeDiscoverRequest(f.Payload); err != nil {
+		s.reject(f.MessageID, f.Type.String(), mxp.CodeInvalidPayload, err.Error())
+		return
+	}
+	if !s.acquire() {
+		s.reject(f.MessageID, f.Type.String(), mxp.CodeRateLimited, "too many requests in flight on this connection")
+		return
+	}
+	deadline := arrived.Add(s.e.cfg.Load().RegistryTimeout)
+	msg := &nats.Msg{Subject: bus.SubjectRegistryDiscover, Header: s.headers(&f, deadline), Data: f.Payload}
+	go s.request(&f, msg, deadline, arrived)
+}
+
+// deregister tells the registry that agents whose connection ended are gone.
+func (e *Edge) deregister(ids []mxp.AgentID) {
+	timeout := e.cfg.Load().RegistryTimeout
+	for _, id := range ids {
+		body, _ := json.Marshal(mxp.HeartbeatRequest{AgentID: id})
+		msg := &nats.Msg{Subject: bus.SubjectRegistryDeregister, Header: nats.Header{}, Data: body}
+		bus.SetAgentID(msg.Header, id.String())
+		bus.SetDeadline(msg.Header, time.Now().Add(timeout))
+		if _, err := e.nc.RequestMsg(msg, timeout); err != nil {
+			e.log.Warn("deregistering an agent of a closed connection failed; its lease will expire",
+				"agent_id", id.String(), "err", err)
+		}
+	}
+}

@@ -1,0 +1,393 @@
+package edge
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/mxp-mesh/mesh/pkg/common/bus"
+	"github.com/mxp-mesh/mesh/pkg/mxp"
+)
+
+// inFrame is one received message waiting in a session's queue.
+type inFrame struct {
+	raw []byte
+	at  time.Time
+}
+
+// carried is an agent registered over a session.
+type carried struct {
+	sub       *nats.Subscription
+	confirmed bool // the registry accepted the registration
+	since     time.Time
+}
+
+// delivery is a Call handed to the session's peer and waiting for its Response.
+type delivery struct {
+	reply    string // the caller's bus inbox
+	deadline time.Time
+}
+
+// session is the edge's state for one connection: the agents it registered, the Calls
+// delivered to it, its streams and topic subscriptions. Frames of one session are handled
+// in order by its loop; Calls and registry requests are answered asynchronously.
+type session struct {
+	e      *Edge
+	peer   Peer
+	queue  chan inFrame
+	ctx    context.Context
+	cancel context.CancelFunc
+	nextID atomic.Uint64 // ids of the frames the edge originates towards the peer
+
+	inflight atomic.Int64
+	once     sync.Once
+
+	mu       sync.Mutex
+	agents   map[mxp.AgentID]*carried
+	order    []mxp.AgentID // registration order; the first is the caller identity
+	pending  map[uint64]delivery
+	streams  map[mxp.StreamID]*stream
+	subs     map[string]*nats.Subscription // topic pattern → subscription
+	events   chan *nats.Msg
+	closeErr error
+}
+
+func newSession(e *Edge, p Peer) *session {
+	s := &session{
+		e:       e,
+		peer:    p,
+		queue:   make(chan inFrame, e.cfg.Load().Limits.QueueFrames),
+		agents:  map[mxp.AgentID]*carried{},
+		pending: map[uint64]delivery{},
+		streams: map[mxp.StreamID]*stream{},
+		subs:    map[string]*nats.Subscription{},
+	}
+	s.ctx, s.cancel = context.WithCancel(e.ctx)
+	// Ids the edge originates start high so that they stand apart from the peer's own.
+	s.nextID.Store(1 << 63)
+	return s
+}
+
+// loop handles the session's frames in arrival order until the session closes.
+func (s *session) loop() {
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case in := <-s.queue:
+			s.handle(in)
+		}
+	}
+}
+
+// handle decodes and routes one frame.
+func (s *session) handle(in inFrame) {
+	f, n, err := mxp.Decode(in.raw)
+	if err != nil {
+		s.reject(peekID(in.raw), peekType(in.raw), mxp.ErrorCodeFor(err), err.Error())
+		return
+	}
+	if n != len(in.raw) {
+		s.reject(f.MessageID, f.Type.String(), mxp.CodeInvalidFrame,
+			fmt.Sprintf("%d bytes after the frame; one frame per message", len(in.raw)-n))
+		return
+	}
+	switch f.Type {
+	case mxp.TypeAgentRegister:
+		s.register(f, in.at)
+	case mxp.TypeAgentHeartbeat:
+		s.heartbeat(f, in.at)
+	case mxp.TypeAgentDiscover:
+		s.discover(f, in.at)
+	case mxp.TypeCall:
+		s.call(f, in.at)
+	case mxp.TypeResponse, mxp.TypeError:
+		s.answer(f)
+	case mxp.TypeEvent:
+		s.event(f, in.at)
+	case mxp.TypeStreamOpen:
+		s.streamOpen(f, in.at)
+	case mxp.TypeStreamChunk:
+		s.streamChunk(f, in.at)
+	case mxp.TypeStreamClose:
+		s.streamClose(f, in.at)
+	case mxp.TypeAck:
+		// The edge asks for no Acks; one is harmless and only counted.
+		s.count(f.Type, dirIn, outcomeOK)
+	}
+}
+
+func (s *session) count(t mxp.MessageType, dir, outcome string) {
+	s.e.m.frames.WithLabelValues(t.String(), dir, outcome).Inc()
+}
+
+// reject answers a frame with an Error frame and counts the frame under the error code.
+func (s *session) reject(msgID uint64, typeLabel string, code mxp.ErrorCode, msg string) {
+	s.e.m.frames.WithLabelValues(typeLabel, dirIn, string(code)).Inc()
+	s.sendError(msgID, 0, code, msg)
+}
+
+// sendError sends an Error frame {"error","code"} for message msgID.
+func (s *session) sendError(msgID, traceID uint64, code mxp.ErrorCode, msg string) {
+	p := mxp.ErrorPayload{Error: msg, Code: code}
+	body, err := p.AppendPayload(nil)
+	if err != nil { // a malformed code from a remote service: say so rather than drop
+		p = mxp.ErrorPayload{Error: msg, Code: mxp.CodeInternal}
+		body, _ = p.AppendPayload(nil)
+	}
+	s.send(&mxp.Frame{Type: mxp.TypeError, MessageID: msgID, TraceID: traceID, Payload: body})
+}
+
+// sendAck acknowledges f when it asked for it.
+func (s *session) sendAck(f *mxp.Frame) {
+	if !f.Flags.Has(mxp.FlagRequiresAck) {
+		return
+	}
+	ack := mxp.AckPayload{MessageID: f.MessageID}
+	body, _ := ack.AppendPayload(make([]byte, 0, mxp.AckPayloadSize))
+	s.send(&mxp.Frame{Type: mxp.TypeAck, MessageID: f.MessageID, TraceID: f.TraceID, Payload: body})
+}
+
+var framePool = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
+
+// send encodes f and sends it to the peer. A Response too large for the transport is
+// replaced by an Error too_large, so the caller is never left waiting.
+func (s *session) send(f *mxp.Frame) error {
+	bp := framePool.Get().(*[]byte)
+	defer func() {
+		if cap(*bp) <= 256<<10 {
+			framePool.Put(bp)
+		}
+	}()
+	b, err := mxp.AppendFrame((*bp)[:0], f)
+	if err != nil {
+		s.count(f.Type, dirOut, string(mxp.CodeInternal))
+		return err
+	}
+	*bp = b
+	if max := s.peer.MaxFrame(); max > 0 && len(b) > max {
+		s.count(f.Type, dirOut, string(mxp.CodeTooLarge))
+		if f.Type == mxp.TypeError {
+			return ErrFrameTooLarge
+		}
+		s.sendError(f.MessageID, f.TraceID, mxp.CodeTooLarge,
+			fmt.Sprintf("%s of %d bytes does not fit this connection's %d-byte limit", f.Type, len(b), max))
+		return ErrFrameTooLarge
+	}
+	if err := s.peer.Send(s.ctx, b); err != nil {
+		s.count(f.Type, dirOut, "send_failed")
+		return err
+	}
+	s.count(f.Type, dirOut, outcomeOK)
+	return nil
+}
+
+// callerID is the agent id the session acts as: its first confirmed agent ("" if none).
+func (s *session) callerID() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, id := range s.order {
+		if c := s.agents[id]; c != nil && c.confirmed {
+			return id.String()
+		}
+	}
+	return ""
+}
+
+// headers builds the bus headers of a message originated by frame f of this session.
+func (s *session) headers(f *mxp.Frame, deadline time.Time) nats.Header {
+	h := nats.Header{}
+	bus.SetMsgID(h, f.MessageID)
+	if f.TraceID != 0 {
+		bus.SetTraceID(h, f.TraceID)
+		h.Set(bus.HeaderTraceparent, traceparent(f.TraceID, f.MessageID))
+	}
+	if id := s.callerID(); id != "" {
+		bus.SetAgentID(h, id)
+	}
+	h.Set(bus.HeaderPeer, s.peer.ID())
+	if !deadline.IsZero() {
+		bus.SetDeadline(h, deadline)
+	}
+	return h
+}
+
+// traceparent is the W3C traceparent of an MXP trace: the trace id mapped as package
+// tracing maps it, the span id derived from the message id.
+func traceparent(traceID, msgID uint64) string {
+	span := msgID ^ traceID | 1
+	return fmt.Sprintf("00-%016x%016x-%016x-01", uint64(0), traceID, span)
+}
+
+// acquire takes one in-flight slot; false when the session is at its limit.
+func (s *session) acquire() bool {
+	if s.inflight.Add(1) > int64(s.e.cfg.Load().Limits.MaxInFlight) {
+		s.inflight.Add(-1)
+		return false
+	}
+	s.e.m.inflight.Inc()
+	return true
+}
+
+func (s *session) release() {
+	s.inflight.Add(-1)
+	s.e.m.inflight.Dec()
+}
+
+// request sends msg on the bus and waits for the reply until deadline. It turns the
+// outcome into the frame the peer gets: Response (reply payload) or Error.
+func (s *session) request(f *mxp.Frame, msg *nats.Msg, deadline time.Time, arrived time.Time) {
+	defer s.release()
+	ctx, cancel := context.WithDeadline(s.ctx, deadline)
+	defer cancel()
+	reply, err := s.e.nc.RequestMsgWithContext(ctx, msg)
+	if s.ctx.Err() != nil {
+		return // the connection is gone; nobody to answer
+	}
+	s.answerFromBus(f, reply, err, msg.Subject)
+	s.e.m.route.WithLabelValues(f.Type.String()).Observe(time.Since(arrived).Seconds())
+}
+
+// answerFromBus sends the peer the frame for a bus round trip's outcome.
+func (s *session) answerFromBus(f *mxp.Frame, reply *nats.Msg, err error, subject string) {
+	if err != nil {
+		code, text := busFailure(err, subject)
+		s.count(f.Type, dirIn, string(code))
+		s.sendError(f.MessageID, f.TraceID, code, text)
+		return
+	}
+	if rerr := bus.ReplyError(reply); rerr != nil {
+		var be *bus.Error
+		code, text := mxp.CodeInternal, rerr.Error()
+		if errors.As(rerr, &be) {
+			code, text = mxp.ErrorCode(be.Code), be.Message
+		}
+		s.count(f.Type, dirIn, string(code))
+		s.sendError(f.MessageID, f.TraceID, code, text)
+		return
+	}
+	s.count(f.Type, dirIn, outcomeOK)
+	s.send(&mxp.Frame{Type: mxp.TypeResponse, MessageID: f.MessageID, TraceID: f.TraceID, Payload: reply.Data})
+}
+
+// busFailure names a failed bus request in MXP terms.
+func busFailure(err error, subject string) (mxp.ErrorCode, string) {
+	switch {
+	case errors.Is(err, nats.ErrNoResponders):
+		return mxp.CodeUnreachable, "nothing on the mesh answers at " + subject
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
+		return mxp.CodeTimeout, "no answer from " + subject + " before the deadline"
+	case errors.Is(err, nats.ErrMaxPayload):
+		return mxp.CodeTooLarge, "message over the bus's payload limit"
+	}
+	return mxp.CodeUnavailable, "the bus is unavailable: " + err.Error()
+}
+
+// respondError answers a bus request with a micro error reply carrying an MXP Error
+// payload.
+func respondError(msg *nats.Msg, code mxp.ErrorCode, text string) {
+	if msg.Reply == "" || msg.Sub == nil {
+		return
+	}
+	_ = msg.RespondMsg(errorReply(msg.Reply, code, text))
+}
+
+// respondErrorTo publishes a micro error reply to a reply subject.
+func respondErrorTo(nc *nats.Conn, reply string, code mxp.ErrorCode, text string) {
+	if reply == "" {
+		return
+	}
+	_ = nc.PublishMsg(errorReply(reply, code, text))
+}
+
+// errorReply builds a micro error reply (Nats-Service-Error, Nats-Service-Error-Code,
+// Mxp-Error-Kind) whose body is the MXP Error payload.
+func errorReply(subject string, code mxp.ErrorCode, text string) *nats.Msg {
+	body, _ := json.Marshal(mxp.ErrorPayload{Error: text, Code: code})
+	r := nats.NewMsg(subject)
+	r.Header.Set("Nats-Service-Error", text)
+	r.Header.Set("Nats-Service-Error-Code", strconv.Itoa(statusOf(code)))
+	r.Header.Set(bus.HeaderErrorKind, string(code))
+	r.Data = body
+	return r
+}
+
+// statusOf maps an MXP error code to the HTTP-like status of the micro convention.
+func statusOf(code mxp.ErrorCode) int {
+	switch code {
+	case mxp.CodeInvalidFrame, mxp.CodeInvalidPayload:
+		return 400
+	case mxp.CodeForbidden:
+		return 403
+	case mxp.CodeNotFound, mxp.CodeUnreachable:
+		return 404
+	case mxp.CodeTooLarge:
+		return 413
+	case mxp.CodeRateLimited:
+		return 429
+	case mxp.CodeUnavailable:
+		return 503
+	case mxp.CodeTimeout:
+		return 504
+	}
+	return 500
+}
+
+// close ends the session: its agents are deregistered, Calls delivered to it are answered
+// with unavailable, its streams end with an error on the other side, its subscriptions
+// go.
+func (s *session) close(reason error) {
+	s.once.Do(func() {
+		e := s.e
+		s.cancel()
+		e.mu.Lock()
+		s.mu.Lock()
+		s.closeErr = reason
+		var ids []mxp.AgentID
+		for id, c := range s.agents {
+			if e.agents[id] == s {
+				delete(e.agents, id)
+			}
+			if c.sub != nil {
+				_ = c.sub.Unsubscribe()
+			}
+			if c.confirmed {
+				ids = append(ids, id)
+			}
+		}
+		s.agents = map[mxp.AgentID]*carried{}
+		pending := s.pending
+		s.pending = map[uint64]delivery{}
+		streams := make([]*stream, 0, len(s.streams))
+		for _, st := range s.streams {
+			streams = append(streams, st)
+		}
+		for _, sub := range s.subs {
+			_ = sub.Unsubscribe()
+			e.m.subscriptions.Dec()
+		}
+		s.subs = map[string]*nats.Subscription{}
+		s.mu.Unlock()
+		e.mu.Unlock()
+		e.m.agents.Sub(float64(len(ids)))
+
+		for _, d := range pending {
+			respondErrorTo(e.nc, d.reply, mxp.CodeUnavailable, "the agent disconnected before answering")
+		}
+		for _, st := range streams {
+			st.abort(&mxp.ErrorPayload{Error: "the peer disconnected", Code: mxp.CodeUnavailable}, false)
+		}
+		if len(ids) > 0 {
+			e.wg.Go(func() { e.deregister(ids) })
+		}
+		e.log.Debug("session closed", "peer", s.peer.ID(), "reason", reason, "agents", len(ids))
+	})
+}
+

@@ -1,0 +1,63 @@
+package edge
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+)
+
+// Peer is one connection to the edge, as a transport presents it: it has an identity and
+// an address, sends encoded frames, and can be closed. The edge never sees datagrams,
+// handshakes or keys.
+type Peer interface {
+	// ID is unique among the edge's live peers, e.g. "compat:127.0.0.1:40000" or
+	// "key:<public key>"; it keys per-peer limits and appears in logs and bus headers.
+	ID() string
+	// Identity is the peer's authenticated identity: its static public key on the secure
+	// transport, "" on the plaintext listener (which authenticates nothing).
+	Identity() string
+	// RemoteAddr is the peer's current UDP address.
+	RemoteAddr() netip.AddrPort
+	// Send transmits one encoded frame. It may block for flow control until ctx ends, and
+	// must not keep frame after it returns. It is safe for concurrent use.
+	Send(ctx context.Context, frame []byte) error
+	// MaxFrame is the largest frame Send can carry; 0 means any valid frame.
+	MaxFrame() int
+	// Close ends the connection; the transport then calls Handler.Closed once.
+	Close() error
+}
+
+// Handler receives what a transport carries. The edge implements it.
+type Handler interface {
+	// Opened is called once for a new peer, before its first Frame.
+	Opened(p Peer)
+	// Frame hands over one received message: what the peer sent as one frame, not yet
+	// checked. msg is valid only during the call. Frame must not block for long.
+	Frame(p Peer, msg []byte)
+	// Closed is called once when a peer's connection ends, with the reason.
+	Closed(p Peer, err error)
+}
+
+// Transport accepts peers and hands their messages to a Handler.
+type Transport interface {
+	// Name labels the transport in metrics and logs ("secure", "compat").
+	Name() string
+	// Serve runs until Close, calling h for every peer event. It returns nil after Close.
+	Serve(h Handler) error
+	// Addr is the bound local address.
+	Addr() net.Addr
+	// Close stops the transport and closes every peer.
+	Close() error
+}
+
+// Errors of peers and transports.
+var (
+	// ErrPeerClosed is returned by Send on a closed peer, and is the reason given to
+	// Handler.Closed when the edge closed the peer.
+	ErrPeerClosed = errors.New("edge: peer closed")
+	// ErrIdle is the reason given to Handler.Closed when a peer timed out.
+	ErrIdle = errors.New("edge: peer idle timeout")
+	// ErrFrameTooLarge is returned by Send for a frame over the peer's MaxFrame.
+	ErrFrameTooLarge = errors.New("edge: frame too large for the transport")
+)
