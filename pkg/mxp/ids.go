@@ -36,8 +36,13 @@ func (id AgentID) MarshalText() ([]byte, error) {
 	return uuid.UUID(id).MarshalText()
 }
 
-// UnmarshalText parses a UUID text form.
+// UnmarshalText parses a UUID text form; the empty string is the zero id (the reference
+// SDK sends "agent_id": "" in failed answers).
 func (id *AgentID) UnmarshalText(b []byte) error {
+	if len(b) == 0 {
+		*id = AgentID{}
+		return nil
+	}
 	v, err := ParseAgentID(string(b))
 	if err != nil {
 		return err

@@ -284,8 +284,12 @@ func DecodeAck(b []byte) (AckPayload, error) {
 // MarshalText encodes a stream id as its UUID text form.
 func (id StreamID) MarshalText() ([]byte, error) { return uuid.UUID(id).MarshalText() }
 
-// UnmarshalText parses a UUID text form.
+// UnmarshalText parses a UUID text form; the empty string is the zero id.
 func (id *StreamID) UnmarshalText(b []byte) error {
+	if len(b) == 0 {
+		*id = StreamID{}
+		return nil
+	}
 	v, err := ParseStreamID(string(b))
 	if err != nil {
 		return err

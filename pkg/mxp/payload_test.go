@@ -45,6 +45,10 @@ func TestReferenceLifecycleJSON(t *testing.T) {
 	if err != nil || e.Code != CodeNotFound || !errors.Is(e.Err(), CodeNotFound) {
 		t.Fatalf("error payload %+v, %v", e, err)
 	}
+	failed, err := DecodeRegisterResponse([]byte(`{"success":false,"agent_id":"","message":"name taken"}`))
+	if err != nil || failed.Success || !failed.AgentID.IsZero() || failed.Message != "name taken" {
+		t.Fatalf("failed register response %+v, %v", failed, err)
+	}
 	d, err := DecodeDiscoverRequest([]byte(`{"capability":"geo"}`))
 	if err != nil || !reflect.DeepEqual(d.Required(), []string{"geo"}) {
 		t.Fatalf("reference discover %+v, %v", d, err)
@@ -113,6 +117,7 @@ func TestJSONPayloadRejects(t *testing.T) {
 		{"register bad address", wrap(DecodeRegisterRequest), `{"id":"` + id + `","name":"a","address":"nowhere"}`, "malformed JSON"},
 		{"register trailing data", wrap(DecodeRegisterRequest), `{"id":"` + id + `","name":"a"} x`, "malformed JSON"},
 		{"heartbeat no id", wrap(DecodeHeartbeatRequest), `{}`, "missing agent_id"},
+		{"heartbeat empty id", wrap(DecodeHeartbeatRequest), `{"agent_id":""}`, "missing agent_id"},
 		{"heartbeat response no id", wrap(DecodeHeartbeatResponse), `{"success":true}`, "missing agent_id"},
 		{"register response success without id", wrap(DecodeRegisterResponse), `{"success":true}`, "success without agent_id"},
 		{"discover negative limit", wrap(DecodeDiscoverRequest), `{"limit":-1}`, "out of range"},
