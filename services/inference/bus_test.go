@@ -150,3 +150,24 @@ func TestBusStream(t *testing.T) {
 		t.Errorf("terminal error %+v", berr)
 	}
 }
+
+// FuzzBusChatRequest feeds arbitrary bytes through the bus request path (decode, validate,
+// route, mock) and checks that every outcome is a response or a typed error.
+func FuzzBusChatRequest(f *testing.F) {
+	f.Add([]byte(`{"model":"mock","messages":[{"role":"user","content":"use t {\"a\":1}"}],"tools":[{"name":"t"}]}`))
+	f.Add([]byte(`{"messages":[{"role":"tool","tool_call_id":"x","content":"r"}],"context_budget":"drop","max_tokens":3}`))
+	env := newTestService(f, Defaults(), nil)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var req ChatRequest
+		if json.Unmarshal(data, &req) != nil {
+			return
+		}
+		resp, err := env.svc.Chat(context.Background(), &req)
+		if err == nil && resp == nil {
+			t.Fatal("nil response without error")
+		}
+		if err != nil && provider.CodeOf(err) == "" {
+			t.Fatalf("untyped error %v", err)
+		}
+	})
+}

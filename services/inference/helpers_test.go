@@ -40,7 +40,7 @@ type testEnv struct {
 
 // newTestService builds a service with virtual sleep and jitter that always picks the cap
 // (so waits are deterministic).
-func newTestService(t *testing.T, cfg Config, adapters map[string]provider.ModelAdapter) *testEnv {
+func newTestService(t testing.TB, cfg Config, adapters map[string]provider.ModelAdapter) *testEnv {
 	t.Helper()
 	vs := &virtualSleep{}
 	reg := prometheus.NewRegistry()
