@@ -12,8 +12,11 @@ import (
 // Config is the edge's configuration. The zero value of a field means its documented
 // default (see Defaults and WithDefaults).
 type Config struct {
-	// Addr is the UDP address of the secure transport. Default ":9000".
-	Addr string `yaml:"addr" flag:"addr" usage:"UDP address of the secure MXP transport"`
+	// Addr is the UDP address of the secure transport. Default ":9000"; "off" disables it.
+	Addr string `yaml:"addr" flag:"addr" usage:"UDP address of the secure MXP transport (off to disable)"`
+	// KeyFile holds the edge's X25519 private key (base64, one line); it is created with
+	// a new key when missing. Default "mxp-edge.key".
+	KeyFile string `yaml:"key_file" flag:"key-file" usage:"the edge's private key file (created when missing)"`
 	// CompatAddr is the UDP address of the plaintext listener for the reference agents
 	// SDK (one frame per datagram). Empty (the default) turns it off.
 	CompatAddr string `yaml:"compat_addr" flag:"compat-addr" usage:"UDP address of the plaintext MXP listener (off when empty)"`
@@ -80,6 +83,9 @@ func Defaults() Config { return Config{Addr: ":9000"}.WithDefaults() }
 func (c Config) WithDefaults() Config {
 	if c.Addr == "" {
 		c.Addr = ":9000"
+	}
+	if c.KeyFile == "" {
+		c.KeyFile = "mxp-edge.key"
 	}
 	if c.DefaultCallTimeout <= 0 {
 		c.DefaultCallTimeout = 30 * time.Second

@@ -19,6 +19,7 @@ import (
 	"github.com/mxp-mesh/mesh/pkg/common/security"
 	"github.com/mxp-mesh/mesh/pkg/common/service"
 	"github.com/mxp-mesh/mesh/pkg/mxp"
+	"github.com/mxp-mesh/mesh/pkg/mxp/transport"
 )
 
 // Deps are what New is given: the shared service resources and the transports to serve.
@@ -95,6 +96,19 @@ func New(cfg Config, deps Deps) (*Edge, error) {
 		}
 		e.ts = append(e.ts, ct)
 	}
+	if cfg.Addr != "off" {
+		key, _, err := LoadOrCreateKey(cfg.KeyFile)
+		if err != nil {
+			e.closeTransports()
+			return nil, err
+		}
+		st, err := ListenSecure(cfg.Addr, key, transport.Config{IdleTimeout: cfg.IdleTimeout})
+		if err != nil {
+			e.closeTransports()
+			return nil, err
+		}
+		e.ts = append(e.ts, st)
+	}
 	e.ts = append(e.ts, deps.Transports...)
 	if len(e.ts) == 0 {
 		return nil, errors.New("edge: no transport to serve (set compat_addr or pass a secure transport)")
@@ -109,6 +123,22 @@ func New(cfg Config, deps Deps) (*Edge, error) {
 		return nil
 	})
 	return e, nil
+}
+
+func (e *Edge) closeTransports() {
+	for _, t := range e.ts {
+		_ = t.Close()
+	}
+}
+
+// PublicKey is the secure transport's public key ("" when it is off), which clients pin.
+func (e *Edge) PublicKey() string {
+	for _, t := range e.ts {
+		if st, ok := t.(*SecureTransport); ok {
+			return st.PublicKey().String()
+		}
+	}
+	return ""
 }
 
 // ID is the edge's id on the bus.
@@ -343,9 +373,35 @@ func (e *Edge) sweep() {
 			for _, s := range sessions {
 				s.expireDeliveries(now)
 			}
+			e.pollTransportStats()
 			for _, st := range idle {
 				st.abort(&mxp.ErrorPayload{Error: "stream idle for too long", Code: mxp.CodeTimeout}, true)
 			}
+		}
+	}
+}
+
+// pollTransportStats turns the secure transport's counters into the edge's metrics.
+func (e *Edge) pollTransportStats() {
+	for _, t := range e.ts {
+		st, ok := t.(*SecureTransport)
+		if !ok {
+			continue
+		}
+		cur := st.Stats()
+		prev := st.last
+		st.last = cur
+		add := func(reason string, now, before uint64) {
+			if now > before {
+				e.m.handshakeFailures.WithLabelValues(st.Name(), reason).Add(float64(now - before))
+			}
+		}
+		add("mac1", cur.MAC1Failures, prev.MAC1Failures)
+		add("auth", cur.HandshakeAuthFailed, prev.HandshakeAuthFailed)
+		add("replayed_initiation", cur.InitiationsReplayed, prev.InitiationsReplayed)
+		add("peer_refused", cur.PeersRefused, prev.PeersRefused)
+		if cur.DataReplayed > prev.DataReplayed {
+			e.m.dropped.WithLabelValues("replay").Add(float64(cur.DataReplayed - prev.DataReplayed))
 		}
 	}
 }

@@ -3,6 +3,7 @@ package edge
 import (
 	"context"
 	"encoding/json"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"github.com/mxp-mesh/mesh/pkg/common/bus"
 	"github.com/mxp-mesh/mesh/pkg/common/service"
 	"github.com/mxp-mesh/mesh/pkg/mxp"
+	"github.com/mxp-mesh/mesh/pkg/mxp/transport"
 	"github.com/mxp-mesh/mesh/services/edge/client"
 )
 
@@ -132,13 +134,18 @@ type testEdge struct {
 
 func startEdge(t testing.TB, b *bus.Bus, mod func(*Config)) *testEdge {
 	t.Helper()
+	cfg := Config{CompatAddr: "127.0.0.1:0", Addr: "off"}
+	if mod != nil {
+		mod(&cfg)
+	}
+	return startEdgeCfg(t, b, cfg)
+}
+
+func startEdgeCfg(t testing.TB, b *bus.Bus, cfg Config) *testEdge {
+	t.Helper()
 	nc, err := b.NewConn("edge")
 	if err != nil {
 		t.Fatal(err)
-	}
-	cfg := Config{CompatAddr: "127.0.0.1:0"}
-	if mod != nil {
-		mod(&cfg)
 	}
 	e, err := New(cfg, Deps{Deps: service.Deps{Conn: nc}})
 	if err != nil {
@@ -234,4 +241,31 @@ func (s *countingSet) add(k string) {
 
 func framesMetric(e *Edge, typ, dir, outcome string) float64 {
 	return testutil.ToFloat64(e.m.frames.WithLabelValues(typ, dir, outcome))
+}
+
+// startSecureEdge is an edge on the secure transport only, with a fresh key.
+func startSecureEdge(t testing.TB, b *bus.Bus) (*testEdge, transport.PublicKey) {
+	t.Helper()
+	keyFile := filepath.Join(t.TempDir(), "edge.key")
+	te := startEdgeCfg(t, b, Config{Addr: "127.0.0.1:0", KeyFile: keyFile})
+	pub, err := transport.ParsePublicKey(te.PublicKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	te.addr = te.Addrs()["secure"]
+	return te, pub
+}
+
+func dialSecure(t testing.TB, addr string, edgeKey transport.PublicKey) *client.Client {
+	t.Helper()
+	key, err := transport.GeneratePrivateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.DialSecure(ctxT(t), addr, edgeKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
 }

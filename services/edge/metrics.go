@@ -41,7 +41,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "dropped_frames_total",
 			Help: "Frames not handled, by reason (rate_limited, queue_full, replay, too_many_peers)."}, []string{"reason"}),
 		route: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub, Name: "route_seconds",
-			Help: "Time from a frame's arrival to its answer (Call, register, heartbeat, discover) or its hand-off to the bus (Event, stream).",
+			Help:    "Time from a frame's arrival to its answer (Call, register, heartbeat, discover) or its hand-off to the bus (Event, stream).",
 			Buckets: []float64{25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3, 250e-3, 1, 5, 30}},
 			[]string{"type"}),
 		inflight: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "inflight_calls",

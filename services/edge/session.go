@@ -390,4 +390,3 @@ func (s *session) close(reason error) {
 		e.log.Debug("session closed", "peer", s.peer.ID(), "reason", reason, "agents", len(ids))
 	})
 }
-

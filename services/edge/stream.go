@@ -325,6 +325,8 @@ func (s *session) streamOpen(f mxp.Frame, arrived time.Time) {
 			st.signal()
 			s.count(f.Type, dirIn, outcomeOK)
 			s.sendAck(&f)
+			// A request is answered by a Response with its message id (docs/protocol.md).
+			s.send(&mxp.Frame{Type: mxp.TypeResponse, MessageID: f.MessageID, TraceID: f.TraceID})
 			e.m.route.WithLabelValues(f.Type.String()).Observe(time.Since(arrived).Seconds())
 			return
 		}
