@@ -69,7 +69,7 @@ const (
 // Reliability, flow and congestion control (RFC 6298, RFC 9002, RFC 6582).
 const (
 	InitialRTT           = 100 * time.Millisecond // RTT assumed before the first sample
-	MinRTO               = 200 * time.Millisecond // lower bound of the retransmission timeout (RFC 6298 says 1 s; loopback and LAN need less)
+	MinRTO               = 10 * time.Millisecond  // lower bound of the retransmission timeout (RFC 6298 says 1 s; like QUIC we rely on the RTT estimate instead)
 	MaxRTO               = 10 * time.Second       // upper bound of the retransmission timeout after backoff
 	ClockGranularity     = time.Millisecond       // G in RFC 6298
 	MaxAckDelay          = 2 * time.Millisecond   // the longest a receiver holds back an ACK

@@ -372,7 +372,8 @@ func (c *Conn) markLostLocked(p *sentPacket) {
 }
 
 // onRTOLocked handles a retransmission timeout (RFC 6298 §5): everything in flight is
-// lost, the window collapses and the timer backs off.
+// requeued and the timer backs off; the window collapses on the second timeout in a row
+// (persistent congestion, as RFC 9002 §7.6), a single tail loss only costs the RTO.
 func (c *Conn) onRTOLocked(now time.Time) {
 	live := c.sent.live()
 	lostAny := false
@@ -383,8 +384,8 @@ func (c *Conn) onRTOLocked(now time.Time) {
 		}
 	}
 	c.sent.compact()
-	if lostAny {
-		c.cc.onRTO(now)
+	if lostAny && c.rtoBackoff >= 1 {
+		c.cc.onRTO(now) // persistent congestion: two timeouts in a row
 	}
 	c.rtoBackoff++
 	c.stats.timeouts++
