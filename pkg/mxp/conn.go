@@ -1,0 +1,202 @@
+package mxp
+
+import (
+	"context"
+	"errors"
+	"net"
+	"sync"
+	"sync/atomic"
+
+	"github.com/mxp-mesh/mesh/pkg/mxp/transport"
+)
+
+// Conn sends and receives MXP frames over one secure transport connection. Each frame is
+// one reliable transport message (SendDatagram opts out of reliability). It is safe for
+// concurrent use; Call correlates answers by message id so many calls share a Conn.
+type Conn struct {
+	t      *transport.Conn
+	inbox  chan Frame
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu      sync.Mutex
+	pending map[uint64]chan Frame // Call waiters by message id
+
+	nextID   atomic.Uint64
+	rejected atomic.Uint64 // messages that were not valid frames
+}
+
+// ErrConnClosed is returned by Receive and Call once the connection is closed.
+var ErrConnClosed = transport.ErrClosed
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+func newConn(t *transport.Conn, inbox int) *Conn {
+	if inbox <= 0 {
+		inbox = 1024
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &Conn{t: t, inbox: make(chan Frame, inbox), cancel: cancel, pending: make(map[uint64]chan Frame)}
+	var seed [8]byte
+	if k, err := GeneratePrivateKey(); err == nil { // random start: ids do not reveal call counts
+		copy(seed[:], k[:8])
+	}
+	c.nextID.Store(uint64(seed[0]) | uint64(seed[1])<<8 | uint64(seed[2])<<16 | uint64(seed[3])<<24)
+	c.wg.Add(2)
+	go c.readLoop(ctx, t.Receive)
+	go c.readLoop(ctx, t.ReceiveDatagram)
+	return c
+}
+
+// readLoop decodes incoming messages: answers go to their Call, the rest to the inbox.
+func (c *Conn) readLoop(ctx context.Context, recv func(context.Context) ([]byte, error)) {
+	defer c.wg.Done()
+	for {
+		b, err := recv(ctx)
+		if err != nil {
+			return
+		}
+		f, n, err := Decode(b)
+		if err != nil || n != len(b) {
+			c.rejected.Add(1)
+			continue
+		}
+		if f.Type == TypeResponse || f.Type == TypeError {
+			c.mu.Lock()
+			ch, ok := c.pending[f.MessageID]
+			if ok {
+				delete(c.pending, f.MessageID)
+			}
+			c.mu.Unlock()
+			if ok {
+				ch <- f
+				continue
+			}
+		}
+		select {
+		case c.inbox <- f:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// Send sends f reliably: it arrives once, intact and in order with the other frames.
+func (c *Conn) Send(ctx context.Context, f *Frame) error {
+	bp := bufPool.Get().(*[]byte)
+	b, err := AppendFrame((*bp)[:0], f)
+	if err == nil {
+		err = c.t.Send(ctx, b)
+	}
+	if cap(b) <= 1<<20 {
+		*bp = b[:0]
+		bufPool.Put(bp)
+	}
+	return err
+}
+
+// SendDatagram sends f once without reliability (for Events and heartbeats that opt in);
+// it fails with transport.ErrDatagramTooLarge when the frame does not fit in one packet.
+func (c *Conn) SendDatagram(f *Frame) error {
+	bp := bufPool.Get().(*[]byte)
+	b, err := AppendFrame((*bp)[:0], f)
+	if err == nil {
+		err = c.t.SendDatagram(b)
+	}
+	*bp = b[:0]
+	bufPool.Put(bp)
+	return err
+}
+
+// Receive returns the next frame that is not the answer to a pending Call.
+func (c *Conn) Receive(ctx context.Context) (Frame, error) {
+	select {
+	case f := <-c.inbox:
+		return f, nil
+	case <-ctx.Done():
+		return Frame{}, ctx.Err()
+	case <-c.t.Done():
+		select {
+		case f := <-c.inbox:
+			return f, nil
+		default:
+		}
+		return Frame{}, c.closedErr()
+	}
+}
+
+func (c *Conn) closedErr() error {
+	if err := c.t.Err(); err != nil {
+		return err
+	}
+	return ErrConnClosed
+}
+
+// Call sends f (a Call; MessageID 0 means "assign one") and waits for the Response or
+// Error frame with the same message id. An Error frame is returned with a *RemoteError.
+func (c *Conn) Call(ctx context.Context, f *Frame) (Frame, error) {
+	if f.MessageID == 0 {
+		f.MessageID = c.nextID.Add(1)
+	}
+	ch := make(chan Frame, 1)
+	c.mu.Lock()
+	if _, dup := c.pending[f.MessageID]; dup {
+		c.mu.Unlock()
+		return Frame{}, errors.New("mxp: a call with this message id is already in flight")
+	}
+	c.pending[f.MessageID] = ch
+	c.mu.Unlock()
+	forget := func() {
+		c.mu.Lock()
+		delete(c.pending, f.MessageID)
+		c.mu.Unlock()
+	}
+	if err := c.Send(ctx, f); err != nil {
+		forget()
+		return Frame{}, err
+	}
+	select {
+	case r := <-ch:
+		if r.Type == TypeError {
+			p, err := DecodeErrorPayload(r.Payload)
+			if err != nil {
+				return r, err
+			}
+			return r, p.Err()
+		}
+		return r, nil
+	case <-ctx.Done():
+		forget()
+		return Frame{}, ctx.Err()
+	case <-c.t.Done():
+		forget()
+		return Frame{}, c.closedErr()
+	}
+}
+
+// PeerKey is the peer's authenticated public key.
+func (c *Conn) PeerKey() PublicKey { return c.t.PeerKey() }
+
+// RemoteAddr is the peer's address.
+func (c *Conn) RemoteAddr() net.Addr { return c.t.RemoteAddr() }
+
+// LocalAddr is the local socket address.
+func (c *Conn) LocalAddr() net.Addr { return c.t.LocalAddr() }
+
+// Stats reports RTT, loss and byte counters of the connection.
+func (c *Conn) Stats() transport.Stats { return c.t.Stats() }
+
+// RejectedFrames counts received messages that were not valid MXP frames (dropped).
+func (c *Conn) RejectedFrames() uint64 { return c.rejected.Load() }
+
+// Done is closed when the connection closes.
+func (c *Conn) Done() <-chan struct{} { return c.t.Done() }
+
+// Close flushes sent frames (bounded by the transport's Linger), closes the connection
+// and waits for its goroutines.
+func (c *Conn) Close() error {
+	err := c.t.Close()
+	c.cancel()
+	c.wg.Wait()
+	return err
+}

@@ -1,0 +1,139 @@
+package mxp
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestCallConcurrentOverSecureTransport(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	sk, _ := GeneratePrivateKey()
+	ck, _ := GeneratePrivateKey()
+	l, err := Listen(ctx, "127.0.0.1:0", Options{PrivateKey: sk, AllowPeers: []PublicKey{ck.PublicKey()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	served := make(chan error, 1)
+	go func() {
+		s, err := l.Accept(ctx)
+		if err != nil {
+			served <- err
+			return
+		}
+		defer s.Close()
+		if s.PeerKey() != ck.PublicKey() {
+			served <- fmt.Errorf("peer key %v", s.PeerKey())
+			return
+		}
+		served <- s.Serve(ctx, func(ctx context.Context, f Frame) *Frame {
+			if string(f.Payload) == "fail" {
+				return &Frame{Type: TypeError, Payload: []byte(`{"error":"asked to fail","code":"bad_request"}`)}
+			}
+			return Echo(ctx, f)
+		})
+	}()
+	c, err := Dial(ctx, l.Addr().String(), Options{PrivateKey: ck, ServerKey: l.PublicKey()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for g := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 50 {
+				p := []byte(fmt.Sprintf("call %d/%d", g, i))
+				r, err := c.Call(ctx, &Frame{Type: TypeCall, Payload: p})
+				if err != nil || r.Type != TypeResponse || !bytes.Equal(r.Payload, p) {
+					errs <- fmt.Errorf("call %d/%d: %v %v %q", g, i, err, r.Type, r.Payload)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	_, err = c.Call(ctx, &Frame{Type: TypeCall, Payload: []byte("fail")})
+	var re *RemoteError
+	if !errors.As(err, &re) || re.Message != "asked to fail" {
+		t.Fatalf("error frame: %v", err)
+	}
+	short, c2 := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer c2()
+	if _, err := c.Receive(short); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("receive with nothing pending: %v", err)
+	}
+	c.Close()
+	select {
+	case <-served:
+	case <-time.After(5 * time.Second):
+		t.Fatal("server did not see the close")
+	}
+}
+
+func TestDialRefusedWhenNotAllowed(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	sk, _ := GeneratePrivateKey()
+	other, _ := GeneratePrivateKey()
+	ck, _ := GeneratePrivateKey()
+	l, err := Listen(ctx, "127.0.0.1:0", Options{PrivateKey: sk, AllowPeers: []PublicKey{other.PublicKey()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	dctx, dcancel := context.WithTimeout(ctx, 700*time.Millisecond)
+	defer dcancel()
+	if _, err := Dial(dctx, l.Addr().String(), Options{PrivateKey: ck, ServerKey: l.PublicKey()}); err == nil {
+		t.Fatal("a client not on the allow-list connected")
+	}
+	if l.Stats().PeersRefused == 0 {
+		t.Fatal("refusal not counted")
+	}
+}
+
+func TestKeyFiles(t *testing.T) {
+	dir := t.TempDir()
+	k, _ := GeneratePrivateKey()
+	path := filepath.Join(dir, "key")
+	if err := SavePrivateKey(path, k); err != nil {
+		t.Fatal(err)
+	}
+	if err := SavePrivateKey(path, k); !errors.Is(err, ErrKeyFileExists) {
+		t.Fatalf("overwrite: %v", err)
+	}
+	fi, _ := os.Stat(path)
+	if fi.Mode().Perm() != 0o600 {
+		t.Fatalf("mode %v", fi.Mode().Perm())
+	}
+	got, err := LoadPrivateKey(path)
+	if err != nil || got != k {
+		t.Fatalf("load: %v", err)
+	}
+	pub, err := ParsePublicKey(k.PublicKey().String())
+	if err != nil || pub != k.PublicKey() {
+		t.Fatal("public key round trip")
+	}
+	os.Chmod(path, 0o644)
+	if _, err := LoadPrivateKey(path); err == nil {
+		t.Fatal("loaded a world-readable key")
+	}
+	for _, bad := range []string{"", "not base64!", "AAAA"} {
+		if _, err := ParsePublicKey(bad); err == nil {
+			t.Fatalf("parsed %q", bad)
+		}
+	}
+}
