@@ -13,8 +13,8 @@ import (
 	"github.com/mxp-mesh/mesh/services/edge/client"
 )
 
-// twoEdges is the mesh of the tests: one bus, a registry, two edges; agent A on
-// edge 1 and echo agent B on edge 2.
+// twoEdges is the mesh of the tests: one bus, a registry, two edges (both with
+// the config changes of mod); agent A on edge 1 and agent B on edge 2.
 type twoEdges struct {
 	reg        *fakeRegistry
 	e1, e2     *testEdge
@@ -27,7 +27,7 @@ type twoEdges struct {
 func newTwoEdges(t *testing.T, mod2 func(*Config)) *twoEdges {
 	bs := testBus(t)
 	m := &twoEdges{reg: startFakeRegistry(t, bs), bCalls: &countingSet{}}
-	m.e1 = startEdge(t, bs, nil)
+	m.e1 = startEdge(t, bs, mod2)
 	m.e2 = startEdge(t, bs, mod2)
 	m.a = dial(t, m.e1.addr)
 	m.b = dial(t, m.e2.addr)

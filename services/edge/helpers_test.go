@@ -3,6 +3,7 @@ package edge
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -269,3 +270,5 @@ func dialSecure(t testing.TB, addr string, edgeKey transport.PublicKey) *client.
 	t.Cleanup(func() { c.Close() })
 	return c
 }
+
+func asRemote(err error, re **mxp.RemoteError) bool { return errors.As(err, re) }

@@ -150,35 +150,61 @@ func (c *Client) Send(ctx context.Context, f *mxp.Frame) error {
 	return c.conn.Send(ctx, b)
 }
 
-// Request sends f and waits for the frame that answers it: a Response or an Ack (returned
-// as is) or an Error (returned as a *mxp.RemoteError). A zero MessageID gets a fresh one.
-func (c *Client) Request(ctx context.Context, f *mxp.Frame) (mxp.Frame, error) {
+// Pending is a request sent and not yet answered (see Start).
+type Pending struct {
+	c  *Client
+	id uint64
+	ch chan mxp.Frame
+}
+
+// Start sends f and returns at once; Wait then waits for its answer. It lets a caller keep
+// a window of requests in flight while sending them in order (stream chunks with
+// REQUIRES_ACK, for example).
+func (c *Client) Start(ctx context.Context, f *mxp.Frame) (*Pending, error) {
 	if f.MessageID == 0 {
 		f.MessageID = c.NextID()
 	}
-	ch := make(chan mxp.Frame, 1)
+	p := &Pending{c: c, id: f.MessageID, ch: make(chan mxp.Frame, 1)}
 	c.mu.Lock()
-	c.pending[f.MessageID] = ch
+	c.pending[f.MessageID] = p.ch
 	c.mu.Unlock()
-	defer func() {
-		c.mu.Lock()
-		delete(c.pending, f.MessageID)
-		c.mu.Unlock()
-	}()
 	if err := c.Send(ctx, f); err != nil {
-		return mxp.Frame{}, err
+		p.forget()
+		return nil, err
 	}
+	return p, nil
+}
+
+func (p *Pending) forget() {
+	p.c.mu.Lock()
+	delete(p.c.pending, p.id)
+	p.c.mu.Unlock()
+}
+
+// Wait waits for the answer: a Response or Ack as is, an Error as a *mxp.RemoteError.
+func (p *Pending) Wait(ctx context.Context) (mxp.Frame, error) {
+	defer p.forget()
 	select {
-	case r := <-ch:
+	case r := <-p.ch:
 		if r.Type == mxp.TypeError {
 			return r, remoteError(r.Payload)
 		}
 		return r, nil
 	case <-ctx.Done():
 		return mxp.Frame{}, ctx.Err()
-	case <-c.done:
+	case <-p.c.done:
 		return mxp.Frame{}, ErrClosed
 	}
+}
+
+// Request sends f and waits for the frame that answers it: a Response or an Ack (returned
+// as is) or an Error (returned as a *mxp.RemoteError). A zero MessageID gets a fresh one.
+func (c *Client) Request(ctx context.Context, f *mxp.Frame) (mxp.Frame, error) {
+	p, err := c.Start(ctx, f)
+	if err != nil {
+		return mxp.Frame{}, err
+	}
+	return p.Wait(ctx)
 }
 
 func remoteError(payload []byte) error {
