@@ -24,6 +24,13 @@ type Config struct {
 	Description  string
 	Tags         []string
 
+	// The edge to connect to (Run): its UDP address, its public key (base64, as `mxp dev`
+	// prints it), and the file holding this agent's private key, which is its identity
+	// on the mesh (created with mode 0600 on first run; empty: a new key every run).
+	EdgeAddr string
+	EdgeKey  string
+	KeyFile  string
+
 	HeartbeatInterval time.Duration // default 10s
 	Workers           int           // handlers running at once; default 16
 	QueueSize         int           // accepted messages waiting for a worker; default 256

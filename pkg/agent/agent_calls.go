@@ -121,6 +121,26 @@ func (a *Agent) Publish(ctx context.Context, topic string, payload []byte) error
 	return l.publish(ctx, topic, payload)
 }
 
+// Subscribe asks the mesh to deliver the Events whose topic matches pattern to the
+// agent's EventHandler; "*" matches one token and a final ">" one or more
+// ("build.*.done", "weather.>"). It returns once the subscription is live.
+func (a *Agent) Subscribe(ctx context.Context, pattern string) error {
+	l, err := a.connected()
+	if err != nil {
+		return err
+	}
+	return l.subscribe(ctx, topicSubscribe, pattern)
+}
+
+// Unsubscribe ends a subscription made with Subscribe.
+func (a *Agent) Unsubscribe(ctx context.Context, pattern string) error {
+	l, err := a.connected()
+	if err != nil {
+		return err
+	}
+	return l.subscribe(ctx, topicUnsubscribe, pattern)
+}
+
 // OpenStream opens a stream to another agent (by id) or a service (by name); data is the
 // opening request the peer's stream handler receives. Read the peer's chunks with Recv.
 func (a *Agent) OpenStream(ctx context.Context, to string, kind mxp.StreamKind, data []byte) (*ClientStream, error) {

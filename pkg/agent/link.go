@@ -15,11 +15,11 @@ import (
 )
 
 // FrameConn moves whole MXP frames between an agent and its edge. The secure MXP
-// connection implements it; tests use an in-memory pipe. ReadFrame's payload may be
-// reused by the next ReadFrame; WriteFrame must be safe for concurrent use.
+// connection implements it; tests use an in-memory pipe. Receive's payload may be
+// reused by the next Receive; Send must be safe for concurrent use.
 type FrameConn interface {
-	WriteFrame(ctx context.Context, f *mxp.Frame) error
-	ReadFrame(ctx context.Context) (mxp.Frame, error)
+	Send(ctx context.Context, f *mxp.Frame) error
+	Receive(ctx context.Context) (mxp.Frame, error)
 	Close() error
 }
 
@@ -93,7 +93,7 @@ func (l *link) write(ctx context.Context, f *mxp.Frame) error {
 		return l.closedErr()
 	default:
 	}
-	return l.fc.WriteFrame(ctx, f)
+	return l.fc.Send(ctx, f)
 }
 
 func (l *link) closedErr() error {
@@ -108,7 +108,14 @@ func (l *link) closedErr() error {
 // request sends a frame and waits for the Response or Error with its message id. An Error
 // frame comes back as *mxp.RemoteError (see CodeOf).
 func (l *link) request(ctx context.Context, typ mxp.MessageType, flags mxp.Flags, payload []byte) (mxp.Frame, error) {
-	id := l.newID()
+	return l.roundTrip(ctx, &mxp.Frame{Type: typ, Flags: flags, MessageID: l.newID(), TraceID: traceFor(ctx), Payload: payload})
+}
+
+// roundTrip sends f and waits for the frame that answers its message id: a Response, an
+// Error (returned as an error) or, for a frame with FlagRequiresAck that gets no Response,
+// an Ack.
+func (l *link) roundTrip(ctx context.Context, f *mxp.Frame) (mxp.Frame, error) {
+	id := f.MessageID
 	ch := make(chan mxp.Frame, 1)
 	l.mu.Lock()
 	if l.closed {
@@ -122,7 +129,6 @@ func (l *link) request(ctx context.Context, typ mxp.MessageType, flags mxp.Flags
 		delete(l.pending, id)
 		l.mu.Unlock()
 	}()
-	f := &mxp.Frame{Type: typ, Flags: flags, MessageID: id, TraceID: traceFor(ctx), Payload: payload}
 	if err := l.write(ctx, f); err != nil {
 		return mxp.Frame{}, err
 	}
@@ -154,7 +160,7 @@ func (l *link) readLoop() {
 	defer close(l.done)
 	ctx := context.Background()
 	for {
-		f, err := l.fc.ReadFrame(ctx)
+		f, err := l.fc.Receive(ctx)
 		if err != nil {
 			l.mu.Lock()
 			l.err = err
@@ -175,21 +181,25 @@ func (l *link) readLoop() {
 
 func (l *link) handleFrame(ctx context.Context, f mxp.Frame) {
 	switch f.Type {
-	case mxp.TypeResponse, mxp.TypeError:
+	case mxp.TypeResponse, mxp.TypeError, mxp.TypeAck:
 		l.mu.Lock()
 		ch := l.pending[f.MessageID]
+		if ch != nil {
+			delete(l.pending, f.MessageID) // each request is answered once
+		}
 		l.mu.Unlock()
 		if ch != nil {
-			ch <- f // buffered, and each id is answered once
+			ch <- f // buffered
 			return
+		}
+		if f.Type == mxp.TypeAck {
+			return // an Ack for a frame whose Response already came, or that awaits none
 		}
 		if f.Type == mxp.TypeError && l.failStreamByMessage(f) {
 			return
 		}
 		l.malformed.Add(1)
 		l.log.Debug("agent: answer to no pending request", "type", f.Type.String(), "message_id", f.MessageID)
-	case mxp.TypeAck:
-		// Acks confirm hand-off to the bus; the Response is what the agent waits for.
 	case mxp.TypeCall:
 		p, err := mxp.DecodeCall(f.Payload)
 		if err != nil {

@@ -28,7 +28,7 @@ func framePipe() (*pipeEnd, *pipeEnd) {
 	return &pipeEnd{in: ba, out: ab, closed: ca, peerClosed: cb}, &pipeEnd{in: ab, out: ba, closed: cb, peerClosed: ca}
 }
 
-func (p *pipeEnd) WriteFrame(ctx context.Context, f *mxp.Frame) error {
+func (p *pipeEnd) Send(ctx context.Context, f *mxp.Frame) error {
 	buf, err := mxp.AppendFrame(nil, f)
 	if err != nil {
 		return err
@@ -45,7 +45,7 @@ func (p *pipeEnd) WriteFrame(ctx context.Context, f *mxp.Frame) error {
 	}
 }
 
-func (p *pipeEnd) ReadFrame(ctx context.Context) (mxp.Frame, error) {
+func (p *pipeEnd) Receive(ctx context.Context) (mxp.Frame, error) {
 	select {
 	case b := <-p.in:
 		f, _, err := mxp.Decode(b)
@@ -88,7 +88,7 @@ func newFakeEdge(t *testing.T, end *pipeEnd) *fakeEdge {
 }
 
 func (e *fakeEdge) send(f *mxp.Frame) {
-	_ = e.end.WriteFrame(context.Background(), f)
+	_ = e.end.Send(context.Background(), f)
 }
 
 func (e *fakeEdge) answer(req mxp.Frame, p mxp.Payload) {
@@ -108,7 +108,7 @@ func (e *fakeEdge) fail(req mxp.Frame, code mxp.ErrorCode, msg string) {
 
 func (e *fakeEdge) loop() {
 	for {
-		f, err := e.end.ReadFrame(context.Background())
+		f, err := e.end.Receive(context.Background())
 		if err != nil {
 			return
 		}
@@ -157,6 +157,15 @@ func (e *fakeEdge) loop() {
 			e.send(&mxp.Frame{Type: mxp.TypeResponse, MessageID: f.MessageID, TraceID: f.TraceID, Payload: append([]byte("echo:"), p.Data...)})
 		case mxp.TypeEvent:
 			p, _ := mxp.DecodeEvent(f.Payload)
+			if p.Topic == topicSubscribe && f.Flags.Has(mxp.FlagRequiresAck) {
+				if string(p.Data) == "bad pattern" {
+					e.fail(f, mxp.CodeInvalidPayload, "bad pattern")
+					continue
+				}
+				b, _ := (&mxp.AckPayload{MessageID: f.MessageID}).AppendPayload(nil)
+				e.send(&mxp.Frame{Type: mxp.TypeAck, MessageID: f.MessageID, Payload: b})
+				continue
+			}
 			e.mu.Lock()
 			e.events = append(e.events, p)
 			e.mu.Unlock()
@@ -166,6 +175,7 @@ func (e *fakeEdge) loop() {
 				e.fail(f, mxp.CodeUnreachable, "no agent")
 				continue
 			}
+			e.send(&mxp.Frame{Type: mxp.TypeResponse, MessageID: f.MessageID, TraceID: f.TraceID}) // accepted
 			b, _ := (&mxp.StreamChunkPayload{StreamID: p.StreamID, Data: append([]byte("open:"), p.Data...)}).AppendPayload(nil)
 			e.send(&mxp.Frame{Type: mxp.TypeStreamChunk, MessageID: f.MessageID, Payload: b})
 		case mxp.TypeStreamChunk:
@@ -344,8 +354,8 @@ func TestAgentOverFrames(t *testing.T) {
 	if len(got) != 3 || got[0] != "open:req" || got[1] != "A" || got[2] != "B" {
 		t.Fatalf("stream chunks = %q", got)
 	}
-	if _, err := a.OpenStream(ctx, mxp.NewAgentID().String(), mxp.StreamKindBytes, nil); err != nil {
-		t.Fatal(err) // refused asynchronously: the Error ends the stream
+	if _, err := a.OpenStream(ctx, mxp.NewAgentID().String(), mxp.StreamKindBytes, nil); CodeOf(err) != CodeUnreachable {
+		t.Fatalf("stream to nobody: %v", err)
 	}
 
 	// Suspension shows in the heartbeat metadata.
@@ -459,6 +469,39 @@ func TestAgentServesStreamsOverFrames(t *testing.T) {
 	c, err := mxp.DecodeStreamClose(f.Payload)
 	if err != nil || c.Error == nil || c.Error.Code != mxp.ErrorCode(CodeInvalidArgument) {
 		t.Fatalf("failed stream: %+v %v", c, err)
+	}
+	a.Retire()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestAgentSubscribesAndReceivesEvents(t *testing.T) {
+	a := newTestAgent(t)
+	got := make(chan Event, 1)
+	a.HandleEvent(func(ctx context.Context, ev Event) error { got <- ev; return nil })
+	agentEnd, edgeEnd := framePipe()
+	edge := newFakeEdge(t, edgeEnd)
+	done := make(chan error, 1)
+	go func() { done <- a.RunConn(context.Background(), agentEnd) }()
+	waitState(t, a, StateActive)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := a.Subscribe(ctx, "weather.>"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Subscribe(ctx, "bad pattern"); CodeOf(err) != CodeInvalidPayload {
+		t.Fatalf("refused subscription: %v", err)
+	}
+	b, _ := (&mxp.EventPayload{Topic: "weather.oslo", Data: []byte("rain")}).AppendPayload(nil)
+	edge.send(&mxp.Frame{Type: mxp.TypeEvent, MessageID: 3, Payload: b})
+	select {
+	case ev := <-got:
+		if ev.Topic != "weather.oslo" || string(ev.Payload) != "rain" {
+			t.Fatalf("event = %+v", ev)
+		}
+	case <-ctx.Done():
+		t.Fatal("event not delivered")
 	}
 	a.Retire()
 	if err := <-done; err != nil {

@@ -86,11 +86,31 @@ func (l *link) openStream(ctx context.Context, target mxp.AgentID, kind mxp.Stre
 	}
 	l.streams[s.id] = s
 	l.mu.Unlock()
-	if err := l.write(ctx, &mxp.Frame{Type: mxp.TypeStreamOpen, MessageID: s.msgID, TraceID: s.trace, Payload: payload}); err != nil {
+	// The mesh answers a StreamOpen with a Response once the target accepted the stream,
+	// or an Error (unreachable, ...). Chunks that arrive meanwhile are already routed.
+	if _, err := l.roundTrip(ctx, &mxp.Frame{Type: mxp.TypeStreamOpen, MessageID: s.msgID, TraceID: s.trace, Payload: payload}); err != nil {
 		l.dropClientStream(s.id)
+		s.fail(err)
 		return nil, err
 	}
 	return s, nil
+}
+
+// Reserved event topics the edge handles itself (docs/protocol.md, events).
+const (
+	topicSubscribe   = "_mxp.subscribe"
+	topicUnsubscribe = "_mxp.unsubscribe"
+)
+
+// subscribe asks the edge to deliver Events whose topic matches pattern ("*" matches one
+// token, a final ">" one or more), and waits until the subscription is live.
+func (l *link) subscribe(ctx context.Context, topic, pattern string) error {
+	payload, err := (&mxp.EventPayload{Topic: topic, Data: []byte(pattern)}).AppendPayload(nil)
+	if err != nil {
+		return err
+	}
+	_, err = l.roundTrip(ctx, &mxp.Frame{Type: mxp.TypeEvent, Flags: mxp.FlagRequiresAck, MessageID: l.newID(), TraceID: traceFor(ctx), Payload: payload})
+	return err
 }
 
 func (l *link) clientStream(id mxp.StreamID) *ClientStream {

@@ -39,8 +39,8 @@ type plaintextConn struct {
 	buf []byte
 }
 
-// WriteFrame sends f as one datagram.
-func (p *plaintextConn) WriteFrame(ctx context.Context, f *mxp.Frame) error {
+// Send sends f as one datagram.
+func (p *plaintextConn) Send(ctx context.Context, f *mxp.Frame) error {
 	if f.EncodedLen() > MaxPlaintextFrame {
 		return Errorf(CodeTooLarge, "frame of %d bytes exceeds one datagram (%d)", f.EncodedLen(), MaxPlaintextFrame)
 	}
@@ -60,10 +60,10 @@ func (p *plaintextConn) WriteFrame(ctx context.Context, f *mxp.Frame) error {
 	return err
 }
 
-// ReadFrame reads the next datagram that holds a valid frame. Datagrams that do not
+// Receive reads the next datagram that holds a valid frame. Datagrams that do not
 // decode are skipped (UDP may carry stray packets); a socket error ends the connection.
-// The frame's payload is valid until the next ReadFrame.
-func (p *plaintextConn) ReadFrame(ctx context.Context) (mxp.Frame, error) {
+// The frame's payload is valid until the next Receive.
+func (p *plaintextConn) Receive(ctx context.Context) (mxp.Frame, error) {
 	p.rmu.Lock()
 	defer p.rmu.Unlock()
 	_ = p.c.SetReadDeadline(time.Time{}) // clear a deadline left by a cancelled read
@@ -85,7 +85,7 @@ func (p *plaintextConn) ReadFrame(ctx context.Context) (mxp.Frame, error) {
 	}
 }
 
-// Close closes the socket; a blocked ReadFrame returns.
+// Close closes the socket; a blocked Receive returns.
 func (p *plaintextConn) Close() error {
 	err := p.c.Close()
 	if errors.Is(err, net.ErrClosed) {

@@ -23,7 +23,7 @@ func TestPlaintextConn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := fc.WriteFrame(ctx, &mxp.Frame{Type: mxp.TypeCall, MessageID: 7, Payload: []byte("hi")}); err != nil {
+	if err := fc.Send(ctx, &mxp.Frame{Type: mxp.TypeCall, MessageID: 7, Payload: []byte("hi")}); err != nil {
 		t.Fatal(err)
 	}
 	buf := make([]byte, 2048)
@@ -43,32 +43,32 @@ func TestPlaintextConn(t *testing.T) {
 	if _, err := srv.WriteToUDP(reply, from); err != nil {
 		t.Fatal(err)
 	}
-	got, err := fc.ReadFrame(ctx)
+	got, err := fc.Receive(ctx)
 	if err != nil || got.Type != mxp.TypeResponse || !bytes.Equal(got.Payload, []byte("ok")) {
-		t.Fatalf("ReadFrame = %+v, %v", got, err)
+		t.Fatalf("Receive = %+v, %v", got, err)
 	}
 	// Oversize frames are refused before sending.
 	big := &mxp.Frame{Type: mxp.TypeCall, Payload: make([]byte, MaxPlaintextFrame)}
-	if err := fc.WriteFrame(ctx, big); CodeOf(err) != CodeTooLarge {
+	if err := fc.Send(ctx, big); CodeOf(err) != CodeTooLarge {
 		t.Fatalf("oversize: %v", err)
 	}
 	// A cancelled context unblocks a read; Close ends the connection.
 	rctx, rcancel := context.WithCancel(ctx)
 	go func() { time.Sleep(10 * time.Millisecond); rcancel() }()
-	if _, err := fc.ReadFrame(rctx); !errors.Is(err, context.Canceled) {
+	if _, err := fc.Receive(rctx); !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled read: %v", err)
 	}
 	// The connection still works after a cancelled read.
 	if _, err := srv.WriteToUDP(reply, from); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := fc.ReadFrame(ctx); err != nil || got.MessageID != 7 {
+	if got, err := fc.Receive(ctx); err != nil || got.MessageID != 7 {
 		t.Fatalf("read after a cancelled read: %+v, %v", got, err)
 	}
 	if err := fc.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := fc.ReadFrame(ctx); err == nil {
+	if _, err := fc.Receive(ctx); err == nil {
 		t.Fatal("read after close")
 	}
 }
