@@ -1,0 +1,166 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	crand "crypto/rand"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/mxp-mesh/mesh/pkg/mxp"
+)
+
+// pingSummary is the --json output of ping.
+type pingSummary struct {
+	Sent      int `json:"sent"`
+	Received  int `json:"received"`
+	Lost      int `json:"lost"`
+	Corrupted int `json:"corrupted"`
+	RTT       struct {
+		P50 int64 `json:"p50"`
+		P90 int64 `json:"p90"`
+		P99 int64 `json:"p99"`
+		Max int64 `json:"max"`
+	} `json:"rtt_us"`
+}
+
+func init() {
+	register(&command{
+		Name:  "ping",
+		Short: "send Calls with random payloads to an MXP server and check each echo",
+		Usage: "--addr HOST:PORT --server-pubkey KEY [--count N] [--size BYTES] [--concurrency C] [--json]",
+		Long: `ping dials the server (pinning --server-pubkey), sends --count Calls with random
+payloads of --size bytes from --concurrency workers, checks each Response byte for byte and
+prints each round trip and a summary. The exit status is non-zero if the handshake failed
+or any call was lost or corrupted.`,
+		Flags: func(fs *flag.FlagSet) {
+			fs.String("addr", "127.0.0.1:9000", "server UDP address")
+			fs.String("server-pubkey", "", "the server's public key (base64); required")
+			fs.String("key", "", "client private key file; default: a fresh key")
+			fs.Int("count", 10, "number of calls")
+			fs.Int("size", 64, "payload size in bytes")
+			fs.Int("concurrency", 1, "calls in flight at once")
+			fs.Duration("timeout", 5*time.Second, "deadline of each call")
+			fs.Bool("json", false, "print only a JSON summary")
+		},
+		Run: runPing,
+	})
+}
+
+func runPing(ctx context.Context, env *cliEnv, args []string) error {
+	if len(args) > 0 {
+		return usagef("ping takes no arguments")
+	}
+	pub, err := mxp.ParsePublicKey(flagString(env, "server-pubkey"))
+	if err != nil {
+		return usagef("--server-pubkey: %v", err)
+	}
+	count, size, conc := flagValue[int](env, "count"), flagValue[int](env, "size"), flagValue[int](env, "concurrency")
+	if count < 1 || size < 0 || size > mxp.MaxPayloadSize || conc < 1 {
+		return usagef("--count and --concurrency must be positive and --size within 0..%d", mxp.MaxPayloadSize)
+	}
+	jsonOut, timeout := flagValue[bool](env, "json"), flagValue[time.Duration](env, "timeout")
+	var key mxp.PrivateKey
+	if path := flagString(env, "key"); path != "" {
+		key, err = mxp.LoadPrivateKey(path)
+	} else {
+		key, err = mxp.GeneratePrivateKey()
+	}
+	if err != nil {
+		return err
+	}
+	c, err := mxp.Dial(ctx, flagString(env, "addr"), mxp.Options{PrivateKey: key, ServerKey: pub})
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "ping: handshake failed: %v\n", err)
+		return exitError{2}
+	}
+	defer c.Close()
+	var (
+		mu      sync.Mutex
+		sum     pingSummary
+		rtts    []time.Duration
+		next    int
+		wg      sync.WaitGroup
+		printMu sync.Mutex
+	)
+	worker := func() {
+		defer wg.Done()
+		payload := make([]byte, size)
+		for {
+			mu.Lock()
+			if next == count {
+				mu.Unlock()
+				return
+			}
+			seq := next
+			next++
+			sum.Sent++
+			mu.Unlock()
+			crand.Read(payload)
+			cctx, cancel := context.WithTimeout(ctx, timeout)
+			start := time.Now()
+			r, err := c.Call(cctx, &mxp.Frame{Type: mxp.TypeCall, Payload: payload})
+			rtt := time.Since(start)
+			cancel()
+			mu.Lock()
+			switch {
+			case err != nil:
+				sum.Lost++
+			case r.Type != mxp.TypeResponse || !bytes.Equal(r.Payload, payload):
+				sum.Corrupted++
+			default:
+				sum.Received++
+				rtts = append(rtts, rtt)
+			}
+			mu.Unlock()
+			if !jsonOut {
+				printMu.Lock()
+				if err != nil {
+					fmt.Fprintf(env.Stdout, "seq=%d lost: %v\n", seq, err)
+				} else {
+					fmt.Fprintf(env.Stdout, "%d bytes from %s: seq=%d time=%v\n", len(r.Payload), c.RemoteAddr(), seq, rtt.Round(time.Microsecond))
+				}
+				printMu.Unlock()
+			}
+			if errors.Is(err, mxp.ErrConnClosed) {
+				return
+			}
+		}
+	}
+	for range conc {
+		wg.Add(1)
+		go worker()
+	}
+	wg.Wait()
+	mu.Lock()
+	sum.Lost += count - sum.Sent // calls never sent because the connection closed
+	sum.Sent = count
+	mu.Unlock()
+	slices.Sort(rtts)
+	pct := func(p float64) int64 {
+		if len(rtts) == 0 {
+			return 0
+		}
+		return rtts[min(len(rtts)-1, int(p*float64(len(rtts))))].Microseconds()
+	}
+	sum.RTT.P50, sum.RTT.P90, sum.RTT.P99 = pct(0.50), pct(0.90), pct(0.99)
+	if len(rtts) > 0 {
+		sum.RTT.Max = rtts[len(rtts)-1].Microseconds()
+	}
+	if jsonOut {
+		b, _ := json.Marshal(sum)
+		fmt.Fprintln(env.Stdout, string(b))
+	} else {
+		fmt.Fprintf(env.Stdout, "--- %s ping statistics ---\n%d sent, %d received, %d corrupted, %d lost\nrtt p50=%dus p90=%dus p99=%dus max=%dus\n",
+			flagString(env, "addr"), sum.Sent, sum.Received, sum.Corrupted, sum.Lost, sum.RTT.P50, sum.RTT.P90, sum.RTT.P99, sum.RTT.Max)
+	}
+	if sum.Lost > 0 || sum.Corrupted > 0 {
+		return exitError{1}
+	}
+	return nil
+}
