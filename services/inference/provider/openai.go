@@ -226,6 +226,7 @@ func NewOpenAIStream(body io.ReadCloser) Stream {
 	var finish FinishReason
 	var usage *Usage
 	done := false
+	var c oaChunk
 	decode := func() ([]Chunk, error) {
 		if done {
 			return nil, io.EOF
@@ -245,7 +246,10 @@ func NewOpenAIStream(body io.ReadCloser) Stream {
 			}
 			return []Chunk{{FinishReason: finish, Usage: usage}}, io.EOF
 		}
-		var c oaChunk
+		// Reuse the decoded value's slices between events (fewer allocations per token).
+		// The elements are zeroed: json.Unmarshal leaves fields an event omits untouched.
+		clear(c.Choices[:cap(c.Choices)])
+		c = oaChunk{Choices: c.Choices[:0]}
 		if err := json.Unmarshal(data, &c); err != nil {
 			return nil, malformed("openai", data, err)
 		}
