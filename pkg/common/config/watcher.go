@@ -26,12 +26,14 @@ type ReloadResult struct {
 // A rejected reload (a load or validation error) keeps the running config and logs why.
 type Watcher[T any] struct {
 	loader *Loader[T]
+	path   string // the file watched, fixed at NewWatcher
 	log    *slog.Logger
 	cur    atomic.Pointer[T]
 	digest atomic.Pointer[string]
 
-	mu   sync.Mutex // serialises reloads and guards subs
-	subs []func(old, new *T)
+	mu      sync.Mutex // serialises reloads and guards subs
+	subs    []func(old, new *T)
+	results []func(ReloadResult, error)
 
 	reloads, failures atomic.Uint64
 
@@ -44,7 +46,7 @@ func NewWatcher[T any](l *Loader[T], initial T, logger *slog.Logger) *Watcher[T]
 	if logger == nil {
 		logger = slog.Default()
 	}
-	w := &Watcher[T]{loader: l, log: logger, Debounce: 100 * time.Millisecond}
+	w := &Watcher[T]{loader: l, path: l.FilePath(), log: logger, Debounce: 100 * time.Millisecond}
 	w.cur.Store(&initial)
 	d := Digest(initial)
 	w.digest.Store(&d)
@@ -68,11 +70,27 @@ func (w *Watcher[T]) OnChange(fn func(old, new *T)) {
 	w.subs = append(w.subs, fn)
 }
 
+// OnResult registers fn to run after every reload attempt, accepted or rejected (for
+// metrics and the digest label).
+func (w *Watcher[T]) OnResult(fn func(ReloadResult, error)) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.results = append(w.results, fn)
+}
+
 // Reload loads the config again. Live keys take their new values; other changed keys keep
 // their running values and are listed in RestartRequired. On error nothing changes.
 func (w *Watcher[T]) Reload() (ReloadResult, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	res, err := w.reloadLocked()
+	for _, fn := range w.results {
+		fn(res, err)
+	}
+	return res, err
+}
+
+func (w *Watcher[T]) reloadLocked() (ReloadResult, error) {
 	next, err := w.loader.Load()
 	if err != nil {
 		w.failures.Add(1)
@@ -129,7 +147,7 @@ func (w *Watcher[T]) Run(ctx context.Context) error {
 
 	var events <-chan fsnotify.Event
 	var errs <-chan error
-	path := w.loader.FilePath()
+	path := w.path
 	if path != "" {
 		fw, err := fsnotify.NewWatcher()
 		if err != nil {

@@ -89,9 +89,15 @@ func (e *Endpoints) SetLimits(l security.Limits) {
 }
 
 // Handle adds endpoint name on subject.
+// The subscription is flushed to the server before Handle returns, so a request sent
+// afterwards finds the endpoint.
 func (e *Endpoints) Handle(name, subject string, h HandlerFunc) error {
-	return e.svc.AddEndpoint(name, micro.HandlerFunc(func(r micro.Request) { e.dispatch(name, r, h) }),
+	err := e.svc.AddEndpoint(name, micro.HandlerFunc(func(r micro.Request) { e.dispatch(name, r, h) }),
 		micro.WithEndpointSubject(subject))
+	if err != nil {
+		return err
+	}
+	return e.deps.Conn.Flush()
 }
 
 func (e *Endpoints) dispatch(name string, r micro.Request, h HandlerFunc) {

@@ -137,7 +137,11 @@ func TestStopDrainsInFlight(t *testing.T) {
 		}
 		replyCh <- m
 	}()
-	<-started
+	select {
+	case <-started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("request never reached the handler")
+	}
 	stopped := make(chan error, 1)
 	go func() { stopped <- ep.Stop(context.Background()) }()
 	select {
