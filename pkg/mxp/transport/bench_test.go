@@ -1,0 +1,206 @@
+package transport
+
+import (
+	"context"
+	"net"
+	"testing"
+	"time"
+)
+
+// udpEchoRTT measures the plain-UDP baseline: n round trips of size bytes on loopback.
+func udpEchoRTT(b *testing.B, n, size int) time.Duration {
+	srv, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer srv.Close()
+	go func() {
+		buf := make([]byte, 2048)
+		for {
+			k, a, err := srv.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				return
+			}
+			srv.WriteToUDPAddrPort(buf[:k], a)
+		}
+	}()
+	cli, err := net.DialUDP("udp4", nil, srv.LocalAddr().(*net.UDPAddr))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cli.Close()
+	msg, buf := make([]byte, size), make([]byte, 2048)
+	start := time.Now()
+	for range n {
+		cli.Write(msg)
+		cli.Read(buf)
+	}
+	return time.Since(start) / time.Duration(n)
+}
+
+// BenchmarkEchoRTT256 measures the round trip of a 256-byte message over the secure
+// transport and reports it as a ratio to a plain UDP echo measured in the same run.
+func BenchmarkEchoRTT256(b *testing.B) {
+	_, c, s := pair(b, Config{}, Config{})
+	ctx := context.Background()
+	go func() {
+		for {
+			m, err := s.Receive(ctx)
+			if err != nil {
+				return
+			}
+			s.Send(ctx, m)
+		}
+	}()
+	msg := make([]byte, 256)
+	b.ResetTimer()
+	start := time.Now()
+	for range b.N {
+		c.Send(ctx, msg)
+		if _, err := c.Receive(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	rtt := time.Since(start) / time.Duration(b.N)
+	b.StopTimer()
+	base := udpEchoRTT(b, max(b.N, 1000), 256)
+	b.ReportMetric(float64(rtt.Microseconds()), "rtt_us")
+	b.ReportMetric(float64(base.Microseconds()), "udp_rtt_us")
+	b.ReportMetric(float64(rtt)/float64(base), "x_baseline")
+}
+
+// BenchmarkOneWay256 measures 256-byte messages per second one way on one connection.
+func BenchmarkOneWay256(b *testing.B) {
+	_, c, s := pair(b, Config{}, Config{})
+	ctx := context.Background()
+	done := make(chan struct{})
+	go func() {
+		for range b.N {
+			if _, err := s.Receive(ctx); err != nil {
+				break
+			}
+		}
+		close(done)
+	}()
+	msg := make([]byte, 256)
+	b.SetBytes(256)
+	b.ResetTimer()
+	start := time.Now()
+	for range b.N {
+		if err := c.Send(ctx, msg); err != nil {
+			b.Fatal(err)
+		}
+	}
+	<-done
+	el := time.Since(start)
+	b.ReportMetric(float64(b.N)/el.Seconds(), "msgs/s")
+}
+
+// udpBlast measures the baseline: total bytes as 1200-byte datagrams, counted at the
+// receiver (lost datagrams do not count), in bytes per second.
+func udpBlast(b *testing.B, total int) float64 {
+	srv, _ := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	defer srv.Close()
+	srv.SetReadBuffer(4 << 20)
+	cli, _ := net.DialUDP("udp4", nil, srv.LocalAddr().(*net.UDPAddr))
+	defer cli.Close()
+	cli.SetWriteBuffer(4 << 20)
+	got := make(chan int)
+	go func() {
+		buf := make([]byte, 2048)
+		n := 0
+		for {
+			srv.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+			k, err := srv.Read(buf)
+			if err != nil {
+				got <- n
+				return
+			}
+			n += k
+		}
+	}()
+	msg := make([]byte, 1200)
+	start := time.Now()
+	for sent := 0; sent < total; sent += 1200 {
+		cli.Write(msg)
+	}
+	n := <-got
+	el := time.Since(start) - 100*time.Millisecond
+	return float64(n) / el.Seconds()
+}
+
+// BenchmarkBulk64MiB sends 64 MiB as four 16 MiB messages and reports the throughput as
+// a ratio to a plain UDP blast of 1200-byte datagrams.
+func BenchmarkBulk64MiB(b *testing.B) {
+	_, c, s := pair(b, Config{}, Config{})
+	ctx := context.Background()
+	msg := make([]byte, 16<<20)
+	b.SetBytes(64 << 20)
+	b.ResetTimer()
+	var el time.Duration
+	for range b.N {
+		start := time.Now()
+		done := make(chan struct{})
+		go func() {
+			for range 4 {
+				s.Receive(ctx)
+			}
+			close(done)
+		}()
+		for range 4 {
+			c.Send(ctx, msg)
+		}
+		<-done
+		el += time.Since(start)
+	}
+	b.StopTimer()
+	rate := float64(b.N*64<<20) / el.Seconds()
+	base := udpBlast(b, 64<<20)
+	b.ReportMetric(rate/1e6, "MB/s")
+	b.ReportMetric(base/1e6, "udp_MB/s")
+	b.ReportMetric(rate/base, "x_baseline")
+}
+
+// BenchmarkHandshake measures full handshakes (initiation, response, key derivation) per
+// second on one core, without sockets.
+func BenchmarkHandshake(b *testing.B) {
+	srv := newStaticIdentity(mustKey(b))
+	cli := newStaticIdentity(mustKey(b))
+	spk, cpk := newPeerKeys(srv.public), newPeerKeys(cli.public)
+	var psk [KeySize]byte
+	b.ResetTimer()
+	for i := range b.N {
+		st, err := createInitiation(cli, &spk, uint32(i), nextTimestamp(), 1, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		in, err := consumeInitiation(srv, st.packet[:])
+		if err != nil {
+			b.Fatal(err)
+		}
+		resp, _, err := createResponse(in, &psk, 2, &cpk, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := consumeResponse(cli, &spk, &psk, st, resp[:]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "handshakes/s")
+}
+
+// BenchmarkSealOpen measures the data path crypto of one 1200-byte packet.
+func BenchmarkSealOpen(b *testing.B) {
+	k := sessionKeys{}
+	kp := newKeypair(k, 1, 2, true, time.Now())
+	buf := make([]byte, DefaultPacketSize)
+	b.SetBytes(DefaultPacketSize)
+	b.ReportAllocs()
+	for i := range b.N {
+		n := nonce(uint64(i))
+		out := kp.send.Seal(buf[DataHeaderSize:DataHeaderSize], n[:], buf[DataHeaderSize:DefaultPacketSize-TagSize], buf[:DataHeaderSize])
+		if _, err := kp.send.Open(out[:0], n[:], out, buf[:DataHeaderSize]); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
