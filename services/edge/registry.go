@@ -27,6 +27,14 @@ func (s *session) register(f mxp.Frame, arrived time.Time) {
 		s.reject(f.MessageID, f.Type.String(), mxp.CodeForbidden, "agent id "+req.ID.String()+" is reserved for the "+svc+" service")
 		return
 	}
+	if !req.Address.IsValid() {
+		// An agent reached through its edge connection may leave the address empty
+		// (docs/protocol.md); the registry gets the address the connection comes from.
+		req.Address = s.peer.RemoteAddr()
+		if p, err := req.AppendPayload(nil); err == nil {
+			f.Payload = p
+		}
+	}
 	e := s.e
 	e.mu.Lock()
 	owner := e.agents[req.ID]
@@ -226,6 +234,10 @@ func (e *Edge) deregister(ids []mxp.AgentID) {
 		bus.SetAgentID(msg.Header, id.String())
 		bus.SetDeadline(msg.Header, time.Now().Add(timeout))
 		if _, err := e.nc.RequestMsg(msg, timeout); err != nil {
+			if e.ctx.Err() != nil { // shutting down with the registry: its store decides
+				e.log.Debug("deregistering an agent at shutdown failed", "agent_id", id.String(), "err", err)
+				continue
+			}
 			e.log.Warn("deregistering an agent of a closed connection failed; its lease will expire",
 				"agent_id", id.String(), "err", err)
 		}
