@@ -166,7 +166,7 @@ func (d *Dispatcher) Dispatch(in Inbound) error {
 		if in.StreamID == "" {
 			return d.refuse(in, Errorf(CodeInvalidArgument, "stream open without a stream id"))
 		}
-		j.stream = newStream(in.Meta, d.cfg.StreamBuffer, d.send)
+		j.stream = newStream(in.Meta, in.Payload, d.cfg.StreamBuffer, d.send)
 		d.streamsMu.Lock()
 		if _, dup := d.streams[in.StreamID]; dup {
 			d.streamsMu.Unlock()

@@ -337,22 +337,25 @@ func TestAgentOverFrames(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := s.CloseSend(ctx); err != nil {
-		t.Fatal(err)
-	}
 	var got []string
-	for {
+	for range 3 {
 		b, err := s.Recv(ctx)
-		if errors.Is(err, io.EOF) {
-			break
-		}
 		if err != nil {
 			t.Fatal(err)
 		}
 		got = append(got, string(b))
 	}
-	if len(got) != 3 || got[0] != "open:req" || got[1] != "A" || got[2] != "B" {
+	if got[0] != "open:req" || got[1] != "A" || got[2] != "B" {
 		t.Fatalf("stream chunks = %q", got)
+	}
+	if err := s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Recv(ctx); CodeOf(err) != CodeCanceled {
+		t.Fatalf("Recv after Close: %v", err)
+	}
+	if err := s.Close(ctx); err != nil {
+		t.Fatalf("second Close: %v", err)
 	}
 	if _, err := a.OpenStream(ctx, mxp.NewAgentID().String(), mxp.StreamKindBytes, nil); CodeOf(err) != CodeUnreachable {
 		t.Fatalf("stream to nobody: %v", err)

@@ -146,8 +146,8 @@ func (l *link) failStreamByMessage(f mxp.Frame) bool {
 }
 
 // ClientStream is a stream the agent opened to another agent or service (see
-// Agent.OpenStream): Send writes chunks, CloseSend ends the agent's side, Recv reads the
-// peer's chunks until io.EOF (a clean end) or the peer's error.
+// Agent.OpenStream): Send writes chunks, Recv reads the peer's chunks until io.EOF (the
+// peer ended the stream) or the peer's error, Close ends it from this side.
 type ClientStream struct {
 	l      *link
 	id     mxp.StreamID
@@ -177,16 +177,6 @@ func (s *ClientStream) Send(ctx context.Context, chunk []byte) error {
 	return s.l.write(ctx, &mxp.Frame{Type: mxp.TypeStreamChunk, MessageID: s.msgID, TraceID: s.trace, Payload: payload})
 }
 
-// CloseSend tells the peer the agent has nothing more to send; Recv still reads the
-// peer's remaining chunks.
-func (s *ClientStream) CloseSend(ctx context.Context) error {
-	payload, err := (&mxp.StreamClosePayload{StreamID: s.id}).AppendPayload(nil)
-	if err != nil {
-		return err
-	}
-	return s.l.write(ctx, &mxp.Frame{Type: mxp.TypeStreamClose, MessageID: s.msgID, TraceID: s.trace, Payload: payload})
-}
-
 // Recv returns the peer's next chunk; io.EOF once the peer closed the stream cleanly and
 // every chunk was read; the peer's error (see CodeOf) if it failed.
 func (s *ClientStream) Recv(ctx context.Context) ([]byte, error) {
@@ -206,16 +196,17 @@ func (s *ClientStream) Recv(ctx context.Context) ([]byte, error) {
 	}
 }
 
-// Close abandons the stream: it tells the peer with a StreamClose carrying CodeCanceled
-// unless the stream already ended, and stops delivering chunks.
+// Close ends the stream for both sides: the peer's handler sees the end (io.EOF from its
+// Recv) and no more chunks are delivered here. A stream is over when either side closes
+// it; to read everything the peer sends, Recv until io.EOF instead of closing. Close
+// after the stream ended is a no-op.
 func (s *ClientStream) Close(ctx context.Context) error {
 	s.l.dropClientStream(s.id)
-	if s.endErr() != nil || s.isDone() {
+	if s.isDone() {
 		return nil
 	}
 	s.fail(Errorf(CodeCanceled, "stream closed by the agent"))
-	ep := mxp.ErrorPayload{Error: "stream closed by the caller", Code: mxp.ErrorCode(CodeCanceled)}
-	payload, err := (&mxp.StreamClosePayload{StreamID: s.id, Error: &ep}).AppendPayload(nil)
+	payload, err := (&mxp.StreamClosePayload{StreamID: s.id}).AppendPayload(nil)
 	if err != nil {
 		return err
 	}

@@ -6,11 +6,13 @@ import (
 	"sync"
 )
 
-// Stream is one stream a peer opened, as its StreamHandler sees it. Recv reads the peer's
-// chunks in order; Send writes chunks back. A Stream is used by its handler's goroutine;
+// Stream is one stream a peer opened, as its StreamHandler sees it. Request is what the
+// peer sent with the open; Recv reads the peer's chunks in order (io.EOF when the peer
+// ended the stream); Send writes chunks back; returning from the handler ends the stream. A Stream is used by its handler's goroutine;
 // Recv and Send may be called from different goroutines.
 type Stream struct {
 	meta Meta
+	open []byte // the data sent with StreamOpen
 	send func(ctx context.Context, out Outbound) error
 
 	in chan []byte // the peer's chunks; closed when the peer closes the stream
@@ -20,9 +22,13 @@ type Stream struct {
 	failed error // why the stream was torn down locally, if it was
 }
 
-func newStream(meta Meta, buffer int, send func(context.Context, Outbound) error) *Stream {
-	return &Stream{meta: meta, send: send, in: make(chan []byte, buffer)}
+func newStream(meta Meta, open []byte, buffer int, send func(context.Context, Outbound) error) *Stream {
+	return &Stream{meta: meta, open: open, send: send, in: make(chan []byte, buffer)}
 }
+
+// Request returns the data the peer sent with StreamOpen (its opening request, e.g. a
+// JSON prompt); it may be empty.
+func (s *Stream) Request() []byte { return s.open }
 
 // ID returns the stream's id.
 func (s *Stream) ID() string { return s.meta.StreamID }
