@@ -1,0 +1,185 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/mxp-mesh/mesh/pkg/mxp"
+	"github.com/mxp-mesh/mesh/pkg/mxp/transport"
+	"github.com/mxp-mesh/mesh/services/edge"
+	"github.com/mxp-mesh/mesh/services/edge/client"
+)
+
+// The data directory (default ./.mxp) is how `mxp dev` tells the client commands where the
+// mesh is. Its files (docs/edge.md, "The data directory"):
+//
+//	edge.key    the edge's X25519 private key, one line of base64 (mode 0600); created by
+//	            the first `mxp dev`, reused after
+//	edge.json   written by `mxp dev` at start: EdgeInfo below (mode 0644)
+//	client.key  the client commands' own X25519 key, created on first use (mode 0600)
+const (
+	defaultDataDir = ".mxp"
+	edgeKeyFile    = "edge.key"
+	edgeInfoFile   = "edge.json"
+	clientKeyFile  = "client.key"
+)
+
+// EdgeInfo is edge.json: the endpoints of a running `mxp dev`.
+type EdgeInfo struct {
+	EdgeAddr   string    `json:"edge_addr"`             // secure transport, dialable (host:port)
+	PublicKey  string    `json:"public_key"`            // the edge's public key, base64
+	CompatAddr string    `json:"compat_addr,omitempty"` // plaintext listener, when on
+	HTTPAddr   string    `json:"http_addr"`             // base URL of /metrics, /readyz and the APIs
+	NATSURL    string    `json:"nats_url,omitempty"`    // the embedded bus, when it listens
+	PID        int       `json:"pid"`
+	StartedAt  time.Time `json:"started_at"`
+}
+
+func writeEdgeInfo(dir string, info EdgeInfo) error {
+	b, err := json.MarshalIndent(info, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(dir, edgeInfoFile+".tmp")
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(dir, edgeInfoFile))
+}
+
+func readEdgeInfo(dir string) (EdgeInfo, error) {
+	var info EdgeInfo
+	b, err := os.ReadFile(filepath.Join(dir, edgeInfoFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return info, fmt.Errorf("no mesh found in %s (start one with `mxp dev`, or pass --edge and --edge-key)", dir)
+	}
+	if err != nil {
+		return info, err
+	}
+	if err := json.Unmarshal(b, &info); err != nil {
+		return info, fmt.Errorf("%s: %w", filepath.Join(dir, edgeInfoFile), err)
+	}
+	return info, nil
+}
+
+// dialable turns a listen address into one a client can dial: an unspecified host
+// (":9000", "0.0.0.0:9000", "[::]:9000") becomes loopback.
+func dialable(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// connFlags are the flags every client command shares.
+type connFlags struct {
+	dataDir string
+	edge    string
+	edgeKey string
+	compat  string
+}
+
+func (c *connFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.dataDir, "data-dir", defaultDataDir, "data directory of `mxp dev` (edge.json, keys)")
+	fs.StringVar(&c.edge, "edge", "", "edge address (secure transport); default from the data directory")
+	fs.StringVar(&c.edgeKey, "edge-key", "", "the edge's public key (base64); default from the data directory")
+	fs.StringVar(&c.compat, "compat", "", "use the edge's plaintext listener at this address instead")
+}
+
+// dial connects to the edge the flags or the data directory name.
+func (c *connFlags) dial(ctx context.Context) (*client.Client, string, error) {
+	if c.compat != "" {
+		cl, err := client.DialCompat(c.compat)
+		return cl, c.compat + " (plaintext)", err
+	}
+	addr, keyText := c.edge, c.edgeKey
+	if addr == "" || keyText == "" {
+		info, err := readEdgeInfo(c.dataDir)
+		if err != nil {
+			return nil, "", err
+		}
+		if addr == "" {
+			addr = info.EdgeAddr
+		}
+		if keyText == "" {
+			keyText = info.PublicKey
+		}
+		if addr == "" && info.CompatAddr != "" {
+			cl, err := client.DialCompat(info.CompatAddr)
+			return cl, info.CompatAddr + " (plaintext)", err
+		}
+	}
+	edgeKey, err := transport.ParsePublicKey(strings.TrimSpace(keyText))
+	if err != nil {
+		return nil, "", fmt.Errorf("edge key: %w", err)
+	}
+	key, _, err := edge.LoadOrCreateKey(filepath.Join(c.dataDir, clientKeyFile))
+	if err != nil {
+		return nil, "", err
+	}
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	cl, err := client.DialSecure(dctx, addr, edgeKey, key)
+	if err != nil {
+		return nil, "", fmt.Errorf("connecting to the edge at %s: %w", addr, err)
+	}
+	return cl, addr, nil
+}
+
+// resolveTarget turns --to into an id: a UUID, a service name (registry, inference,
+// tools, policy) or the name of a registered agent (the first online one of that name).
+func resolveTarget(ctx context.Context, cl *client.Client, to string) (mxp.AgentID, error) {
+	if id, err := mxp.ParseAgentID(to); err == nil {
+		return id, nil
+	}
+	if id, ok := mxp.ServiceByName(to); ok {
+		return id, nil
+	}
+	found, err := cl.Discover(ctx, mxp.DiscoverRequest{NamePrefix: to, Limit: mxp.MaxDiscoverLimit})
+	if err != nil {
+		return mxp.AgentID{}, fmt.Errorf("looking up agent %q: %w", to, err)
+	}
+	var fallback *mxp.AgentRecord
+	for i := range found.Agents {
+		a := &found.Agents[i]
+		if a.Name != to {
+			continue
+		}
+		if a.Status == mxp.StatusOnline || a.Status == "" {
+			return a.ID, nil
+		}
+		if fallback == nil {
+			fallback = a
+		}
+	}
+	if fallback != nil {
+		return fallback.ID, nil
+	}
+	return mxp.AgentID{}, fmt.Errorf("no agent, service or agent id %q (services: %s; see `mxp agents`)", to, strings.Join(mxp.ServiceNames(), ", "))
+}
+
+// stringsFlag is a repeatable string flag.
+type stringsFlag []string
+
+func (s *stringsFlag) String() string { return strings.Join(*s, ",") }
+func (s *stringsFlag) Set(v string) error {
+	for _, p := range strings.Split(v, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			*s = append(*s, p)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,178 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// syncBuffer is a bytes.Buffer safe for a command writing while the test reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// startDev runs `mxp dev` in process on free loopback ports with its data directory in a
+// temporary directory, and returns that directory once every service is ready.
+func startDev(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan EdgeInfo, 1)
+	done := make(chan error, 1)
+	var out syncBuffer
+	go func() {
+		env := &cliEnv{Stdout: &out, Stderr: &out}
+		done <- runDev(ctx, env, devOptions{EdgeAddr: "127.0.0.1:0", CompatAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0",
+			NATSAddr: "off", DataDir: dir, LogLevel: "error", ready: func(i EdgeInfo) { ready <- i }})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("mxp dev: %v", err)
+		}
+	})
+	select {
+	case info := <-ready:
+		if info.PublicKey == "" || info.EdgeAddr == "" {
+			t.Fatalf("edge info %+v", info)
+		}
+	case err := <-done:
+		t.Fatalf("mxp dev ended: %v\n%s", err, out.String())
+	case <-time.After(30 * time.Second):
+		t.Fatalf("mxp dev not ready:\n%s", out.String())
+	}
+	if s := out.String(); !strings.Contains(s, "edge public key") || !strings.Contains(s, "mxp agent echo") {
+		t.Fatalf("banner:\n%s", s)
+	}
+	return dir
+}
+
+// runCLI executes an mxp command line and returns its exit status, stdout and stderr.
+func runCLI(ctx context.Context, args ...string) (int, string, string) {
+	var stdout, stderr syncBuffer
+	code := execute(ctx, args, strings.NewReader(""), &stdout, &stderr)
+	return code, stdout.String(), stderr.String()
+}
+
+func TestTour(t *testing.T) {
+	dir := startDev(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	// mxp agent echo, in the background.
+	var echoOut syncBuffer
+	echoDone := make(chan int, 1)
+	go func() {
+		echoDone <- execute(ctx, []string{"agent", "echo", "--data-dir", dir}, strings.NewReader(""), &echoOut, &echoOut)
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(echoOut.String(), "registered as \"echo\"") {
+		if time.Now().After(deadline) {
+			t.Fatalf("echo agent did not register:\n%s", echoOut.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	for _, tc := range []struct {
+		name       string
+		args       []string
+		code       int
+		out, err   string
+		checkJSONs bool
+	}{
+		{"call by name", []string{"call", "--to", "echo", "--data", "hello"}, 0, "hello\n", "", false},
+		{"call JSON", []string{"call", "--to", "echo", "--data", `{"a":1}`, "--timeout", "5s"}, 0, "{\"a\":1}\n", "", false},
+		{"call unknown id", []string{"call", "--to", "6ba7b810-9dad-11d1-80b4-00c04fd430c8", "--data", "x"}, 1, "", "error: unreachable: ", false},
+		{"call unknown name", []string{"call", "--to", "nobody", "--data", "x"}, 1, "", "no agent, service or agent id \"nobody\"", false},
+		{"call inference", []string{"call", "--to", "inference", "--data", `{"messages":[{"role":"user","content":"hi"}]}`}, 0, "Mock reply to: hi", "", false},
+		{"agents table", []string{"agents"}, 0, "echo", "", false},
+		{"agents by capability", []string{"agents", "--capability", "nothing-has-this"}, 0, "no agents\n", "", false},
+		{"call needs --to", []string{"call", "--data", "x"}, 2, "", "--to is required", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append(tc.args, "--data-dir", dir)
+			code, out, errOut := runCLI(ctx, args...)
+			if code != tc.code || !strings.Contains(out, tc.out) || !strings.Contains(errOut, tc.err) {
+				t.Fatalf("mxp %s: exit %d\nstdout: %s\nstderr: %s", strings.Join(tc.args, " "), code, out, errOut)
+			}
+		})
+	}
+
+	code, out, errOut := runCLI(ctx, "agents", "--json", "--data-dir", dir)
+	var agents []map[string]any
+	if code != 0 || json.Unmarshal([]byte(out), &agents) != nil || len(agents) != 1 || agents[0]["name"] != "echo" {
+		t.Fatalf("agents --json: %d %s %s", code, out, errOut)
+	}
+
+	code, out, errOut = runCLI(ctx, "bench", "--to", "echo", "--concurrency", "4", "--duration", "300ms", "--size", "64", "--json", "--data-dir", dir)
+	if code != 0 {
+		t.Fatalf("bench: %d %s %s", code, out, errOut)
+	}
+	var rep map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("bench --json: %v: %s", err, out)
+	}
+	for _, k := range []string{"calls", "ok", "throughput_per_s", "latency_us", "errors"} {
+		if _, ok := rep[k]; !ok {
+			t.Fatalf("bench --json lacks %q: %s", k, out)
+		}
+	}
+	var lat map[string]int64
+	if err := json.Unmarshal(rep["latency_us"], &lat); err != nil || len(lat) != 4 || lat["p50"] <= 0 || lat["p999"] < lat["p50"] {
+		t.Fatalf("latency_us = %s", rep["latency_us"])
+	}
+	var calls, ok uint64
+	json.Unmarshal(rep["calls"], &calls)
+	json.Unmarshal(rep["ok"], &ok)
+	if calls == 0 || ok != calls {
+		t.Fatalf("bench calls %d ok %d: %s", calls, ok, out)
+	}
+
+	cancel() // Ctrl-C on the echo agent: it deregisters and exits 0
+	select {
+	case code := <-echoDone:
+		if code != 0 || !strings.Contains(echoOut.String(), "stopped after") {
+			t.Fatalf("echo agent exit %d:\n%s", code, echoOut.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("echo agent did not stop")
+	}
+	code, out, _ = runCLI(context.Background(), "agents", "--data-dir", dir)
+	if code != 0 || out != "no agents\n" {
+		t.Fatalf("after the echo agent stopped: %d %q", code, out)
+	}
+}
+
+func TestClientCommandsWithoutMesh(t *testing.T) {
+	dir := t.TempDir()
+	code, _, errOut := runCLI(context.Background(), "call", "--to", "echo", "--data", "x", "--data-dir", dir)
+	if code != 1 || !strings.Contains(errOut, "no mesh found") {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+}
+
+func TestHelpHasExamples(t *testing.T) {
+	for _, cmd := range [][]string{{"dev"}, {"agent", "echo"}, {"call"}, {"agents"}, {"bench"}} {
+		code, out, _ := runCLI(context.Background(), append(cmd, "--help")...)
+		if code != 0 || !strings.Contains(out, "Examples:") {
+			t.Errorf("mxp %s --help: exit %d\n%s", strings.Join(cmd, " "), code, out)
+		}
+	}
+}
