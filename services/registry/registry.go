@@ -169,7 +169,7 @@ func (s *Service) Run(ctx context.Context) error {
 		defer close(expiryDone)
 		s.expiryLoop(expiryCtx)
 	}()
-	s.deps.Logger.Info("registry running", "store", storeKind(s.Config().Store), "lease", s.Config().Lease)
+	s.deps.Logger.Info("registry running", "store", s.store.Kind(), "lease", s.Config().Lease)
 	<-ctx.Done()
 	dctx, cancel := lifecycle.DrainContext(ctx)
 	defer cancel()
@@ -177,13 +177,6 @@ func (s *Service) Run(ctx context.Context) error {
 	stopExpiry()
 	<-expiryDone
 	return errors.Join(err, s.store.Close())
-}
-
-func storeKind(s string) string {
-	if s == "" || s == "memory" {
-		return "memory"
-	}
-	return "redis"
 }
 
 // publish sends a registry event; a failure is logged, never returned to the caller

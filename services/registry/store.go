@@ -35,4 +35,6 @@ type Store interface {
 	Ping(ctx context.Context) error
 	// Close releases the store's resources.
 	Close() error
+	// Kind names the implementation ("memory", "redis") for logs.
+	Kind() string
 }

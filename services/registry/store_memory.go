@@ -197,6 +197,9 @@ func (s *MemoryStore) Ping(context.Context) error { return nil }
 // Close implements Store.
 func (s *MemoryStore) Close() error { return nil }
 
+// Kind implements Store.
+func (s *MemoryStore) Kind() string { return "memory" }
+
 // leaseHeap orders entries by lease end (earliest first).
 type leaseHeap []*memEntry
 

@@ -329,3 +329,6 @@ func (s *RedisStore) Ping(ctx context.Context) error { return s.c.Ping(ctx).Err(
 
 // Close implements Store.
 func (s *RedisStore) Close() error { return s.c.Close() }
+
+// Kind implements Store.
+func (s *RedisStore) Kind() string { return "redis" }
