@@ -9,24 +9,11 @@ import (
 	"sync"
 
 	"github.com/mxp-mesh/mesh/pkg/common/bus"
+	"github.com/mxp-mesh/mesh/pkg/common/tracing"
 	"github.com/mxp-mesh/mesh/services/inference/provider"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
-	"go.opentelemetry.io/otel/propagation"
 )
-
-// natsCarrier reads and writes W3C trace context in NATS headers (case-sensitive keys).
-type natsCarrier nats.Header
-
-func (c natsCarrier) Get(k string) string { return nats.Header(c).Get(k) }
-func (c natsCarrier) Set(k, v string)     { nats.Header(c).Set(k, v) }
-func (c natsCarrier) Keys() []string {
-	out := make([]string, 0, len(c))
-	for k := range c {
-		out = append(out, k)
-	}
-	return out
-}
 
 // busError turns any error into the bus's typed error reply.
 func busError(err error) *bus.Error {
@@ -89,9 +76,10 @@ func (s *Service) serveBus(nc *nats.Conn) (func() error, error) {
 	}, nil
 }
 
-// busContext derives the request context: the caller's deadline header and trace context.
+// busContext derives the request context: the caller's deadline header and trace context
+// (traceparent, or the MXP trace id the edge set).
 func busContext(h micro.Headers) (context.Context, context.CancelFunc) {
-	ctx := propagation.TraceContext{}.Extract(context.Background(), natsCarrier(h))
+	ctx := tracing.Extract(context.Background(), nats.Header(h))
 	if dl, ok, err := bus.Deadline(nats.Header(h)); ok && err == nil {
 		return context.WithDeadline(ctx, dl)
 	}

@@ -16,12 +16,23 @@ import (
 )
 
 // Routes mounts the OpenAI-compatible API on r: POST /v1/chat/completions (streamed and
-// not, tools included) and GET /v1/models. Existing OpenAI client libraries work with
+// not, tools included) and GET /v1/models; and GET /readyz/inference, the readiness
+// detail (enabled providers, every breaker's state; 503 when not ready). Existing OpenAI client libraries work with
 // base URL http://HOST:PORT/v1. The caller's Authorization header is checked against
 // Config.ClientKeys (when set) and never forwarded upstream.
 func (s *Service) Routes(r chi.Router) {
 	r.Post("/v1/chat/completions", s.handleChatCompletions)
 	r.Get("/v1/models", s.handleModels)
+	r.Get("/readyz/inference", s.handleReady)
+}
+
+func (s *Service) handleReady(w http.ResponseWriter, _ *http.Request) {
+	rd := s.Ready()
+	w.Header().Set("Content-Type", "application/json")
+	if !rd.Ready {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}
+	json.NewEncoder(w).Encode(rd)
 }
 
 // Handler returns a router serving only the OpenAI-compatible API.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -167,6 +168,15 @@ func TestBreakerOpensAndRecovers(t *testing.T) {
 	rd := env.svc.Ready()
 	if rd.Ready || len(rd.Breakers) != 1 || rd.Breakers[0].State != "open" {
 		t.Errorf("readiness %+v", rd)
+	}
+	if err := env.svc.HealthCheck(context.Background()); err == nil || !strings.Contains(err.Error(), "openai/gpt-x open") {
+		t.Errorf("health check %v", err)
+	}
+	rec := httptest.NewRecorder()
+	env.svc.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/readyz/inference", nil))
+	eq(t, "readyz status", rec.Code, 503)
+	if !strings.Contains(rec.Body.String(), `"state":"open"`) {
+		t.Errorf("readyz body %s", rec.Body)
 	}
 	// After the open timeout a probe goes through; its success closes the breaker.
 	deadline := time.Now().Add(5 * time.Second)

@@ -2,13 +2,17 @@ package inference
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"sort"
+	"strings"
 	"sync/atomic"
 	"time"
 
+	"github.com/mxp-mesh/mesh/pkg/common/service"
 	"github.com/mxp-mesh/mesh/services/inference/provider"
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,7 +28,9 @@ type Deps struct {
 	Logger *slog.Logger
 	// Registerer receives the metrics. Default: a private registry (metrics not exported).
 	Registerer prometheus.Registerer
-	// TracerProvider creates spans. Default: the global OpenTelemetry provider.
+	// Tracer creates spans. Default: one from TracerProvider.
+	Tracer trace.Tracer
+	// TracerProvider is used when Tracer is nil. Default: the global OpenTelemetry provider.
 	TracerProvider trace.TracerProvider
 	// Conn, when set, makes Run serve the bus API on it.
 	Conn *nats.Conn
@@ -38,6 +44,38 @@ type Deps struct {
 	Sleep func(ctx context.Context, d time.Duration) error
 	// Jitter returns a uniform random duration in [0, n]. Default math/rand/v2.
 	Jitter func(n time.Duration) time.Duration
+}
+
+// DepsFrom maps the shared service dependencies (pkg/common/service, as cmd/mxp-inference
+// and `mxp dev` build them) to the inference service's.
+func DepsFrom(d service.Deps) Deps {
+	out := Deps{Logger: d.Logger, Conn: d.Conn, Tracer: d.Tracer}
+	if d.Metrics != nil {
+		out.Registerer = d.Metrics
+	}
+	return out
+}
+
+// Name implements lifecycle.Service.
+func (s *Service) Name() string { return "inference" }
+
+// HealthCheck is a pkg/common/health check: it fails with the reason (and the breakers
+// that are not closed) when Ready says the service cannot serve its default model.
+func (s *Service) HealthCheck(context.Context) error {
+	r := s.Ready()
+	if r.Ready {
+		return nil
+	}
+	var open []string
+	for _, b := range r.Breakers {
+		if b.State != "closed" {
+			open = append(open, b.Provider+"/"+b.Model+" "+b.State)
+		}
+	}
+	if len(open) > 0 {
+		return fmt.Errorf("%s (breakers: %s)", r.Reason, strings.Join(open, ", "))
+	}
+	return errors.New(r.Reason)
 }
 
 // Service is the inference service. It is safe for concurrent use.
@@ -79,8 +117,11 @@ func New(cfg Config, deps Deps) (*Service, error) {
 			return time.Duration(rand.Int64N(int64(n) + 1))
 		}
 	}
+	if deps.Tracer == nil {
+		deps.Tracer = deps.TracerProvider.Tracer("github.com/mxp-mesh/mesh/services/inference")
+	}
 	s := &Service{deps: deps, log: deps.Logger.With("service", "inference"), m: newMetrics(deps.Registerer),
-		tracer: deps.TracerProvider.Tracer("github.com/mxp-mesh/mesh/services/inference")}
+		tracer: deps.Tracer}
 	if err := s.Reload(cfg); err != nil {
 		return nil, err
 	}

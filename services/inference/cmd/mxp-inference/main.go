@@ -1,32 +1,28 @@
-// Command mxp-inference runs the inference service alone: the bus API on NATS and the
-// OpenAI-compatible HTTP API, with /metrics, /healthz and /readyz beside it.
+// Command mxp-inference runs the inference service alone: the bus API on NATS, and the
+// OpenAI-compatible HTTP API on the admin server beside /metrics, /livez, /readyz and
+// /debug/pprof (pkg/common/service.Base).
 //
 //	mxp-inference -config inference.yaml -http 127.0.0.1:8086 -nats nats://127.0.0.1:4222
 //
 // Providers turn on from the config file and from OPENAI_API_KEY, ANTHROPIC_API_KEY,
 // GEMINI_API_KEY and OLLAMA_HOST (see docs/inference.md). With no -nats URL an embedded
-// NATS server is started, which is only useful for trying the HTTP API.
+// NATS server is started, which is only useful for trying the HTTP API. The config file
+// is reloaded when it changes and on SIGHUP.
 package main
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
-	"log/slog"
-	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
-	"github.com/go-chi/chi/v5"
 	"github.com/mxp-mesh/mesh/pkg/common/bus"
+	"github.com/mxp-mesh/mesh/pkg/common/lifecycle"
+	"github.com/mxp-mesh/mesh/pkg/common/metrics"
+	"github.com/mxp-mesh/mesh/pkg/common/service"
 	"github.com/mxp-mesh/mesh/services/inference"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 func main() {
@@ -40,75 +36,56 @@ func run() error {
 	configPath := flag.String("config", os.Getenv("MXP_INFERENCE_CONFIG"), "YAML config file (reloaded when it changes)")
 	httpAddr := flag.String("http", envOr("MXP_INFERENCE_HTTP", "127.0.0.1:8086"), "HTTP listen address (OpenAI-compatible API, metrics, health)")
 	natsURL := flag.String("nats", os.Getenv("MXP_NATS_URL"), "NATS URL; empty starts an embedded server")
+	logLevel := flag.String("log-level", envOr("MXP_LOG_LEVEL", "info"), "debug, info, warn or error")
 	flag.Parse()
 
-	logger := slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	cfg, err := inference.LoadConfig(*configPath)
 	if err != nil {
 		return err
 	}
 	cfg = inference.ApplyEnv(cfg, os.LookupEnv)
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-
-	b, err := bus.Connect(bus.Config{URL: *natsURL}, "mxp-inference", logger)
-	if err != nil {
-		return err
-	}
-	defer b.Close()
-
-	svc, err := inference.New(cfg, inference.Deps{Logger: logger, Registerer: reg, Conn: b.Conn})
-	if err != nil {
-		return err
-	}
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if *configPath != "" {
-		go svc.WatchConfig(ctx, *configPath)
-		hup := make(chan os.Signal, 1)
-		signal.Notify(hup, syscall.SIGHUP)
-		go func() {
-			for range hup {
-				svc.ReloadFile(*configPath)
-			}
-		}()
-	}
-
-	r := chi.NewRouter()
-	svc.Routes(r)
-	r.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
-	r.Get("/readyz", func(w http.ResponseWriter, _ *http.Request) {
-		rd := svc.Ready()
-		w.Header().Set("Content-Type", "application/json")
-		if !rd.Ready {
-			w.WriteHeader(http.StatusServiceUnavailable)
-		}
-		json.NewEncoder(w).Encode(rd)
+	ctx := context.Background()
+	base, err := service.NewBase(ctx, service.BaseConfig{
+		Service: "inference", Version: inference.Version, Bus: bus.Config{URL: *natsURL},
+		HTTP: metrics.ServerConfig{Addr: *httpAddr, Pprof: true}, LogLevel: *logLevel,
 	})
-	hs := &http.Server{Addr: *httpAddr, Handler: r, ReadHeaderTimeout: 10 * time.Second}
-	httpErr := make(chan error, 1)
-	go func() { httpErr <- hs.ListenAndServe() }()
-	logger.Info("mxp-inference started", "http", *httpAddr, "providers", svc.Ready().Providers)
-
-	runErr := make(chan error, 1)
-	go func() { runErr <- svc.Run(ctx) }()
-	select {
-	case err := <-httpErr:
-		stop()
-		<-runErr
+	if err != nil {
 		return err
-	case <-ctx.Done():
 	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	err = hs.Shutdown(shutdownCtx)
-	if rerr := <-runErr; rerr != nil {
-		err = errors.Join(err, rerr)
+	deps := base.Deps()
+	svc, err := inference.New(cfg, inference.DepsFrom(deps))
+	if err != nil {
+		return err
 	}
-	return err
+	svc.Routes(deps.Router)
+	deps.Health.Add("inference", svc.HealthCheck)
+
+	services := []lifecycle.Service{svc}
+	if *configPath != "" {
+		services = append(services, lifecycle.Func{N: "config-watch", F: func(ctx context.Context) error {
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
+			go func() {
+				for {
+					select {
+					case <-ctx.Done():
+						return
+					case <-hup:
+						svc.ReloadFile(*configPath)
+					}
+				}
+			}()
+			return svc.WatchConfig(ctx, *configPath)
+		}})
+	}
+	runner, err := base.Runner(services...)
+	if err != nil {
+		return err
+	}
+	base.Logger.Info("mxp-inference started", "http", *httpAddr, "providers", svc.Ready().Providers)
+	return runner.Run(ctx)
 }
 
 func envOr(k, def string) string {
