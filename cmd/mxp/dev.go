@@ -83,7 +83,7 @@ func runDev(ctx context.Context, env *cliEnv, o devOptions) error {
 		return usagef("--log-level: %v", err)
 	}
 	level.Set(lv)
-	// One JSON log stream; each service's lines carry its name (the edge adds its own).
+	// One JSON log stream; each service's lines carry its name.
 	logger := slog.New(mlog.NewContextHandler(slog.NewJSONHandler(env.Stderr, &slog.HandlerOptions{Level: level})))
 	if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data directory: %w", err)
@@ -115,11 +115,7 @@ func runDev(ctx context.Context, env *cliEnv, o devOptions) error {
 		if err != nil {
 			return service.Deps{}, err
 		}
-		l := logger
-		if name != "edge" {
-			l = logger.With(mlog.KeyService, name)
-		}
-		return service.Deps{Logger: l, Conn: nc, Metrics: reg, Health: checker, Router: srv.Router()}, nil
+		return service.Deps{Logger: logger.With(mlog.KeyService, name), Conn: nc, Metrics: reg, Health: checker, Router: srv.Router()}, nil
 	}
 	var runner lifecycle.Runner
 	runner.Logger, runner.Health = logger, checker

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mxp-mesh/mesh/pkg/common/bus"
 	"github.com/mxp-mesh/mesh/pkg/mxp"
 )
 
@@ -26,6 +27,19 @@ type Config struct {
 	CompatAllowRemote bool `yaml:"compat_allow_remote" flag:"compat-allow-remote" usage:"allow the plaintext listener on a non-loopback address"`
 	// ID names this edge on the bus (stream subjects, logs). Default: a random id.
 	ID string `yaml:"id"`
+
+	// NATS is the bus URL (comma-separated for a cluster); empty starts an embedded
+	// nats-server (useful only for trying the edge alone). Used by mxp-edge.
+	NATS string `yaml:"nats" flag:"nats" usage:"NATS URL; empty starts an embedded server"`
+	// EmbeddedNATS tunes the embedded server when NATS is empty.
+	EmbeddedNATS bus.EmbeddedConfig `yaml:"embedded_nats"`
+	// HTTP is the address of /metrics, /livez, /readyz and /debug/pprof. Empty disables
+	// it. Default 127.0.0.1:9100. Used by mxp-edge.
+	HTTP string `yaml:"http" flag:"http" usage:"HTTP address of metrics and health (empty: off)"`
+	// LogLevel is debug, info, warn or error. Default info.
+	LogLevel string `yaml:"log_level" flag:"log-level" usage:"debug, info, warn or error" reload:"live"`
+	// ShutdownTimeout bounds graceful shutdown. Default 20s.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 
 	// Limits are enforced per connection.
 	Limits PeerLimits `yaml:"limits" reload:"live"`
@@ -77,7 +91,9 @@ type PeerLimits struct {
 }
 
 // Defaults returns the default configuration.
-func Defaults() Config { return Config{Addr: ":9000"}.WithDefaults() }
+func Defaults() Config {
+	return Config{Addr: ":9000", HTTP: "127.0.0.1:9100", LogLevel: "info", ShutdownTimeout: 20 * time.Second}.WithDefaults()
+}
 
 // WithDefaults fills zero fields with their defaults.
 func (c Config) WithDefaults() Config {

@@ -72,7 +72,7 @@ func New(cfg Config, deps Deps) (*Edge, error) {
 	}
 	e := &Edge{
 		id:        cfg.ID,
-		log:       d.Logger.With("service", "edge", "edge_id", cfg.ID),
+		log:       d.Logger.With("edge_id", cfg.ID),
 		nc:        d.Conn,
 		m:         newMetrics(d.Metrics),
 		sessions:  map[Peer]*session{},
