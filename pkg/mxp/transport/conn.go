@@ -2,7 +2,6 @@ package transport
 
 import (
 	"context"
-	"errors"
 	"net"
 	"net/netip"
 	"sync"
@@ -33,15 +32,14 @@ type Conn struct {
 
 	hs hsState // initiator handshake in progress
 
-	snd           sendStream
-	rcv           recvStream
-	recvPNs       rangeSet  // received packet numbers, for ACK frames
-	ackQueue      int       // ack-eliciting packets received since the last ACK sent
-	ackDue        time.Time // zero: no ACK owed
-	largestRecvAt time.Time
-	pingDue       bool
-	maxDataDue    bool
-	closeDue      *CloseError
+	snd        sendStream
+	rcv        recvStream
+	recvPNs    rangeSet  // received packet numbers, for ACK frames
+	ackQueue   int       // ack-eliciting packets received since the last ACK sent
+	ackDue     time.Time // zero: no ACK owed
+	pingDue    bool
+	maxDataDue bool
+	closeDue   *CloseError
 
 	sent          sentList
 	largestAcked  uint64
@@ -308,8 +306,6 @@ func signal(ch chan struct{}) {
 	default:
 	}
 }
-
-var errNoKeys = errors.New("transport: no session keys")
 
 // txBatch is a connection's pool of packet buffers for one sendmmsg call.
 type txBatch struct {

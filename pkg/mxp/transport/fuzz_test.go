@@ -32,7 +32,7 @@ func FuzzAckRoundTrip(f *testing.F) {
 	f.Add(uint64(0), uint64(5), uint64(9), uint64(20))
 	f.Fuzz(func(t *testing.T, a, b, c, d uint64) {
 		var r rangeSet
-		for _, x := range []uint64{a % 1 << 40, b % 1 << 40, c % 1 << 40, d % 1 << 40} {
+		for _, x := range []uint64{a % (1 << 40), b % (1 << 40), c % (1 << 40), d % (1 << 40)} {
 			r.add(x, x+1+x%3)
 		}
 		enc := appendAck(nil, r, 0)

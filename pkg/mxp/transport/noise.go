@@ -181,9 +181,7 @@ func createInitiation(local *staticIdentity, r *peerKeys, senderIndex uint32, ts
 	p = append(p, m1[:]...)
 	if cookie != nil {
 		m2 := mac(cookie[:], p)
-		p = append(p, m2[:]...)
-	} else {
-		p = append(p, make([]byte, MACSize)...)
+		copy(st.packet[initOffMAC2:], m2[:])
 	}
 	st.hash, st.chainKey = h, ck
 	return st, nil
@@ -299,9 +297,7 @@ func createResponse(in *initiation, psk *[KeySize]byte, senderIndex uint32, peer
 	p = append(p, m1[:]...)
 	if cookie != nil {
 		m2 := mac(cookie[:], p)
-		p = append(p, m2[:]...)
-	} else {
-		p = append(p, make([]byte, MACSize)...)
+		copy(pkt[respOffMAC2:], m2[:])
 	}
 	t := kdf(ck, nil, 2)
 	keys.recv, keys.send = t[0], t[1]

@@ -76,16 +76,6 @@ func (r *rangeSet) remove(start, end uint64) {
 	}
 }
 
-// contains reports whether x is in the set.
-func (r rangeSet) contains(x uint64) bool {
-	for i := len(r) - 1; i >= 0; i-- {
-		if x >= r[i].start {
-			return x < r[i].end
-		}
-	}
-	return false
-}
-
 // trimTo keeps only the n highest spans.
 func (r *rangeSet) trimTo(n int) {
 	if len(*r) > n {
