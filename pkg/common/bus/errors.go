@@ -61,6 +61,22 @@ func RespondError(req micro.Request, err error) error {
 		micro.WithHeaders(micro.Headers{HeaderErrorKind: []string{e.Code}}))
 }
 
+// PublishError sends err as an error reply to the reply subject, in the same shape as
+// RespondError. Use it when answering from a goroutine other than the micro handler's
+// (micro's Request is only safe to answer inside its handler).
+func PublishError(nc *nats.Conn, reply string, err error) error {
+	var e *Error
+	if !errors.As(err, &e) {
+		e = &Error{Status: 500, Code: CodeInternal, Message: "internal error"}
+	}
+	body, _ := json.Marshal(ErrorPayload{Error: e.Message, Code: e.Code})
+	return nc.PublishMsg(&nats.Msg{Subject: reply, Data: body, Header: nats.Header{
+		micro.ErrorHeader:     {e.Message},
+		micro.ErrorCodeHeader: {strconv.Itoa(e.Status)},
+		HeaderErrorKind:       {e.Code},
+	}})
+}
+
 // ReplyError returns the *Error carried by a reply, or nil when the reply is not an error.
 // It reads the micro headers; a reply from a non-mesh micro service (no Mxp-Error-Kind)
 // still yields an *Error with Code taken from the body when present.

@@ -28,6 +28,7 @@ type Request struct {
 	Data    []byte
 	Header  nats.Header
 	AgentID string // the caller's agent id header, "" when absent
+	Reply   string // the reply subject
 }
 
 // HandlerFunc handles one request. It returns a value to send as JSON, or an error
@@ -101,8 +102,12 @@ func (e *Endpoints) Handle(name, subject string, h HandlerFunc) error {
 }
 
 func (e *Endpoints) dispatch(name string, r micro.Request, h HandlerFunc) {
+	// micro's Request may only be answered inside this callback, so the goroutine below
+	// answers through the connection with the request's own data.
+	req := Request{Subject: r.Subject(), Data: r.Data(), Header: nats.Header(r.Headers()), Reply: r.Reply()}
+	req.AgentID = bus.AgentID(req.Header)
 	if !e.inflight.Acquire() {
-		e.reply(name, r, bus.Errorf(503, bus.CodeShuttingDown, "%s is shutting down; retry", e.name), time.Now())
+		e.reply(name, req, bus.Errorf(503, bus.CodeShuttingDown, "%s is shutting down; retry", e.name), time.Now())
 		return
 	}
 	e.sem <- struct{}{} // back-pressure: at most MaxConcurrent handlers run
@@ -113,17 +118,16 @@ func (e *Endpoints) dispatch(name string, r micro.Request, h HandlerFunc) {
 			e.active.Dec()
 			e.inflight.Release()
 		}()
-		e.handle(name, r, h)
+		e.handle(name, req, h)
 	}()
 }
 
-func (e *Endpoints) handle(name string, r micro.Request, h HandlerFunc) {
+func (e *Endpoints) handle(name string, req Request, h HandlerFunc) {
 	start := time.Now()
 	lim := e.limits.Load()
-	hdr := nats.Header(r.Headers())
-	req := Request{Subject: r.Subject(), Data: r.Data(), Header: hdr, AgentID: bus.AgentID(hdr)}
+	hdr := req.Header
 	if len(req.Data) > lim.MaxPayloadBytes {
-		e.reply(name, r, bus.Errorf(413, bus.CodeTooLarge, "payload of %d bytes exceeds the limit of %d", len(req.Data), lim.MaxPayloadBytes), start)
+		e.reply(name, req, bus.Errorf(413, bus.CodeTooLarge, "payload of %d bytes exceeds the limit of %d", len(req.Data), lim.MaxPayloadBytes), start)
 		return
 	}
 	if lim.RatePerSecond > 0 {
@@ -132,18 +136,18 @@ func (e *Endpoints) handle(name string, r micro.Request, h HandlerFunc) {
 			key = "anonymous"
 		}
 		if !e.limiter.Allow(key) {
-			e.reply(name, r, bus.Errorf(429, bus.CodeRateLimited, "rate limit of %.0f/s exceeded", lim.RatePerSecond), start)
+			e.reply(name, req, bus.Errorf(429, bus.CodeRateLimited, "rate limit of %.0f/s exceeded", lim.RatePerSecond), start)
 			return
 		}
 	}
 	ctx, cancel := context.WithTimeout(tracing.Extract(context.Background(), hdr), lim.RequestTimeout)
 	defer cancel()
 	if dl, ok, err := bus.Deadline(hdr); err != nil {
-		e.reply(name, r, bus.Errorf(400, bus.CodeBadRequest, "%v", err), start)
+		e.reply(name, req, bus.Errorf(400, bus.CodeBadRequest, "%v", err), start)
 		return
 	} else if ok {
 		if !time.Now().Before(dl) {
-			e.reply(name, r, bus.Errorf(504, bus.CodeDeadline, "deadline passed before handling"), start)
+			e.reply(name, req, bus.Errorf(504, bus.CodeDeadline, "deadline passed before handling"), start)
 			return
 		}
 		var c2 context.CancelFunc
@@ -164,27 +168,38 @@ func (e *Endpoints) handle(name string, r micro.Request, h HandlerFunc) {
 		if !errors.As(err, &be) {
 			e.deps.Logger.ErrorContext(ctx, "handler failed", "endpoint", name, "err", err)
 		}
-		e.reply(name, r, err, start)
+		e.reply(name, req, err, start)
 		return
 	}
 	body, err := json.Marshal(res)
 	if err != nil {
-		e.reply(name, r, err, start)
+		e.reply(name, req, err, start)
 		return
 	}
-	if err := r.Respond(body); err != nil {
+	if err := e.respond(req.Reply, body); err != nil {
 		e.deps.Logger.WarnContext(ctx, "reply failed", "endpoint", name, "err", err)
 	}
 	e.observe(name, "ok", start)
 }
 
-func (e *Endpoints) reply(name string, r micro.Request, err error, start time.Time) {
+func (e *Endpoints) respond(reply string, body []byte) error {
+	if reply == "" {
+		return nil // a publish without reply subject: nobody to answer
+	}
+	return e.deps.Conn.Publish(reply, body)
+}
+
+func (e *Endpoints) reply(name string, r Request, err error, start time.Time) {
 	code := bus.CodeInternal
 	var be *bus.Error
 	if errors.As(err, &be) {
 		code = be.Code
 	}
-	if rerr := bus.RespondError(r, err); rerr != nil {
+	if r.Reply == "" {
+		e.observe(name, code, start)
+		return
+	}
+	if rerr := bus.PublishError(e.deps.Conn, r.Reply, err); rerr != nil {
 		e.deps.Logger.Warn("error reply failed", "endpoint", name, "err", rerr)
 	}
 	e.observe(name, code, start)

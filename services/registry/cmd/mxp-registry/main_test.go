@@ -78,7 +78,9 @@ func TestRunAlone(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var logs syncBuffer
 	done := make(chan int, 1)
-	go func() { done <- run(ctx, []string{"--nats", srv.ClientURL(), "--http", httpAddr, "--store", "memory"}, &logs) }()
+	go func() {
+		done <- run(ctx, []string{"--nats", srv.ClientURL(), "--http", httpAddr, "--store", "memory"}, &logs)
+	}()
 
 	nc, err := srv.Connect("client")
 	if err != nil {
