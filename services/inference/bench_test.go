@@ -4,9 +4,12 @@ import (
 	"bufio"
 	"context"
 	"io"
+	"log"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"runtime"
 	"strings"
 	"testing"
@@ -58,7 +61,8 @@ func newHist() *hdrhistogram.Histogram {
 // BenchmarkGatewayOverhead sends the same load, paced at 1,000 requests/s per path, to the
 // fake OpenAI provider directly and through /v1/chat/completions, interleaved in one run,
 // and reports the latency and time to first token the gateway adds, and its memory per
-// request.
+// request. A bare httputil.ReverseProxy in front of the same fake is measured alongside
+// (bare_proxy_added_p50_us): the cost of the extra hop alone.
 func BenchmarkGatewayOverhead(b *testing.B) {
 	for _, mode := range []struct {
 		name   string
@@ -76,19 +80,29 @@ func BenchmarkGatewayOverhead(b *testing.B) {
 			}
 			gw := httptest.NewServer(svc.Handler())
 			defer gw.Close()
+			// A bare reverse proxy (no parsing, no re-encoding) gives the floor of one more
+			// loopback hop on this machine, measured in the same run.
+			target, _ := url.Parse(fake.URL)
+			rp := httputil.NewSingleHostReverseProxy(target)
+			rp.FlushInterval = -1
+			rp.ErrorLog = log.New(io.Discard, "", 0)
+			rp.Transport = &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}
+			bare := httptest.NewServer(rp)
+			defer bare.Close()
 			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}}
 			streamBody := `{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"hello"}]}`
 			gwBody := streamBody
 			if !mode.stream {
 				gwBody = `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hello"}]}`
 			}
-			directURL, gwURL := fake.URL+"/v1/chat/completions", gw.URL+"/v1/chat/completions"
+			directURL, gwURL, bareURL := fake.URL+"/v1/chat/completions", gw.URL+"/v1/chat/completions", bare.URL+"/v1/chat/completions"
 			// Warm both paths (connections, pools).
 			for range 50 {
 				doChat(b, client, directURL, streamBody)
 				doChat(b, client, gwURL, gwBody)
+				doChat(b, client, bareURL, streamBody)
 			}
-			dTotal, gTotal, dTTFT, gTTFT := newHist(), newHist(), newHist(), newHist()
+			dTotal, gTotal, dTTFT, gTTFT, pTotal := newHist(), newHist(), newHist(), newHist(), newHist()
 			tick := time.NewTicker(time.Millisecond)
 			defer tick.Stop()
 			b.ReportAllocs()
@@ -97,6 +111,8 @@ func BenchmarkGatewayOverhead(b *testing.B) {
 				<-tick.C
 				t1, d1 := doChat(b, client, directURL, streamBody)
 				t2, d2 := doChat(b, client, gwURL, gwBody)
+				_, d3 := doChat(b, client, bareURL, streamBody)
+				pTotal.RecordValue(d3.Microseconds())
 				dTotal.RecordValue(d1.Microseconds())
 				gTotal.RecordValue(d2.Microseconds())
 				dTTFT.RecordValue(t1.Microseconds())
@@ -121,6 +137,7 @@ func BenchmarkGatewayOverhead(b *testing.B) {
 			b.ReportMetric(q(gTotal, 50), "gateway_p50_us")
 			b.ReportMetric(q(gTotal, 50)-q(dTotal, 50), "added_p50_us")
 			b.ReportMetric(q(gTotal, 99)-q(dTotal, 99), "added_p99_us")
+			b.ReportMetric(q(pTotal, 50)-q(dTotal, 50), "bare_proxy_added_p50_us")
 			if mode.stream {
 				b.ReportMetric(q(gTTFT, 50)-q(dTTFT, 50), "added_ttft_p50_us")
 				b.ReportMetric(q(gTTFT, 99)-q(dTTFT, 99), "added_ttft_p99_us")

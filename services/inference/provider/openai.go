@@ -199,16 +199,18 @@ func openAIErrorMessage(data []byte) string {
 	return e.Error.Message
 }
 
+type oaChoice struct {
+	Index int `json:"index"`
+	Delta struct {
+		Content   string       `json:"content"`
+		Refusal   string       `json:"refusal"`
+		ToolCalls []oaToolCall `json:"tool_calls"`
+	} `json:"delta"`
+	FinishReason string `json:"finish_reason"`
+}
+
 type oaChunk struct {
-	Choices []struct {
-		Index int `json:"index"`
-		Delta struct {
-			Content   string       `json:"content"`
-			Refusal   string       `json:"refusal"`
-			ToolCalls []oaToolCall `json:"tool_calls"`
-		} `json:"delta"`
-		FinishReason string `json:"finish_reason"`
-	} `json:"choices"`
+	Choices []oaChoice `json:"choices"`
 	Usage *struct {
 		PromptTokens     int `json:"prompt_tokens"`
 		CompletionTokens int `json:"completion_tokens"`
@@ -250,8 +252,12 @@ func NewOpenAIStream(body io.ReadCloser) Stream {
 		// The elements are zeroed: json.Unmarshal leaves fields an event omits untouched.
 		clear(c.Choices[:cap(c.Choices)])
 		c = oaChunk{Choices: c.Choices[:0]}
-		if err := json.Unmarshal(data, &c); err != nil {
-			return nil, malformed("openai", data, err)
+		if !decodeOpenAIChunkFast(data, &c) {
+			clear(c.Choices[:cap(c.Choices)])
+			c = oaChunk{Choices: c.Choices[:0]}
+			if err := json.Unmarshal(data, &c); err != nil {
+				return nil, malformed("openai", data, err)
+			}
 		}
 		if c.Error != nil {
 			return nil, &Error{Code: CodeProviderError, Provider: "openai", Retryable: c.Error.Type == "server_error",

@@ -81,6 +81,9 @@ type Server struct {
 	record bool
 	conns  atomic.Int64
 	closed atomic.Int64
+	// rendered caches the reply's wire chunks per model (cleared by SetReply), so the
+	// fake spends little CPU of its own in benchmarks.
+	rendered map[string][]string
 }
 
 // New starts a fake server of the given kind on a loopback port.
@@ -107,6 +110,7 @@ func (s *Server) Close() { s.srv.Close() }
 func (s *Server) SetReply(r Reply) {
 	s.mu.Lock()
 	s.reply = r
+	s.rendered = nil
 	s.mu.Unlock()
 }
 
@@ -167,7 +171,16 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	if s.Kind == Gemini {
 		model.Model = strings.TrimSuffix(strings.TrimPrefix(r.URL.Path, "/v1beta/models/"), ":streamGenerateContent")
 	}
-	chunks := s.render(reply, model.Model)
+	s.mu.Lock()
+	chunks, ok := s.rendered[model.Model]
+	if !ok {
+		chunks = s.render(reply, model.Model)
+		if s.rendered == nil {
+			s.rendered = map[string][]string{}
+		}
+		s.rendered[model.Model] = chunks
+	}
+	s.mu.Unlock()
 	if s.Kind == Ollama {
 		w.Header().Set("Content-Type", "application/x-ndjson")
 	} else {

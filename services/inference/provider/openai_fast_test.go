@@ -1,0 +1,77 @@
+package provider
+
+import (
+	"encoding/json"
+	"reflect"
+	"testing"
+)
+
+var fastSeeds = []string{
+	`{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"gpt-4o","system_fingerprint":null,"choices":[{"index":0,"delta":{"role":"assistant","content":"Hello"},"logprobs":null,"finish_reason":null}]}`,
+	`{"id":"x","choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"usage":null}`,
+	`{"id":"x","choices":[],"usage":{"prompt_tokens":12,"completion_tokens":20,"total_tokens":32,"prompt_tokens_details":{"cached_tokens":0}}}`,
+	`{"choices":[{"index":1,"delta":{"content":"other"}},{"index":0,"delta":{"content":"h\u00e9","refusal":null}}]}`,
+	`{"choices":[{"index":0,"delta":{"content":"line\n"}}]}`,
+	`{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"c","function":{"name":"f","arguments":""}}]}}]}`,
+	`{"Choices":[{"index":0,"delta":{"content":"x"}}]}`,
+	`{"choices":[{"index":0,"delta":{"content":"a"}}],"choices":[]}`,
+	`{"error":{"message":"boom","type":"server_error"}}`,
+	`{"choices":[{"index":0.5}]}`,
+	`{"choices":null,"usage":{"prompt_tokens":1e2}}`,
+	`{"choices":[null,{"delta":null,"finish_reason":null}]} `,
+	`{"choices":[{"index":0,"delta":{"content":"x"}}]} x`,
+}
+
+func slowDecode(data []byte) (oaChunk, error) {
+	var c oaChunk
+	err := json.Unmarshal(data, &c)
+	return c, err
+}
+
+// normalise treats a nil and an empty Choices slice alike (the fast path reuses memory).
+func normalise(c oaChunk) oaChunk {
+	if len(c.Choices) == 0 {
+		c.Choices = nil
+	}
+	return c
+}
+
+func TestOpenAIFastDecodeAgrees(t *testing.T) {
+	for i, s := range fastSeeds {
+		var fast oaChunk
+		ok := decodeOpenAIChunkFast([]byte(s), &fast)
+		slow, err := slowDecode([]byte(s))
+		if !ok {
+			if i < 3 {
+				t.Errorf("the fast path refused a common shape: %s", s)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s: fast path accepted what json rejects (%v)", s, err)
+			continue
+		}
+		if !reflect.DeepEqual(normalise(fast), normalise(slow)) {
+			t.Errorf("%s:\nfast %+v\nslow %+v", s, fast, slow)
+		}
+	}
+}
+
+func FuzzOpenAIFastDecode(f *testing.F) {
+	for _, s := range fastSeeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var fast oaChunk
+		if !decodeOpenAIChunkFast(data, &fast) {
+			return
+		}
+		slow, err := slowDecode(data)
+		if err != nil {
+			t.Fatalf("fast path accepted %q, json rejects it: %v", data, err)
+		}
+		if !reflect.DeepEqual(normalise(fast), normalise(slow)) {
+			t.Fatalf("%q:\nfast %+v\nslow %+v", data, fast, slow)
+		}
+	})
+}
