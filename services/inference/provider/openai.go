@@ -211,7 +211,7 @@ type oaChoice struct {
 
 type oaChunk struct {
 	Choices []oaChoice `json:"choices"`
-	Usage *struct {
+	Usage   *struct {
 		PromptTokens     int `json:"prompt_tokens"`
 		CompletionTokens int `json:"completion_tokens"`
 	} `json:"usage"`
