@@ -46,6 +46,35 @@ func (r *rttEstimator) rto() time.Duration {
 type newReno struct {
 	mss, cwnd, ssthresh, inFlight int
 	recoveryStart                 time.Time
+
+	// HyStart++ (RFC 9406, without the conservative phase): slow start ends when a
+	// round's minimum RTT rose by lastRoundMin/8 (clamped to 4..16 ms), before the
+	// queues overflow.
+	roundEnd            uint64
+	roundMin, lastRound time.Duration
+	roundSamples        int
+}
+
+// onRTTSample feeds HyStart++ with a sample from the ACK of largest; next is the next
+// packet number to be sent (it ends the current round).
+func (n *newReno) onRTTSample(rtt time.Duration, largest, next uint64) {
+	if n.cwnd >= n.ssthresh {
+		return
+	}
+	if largest >= n.roundEnd {
+		n.lastRound, n.roundMin, n.roundSamples, n.roundEnd = n.roundMin, 0, 0, next
+	}
+	n.roundSamples++
+	if n.roundMin == 0 || rtt < n.roundMin {
+		n.roundMin = rtt
+	}
+	if n.lastRound == 0 || n.roundSamples < HyStartMinSamples {
+		return
+	}
+	thresh := min(max(n.lastRound/8, HyStartMinThresh), HyStartMaxThresh)
+	if n.roundMin >= n.lastRound+thresh {
+		n.ssthresh = n.cwnd
+	}
 }
 
 // maxWindow bounds the congestion window (it never needs to exceed the flow window).

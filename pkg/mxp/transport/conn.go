@@ -49,6 +49,7 @@ type Conn struct {
 	rtt           rttEstimator
 	cc            newReno
 	rtoBackoff    uint
+	probes        int // packets that may go out past the congestion window after a timeout
 	lossTime      time.Time
 
 	dgramOut  [][]byte

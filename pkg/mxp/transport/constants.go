@@ -77,13 +77,17 @@ const (
 	PacketThreshold      = 3                      // fast retransmit: a packet is lost when 3 later packets are acknowledged
 	TimeThresholdNum     = 9                      // ... or when it is older than 9/8 of the RTT
 	TimeThresholdDen     = 8
-	MaxAckRanges         = 64       // ranges sent in one ACK frame
-	InitialWindowPackets = 10       // initial congestion window, in packets
-	MinWindowPackets     = 2        // congestion window floor, in packets
-	DefaultRecvWindow    = 24 << 20 // stream bytes a receiver lets the peer send beyond what its application consumed
-	DefaultSendBuffer    = 24 << 20 // queued and unacknowledged stream bytes before Send blocks
-	DefaultDatagramQueue = 1024     // received datagrams buffered before the oldest is dropped
-	DefaultMessageQueue  = 4096     // received reliable messages buffered (they count against RecvWindow too)
-	BatchSize            = 64       // packets per sendmmsg/recvmmsg
-	MaxDatagramOverhead  = 1 + 3    // datagram frame type and length varint (up to 3 bytes for < 16 KiB)
+	MaxAckRanges         = 64                    // ranges sent in one ACK frame
+	InitialWindowPackets = 10                    // initial congestion window, in packets
+	MinWindowPackets     = 2                     // congestion window floor, in packets
+	HyStartMinSamples    = 8                     // RTT samples per round before HyStart++ may end slow start (RFC 9406)
+	HyStartMinThresh     = 4 * time.Millisecond  // RTT increase that ends slow start, lower clamp
+	HyStartMaxThresh     = 16 * time.Millisecond // ... upper clamp (the threshold is lastRoundMinRTT/8, clamped)
+	DefaultRecvWindow    = 24 << 20              // stream bytes a receiver lets the peer send beyond what its application consumed
+	DefaultSendBuffer    = 24 << 20              // queued and unacknowledged stream bytes before Send blocks
+	DefaultDatagramQueue = 1024                  // received datagrams buffered before the oldest is dropped
+	DefaultMessageQueue  = 4096                  // received reliable messages buffered (they count against RecvWindow too)
+	MaxProbes            = 2                     // packets a retransmission timeout may send past the congestion window
+	BatchSize            = 64                    // packets per sendmmsg/recvmmsg
+	MaxDatagramOverhead  = 1 + 3                 // datagram frame type and length varint (up to 3 bytes for < 16 KiB)
 )

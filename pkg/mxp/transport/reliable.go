@@ -303,6 +303,7 @@ func (c *Conn) processAckLocked(a *ackFrame, now time.Time) {
 			if p.pn == largest {
 				delay := time.Duration(min(a.delayMicros, uint64(MaxAckDelay/time.Microsecond))) * time.Microsecond
 				c.rtt.update(now.Sub(p.at), delay)
+				c.cc.onRTTSample(c.rtt.latest, largest, c.pn)
 			}
 		}
 	}
@@ -371,25 +372,30 @@ func (c *Conn) markLostLocked(p *sentPacket) {
 	c.stats.packetsLost++
 }
 
-// onRTOLocked handles a retransmission timeout (RFC 6298 §5): everything in flight is
-// requeued and the timer backs off; the window collapses on the second timeout in a row
-// (persistent congestion, as RFC 9002 §7.6), a single tail loss only costs the RTO.
+// onRTOLocked handles a retransmission timeout (RFC 6298 §5, with RFC 9002's probe
+// behaviour): the oldest unacknowledged packets are requeued and up to two probe packets
+// may go out past the congestion window; their ACKs let loss detection find the rest
+// (instead of retransmitting everything in flight). The timer backs off; the window
+// collapses on the second timeout in a row (persistent congestion).
 func (c *Conn) onRTOLocked(now time.Time) {
 	live := c.sent.live()
-	lostAny := false
+	marked := 0
 	for i := range live {
 		if !live[i].done {
 			c.markLostLocked(&live[i])
-			lostAny = true
+			if marked++; marked == MaxProbes {
+				break
+			}
 		}
 	}
 	c.sent.compact()
-	if lostAny && c.rtoBackoff >= 1 {
-		c.cc.onRTO(now) // persistent congestion: two timeouts in a row
+	if c.rtoBackoff >= 1 {
+		c.cc.onRTO(now)
 	}
 	c.rtoBackoff++
 	c.stats.timeouts++
-	c.pingDue = !c.snd.hasNew() && len(c.snd.lost) == 0 // probe when nothing else goes out
+	c.probes = MaxProbes
+	c.pingDue = !c.snd.hasNew() && len(c.snd.lost) == 0 // probe with a PING when nothing else goes out
 }
 
 // rtoDeadline is when the retransmission timer fires (zero: nothing in flight).

@@ -10,7 +10,13 @@ const maxStreamHeader = 1 + 8 + 2
 // hasDataLocked reports whether a packet other than a bare ACK is waiting to go out.
 func (c *Conn) hasDataLocked() bool {
 	return c.maxDataDue || c.pingDue || len(c.dgramOut) > 0 || c.closeDue != nil ||
-		(c.cc.canSend(c.cfg.MaxPacketSize) && (len(c.snd.lost) > 0 || c.snd.hasNew()))
+		(c.canSendLocked() && (len(c.snd.lost) > 0 || c.snd.hasNew()))
+}
+
+// canSendLocked reports whether the congestion window (or a timeout's probe budget)
+// allows another full packet.
+func (c *Conn) canSendLocked() bool {
+	return c.probes > 0 || c.cc.canSend(c.cfg.MaxPacketSize)
 }
 
 // flushLocked builds, seals and sends every packet that is due and allowed by the
@@ -70,7 +76,7 @@ func (c *Conn) flushLocked(now time.Time) {
 			if len(c.dgramOut) == 0 {
 				c.dgramOut = nil
 			}
-			if c.cc.canSend(c.cfg.MaxPacketSize) {
+			if c.canSendLocked() {
 				b = c.appendStreamLocked(b, limit, &p)
 				if p.n > 0 {
 					eliciting = true
@@ -86,6 +92,9 @@ func (c *Conn) flushLocked(now time.Time) {
 			c.cc.inFlight += p.size
 			c.sent.push(p)
 			c.lastEliciting = now
+			if c.probes > 0 {
+				c.probes--
+			}
 		}
 		if closing {
 			break
