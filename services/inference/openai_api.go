@@ -90,7 +90,9 @@ type oaiRequest struct {
 	} `json:"response_format"`
 	N *int `json:"n"`
 	// MXP extensions.
-	ContextBudget string `json:"mxp_context_budget"`
+	ContextBudget       string `json:"mxp_context_budget"`
+	TimeoutMs           int64  `json:"mxp_timeout_ms"`
+	FirstTokenTimeoutMs int64  `json:"mxp_first_token_timeout_ms"`
 }
 
 // ParseOpenAIRequest maps a Chat Completions request body to a ChatRequest and says
@@ -103,7 +105,7 @@ func ParseOpenAIRequest(body []byte) (req *ChatRequest, stream, includeUsage boo
 	if in.N != nil && *in.N != 1 {
 		return nil, false, false, provider.Errorf(provider.CodeInvalidRequest, "n=%d: only n=1 is supported", *in.N)
 	}
-	out := &ChatRequest{ContextBudget: in.ContextBudget}
+	out := &ChatRequest{ContextBudget: in.ContextBudget, TimeoutMs: in.TimeoutMs, FirstTokenTimeoutMs: in.FirstTokenTimeoutMs}
 	out.Model, out.Temperature, out.TopP = in.Model, in.Temperature, in.TopP
 	out.MaxTokens = in.MaxCompletionTokens
 	if out.MaxTokens == 0 {

@@ -93,6 +93,7 @@ func TestChatCompletionsNonStreaming(t *testing.T) {
 		{"unknown model", `{"model":"nope-1","messages":[{"role":"user","content":"x"}]}`, 404, func(t *testing.T, v map[string]any) {
 			eq(t, "code", v["error"].(map[string]any)["code"].(string), "model_not_found")
 		}},
+		{"negative timeout", `{"model":"mock","mxp_timeout_ms":-1,"messages":[{"role":"user","content":"x"}]}`, 400, nil},
 		{"temperature out of range", `{"model":"mock","temperature":3,"messages":[{"role":"user","content":"x"}]}`, 400, nil},
 	}
 	for _, tc := range cases {

@@ -342,3 +342,15 @@ func TestUpstreamConnectionsReused(t *testing.T) {
 		})
 	}
 }
+
+func TestHTTPTimeoutOverride(t *testing.T) {
+	srv := providertest.New(providertest.OpenAI, okReply)
+	defer srv.Close()
+	srv.Push(providertest.Fault{FirstTokenDelay: time.Minute})
+	env := newTestService(t, fakeConfig(KindOpenAI, srv.URL, Resilience{MaxRetries: -1}), nil)
+	gw := httptest.NewServer(env.svc.Handler())
+	defer gw.Close()
+	resp := post(t, gw.URL, "", `{"model":"gpt-x","mxp_first_token_timeout_ms":20,"messages":[{"role":"user","content":"x"}]}`)
+	defer resp.Body.Close()
+	eq(t, "status", resp.StatusCode, 504)
+}
