@@ -55,9 +55,9 @@ func init() {
 		Short: "load an agent or service through the mesh and report latency percentiles",
 		Usage: "--to TARGET [--rate R | --concurrency C] [--duration D] [--size B] [--json]",
 		Long: `bench sends Calls of --size bytes to --to (an agent id or name, or a service) for
---duration, either at a fixed --rate (open loop: latency counts from when each call was
-due, so a stall is not hidden) or with --concurrency calls always in flight (closed
-loop, the default with 16). A live progress line goes to stderr; the final report gives
+--duration, either at a fixed --rate (open loop: each call is sent on schedule whatever the answers
+before it do, so a stall shows as latency rather than fewer calls) or with --concurrency
+calls always in flight (closed loop, the default with 16). A live progress line goes to stderr; the final report gives
 throughput, p50/p90/p99/p99.9 latency from an HDR histogram, and errors by kind. --json
 prints the report as one object:
 {"calls","ok","throughput_per_s","latency_us":{"p50","p90","p99","p999"},"errors":{KIND:N}}
@@ -158,12 +158,13 @@ func runBench(ctx context.Context, env *cliEnv, conns []*client.Client, target m
 	defer stop()
 	start := time.Now()
 	var next atomic.Uint64
-	call := func(due time.Time) {
+	call := func() {
 		c := conns[next.Add(1)%uint64(len(conns))]
 		cctx, cancel := context.WithTimeout(context.Background(), o.Timeout)
+		t0 := time.Now()
 		_, err := c.Call(cctx, target, payload, o.Timeout)
+		r.record(time.Since(t0), err)
 		cancel()
-		r.record(time.Since(due), err)
 	}
 	progressDone := make(chan struct{})
 	go func() {
@@ -208,14 +209,14 @@ func runBench(ctx context.Context, env *cliEnv, conns []*client.Client, target m
 			outstanding.Add(1)
 			wg.Go(func() {
 				defer outstanding.Add(-1)
-				call(due)
+				call()
 			})
 		}
 	} else {
 		for range o.Concurrency {
 			wg.Go(func() {
 				for runCtx.Err() == nil {
-					call(time.Now())
+					call()
 				}
 			})
 		}

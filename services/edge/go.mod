@@ -3,6 +3,7 @@ module github.com/mxp-mesh/mesh/services/edge
 go 1.26.0
 
 require (
+	github.com/HdrHistogram/hdrhistogram-go v1.4.0
 	github.com/mxp-mesh/mesh/pkg/common v0.0.0
 	github.com/mxp-mesh/mesh/pkg/mxp v0.0.0
 	github.com/nats-io/nats.go v1.55.0

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -148,7 +149,7 @@ func startEdgeCfg(t testing.TB, b *bus.Bus, cfg Config) *testEdge {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := New(cfg, Deps{Deps: service.Deps{Conn: nc}})
+	e, err := New(cfg, Deps{Deps: service.Deps{Conn: nc, Logger: slog.New(slog.DiscardHandler)}})
 	if err != nil {
 		t.Fatal(err)
 	}
