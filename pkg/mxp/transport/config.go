@@ -46,6 +46,9 @@ type Config struct {
 	UnderLoadHandshakes int
 	// SocketBuffer is the requested SO_RCVBUF/SO_SNDBUF. Default: 4 MiB.
 	SocketBuffer int
+	// DisableGSO turns off UDP generic segmentation offload (Linux), which otherwise sends
+	// runs of full-size packets in one system call when the kernel supports it.
+	DisableGSO bool
 }
 
 // withDefaults returns a copy with every zero field set to its default, or an error.

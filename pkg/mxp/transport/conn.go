@@ -308,16 +308,22 @@ func signal(ch chan struct{}) {
 	}
 }
 
-// txBatch is a connection's pool of packet buffers for one sendmmsg call.
+// txBatch is a connection's pool of packet buffers for one sendmmsg call. The buffers
+// are consecutive slices of one slab, each exactly MaxPacketSize long, so that a run of
+// full-size packets is already laid out for one GSO send.
 type txBatch struct {
-	bufs [BatchSize][]byte
-	msgs [BatchSize]ipv4.Message
-	n    int
+	slab   []byte
+	stride int
+	bufs   [BatchSize][]byte
+	msgs   [BatchSize]ipv4.Message
+	n      int
 }
 
 func (t *txBatch) init(size int) {
+	t.stride = size
+	t.slab = make([]byte, BatchSize*size)
 	for i := range t.bufs {
-		t.bufs[i] = make([]byte, 0, size+64)
+		t.bufs[i] = t.slab[i*size : i*size : (i+1)*size]
 		t.msgs[i].Buffers = make([][]byte, 1)
 	}
 }

@@ -30,7 +30,8 @@ type endpoint struct {
 	cookies  *cookieChecker
 	listener *Listener // nil on a client endpoint
 
-	writeMu  sync.Mutex // serializes WriteBatch calls
+	writeMu  sync.Mutex  // serializes WriteBatch calls
+	gso      atomic.Bool // the kernel accepts UDP_SEGMENT (turned off at the first refusal)
 	closed   atomic.Bool
 	done     chan struct{} // closed when the read loop has returned
 	counters endpointCounters
@@ -60,6 +61,7 @@ func newEndpoint(network string, laddr *net.UDPAddr, cfg *Config) (*endpoint, er
 	} else {
 		ep.batch = ipv6.NewPacketConn(udp)
 	}
+	ep.gso.Store(gsoSupported && !cfg.DisableGSO)
 	ep.local = newStaticIdentity(cfg.PrivateKey)
 	ep.cookies = newCookieChecker(ep.local)
 	return ep, nil
@@ -96,6 +98,20 @@ func (ep *endpoint) writeBatch(msgs []ipv4.Message) {
 		}
 		msgs = msgs[n:]
 	}
+}
+
+// writeGSO sends b as segments of segSize bytes in one sendmsg (UDP GSO). It reports
+// false, and turns GSO off, when the kernel refuses.
+func (ep *endpoint) writeGSO(b []byte, segSize int, to netip.AddrPort) bool {
+	oob := gsoControl(segSize)
+	ep.writeMu.Lock()
+	_, _, err := ep.udp.WriteMsgUDPAddrPort(b, oob[:], to)
+	ep.writeMu.Unlock()
+	if err != nil && !errors.Is(err, net.ErrClosed) && gsoRefused(err) {
+		ep.gso.Store(false)
+		return false
+	}
+	return true
 }
 
 // writeTo sends one packet (handshake path).

@@ -86,6 +86,11 @@ func (c *Conn) flushLocked(now time.Time) {
 		if len(b) == DataHeaderSize {
 			break
 		}
+		if p.n > 0 && limit-len(b) < maxStreamHeader {
+			old := len(b)
+			b = b[:limit] // pad a full data packet to exactly MaxPacketSize (GSO segments are equal)
+			clear(b[old:])
+		}
 		c.sealLocked(kp, b, now)
 		if eliciting {
 			p.pn, p.at, p.size = c.pn-1, now, len(b)+TagSize
@@ -154,14 +159,50 @@ func (c *Conn) sealLocked(kp *keypair, b []byte, now time.Time) {
 	c.lastSend = now
 }
 
-// writeBatchLocked hands the queued packets to the kernel in one sendmmsg.
+// writeBatchLocked hands the queued packets to the kernel: runs of full-size packets as
+// one UDP GSO send each where the kernel supports it, the rest in one sendmmsg.
 func (c *Conn) writeBatchLocked() {
 	if c.tx.n == 0 {
 		return
 	}
-	c.ep.writeBatch(c.tx.msgs[:c.tx.n])
+	first := 0
+	if c.ep.gso.Load() {
+		first = c.writeGSOLocked()
+	}
+	if first < c.tx.n {
+		c.ep.writeBatch(c.tx.msgs[first:c.tx.n])
+	}
 	for i := 0; i < c.tx.n; i++ {
 		c.tx.bufs[i] = c.tx.bufs[i][:0]
 	}
 	c.tx.n = 0
+}
+
+// maxGSOBytes bounds one GSO send (a UDP datagram's length field is 16 bits).
+const maxGSOBytes = 65000
+
+// writeGSOLocked sends the leading runs of full-size packets with UDP GSO and returns the
+// index of the first packet it did not send. On a kernel without GSO it turns GSO off
+// for the endpoint and returns 0.
+func (c *Conn) writeGSOLocked() int {
+	stride := c.tx.stride
+	perSend := max(maxGSOBytes/stride, 1)
+	i := 0
+	for i < c.tx.n {
+		j := i
+		for j < c.tx.n && j-i < perSend && len(c.tx.bufs[j]) == stride {
+			j++
+		}
+		if j < c.tx.n && j-i < perSend && j > i {
+			j++ // the last segment of a GSO send may be shorter
+		}
+		if j-i < 2 {
+			return i
+		}
+		if !c.ep.writeGSO(c.tx.slab[i*stride:(j-1)*stride+len(c.tx.bufs[j-1])], stride, c.remote) {
+			return i
+		}
+		i = j
+	}
+	return i
 }
