@@ -287,7 +287,8 @@ func ApplyEnv(cfg Config, lookup func(string) (string, bool)) Config {
 }
 
 // Validate reports the first inconsistency: unknown kinds, models on unknown providers,
-// alias loops, fallbacks to unknown names.
+// output reserves that fill the window, alias loops. (Fallbacks may name models routed by
+// prefix to providers that are off; Reload logs those, and chains skip them.)
 func (c *Config) Validate() error {
 	names := make([]string, 0, len(c.Providers))
 	for name := range c.Providers {

@@ -146,6 +146,13 @@ func (s *Service) Reload(cfg Config) error {
 		return err
 	}
 	s.routes.Store(r)
+	for name, mc := range cfg.Models {
+		for _, fb := range mc.Fallbacks {
+			if _, err := r.resolve(fb); err != nil {
+				s.log.Warn("fallback not available; it will be skipped", "model", name, "fallback", fb, "error", err)
+			}
+		}
+	}
 	names := make([]string, 0, len(r.providers))
 	for n := range r.providers {
 		names = append(names, n)
