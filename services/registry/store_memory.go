@@ -135,7 +135,9 @@ func (s *MemoryStore) Discover(_ context.Context, q Query, now time.Time) ([]Age
 		}
 		return true
 	}
-	var ids []string
+	// Keep only the Limit+1 smallest matching ids (a bounded max-heap), so a page costs
+	// O(k log Limit) for k candidates instead of sorting all of them.
+	top := &idHeap{max: q.Limit + 1}
 	if len(q.Capabilities) > 0 {
 		// Walk the smallest capability set; the others are checked by lookup.
 		smallest := s.byCap[q.Capabilities[0]]
@@ -145,18 +147,18 @@ func (s *MemoryStore) Discover(_ context.Context, q Query, now time.Time) ([]Age
 			}
 		}
 		for id := range smallest {
-			if match(&s.agents[id].agent) {
-				ids = append(ids, id)
+			if top.wants(id) && match(&s.agents[id].agent) {
+				top.offer(id)
 			}
 		}
 	} else {
 		for id, e := range s.agents {
-			if match(&e.agent) {
-				ids = append(ids, id)
+			if top.wants(id) && match(&e.agent) {
+				top.offer(id)
 			}
 		}
 	}
-	slices.Sort(ids)
+	ids := top.sorted()
 	more := len(ids) > q.Limit
 	if more {
 		ids = ids[:q.Limit]
@@ -222,4 +224,48 @@ func (h *leaseHeap) Pop() any {
 	*h = old[:len(old)-1]
 	e.index = -1
 	return e
+}
+
+// idHeap keeps the max smallest ids offered: a max-heap whose root is the largest kept.
+type idHeap struct {
+	ids []string
+	max int
+}
+
+// wants reports whether id would be kept (cheap pre-check before matching).
+func (h *idHeap) wants(id string) bool { return len(h.ids) < h.max || id < h.ids[0] }
+
+func (h *idHeap) offer(id string) {
+	if len(h.ids) < h.max {
+		h.ids = append(h.ids, id)
+		for i := len(h.ids) - 1; i > 0; { // sift up
+			p := (i - 1) / 2
+			if h.ids[p] >= h.ids[i] {
+				break
+			}
+			h.ids[p], h.ids[i] = h.ids[i], h.ids[p]
+			i = p
+		}
+		return
+	}
+	h.ids[0] = id
+	for i := 0; ; { // sift down
+		l, r, big := 2*i+1, 2*i+2, i
+		if l < len(h.ids) && h.ids[l] > h.ids[big] {
+			big = l
+		}
+		if r < len(h.ids) && h.ids[r] > h.ids[big] {
+			big = r
+		}
+		if big == i {
+			return
+		}
+		h.ids[i], h.ids[big] = h.ids[big], h.ids[i]
+		i = big
+	}
+}
+
+func (h *idHeap) sorted() []string {
+	slices.Sort(h.ids)
+	return h.ids
 }

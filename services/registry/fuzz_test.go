@@ -1,0 +1,69 @@
+package registry
+
+import (
+	"encoding/json"
+	"errors"
+	"testing"
+
+	"github.com/mxp-mesh/mesh/pkg/common/bus"
+)
+
+// FuzzRegisterPayload: any body yields a valid agent or a typed 400 error; a valid agent
+// survives a JSON round trip unchanged (what the Redis store relies on).
+func FuzzRegisterPayload(f *testing.F) {
+	f.Add([]byte(`{"id":"6ba7b810-9dad-11d1-80b4-00c04fd430c8","name":"a","capabilities":["chat","chat"],"address":"127.0.0.1:1","metadata":{"version":"1","tags":"x,y","k":"v"}}`))
+	f.Add([]byte(`{"id":"x"}`))
+	f.Add([]byte(`{"metadata":{"tags":[1]}}`))
+	f.Add([]byte(`[]`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var r RegisterRequest
+		if err := decodeJSON(data, &r); err != nil {
+			checkTyped(t, err)
+			return
+		}
+		a, err := validateRegister(r, DefaultMetadataSize)
+		if err != nil {
+			checkTyped(t, err)
+			return
+		}
+		var back Agent
+		if err := json.Unmarshal(a.descriptor(), &back); err != nil {
+			t.Fatalf("descriptor does not decode: %v", err)
+		}
+		if string(back.descriptor()) != string(a.descriptor()) {
+			t.Fatalf("descriptor round trip changed:\n%s\n%s", a.descriptor(), back.descriptor())
+		}
+	})
+}
+
+// FuzzDiscoverPayload: any body yields a query within the limits or a typed error.
+func FuzzDiscoverPayload(f *testing.F) {
+	f.Add([]byte(`{"capability":"chat","capabilities":["a","b"],"name_prefix":"x","tag":"t","limit":5000,"after":"6ba7b810-9dad-11d1-80b4-00c04fd430c8"}`))
+	f.Add([]byte(`{"limit":-1}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var r DiscoverRequest
+		if err := decodeJSON(data, &r); err != nil {
+			checkTyped(t, err)
+			return
+		}
+		q, err := validateDiscover(r, 100, 1000)
+		if err != nil {
+			checkTyped(t, err)
+			return
+		}
+		if q.Limit < 1 || q.Limit > 1000 {
+			t.Fatalf("limit %d escaped the bounds", q.Limit)
+		}
+		if _, _, err := NewMemoryStore().Discover(t.Context(), q, t0); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+func checkTyped(t *testing.T, err error) {
+	t.Helper()
+	var be *bus.Error
+	if !errors.As(err, &be) || be.Status != 400 || be.Code == "" {
+		t.Fatalf("untyped error %v", err)
+	}
+}
