@@ -70,8 +70,10 @@ type Conn struct {
 	acked         chan struct{} // signalled when the send stream is fully acknowledged
 	hsDone        chan struct{} // initiator: the first handshake completed
 
-	tx    txBatch
-	stats connCounters
+	tx      txBatch
+	txNonce [12]byte // AEAD nonce buffers (fields, so that sealing does not allocate)
+	rxNonce [12]byte
+	stats   connCounters
 }
 
 func newConn(ep *endpoint, cfg *Config, peer peerKeys, connID uint64, remote netip.AddrPort, client bool, now time.Time) *Conn {

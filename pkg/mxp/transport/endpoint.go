@@ -114,6 +114,13 @@ func (ep *endpoint) writeGSO(b []byte, segSize int, to netip.AddrPort) bool {
 	return true
 }
 
+// writeOne sends one data packet with sendmsg.
+func (ep *endpoint) writeOne(b []byte, to netip.AddrPort) {
+	ep.writeMu.Lock()
+	_, _ = ep.udp.WriteToUDPAddrPort(b, to)
+	ep.writeMu.Unlock()
+}
+
 // writeTo sends one packet (handshake path).
 func (ep *endpoint) writeTo(b []byte, to netip.AddrPort) {
 	_, _ = ep.udp.WriteToUDPAddrPort(b, to)

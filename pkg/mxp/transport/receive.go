@@ -23,8 +23,8 @@ func (c *Conn) receiveData(kp *keypair, h dataHeader, b []byte, src netip.AddrPo
 		c.ep.counters.replayed.Add(1)
 		return false
 	}
-	n := nonce(h.counter)
-	pt, err := kp.recv.Open(b[DataHeaderSize:DataHeaderSize], n[:], b[DataHeaderSize:], b[:DataHeaderSize])
+	c.rxNonce = nonce(h.counter)
+	pt, err := kp.recv.Open(b[DataHeaderSize:DataHeaderSize], c.rxNonce[:], b[DataHeaderSize:], b[:DataHeaderSize])
 	if err != nil {
 		c.stats.authFailed++
 		c.ep.counters.authFailed.Add(1)

@@ -146,8 +146,8 @@ func (c *Conn) sealLocked(kp *keypair, b []byte, now time.Time) {
 	c.pn++
 	kp.sent++
 	putDataHeader(b, kp.remoteIndex, pn)
-	n := nonce(pn)
-	out := kp.send.Seal(b[DataHeaderSize:DataHeaderSize], n[:], b[DataHeaderSize:], b[:DataHeaderSize])
+	c.txNonce = nonce(pn)
+	out := kp.send.Seal(b[DataHeaderSize:DataHeaderSize], c.txNonce[:], b[DataHeaderSize:], b[:DataHeaderSize])
 	pkt := b[:DataHeaderSize+len(out)]
 	i := c.tx.n
 	c.tx.bufs[i] = pkt
@@ -163,6 +163,12 @@ func (c *Conn) sealLocked(kp *keypair, b []byte, now time.Time) {
 // one UDP GSO send each where the kernel supports it, the rest in one sendmmsg.
 func (c *Conn) writeBatchLocked() {
 	if c.tx.n == 0 {
+		return
+	}
+	if c.tx.n == 1 { // one packet (request/response traffic): plain sendmsg, the cheapest call
+		c.ep.writeOne(c.tx.bufs[0], c.remote)
+		c.tx.bufs[0] = c.tx.bufs[0][:0]
+		c.tx.n = 0
 		return
 	}
 	first := 0
