@@ -11,8 +11,8 @@ import (
 type Limits struct {
 	// MaxPayloadBytes is the largest request body accepted. Default 1 MiB.
 	MaxPayloadBytes int `yaml:"max_payload_bytes" reload:"live"`
-	// MaxConcurrent bounds requests handled at once. Default 1024.
-	MaxConcurrent int `yaml:"max_concurrent" reload:"live"`
+	// MaxConcurrent bounds requests handled at once. Default 1024. Needs a restart.
+	MaxConcurrent int `yaml:"max_concurrent"`
 	// RequestTimeout bounds the handling of one request. Default 10s.
 	RequestTimeout time.Duration `yaml:"request_timeout" reload:"live"`
 	// RatePerSecond and RateBurst set the per-key token bucket (0 disables rate limiting).
