@@ -5,6 +5,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mxp-mesh/mesh/pkg/mxp"
@@ -27,6 +29,7 @@ Examples:
 		caps      stringsFlag
 		heartbeat time.Duration
 		quiet     bool
+		count     int
 	)
 	register(&command{
 		Name:  "echo",
@@ -39,7 +42,8 @@ deregisters it and exits.
 Examples:
   mxp agent echo
   mxp agent echo --name echo-eu --capability echo --capability eu
-  mxp agent echo --compat 127.0.0.1:9001     over the plaintext listener`,
+  mxp agent echo --compat 127.0.0.1:9001     over the plaintext listener
+  mxp agent echo --count 10000 --quiet       ten thousand agents, for load tests`,
 		Flags: func(fs *flag.FlagSet) {
 			cf.register(fs)
 			caps = nil
@@ -48,10 +52,23 @@ Examples:
 			fs.Var(&caps, "capability", "a capability to register (repeatable; default echo)")
 			fs.DurationVar(&heartbeat, "heartbeat", 10*time.Second, "heartbeat interval")
 			fs.BoolVar(&quiet, "quiet", false, "do not print a line per call")
+			fs.IntVar(&count, "count", 1, "run this many echo agents, each on its own connection, named NAME-1..NAME-N (load tests)")
 		},
 		Run: func(ctx context.Context, env *cliEnv, args []string) error {
 			if len(args) > 0 {
 				return usagef("echo takes no arguments")
+			}
+			if count < 1 {
+				return usagef("--count must be at least 1")
+			}
+			if len(caps) == 0 {
+				caps = stringsFlag{"echo"}
+			}
+			if count > 1 {
+				if id != "" {
+					return usagef("--id names one agent; it cannot be used with --count")
+				}
+				return runEchoAgents(ctx, env, &cf, name, caps, heartbeat, count)
 			}
 			agentID := mxp.NewAgentID()
 			if id != "" {
@@ -60,28 +77,79 @@ Examples:
 					return usagef("--id: %v", err)
 				}
 			}
-			if len(caps) == 0 {
-				caps = stringsFlag{"echo"}
-			}
 			cl, where, err := cf.dial(ctx)
 			if err != nil {
 				return err
 			}
 			defer cl.Close()
-			req := mxp.RegisterRequest{ID: agentID, Name: name, Capabilities: caps,
-				Metadata: mxp.AgentMetadata{Version: mxp.Version, Description: "echoes each call's payload"}}
+			req := echoRegistration(agentID, name, caps)
 			if _, err := cl.Register(ctx, req); err != nil {
 				return fmt.Errorf("register: %w", err)
 			}
 			fmt.Fprintf(env.Stdout, "echo agent %s registered as %q (capabilities: %s) via %s\n", agentID, name, caps.String(), where)
 			fmt.Fprintf(env.Stdout, "try: mxp call --to %s --data hello\n", name)
-			return serveEchoAgent(ctx, env, cl, req, heartbeat, quiet)
+			calls, err := serveEchoAgent(ctx, env, cl, req, heartbeat, quiet)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(env.Stdout, "echo agent %s stopped after %d calls\n", agentID, calls)
+			return nil
 		},
 	}, "agent")
 }
 
+func echoRegistration(id mxp.AgentID, name string, caps []string) mxp.RegisterRequest {
+	return mxp.RegisterRequest{ID: id, Name: name, Capabilities: caps,
+		Metadata: mxp.AgentMetadata{Version: mxp.Version, Description: "echoes each call's payload"}}
+}
+
+// runEchoAgents runs count echo agents, each on its own connection, until ctx ends.
+func runEchoAgents(ctx context.Context, env *cliEnv, cf *connFlags, name string, caps []string, every time.Duration, count int) error {
+	var (
+		wg       sync.WaitGroup
+		started  atomic.Int64
+		calls    atomic.Uint64
+		firstErr atomic.Value
+	)
+	sem := make(chan struct{}, 64) // connections set up at once
+	for i := 1; i <= count && ctx.Err() == nil; i++ {
+		sem <- struct{}{}
+		wg.Go(func() {
+			cl, _, err := cf.dial(ctx)
+			if err == nil {
+				req := echoRegistration(mxp.NewAgentID(), fmt.Sprintf("%s-%d", name, i), caps)
+				if _, err = cl.Register(ctx, req); err == nil {
+					<-sem
+					started.Add(1)
+					n, _ := serveEchoAgent(ctx, env, cl, req, every, true)
+					calls.Add(n)
+					cl.Close()
+					return
+				}
+				cl.Close()
+			}
+			<-sem
+			firstErr.CompareAndSwap(nil, err)
+		})
+	}
+	// Report once every agent is up (or failed).
+	for range cap(sem) {
+		sem <- struct{}{}
+	}
+	if err, _ := firstErr.Load().(error); err != nil && ctx.Err() == nil {
+		fmt.Fprintf(env.Stderr, "some agents failed to start: %v\n", err)
+	}
+	fmt.Fprintf(env.Stdout, "%d echo agents registered as %s-1..%s-%d\n", started.Load(), name, name, count)
+	for range cap(sem) {
+		<-sem
+	}
+	wg.Wait()
+	fmt.Fprintf(env.Stdout, "%d echo agents stopped after %d calls\n", started.Load(), calls.Load())
+	return nil
+}
+
 // serveEchoAgent answers calls and heartbeats until ctx ends, then deregisters.
-func serveEchoAgent(ctx context.Context, env *cliEnv, cl *client.Client, req mxp.RegisterRequest, every time.Duration, quiet bool) error {
+func serveEchoAgent(ctx context.Context, env *cliEnv, cl *client.Client, req mxp.RegisterRequest, every time.Duration, quiet bool) (uint64, error) {
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	var calls uint64
@@ -91,13 +159,12 @@ func serveEchoAgent(ctx context.Context, env *cliEnv, cl *client.Client, req mxp
 			dctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 			_, err := cl.Heartbeat(dctx, req.ID, true)
 			cancel()
-			if err != nil {
+			if err != nil && !quiet {
 				fmt.Fprintf(env.Stderr, "deregister: %v\n", err)
 			}
-			fmt.Fprintf(env.Stdout, "echo agent %s stopped after %d calls\n", req.ID, calls)
-			return nil
+			return calls, nil
 		case <-cl.Done():
-			return fmt.Errorf("connection to the edge lost: %w", cl.Err())
+			return calls, fmt.Errorf("connection to the edge lost: %w", cl.Err())
 		case <-tick.C:
 			hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			hb, err := cl.Heartbeat(hctx, req.ID, false)

@@ -240,7 +240,9 @@ func (e *Edge) Opened(p Peer) {
 	tname := transportName(p)
 	e.m.sessions.WithLabelValues(tname).Inc()
 	e.m.sessionsTotal.WithLabelValues(tname).Inc()
-	e.wg.Go(s.loop)
+	if s.queue != nil {
+		e.wg.Go(s.loop)
+	}
 }
 
 // Frame implements Handler: the cheap checks (size, rate) happen here on the transport's
@@ -264,11 +266,15 @@ func (e *Edge) Frame(p Peer, msg []byte) {
 			fmt.Sprintf("over the rate limit of %g frames/s", cfg.Limits.RatePerSecond))
 		return
 	}
+	if s.queue == nil { // the peer's own reader goroutine: handle it here, in order
+		if s.ctx.Err() == nil {
+			s.handle(inFrame{raw: msg, at: time.Now()})
+		}
+		return
+	}
 	buf := make([]byte, len(msg))
 	copy(buf, msg)
-	select {
-	case s.queue <- inFrame{raw: buf, at: time.Now()}:
-	default:
+	if !s.queue.push(inFrame{raw: buf, at: time.Now()}) {
 		e.m.dropped.WithLabelValues("queue_full").Inc()
 		s.reject(peekID(msg), peekType(msg), mxp.CodeUnavailable, "the connection's queue is full; slow down")
 	}

@@ -103,6 +103,9 @@ func (p *securePeer) Identity() string           { return p.key }
 func (p *securePeer) RemoteAddr() netip.AddrPort { return p.addr }
 func (p *securePeer) MaxFrame() int              { return 0 }
 
+// DedicatedReader tells the edge that Frame is called on this peer's own goroutine.
+func (p *securePeer) DedicatedReader() bool { return true }
+
 func (p *securePeer) Send(ctx context.Context, frame []byte) error {
 	if p.closed.Load() {
 		return ErrPeerClosed

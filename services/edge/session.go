@@ -41,7 +41,7 @@ type delivery struct {
 type session struct {
 	e      *Edge
 	peer   Peer
-	queue  chan inFrame
+	queue  *frameQueue // nil when the transport gives the peer a reader of its own
 	ctx    context.Context
 	cancel context.CancelFunc
 	nextID atomic.Uint64 // ids of the frames the edge originates towards the peer
@@ -63,11 +63,13 @@ func newSession(e *Edge, p Peer) *session {
 	s := &session{
 		e:       e,
 		peer:    p,
-		queue:   make(chan inFrame, e.cfg.Load().Limits.QueueFrames),
 		agents:  map[mxp.AgentID]*carried{},
 		pending: map[uint64]delivery{},
 		streams: map[mxp.StreamID]*stream{},
 		subs:    map[string]*nats.Subscription{},
+	}
+	if !dedicatedReader(p) {
+		s.queue = newFrameQueue(e.cfg.Load().Limits.QueueFrames)
 	}
 	s.ctx, s.cancel = context.WithCancel(e.ctx)
 	// Ids the edge originates start high so that they stand apart from the peer's own.
@@ -75,16 +77,23 @@ func newSession(e *Edge, p Peer) *session {
 	return s
 }
 
-// loop handles the session's frames in arrival order until the session closes.
+// loop handles the session's queued frames in arrival order until the session closes.
 func (s *session) loop() {
 	for {
-		select {
-		case <-s.ctx.Done():
+		in, ok := s.queue.pop(s.ctx)
+		if !ok {
 			return
-		case in := <-s.queue:
-			s.handle(in)
 		}
+		s.handle(in)
 	}
+}
+
+// dedicatedReader reports whether the transport calls Handler.Frame for p on a goroutine
+// of p's own (the secure transport does); the session then handles frames on it, in
+// order, and blocking there pushes back on that peer alone.
+func dedicatedReader(p Peer) bool {
+	d, ok := p.(interface{ DedicatedReader() bool })
+	return ok && d.DedicatedReader()
 }
 
 // handle decodes and routes one frame.

@@ -33,7 +33,10 @@ type Handler interface {
 	// Opened is called once for a new peer, before its first Frame.
 	Opened(p Peer)
 	// Frame hands over one received message: what the peer sent as one frame, not yet
-	// checked. msg is valid only during the call. Frame must not block for long.
+	// checked. msg is valid only during the call, and Frame must not block for long —
+	// unless the peer implements DedicatedReader() bool returning true: then Frame is
+	// called on that peer's own goroutine, msg becomes the handler's, and Frame may block
+	// (that is how a slow stream pushes back on its sender).
 	Frame(p Peer, msg []byte)
 	// Closed is called once when a peer's connection ends, with the reason.
 	Closed(p Peer, err error)
