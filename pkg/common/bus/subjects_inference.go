@@ -21,8 +21,8 @@ const (
 	// publishes to the inbox, in order, one message per chunk ({"text"} | {"tool_call":
 	// {"index","id","name","arguments"}} | {"refusal"} | {"finish_reason","usage"}), each
 	// with header HeaderStreamSeq (0, 1, 2, ...), and ends with exactly one terminal
-	// message carrying HeaderStreamEnd: either the summary {"model","provider",
-	// "finish_reason","usage"} or a micro error reply. A gap in HeaderStreamSeq means a
+	// message without that header: the summary {"model","provider","finish_reason",
+	// "usage"}, or an error reply (see ReplyError). A gap in HeaderStreamSeq means a
 	// message was lost (slow consumer); the caller should treat the stream as failed.
 	SubjectInferenceStream = "mxp.inference.stream"
 
@@ -30,8 +30,7 @@ const (
 	// "context_window"}].
 	SubjectInferenceModels = "mxp.inference.models"
 
-	// HeaderStreamSeq numbers the messages of a stream from 0.
+	// HeaderStreamSeq numbers the chunk messages of a stream from 0; the terminal
+	// message has none.
 	HeaderStreamSeq = "Mxp-Stream-Seq"
-	// HeaderStreamEnd marks the terminal message of a stream (value "1").
-	HeaderStreamEnd = "Mxp-Stream-End"
 )

@@ -145,7 +145,8 @@ func TestFailuresAndDeadlines(t *testing.T) {
 
 func TestInFlight(t *testing.T) {
 	var f InFlight
-	if !f.Acquire() || !f.Acquire() || f.Len() != 2 {
+	first, second := f.Acquire(), f.Acquire()
+	if !first || !second || f.Len() != 2 {
 		t.Fatal("acquire")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)

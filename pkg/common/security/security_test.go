@@ -77,7 +77,7 @@ func TestLimiterPerKey(t *testing.T) {
 	}
 	l.SetRate(0, 1)
 	now = now.Add(10 * time.Second)
-	if l.Allow("a") && l.Allow("a") {
+	if first, second := l.Allow("a"), l.Allow("a"); first && second {
 		t.Fatal("SetRate not applied")
 	}
 }
