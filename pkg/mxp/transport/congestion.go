@@ -35,9 +35,10 @@ func (r *rttEstimator) update(sample, ackDelay time.Duration) {
 	r.srtt = (7*r.srtt + sample) / 8
 }
 
-// rto is SRTT + max(G, 4·RTTVAR), clamped to [MinRTO, MaxRTO].
+// rto is SRTT + max(G, 4·RTTVAR) + MaxAckDelay (the peer may hold its ACK that long, as
+// RFC 9002's PTO accounts for), clamped to [MinRTO, MaxRTO].
 func (r *rttEstimator) rto() time.Duration {
-	v := r.srtt + max(ClockGranularity, 4*r.rttvar)
+	v := r.srtt + max(ClockGranularity, 4*r.rttvar) + MaxAckDelay
 	return min(max(v, MinRTO), MaxRTO)
 }
 
@@ -46,6 +47,7 @@ func (r *rttEstimator) rto() time.Duration {
 type newReno struct {
 	mss, cwnd, ssthresh, inFlight int
 	recoveryStart                 time.Time
+	undoCwnd, undoSsthresh        int
 
 	// HyStart++ (RFC 9406, without the conservative phase): slow start ends when a
 	// round's minimum RTT rose by lastRoundMin/8 (clamped to 4..16 ms), before the
@@ -102,19 +104,32 @@ func (n *newReno) onAck(size int, sentAt time.Time) {
 	n.cwnd = min(n.cwnd, maxWindow)
 }
 
-// onLoss halves the window once per recovery period.
-func (n *newReno) onLoss(sentAt, now time.Time) {
+// onLoss halves the window once per recovery period; it reports whether it did (a new
+// recovery episode began). The window before the cut is kept for undo.
+func (n *newReno) onLoss(sentAt, now time.Time) bool {
 	if !sentAt.After(n.recoveryStart) {
-		return
+		return false
 	}
 	n.recoveryStart = now
+	n.undoCwnd, n.undoSsthresh = n.cwnd, n.ssthresh
 	n.cwnd = max(n.cwnd/2, MinWindowPackets*n.mss)
 	n.ssthresh = n.cwnd
+	return true
+}
+
+// undo restores the window of before the last cut, when every loss of that episode
+// proved spurious (Eifel, RFC 4015).
+func (n *newReno) undo() {
+	if n.undoCwnd > n.cwnd {
+		n.cwnd, n.ssthresh = n.undoCwnd, max(n.ssthresh, n.undoSsthresh)
+	}
+	n.undoCwnd = 0
 }
 
 // onRTO collapses the window to the minimum after a retransmission timeout.
 func (n *newReno) onRTO(now time.Time) {
 	n.recoveryStart = now
+	n.undoCwnd = 0
 	n.ssthresh = max(n.cwnd/2, MinWindowPackets*n.mss)
 	n.cwnd = MinWindowPackets * n.mss
 }

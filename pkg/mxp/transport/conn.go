@@ -48,6 +48,7 @@ type Conn struct {
 	now           time.Time // time of the packet being processed (read loop)
 	rtt           rttEstimator
 	cc            newReno
+	reorder       reorderState
 	rtoBackoff    uint
 	probes        int // packets that may go out past the congestion window after a timeout
 	lossTime      time.Time
@@ -87,6 +88,7 @@ func newConn(ep *endpoint, cfg *Config, peer peerKeys, connID uint64, remote net
 	c.snd.init(cfg)
 	c.rcv.init(cfg)
 	c.rtt.init()
+	c.reorder.init()
 	c.cc.init(cfg.MaxPacketSize)
 	c.tx.init(cfg.MaxPacketSize)
 	c.timer = time.AfterFunc(time.Hour, c.onTimer)

@@ -99,8 +99,8 @@ func runLossy(t *testing.T, n, maxSize, bigSize int, timeout time.Duration) {
 	}
 	st := c.Stats()
 	rs := relay.Stats()
-	t.Logf("relay %+v; client: lost %d packets, %d retransmitted bytes, %d timeouts, srtt %v, replays dropped at server %d",
-		rs, st.PacketsLost, st.RetransmittedBytes, st.Timeouts, st.SmoothedRTT, s.Stats().ReplaysDropped)
+	t.Logf("relay %+v; client: lost %d packets (%d spurious), %d retransmitted bytes, %d timeouts, srtt %v, replays dropped at server %d",
+		rs, st.PacketsLost, st.SpuriousLosses, st.RetransmittedBytes, st.Timeouts, st.SmoothedRTT, s.Stats().ReplaysDropped)
 	if rs.Dropped == 0 || rs.Duplicated == 0 || rs.Reordered == 0 {
 		t.Fatal("the relay did not damage the traffic")
 	}

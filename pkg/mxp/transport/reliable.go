@@ -307,6 +307,9 @@ func (c *Conn) processAckLocked(a *ackFrame, now time.Time) {
 			}
 		}
 	}
+	if c.reorder.live > 0 {
+		c.checkSpuriousLocked(a)
+	}
 	if largest > c.largestAcked || !c.anyAcked {
 		c.largestAcked, c.anyAcked = largest, true
 	}
@@ -331,7 +334,7 @@ func (c *Conn) detectLossLocked(now time.Time) {
 	if !c.anyAcked {
 		return
 	}
-	delay := max(c.rtt.srtt, c.rtt.latest) * TimeThresholdNum / TimeThresholdDen
+	delay := max(c.rtt.srtt, c.rtt.latest) * time.Duration(c.reorder.timeNum) / TimeThresholdDen
 	delay = max(delay, ClockGranularity)
 	var lostSentAt time.Time
 	live := c.sent.live()
@@ -343,7 +346,7 @@ func (c *Conn) detectLossLocked(now time.Time) {
 		if p.done {
 			continue
 		}
-		if c.largestAcked >= p.pn+PacketThreshold || !p.at.After(now.Add(-delay)) {
+		if c.largestAcked >= p.pn+c.reorder.packets || !p.at.After(now.Add(-delay)) {
 			c.markLostLocked(p)
 			if p.at.After(lostSentAt) {
 				lostSentAt = p.at
@@ -354,13 +357,14 @@ func (c *Conn) detectLossLocked(now time.Time) {
 			c.lossTime = t
 		}
 	}
-	if !lostSentAt.IsZero() {
-		c.cc.onLoss(lostSentAt, now)
+	if !lostSentAt.IsZero() && c.cc.onLoss(lostSentAt, now) {
+		c.reorder.newEpisode()
 	}
 }
 
 // markLostLocked requeues what a lost packet carried.
 func (c *Conn) markLostLocked(p *sentPacket) {
+	c.reorder.remember(p)
 	p.done = true
 	c.cc.inFlight -= p.size
 	for _, sp := range p.streams[:p.n] {

@@ -10,7 +10,7 @@ type connCounters struct {
 	datagramsSent, datagramsRecv, datagramsDropped uint64
 	replayed, authFailed, expiredDropped           uint64
 	protocolErrors, rekeys, handshakesSent         uint64
-	cookiesReceived                                uint64
+	cookiesReceived, spuriousLosses                uint64
 }
 
 // Stats is a snapshot of one connection.
@@ -20,6 +20,7 @@ type Stats struct {
 	PacketsSent, PacketsReceived           uint64
 	BytesSent, BytesReceived               uint64  // UDP payload bytes, headers included
 	PacketsLost                            uint64  // declared lost by loss detection or timeout
+	SpuriousLosses                         uint64  // declared lost, then acknowledged (it was only reordered)
 	LossRate                               float64 // PacketsLost / ack-eliciting packets sent
 	RetransmittedBytes                     uint64
 	Timeouts                               uint64 // retransmission timeouts
@@ -44,7 +45,7 @@ func (c *Conn) Stats() Stats {
 		RTO:         c.rtt.rto(),
 		PacketsSent: s.packetsSent, PacketsReceived: s.packetsRecv,
 		BytesSent: s.bytesSent, BytesReceived: s.bytesRecv,
-		PacketsLost: s.packetsLost, RetransmittedBytes: s.retransmittedBytes, Timeouts: s.timeouts,
+		PacketsLost: s.packetsLost, SpuriousLosses: s.spuriousLosses, RetransmittedBytes: s.retransmittedBytes, Timeouts: s.timeouts,
 		MessagesSent: s.messagesSent, MessagesReceived: s.messagesRecv,
 		DatagramsSent: s.datagramsSent, DatagramsReceived: s.datagramsRecv, DatagramsDropped: s.datagramsDropped,
 		ReplaysDropped: s.replayed, AuthFailures: s.authFailed, ProtocolErrors: s.protocolErrors,

@@ -1,0 +1,81 @@
+package transport
+
+// reorderState detects spurious loss declarations (a packet declared lost that is later
+// acknowledged: it was only reordered) and adapts to them, as RFC 9002 §6.1 allows and
+// Linux's RACK does: the packet threshold grows to the observed reordering distance, the
+// time threshold grows from 9/8 to 2 RTTs, the data the packet carried is counted as
+// delivered, and when every loss of a recovery episode proves spurious the window cut is
+// undone (Eifel response, RFC 4015).
+type reorderState struct {
+	packets  uint64 // packet threshold: PacketThreshold, raised by observed reordering
+	timeNum  int    // time threshold numerator over TimeThresholdDen: 9, up to 16
+	ring     [reorderRing]lostRecord
+	next     int
+	live     int // valid records in ring
+	episode  uint64
+	lost     int // losses declared in the current episode
+	spurious int // ... of which proved spurious
+}
+
+const (
+	reorderRing      = 128 // recently lost packets remembered
+	maxPacketReorder = 64  // cap of the adaptive packet threshold
+)
+
+type lostRecord struct {
+	pn      uint64
+	valid   bool
+	episode uint64
+	n       int
+	streams [4]span
+}
+
+func (r *reorderState) init() { r.packets, r.timeNum = PacketThreshold, TimeThresholdNum }
+
+// remember records a packet being declared lost.
+func (r *reorderState) remember(p *sentPacket) {
+	rec := &r.ring[r.next]
+	if !rec.valid {
+		r.live++
+	}
+	*rec = lostRecord{pn: p.pn, valid: true, episode: r.episode, n: p.n, streams: p.streams}
+	r.next = (r.next + 1) % reorderRing
+	r.lost++
+}
+
+func (r *reorderState) newEpisode() {
+	r.episode++
+	r.lost, r.spurious = 0, 0
+}
+
+// checkSpuriousLocked looks for recently "lost" packets in an ACK frame.
+func (c *Conn) checkSpuriousLocked(a *ackFrame) {
+	r := &c.reorder
+	for i := range r.ring {
+		rec := &r.ring[i]
+		if !rec.valid {
+			continue
+		}
+		for k := 0; k < a.n; k++ {
+			if rec.pn < a.ranges[k].lo || rec.pn > a.ranges[k].hi {
+				continue
+			}
+			rec.valid = false
+			r.live--
+			c.stats.spuriousLosses++
+			if d := a.ranges[0].hi - rec.pn + 1; d > r.packets {
+				r.packets = min(d, maxPacketReorder)
+			}
+			r.timeNum = min(r.timeNum+1, 2*TimeThresholdDen)
+			for _, sp := range rec.streams[:rec.n] {
+				c.snd.onAcked(sp)
+			}
+			if rec.episode == r.episode {
+				if r.spurious++; r.spurious == r.lost {
+					c.cc.undo()
+				}
+			}
+			break
+		}
+	}
+}
