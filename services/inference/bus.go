@@ -6,10 +6,11 @@ import (
 	"errors"
 	"io"
 	"strconv"
-	"sync"
+	"time"
 
 	"github.com/mxp-mesh/mesh/pkg/common/bus"
-	"github.com/mxp-mesh/mesh/pkg/common/tracing"
+	"github.com/mxp-mesh/mesh/pkg/common/security"
+	"github.com/mxp-mesh/mesh/pkg/common/service"
 	"github.com/mxp-mesh/mesh/services/inference/provider"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
@@ -29,153 +30,101 @@ type StreamSummary struct {
 	Usage        provider.Usage        `json:"usage"`
 }
 
-// serveBus registers the micro service on nc and returns a function that stops it and
-// waits for requests in flight.
-func (s *Service) serveBus(nc *nats.Conn) (func() error, error) {
-	svc, err := micro.AddService(nc, micro.Config{Name: "inference", Version: Version,
+// busLimits are the bus intake limits: the request size and concurrency from config, a
+// handling bound long enough for the slowest configured model call, and the per-agent
+// rate from config.
+func (s *Service) busLimits() security.Limits {
+	cfg := s.Config()
+	return security.Limits{MaxPayloadBytes: int(cfg.MaxRequestBytes), MaxConcurrent: cfg.MaxBusInflight,
+		RequestTimeout: cfg.BusRequestTimeout, RatePerSecond: cfg.BusRatePerAgent}
+}
+
+// serveBus registers the endpoints (pkg/common/service.Endpoints: intake that closes on
+// shutdown, size limits, per-agent rate limits, the caller's deadline and trace context,
+// per-endpoint metrics) and returns a function that stops intake and waits for requests
+// in flight.
+func (s *Service) serveBus(nc *nats.Conn) (func(ctx context.Context) error, error) {
+	deps := service.Deps{Logger: s.log, Conn: nc, Metrics: s.deps.Metrics, Tracer: s.tracer}.WithDefaults("inference")
+	ep, err := service.NewEndpoints(deps, micro.Config{Name: "inference", Version: Version,
 		Description: "MXP mesh inference: chat completions over every configured model provider",
-		QueueGroup:  bus.QueueInference})
+		QueueGroup:  bus.QueueInference}, s.busLimits())
 	if err != nil {
 		return nil, err
 	}
-	var wg sync.WaitGroup
-	slots := make(chan struct{}, s.Config().MaxBusInflight)
-	// Handlers run on one goroutine per subscription; model calls take seconds, so each
-	// request gets its own goroutine, bounded by slots.
-	spawn := func(fn func(micro.Request)) micro.HandlerFunc {
-		return func(req micro.Request) {
-			select {
-			case slots <- struct{}{}:
-			default:
-				s.m.rejected.WithLabelValues("bus", string(provider.CodeRateLimited)).Inc()
-				bus.RespondError(req, busError(provider.Errorf(provider.CodeRateLimited, "too many bus requests in flight")))
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer func() { <-slots; wg.Done() }()
-				fn(req)
-			}()
-		}
-	}
-	add := func(name, subject string, h micro.HandlerFunc) error {
-		return svc.AddEndpoint(name, h, micro.WithEndpointSubject(subject))
-	}
 	if err := errors.Join(
-		add("chat", bus.SubjectInferenceChat, spawn(s.busChat)),
-		add("stream", bus.SubjectInferenceStream, spawn(func(r micro.Request) { s.busStream(nc, r) })),
-		add("models", bus.SubjectInferenceModels, func(r micro.Request) { r.RespondJSON(s.Models()) }),
+		ep.Handle("chat", bus.SubjectInferenceChat, s.busChat),
+		ep.Handle("stream", bus.SubjectInferenceStream, func(ctx context.Context, r service.Request) (any, error) {
+			return s.busStream(ctx, nc, r)
+		}),
+		ep.Handle("models", bus.SubjectInferenceModels, func(context.Context, service.Request) (any, error) {
+			return s.Models(), nil
+		}),
 	); err != nil {
-		svc.Stop()
+		ep.Stop(context.Background())
 		return nil, err
 	}
-	return func() error {
-		err := svc.Stop()
-		wg.Wait()
-		return err
-	}, nil
+	s.endpoints.Store(ep)
+	return ep.Stop, nil
 }
 
-// busContext derives the request context: the caller's deadline header and trace context
-// (traceparent, or the MXP trace id the edge set).
-func busContext(h micro.Headers) (context.Context, context.CancelFunc) {
-	ctx := tracing.Extract(context.Background(), nats.Header(h))
-	if dl, ok, err := bus.Deadline(nats.Header(h)); ok && err == nil {
-		return context.WithDeadline(ctx, dl)
-	}
-	return context.WithCancel(ctx)
-}
-
-func (s *Service) parseBusRequest(r micro.Request) (*ChatRequest, error) {
-	if max := s.Config().MaxRequestBytes; int64(len(r.Data())) > max {
-		return nil, provider.Errorf(provider.CodeInvalidRequest, "request over %d bytes", max)
-	}
+func (s *Service) parseBusRequest(data []byte) (*ChatRequest, error) {
 	var req ChatRequest
-	if err := json.Unmarshal(r.Data(), &req); err != nil {
+	if err := json.Unmarshal(data, &req); err != nil {
+		s.m.rejected.WithLabelValues("bus", string(provider.CodeInvalidRequest)).Inc()
 		return nil, provider.Errorf(provider.CodeInvalidRequest, "request is not a valid ChatRequest: %v", err)
 	}
 	return &req, nil
 }
 
-func (s *Service) busChat(r micro.Request) {
-	req, err := s.parseBusRequest(r)
+func (s *Service) busChat(ctx context.Context, r service.Request) (any, error) {
+	req, err := s.parseBusRequest(r.Data)
 	if err != nil {
-		s.m.rejected.WithLabelValues("bus", string(provider.CodeOf(err))).Inc()
-		bus.RespondError(r, busError(err))
-		return
+		return nil, busError(err)
 	}
-	ctx, cancel := busContext(r.Headers())
-	defer cancel()
 	resp, err := s.Chat(ctx, req)
 	if err != nil {
-		bus.RespondError(r, busError(err))
-		return
+		return nil, busError(err)
 	}
-	r.RespondJSON(resp)
+	return resp, nil
 }
 
-// busStream publishes chunks to the request's reply inbox, numbered, then one terminal
-// message (see bus.SubjectInferenceStream).
-func (s *Service) busStream(nc *nats.Conn, r micro.Request) {
-	inbox := r.Reply()
-	if inbox == "" {
+// busStream publishes each chunk to the reply inbox with a Mxp-Stream-Seq header; the
+// returned summary (or error) is the terminal reply, the one message without that header
+// (see bus.SubjectInferenceStream).
+func (s *Service) busStream(ctx context.Context, nc *nats.Conn, r service.Request) (any, error) {
+	if r.Reply == "" {
 		s.m.rejected.WithLabelValues("bus", string(provider.CodeInvalidRequest)).Inc()
-		return
+		return nil, busError(provider.Errorf(provider.CodeInvalidRequest, "a stream request needs a reply inbox"))
 	}
-	seq := 0
-	publish := func(data []byte, end bool, h nats.Header) error {
-		if h == nil {
-			h = nats.Header{}
-		}
-		h.Set(bus.HeaderStreamSeq, strconv.Itoa(seq))
-		if end {
-			h.Set(bus.HeaderStreamEnd, "1")
-		}
-		seq++
-		return nc.PublishMsg(&nats.Msg{Subject: inbox, Data: data, Header: h})
-	}
-	fail := func(err error) {
-		e := busError(err)
-		body, _ := json.Marshal(bus.ErrorPayload{Error: e.Message, Code: e.Code})
-		publish(body, true, nats.Header{
-			micro.ErrorHeader:     []string{e.Message},
-			micro.ErrorCodeHeader: []string{strconv.Itoa(e.Status)},
-			bus.HeaderErrorKind:   []string{e.Code},
-		})
-	}
-	req, err := s.parseBusRequest(r)
+	req, err := s.parseBusRequest(r.Data)
 	if err != nil {
-		s.m.rejected.WithLabelValues("bus", string(provider.CodeOf(err))).Inc()
-		fail(err)
-		return
+		return nil, busError(err)
 	}
-	ctx, cancel := busContext(r.Headers())
-	defer cancel()
 	st, err := s.Stream(ctx, req)
 	if err != nil {
-		fail(err)
-		return
+		return nil, busError(err)
 	}
 	defer st.Close()
 	var finish provider.FinishReason
-	for {
+	for seq := 0; ; seq++ {
 		c, err := st.Recv()
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
-			fail(err)
-			return
+			return nil, busError(err)
 		}
 		if c.FinishReason != "" {
 			finish = c.FinishReason
 		}
 		data, _ := json.Marshal(c)
-		if err := publish(data, false, nil); err != nil {
-			s.log.Warn("bus stream publish failed; ending stream", "error", err)
-			return
+		msg := &nats.Msg{Subject: r.Reply, Data: data, Header: nats.Header{bus.HeaderStreamSeq: {strconv.Itoa(seq)}}}
+		if err := nc.PublishMsg(msg); err != nil {
+			return nil, busError(provider.Errorf(provider.CodeUnavailable, "publishing chunk %d: %v", seq, err))
 		}
 	}
-	sum, _ := json.Marshal(StreamSummary{Model: st.Model, Provider: st.Provider, FinishReason: finish, Usage: st.Usage()})
-	publish(sum, true, nil)
+	return StreamSummary{Model: st.Model, Provider: st.Provider, FinishReason: finish, Usage: st.Usage()}, nil
 }
+
+// defaultBusRequestTimeout bounds one bus request when the config sets none.
+const defaultBusRequestTimeout = 10 * time.Minute

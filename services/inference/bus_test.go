@@ -107,10 +107,11 @@ func busStream(t *testing.T, nc *nats.Conn, body string) (chunks []provider.Chun
 		if err != nil {
 			t.Fatal(err)
 		}
-		eq(t, "seq", m.Header.Get(bus.HeaderStreamSeq), strconv.Itoa(seq))
-		if m.Header.Get(bus.HeaderStreamEnd) == "1" {
-			return chunks, m
+		got := m.Header.Get(bus.HeaderStreamSeq)
+		if got == "" {
+			return chunks, m // the terminal message
 		}
+		eq(t, "seq", got, strconv.Itoa(seq))
 		var c provider.Chunk
 		if err := json.Unmarshal(m.Data, &c); err != nil {
 			t.Fatal(err)
@@ -170,4 +171,26 @@ func FuzzBusChatRequest(f *testing.F) {
 			t.Fatalf("untyped error %v", err)
 		}
 	})
+}
+
+func TestBusPerAgentRateLimit(t *testing.T) {
+	cfg := Defaults()
+	cfg.BusRatePerAgent = 0.001 // a burst of 1, then about one request in 17 minutes
+	nc, _ := startBus(t, cfg)
+	call := func(agent string) string {
+		msg := nats.NewMsg(bus.SubjectInferenceChat)
+		msg.Data = []byte(`{"model":"mock","messages":[{"role":"user","content":"hi"}]}`)
+		bus.SetAgentID(msg.Header, agent)
+		reply, err := nc.RequestMsg(msg, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if berr, ok := bus.ReplyError(reply).(*bus.Error); ok && berr != nil {
+			return berr.Code
+		}
+		return "ok"
+	}
+	eq(t, "first call of agent a", call("a"), "ok")
+	eq(t, "second call of agent a", call("a"), "rate_limited")
+	eq(t, "agent b has its own budget", call("b"), "ok")
 }

@@ -41,9 +41,15 @@ type Config struct {
 	ClientKeys []security.Secret `yaml:"client_keys"`
 	// MaxRequestBytes bounds an HTTP or bus request body. Default 4 MiB.
 	MaxRequestBytes int64 `yaml:"max_request_bytes"`
-	// MaxBusInflight bounds concurrent bus requests; more are refused with rate_limited.
-	// Default 1024.
+	// MaxBusInflight bounds concurrent bus requests; more wait (back-pressure on the
+	// subscription). Default 1024.
 	MaxBusInflight int `yaml:"max_bus_inflight"`
+	// BusRequestTimeout bounds the handling of one bus request (the caller's
+	// Mxp-Deadline, when sooner, wins). Default 10m.
+	BusRequestTimeout time.Duration `yaml:"bus_request_timeout"`
+	// BusRatePerAgent is the per-agent request rate on the bus (by Mxp-Agent-Id; 0 for no
+	// limit). Over it, requests get rate_limited.
+	BusRatePerAgent float64 `yaml:"bus_rate_per_agent"`
 	// Resilience is the default for every provider.
 	Resilience Resilience `yaml:"resilience"`
 }
@@ -215,6 +221,12 @@ func mergeConfig(base, over Config) Config {
 	}
 	if over.MaxBusInflight != 0 {
 		base.MaxBusInflight = over.MaxBusInflight
+	}
+	if over.BusRequestTimeout != 0 {
+		base.BusRequestTimeout = over.BusRequestTimeout
+	}
+	if over.BusRatePerAgent != 0 {
+		base.BusRatePerAgent = over.BusRatePerAgent
 	}
 	if len(over.ClientKeys) > 0 {
 		base.ClientKeys = over.ClientKeys

@@ -23,9 +23,9 @@ type metrics struct {
 func newMetrics(reg prometheus.Registerer) *metrics {
 	lat := []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120}
 	m := &metrics{
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mxp_inference_requests_total",
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mxp_inference_calls_total",
 			Help: "Model calls by provider, model and result code (ok on success)."}, []string{"provider", "model", "code"}),
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "mxp_inference_request_duration_seconds",
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "mxp_inference_call_duration_seconds",
 			Help: "Whole-response latency of successful model calls.", Buckets: lat}, []string{"provider", "model"}),
 		ttft: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "mxp_inference_time_to_first_token_seconds",
 			Help: "Time from request to the first streamed chunk.", Buckets: lat}, []string{"provider", "model"}),

@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mxp-mesh/mesh/pkg/common/lifecycle"
+	cmetrics "github.com/mxp-mesh/mesh/pkg/common/metrics"
 	"github.com/mxp-mesh/mesh/pkg/common/service"
 	"github.com/mxp-mesh/mesh/services/inference/provider"
 	"github.com/nats-io/nats.go"
@@ -26,8 +28,11 @@ const Version = "0.1.0"
 // Deps are what the service is given rather than builds. Every field is optional.
 type Deps struct {
 	Logger *slog.Logger
-	// Registerer receives the metrics. Default: a private registry (metrics not exported).
+	// Registerer receives the metrics. Default: Metrics, else a private registry.
 	Registerer prometheus.Registerer
+	// Metrics is the service registry (pkg/common/metrics) the bus endpoints' metrics go
+	// to. Default: a private one.
+	Metrics *cmetrics.Registry
 	// Tracer creates spans. Default: one from TracerProvider.
 	Tracer trace.Tracer
 	// TracerProvider is used when Tracer is nil. Default: the global OpenTelemetry provider.
@@ -49,11 +54,7 @@ type Deps struct {
 // DepsFrom maps the shared service dependencies (pkg/common/service, as cmd/mxp-inference
 // and `mxp dev` build them) to the inference service's.
 func DepsFrom(d service.Deps) Deps {
-	out := Deps{Logger: d.Logger, Conn: d.Conn, Tracer: d.Tracer}
-	if d.Metrics != nil {
-		out.Registerer = d.Metrics
-	}
-	return out
+	return Deps{Logger: d.Logger, Conn: d.Conn, Tracer: d.Tracer, Metrics: d.Metrics}
 }
 
 // Name implements lifecycle.Service.
@@ -85,6 +86,8 @@ type Service struct {
 	m      *metrics
 	tracer trace.Tracer
 	routes atomic.Pointer[routes]
+	// endpoints is set while the bus API is served (for live limit updates).
+	endpoints atomic.Pointer[service.Endpoints]
 }
 
 // New builds a Service from cfg. Providers are enabled by cfg.Providers (see ApplyEnv
@@ -93,8 +96,11 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if deps.Logger == nil {
 		deps.Logger = slog.Default()
 	}
+	if deps.Metrics == nil {
+		deps.Metrics = cmetrics.NewRegistry("inference")
+	}
 	if deps.Registerer == nil {
-		deps.Registerer = prometheus.NewRegistry()
+		deps.Registerer = deps.Metrics
 	}
 	if deps.TracerProvider == nil {
 		deps.TracerProvider = otel.GetTracerProvider()
@@ -138,6 +144,9 @@ func (s *Service) Reload(cfg Config) error {
 	if cfg.MaxBusInflight <= 0 {
 		cfg.MaxBusInflight = 1024
 	}
+	if cfg.BusRequestTimeout <= 0 {
+		cfg.BusRequestTimeout = defaultBusRequestTimeout
+	}
 	if cfg.DefaultModel == "" {
 		cfg.DefaultModel = "mock"
 	}
@@ -146,6 +155,9 @@ func (s *Service) Reload(cfg Config) error {
 		return err
 	}
 	s.routes.Store(r)
+	if ep := s.endpoints.Load(); ep != nil {
+		ep.SetLimits(s.busLimits())
+	}
 	for name, mc := range cfg.Models {
 		for _, fb := range mc.Fallbacks {
 			if _, err := r.resolve(fb); err != nil {
@@ -177,7 +189,11 @@ func (s *Service) Run(ctx context.Context) error {
 		return err
 	}
 	<-ctx.Done()
-	return stop()
+	dctx, cancel := lifecycle.DrainContext(ctx)
+	defer cancel()
+	err = stop(dctx)
+	s.endpoints.Store(nil)
+	return err
 }
 
 // ModelInfo describes one model callers may name.
