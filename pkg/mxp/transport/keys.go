@@ -93,14 +93,3 @@ func parseKey(s string, dst []byte, kind string) error {
 	copy(dst, b)
 	return nil
 }
-
-// sharedSecret computes X25519(priv, pub); it fails on low-order points (all-zero output).
-func sharedSecret(priv *PrivateKey, pub *PublicKey) ([KeySize]byte, error) {
-	var out [KeySize]byte
-	b, err := curve25519.X25519(priv[:], pub[:])
-	if err != nil {
-		return out, errBadPoint
-	}
-	copy(out[:], b)
-	return out, nil
-}

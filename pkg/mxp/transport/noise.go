@@ -1,7 +1,9 @@
 package transport
 
 import (
+	"crypto/ecdh"
 	"crypto/hmac"
+	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"hash"
@@ -104,7 +106,7 @@ func aeadOpen(dst []byte, key [KeySize]byte, ct, ad []byte) ([]byte, error) {
 // receiving its response.
 type initiatorState struct {
 	senderIndex uint32
-	ephemeral   PrivateKey
+	ephemeral   *ecdh.PrivateKey
 	hash        [blake2s.Size]byte
 	chainKey    [blake2s.Size]byte
 	packet      [InitiationSize]byte // the bytes sent, kept for mac1 matching of cookie replies
@@ -113,6 +115,7 @@ type initiatorState struct {
 // staticIdentity is a local static key pair with the values derived from it once.
 type staticIdentity struct {
 	private   PrivateKey
+	key       *ecdh.PrivateKey // private as crypto/ecdh wants it (public key derived once)
 	public    PublicKey
 	mac1Key   [blake2s.Size]byte // HASH(LabelMAC1 ‖ public): peers compute mac1 on packets to us with it
 	cookieKey [blake2s.Size]byte // HASH(LabelCookie ‖ public): cookie replies from us are sealed with it
@@ -120,6 +123,7 @@ type staticIdentity struct {
 
 func newStaticIdentity(k PrivateKey) *staticIdentity {
 	s := &staticIdentity{private: k, public: k.PublicKey()}
+	s.key, _ = ecdh.X25519().NewPrivateKey(k[:])
 	s.mac1Key = mixHash(blake2s.Sum256([]byte(LabelMAC1)), s.public[:])
 	s.cookieKey = mixHash(blake2s.Sum256([]byte(LabelCookie)), s.public[:])
 	return s
@@ -144,17 +148,17 @@ func newPeerKeys(p PublicKey) peerKeys {
 // computed from cookie when cookie is non-nil. (The pre-shared key enters in message 2.)
 func createInitiation(local *staticIdentity, r *peerKeys, senderIndex uint32, ts [TimestampSize]byte, connID uint64, cookie *[MACSize]byte) (*initiatorState, error) {
 	st := &initiatorState{senderIndex: senderIndex}
-	eph, err := GeneratePrivateKey()
+	eph, err := newEphemeral()
 	if err != nil {
 		return nil, err
 	}
 	st.ephemeral = eph
 	ck := initialChainKey
 	h := mixHash(initialHash, r.public[:])
-	epub := eph.PublicKey()
+	epub := publicOf(eph)
 	ck = kdf(ck, epub[:], 1)[0]
 	h = mixHash(h, epub[:])
-	es, err := sharedSecret(&eph, &r.public)
+	es, err := dh(eph, &r.public)
 	if err != nil {
 		return nil, err
 	}
@@ -166,7 +170,7 @@ func createInitiation(local *staticIdentity, r *peerKeys, senderIndex uint32, ts
 	p = append(p, epub[:]...)
 	p = aeadSeal(p, k[1], local.public[:], h[:])
 	h = mixHash(h, p[initOffStatic:initOffPayload])
-	ss, err := sharedSecret(&local.private, &r.public)
+	ss, err := local.sharedWith(r)
 	if err != nil {
 		return nil, err
 	}
@@ -227,7 +231,7 @@ func consumeInitiation(local *staticIdentity, b []byte) (*initiation, error) {
 	h := mixHash(initialHash, local.public[:])
 	ck = kdf(ck, in.ephemeral[:], 1)[0]
 	h = mixHash(h, in.ephemeral[:])
-	es, err := sharedSecret(&local.private, &in.ephemeral)
+	es, err := dh(local.key, &in.ephemeral)
 	if err != nil {
 		return nil, err
 	}
@@ -240,7 +244,7 @@ func consumeInitiation(local *staticIdentity, b []byte) (*initiation, error) {
 	}
 	copy(in.static[:], st)
 	h = mixHash(h, b[initOffStatic:initOffPayload])
-	ss, err := sharedSecret(&local.private, &in.static)
+	ss, err := local.sharedWith(&peerKeys{public: in.static})
 	if err != nil {
 		return nil, err
 	}
@@ -266,20 +270,20 @@ type sessionKeys struct {
 func createResponse(in *initiation, psk *[KeySize]byte, senderIndex uint32, peer *peerKeys, cookie *[MACSize]byte) ([ResponseSize]byte, sessionKeys, error) {
 	var pkt [ResponseSize]byte
 	var keys sessionKeys
-	eph, err := GeneratePrivateKey()
+	eph, err := newEphemeral()
 	if err != nil {
 		return pkt, keys, err
 	}
-	epub := eph.PublicKey()
+	epub := publicOf(eph)
 	ck, h := in.chainKey, in.hash
 	ck = kdf(ck, epub[:], 1)[0]
 	h = mixHash(h, epub[:])
-	ee, err := sharedSecret(&eph, &in.ephemeral)
+	ee, err := dh(eph, &in.ephemeral)
 	if err != nil {
 		return pkt, keys, err
 	}
 	ck = kdf(ck, ee[:], 1)[0]
-	se, err := sharedSecret(&eph, &in.static)
+	se, err := dh(eph, &in.static)
 	if err != nil {
 		return pkt, keys, err
 	}
@@ -326,12 +330,12 @@ func consumeResponse(local *staticIdentity, r *peerKeys, psk *[KeySize]byte, st 
 	ck, h := st.chainKey, st.hash
 	ck = kdf(ck, epub[:], 1)[0]
 	h = mixHash(h, epub[:])
-	ee, err := sharedSecret(&st.ephemeral, &epub)
+	ee, err := dh(st.ephemeral, &epub)
 	if err != nil {
 		return keys, err
 	}
 	ck = kdf(ck, ee[:], 1)[0]
-	se, err := sharedSecret(&local.private, &epub)
+	se, err := dh(local.key, &epub)
 	if err != nil {
 		return keys, err
 	}
@@ -345,4 +349,30 @@ func consumeResponse(local *staticIdentity, r *peerKeys, psk *[KeySize]byte, st 
 	t := kdf(ck, nil, 2)
 	keys.send, keys.recv = t[0], t[1]
 	return keys, nil
+}
+
+// sharedWith computes the static-static DH with a peer.
+func (s *staticIdentity) sharedWith(p *peerKeys) ([KeySize]byte, error) { return dh(s.key, &p.public) }
+
+// newEphemeral generates an ephemeral X25519 key.
+func newEphemeral() (*ecdh.PrivateKey, error) { return ecdh.X25519().GenerateKey(rand.Reader) }
+
+func publicOf(k *ecdh.PrivateKey) (p PublicKey) {
+	copy(p[:], k.PublicKey().Bytes())
+	return p
+}
+
+// dh computes X25519(priv, pub); it fails on low-order points (all-zero output).
+func dh(priv *ecdh.PrivateKey, pub *PublicKey) ([KeySize]byte, error) {
+	var out [KeySize]byte
+	pk, err := ecdh.X25519().NewPublicKey(pub[:])
+	if err != nil {
+		return out, errBadPoint
+	}
+	b, err := priv.ECDH(pk)
+	if err != nil {
+		return out, errBadPoint
+	}
+	copy(out[:], b)
+	return out, nil
 }
