@@ -3,13 +3,15 @@ package provider
 import (
 	"bytes"
 	"strconv"
+	"unicode"
+	"unicode/utf16"
 	"unicode/utf8"
 )
 
 // A fast decoder for the common shape of chat.completion.chunk events, which a gateway
 // decodes once per token. It fills the same oaChunk json.Unmarshal would and gives up
-// (returns false) on anything it does not handle exactly like encoding/json: escaped or
-// non-UTF-8 strings, tool calls, error objects, non-integer numbers, non-ASCII or
+// (returns false) on anything it does not handle exactly like encoding/json: non-UTF-8
+// strings, escaped keys, tool calls, error objects, non-integer numbers, non-ASCII or
 // differently-cased keys, duplicate keys, deep nesting and invalid JSON. The caller then
 // runs json.Unmarshal. FuzzOpenAIFastDecode checks the two agree on every input the fast
 // path accepts.
@@ -47,13 +49,18 @@ func (s *fastScanner) eat(c byte) bool {
 	return false
 }
 
-// str reads a string with no escapes and no control characters, valid UTF-8.
-func (s *fastScanner) str() ([]byte, bool) {
+// str reads a string without escapes or control characters, in valid UTF-8 (keys).
+func (s *fastScanner) str() ([]byte, bool) { return s.strValue(false) }
+
+// strValue reads a string; with unescape, JSON escapes are decoded as encoding/json does
+// (a bad surrogate pair becomes U+FFFD).
+func (s *fastScanner) strValue(unescape bool) ([]byte, bool) {
 	if !s.eat('"') {
 		return nil, false
 	}
 	start := s.i
 	ascii := true
+	var out []byte // the decoded value once an escape was seen
 	for s.i < len(s.b) {
 		c := s.b[s.i]
 		switch {
@@ -63,8 +70,25 @@ func (s *fastScanner) str() ([]byte, bool) {
 			if !ascii && !utf8.Valid(v) {
 				return nil, false
 			}
+			if out != nil {
+				return append(out, v...), true
+			}
 			return v, true
-		case c == '\\' || c < 0x20:
+		case c == '\\':
+			if !unescape {
+				return nil, false
+			}
+			if !ascii && !utf8.Valid(s.b[start:s.i]) {
+				return nil, false
+			}
+			out = append(out, s.b[start:s.i]...)
+			var ok bool
+			if out, ok = s.escape(out); !ok {
+				return nil, false
+			}
+			start, ascii = s.i, true
+			continue
+		case c < 0x20:
 			return nil, false
 		case c >= 0x80:
 			ascii = false
@@ -72,6 +96,75 @@ func (s *fastScanner) str() ([]byte, bool) {
 		s.i++
 	}
 	return nil, false
+}
+
+// escape decodes the escape at s.i (a backslash) onto out.
+func (s *fastScanner) escape(out []byte) ([]byte, bool) {
+	if s.i+1 >= len(s.b) {
+		return nil, false
+	}
+	c := s.b[s.i+1]
+	s.i += 2
+	switch c {
+	case '"', '\\', '/':
+		return append(out, c), true
+	case 'b':
+		return append(out, '\b'), true
+	case 'f':
+		return append(out, '\f'), true
+	case 'n':
+		return append(out, '\n'), true
+	case 'r':
+		return append(out, '\r'), true
+	case 't':
+		return append(out, '\t'), true
+	case 'u':
+		r, ok := s.hex4()
+		if !ok {
+			return nil, false
+		}
+		if utf16.IsSurrogate(r) {
+			// A pair needs a second \uXXXX; otherwise (or when it does not pair) the
+			// replacement character, and the next escape is read on its own.
+			if s.i+1 < len(s.b) && s.b[s.i] == '\\' && s.b[s.i+1] == 'u' {
+				save := s.i
+				s.i += 2
+				r2, ok := s.hex4()
+				if !ok {
+					return nil, false
+				}
+				if dec := utf16.DecodeRune(r, r2); dec != unicode.ReplacementChar {
+					return utf8.AppendRune(out, dec), true
+				}
+				s.i = save
+			}
+			r = unicode.ReplacementChar
+		}
+		return utf8.AppendRune(out, r), true
+	}
+	return nil, false
+}
+
+func (s *fastScanner) hex4() (rune, bool) {
+	if s.i+4 > len(s.b) {
+		return 0, false
+	}
+	var r rune
+	for _, c := range s.b[s.i : s.i+4] {
+		switch {
+		case c >= '0' && c <= '9':
+			c -= '0'
+		case c >= 'a' && c <= 'f':
+			c = c - 'a' + 10
+		case c >= 'A' && c <= 'F':
+			c = c - 'A' + 10
+		default:
+			return 0, false
+		}
+		r = r<<4 | rune(c)
+	}
+	s.i += 4
+	return r, true
 }
 
 func (s *fastScanner) literal(lit string) bool {
@@ -138,7 +231,7 @@ func (s *fastScanner) skip(depth int) bool {
 	}
 	switch s.peek() {
 	case '"':
-		_, ok := s.str()
+		_, ok := s.strValue(true)
 		return ok
 	case '{':
 		return s.object(func(_ []byte) bool { return s.skip(depth + 1) })
@@ -226,7 +319,7 @@ func (s *fastScanner) strOrNull(dst *string) bool {
 	if s.peek() == 'n' {
 		return s.literal("null")
 	}
-	v, ok := s.str()
+	v, ok := s.strValue(true)
 	if ok {
 		*dst = string(v)
 	}
