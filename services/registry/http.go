@@ -34,7 +34,7 @@ func (s *Service) mountHTTP(r chi.Router) {
 		if l := q.Get("limit"); l != "" {
 			n, err := strconv.Atoi(l)
 			if err != nil {
-				writeProblem(w, invalid(CodeInvalidQuery, "limit %q is not an integer", l))
+				s.writeProblem(w, "agents", invalid(CodeInvalidQuery, "limit %q is not an integer", l))
 				return
 			}
 			dr.Limit = n
@@ -43,9 +43,10 @@ func (s *Service) mountHTTP(r chi.Router) {
 		defer cancel()
 		resp, err := s.discover(ctx, dr)
 		if err != nil {
-			writeProblem(w, err)
+			s.writeProblem(w, "agents", err)
 			return
 		}
+		s.httpReqs.WithLabelValues("agents", "ok").Inc()
 		writeJSON(w, http.StatusOK, resp)
 	})
 	r.Get("/v1/agents/{id}", func(w http.ResponseWriter, req *http.Request) {
@@ -53,9 +54,10 @@ func (s *Service) mountHTTP(r chi.Router) {
 		defer cancel()
 		rec, err := s.get(ctx, chi.URLParam(req, "id"))
 		if err != nil {
-			writeProblem(w, err)
+			s.writeProblem(w, "agent", err)
 			return
 		}
+		s.httpReqs.WithLabelValues("agent", "ok").Inc()
 		writeJSON(w, http.StatusOK, rec)
 	})
 }
@@ -69,11 +71,12 @@ type Problem struct {
 	Code   string `json:"code"`
 }
 
-func writeProblem(w http.ResponseWriter, err error) {
+func (s *Service) writeProblem(w http.ResponseWriter, route string, err error) {
 	var be *bus.Error
 	if !errors.As(err, &be) {
 		be = bus.Errorf(500, bus.CodeInternal, "internal error")
 	}
+	s.httpReqs.WithLabelValues(route, be.Code).Inc()
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(be.Status)
 	json.NewEncoder(w).Encode(Problem{Type: "about:blank", Title: http.StatusText(be.Status), Status: be.Status, Detail: be.Message, Code: be.Code})

@@ -16,6 +16,7 @@ import (
 	"github.com/mxp-mesh/mesh/pkg/common/lifecycle"
 	"github.com/mxp-mesh/mesh/pkg/common/metrics"
 	"github.com/mxp-mesh/mesh/pkg/common/service"
+	"github.com/mxp-mesh/mesh/pkg/common/tracing"
 )
 
 // Name is the service name (metrics subsystem, micro service name, logs).
@@ -36,6 +37,7 @@ type Service struct {
 	heartbeats *prometheus.CounterVec
 	expiryLag  prometheus.Histogram
 	storeErrs  *prometheus.CounterVec
+	httpReqs   *prometheus.CounterVec
 }
 
 // OpenStore opens the store cfg.Store names.
@@ -126,6 +128,8 @@ func (s *Service) initMetrics() error {
 		Help: "Time from a lease's end to its expired event.", Buckets: []float64{.01, .025, .05, .1, .15, .2, .3, .5, .75, 1, 2, 5}})
 	s.storeErrs = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: Name, Name: "store_errors_total",
 		Help: "Store operations that failed, by operation."}, []string{"op"})
+	s.httpReqs = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: Name, Name: "http_requests_total",
+		Help: "HTTP read API requests by route and result code (ok or the error code)."}, []string{"route", "code"})
 	agents := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Subsystem: Name, Name: "agents",
 		Help: "Agents registered (including ended leases not yet collected)."}, func() float64 {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -136,7 +140,7 @@ func (s *Service) initMetrics() error {
 		}
 		return float64(n)
 	})
-	for _, c := range []prometheus.Collector{s.events, s.heartbeats, s.expiryLag, s.storeErrs, agents} {
+	for _, c := range []prometheus.Collector{s.events, s.heartbeats, s.expiryLag, s.storeErrs, s.httpReqs, agents} {
 		if err := s.deps.Metrics.Register(c); err != nil {
 			return fmt.Errorf("registry metrics: %w", err)
 		}
@@ -190,6 +194,7 @@ func (s *Service) publish(ctx context.Context, subject, typ string, a Agent, now
 	}
 	msg := &nats.Msg{Subject: subject, Data: body, Header: nats.Header{}}
 	bus.SetAgentID(msg.Header, a.ID)
+	tracing.Inject(ctx, msg.Header)
 	if err := s.deps.Conn.PublishMsg(msg); err != nil {
 		s.deps.Logger.ErrorContext(ctx, "event publish failed", "type", typ, "agent_id", a.ID, "err", err)
 		return

@@ -15,6 +15,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/mxp-mesh/mesh/pkg/common/bus"
 	"github.com/mxp-mesh/mesh/pkg/common/service"
@@ -284,6 +285,9 @@ func runServiceSuite(t *testing.T, newStore storeFactory) {
 			if resp.StatusCode != tc.code || !strings.Contains(string(body), tc.contains) {
 				t.Errorf("GET %s: %d %s", tc.path, resp.StatusCode, body)
 			}
+		}
+		if got := testutil.ToFloat64(h.svc.httpReqs.WithLabelValues("agents", CodeInvalidCapability)); got != 1 {
+			t.Errorf("bad HTTP input not counted: %v", got)
 		}
 	})
 }
