@@ -10,6 +10,7 @@ import (
 
 	"github.com/mxp-mesh/mesh/pkg/common/bus"
 	"github.com/mxp-mesh/mesh/services/inference/provider"
+	"github.com/mxp-mesh/mesh/services/inference/providertest"
 	"github.com/nats-io/nats.go"
 )
 
@@ -193,4 +194,17 @@ func TestBusPerAgentRateLimit(t *testing.T) {
 	eq(t, "first call of agent a", call("a"), "ok")
 	eq(t, "second call of agent a", call("a"), "rate_limited")
 	eq(t, "agent b has its own budget", call("b"), "ok")
+}
+
+func TestBusStreamErrorAfterChunks(t *testing.T) {
+	fake := providertest.New(providertest.OpenAI, providertest.Reply{Words: []string{"a ", "b ", "c ", "d"}})
+	defer fake.Close()
+	fake.Push(providertest.Fault{ResetAfter: 3})
+	nc, _ := startBus(t, fakeConfig(KindOpenAI, fake.URL, Resilience{}))
+	chunks, end := busStream(t, nc, `{"model":"gpt-x","messages":[{"role":"user","content":"x"}]}`)
+	eq(t, "chunks before the reset", len(chunks), 2)
+	berr, _ := bus.ReplyError(end).(*bus.Error)
+	if berr == nil || berr.Code != "provider_error" {
+		t.Errorf("terminal %v, want provider_error", bus.ReplyError(end))
+	}
 }
