@@ -51,7 +51,7 @@ Examples:
 			fs.StringVar(&compatAddr, "compat-addr", "", "UDP address of the plaintext listener for the reference SDK (off when empty)")
 			fs.BoolVar(&compatRemote, "compat-allow-remote", false, "allow the plaintext listener on a non-loopback address")
 			fs.StringVar(&httpAddr, "http-addr", "127.0.0.1:8080", "HTTP address of /metrics, /livez, /readyz and the service APIs")
-			fs.StringVar(&natsAddr, "nats-addr", "127.0.0.1:4222", "TCP address of the embedded NATS server (\"off\": in-process only)")
+			fs.StringVar(&natsAddr, "nats-addr", defaultNATSAddr, "TCP address of the embedded NATS server (\"off\": in-process only)")
 			fs.StringVar(&dataDir, "data-dir", defaultDataDir, "data directory: the edge key and edge.json for the client commands")
 			fs.StringVar(&logLevel, "log-level", "warn", "debug, info, warn or error (JSON logs on stderr)")
 		},
@@ -66,6 +66,9 @@ Examples:
 		},
 	})
 }
+
+// defaultNATSAddr is where the embedded NATS server of `mxp dev` listens by default.
+const defaultNATSAddr = "127.0.0.1:4222"
 
 type devOptions struct {
 	EdgeAddr, CompatAddr, HTTPAddr, NATSAddr, DataDir, LogLevel string
@@ -101,6 +104,11 @@ func runDev(ctx context.Context, env *cliEnv, o devOptions) error {
 		if embedded.Port, err = strconv.Atoi(port); err != nil {
 			return usagef("--nats-addr: port %q", port)
 		}
+	}
+	if !embedded.DontListen && o.NATSAddr == defaultNATSAddr && !tcpFree(o.NATSAddr) {
+		// Another NATS owns the default port: the embedded one takes any free port (the
+		// banner and edge.json name it).
+		embedded.Port = 0
 	}
 	b, err := bus.Start(bus.Config{Embedded: embedded}, "mxp-dev", logger)
 	if err != nil {
@@ -213,6 +221,16 @@ func runDev(ctx context.Context, env *cliEnv, o devOptions) error {
 	err = runner.Run(ctx)
 	_ = os.Remove(filepath.Join(o.DataDir, edgeInfoFile))
 	return err
+}
+
+// tcpFree reports whether addr can be listened on now.
+func tcpFree(addr string) bool {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return false
+	}
+	ln.Close()
+	return true
 }
 
 func waitReady(ctx context.Context, c *health.Checker) {
