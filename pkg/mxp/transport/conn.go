@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/net/ipv4"
@@ -53,10 +54,15 @@ type Conn struct {
 	probes        int // packets that may go out past the congestion window after a timeout
 	lossTime      time.Time
 
-	dgramOut  [][]byte
-	dgramIn   [][]byte
-	msgIn     [][]byte
-	msgInHead int
+	dgramOut [][]byte
+	// The receive queues have their own lock so that a reader taking a message does not
+	// contend with the read loop, which holds mu while it processes a batch.
+	inMu       sync.Mutex
+	dgramIn    [][]byte      // guarded by inMu
+	msgIn      [][]byte      // guarded by inMu
+	msgInHead  int           // guarded by inMu
+	consumed   atomic.Uint64 // stream bytes of messages the application has taken
+	advertised atomic.Uint64 // the flow-control limit last advertised (mirror of rcv.maxData)
 
 	lastSend, lastRecv time.Time
 	timer              *time.Timer
@@ -87,6 +93,7 @@ func newConn(ep *endpoint, cfg *Config, peer peerKeys, connID uint64, remote net
 	}
 	c.snd.init(cfg)
 	c.rcv.init(cfg)
+	c.advertised.Store(c.rcv.maxData)
 	c.rtt.init()
 	c.reorder.init()
 	c.cc.init(cfg.MaxPacketSize)
@@ -155,7 +162,7 @@ func (c *Conn) Send(ctx context.Context, msg []byte) error {
 // ctx ends or the connection closes. The returned slice belongs to the caller.
 func (c *Conn) Receive(ctx context.Context) ([]byte, error) {
 	for {
-		c.mu.Lock()
+		c.inMu.Lock()
 		if c.msgInHead < len(c.msgIn) {
 			m := c.msgIn[c.msgInHead]
 			c.msgIn[c.msgInHead] = nil
@@ -165,25 +172,40 @@ func (c *Conn) Receive(ctx context.Context) ([]byte, error) {
 			} else {
 				signal(c.readable)
 			}
-			if c.rcv.consume(len(m)) {
-				c.maxDataDue = true
-				c.flushLocked(time.Now())
-			}
-			c.mu.Unlock()
+			c.inMu.Unlock()
+			c.consumedMessage(len(m))
 			return m, nil
 		}
-		if c.closed {
-			err := c.closeErr
-			c.mu.Unlock()
-			return nil, err
-		}
-		c.mu.Unlock()
+		c.inMu.Unlock()
 		select {
 		case <-c.readable:
+			continue
 		case <-c.done:
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
+		c.inMu.Lock()
+		empty := c.msgInHead == len(c.msgIn)
+		c.inMu.Unlock()
+		if empty {
+			return nil, c.Err()
+		}
+	}
+}
+
+// consumedMessage credits the peer with the stream bytes of a message the application
+// took, and advertises a new limit once it moved by 1/8 of the window.
+func (c *Conn) consumedMessage(n int) {
+	total := c.consumed.Add(uint64(varintLen(uint64(n)) + n))
+	if total+uint64(c.cfg.RecvWindow)-c.advertised.Load() < uint64(c.cfg.RecvWindow)/8 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.rcv.consume(total) {
+		c.advertised.Store(c.rcv.maxData)
+		c.maxDataDue = true
+		c.flushLocked(time.Now())
 	}
 }
 
@@ -210,7 +232,7 @@ func (c *Conn) SendDatagram(msg []byte) error {
 // ReceiveDatagram returns the next datagram.
 func (c *Conn) ReceiveDatagram(ctx context.Context) ([]byte, error) {
 	for {
-		c.mu.Lock()
+		c.inMu.Lock()
 		if len(c.dgramIn) > 0 {
 			d := c.dgramIn[0]
 			c.dgramIn[0] = nil
@@ -218,20 +240,22 @@ func (c *Conn) ReceiveDatagram(ctx context.Context) ([]byte, error) {
 			if len(c.dgramIn) > 0 {
 				signal(c.dgramReadable)
 			}
-			c.mu.Unlock()
+			c.inMu.Unlock()
 			return d, nil
 		}
-		if c.closed {
-			err := c.closeErr
-			c.mu.Unlock()
-			return nil, err
-		}
-		c.mu.Unlock()
+		c.inMu.Unlock()
 		select {
 		case <-c.dgramReadable:
+			continue
 		case <-c.done:
 		case <-ctx.Done():
 			return nil, ctx.Err()
+		}
+		c.inMu.Lock()
+		empty := len(c.dgramIn) == 0
+		c.inMu.Unlock()
+		if empty {
+			return nil, c.Err()
 		}
 	}
 }

@@ -99,6 +99,8 @@ func (c *Conn) onMaxData(max uint64) {
 }
 
 func (c *Conn) onDatagram(data []byte) {
+	c.inMu.Lock()
+	defer c.inMu.Unlock()
 	if len(c.dgramIn) >= c.cfg.DatagramQueue {
 		c.dgramIn[0] = nil
 		c.dgramIn = c.dgramIn[1:]
@@ -115,7 +117,9 @@ func (c *Conn) onClose(code uint64, reason []byte) {
 
 // deliverLocked queues a complete reliable message for Receive.
 func (c *Conn) deliverLocked(m []byte) {
+	c.inMu.Lock()
 	c.msgIn = append(c.msgIn, m)
+	c.inMu.Unlock()
 	c.stats.messagesRecv++
 	signal(c.readable)
 }

@@ -231,10 +231,12 @@ func (r *recvStream) parse(b []byte, deliver func([]byte)) error {
 	return nil
 }
 
-// consume records that the application took a message of n bytes; it reports whether
-// the advertised limit moved enough to be worth a MAX_DATA frame.
-func (r *recvStream) consume(n int) bool {
-	r.consumed += uint64(varintLen(uint64(n)) + n)
+// consume records that the application has taken messages up to total stream bytes;
+// it reports whether the limit moved by 1/8 of the window (worth a MAX_DATA frame).
+func (r *recvStream) consume(total uint64) bool {
+	if total > r.consumed {
+		r.consumed = total
+	}
 	if limit := r.consumed + r.window; limit-r.maxData >= r.window/8 {
 		r.maxData = limit
 		return true
