@@ -138,6 +138,7 @@ func BenchmarkGatewayOverhead(b *testing.B) {
 			b.ReportMetric(q(gTotal, 50)-q(dTotal, 50), "added_p50_us")
 			b.ReportMetric(q(gTotal, 99)-q(dTotal, 99), "added_p99_us")
 			b.ReportMetric(q(pTotal, 50)-q(dTotal, 50), "bare_proxy_added_p50_us")
+			b.ReportMetric(q(gTotal, 50)-q(pTotal, 50), "over_bare_proxy_p50_us")
 			if mode.stream {
 				b.ReportMetric(q(gTTFT, 50)-q(dTTFT, 50), "added_ttft_p50_us")
 				b.ReportMetric(q(gTTFT, 99)-q(dTTFT, 99), "added_ttft_p99_us")
