@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -20,7 +19,9 @@ import (
 //	agent:<id>   hash: d (descriptor JSON), reg and hb (Unix ms)
 //	leases       sorted set: id scored by lease end (Unix ms)
 //	ids          sorted set: every id at score 0 (lexicographic pages for listings)
-//	cap:<name>   set: ids of agents with the capability
+//	cap:<name>   sorted set: ids of agents with the capability, all at score 1, so
+//	             discovery walks them in id order (ZRANGEBYLEX) and tests membership
+//	             (ZMSCORE) without reading whole sets
 //
 // Every write is one Lua script, so it is atomic against the others; PopExpired removes
 // and returns ended leases in one script, so across replicas each expiry is popped (and
@@ -63,14 +64,14 @@ local p, id, d, now, exp = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local key = p .. 'agent:' .. id
 local old = redis.call('HMGET', key, 'd', 'reg', 'hb')
 if old[1] then
-  for _, c in ipairs(cjson.decode(old[1]).capabilities) do redis.call('SREM', p .. 'cap:' .. c, id) end
+  for _, c in ipairs(cjson.decode(old[1]).capabilities) do redis.call('ZREM', p .. 'cap:' .. c, id) end
 end
 local reg = old[2] or now
 redis.call('HSET', key, 'd', d, 'reg', reg, 'hb', now)
 local oldexp = redis.call('ZSCORE', p .. 'leases', id)
 redis.call('ZADD', p .. 'leases', exp, id)
 redis.call('ZADD', p .. 'ids', 0, id)
-for i = 6, #ARGV do redis.call('SADD', p .. 'cap:' .. ARGV[i], id) end
+for i = 6, #ARGV do redis.call('ZADD', p .. 'cap:' .. ARGV[i], 1, id) end
 if old[1] then return {old[1], old[2], old[3] or '0', oldexp or '0'} end
 return false
 `)
@@ -94,7 +95,7 @@ local function remove(p, id)
   redis.call('ZREM', p .. 'leases', id)
   redis.call('ZREM', p .. 'ids', id)
   if not h[1] then return nil end
-  for _, c in ipairs(cjson.decode(h[1]).capabilities) do redis.call('SREM', p .. 'cap:' .. c, id) end
+  for _, c in ipairs(cjson.decode(h[1]).capabilities) do redis.call('ZREM', p .. 'cap:' .. c, id) end
   redis.call('DEL', key)
   return {h[1], h[2] or '0', h[3] or '0', exp}
 end
@@ -252,63 +253,68 @@ func (s *RedisStore) Get(ctx context.Context, id string, now time.Time) (Agent, 
 	return as[0], nil
 }
 
-// Discover implements Store.
+// Discover implements Store. It walks, in id order, the smallest of the required
+// capability indexes (or every id), a page at a time, keeps ids present in the other
+// required indexes, loads those agents and applies the name and tag filters, until
+// Limit+1 matches are found (the extra one says "more").
 func (s *RedisStore) Discover(ctx context.Context, q Query, now time.Time) ([]Agent, bool, error) {
-	var ids []string
+	walk := s.prefix + "ids"
+	var others []string
 	if len(q.Capabilities) > 0 {
 		keys := make([]string, len(q.Capabilities))
+		pipe := s.c.Pipeline()
+		cards := make([]*redis.IntCmd, len(keys))
 		for i, c := range q.Capabilities {
 			keys[i] = s.prefix + "cap:" + c
+			cards[i] = pipe.ZCard(ctx, keys[i])
 		}
-		all, err := s.c.SInter(ctx, keys...).Result()
-		if err != nil {
+		if _, err := pipe.Exec(ctx); err != nil {
 			return nil, false, err
 		}
-		for _, id := range all {
-			if id > q.After {
-				ids = append(ids, id)
+		smallest := 0
+		for i := range cards {
+			if cards[i].Val() == 0 {
+				return nil, false, nil // a required capability nobody has
+			}
+			if cards[i].Val() < cards[smallest].Val() {
+				smallest = i
 			}
 		}
-		slices.Sort(ids)
+		walk = keys[smallest]
+		others = append(keys[:smallest:smallest], keys[smallest+1:]...)
 	}
-	match := func(a Agent) bool {
-		return (q.NamePrefix == "" || strings.HasPrefix(a.Name, q.NamePrefix)) && (q.Tag == "" || a.hasTag(q.Tag))
-	}
-	// Fetch in pages until Limit+1 matches are found (the extra one says "more").
-	const page = 256
+	page := int64(min(max(q.Limit+1, 32), 1000))
 	out := make([]Agent, 0, q.Limit+1)
 	after := q.After
 	for len(out) <= q.Limit {
-		var batch []string
-		if len(q.Capabilities) > 0 {
-			if len(ids) == 0 {
-				break
-			}
-			n := min(page, len(ids))
-			batch, ids = ids[:n], ids[n:]
-		} else {
-			min := "-"
-			if after != "" {
-				min = "(" + after
-			}
-			var err error
-			batch, err = s.c.ZRangeByLex(ctx, s.prefix+"ids", &redis.ZRangeBy{Min: min, Max: "+", Count: page}).Result()
-			if err != nil {
+		lo := "-"
+		if after != "" {
+			lo = "(" + after
+		}
+		batch, err := s.c.ZRangeByLex(ctx, walk, &redis.ZRangeBy{Min: lo, Max: "+", Count: page}).Result()
+		if err != nil {
+			return nil, false, err
+		}
+		if len(batch) == 0 {
+			break
+		}
+		after = batch[len(batch)-1]
+		if len(others) > 0 {
+			if batch, err = s.inAll(ctx, batch, others); err != nil {
 				return nil, false, err
 			}
-			if len(batch) == 0 {
-				break
-			}
-			after = batch[len(batch)-1]
 		}
 		as, err := s.fetch(ctx, batch, now)
 		if err != nil {
 			return nil, false, err
 		}
 		for _, a := range as {
-			if match(a) {
+			if (q.NamePrefix == "" || strings.HasPrefix(a.Name, q.NamePrefix)) && (q.Tag == "" || a.hasTag(q.Tag)) {
 				out = append(out, a)
 			}
+		}
+		if int64(len(batch)) < page && len(others) == 0 {
+			break
 		}
 	}
 	more := len(out) > q.Limit
@@ -316,6 +322,32 @@ func (s *RedisStore) Discover(ctx context.Context, q Query, now time.Time) ([]Ag
 		out = out[:q.Limit]
 	}
 	return out, more, nil
+}
+
+// inAll keeps the ids that are members of every key (capability indexes score 1).
+func (s *RedisStore) inAll(ctx context.Context, ids, keys []string) ([]string, error) {
+	pipe := s.c.Pipeline()
+	cmds := make([]*redis.FloatSliceCmd, len(keys))
+	for i, k := range keys {
+		cmds[i] = pipe.ZMScore(ctx, k, ids...)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, err
+	}
+	kept := ids[:0:0]
+	for i, id := range ids {
+		ok := true
+		for _, c := range cmds {
+			if v := c.Val(); i >= len(v) || v[i] == 0 {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			kept = append(kept, id)
+		}
+	}
+	return kept, nil
 }
 
 // Count implements Store.
