@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mxp-mesh/mesh/pkg/common/config"
 	"github.com/mxp-mesh/mesh/pkg/common/lifecycle"
 	cmetrics "github.com/mxp-mesh/mesh/pkg/common/metrics"
 	"github.com/mxp-mesh/mesh/pkg/common/service"
@@ -49,6 +50,10 @@ type Deps struct {
 	Sleep func(ctx context.Context, d time.Duration) error
 	// Jitter returns a uniform random duration in [0, n]. Default math/rand/v2.
 	Jitter func(n time.Duration) time.Duration
+	// OnReload, when set, is told the outcome of every Reload: the digest of the config
+	// now running (pkg/common/config.Digest, secrets excluded) and the error of a
+	// rejected config. Mains use it for mxp_config_info and mxp_config_reloads_total.
+	OnReload func(digest string, err error)
 }
 
 // DepsFrom maps the shared service dependencies (pkg/common/service, as cmd/mxp-inference
@@ -152,9 +157,15 @@ func (s *Service) Reload(cfg Config) error {
 	}
 	r, err := buildRoutes(cfg, &s.deps, s.m, s.routes.Load())
 	if err != nil {
+		if s.deps.OnReload != nil {
+			s.deps.OnReload(s.digest(), err)
+		}
 		return err
 	}
 	s.routes.Store(r)
+	if s.deps.OnReload != nil {
+		s.deps.OnReload(s.digest(), nil)
+	}
 	if ep := s.endpoints.Load(); ep != nil {
 		ep.SetLimits(s.busLimits())
 	}
@@ -172,6 +183,15 @@ func (s *Service) Reload(cfg Config) error {
 	sort.Strings(names)
 	s.log.Info("inference config loaded", "providers", names, "models", len(cfg.Models), "default_model", cfg.DefaultModel)
 	return nil
+}
+
+// digest is the config digest of the running configuration ("" before the first).
+func (s *Service) digest() string {
+	r := s.routes.Load()
+	if r == nil {
+		return ""
+	}
+	return config.Digest(r.cfg)
 }
 
 // Config returns the configuration in use.

@@ -54,7 +54,9 @@ func (s *Service) ReloadFile(path string) error {
 	cfg, err := LoadConfig(path)
 	if err == nil {
 		cfg = ApplyEnv(cfg, os.LookupEnv)
-		err = s.Reload(cfg)
+		err = s.Reload(cfg) // reports to OnReload itself
+	} else if s.deps.OnReload != nil {
+		s.deps.OnReload(s.digest(), err)
 	}
 	if err != nil {
 		s.log.Error("config reload failed; keeping the running configuration", "path", path, "error", err)

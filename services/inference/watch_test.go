@@ -48,3 +48,26 @@ func TestWatchConfigReloads(t *testing.T) {
 		t.Error("running config lost after a bad reload")
 	}
 }
+
+func TestOnReloadReportsDigest(t *testing.T) {
+	var digests []string
+	var failures int
+	cfg := Defaults()
+	svc, err := New(cfg, Deps{OnReload: func(d string, err error) {
+		digests = append(digests, d)
+		if err != nil {
+			failures++
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Aliases = map[string]string{"x": "mock"}
+	svc.Reload(cfg)
+	bad := cfg
+	bad.Models = map[string]ModelConfig{"m": {Provider: "ghost"}}
+	svc.Reload(bad)
+	if len(digests) != 3 || digests[0] == digests[1] || digests[1] != digests[2] || failures != 1 {
+		t.Errorf("digests %v, failures %d", digests, failures)
+	}
+}

@@ -54,7 +54,16 @@ func run() error {
 		return err
 	}
 	deps := base.Deps()
-	svc, err := inference.New(cfg, inference.DepsFrom(deps))
+	ideps := inference.DepsFrom(deps)
+	started := false // the first call is the initial load, not a reload
+	ideps.OnReload = func(digest string, err error) {
+		base.SetDigest(digest)
+		if started {
+			base.Metrics.ObserveReload(err == nil)
+		}
+		started = true
+	}
+	svc, err := inference.New(cfg, ideps)
 	if err != nil {
 		return err
 	}
