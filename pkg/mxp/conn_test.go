@@ -7,12 +7,23 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
 )
 
 func TestCallConcurrentOverSecureTransport(t *testing.T) {
+	before := runtime.NumGoroutine()
+	defer func() {
+		deadline := time.Now().Add(3 * time.Second)
+		for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if n := runtime.NumGoroutine(); n > before {
+			t.Errorf("%d goroutines outlived Close", n-before)
+		}
+	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	sk, _ := GeneratePrivateKey()
@@ -82,6 +93,7 @@ func TestCallConcurrentOverSecureTransport(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("server did not see the close")
 	}
+	l.Close()
 }
 
 func TestDialRefusedWhenNotAllowed(t *testing.T) {

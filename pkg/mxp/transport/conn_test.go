@@ -119,3 +119,34 @@ func TestCloseNotifiesPeer(t *testing.T) {
 		t.Fatalf("after close: %v", err)
 	}
 }
+
+func TestLoopbackFamilies(t *testing.T) {
+	checkNoLeak(t)
+	for _, addr := range []string{"127.0.0.1:0", "[::1]:0"} {
+		t.Run(addr, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			l, err := Listen(ctx, addr, Config{PrivateKey: mustKey(t)})
+			if err != nil {
+				t.Skipf("no %s: %v", addr, err)
+			}
+			defer l.Close()
+			c, err := Dial(ctx, l.Addr().String(), l.PublicKey(), Config{PrivateKey: mustKey(t)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			s, err := l.Accept(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			big := bytes.Repeat([]byte{7}, 300_000) // many full packets: the GSO path
+			if err := c.Send(ctx, big); err != nil {
+				t.Fatal(err)
+			}
+			if m, err := s.Receive(ctx); err != nil || !bytes.Equal(m, big) {
+				t.Fatalf("%v", err)
+			}
+		})
+	}
+}
