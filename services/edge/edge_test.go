@@ -16,12 +16,11 @@ import (
 // twoEdges is the mesh of the tests: one bus, a registry, two edges (both with
 // the config changes of mod); agent A on edge 1 and agent B on edge 2.
 type twoEdges struct {
-	reg        *fakeRegistry
-	e1, e2     *testEdge
-	a, b       *client.Client
-	aID, bID   mxp.AgentID
-	bCalls     *countingSet
-	edge2Setup func(*Config)
+	reg      *fakeRegistry
+	e1, e2   *testEdge
+	a, b     *client.Client
+	aID, bID mxp.AgentID
+	bCalls   *countingSet
 }
 
 func newTwoEdges(t *testing.T, mod2 func(*Config)) *twoEdges {
