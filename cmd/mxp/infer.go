@@ -27,8 +27,9 @@ func init() {
 		Long: `infer talks to the inference service's OpenAI-compatible HTTP API
 (POST /v1/chat/completions), so it works against mxp dev, mxp-inference or any
 OpenAI-compatible server. The base URL comes from --url, else MXP_INFERENCE_URL, else
-` + defaultInferenceURL + `. A bearer token for the mesh (not a provider key) comes
-from --api-key or MXP_API_KEY.
+the HTTP address of the running mxp dev (its data directory's edge.json), else
+` + defaultInferenceURL + ` (mxp-inference's default). A bearer token for the mesh (not
+a provider key) comes from --api-key or MXP_API_KEY.
 
 Errors print the service's typed code (invalid_request, rate_limited, timeout,
 circuit_open, ...) and exit with status 1.
@@ -44,6 +45,7 @@ Examples:
 			fs.Int("max-tokens", 0, "cap on output tokens (0: the model's default)")
 			fs.String("temperature", "", "sampling temperature in [0, 2]")
 			fs.String("url", "", "base URL of the OpenAI-compatible API")
+			fs.String("data-dir", defaultDataDir, "data directory of `mxp dev` (edge.json gives its HTTP address)")
 			fs.String("api-key", "", "bearer token for the mesh (default $MXP_API_KEY)")
 			fs.Duration("timeout", 2*time.Minute, "give up after this long")
 			fs.Bool("usage", false, "print token usage to stderr at the end")
@@ -85,6 +87,11 @@ func runInfer(ctx context.Context, env *cliEnv, args []string) error {
 	base := get("url")
 	if base == "" {
 		base = os.Getenv("MXP_INFERENCE_URL")
+	}
+	if base == "" {
+		if info, err := readEdgeInfo(get("data-dir")); err == nil && info.HTTPAddr != "" {
+			base = strings.TrimRight(info.HTTPAddr, "/") + "/v1"
+		}
 	}
 	if base == "" {
 		base = defaultInferenceURL

@@ -48,6 +48,10 @@ func TestInfer(t *testing.T) {
 	srv := fakeInference(t, &got, &auth)
 	defer srv.Close()
 	url := srv.URL + "/v1"
+	dataDir := t.TempDir()
+	if err := writeEdgeInfo(dataDir, EdgeInfo{HTTPAddr: srv.URL}); err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
 		name      string
 		args      []string
@@ -69,6 +73,7 @@ func TestInfer(t *testing.T) {
 				}
 			}},
 		{"typed error", []string{"--url", url, "--prompt", "fail"}, 1, "", "circuit_open", nil},
+		{"url from the data directory", []string{"--data-dir", dataDir, "--prompt", "hi"}, 0, "Hello\n", "", nil},
 		{"missing prompt", []string{"--url", url}, 2, "", "--prompt is required", nil},
 		{"bad temperature", []string{"--url", url, "--prompt", "x", "--temperature", "hot"}, 2, "", "not a number", nil},
 	}
