@@ -103,3 +103,25 @@ func TestFlowControlBoundsSender(t *testing.T) {
 		}
 	}
 }
+
+func TestPeerBreakingFlowControlIsClosed(t *testing.T) {
+	_, c, s := pair(t, Config{}, Config{})
+	// Forge a STREAM frame far beyond the advertised window, sealed with the real keys.
+	c.mu.Lock()
+	c.snd.maxData = 1 << 40
+	c.snd.push(make([]byte, 10))
+	c.snd.sendOff = DefaultRecvWindow + 100 // pretend the window was already used
+	c.snd.writeOff = c.snd.sendOff + 11
+	c.snd.chunks[0].off = c.snd.sendOff
+	c.flushLocked(time.Now())
+	c.mu.Unlock()
+	select {
+	case <-s.Done():
+	case <-time.After(3 * time.Second):
+		t.Fatal("the server kept a connection that broke flow control")
+	}
+	var ce *CloseError
+	if !errors.As(s.Err(), &ce) || ce.Code != CloseFlowControl {
+		t.Fatalf("closed with %v", s.Err())
+	}
+}

@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"errors"
 	"net/netip"
 	"time"
 )
@@ -52,7 +53,11 @@ func (c *Conn) receiveData(kp *keypair, h dataHeader, b []byte, src netip.AddrPo
 	eliciting, err := parseFrames(pt, c, &ack)
 	if err != nil {
 		c.stats.protocolErrors++
-		c.closeWith(CloseProtocolError, "bad frame", err)
+		code := uint64(CloseProtocolError)
+		if errors.Is(err, errFlowControl) {
+			code = CloseFlowControl
+		}
+		c.closeWith(code, "bad frame", err)
 		return false
 	}
 	if c.closed {
