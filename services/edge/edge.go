@@ -347,6 +347,20 @@ func (e *Edge) handleAgentMsg(msg *nats.Msg) {
 	case bus.AgentVerbProbe:
 		_ = msg.Respond(nil)
 	case bus.AgentVerbCall:
+		if s.queue == nil {
+			// A secure peer's Send can block on its flow control; never let one slow
+			// agent hold up deliveries to the others.
+			if s.delivering.Add(1) > int64(e.cfg.Load().Limits.MaxInFlight) {
+				s.delivering.Add(-1)
+				respondError(msg, mxp.CodeUnavailable, "the agent has too many calls being delivered")
+				return
+			}
+			e.wg.Go(func() {
+				defer s.delivering.Add(-1)
+				s.deliverCall(id, msg)
+			})
+			return
+		}
 		s.deliverCall(id, msg)
 	case bus.AgentVerbStream:
 		s.acceptStream(id, msg)

@@ -84,6 +84,11 @@ func (s *session) register(f mxp.Frame, arrived time.Time) {
 		reply, err := e.nc.RequestMsgWithContext(ctx, msg)
 		cancel()
 		if s.ctx.Err() != nil {
+			// The connection ended while the registry was answering: if it did register
+			// the agent, take the registration back (close only saw it pending).
+			if err == nil && bus.ReplyError(reply) == nil && fresh && e.ctx.Err() == nil {
+				e.wg.Go(func() { e.deregister([]mxp.AgentID{req.ID}) })
+			}
 			return
 		}
 		ok := err == nil && bus.ReplyError(reply) == nil

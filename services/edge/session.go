@@ -46,8 +46,9 @@ type session struct {
 	cancel context.CancelFunc
 	nextID atomic.Uint64 // ids of the frames the edge originates towards the peer
 
-	inflight atomic.Int64
-	once     sync.Once
+	inflight   atomic.Int64 // requests of the peer waiting on the bus
+	delivering atomic.Int64 // calls being handed to a peer whose Send may block
+	once       sync.Once
 
 	mu       sync.Mutex
 	agents   map[mxp.AgentID]*carried
