@@ -13,7 +13,8 @@ var ErrNotFound = errors.New("registry: agent not found")
 // use and, for shared stores, across processes: every method is atomic.
 type Store interface {
 	// Register inserts a or replaces the agent with the same id. a.ExpiresAt and
-	// a.LastHeartbeat are set by the caller; RegisteredAt is kept from an existing record.
+	// a.LastHeartbeat are set by the caller; RegisteredAt is kept from an existing record
+	// whose lease has not ended.
 	// It returns the previous record, or nil for a new agent.
 	Register(ctx context.Context, a Agent) (prev *Agent, err error)
 	// Heartbeat records a heartbeat at now and moves the lease end to expires. It returns

@@ -36,7 +36,9 @@ func (s *MemoryStore) Register(_ context.Context, a Agent) (*Agent, error) {
 	if e, ok := s.agents[a.ID]; ok {
 		prev := e.agent
 		s.unindex(prev)
-		a.RegisteredAt = prev.RegisteredAt
+		if prev.ExpiresAt.After(a.LastHeartbeat) { // an ended lease starts afresh
+			a.RegisteredAt = prev.RegisteredAt
+		}
 		e.agent = a
 		s.index(a)
 		heap.Fix(&s.leases, e.index)

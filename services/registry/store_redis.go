@@ -66,9 +66,10 @@ local old = redis.call('HMGET', key, 'd', 'reg', 'hb')
 if old[1] then
   for _, c in ipairs(cjson.decode(old[1]).capabilities) do redis.call('ZREM', p .. 'cap:' .. c, id) end
 end
-local reg = old[2] or now
-redis.call('HSET', key, 'd', d, 'reg', reg, 'hb', now)
 local oldexp = redis.call('ZSCORE', p .. 'leases', id)
+local reg = old[2] or now
+if not oldexp or tonumber(oldexp) <= tonumber(now) then reg = now end -- an ended lease starts afresh
+redis.call('HSET', key, 'd', d, 'reg', reg, 'hb', now)
 redis.call('ZADD', p .. 'leases', exp, id)
 redis.call('ZADD', p .. 'ids', 0, id)
 for i = 6, #ARGV do redis.call('ZADD', p .. 'cap:' .. ARGV[i], 1, id) end

@@ -73,6 +73,15 @@ func runStoreSuite(t *testing.T, newStore storeFactory) {
 		if n, _ := s.Count(ctx); n != 1 {
 			t.Fatalf("count %d", n)
 		}
+		// Registering after the lease ended (not yet collected) starts a new registration.
+		c := b
+		c.RegisteredAt, c.LastHeartbeat, c.ExpiresAt = t0.Add(time.Minute), t0.Add(time.Minute), t0.Add(2*time.Minute)
+		if prev, err := s.Register(ctx, c); err != nil || prev == nil || !prev.ExpiresAt.Equal(t0.Add(31*time.Second)) {
+			t.Fatalf("register after lease end: prev=%+v err=%v", prev, err)
+		}
+		if got, _ := s.Get(ctx, c.ID, t0.Add(time.Minute)); !got.RegisteredAt.Equal(t0.Add(time.Minute)) {
+			t.Fatalf("registered_at after an ended lease = %v, want the new registration time", got.RegisteredAt)
+		}
 	})
 
 	t.Run("heartbeat", func(t *testing.T) {
