@@ -1,0 +1,132 @@
+// Package meshtest starts a whole MXP mesh in one process for the examples' tests: an
+// embedded NATS bus, the registry (memory store), the inference service (built-in mock
+// provider) and an edge with the secure transport on a loopback port. It wires the same
+// constructors `mxp dev` does, with no network beyond loopback and no API keys.
+//
+// It is test support only: it must not be imported by the examples' programs themselves.
+package meshtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"sync"
+
+	"github.com/mxp-mesh/mesh/pkg/common/bus"
+	"github.com/mxp-mesh/mesh/pkg/common/service"
+	"github.com/mxp-mesh/mesh/pkg/mxp"
+	"github.com/mxp-mesh/mesh/services/edge"
+	"github.com/mxp-mesh/mesh/services/inference"
+	"github.com/mxp-mesh/mesh/services/registry"
+)
+
+// Mesh is a running in-process mesh.
+type Mesh struct {
+	EdgeAddr string // the edge's secure UDP address (127.0.0.1:port)
+	EdgeKey  string // the edge's public key, base64
+
+	bus    *bus.Bus
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	errs   []error
+}
+
+// Start runs the mesh until Close. dir holds the edge's key file.
+func Start(dir string, logger *slog.Logger) (*Mesh, error) {
+	if logger == nil {
+		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	b, err := bus.Start(bus.Config{Embedded: bus.EmbeddedConfig{DontListen: true}}, "meshtest", logger)
+	if err != nil {
+		return nil, err
+	}
+	m := &Mesh{bus: b}
+	ctx, cancel := context.WithCancel(context.Background())
+	m.cancel = cancel
+	fail := func(err error) (*Mesh, error) {
+		m.Close()
+		return nil, err
+	}
+	conn := func(name string) (service.Deps, error) {
+		nc, err := b.NewConn(name)
+		if err != nil {
+			return service.Deps{}, err
+		}
+		return service.Deps{Logger: logger, Conn: nc}, nil
+	}
+
+	regDeps, err := conn("registry")
+	if err != nil {
+		return fail(err)
+	}
+	rcfg := registry.DefaultConfig()
+	rcfg.HTTP = ""
+	reg, err := registry.New(ctx, rcfg, regDeps)
+	if err != nil {
+		return fail(fmt.Errorf("meshtest: registry: %w", err))
+	}
+	m.run("registry", func() error { return reg.Run(ctx) })
+
+	infDeps, err := conn("inference")
+	if err != nil {
+		return fail(err)
+	}
+	inf, err := inference.New(inference.Defaults(), inference.Deps{Logger: logger, Conn: infDeps.Conn})
+	if err != nil {
+		return fail(fmt.Errorf("meshtest: inference: %w", err))
+	}
+	m.run("inference", func() error { return inf.Run(ctx) })
+
+	keyFile := filepath.Join(dir, "edge.key")
+	key, err := mxp.GeneratePrivateKey()
+	if err != nil {
+		return fail(err)
+	}
+	if err := mxp.SavePrivateKey(keyFile, key); err != nil {
+		return fail(err)
+	}
+	edgeDeps, err := conn("edge")
+	if err != nil {
+		return fail(err)
+	}
+	ecfg := edge.Defaults()
+	ecfg.Addr, ecfg.KeyFile = "127.0.0.1:0", keyFile
+	e, err := edge.New(ecfg, edge.Deps{Deps: edgeDeps})
+	if err != nil {
+		return fail(fmt.Errorf("meshtest: edge: %w", err))
+	}
+	m.run("edge", func() error { return e.Run(ctx) })
+	for _, addr := range e.Addrs() {
+		m.EdgeAddr = addr
+	}
+	m.EdgeKey = key.PublicKey().String()
+	return m, nil
+}
+
+func (m *Mesh) run(name string, fn func() error) {
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		if err := fn(); err != nil && !errors.Is(err, context.Canceled) {
+			m.mu.Lock()
+			m.errs = append(m.errs, fmt.Errorf("%s: %w", name, err))
+			m.mu.Unlock()
+		}
+	}()
+}
+
+// Close stops every service and the bus, and returns what they reported.
+func (m *Mesh) Close() error {
+	m.cancel()
+	m.wg.Wait()
+	if m.bus != nil {
+		_ = m.bus.Close()
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return errors.Join(m.errs...)
+}
