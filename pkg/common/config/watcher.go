@@ -137,8 +137,8 @@ func (w *Watcher[T]) reloadLocked() (ReloadResult, error) {
 	return res, nil
 }
 
-// Run reloads on SIGHUP and on changes to the config file until ctx is done. The file's
-// directory is watched so that editors' rename-and-replace and Kubernetes ConfigMap
+// Run reloads on SIGHUP and on changes to the config file until ctx is done; it returns
+// nil. The file's directory is watched so that editors' rename-and-replace and Kubernetes ConfigMap
 // symlink swaps are seen.
 func (w *Watcher[T]) Run(ctx context.Context) error {
 	hup := make(chan os.Signal, 1)
@@ -149,15 +149,18 @@ func (w *Watcher[T]) Run(ctx context.Context) error {
 	var errs <-chan error
 	path := w.path
 	if path != "" {
+		// Without a file watch (no inotify instances left, directory gone) SIGHUP still
+		// reloads; the service keeps running.
 		fw, err := fsnotify.NewWatcher()
+		if err == nil {
+			defer fw.Close()
+			err = fw.Add(filepath.Dir(path))
+		}
 		if err != nil {
-			return err
+			w.log.Warn("config file not watched; reload with SIGHUP", "file", path, "err", err)
+		} else {
+			events, errs = fw.Events, fw.Errors
 		}
-		defer fw.Close()
-		if err := fw.Add(filepath.Dir(path)); err != nil {
-			return err
-		}
-		events, errs = fw.Events, fw.Errors
 	}
 	abs, _ := filepath.Abs(path)
 	var timer *time.Timer
