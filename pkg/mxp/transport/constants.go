@@ -74,6 +74,7 @@ const (
 	ClockGranularity     = time.Millisecond       // G in RFC 6298
 	MaxAckDelay          = 2 * time.Millisecond   // the longest a receiver holds back an ACK
 	AckEveryPackets      = 2                      // an ACK is sent at once after this many ack-eliciting packets
+	RecentGapWindow      = 64                     // ... and after every packet while a packet among the last 64 numbers is missing
 	PacketThreshold      = 3                      // fast retransmit: a packet is lost when 3 later packets are acknowledged
 	TimeThresholdNum     = 9                      // ... or when it is older than 9/8 of the RTT
 	TimeThresholdDen     = 8

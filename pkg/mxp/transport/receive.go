@@ -66,7 +66,7 @@ func (c *Conn) receiveData(kp *keypair, h dataHeader, b []byte, src netip.AddrPo
 	if eliciting {
 		c.ackQueue++
 		switch {
-		case outOfOrder || c.ackQueue >= AckEveryPackets:
+		case outOfOrder || c.ackQueue >= AckEveryPackets || c.recentGapLocked():
 			c.ackDue = now
 		case c.ackDue.IsZero():
 			c.ackDue = now.Add(MaxAckDelay)
@@ -127,4 +127,12 @@ func (c *Conn) deliverLocked(m []byte) {
 	c.inMu.Unlock()
 	c.stats.messagesRecv++
 	signal(c.readable)
+}
+
+// recentGapLocked reports whether a packet number within the last RecentGapWindow numbers
+// is missing: on a lossy path every packet is acknowledged at once, so that the sender's
+// small window is not stalled by a delayed (and possibly lost) ACK.
+func (c *Conn) recentGapLocked() bool {
+	n := len(c.recvPNs)
+	return n > 1 && c.recvPNs[n-2].end+RecentGapWindow > c.recvPNs[n-1].end
 }
