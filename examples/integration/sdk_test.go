@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -32,41 +31,7 @@ func startMesh(t *testing.T) *meshtest.Mesh {
 	return m
 }
 
-// runAgent runs a in the mesh until the test ends and waits until it is Active. The
-// returned function waits for Run to return and gives its error.
-func runAgent(t *testing.T, m *meshtest.Mesh, a *agent.Agent) func() error {
-	t.Helper()
-	done := make(chan error, 1)
-	go func() { done <- a.Run(context.Background()) }()
-	var (
-		once   sync.Once
-		runErr error
-	)
-	wait := func() error {
-		once.Do(func() { runErr = <-done })
-		return runErr
-	}
-	ch, stop := a.Lifecycle().Subscribe(8)
-	defer stop()
-	timeout := time.After(20 * time.Second)
-	for a.State() != agent.StateActive {
-		select {
-		case <-ch:
-		case err := <-done:
-			done <- err
-			t.Fatalf("agent %s stopped: %v", a.Name(), err)
-		case <-timeout:
-			t.Fatalf("agent %s never became active (state %s)", a.Name(), a.State())
-		}
-	}
-	t.Cleanup(func() {
-		a.Retire()
-		if err := wait(); err != nil {
-			t.Errorf("agent %s: Run = %v", a.Name(), err)
-		}
-	})
-	return wait
-}
+func runAgent(t *testing.T, _ *meshtest.Mesh, a *agent.Agent) func() error { return meshtest.Run(t, a) }
 
 func newAgent(t *testing.T, m *meshtest.Mesh, name string, caps ...string) *agent.Agent {
 	t.Helper()

@@ -14,7 +14,10 @@ import (
 	"log/slog"
 	"path/filepath"
 	"sync"
+	"testing"
+	"time"
 
+	"github.com/mxp-mesh/mesh/pkg/agent"
 	"github.com/mxp-mesh/mesh/pkg/common/bus"
 	"github.com/mxp-mesh/mesh/pkg/common/service"
 	"github.com/mxp-mesh/mesh/pkg/mxp"
@@ -129,4 +132,41 @@ func (m *Mesh) Close() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return errors.Join(m.errs...)
+}
+
+// Run runs a (with Agent.Run, so over the secure transport) until the test ends, and
+// waits until it is Active. The returned function waits for Run to return and gives its
+// error; the test's cleanup retires the agent and reports a failed Run.
+func Run(t testing.TB, a *agent.Agent) func() error {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- a.Run(context.Background()) }()
+	var (
+		once   sync.Once
+		runErr error
+	)
+	wait := func() error {
+		once.Do(func() { runErr = <-done })
+		return runErr
+	}
+	ch, stop := a.Lifecycle().Subscribe(8)
+	defer stop()
+	timeout := time.After(20 * time.Second)
+	for a.State() != agent.StateActive {
+		select {
+		case <-ch:
+		case err := <-done:
+			done <- err
+			t.Fatalf("agent %s stopped: %v", a.Name(), err)
+		case <-timeout:
+			t.Fatalf("agent %s never became active (state %s)", a.Name(), a.State())
+		}
+	}
+	t.Cleanup(func() {
+		a.Retire()
+		if err := wait(); err != nil {
+			t.Errorf("agent %s: Run = %v", a.Name(), err)
+		}
+	})
+	return wait
 }
