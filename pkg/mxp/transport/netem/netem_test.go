@@ -15,7 +15,7 @@ func TestRelayDamage(t *testing.T) {
 		maxGot    int
 		wantStats func(Stats) bool
 	}{
-		{"clean", Config{}, 50, 50, 50, func(s Stats) bool { return s.Forwarded == 100 && s.Dropped == 0 // 50 each way }},
+		{"clean", Config{}, 50, 50, 50, func(s Stats) bool { return s.Forwarded == 100 && s.Dropped == 0 /* 50 each way */ }},
 		{"all lost", Config{Loss: 1}, 50, 0, 0, func(s Stats) bool { return s.Dropped == 50 }},
 		{"all duplicated", Config{Dup: 1}, 50, 100, 100, func(s Stats) bool { return s.Duplicated >= 50 }},
 		{"delayed and reordered", Config{Reorder: 0.5, Delay: time.Millisecond, Jitter: time.Millisecond, Seed: 3}, 50, 50, 50,
