@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/mxp-mesh/mesh/pkg/common/bus"
@@ -91,7 +92,62 @@ func NewBase(ctx context.Context, cfg BaseConfig) (*Base, error) {
 	if cfg.HTTP.Addr != "" {
 		b.HTTP = metrics.NewServer(cfg.HTTP, b.Metrics, b.Health)
 	}
+	if err := RegisterBusMetrics(b.Metrics, b.Conn); err != nil {
+		return nil, err
+	}
+	conn := b.Conn
+	b.Health.Add("bus", func(context.Context) error {
+		if st := conn.Status(); st != nats.CONNECTED {
+			return fmt.Errorf("nats connection is %s", st)
+		}
+		return nil
+	})
 	return b, nil
+}
+
+// RegisterBusMetrics exports nc's state and traffic: mxp_bus_connected,
+// mxp_bus_reconnects_total, mxp_bus_messages_total{direction} and
+// mxp_bus_bytes_total{direction}.
+func RegisterBusMetrics(reg *metrics.Registry, nc *nats.Conn) error {
+	ns := metrics.Namespace
+	cs := []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Subsystem: "bus", Name: "connected",
+			Help: "1 while the NATS connection is connected."}, func() float64 {
+			if nc.IsConnected() {
+				return 1
+			}
+			return 0
+		}),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: ns, Subsystem: "bus", Name: "reconnects_total",
+			Help: "NATS reconnections."}, func() float64 { return float64(nc.Stats().Reconnects) }),
+	}
+	for _, dir := range []string{"in", "out"} {
+		msgs := func() float64 {
+			st := nc.Stats()
+			if dir == "in" {
+				return float64(st.InMsgs)
+			}
+			return float64(st.OutMsgs)
+		}
+		bytes := func() float64 {
+			st := nc.Stats()
+			if dir == "in" {
+				return float64(st.InBytes)
+			}
+			return float64(st.OutBytes)
+		}
+		cs = append(cs,
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: ns, Subsystem: "bus", Name: "messages_total",
+				Help: "NATS messages by direction.", ConstLabels: prometheus.Labels{"direction": dir}}, msgs),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: ns, Subsystem: "bus", Name: "bytes_total",
+				Help: "NATS payload bytes by direction.", ConstLabels: prometheus.Labels{"direction": dir}}, bytes))
+	}
+	for _, c := range cs {
+		if err := reg.Register(c); err != nil {
+			return fmt.Errorf("bus metrics: %w", err)
+		}
+	}
+	return nil
 }
 
 // Deps returns the dependencies to construct the service with.

@@ -97,8 +97,10 @@ func TestBaseLifecycle(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if !strings.Contains(string(body), `mxp_config_info{digest="`+w.Digest()+`",service="demo"} 1`) {
-		t.Fatalf("digest metric missing:\n%s", body)
+	for _, want := range []string{`mxp_config_info{digest="` + w.Digest() + `",service="demo"} 1`, "mxp_bus_connected 1", `mxp_bus_messages_total{direction="in"}`} {
+		if !strings.Contains(string(body), want) {
+			t.Fatalf("metric %s missing:\n%s", want, body)
+		}
 	}
 
 	replyCh := make(chan string, 1)
