@@ -98,6 +98,9 @@ func newConn(ep *endpoint, cfg *Config, peer peerKeys, connID uint64, remote net
 	c.reorder.init()
 	c.cc.init(cfg.MaxPacketSize)
 	c.tx.init(cfg.MaxPacketSize)
+	if ep.connected {
+		c.remoteUA = nil // sendmmsg on a connected socket takes no address
+	}
 	c.timer = time.AfterFunc(time.Hour, c.onTimer)
 	return c
 }

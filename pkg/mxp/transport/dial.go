@@ -27,7 +27,7 @@ func Dial(ctx context.Context, addr string, serverKey PublicKey, cfg Config) (*C
 	}
 	remote = netipUnmap(remote)
 	cfgp := &cfg
-	ep, err := newEndpoint(network, laddr, cfgp)
+	ep, err := newEndpoint(network, laddr, net.UDPAddrFromAddrPort(remote), cfgp)
 	if err != nil {
 		return nil, err
 	}

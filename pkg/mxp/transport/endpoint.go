@@ -30,11 +30,12 @@ type endpoint struct {
 	cookies  *cookieChecker
 	listener *Listener // nil on a client endpoint
 
-	writeMu  sync.Mutex  // serializes WriteBatch calls
-	gso      atomic.Bool // the kernel accepts UDP_SEGMENT (turned off at the first refusal)
-	closed   atomic.Bool
-	done     chan struct{} // closed when the read loop has returned
-	counters endpointCounters
+	writeMu   sync.Mutex  // serializes WriteBatch calls
+	connected bool        // a client socket connected to its server: writes carry no address
+	gso       atomic.Bool // the kernel accepts UDP_SEGMENT (turned off at the first refusal)
+	closed    atomic.Bool
+	done      chan struct{} // closed when the read loop has returned
+	counters  endpointCounters
 }
 
 // endpointCounters are the socket-level counters (attacks and drops), read via Stats.
@@ -48,14 +49,22 @@ type endpointCounters struct {
 	handshakesDone            atomic.Uint64
 }
 
-func newEndpoint(network string, laddr *net.UDPAddr, cfg *Config) (*endpoint, error) {
-	udp, err := net.ListenUDP(network, laddr)
+// newEndpoint opens the socket: bound to laddr (a listener), or connected to raddr (a
+// client: the kernel then filters other sources and caches the route).
+func newEndpoint(network string, laddr, raddr *net.UDPAddr, cfg *Config) (*endpoint, error) {
+	var udp *net.UDPConn
+	var err error
+	if raddr != nil {
+		udp, err = net.DialUDP(network, laddr, raddr)
+	} else {
+		udp, err = net.ListenUDP(network, laddr)
+	}
 	if err != nil {
 		return nil, err
 	}
 	_ = udp.SetReadBuffer(cfg.SocketBuffer)
 	_ = udp.SetWriteBuffer(cfg.SocketBuffer)
-	ep := &endpoint{udp: udp, cfg: cfg, index: newIndexTable(), done: make(chan struct{})}
+	ep := &endpoint{udp: udp, cfg: cfg, index: newIndexTable(), done: make(chan struct{}), connected: raddr != nil}
 	if la := udp.LocalAddr().(*net.UDPAddr); la.IP.To4() != nil && network != "udp6" {
 		ep.batch = ipv4.NewPacketConn(udp)
 	} else {
@@ -104,6 +113,9 @@ func (ep *endpoint) writeBatch(msgs []ipv4.Message) {
 // false, and turns GSO off, when the kernel refuses.
 func (ep *endpoint) writeGSO(b []byte, segSize int, to netip.AddrPort) bool {
 	oob := gsoControl(segSize)
+	if ep.connected {
+		to = netip.AddrPort{}
+	}
 	ep.writeMu.Lock()
 	_, _, err := ep.udp.WriteMsgUDPAddrPort(b, oob[:], to)
 	ep.writeMu.Unlock()
@@ -117,14 +129,21 @@ func (ep *endpoint) writeGSO(b []byte, segSize int, to netip.AddrPort) bool {
 // writeOne sends one data packet with sendmsg.
 func (ep *endpoint) writeOne(b []byte, to netip.AddrPort) {
 	ep.writeMu.Lock()
-	_, _ = ep.udp.WriteToUDPAddrPort(b, to)
+	ep.write(b, to)
 	ep.writeMu.Unlock()
 }
 
-// writeTo sends one packet (handshake path).
-func (ep *endpoint) writeTo(b []byte, to netip.AddrPort) {
-	_, _ = ep.udp.WriteToUDPAddrPort(b, to)
+// write sends b to to, or to the connected peer.
+func (ep *endpoint) write(b []byte, to netip.AddrPort) {
+	if ep.connected {
+		_, _ = ep.udp.Write(b)
+	} else {
+		_, _ = ep.udp.WriteToUDPAddrPort(b, to)
+	}
 }
+
+// writeTo sends one packet (handshake path).
+func (ep *endpoint) writeTo(b []byte, to netip.AddrPort) { ep.write(b, to) }
 
 // readLoop reads batches of packets until the socket is closed. Contract: the only
 // goroutine that processes received packets of this endpoint's connections.

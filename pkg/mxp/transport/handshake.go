@@ -146,7 +146,7 @@ func (c *Conn) promoteNextLocked() {
 // setRemoteLocked follows the peer to a new address (roaming), as WireGuard does: only
 // authenticated packets move it.
 func (c *Conn) setRemoteLocked(src netip.AddrPort) {
-	if src != c.remote {
+	if src != c.remote && !c.ep.connected {
 		c.remote = src
 		c.remoteUA = net.UDPAddrFromAddrPort(src)
 	}

@@ -54,7 +54,7 @@ func Listen(ctx context.Context, addr string, cfg Config) (*Listener, error) {
 		done:       make(chan struct{}),
 		load:       loadMeter{limit: cfg.UnderLoadHandshakes},
 	}
-	ep, err := newEndpoint(network, ua, &l.cfg)
+	ep, err := newEndpoint(network, ua, nil, &l.cfg)
 	if err != nil {
 		return nil, err
 	}

@@ -152,7 +152,11 @@ func (c *Conn) sealLocked(kp *keypair, b []byte, now time.Time) {
 	i := c.tx.n
 	c.tx.bufs[i] = pkt
 	c.tx.msgs[i].Buffers[0] = pkt
-	c.tx.msgs[i].Addr = c.remoteUA
+	if c.remoteUA != nil {
+		c.tx.msgs[i].Addr = c.remoteUA
+	} else {
+		c.tx.msgs[i].Addr = nil // connected socket (an interface holding a nil pointer would not do)
+	}
 	c.tx.n++
 	c.stats.packetsSent++
 	c.stats.bytesSent += uint64(len(pkt))
