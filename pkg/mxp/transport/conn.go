@@ -61,6 +61,8 @@ type Conn struct {
 	dgramIn    [][]byte      // guarded by inMu
 	msgIn      [][]byte      // guarded by inMu
 	msgInHead  int           // guarded by inMu
+	wakeMsg    bool          // read loop: wake message readers after the batch (guarded by mu)
+	wakeDgram  bool          // ... and datagram readers
 	consumed   atomic.Uint64 // stream bytes of messages the application has taken
 	advertised atomic.Uint64 // the flow-control limit last advertised (mirror of rcv.maxData)
 

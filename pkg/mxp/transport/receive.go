@@ -79,12 +79,20 @@ func (c *Conn) receiveData(kp *keypair, h dataHeader, b []byte, src netip.AddrPo
 // Contract: called by the read loop once per batch for every connection that got data.
 func (c *Conn) afterReceiveBatch(now time.Time) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
-		return
+	if !c.closed {
+		c.flushLocked(now)
+		c.armTimerLocked(now)
 	}
-	c.flushLocked(now)
-	c.armTimerLocked(now)
+	wakeMsg, wakeDgram := c.wakeMsg, c.wakeDgram
+	c.wakeMsg, c.wakeDgram = false, false
+	c.mu.Unlock()
+	// Readers are woken only now, with c.mu free, so they do not block on it at once.
+	if wakeMsg {
+		signal(c.readable)
+	}
+	if wakeDgram {
+		signal(c.dgramReadable)
+	}
 }
 
 // The frameHandler methods run with c.mu held, inside receiveData.
@@ -113,7 +121,7 @@ func (c *Conn) onDatagram(data []byte) {
 	}
 	c.dgramIn = append(c.dgramIn, append([]byte(nil), data...))
 	c.stats.datagramsRecv++
-	signal(c.dgramReadable)
+	c.wakeDgram = true
 }
 
 func (c *Conn) onClose(code uint64, reason []byte) {
@@ -126,7 +134,7 @@ func (c *Conn) deliverLocked(m []byte) {
 	c.msgIn = append(c.msgIn, m)
 	c.inMu.Unlock()
 	c.stats.messagesRecv++
-	signal(c.readable)
+	c.wakeMsg = true
 }
 
 // recentGapLocked reports whether a packet number within the last RecentGapWindow numbers
