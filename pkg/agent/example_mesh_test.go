@@ -24,11 +24,14 @@ type AskResponse struct {
 	Steps  int    `json:"steps"`
 }
 
-func ExampleAgent_RunConn() {
+func ExampleAgent_Run() {
 	a, err := agent.New(agent.Config{
 		Name:         "weather-bot",
 		Capabilities: []string{"weather.answer"},
 		Version:      "1.0.0",
+		EdgeAddr:     "127.0.0.1:9000",
+		EdgeKey:      os.Getenv("MXP_EDGE_KEY"), // the edge's public key, as `mxp dev` prints it
+		KeyFile:      ".mxp/weather-bot.key",    // this agent's identity, created on first run
 	})
 	if err != nil {
 		log.Fatal(err)
@@ -56,17 +59,29 @@ func ExampleAgent_RunConn() {
 	// SIGINT or SIGTERM retires the agent: no new calls, in-flight ones finish, deregister.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	conn, err := agent.DialPlaintext(ctx, "127.0.0.1:9001")
+	if err := a.Run(ctx); err != nil {
+		log.Fatal(err)
+	}
+}
+
+func ExampleDialPlaintext() {
+	a, err := agent.New(agent.Config{Name: "legacy-bot"})
 	if err != nil {
 		log.Fatal(err)
 	}
-	if err := a.RunConn(ctx, conn); err != nil {
+	// An edge's plaintext listener (`--compat-addr`), for local development only: no
+	// encryption, no authentication, one frame per datagram.
+	conn, err := agent.DialPlaintext(context.Background(), "127.0.0.1:9001")
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := a.RunConn(context.Background(), conn); err != nil {
 		log.Fatal(err)
 	}
 }
 
 func ExampleAgent_CallCapability() {
-	var a *agent.Agent // a running agent, inside a handler or after RunConn started
+	var a *agent.Agent // a running agent, inside a handler or after Run started
 	ctx := context.Background()
 
 	// By capability: discover an online agent that offers it and call it.
