@@ -33,7 +33,7 @@ func startMesh(t *testing.T) *meshtest.Mesh {
 
 func runAgent(t *testing.T, _ *meshtest.Mesh, a *agent.Agent) func() error { return meshtest.Run(t, a) }
 
-func newAgent(t *testing.T, m *meshtest.Mesh, name string, caps ...string) *agent.Agent {
+func newAgent(t testing.TB, m *meshtest.Mesh, name string, caps ...string) *agent.Agent {
 	t.Helper()
 	a, err := agent.New(agent.Config{Name: name, Capabilities: caps, EdgeAddr: m.EdgeAddr, EdgeKey: m.EdgeKey,
 		KeyFile: t.TempDir() + "/agent.key", HeartbeatInterval: time.Second, Logger: quiet()})
