@@ -47,6 +47,7 @@ type Conn struct {
 	anyAcked      bool
 	lastEliciting time.Time // when the last ack-eliciting packet was sent
 	now           time.Time // time of the packet being processed (read loop)
+	ackScratch    ackFrame  // parsed ACK frame (read loop; a field so that parsing does not allocate)
 	rtt           rttEstimator
 	cc            newReno
 	reorder       reorderState

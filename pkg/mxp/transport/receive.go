@@ -49,8 +49,7 @@ func (c *Conn) receiveData(kp *keypair, h dataHeader, b []byte, src netip.AddrPo
 		c.recvPNs.trimTo(MaxAckRanges)
 	}
 	c.now = now
-	var ack ackFrame
-	eliciting, err := parseFrames(pt, c, &ack)
+	eliciting, err := parseFrames(pt, c, &c.ackScratch)
 	if err != nil {
 		c.stats.protocolErrors++
 		code := uint64(CloseProtocolError)

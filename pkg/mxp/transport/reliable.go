@@ -22,6 +22,7 @@ type sendStream struct {
 	lost       rangeSet // ranges to send again
 	maxData    uint64   // the peer's flow-control limit (exclusive)
 	limit      int
+	block      []byte // the block small messages are being copied into
 }
 
 type sendChunk struct {
@@ -40,13 +41,29 @@ func (s *sendStream) hasRoom(n int) bool {
 	return buffered == 0 || buffered+uint64(n)+8 <= uint64(s.limit)
 }
 
+// sendBlock is the size of the blocks small messages are copied into (one allocation
+// per block rather than per message); larger messages get their own buffer.
+const sendBlock = 64 << 10
+
 // push appends one message (length-prefixed, copied) to the stream.
 func (s *sendStream) push(msg []byte) {
-	b := make([]byte, 0, varintLen(uint64(len(msg)))+len(msg))
-	b = appendVarint(b, uint64(len(msg)))
-	b = append(b, msg...)
+	n := varintLen(uint64(len(msg))) + len(msg)
+	var b []byte
+	if n <= sendBlock/4 {
+		if cap(s.block)-len(s.block) < n {
+			s.block = make([]byte, 0, sendBlock)
+		}
+		start := len(s.block)
+		s.block = appendVarint(s.block, uint64(len(msg)))
+		s.block = append(s.block, msg...)
+		b = s.block[start:len(s.block):len(s.block)]
+	} else {
+		b = make([]byte, 0, n)
+		b = appendVarint(b, uint64(len(msg)))
+		b = append(b, msg...)
+	}
 	s.chunks = append(s.chunks, sendChunk{off: s.writeOff, b: b})
-	s.writeOff += uint64(len(b))
+	s.writeOff += uint64(n)
 }
 
 func (s *sendStream) allAcked() bool { return s.ackedBelow == s.writeOff }
@@ -73,12 +90,14 @@ func (s *sendStream) onAcked(sp span) {
 		return
 	}
 	s.acked.add(max(sp.start, s.ackedBelow), sp.end)
-	for len(s.acked) > 0 && s.acked[0].start <= s.ackedBelow {
-		s.ackedBelow = max(s.ackedBelow, s.acked[0].end)
-		s.acked = s.acked[1:]
+	k := 0
+	for k < len(s.acked) && s.acked[k].start <= s.ackedBelow {
+		s.ackedBelow = max(s.ackedBelow, s.acked[k].end)
+		k++
 	}
-	if len(s.acked) == 0 {
-		s.acked = nil
+	if k > 0 { // drop the merged spans, keeping the backing array
+		n := copy(s.acked, s.acked[k:])
+		s.acked = s.acked[:n]
 	}
 	s.lost.remove(sp.start, sp.end)
 	s.lost.removeBelow(s.ackedBelow)
