@@ -42,7 +42,7 @@ func (s *session) call(f mxp.Frame, arrived time.Time) {
 	subject, _ := s.e.targetSubject(cp.Target, bus.AgentVerbCall)
 	msg := &nats.Msg{Subject: subject, Header: s.headers(&f, deadline), Data: cp.Data}
 	s.sendAck(&f)
-	go s.request(&f, msg, deadline, arrived)
+	s.request(&f, msg, deadline, arrived, nil)
 }
 
 // deliverCall hands a Call from the bus to the agent's peer. The frame gets an id of the

@@ -71,7 +71,9 @@ func FuzzSessionHandle(f *testing.F) {
 	f.Fuzz(func(t *testing.T, msg []byte) {
 		peer.take()
 		_, n, derr := mxp.Decode(msg)
-		s.handle(inFrame{raw: msg})
+		// The session keeps what it is handed (async requests read the payload later), as
+		// with every transport; the fuzzer reuses msg, so hand over a copy.
+		s.handle(inFrame{raw: append([]byte(nil), msg...)})
 		if derr == nil && n == len(msg) {
 			return // a frame: answered now or later, by routing
 		}

@@ -12,6 +12,7 @@ type frameQueue struct {
 	items []inFrame
 	head  int
 	max   int
+	busy  bool          // a frame of the session is being handled (by the loop or inline)
 	ready chan struct{} // signalled when items go from empty to non-empty
 }
 
@@ -43,6 +44,7 @@ func (q *frameQueue) pop(ctx context.Context) (inFrame, bool) {
 			in := q.items[q.head]
 			q.items[q.head] = inFrame{}
 			q.head++
+			q.busy = true
 			if q.head == len(q.items) { // empty: reuse the array, or let a large one go
 				if cap(q.items) > 1024 {
 					q.items = nil
@@ -61,4 +63,23 @@ func (q *frameQueue) pop(ctx context.Context) (inFrame, bool) {
 			return inFrame{}, false
 		}
 	}
+}
+
+// done marks the frame taken by pop or claimed by tryInline as handled.
+func (q *frameQueue) done() {
+	q.mu.Lock()
+	q.busy = false
+	q.mu.Unlock()
+}
+
+// tryInline claims the session for a frame handled on the caller's goroutine: only when
+// nothing is queued or being handled, so frames keep their order.
+func (q *frameQueue) tryInline() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.busy || q.head < len(q.items) {
+		return false
+	}
+	q.busy = true
+	return true
 }

@@ -207,12 +207,11 @@ func (s *session) heartbeat(f mxp.Frame, arrived time.Time) {
 		subject = bus.SubjectRegistryDeregister
 	}
 	msg := &nats.Msg{Subject: subject, Header: s.headers(&f, deadline), Data: f.Payload}
-	go func() {
-		if final {
-			defer s.forget(req.AgentID)
-		}
-		s.request(&f, msg, deadline, arrived)
-	}()
+	var after func()
+	if final {
+		after = func() { s.forget(req.AgentID) }
+	}
+	s.request(&f, msg, deadline, arrived, after)
 }
 
 // discover routes an AgentDiscover to the registry.
@@ -227,7 +226,7 @@ func (s *session) discover(f mxp.Frame, arrived time.Time) {
 	}
 	deadline := arrived.Add(s.e.cfg.Load().RegistryTimeout)
 	msg := &nats.Msg{Subject: bus.SubjectRegistryDiscover, Header: s.headers(&f, deadline), Data: f.Payload}
-	go s.request(&f, msg, deadline, arrived)
+	s.request(&f, msg, deadline, arrived, nil)
 }
 
 // deregister tells the registry that agents whose connection ended are gone.

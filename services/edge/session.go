@@ -86,6 +86,7 @@ func (s *session) loop() {
 			return
 		}
 		s.handle(in)
+		s.queue.done()
 	}
 }
 
@@ -251,18 +252,21 @@ func (s *session) release() {
 	s.e.m.inflight.Dec()
 }
 
-// request sends msg on the bus and waits for the reply until deadline. It turns the
-// outcome into the frame the peer gets: Response (reply payload) or Error.
-func (s *session) request(f *mxp.Frame, msg *nats.Msg, deadline time.Time, arrived time.Time) {
-	defer s.release()
-	ctx, cancel := context.WithDeadline(s.ctx, deadline)
-	defer cancel()
-	reply, err := s.e.nc.RequestMsgWithContext(ctx, msg)
-	if s.ctx.Err() != nil {
-		return // the connection is gone; nobody to answer
-	}
-	s.answerFromBus(f, reply, err, msg.Subject)
-	s.e.m.route.WithLabelValues(f.Type.String()).Observe(time.Since(arrived).Seconds())
+// request sends msg on the bus and answers the peer when the reply comes or the deadline
+// passes: Response (the reply's payload) or Error. after, when set, runs once the outcome
+// is known. It does not block.
+func (s *session) request(f *mxp.Frame, msg *nats.Msg, deadline time.Time, arrived time.Time, after func()) {
+	s.e.replies.request(msg, deadline, func(reply *nats.Msg, err error) {
+		defer s.release()
+		if after != nil {
+			defer after()
+		}
+		if s.ctx.Err() != nil {
+			return // the connection is gone; nobody to answer
+		}
+		s.answerFromBus(f, reply, err, msg.Subject)
+		s.e.m.route.WithLabelValues(f.Type.String()).Observe(time.Since(arrived).Seconds())
+	})
 }
 
 // answerFromBus sends the peer the frame for a bus round trip's outcome.
