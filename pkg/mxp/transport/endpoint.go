@@ -149,15 +149,10 @@ func (ep *endpoint) writeTo(b []byte, to netip.AddrPort) { ep.write(b, to) }
 // goroutine that processes received packets of this endpoint's connections.
 func (ep *endpoint) readLoop() {
 	defer close(ep.done)
-	msgs := make([]ipv4.Message, BatchSize)
-	bufs := make([][]byte, BatchSize)
-	for i := range msgs {
-		bufs[i] = make([]byte, 2048)
-		msgs[i].Buffers = [][]byte{bufs[i]}
-	}
+	rd := newBatchReader(ep)
 	touched := make([]*Conn, 0, BatchSize)
 	for {
-		n, err := ep.batch.ReadBatch(msgs, 0)
+		n, err := rd.read()
 		if err != nil {
 			if ep.closed.Load() || errors.Is(err, net.ErrClosed) {
 				return
@@ -167,14 +162,11 @@ func (ep *endpoint) readLoop() {
 		}
 		now := time.Now()
 		for i := 0; i < n; i++ {
-			m := &msgs[i]
-			ua, ok := m.Addr.(*net.UDPAddr)
+			b, src, ok := rd.packet(i)
 			if !ok {
 				continue
 			}
-			src := ua.AddrPort()
-			src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
-			if c := ep.handlePacket(bufs[i][:m.N], src, now); c != nil && !containsConn(touched, c) {
+			if c := ep.handlePacket(b, src, now); c != nil && !containsConn(touched, c) {
 				touched = append(touched, c)
 			}
 		}
@@ -185,6 +177,43 @@ func (ep *endpoint) readLoop() {
 		touched = touched[:0]
 	}
 }
+
+// batchReader reads up to BatchSize datagrams per system call.
+type batchReader interface {
+	read() (int, error)
+	packet(i int) (b []byte, src netip.AddrPort, ok bool)
+}
+
+// xnetReader reads with golang.org/x/net's ReadBatch (recvmmsg); it allocates the source
+// address of each packet, so Linux uses rawReader instead.
+type xnetReader struct {
+	batch batchConn
+	msgs  []ipv4.Message
+	bufs  [][]byte
+}
+
+func newXnetReader(ep *endpoint) *xnetReader {
+	r := &xnetReader{batch: ep.batch, msgs: make([]ipv4.Message, BatchSize), bufs: make([][]byte, BatchSize)}
+	for i := range r.msgs {
+		r.bufs[i] = make([]byte, rxBufSize)
+		r.msgs[i].Buffers = [][]byte{r.bufs[i]}
+	}
+	return r
+}
+
+func (r *xnetReader) read() (int, error) { return r.batch.ReadBatch(r.msgs, 0) }
+
+func (r *xnetReader) packet(i int) ([]byte, netip.AddrPort, bool) {
+	ua, ok := r.msgs[i].Addr.(*net.UDPAddr)
+	if !ok {
+		return nil, netip.AddrPort{}, false
+	}
+	return r.bufs[i][:r.msgs[i].N], netipUnmap(ua.AddrPort()), true
+}
+
+// rxBufSize is the receive buffer per packet; longer datagrams are truncated (and then
+// fail authentication), as no valid packet exceeds MaxPacketSizeLimit.
+const rxBufSize = 2048
 
 func containsConn(cs []*Conn, c *Conn) bool {
 	for _, x := range cs {
