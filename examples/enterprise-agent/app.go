@@ -39,7 +39,7 @@ type Config struct {
 
 // Defaults are the documented defaults.
 func Defaults() Config {
-	return Config{Name: "enterprise-agent", EdgeAddr: "127.0.0.1:9000", KeyFile: ".mxp/enterprise-agent.key",
+	return Config{Name: "enterprise-agent", KeyFile: ".mxp/enterprise-agent.key",
 		HTTP: "127.0.0.1:9190", Greeting: "You are a helpful agent.", RatePerSecond: 10, RateBurst: 20,
 		CheckpointFile: ".mxp/enterprise-agent.checkpoint.json", ShutdownTimeout: 10 * time.Second}
 }

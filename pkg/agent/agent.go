@@ -24,12 +24,14 @@ type Config struct {
 	Description  string
 	Tags         []string
 
-	// The edge to connect to (Run): its UDP address, its public key (base64, as `mxp dev`
-	// prints it), and the file holding this agent's private key, which is its identity
-	// on the mesh (created with mode 0600 on first run; empty: a new key every run).
+	// The edge to connect to (Run): its UDP address and its public key (base64, as `mxp
+	// dev` prints it). When either is empty, Run reads both from DataDir/edge.json, which
+	// a running `mxp dev` writes. KeyFile holds this agent's private key, its identity on
+	// the mesh (created with mode 0600 on first run; empty: a new key every run).
 	EdgeAddr string
 	EdgeKey  string
 	KeyFile  string
+	DataDir  string // default ".mxp"
 
 	HeartbeatInterval time.Duration // default 10s
 	Workers           int           // handlers running at once; default 16

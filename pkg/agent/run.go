@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -15,10 +16,20 @@ import (
 // MXP transport, with the agent's key from Config.KeyFile, and runs the agent on that
 // connection (see RunConn) until ctx ends, Retire is called or the connection fails.
 func (a *Agent) Run(ctx context.Context) error {
-	if a.cfg.EdgeAddr == "" || a.cfg.EdgeKey == "" {
-		return errors.New("agent: Run needs Config.EdgeAddr and Config.EdgeKey (the edge's public key)")
+	addr, keyText := a.cfg.EdgeAddr, a.cfg.EdgeKey
+	if addr == "" || keyText == "" {
+		info, err := readEdgeInfo(a.cfg.DataDir)
+		if err != nil {
+			return err
+		}
+		if addr == "" {
+			addr = info.EdgeAddr
+		}
+		if keyText == "" {
+			keyText = info.PublicKey
+		}
 	}
-	edgeKey, err := mxp.ParsePublicKey(a.cfg.EdgeKey)
+	edgeKey, err := mxp.ParsePublicKey(keyText)
 	if err != nil {
 		return fmt.Errorf("agent: Config.EdgeKey: %w", err)
 	}
@@ -26,12 +37,37 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	conn, err := mxp.Dial(ctx, a.cfg.EdgeAddr, mxp.Options{PrivateKey: key, ServerKey: edgeKey})
+	conn, err := mxp.Dial(ctx, addr, mxp.Options{PrivateKey: key, ServerKey: edgeKey})
 	if err != nil {
-		return fmt.Errorf("agent: connecting to the edge at %s: %w", a.cfg.EdgeAddr, err)
+		return fmt.Errorf("agent: connecting to the edge at %s: %w", addr, err)
 	}
-	a.log.Info("agent: connected", "edge", a.cfg.EdgeAddr, "public_key", key.PublicKey().String())
+	a.log.Info("agent: connected", "edge", addr, "public_key", key.PublicKey().String())
 	return a.RunConn(ctx, conn)
+}
+
+// DefaultDataDir is where `mxp dev` writes edge.json, and where Run looks for it.
+const DefaultDataDir = ".mxp"
+
+// edgeInfo is the part of DataDir/edge.json (written by `mxp dev`) that an agent needs.
+type edgeInfo struct {
+	EdgeAddr  string `json:"edge_addr"`
+	PublicKey string `json:"public_key"`
+}
+
+func readEdgeInfo(dir string) (edgeInfo, error) {
+	if dir == "" {
+		dir = DefaultDataDir
+	}
+	path := filepath.Join(dir, "edge.json")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return edgeInfo{}, fmt.Errorf("agent: no edge configured and no mesh found in %s (start one with `mxp dev`, or set Config.EdgeAddr and Config.EdgeKey): %w", dir, err)
+	}
+	var info edgeInfo
+	if err := json.Unmarshal(b, &info); err != nil || info.EdgeAddr == "" || info.PublicKey == "" {
+		return edgeInfo{}, fmt.Errorf("agent: %s does not name the edge's address and public key", path)
+	}
+	return info, nil
 }
 
 // loadOrCreateKey reads the agent's private key from path, creating it (mode 0600, in a
