@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"context"
 	"net/netip"
 	"testing"
 	"time"
@@ -70,26 +71,22 @@ func FuzzRecvStream(f *testing.F) {
 	})
 }
 
-func fuzzListener(t *testing.T) *Listener {
-	l, err := Listen(t.Context(), "127.0.0.1:0", Config{PrivateKey: mustKey(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	return l
-}
-
 func FuzzHandlePacket(f *testing.F) {
 	client := newStaticIdentity(mustKey(f))
 	f.Add([]byte{PacketData, 0, 0, 0, 1, 2, 3, 4, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16})
 	f.Add(make([]byte, ResponseSize))
 	f.Add(make([]byte, CookieReplySize))
+	// One listener for every input: state left by earlier inputs is part of what is fuzzed.
+	l, err := Listen(context.Background(), "127.0.0.1:0", Config{PrivateKey: mustKey(f)})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { l.Close() })
+	server := newPeerKeys(l.PublicKey())
+	src := netip.MustParseAddrPort("127.0.0.1:9")
 	f.Fuzz(func(t *testing.T, b []byte) {
-		l := fuzzListener(t)
-		server := newPeerKeys(l.PublicKey())
-		st, _ := createInitiation(client, &server, 1, nextTimestamp(), 1, nil)
-		src := netip.MustParseAddrPort("127.0.0.1:9")
 		now := time.Now()
+		st, _ := createInitiation(client, &server, 1, nextTimestamp(), 1, nil)
 		l.ep.handlePacket(st.packet[:], src, now)
 		l.ep.handlePacket(b, src, now)
 		if len(b) == InitiationSize {
