@@ -218,7 +218,22 @@ func runDev(ctx context.Context, env *cliEnv, o devOptions) error {
 			o.ready(info)
 		}()
 	}
-	err = runner.Run(ctx)
+	// The runner handles SIGINT and SIGTERM itself (the first drains, a second forces). The
+	// CLI's context is cancelled by the same signal, which the runner would then take for
+	// a second one; so the runner gets a context that only a plain cancellation (not a
+	// signal) ends.
+	runCtx, stopRun := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopRun()
+	go func() {
+		select {
+		case <-ctx.Done():
+			if context.Cause(ctx) == context.Canceled {
+				stopRun()
+			}
+		case <-runCtx.Done():
+		}
+	}()
+	err = runner.Run(runCtx)
 	_ = os.Remove(filepath.Join(o.DataDir, edgeInfoFile))
 	return err
 }
