@@ -41,7 +41,6 @@ func (s *session) call(f mxp.Frame, arrived time.Time) {
 	deadline := arrived.Add(timeout)
 	subject, _ := s.e.targetSubject(cp.Target, bus.AgentVerbCall)
 	msg := &nats.Msg{Subject: subject, Header: s.headers(&f, deadline), Data: cp.Data}
-	s.sendAck(&f)
 	s.request(&f, msg, deadline, arrived, nil)
 }
 

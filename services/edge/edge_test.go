@@ -230,3 +230,36 @@ func TestCallToService(t *testing.T) {
 		t.Fatalf("registry call = %s, %v", r, err)
 	}
 }
+
+func TestRequiresAckThenResponse(t *testing.T) {
+	m := newTwoEdges(t, nil)
+	serveEcho(m.b, nil)
+	cp := mxp.CallPayload{Target: m.bID, Data: []byte("ack me")}
+	payload, _ := cp.AppendPayload(nil)
+	for _, typ := range []mxp.MessageType{mxp.TypeCall, mxp.TypeAgentDiscover} {
+		body := payload
+		if typ == mxp.TypeAgentDiscover {
+			body = []byte(`{}`)
+		}
+		p, err := m.a.Start(ctxT(t), &mxp.Frame{Type: typ, Flags: mxp.FlagRequiresAck, Payload: body})
+		if err != nil {
+			t.Fatal(err)
+		}
+		first, err := p.Wait(ctxT(t))
+		if err != nil || first.Type != mxp.TypeAck {
+			t.Fatalf("%s: first answer %s %v, want Ack", typ, first.Type, err)
+		}
+		ack, err := mxp.DecodeAck(first.Payload)
+		if err != nil || ack.MessageID != first.MessageID {
+			t.Fatalf("%s: Ack payload %+v %v", typ, ack, err)
+		}
+		select {
+		case f := <-m.a.Inbound():
+			if f.Type != mxp.TypeResponse || f.MessageID != first.MessageID {
+				t.Fatalf("%s: then %s for %d, want the Response for %d", typ, f.Type, f.MessageID, first.MessageID)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: no Response after the Ack", typ)
+		}
+	}
+}

@@ -80,6 +80,7 @@ func (s *session) register(f mxp.Frame, arrived time.Time) {
 			}
 		}
 		msg := &nats.Msg{Subject: bus.SubjectRegistryRegister, Header: s.headers(&f, deadline), Data: f.Payload}
+		s.sendAck(&f)
 		ctx, cancel := context.WithDeadline(s.ctx, deadline)
 		reply, err := e.nc.RequestMsgWithContext(ctx, msg)
 		cancel()

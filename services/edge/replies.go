@@ -60,8 +60,8 @@ func (r *replyRouter) stop() {
 
 // request publishes msg with a reply subject of the router's and calls done exactly once:
 // with the reply, or with nats.ErrNoResponders, context.DeadlineExceeded or the publish
-// error.
-func (r *replyRouter) request(msg *nats.Msg, deadline time.Time, done func(*nats.Msg, error)) {
+// error. It returns the publish error (done has then been called with it).
+func (r *replyRouter) request(msg *nats.Msg, deadline time.Time, done func(*nats.Msg, error)) error {
 	r.mu.Lock()
 	r.next++
 	token := r.next
@@ -79,7 +79,9 @@ func (r *replyRouter) request(msg *nats.Msg, deadline time.Time, done func(*nats
 			p.timer.Stop()
 			done(nil, err)
 		}
+		return err
 	}
+	return nil
 }
 
 func (r *replyRouter) take(token uint64) *pendingReq {

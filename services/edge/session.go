@@ -253,10 +253,12 @@ func (s *session) release() {
 }
 
 // request sends msg on the bus and answers the peer when the reply comes or the deadline
-// passes: Response (the reply's payload) or Error. after, when set, runs once the outcome
-// is known. It does not block.
+// passes: Response (the reply's payload) or Error; an Ack first when f asked for one and
+// the message was handed to the bus. after, when set, runs once the outcome is known. It
+// does not block.
 func (s *session) request(f *mxp.Frame, msg *nats.Msg, deadline time.Time, arrived time.Time, after func()) {
-	s.e.replies.request(msg, deadline, func(reply *nats.Msg, err error) {
+	s.sendAck(f) // before the publish: the answer can overtake anything sent after it
+	_ = s.e.replies.request(msg, deadline, func(reply *nats.Msg, err error) {
 		defer s.release()
 		if after != nil {
 			defer after()
