@@ -9,9 +9,17 @@
 // package mxp (the codec wraps it, not the other way round). docs/protocol.md Part II is
 // the normative description of every packet and constant used here.
 //
-// Layout (one file per concern, after wireguard-go's device/): constants.go, keys.go,
-// noise.go (handshake messages), cookie.go, replay.go, packet.go (wire parsing),
-// ranges.go, session.go (keypairs and the index table), endpoint.go (socket, batching,
-// demultiplexing), listener.go, dial.go, conn.go, send.go, receive.go, reliable.go,
-// congestion.go, timers.go, stats.go.
+// Layout (one file per concern, after wireguard-go's device/): constants.go (every
+// protocol number), config.go, errors.go, keys.go, noise.go (handshake messages),
+// handshake.go (handshake state of a connection), cookie.go, replay.go, packet.go (wire
+// parsing), ranges.go, session.go (keypairs, index table, timestamps), endpoint.go
+// (socket, batching, demultiplexing), rx_linux.go (recvmmsg), gso_linux.go (UDP GSO),
+// listener.go, dial.go, conn.go, send.go, receive.go, reliable.go (streams, ACKs, loss
+// detection), reorder.go (spurious-loss adaptation), congestion.go (RTT, NewReno,
+// HyStart++), timers.go, stats.go. The netem subpackage is the damaging relay used by
+// the tests and `mxp relay`.
+//
+// Concurrency: one read loop per socket processes every received packet; each Conn has
+// one mutex for its protocol state (taken by the read loop, Send, the timer) and a
+// separate one for its receive queues, so readers do not wait on the read loop.
 package transport
