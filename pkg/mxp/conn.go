@@ -3,9 +3,11 @@ package mxp
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/mxp-mesh/mesh/pkg/mxp/transport"
 )
@@ -57,8 +59,12 @@ func (c *Conn) readLoop(ctx context.Context, recv func(context.Context) ([]byte,
 			return
 		}
 		f, n, err := Decode(b)
-		if err != nil || n != len(b) {
+		if err == nil && n != len(b) {
+			err = fmt.Errorf("mxp: %d bytes after the frame in one message", len(b)-n)
+		}
+		if err != nil {
 			c.rejected.Add(1)
+			c.reportBadFrame(ctx, err)
 			continue
 		}
 		if f.Type == TypeResponse || f.Type == TypeError {
@@ -79,6 +85,19 @@ func (c *Conn) readLoop(ctx context.Context, recv func(context.Context) ([]byte,
 			return
 		}
 	}
+}
+
+// reportBadFrame tells the peer, with an Error frame (message id 0), why a message it sent
+// was not a valid frame. Best effort: it gives up after a second.
+func (c *Conn) reportBadFrame(ctx context.Context, cause error) {
+	p := NewErrorPayload(cause)
+	payload, err := p.AppendPayload(nil)
+	if err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	_ = c.Send(ctx, &Frame{Type: TypeError, Payload: payload})
 }
 
 // Send sends f reliably: it arrives once, intact and in order with the other frames.
@@ -186,7 +205,8 @@ func (c *Conn) LocalAddr() net.Addr { return c.t.LocalAddr() }
 // Stats reports RTT, loss and byte counters of the connection.
 func (c *Conn) Stats() transport.Stats { return c.t.Stats() }
 
-// RejectedFrames counts received messages that were not valid MXP frames (dropped).
+// RejectedFrames counts received messages that were not valid MXP frames: each was
+// dropped and answered with an Error frame (message id 0) naming the fault.
 func (c *Conn) RejectedFrames() uint64 { return c.rejected.Load() }
 
 // Done is closed when the connection closes.

@@ -149,3 +149,50 @@ func TestKeyFiles(t *testing.T) {
 		}
 	}
 }
+
+func TestBadFrameDrawsErrorFrame(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	sk, _ := GeneratePrivateKey()
+	ck, _ := GeneratePrivateKey()
+	l, err := Listen(ctx, "127.0.0.1:0", Options{PrivateKey: sk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	c, err := Dial(ctx, l.Addr().String(), Options{PrivateKey: ck, ServerKey: l.PublicKey()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	s, err := l.Accept(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	good, _ := AppendFrame(nil, &Frame{Type: TypeEvent, MessageID: 5, Payload: []byte("x")})
+	bad := append([]byte(nil), good...)
+	bad[len(bad)-1] ^= 0xff // checksum mismatch
+	for _, m := range [][]byte{bad, []byte("short"), good} {
+		if err := c.t.Send(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f, err := s.Receive(ctx)
+	if err != nil || f.MessageID != 5 {
+		t.Fatalf("the valid frame after the bad ones: %+v %v", f, err)
+	}
+	if s.RejectedFrames() != 2 {
+		t.Fatalf("rejected %d", s.RejectedFrames())
+	}
+	for range 2 {
+		e, err := c.Receive(ctx)
+		if err != nil || e.Type != TypeError {
+			t.Fatalf("want an Error frame back, got %+v %v", e, err)
+		}
+		p, err := DecodeErrorPayload(e.Payload)
+		if err != nil || p.Code == "" {
+			t.Fatalf("error payload %q: %v", e.Payload, err)
+		}
+	}
+}
