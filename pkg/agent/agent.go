@@ -71,7 +71,7 @@ type Agent struct {
 
 	disp atomic.Pointer[Dispatcher] // set while serving
 	reg  atomic.Pointer[registrar]  // set while serving
-	link atomic.Pointer[link]       // set by RunConn
+	out  atomic.Value               // outbound: the connection for calls out, set by Run/RunConn
 }
 
 // New checks cfg and returns an agent in StateInit.
@@ -188,6 +188,12 @@ func (a *Agent) serve(ctx context.Context, conn meshConn) (err error) {
 		client: conn, interval: a.cfg.HeartbeatInterval, state: a.lc.State, log: a.log,
 		reg: Registration{ID: a.cfg.ID, Name: a.cfg.Name, Capabilities: a.cfg.Capabilities,
 			Version: a.cfg.Version, Description: a.cfg.Description, Tags: a.cfg.Tags},
+	}
+	reg.defaults()
+	if r, ok := conn.(*redialer); ok {
+		r.mu.Lock()
+		r.onNew = reg.renewNow
+		r.mu.Unlock()
 	}
 	a.disp.Store(disp)
 	a.reg.Store(reg)

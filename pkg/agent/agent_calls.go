@@ -18,16 +18,25 @@ func (a *Agent) RunConn(ctx context.Context, fc FrameConn) error {
 		return err
 	}
 	l := newLink(fc, self, a.log)
-	a.link.Store(l)
+	a.out.Store(outHolder{l})
 	return a.serve(ctx, l)
 }
 
-func (a *Agent) connected() (*link, error) {
-	l := a.link.Load()
-	if l == nil {
+func (a *Agent) outbound() (outbound, error) {
+	h, _ := a.out.Load().(outHolder)
+	o := h.o
+	if o == nil {
 		return nil, &Error{Code: CodeUnavailable, Message: errNotConnected.Error(), Err: errNotConnected}
 	}
-	return l, nil
+	return o, nil
+}
+
+func (a *Agent) connected() (*link, error) {
+	o, err := a.outbound()
+	if err != nil {
+		return nil, err
+	}
+	return o.current(), nil
 }
 
 // resolveTarget turns a target into an agent id: a UUID, or the name of a well-known
@@ -125,20 +134,20 @@ func (a *Agent) Publish(ctx context.Context, topic string, payload []byte) error
 // agent's EventHandler; "*" matches one token and a final ">" one or more
 // ("build.*.done", "weather.>"). It returns once the subscription is live.
 func (a *Agent) Subscribe(ctx context.Context, pattern string) error {
-	l, err := a.connected()
+	o, err := a.outbound()
 	if err != nil {
 		return err
 	}
-	return l.subscribe(ctx, topicSubscribe, pattern)
+	return o.subscribe(ctx, topicSubscribe, pattern)
 }
 
 // Unsubscribe ends a subscription made with Subscribe.
 func (a *Agent) Unsubscribe(ctx context.Context, pattern string) error {
-	l, err := a.connected()
+	o, err := a.outbound()
 	if err != nil {
 		return err
 	}
-	return l.subscribe(ctx, topicUnsubscribe, pattern)
+	return o.subscribe(ctx, topicUnsubscribe, pattern)
 }
 
 // OpenStream opens a stream to another agent (by id) or a service (by name); data is the

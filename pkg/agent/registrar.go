@@ -58,6 +58,17 @@ type registrar struct {
 
 	deregOnce sync.Once
 	deregErr  error
+
+	renew chan struct{} // a signal to register again at once (a new connection)
+}
+
+// renewNow asks the loop to register again at once, e.g. on a new connection, where the
+// edge does not yet know which agents it carries. It never blocks.
+func (r *registrar) renewNow() {
+	select {
+	case r.renew <- struct{}{}:
+	default:
+	}
 }
 
 func (r *registrar) defaults() {
@@ -72,6 +83,9 @@ func (r *registrar) defaults() {
 	}
 	if r.log == nil {
 		r.log = slog.Default()
+	}
+	if r.renew == nil {
+		r.renew = make(chan struct{}, 1)
 	}
 }
 
@@ -134,6 +148,9 @@ func (r *registrar) heartbeatUntilLost(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-r.renew:
+			r.registered.Store(false)
+			return nil
 		case <-t.C:
 		}
 		needs, err := r.client.Heartbeat(ctx, r.reg.ID, heartbeatMeta(r.state()))

@@ -13,8 +13,11 @@ import (
 )
 
 // Run connects to the edge named by Config.EdgeAddr and Config.EdgeKey over the secure
-// MXP transport, with the agent's key from Config.KeyFile, and runs the agent on that
-// connection (see RunConn) until ctx ends, Retire is called or the connection fails.
+// MXP transport, with the agent's key from Config.KeyFile, and runs the agent (see
+// RunConn) until ctx ends or Retire is called. When the connection is lost (the edge
+// restarted, the network failed), Run connects again with backoff and jitter, registers
+// again and renews its topic subscriptions; calls in flight at that moment fail with
+// ErrLinkClosed. Only the first connection attempt's failure is returned.
 func (a *Agent) Run(ctx context.Context) error {
 	addr, keyText := a.cfg.EdgeAddr, a.cfg.EdgeKey
 	if addr == "" || keyText == "" {
@@ -37,12 +40,23 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	conn, err := mxp.Dial(ctx, addr, mxp.Options{PrivateKey: key, ServerKey: edgeKey})
+	return a.runRedialing(ctx, dialer(addr, mxp.Options{PrivateKey: key, ServerKey: edgeKey}), addr, key.PublicKey().String())
+}
+
+// runRedialing runs the agent over connections from dial, dialling again whenever the
+// connection is lost, until ctx ends or the agent is retired.
+func (a *Agent) runRedialing(ctx context.Context, dial func(context.Context) (FrameConn, error), addr, pub string) error {
+	self, err := mxp.ParseAgentID(a.cfg.ID)
 	if err != nil {
-		return fmt.Errorf("agent: connecting to the edge at %s: %w", addr, err)
+		return err
 	}
-	a.log.Info("agent: connected", "edge", addr, "public_key", key.PublicKey().String())
-	return a.RunConn(ctx, conn)
+	r, err := newRedialer(ctx, dial, self, a.log)
+	if err != nil {
+		return err
+	}
+	a.log.Info("agent: connected", "edge", addr, "public_key", pub)
+	a.out.Store(outHolder{r})
+	return a.serve(ctx, r)
 }
 
 // DefaultDataDir is where `mxp dev` writes edge.json, and where Run looks for it.
