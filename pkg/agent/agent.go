@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -146,6 +147,24 @@ func (a *Agent) Retire() {
 	a.retireMu.Do(func() { close(a.retire) })
 }
 
+// ToolCapabilityPrefix prefixes the capability under which an agent advertises each of its
+// tools: an agent with the tool "weather" registers "tool.weather", so other agents find
+// tool providers with Discover.
+const ToolCapabilityPrefix = "tool."
+
+// advertised is what the agent registers: its configured capabilities and one
+// "tool.<name>" per tool.
+func (a *Agent) advertised() []string {
+	caps := append([]string(nil), a.cfg.Capabilities...)
+	for _, spec := range a.tools.Specs() {
+		c := ToolCapabilityPrefix + spec.Name
+		if !slices.Contains(caps, c) {
+			caps = append(caps, c)
+		}
+	}
+	return caps
+}
+
 // admit refuses new work unless the agent is Active.
 func (a *Agent) admit(m Meta) *Error {
 	switch s := a.lc.State(); s {
@@ -186,7 +205,7 @@ func (a *Agent) serve(ctx context.Context, conn meshConn) (err error) {
 	}
 	reg := &registrar{
 		client: conn, interval: a.cfg.HeartbeatInterval, state: a.lc.State, log: a.log,
-		reg: Registration{ID: a.cfg.ID, Name: a.cfg.Name, Capabilities: a.cfg.Capabilities,
+		reg: Registration{ID: a.cfg.ID, Name: a.cfg.Name, Capabilities: a.advertised(),
 			Version: a.cfg.Version, Description: a.cfg.Description, Tags: a.cfg.Tags},
 	}
 	reg.defaults()

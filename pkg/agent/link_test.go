@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -235,6 +236,17 @@ func TestAgentOverFrames(t *testing.T) {
 	if _, err := a.Call(context.Background(), "inference", nil); CodeOf(err) != CodeUnavailable {
 		t.Fatalf("call before Run: %v", err)
 	}
+	shout, err := NewTool("shout", "upper-case", func(_ context.Context, a struct {
+		Text string `json:"text"`
+	}) (string, error) {
+		return strings.ToUpper(a.Text), nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.AddTool(shout); err != nil {
+		t.Fatal(err)
+	}
 	caller := mxp.AgentID{0xca, 0x11}
 	a.HandleCall(func(ctx context.Context, p []byte) ([]byte, error) {
 		m, _ := MetaFrom(ctx)
@@ -258,7 +270,7 @@ func TestAgentOverFrames(t *testing.T) {
 	edge.mu.Lock()
 	reg := edge.registered[0]
 	edge.mu.Unlock()
-	if reg.ID.String() != a.ID() || reg.Name != "framer" || reg.Capabilities[0] != "echo.upper" || reg.Metadata.Version != "1.2.3" {
+	if reg.ID.String() != a.ID() || reg.Name != "framer" || strings.Join(reg.Capabilities, ",") != "echo.upper,tool.shout" || reg.Metadata.Version != "1.2.3" {
 		t.Fatalf("registration = %+v", reg)
 	}
 

@@ -41,7 +41,9 @@ type Tool struct {
 type ToolOption func(*Tool)
 
 // WithCapabilities declares the capabilities a caller needs to use the tool (for example
-// "files.read"). They are sent with the tool's spec when the agent registers it.
+// "files.read"). They travel in the tool's ToolSpec (Toolbox.Specs), the shape a tools
+// catalogue takes; the running agent advertises the tool itself as the capability
+// "tool.<name>" (see ToolCapabilityPrefix).
 func WithCapabilities(capabilities ...string) ToolOption {
 	return func(t *Tool) { t.spec.Capabilities = append(t.spec.Capabilities, capabilities...) }
 }
