@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -115,6 +116,15 @@ func TestTour(t *testing.T) {
 		})
 	}
 
+	// The plaintext listener serves the same mesh.
+	info, err := readEdgeInfo(dir)
+	if err != nil || info.CompatAddr == "" {
+		t.Fatalf("edge.json: %+v %v", info, err)
+	}
+	if code, out, errOut := runCLI(ctx, "call", "--compat", info.CompatAddr, "--to", "echo", "--data", "plain"); code != 0 || out != "plain\n" {
+		t.Fatalf("call over the plaintext listener: %d %q %s", code, out, errOut)
+	}
+
 	code, out, errOut := runCLI(ctx, "agents", "--json", "--data-dir", dir)
 	var agents []map[string]any
 	if code != 0 || json.Unmarshal([]byte(out), &agents) != nil || len(agents) != 1 || agents[0]["name"] != "echo" {
@@ -166,6 +176,24 @@ func TestClientCommandsWithoutMesh(t *testing.T) {
 	if code != 1 || !strings.Contains(errOut, "no mesh found") {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
+	// A stale edge.json (mxp dev killed) names a process that is gone.
+	if err := writeEdgeInfo(dir, EdgeInfo{EdgeAddr: "127.0.0.1:1", PublicKey: "x", PID: deadPID(t)}); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut = runCLI(context.Background(), "agents", "--data-dir", dir)
+	if code != 1 || !strings.Contains(errOut, "is not running") {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+}
+
+// deadPID returns the id of a process that has exited.
+func deadPID(t *testing.T) int {
+	t.Helper()
+	cmd := exec.Command("true")
+	if err := cmd.Run(); err != nil {
+		t.Skip("cannot run a child process:", err)
+	}
+	return cmd.Process.Pid
 }
 
 func TestHelpHasExamples(t *testing.T) {
