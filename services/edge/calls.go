@@ -71,7 +71,7 @@ func (s *session) deliverCall(target mxp.AgentID, msg *nats.Msg) {
 	s.mu.Unlock()
 
 	secs := uint32(math.Ceil(remaining.Seconds()))
-	cp := mxp.CallPayload{Target: target, TimeoutSeconds: secs, Data: msg.Data}
+	cp := mxp.CallPayload{Target: s.deliveredTarget(target, msg.Header), TimeoutSeconds: secs, Data: msg.Data}
 	bp := framePool.Get().(*[]byte)
 	payload, _ := cp.AppendPayload((*bp)[:0])
 	err := s.send(&mxp.Frame{Type: mxp.TypeCall, MessageID: id, TraceID: traceID, Payload: payload})
@@ -90,6 +90,25 @@ func (s *session) deliverCall(target mxp.AgentID, msg *nats.Msg) {
 			respondError(msg, code, "cannot deliver the call to the agent: "+err.Error())
 		}
 	}
+}
+
+// deliveredTarget is what the target field of a Call or StreamOpen delivered to this
+// session's peer holds: the caller's agent id (as the caller's edge authenticated it) when
+// the peer carries exactly one agent, so it needs no telling which agent is called; the
+// called agent's own id otherwise (a connection with several agents, or an anonymous
+// caller).
+func (s *session) deliveredTarget(target mxp.AgentID, h nats.Header) mxp.AgentID {
+	s.mu.Lock()
+	n := len(s.agents)
+	s.mu.Unlock()
+	if n != 1 {
+		return target
+	}
+	caller, err := mxp.ParseAgentID(bus.AgentID(h))
+	if err != nil || caller.IsZero() {
+		return target
+	}
+	return caller
 }
 
 // answer takes a Response or Error from the peer for a Call delivered to it.

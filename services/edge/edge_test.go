@@ -263,3 +263,32 @@ func TestRequiresAckThenResponse(t *testing.T) {
 		}
 	}
 }
+
+// TestCallerIdentityDelivered: an agent alone on its connection sees the caller's agent id
+// in the delivered Call's target field; anonymous callers leave its own id there.
+func TestCallerIdentityDelivered(t *testing.T) {
+	m := newTwoEdges(t, nil)
+	targets := make(chan mxp.AgentID, 2)
+	go func() {
+		for f := range m.b.Inbound() {
+			if f.Type == mxp.TypeCall {
+				cp, _ := mxp.DecodeCall(f.Payload)
+				targets <- cp.Target
+				_ = m.b.Respond(context.Background(), f, nil)
+			}
+		}
+	}()
+	if _, err := m.a.Call(ctxT(t), m.bID, nil, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if got := <-targets; got != m.aID {
+		t.Fatalf("delivered target %s, want the caller %s", got, m.aID)
+	}
+	anon := dial(t, m.e1.addr)
+	if _, err := anon.Call(ctxT(t), m.bID, nil, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if got := <-targets; got != m.bID {
+		t.Fatalf("anonymous call delivered target %s, want B's own id %s", got, m.bID)
+	}
+}

@@ -54,7 +54,7 @@ type stream struct {
 	e      *Edge
 	s      *session
 	key    streamKey
-	target mxp.AgentID // the agent the stream was opened to
+	target mxp.AgentID // the target field of the StreamOpen delivered to the peer (see deliveredTarget)
 
 	out   chan streamItem // to the peer; capacity window + 2 (open, close)
 	wake  chan struct{}   // credit arrived or the stream ended
@@ -351,7 +351,7 @@ func (s *session) acceptStream(target mxp.AgentID, msg *nats.Msg) {
 		respondError(msg, mxp.CodeInvalidPayload, "stream open without a valid id, kind or peer subject")
 		return
 	}
-	st := s.e.newStream(s, streamKey{id: id, opener: false}, target)
+	st := s.e.newStream(s, streamKey{id: id, opener: false}, s.deliveredTarget(target, msg.Header))
 	st.remote, st.credit, st.ready = remote, s.e.cfg.Load().StreamWindow, true
 	traceID, _, _ := bus.TraceID(msg.Header)
 	st.out <- streamItem{op: opOpen, data: msg.Data, traceID: traceID, kind: mxp.StreamKind(kind)}
