@@ -59,6 +59,7 @@ type LocalVectorStore struct {
 	slab    []float32 // len = dim * len(ids); row i is doc i, unit length
 	ids     []string
 	tags    [][]uint32 // sorted tag ids per doc
+	masks   []uint64   // per doc, bit i set when it has tag id i (ids < 64): the fast filter
 	names   [][]string // tags as given, per doc
 	payload []json.RawMessage
 	pos     map[string]int    // id → row
@@ -130,13 +131,14 @@ func (s *LocalVectorStore) Upsert(ctx context.Context, docs ...VectorDoc) error 
 		names := slices.Clone(d.Tags)
 		if row, ok := s.pos[d.ID]; ok {
 			copy(s.slab[row*s.dim:], normed[i])
-			s.tags[row], s.names[row], s.payload[row] = tags, names, d.Payload
+			s.tags[row], s.masks[row], s.names[row], s.payload[row] = tags, tagMask(tags), names, d.Payload
 			continue
 		}
 		s.pos[d.ID] = len(s.ids)
 		s.slab = append(s.slab, normed[i]...)
 		s.ids = append(s.ids, d.ID)
 		s.tags = append(s.tags, tags)
+		s.masks = append(s.masks, tagMask(tags))
 		s.names = append(s.names, names)
 		s.payload = append(s.payload, d.Payload)
 	}
@@ -173,10 +175,12 @@ func (s *LocalVectorStore) Delete(ctx context.Context, ids ...string) error {
 		if row != last { // move the last row into the hole
 			copy(s.slab[row*s.dim:(row+1)*s.dim], s.slab[last*s.dim:])
 			s.ids[row], s.tags[row], s.names[row], s.payload[row] = s.ids[last], s.tags[last], s.names[last], s.payload[last]
+			s.masks[row] = s.masks[last]
 			s.pos[s.ids[row]] = row
 		}
 		s.slab = s.slab[:last*s.dim]
 		s.ids, s.tags, s.names, s.payload = s.ids[:last], s.tags[:last], s.names[:last], s.payload[:last]
+		s.masks = s.masks[:last]
 		delete(s.pos, id)
 	}
 	return nil
@@ -201,9 +205,13 @@ func (s *LocalVectorStore) Search(ctx context.Context, q VectorQuery) ([]VectorM
 	if !ok {
 		return []VectorMatch{}, nil // a tag nobody has: nothing can match
 	}
+	wantMask, maskOnly := tagMask(want), len(want) == 0 || want[len(want)-1] < 64
 	h := make(scoreHeap, 0, min(q.K, len(s.ids)))
 	for row := range s.ids {
-		if len(want) > 0 && !containsAll(s.tags[row], want) {
+		if s.masks[row]&wantMask != wantMask {
+			continue // misses a tag among the first 64: no need to look further
+		}
+		if !maskOnly && !containsAll(s.tags[row], want) {
 			continue
 		}
 		sc := dot(qv, s.slab[row*s.dim:(row+1)*s.dim])
@@ -235,6 +243,17 @@ func (s *LocalVectorStore) lookupTagsLocked(tags []string) ([]uint32, bool) {
 	}
 	slices.Sort(out)
 	return slices.Compact(out), true
+}
+
+// tagMask sets bit i for each tag id i below 64 in ids.
+func tagMask(ids []uint32) uint64 {
+	var m uint64
+	for _, id := range ids {
+		if id < 64 {
+			m |= 1 << id
+		}
+	}
+	return m
 }
 
 // containsAll reports whether sorted have holds every id in sorted want.

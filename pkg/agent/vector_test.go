@@ -252,3 +252,46 @@ func BenchmarkVectorSearch(b *testing.B) {
 		})
 	}
 }
+
+// Tags beyond the first 64 take the slow filter path; results must not change.
+func TestLocalVectorStoreManyTags(t *testing.T) {
+	ctx := context.Background()
+	s := NewLocalVectorStore(2)
+	for i := range 100 {
+		tags := []string{fmt.Sprintf("tag%d", i), "all"}
+		if i%2 == 0 {
+			tags = append(tags, "even")
+		}
+		if err := s.Upsert(ctx, VectorDoc{ID: fmt.Sprintf("d%03d", i), Vector: []float32{1, float32(i) / 100}, Tags: tags}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		tags []string
+		want []string
+	}{
+		{[]string{"tag90"}, []string{"d090"}},
+		{[]string{"tag90", "even"}, []string{"d090"}},
+		{[]string{"tag91", "even"}, nil},
+		{[]string{"tag3", "all"}, []string{"d003"}},
+	} {
+		got, err := s.Search(ctx, VectorQuery{Vector: []float32{1, 0}, K: 5, Tags: tc.tags})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, m := range got {
+			ids = append(ids, m.ID)
+		}
+		if !slices.Equal(ids, tc.want) {
+			t.Fatalf("tags %v: %v, want %v", tc.tags, ids, tc.want)
+		}
+	}
+	if err := s.Delete(ctx, "d000"); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := s.Search(ctx, VectorQuery{Vector: []float32{1, 0.99}, K: 1, Tags: []string{"tag99"}})
+	if len(got) != 1 || got[0].ID != "d099" {
+		t.Fatalf("after delete: %+v", got)
+	}
+}
