@@ -183,3 +183,40 @@ func TestSDKEndToEnd(t *testing.T) {
 		t.Fatalf("after retire: %v", err)
 	}
 }
+
+// A suspended agent answers unavailable; CallCapability moves on to the next provider.
+func TestCallCapabilitySkipsSuspendedAgents(t *testing.T) {
+	m := startMesh(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var servers []*agent.Agent
+	for _, name := range []string{"one", "two"} {
+		a := newAgent(t, m, name, "greet")
+		a.HandleCall(func(ctx context.Context, p []byte) ([]byte, error) { return []byte(name), nil })
+		runAgent(t, m, a)
+		servers = append(servers, a)
+	}
+	client := newAgent(t, m, "client")
+	runAgent(t, m, client)
+	for i, s := range servers {
+		if err := s.Suspend(); err != nil {
+			t.Fatal(err)
+		}
+		out, err := client.CallCapability(ctx, "greet", nil)
+		other := servers[1-i].Name()
+		if err != nil || string(out) != other {
+			t.Fatalf("with %s suspended: %q, %v; want %s", s.Name(), out, err, other)
+		}
+		if err := s.Resume(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, s := range servers {
+		if err := s.Suspend(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := client.CallCapability(ctx, "greet", nil); agent.CodeOf(err) != agent.CodeUnavailable {
+		t.Fatalf("all suspended: %v", err)
+	}
+}

@@ -97,27 +97,30 @@ func (a *Agent) Discover(ctx context.Context, req mxp.DiscoverRequest) ([]mxp.Ag
 	return l.discover(ctx, req)
 }
 
-// CallCapability discovers the agents offering capability and calls the first one that
-// is online (other than this agent). No such agent gives CodeNotFound.
+// CallCapability discovers the agents offering capability and calls them in the order the
+// registry lists them (skipping this agent and agents not online) until one answers: an
+// agent that is suspended or retiring (CodeUnavailable), or gone (CodeUnreachable), is
+// skipped for the next; any other answer, success or error, is returned. No agent at all
+// gives CodeNotFound.
 func (a *Agent) CallCapability(ctx context.Context, capability string, payload []byte) ([]byte, error) {
-	target, err := a.findCapability(ctx, capability)
+	agents, err := a.Discover(ctx, mxp.DiscoverRequest{Capabilities: []string{capability}})
 	if err != nil {
 		return nil, err
 	}
-	return a.Call(ctx, target, payload)
-}
-
-func (a *Agent) findCapability(ctx context.Context, capability string) (string, error) {
-	agents, err := a.Discover(ctx, mxp.DiscoverRequest{Capabilities: []string{capability}})
-	if err != nil {
-		return "", err
-	}
+	var lastErr error = Errorf(CodeNotFound, "no online agent offers %q", capability)
 	for _, rec := range agents {
-		if rec.ID.String() != a.cfg.ID && (rec.Status == "" || rec.Status == mxp.StatusOnline) {
-			return rec.ID.String(), nil
+		if rec.ID.String() == a.cfg.ID || (rec.Status != "" && rec.Status != mxp.StatusOnline) {
+			continue
 		}
+		out, err := a.Call(ctx, rec.ID.String(), payload)
+		switch CodeOf(err) {
+		case CodeUnavailable, CodeUnreachable:
+			lastErr = err
+			continue
+		}
+		return out, err
 	}
-	return "", Errorf(CodeNotFound, "no online agent offers %q", capability)
+	return nil, lastErr
 }
 
 // Publish sends an Event on topic (dot-separated tokens of letters, digits, '_' and '-').
