@@ -150,7 +150,9 @@ func (c *Conn) Send(ctx context.Context, msg []byte) error {
 		if c.snd.hasRoom(len(msg)) {
 			c.snd.push(msg)
 			c.stats.messagesSent++
-			c.flushLocked(time.Now())
+			if c.shouldFlushLocked() {
+				c.flushLocked(time.Now())
+			}
 			c.mu.Unlock()
 			return nil
 		}
@@ -162,6 +164,17 @@ func (c *Conn) Send(ctx context.Context, msg []byte) error {
 			return ctx.Err()
 		}
 	}
+}
+
+// shouldFlushLocked decides whether Send transmits at once. While at least CorkInFlight
+// packets are in flight and less than a packet of new data waits, it does not: the ACKs
+// of the packets in flight will clock the data out in full packets (Nagle's rule, applied
+// only to a busy connection so that request/response traffic is never held back).
+func (c *Conn) shouldFlushLocked() bool {
+	if c.cc.inFlight < CorkInFlight*c.cfg.MaxPacketSize {
+		return true
+	}
+	return c.snd.writeOff-c.snd.sendOff >= uint64(c.cfg.MaxPacketSize)
 }
 
 // Receive returns the next reliable message, in order. It blocks until one arrives,
