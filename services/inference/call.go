@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mxp-mesh/mesh/pkg/common/resilience"
 	"github.com/mxp-mesh/mesh/services/inference/provider"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -183,12 +184,31 @@ func (s *Service) try(ctx context.Context, r *routes, t *target, req *ChatReques
 	if req.FirstTokenTimeoutMs > 0 {
 		res.FirstTokenTimeout = time.Duration(req.FirstTokenTimeoutMs) * time.Millisecond
 	}
-	maxRetries := max(res.MaxRetries, 0)
-	for attempt := 0; ; attempt++ {
-		st, err := s.attempt(ctx, t, &preq, res, span)
-		if err == nil {
-			st.Attempts = attempt + 1
-			return st, nil
+	attempts := 0
+	var st *Stream
+	var sleepErr error
+	err := resilience.Retry(ctx, resilience.Policy{
+		MaxAttempts: max(res.MaxRetries, 0) + 1,
+		Initial:     res.BackoffBase, Max: res.BackoffMax, Multiplier: 2,
+		MaxRetryAfter: res.MaxRetryAfter,
+		Retryable:     func(err error) bool { return err.(*provider.Error).Retryable && ctx.Err() == nil },
+		RetryAfter:    func(err error) time.Duration { return err.(*provider.Error).RetryAfter },
+		OnRetry: func(attempt int, wait time.Duration, err error) {
+			code := string(err.(*provider.Error).Code)
+			s.m.retries.WithLabelValues(t.prov.name, t.name, code).Inc()
+			span.AddEvent("retry", trace.WithAttributes(attribute.Int("attempt", attempt),
+				attribute.String("error.type", code), attribute.Int64("wait_ms", wait.Milliseconds())))
+		},
+		Sleep: func(ctx context.Context, d time.Duration) error {
+			sleepErr = s.deps.Sleep(ctx, d)
+			return sleepErr
+		},
+		Rand: s.deps.Rand,
+	}, func(ctx context.Context) error {
+		attempts++
+		var err error
+		if st, err = s.attempt(ctx, t, &preq, res, span); err == nil {
+			return nil
 		}
 		e := provider.AsError(err)
 		if e.Provider == "" {
@@ -198,35 +218,16 @@ func (s *Service) try(ctx context.Context, r *routes, t *target, req *ChatReques
 			e.Model = t.name
 		}
 		s.m.requests.WithLabelValues(t.prov.name, t.name, string(e.Code)).Inc()
-		if !e.Retryable || attempt >= maxRetries || ctx.Err() != nil {
-			return nil, e
-		}
-		wait := s.deps.Jitter(backoffCap(attempt, res))
-		if e.RetryAfter > 0 {
-			if e.RetryAfter > res.MaxRetryAfter {
-				return nil, e
-			}
-			wait = e.RetryAfter
-		}
-		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
-			return nil, e
-		}
-		s.m.retries.WithLabelValues(t.prov.name, t.name, string(e.Code)).Inc()
-		span.AddEvent("retry", trace.WithAttributes(attribute.Int("attempt", attempt+1),
-			attribute.String("error.type", string(e.Code)), attribute.Int64("wait_ms", wait.Milliseconds())))
-		if err := s.deps.Sleep(ctx, wait); err != nil {
-			return nil, provider.AsError(err)
-		}
+		return e
+	})
+	if sleepErr != nil {
+		return nil, provider.AsError(sleepErr)
 	}
-}
-
-// backoffCap is min(max, base·2ⁿ): the upper bound of the full-jitter wait before retry n+1.
-func backoffCap(attempt int, res Resilience) time.Duration {
-	d := res.BackoffBase
-	for i := 0; i < attempt && d < res.BackoffMax; i++ {
-		d *= 2
+	if err != nil {
+		return nil, err
 	}
-	return min(d, res.BackoffMax)
+	st.Attempts = attempts
+	return st, nil
 }
 
 // attempt sends the request once and waits for the first chunk.

@@ -45,7 +45,7 @@ func newTestService(t testing.TB, cfg Config, adapters map[string]provider.Model
 	vs := &virtualSleep{}
 	reg := prometheus.NewRegistry()
 	svc, err := New(cfg, Deps{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Registerer: reg,
-		Adapters: adapters, Sleep: vs.sleep, Jitter: func(n time.Duration) time.Duration { return n }})
+		Adapters: adapters, Sleep: vs.sleep, Rand: func() float64 { return 1 }})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/mxp-mesh/mesh/pkg/common/resilience"
 	"github.com/mxp-mesh/mesh/services/inference/provider"
 	"github.com/sony/gobreaker/v2"
 )
@@ -192,17 +193,13 @@ func (t *target) breaker(m *metrics) *gobreaker.TwoStepCircuitBreaker[struct{}] 
 	}
 	bc := t.res.Breaker
 	provName, model := ps.name, t.name
-	cb := gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
-		Name:        provName + "/" + model,
-		MaxRequests: bc.HalfOpenRequests,
-		Interval:    bc.Interval,
-		Timeout:     bc.OpenTimeout,
-		ReadyToTrip: func(c gobreaker.Counts) bool {
-			if c.ConsecutiveFailures >= bc.ConsecutiveFailures {
-				return true
-			}
-			return c.Requests >= bc.MinRequests && float64(c.TotalFailures)/float64(c.Requests) >= bc.FailureRate
-		},
+	cb := resilience.NewTwoStepBreaker[struct{}](provName+"/"+model, resilience.BreakerSettings{
+		ConsecutiveFailures: bc.ConsecutiveFailures,
+		FailureRate:         bc.FailureRate,
+		MinRequests:         bc.MinRequests,
+		Interval:            bc.Interval,
+		OpenTimeout:         bc.OpenTimeout,
+		HalfOpenRequests:    bc.HalfOpenRequests,
 		OnStateChange: func(_ string, from, to gobreaker.State) {
 			m.breaker.WithLabelValues(provName, model).Set(float64(breakerLevel(to)))
 			m.transitions.WithLabelValues(provName, model, from.String(), to.String()).Inc()

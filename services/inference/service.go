@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"sort"
 	"strings"
@@ -15,6 +14,7 @@ import (
 	"github.com/mxp-mesh/mesh/pkg/common/config"
 	"github.com/mxp-mesh/mesh/pkg/common/lifecycle"
 	cmetrics "github.com/mxp-mesh/mesh/pkg/common/metrics"
+	"github.com/mxp-mesh/mesh/pkg/common/resilience"
 	"github.com/mxp-mesh/mesh/pkg/common/service"
 	"github.com/mxp-mesh/mesh/services/inference/provider"
 	"github.com/nats-io/nats.go"
@@ -45,11 +45,12 @@ type Deps struct {
 	HTTPClient *http.Client
 	// Adapters replaces the adapter of a provider by name (tests, embedding).
 	Adapters map[string]provider.ModelAdapter
-	// Sleep waits between retries. Default: a timer that stops early when ctx ends.
-	// Tests inject virtual time here.
+	// Sleep waits between retries (resilience.Policy.Sleep). Default: a timer that stops
+	// early when ctx ends. Tests inject virtual time here.
 	Sleep func(ctx context.Context, d time.Duration) error
-	// Jitter returns a uniform random duration in [0, n]. Default math/rand/v2.
-	Jitter func(n time.Duration) time.Duration
+	// Rand returns a uniform number in [0, 1) that scales the full-jitter backoff
+	// (resilience.Policy.Rand). Default math/rand/v2.
+	Rand func() float64
 	// OnReload, when set, is told the outcome of every Reload: the digest of the config
 	// now running (pkg/common/config.Digest, secrets excluded) and the error of a
 	// rejected config. Mains use it for mxp_config_info and mxp_config_reloads_total.
@@ -118,15 +119,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		deps.HTTPClient = &http.Client{Transport: tr}
 	}
 	if deps.Sleep == nil {
-		deps.Sleep = sleepCtx
-	}
-	if deps.Jitter == nil {
-		deps.Jitter = func(n time.Duration) time.Duration {
-			if n <= 0 {
-				return 0
-			}
-			return time.Duration(rand.Int64N(int64(n) + 1))
-		}
+		deps.Sleep = resilience.Sleep
 	}
 	if deps.Tracer == nil {
 		deps.Tracer = deps.TracerProvider.Tracer("github.com/mxp-mesh/mesh/services/inference")
@@ -272,18 +265,4 @@ func (s *Service) Ready() Readiness {
 	}
 	out.Reason = "every breaker of the default model's chain is open"
 	return out
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
