@@ -111,8 +111,17 @@ func (a *Agent) State() State { return a.lc.State() }
 // Tools returns the agent's toolbox.
 func (a *Agent) Tools() *Toolbox { return a.tools }
 
-// AddTool adds a tool to the agent's toolbox.
-func (a *Agent) AddTool(t *Tool) error { return a.tools.Add(t) }
+// AddTool adds a tool to the agent's toolbox. On a running agent the registration is
+// renewed at once, so the new tool's capability (tool.<name>) is advertised.
+func (a *Agent) AddTool(t *Tool) error {
+	if err := a.tools.Add(t); err != nil {
+		return err
+	}
+	if r := a.reg.Load(); r != nil {
+		r.renewNow()
+	}
+	return nil
+}
 
 // HandleCall sets the handler for Calls. It panics when the agent is already running.
 func (a *Agent) HandleCall(h CallHandler) { a.setHandler(func() { a.call = h }) }
@@ -207,6 +216,7 @@ func (a *Agent) serve(ctx context.Context, conn meshConn) (err error) {
 		client: conn, interval: a.cfg.HeartbeatInterval, state: a.lc.State, log: a.log,
 		reg: Registration{ID: a.cfg.ID, Name: a.cfg.Name, Capabilities: a.advertised(),
 			Version: a.cfg.Version, Description: a.cfg.Description, Tags: a.cfg.Tags},
+		capabilities: a.advertised,
 	}
 	reg.defaults()
 	if r, ok := conn.(*redialer); ok {

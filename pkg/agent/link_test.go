@@ -274,6 +274,27 @@ func TestAgentOverFrames(t *testing.T) {
 		t.Fatalf("registration = %+v", reg)
 	}
 
+	// A tool added while running is advertised by a new registration.
+	late, err := NewTool("late", "added while running", func(context.Context, struct{}) (int, error) { return 1, nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.AddTool(late); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		edge.mu.Lock()
+		last := edge.registered[len(edge.registered)-1]
+		edge.mu.Unlock()
+		if strings.Join(last.Capabilities, ",") == "echo.upper,tool.late,tool.shout" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("late tool never advertised: %v", last.Capabilities)
+		}
+		time.Sleep(time.Millisecond)
+	}
+
 	// Calls into the agent.
 	tests := []struct {
 		data     string

@@ -60,6 +60,10 @@ type registrar struct {
 	deregErr  error
 
 	renew chan struct{} // a signal to register again at once (a new connection)
+
+	// capabilities, if set, gives the capabilities to register each time (they may grow
+	// while the agent runs, as tools are added).
+	capabilities func() []string
 }
 
 // renewNow asks the loop to register again at once, e.g. on a new connection, where the
@@ -118,7 +122,11 @@ func (r *registrar) newBackoff() *backoff.ExponentialBackOff {
 func (r *registrar) registerWithBackoff(ctx context.Context) error {
 	b := r.newBackoff()
 	for {
-		err := r.client.Register(ctx, r.reg)
+		reg := r.reg
+		if r.capabilities != nil {
+			reg.Capabilities = r.capabilities()
+		}
+		err := r.client.Register(ctx, reg)
 		if err == nil {
 			r.registered.Store(true)
 			r.registers.Add(1)
