@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -170,11 +171,17 @@ func (ep *endpoint) readLoop() {
 				touched = append(touched, c)
 			}
 		}
+		woke := false
 		for i, c := range touched {
-			c.afterReceiveBatch(now)
+			woke = c.afterReceiveBatch(now) || woke
 			touched[i] = nil
 		}
 		touched = touched[:0]
+		if woke {
+			// Let the reader just woken run now, before this loop's next (probably empty)
+			// recvmmsg: it takes a system call off the request/response critical path.
+			runtime.Gosched()
+		}
 	}
 }
 

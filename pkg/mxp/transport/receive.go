@@ -74,9 +74,10 @@ func (c *Conn) receiveData(kp *keypair, h dataHeader, b []byte, src netip.AddrPo
 	return true
 }
 
-// afterReceiveBatch sends what the batch made due (ACKs, data the ACKs allowed).
+// afterReceiveBatch sends what the batch made due (ACKs, data the ACKs allowed) and wakes
+// readers; it reports whether it woke any.
 // Contract: called by the read loop once per batch for every connection that got data.
-func (c *Conn) afterReceiveBatch(now time.Time) {
+func (c *Conn) afterReceiveBatch(now time.Time) (woke bool) {
 	c.mu.Lock()
 	if !c.closed {
 		c.flushLocked(now)
@@ -92,6 +93,7 @@ func (c *Conn) afterReceiveBatch(now time.Time) {
 	if wakeDgram {
 		signal(c.dgramReadable)
 	}
+	return wakeMsg || wakeDgram
 }
 
 // The frameHandler methods run with c.mu held, inside receiveData.
