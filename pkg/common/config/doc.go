@@ -11,6 +11,13 @@
 // `reload:"live"` may change on reload; any other change needs a restart and is kept at
 // its running value (the reload reports which keys were held back).
 //
+// Maps with string keys (map[string]V, e.g. named providers) are set in the file only:
+// the file's entries merge by key into the defaults' map, each entry replacing the
+// default of that name whole, and V is decoded by the same strict rules (an unknown key
+// inside an entry is an error naming "map.entry.field"). Lists of scalars or
+// text-unmarshalable values (security.Secret) come from YAML lists, or from the
+// environment and flags as comma-separated values.
+//
 // It must not know any service's fields and must not log secret values (use
 // security.Secret for them: the digest and every printout see only "[REDACTED]").
 package config

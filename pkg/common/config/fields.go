@@ -2,6 +2,7 @@ package config
 
 import (
 	"encoding"
+	"errors"
 	"fmt"
 	"reflect"
 	"strconv"
@@ -111,9 +112,6 @@ func setString(v reflect.Value, s string) error {
 		}
 		v.SetFloat(f)
 	case reflect.Slice:
-		if v.Type().Elem().Kind() != reflect.String {
-			return fmt.Errorf("unsupported list type %s", v.Type())
-		}
 		var items []string
 		for p := range strings.SplitSeq(s, ",") {
 			if p = strings.TrimSpace(p); p != "" {
@@ -122,9 +120,13 @@ func setString(v reflect.Value, s string) error {
 		}
 		sl := reflect.MakeSlice(v.Type(), len(items), len(items))
 		for i, it := range items {
-			sl.Index(i).SetString(it)
+			if err := setString(sl.Index(i), it); err != nil {
+				return fmt.Errorf("item %d: %w", i, err)
+			}
 		}
 		v.Set(sl)
+	case reflect.Map:
+		return errors.New("a map is set in the config file only")
 	default:
 		return fmt.Errorf("unsupported type %s", v.Type())
 	}

@@ -219,6 +219,10 @@ func applyNode(n *yaml.Node, v reflect.Value, key, path string, errs *[]error) {
 	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
 		return
 	}
+	if v.Kind() == reflect.Map {
+		applyMap(n, v, key, path, errs)
+		return
+	}
 	if !isLeaf(v.Type()) {
 		if n.Kind != yaml.MappingNode {
 			*errs = append(*errs, &Error{Key: key, Source: src, Err: errors.New("want a mapping")})
@@ -274,6 +278,45 @@ func applyNode(n *yaml.Node, v reflect.Value, key, path string, errs *[]error) {
 	default:
 		*errs = append(*errs, &Error{Key: key, Source: src, Err: errors.New("want a single value")})
 	}
+}
+
+// applyMap lays a YAML mapping over the map v: entries merge by key into the map the
+// earlier layers built (a copy: the defaults' map is never written), and each entry's
+// value replaces the earlier one whole, decoded by the same rules as a top-level value
+// (unknown keys inside it are errors that name the full key, map.entry.field).
+func applyMap(n *yaml.Node, v reflect.Value, key, path string, errs *[]error) {
+	src := fmt.Sprintf("file %s:%d", path, n.Line)
+	if v.Type().Key().Kind() != reflect.String {
+		*errs = append(*errs, &Error{Key: key, Source: src, Err: fmt.Errorf("unsupported map type %s", v.Type())})
+		return
+	}
+	if n.Kind != yaml.MappingNode {
+		*errs = append(*errs, &Error{Key: key, Source: src, Err: errors.New("want a mapping")})
+		return
+	}
+	m := reflect.MakeMapWithSize(v.Type(), v.Len()+len(n.Content)/2)
+	iter := v.MapRange()
+	for iter.Next() {
+		m.SetMapIndex(iter.Key(), iter.Value())
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		kn := n.Content[i]
+		if kn.Kind != yaml.ScalarNode {
+			*errs = append(*errs, &Error{Key: key, Source: fmt.Sprintf("file %s:%d", path, kn.Line), Err: errors.New("want a scalar map key")})
+			continue
+		}
+		full := kn.Value
+		if key != "" {
+			full = key + "." + kn.Value
+		}
+		elem := reflect.New(v.Type().Elem()).Elem()
+		before := len(*errs)
+		applyNode(n.Content[i+1], elem, full, path, errs)
+		if len(*errs) == before {
+			m.SetMapIndex(reflect.ValueOf(kn.Value).Convert(v.Type().Key()), elem)
+		}
+	}
+	v.Set(m)
 }
 
 // Digest is the hex SHA-256 of cfg's JSON form. Secrets (security.Secret) marshal as
