@@ -64,6 +64,7 @@ const (
 	ReplayWindowSize        = 8192                   // counters accepted behind the highest seen (bits in the window)
 	UnderLoadHandshakes     = 1000                   // handshake packets per second above which the responder asks for cookies
 	MaxTrackedPeers         = 1 << 16                // initiation timestamps remembered per static key (oldest forgotten first)
+	HandshakeQueueSize      = 1024                   // initiations waiting for the handshake worker; more are dropped
 )
 
 // Reliability, flow and congestion control (RFC 6298, RFC 9002, RFC 6582).

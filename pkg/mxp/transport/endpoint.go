@@ -47,7 +47,7 @@ type endpointCounters struct {
 	handshakesIn, cookiesSent atomic.Uint64
 	mac1Failed, mac2Missing   atomic.Uint64
 	initReplayed, refused     atomic.Uint64
-	handshakesDone            atomic.Uint64
+	handshakesDone, hsDropped atomic.Uint64
 }
 
 // newEndpoint opens the socket: bound to laddr (a listener), or connected to raddr (a

@@ -19,9 +19,11 @@ type Listener struct {
 	timestamps map[PublicKey][TimestampSize]byte // greatest initiation timestamp per client key
 	closed     bool
 
-	accept chan *Conn
-	done   chan struct{}
-	load   loadMeter
+	accept  chan *Conn
+	done    chan struct{}
+	load    loadMeter
+	hsQueue chan handshakeJob // initiations waiting for the handshake worker
+	wg      sync.WaitGroup    // the handshake worker
 }
 
 // connKey names a connection on a Listener: the client's key and its connection id.
@@ -53,6 +55,7 @@ func Listen(ctx context.Context, addr string, cfg Config) (*Listener, error) {
 		accept:     make(chan *Conn, 128),
 		done:       make(chan struct{}),
 		load:       loadMeter{limit: cfg.UnderLoadHandshakes},
+		hsQueue:    make(chan handshakeJob, HandshakeQueueSize),
 	}
 	ep, err := newEndpoint(network, ua, nil, &l.cfg)
 	if err != nil {
@@ -60,6 +63,8 @@ func Listen(ctx context.Context, addr string, cfg Config) (*Listener, error) {
 	}
 	ep.listener = l
 	l.ep = ep
+	l.wg.Add(1)
+	go l.handshakeWorker()
 	ep.start()
 	return l, nil
 }
@@ -101,6 +106,7 @@ func (l *Listener) Close() error {
 		c.closeNow(&CloseError{Code: CloseNormal, Reason: "listener closed"}, true)
 	}
 	l.ep.close()
+	l.wg.Wait()
 	return nil
 }
 
@@ -113,9 +119,12 @@ func (l *Listener) numConns() int {
 	return len(l.conns)
 }
 
-// handleInitiation is the responder's side of message 1. Contract: called by the read
-// loop for every initiation; it keeps no state for a packet until the packet is
-// authenticated and, under load, until its source address is proven by a cookie.
+// handleInitiation is the cheap half of the responder's side of message 1 (size, type,
+// mac1, and under load the cookie); it queues the rest for the handshake worker. Contract:
+// called by the read loop for every initiation; it keeps no state for a packet until the
+// packet is authenticated and, under load, until its source address is proven by a
+// cookie. The listener counts as under load above UnderLoadHandshakes per second or when
+// the worker's queue is 1/8 full.
 func (l *Listener) handleInitiation(b []byte, src netip.AddrPort, now time.Time) {
 	ep := l.ep
 	if err := parseInitiationHeader(b); err != nil {
@@ -126,7 +135,8 @@ func (l *Listener) handleInitiation(b []byte, src netip.AddrPort, now time.Time)
 		ep.counters.mac1Failed.Add(1)
 		return
 	}
-	if l.load.underLoad(now) && !ep.cookies.checkMAC2(b, src, now) {
+	busy := l.load.underLoad(now) || len(l.hsQueue) >= cap(l.hsQueue)/8
+	if busy && !ep.cookies.checkMAC2(b, src, now) {
 		var reply [CookieReplySize]byte
 		idx := uint32(b[initOffSender]) | uint32(b[initOffSender+1])<<8 | uint32(b[initOffSender+2])<<16 | uint32(b[initOffSender+3])<<24
 		ep.cookies.writeCookieReply(&reply, b, idx, src, now)
@@ -135,6 +145,41 @@ func (l *Listener) handleInitiation(b []byte, src netip.AddrPort, now time.Time)
 		ep.counters.cookiesSent.Add(1)
 		return
 	}
+	job := handshakeJob{src: src, at: now}
+	copy(job.pkt[:], b)
+	select {
+	case l.hsQueue <- job:
+	default:
+		ep.counters.hsDropped.Add(1) // the queue is full: the initiator retransmits
+	}
+}
+
+// handshakeJob is an initiation that passed the cheap checks, waiting for the DH work.
+type handshakeJob struct {
+	pkt [InitiationSize]byte
+	src netip.AddrPort
+	at  time.Time
+}
+
+// handshakeWorker does the expensive half of the responder's work off the read loop, so
+// that a burst of initiations does not delay data packets. It returns when the listener
+// closes.
+func (l *Listener) handshakeWorker() {
+	defer l.wg.Done()
+	for {
+		select {
+		case job := <-l.hsQueue:
+			l.completeInitiation(job.pkt[:], job.src, job.at)
+		case <-l.done:
+			return
+		}
+	}
+}
+
+// completeInitiation authenticates an initiation, checks the allow-list and the replay
+// timestamp, and answers it. Contract: called by the handshake worker only.
+func (l *Listener) completeInitiation(b []byte, src netip.AddrPort, now time.Time) {
+	ep := l.ep
 	in, err := consumeInitiation(ep.local, b)
 	if err != nil {
 		ep.counters.authFailed.Add(1)

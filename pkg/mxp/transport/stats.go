@@ -66,6 +66,7 @@ type ListenerStats struct {
 	HandshakesReceived  uint64 // initiations and responses
 	HandshakesCompleted uint64 // keypairs confirmed
 	CookieRepliesSent   uint64 // initiations answered with a cookie (under load)
+	HandshakesDropped   uint64 // initiations dropped because the handshake queue was full
 	MAC1Failures        uint64 // handshake packets not addressed to our key
 	HandshakeAuthFailed uint64 // initiations whose static key or timestamp failed to decrypt
 	InitiationsReplayed uint64 // initiations with a timestamp not newer than the last one
@@ -82,7 +83,7 @@ func (ep *endpoint) listenerStats(conns int) ListenerStats {
 	return ListenerStats{
 		Connections: conns, PacketsReceived: k.packetsIn.Load(), BytesReceived: k.bytesIn.Load(),
 		HandshakesReceived: k.handshakesIn.Load(), HandshakesCompleted: k.handshakesDone.Load(),
-		CookieRepliesSent: k.cookiesSent.Load(), MAC1Failures: k.mac1Failed.Load(),
+		CookieRepliesSent: k.cookiesSent.Load(), HandshakesDropped: k.hsDropped.Load(), MAC1Failures: k.mac1Failed.Load(),
 		HandshakeAuthFailed: k.authFailed.Load(), InitiationsReplayed: k.initReplayed.Load(),
 		PeersRefused: k.refused.Load(), DataAuthFailed: k.authFailed.Load(), DataReplayed: k.replayed.Load(),
 		UnknownIndex: k.unknownIndex.Load(), Malformed: k.malformed.Load(), SessionIndexes: ep.index.len(),
