@@ -21,7 +21,7 @@ STATICCHECK_VERSION ?= v0.8.2
 # Binaries: the CLI plus one mxp-<name> per service that has a cmd/ folder.
 SERVICE_MAINS := $(wildcard services/*/cmd/mxp-*)
 
-.PHONY: all build run test lint fuzz bench e2e clean tidy
+.PHONY: all build run test lint fuzz bench e2e clean tidy images compose-up compose-down
 
 all: build
 
@@ -58,3 +58,21 @@ tidy:
 
 clean:
 	rm -rf $(BIN)
+
+# Docker images FROM scratch (nothing pulled): static binaries built here into their own
+# folder (so a concurrent `go build` into bin/ cannot slip a cgo binary in), the host's CA
+# certificates, and Redis from the host's redis-server. Tags mxp-mesh/<name>:$(IMAGE_TAG).
+IMAGE_TAG ?= dev
+IMAGE_BIN := $(BIN)/image-bin
+COMPOSE   ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
+
+images:
+	$(MAKE) --no-print-directory build BIN=$(IMAGE_BIN)
+	BIN=$(IMAGE_BIN) TAG=$(IMAGE_TAG) ./deploy/docker/build-images.sh
+
+compose-up: images
+	$(COMPOSE) up -d
+	@echo "edge public key: $$($(COMPOSE) logs edge 2>/dev/null | grep -o '"public_key":"[^"]*"' | tail -1)"
+
+compose-down:
+	$(COMPOSE) down -v
