@@ -1,5 +1,6 @@
 // Package mxp is the MXP protocol for Go: the frame codec that every byte on the wire goes
-// through, the payload profile (typed values for each message type), and agent ids.
+// through, the payload profile (typed values for each message type), agent ids, and the
+// frame-level connection API over the secure transport (Listen, Dial, Conn, Call, keys).
 //
 // A frame is a 32-byte header, a payload of at most 16 MiB and an XXH3-64 checksum,
 // byte-compatible with the reference crate mxp 0.2.0 (see docs/protocol.md):
@@ -13,8 +14,11 @@
 // unpacks; ErrorKind names the kind. Reader and Writer move frames over byte streams and
 // never resynchronise: a bad frame is an error, not a guess.
 //
-// This package must not do I/O of its own beyond the io.Reader/io.Writer it is handed, keep
-// state between calls, or log: it is a pure codec that the transport, the edge and the CLI
-// share. The secure UDP transport lives in the transport subpackage, which knows nothing of
-// frames.
+// Listen and Dial return a Conn that sends and receives frames over the secure UDP transport
+// (the transport subpackage, which moves opaque messages and knows nothing of frames); Call
+// correlates a Response or Error with its Call by message id, many in flight at once.
+//
+// The codec half (Decode, AppendFrame, the payload types) must stay pure: no I/O beyond the
+// io.Reader/io.Writer it is handed, no state between calls, no logging. Only conn.go,
+// listen.go, dial.go, client.go and keys.go touch the network or the file system.
 package mxp

@@ -19,7 +19,9 @@ type PublicKey = transport.PublicKey
 func GeneratePrivateKey() (PrivateKey, error) { return transport.GeneratePrivateKey() }
 
 // ParsePublicKey parses a base64 public key.
-func ParsePublicKey(s string) (PublicKey, error) { return transport.ParsePublicKey(strings.TrimSpace(s)) }
+func ParsePublicKey(s string) (PublicKey, error) {
+	return transport.ParsePublicKey(strings.TrimSpace(s))
+}
 
 // ParsePrivateKey parses a base64 private key.
 func ParsePrivateKey(s string) (PrivateKey, error) {
