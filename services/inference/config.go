@@ -1,15 +1,15 @@
 package inference
 
 import (
+	"flag"
 	"fmt"
-	"os"
 	"slices"
 	"sort"
-	"strings"
 	"time"
 
+	"github.com/mxp-mesh/mesh/pkg/common/config"
+	mlog "github.com/mxp-mesh/mesh/pkg/common/log"
 	"github.com/mxp-mesh/mesh/pkg/common/security"
-	"gopkg.in/yaml.v3"
 )
 
 // Provider kinds.
@@ -21,37 +21,50 @@ const (
 	KindMock      = "mock"
 )
 
-// Config is the inference service's configuration. Layers, lowest first: Defaults, a YAML
-// file (LoadConfig), the environment (ApplyEnv). The zero value of every field means the
-// documented default.
+// Name is the service name: the MXP_INFERENCE_* environment prefix and the flag set.
+const Name = "inference"
+
+// Config is the inference service's configuration, loaded by pkg/common/config
+// (NewLoader): defaults, a YAML file, MXP_INFERENCE_* environment variables, then flags;
+// the providers' own variables (ApplyEnv: OPENAI_API_KEY, ...) are laid over the result.
+// The zero value of every field means the documented default. Every key but nats and http
+// reloads live.
 type Config struct {
+	// NATS is the bus URL; empty starts an embedded server. Read at start only.
+	NATS string `yaml:"nats" flag:"nats" usage:"NATS URL; empty starts an embedded server"`
+	// HTTP is the listen address of the OpenAI-compatible API, metrics and health. Default
+	// 127.0.0.1:8086. Read at start only.
+	HTTP string `yaml:"http" flag:"http" usage:"HTTP listen address (OpenAI-compatible API, metrics, health)"`
+	// LogLevel is debug, info, warn or error. Default info.
+	LogLevel string `yaml:"log_level" flag:"log-level" usage:"debug, info, warn or error" reload:"live"`
 	// DefaultModel is used when a request names none. Default "mock".
-	DefaultModel string `yaml:"default_model"`
+	DefaultModel string `yaml:"default_model" reload:"live"`
 	// SummaryModel summarises dropped turns for context budgeting "summarize". Default
 	// DefaultModel.
-	SummaryModel string `yaml:"summary_model"`
-	// Providers by name. A provider's Kind defaults to its name.
-	Providers map[string]ProviderConfig `yaml:"providers"`
-	// Models by the name callers use.
-	Models map[string]ModelConfig `yaml:"models"`
-	// Aliases map a name callers use to a model name ("fast" → "gpt-4o-mini").
-	Aliases map[string]string `yaml:"aliases"`
+	SummaryModel string `yaml:"summary_model" reload:"live"`
+	// Providers by name. A provider's Kind defaults to its name. File only; entries merge
+	// by name over the defaults (the mock provider).
+	Providers map[string]ProviderConfig `yaml:"providers" reload:"live"`
+	// Models by the name callers use. File only; entries merge by name over the defaults.
+	Models map[string]ModelConfig `yaml:"models" reload:"live"`
+	// Aliases map a name callers use to a model name ("fast" → "gpt-4o-mini"). File only.
+	Aliases map[string]string `yaml:"aliases" reload:"live"`
 	// ClientKeys, when set, are the bearer tokens HTTP callers must present. They are
-	// checked and never forwarded upstream.
-	ClientKeys []security.Secret `yaml:"client_keys"`
+	// checked and never forwarded upstream. In the environment: comma-separated.
+	ClientKeys []security.Secret `yaml:"client_keys" reload:"live"`
 	// MaxRequestBytes bounds an HTTP or bus request body. Default 4 MiB.
-	MaxRequestBytes int64 `yaml:"max_request_bytes"`
+	MaxRequestBytes int64 `yaml:"max_request_bytes" reload:"live"`
 	// MaxBusInflight bounds concurrent bus requests; more wait (back-pressure on the
 	// subscription). Default 1024.
-	MaxBusInflight int `yaml:"max_bus_inflight"`
+	MaxBusInflight int `yaml:"max_bus_inflight" reload:"live"`
 	// BusRequestTimeout bounds the handling of one bus request (the caller's
 	// Mxp-Deadline, when sooner, wins). Default 10m.
-	BusRequestTimeout time.Duration `yaml:"bus_request_timeout"`
+	BusRequestTimeout time.Duration `yaml:"bus_request_timeout" reload:"live"`
 	// BusRatePerAgent is the per-agent request rate on the bus (by Mxp-Agent-Id; 0 for no
 	// limit). Over it, requests get rate_limited.
-	BusRatePerAgent float64 `yaml:"bus_rate_per_agent"`
+	BusRatePerAgent float64 `yaml:"bus_rate_per_agent" reload:"live"`
 	// Resilience is the default for every provider.
-	Resilience Resilience `yaml:"resilience"`
+	Resilience Resilience `yaml:"resilience" reload:"live"`
 }
 
 // ProviderConfig turns a provider on and tunes it.
@@ -181,6 +194,8 @@ var DefaultPrefixes = map[string][]string{
 // Defaults returns the built-in configuration: the mock provider only.
 func Defaults() Config {
 	return Config{
+		HTTP:         "127.0.0.1:8086",
+		LogLevel:     "info",
 		DefaultModel: "mock",
 		Providers:    map[string]ProviderConfig{KindMock: {Kind: KindMock}},
 		Models: map[string]ModelConfig{
@@ -189,53 +204,18 @@ func Defaults() Config {
 	}
 }
 
-// LoadConfig reads a YAML file over Defaults. An empty path returns Defaults.
-func LoadConfig(path string) (Config, error) {
-	cfg := Defaults()
-	if path == "" {
-		return cfg, nil
-	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return cfg, fmt.Errorf("inference config: %w", err)
-	}
-	var file Config
-	dec := yaml.NewDecoder(strings.NewReader(string(data)))
-	dec.KnownFields(true)
-	if err := dec.Decode(&file); err != nil {
-		return cfg, fmt.Errorf("inference config %s: %w", path, err)
-	}
-	return mergeConfig(cfg, file), nil
+// NewLoader returns the service's layered config loader (pkg/common/config): Defaults,
+// the YAML file (--config, MXP_INFERENCE_CONFIG), MXP_INFERENCE_* environment variables,
+// then flags parsed from args into fs (nil for a new set). Apply ApplyEnv to what it loads.
+func NewLoader(args []string, fs *flag.FlagSet) *config.Loader[Config] {
+	return &config.Loader[Config]{Service: Name, Defaults: Defaults, Args: args, FlagSet: fs}
 }
 
-// mergeConfig lays over onto base: scalars replace when set, maps merge by key.
-func mergeConfig(base, over Config) Config {
-	if over.DefaultModel != "" {
-		base.DefaultModel = over.DefaultModel
-	}
-	if over.SummaryModel != "" {
-		base.SummaryModel = over.SummaryModel
-	}
-	if over.MaxRequestBytes != 0 {
-		base.MaxRequestBytes = over.MaxRequestBytes
-	}
-	if over.MaxBusInflight != 0 {
-		base.MaxBusInflight = over.MaxBusInflight
-	}
-	if over.BusRequestTimeout != 0 {
-		base.BusRequestTimeout = over.BusRequestTimeout
-	}
-	if over.BusRatePerAgent != 0 {
-		base.BusRatePerAgent = over.BusRatePerAgent
-	}
-	if len(over.ClientKeys) > 0 {
-		base.ClientKeys = over.ClientKeys
-	}
-	base.Resilience = over.Resilience.merge(base.Resilience)
-	base.Providers = mergeMap(base.Providers, over.Providers)
-	base.Models = mergeMap(base.Models, over.Models)
-	base.Aliases = mergeMap(base.Aliases, over.Aliases)
-	return base
+// LoadConfig reads a YAML file over Defaults, without the environment or flags. An empty
+// path returns Defaults.
+func LoadConfig(path string) (Config, error) {
+	l := &config.Loader[Config]{Service: Name, Defaults: Defaults, File: path, Env: []string{}}
+	return l.Load()
 }
 
 func mergeMap[V any](a, b map[string]V) map[string]V {
@@ -302,6 +282,11 @@ func ApplyEnv(cfg Config, lookup func(string) (string, bool)) Config {
 // output reserves that fill the window, alias loops. (Fallbacks may name models routed by
 // prefix to providers that are off; Reload logs those, and chains skip them.)
 func (c *Config) Validate() error {
+	if c.LogLevel != "" {
+		if _, err := mlog.ParseLevel(c.LogLevel); err != nil {
+			return config.FieldError("log_level", "want debug, info, warn or error, got %q", c.LogLevel)
+		}
+	}
 	names := make([]string, 0, len(c.Providers))
 	for name := range c.Providers {
 		names = append(names, name)

@@ -88,7 +88,10 @@ func TestConfigErrors(t *testing.T) {
 		yaml string
 		want string
 	}{
-		{"unknown field", "bogus: 1", "field bogus not found"},
+		{"unknown field", "bogus: 1", "bogus (file "},
+		{"unknown field in a provider", "providers: {openai: {api_kye: x}}", "providers.openai.api_kye"},
+		{"bad duration in a model", "models: {m: {resilience: {timeout: soon}}}", "models.m.resilience.timeout"},
+		{"bad log level", "log_level: loud", "log_level"},
 		{"unknown kind", "providers: {x: {kind: llamafarm}}", "unknown kind"},
 		{"unknown provider", "models: {m: {provider: nobody}}", "unknown provider"},
 		{"reserve over window", "models: {m: {context_window: 100, output_reserve: 100}}", "output_reserve"},
@@ -127,5 +130,57 @@ func TestReloadKeepsBreakers(t *testing.T) {
 	}
 	if _, err := env.svc.routes.Load().resolve("x"); err != nil {
 		t.Errorf("old config lost after a failed reload: %v", err)
+	}
+}
+
+func TestLoaderLayers(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "inference.yaml")
+	os.WriteFile(path, []byte("nats: nats://127.0.0.1:1\nlog_level: warn\nmax_bus_inflight: 8\n"+
+		"providers: {openai: {base_url: http://127.0.0.1:2, resilience: {max_retries: 4}}}\n"+
+		"models: {gpt-x: {provider: openai, context_window: 1000}}\n"), 0o600)
+	tests := []struct {
+		name  string
+		env   []string
+		args  []string
+		check func(t *testing.T, c Config)
+	}{
+		{"file over defaults", nil, nil, func(t *testing.T, c Config) {
+			eq(t, "nats", c.NATS, "nats://127.0.0.1:1")
+			eq(t, "http default", c.HTTP, "127.0.0.1:8086")
+			eq(t, "log level", c.LogLevel, "warn")
+			eq(t, "inflight", c.MaxBusInflight, 8)
+			eq(t, "mock kept", c.Providers[KindMock].Kind, KindMock)
+			eq(t, "openai retries", c.Providers[KindOpenAI].Resilience.MaxRetries, 4)
+			eq(t, "model", c.Models["gpt-x"].ContextWindow, 1000)
+		}},
+		{"environment over file", []string{"MXP_INFERENCE_NATS=nats://127.0.0.1:3", "MXP_INFERENCE_HTTP=127.0.0.1:0",
+			"MXP_INFERENCE_RESILIENCE_BREAKER_FAILURE_RATE=0.25", "MXP_INFERENCE_CLIENT_KEYS=k1,k2"}, nil, func(t *testing.T, c Config) {
+			eq(t, "nats", c.NATS, "nats://127.0.0.1:3")
+			eq(t, "http", c.HTTP, "127.0.0.1:0")
+			eq(t, "failure rate", c.Resilience.Breaker.FailureRate, 0.25)
+			eq(t, "client keys", len(c.ClientKeys), 2)
+		}},
+		{"flags over environment", []string{"MXP_INFERENCE_NATS=nats://127.0.0.1:3"},
+			[]string{"-nats", "nats://127.0.0.1:4", "--log-level", "debug"}, func(t *testing.T, c Config) {
+				eq(t, "nats", c.NATS, "nats://127.0.0.1:4")
+				eq(t, "log level", c.LogLevel, "debug")
+			}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			l := NewLoader(tc.args, nil)
+			l.File = path
+			l.Env = append([]string{}, tc.env...)
+			cfg, err := l.Load()
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.check(t, cfg)
+		})
+	}
+	l := NewLoader(nil, nil)
+	l.Env = []string{"MXP_INFERENCE_PROVIDERS=openai"}
+	if _, err := l.Load(); err == nil || !strings.Contains(err.Error(), "config file only") {
+		t.Errorf("providers from the environment: %v", err)
 	}
 }

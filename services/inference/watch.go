@@ -1,65 +1,16 @@
 package inference
 
-import (
-	"context"
-	"os"
-	"path/filepath"
-	"time"
+import "github.com/mxp-mesh/mesh/pkg/common/config"
 
-	"github.com/fsnotify/fsnotify"
-)
-
-// WatchConfig reloads the configuration when the file at path changes (written, created
-// or replaced by rename, as editors and config-map mounts do), laying the environment
-// over it as at start-up. A bad file is logged and the running configuration kept. It
-// blocks until ctx ends.
-func (s *Service) WatchConfig(ctx context.Context, path string) error {
-	w, err := fsnotify.NewWatcher()
-	if err != nil {
-		return err
-	}
-	defer w.Close()
-	// Watch the directory: replacing the file by rename drops a watch on the file itself.
-	if err := w.Add(filepath.Dir(path)); err != nil {
-		return err
-	}
-	name := filepath.Clean(path)
-	var debounce <-chan time.Time
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case ev, ok := <-w.Events:
-			if !ok {
-				return nil
-			}
-			if filepath.Clean(ev.Name) == name && ev.Op&(fsnotify.Write|fsnotify.Create|fsnotify.Rename) != 0 {
-				debounce = time.After(100 * time.Millisecond)
-			}
-		case err, ok := <-w.Errors:
-			if !ok {
-				return nil
-			}
-			s.log.Warn("config watch error", "error", err)
-		case <-debounce:
-			debounce = nil
-			s.ReloadFile(path)
+// WatchConfig makes the reloads that w accepts (file change, SIGHUP, w.Reload) reach s:
+// each change of a live key is laid under the providers' own environment (ApplyEnv with
+// lookup, os.LookupEnv in production, as at start-up) and swapped in with Reload. A
+// config the service rejects is logged and the running one kept; w logs and counts the
+// configs it rejects itself. Run w (w.Run) to watch.
+func (s *Service) WatchConfig(w *config.Watcher[Config], lookup func(string) (string, bool)) {
+	w.OnChange(func(_, c *Config) {
+		if err := s.Reload(ApplyEnv(*c, lookup)); err != nil {
+			s.log.Error("config reload rejected; keeping the running configuration", "error", err)
 		}
-	}
-}
-
-// ReloadFile loads path, applies the environment and reloads; errors are logged and
-// returned, and the running configuration stays.
-func (s *Service) ReloadFile(path string) error {
-	cfg, err := LoadConfig(path)
-	if err == nil {
-		cfg = ApplyEnv(cfg, os.LookupEnv)
-		err = s.Reload(cfg) // reports to OnReload itself
-	} else if s.deps.OnReload != nil {
-		s.deps.OnReload(s.digest(), err)
-	}
-	if err != nil {
-		s.log.Error("config reload failed; keeping the running configuration", "path", path, "error", err)
-	}
-	return err
+	})
 }

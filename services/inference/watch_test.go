@@ -2,29 +2,44 @@ package inference
 
 import (
 	"context"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/mxp-mesh/mesh/pkg/common/config"
 )
 
 func TestWatchConfigReloads(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "inference.yaml")
-	if err := os.WriteFile(path, []byte("aliases: {a: mock}\n"), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte("aliases: {a: mock}\nnats: nats://127.0.0.1:1\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := LoadConfig(path)
+	l := NewLoader(nil, nil)
+	l.File, l.Env = path, []string{}
+	cfg, err := l.Load()
 	if err != nil {
 		t.Fatal(err)
 	}
 	env := newTestService(t, cfg, nil)
+	w := config.NewWatcher(l, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	w.Debounce = 20 * time.Millisecond
+	// The providers' environment is laid over every reload, as at start-up.
+	env.svc.WatchConfig(w, func(k string) (string, bool) {
+		if k == EnvOpenAIKey {
+			return "sk-test", true
+		}
+		return "", false
+	})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- env.svc.WatchConfig(ctx, path) }()
+	go func() { done <- w.Run(ctx) }()
 	defer func() { cancel(); <-done }()
 
 	resolves := func(name string) bool { _, err := env.svc.routes.Load().resolve(name); return err == nil }
-	// Rewrite now and then (slower than the watcher's 100ms debounce) until the watcher,
+	// Rewrite now and then (slower than the watcher's debounce) until the watcher,
 	// started concurrently, has seen a change.
 	deadline := time.Now().Add(10 * time.Second)
 	for i := 0; !resolves("b"); i++ {
@@ -32,16 +47,20 @@ func TestWatchConfigReloads(t *testing.T) {
 			t.Fatal("config change not picked up")
 		}
 		if i%25 == 0 {
-			os.WriteFile(path, []byte("aliases: {b: mock}\n"), 0o600)
+			os.WriteFile(path, []byte("aliases: {b: mock}\nnats: nats://127.0.0.1:2\n"), 0o600)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	if resolves("a") {
 		t.Error("old alias still there after reload")
 	}
+	if _, ok := env.svc.Config().Providers[KindOpenAI]; !ok {
+		t.Error("provider environment not applied on reload")
+	}
+	eq(t, "nats needs a restart: running value kept", w.Current().NATS, "nats://127.0.0.1:1")
 	// A broken file keeps the running config.
 	os.WriteFile(path, []byte("aliases: [not a map\n"), 0o600)
-	if err := env.svc.ReloadFile(path); err == nil {
+	if _, err := w.Reload(); err == nil {
 		t.Error("broken file accepted")
 	}
 	if !resolves("b") {
