@@ -227,7 +227,7 @@ func runDev(ctx context.Context, env *cliEnv, o devOptions) error {
 	go func() {
 		select {
 		case <-ctx.Done():
-			if context.Cause(ctx) == context.Canceled {
+			if context.Cause(ctx) == ctx.Err() { // not a signal (that has its own cause)
 				stopRun()
 			}
 		case <-runCtx.Done():

@@ -98,7 +98,21 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 		base.Logger.Error("start failed", "err", err)
 		return 1
 	}
-	if err := runner.Run(ctx); err != nil {
+	// The runner handles SIGINT/SIGTERM itself (the first drains, a second forces); main's
+	// context is cancelled by the same signal, which the runner would take for a second
+	// one. So only a plain cancellation of ctx (tests) reaches the runner.
+	runCtx, stopRun := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopRun()
+	go func() {
+		select {
+		case <-ctx.Done():
+			if context.Cause(ctx) == ctx.Err() { // not a signal (that has its own cause)
+				stopRun()
+			}
+		case <-runCtx.Done():
+		}
+	}()
+	if err := runner.Run(runCtx); err != nil {
 		base.Logger.Error("stopped with error", "err", err)
 		return 1
 	}
