@@ -72,7 +72,10 @@ images:
 
 compose-up: images
 	$(COMPOSE) up -d
-	@echo "edge public key: $$($(COMPOSE) logs edge 2>/dev/null | grep -o '"public_key":"[^"]*"' | tail -1)"
+	@for i in $$(seq 1 30); do \
+		k=$$($(COMPOSE) logs --no-color edge 2>/dev/null | grep -o '"public_key":"[^"]*"' | tail -1 | cut -d'"' -f4); \
+		if [ -n "$$k" ]; then echo "edge public key: $$k"; exit 0; fi; sleep 1; \
+	done; echo "the edge has not logged its public key yet: $(COMPOSE) logs edge"
 
 compose-down:
 	$(COMPOSE) down -v
