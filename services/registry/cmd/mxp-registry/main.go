@@ -12,95 +12,52 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
-	"fmt"
 	"io"
-	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/mxp-mesh/mesh/pkg/common/bus"
-	"github.com/mxp-mesh/mesh/pkg/common/config"
+	"github.com/mxp-mesh/mesh/pkg/common/lifecycle"
 	"github.com/mxp-mesh/mesh/pkg/common/metrics"
 	"github.com/mxp-mesh/mesh/pkg/common/service"
 	"github.com/mxp-mesh/mesh/services/registry"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Stderr)
-	stop()
-	os.Exit(code)
+var program = service.Program[registry.Config]{
+	Name:     registry.Name,
+	Defaults: registry.DefaultConfig,
+	Base: func(cfg *registry.Config) service.BaseConfig {
+		return service.BaseConfig{
+			Version:         registry.Version,
+			Bus:             bus.Config{URL: cfg.NATS, Embedded: cfg.EmbeddedNATS},
+			HTTP:            metrics.ServerConfig{Addr: cfg.HTTP, Pprof: true},
+			LogLevel:        cfg.LogLevel,
+			ShutdownTimeout: cfg.ShutdownTimeout,
+		}
+	},
+	Start: func(ctx context.Context, s *service.Setup[registry.Config]) ([]lifecycle.Service, error) {
+		base, cfg := s.Base, s.Config
+		svc, err := registry.New(ctx, cfg, base.Deps())
+		if err != nil {
+			return nil, err
+		}
+		w := service.WatchConfig(base, s.Loader, cfg,
+			func(c *registry.Config) string { return c.LogLevel },
+			func(_, c *registry.Config) { svc.SetConfig(*c) })
+		natsAt := "embedded"
+		if base.Bus != nil && base.Bus.Server != nil {
+			natsAt = "embedded " + base.Bus.Server.ClientURL()
+		} else if cfg.NATS != "" {
+			natsAt = base.Conn.ConnectedUrlRedacted()
+		}
+		base.Logger.Info("mxp-registry starting", "version", registry.Version, "nats", natsAt,
+			"store", svc.Store().Kind(), "http", cfg.HTTP, "lease", cfg.Lease, "config_digest", w.Digest(),
+			"config_file", s.Loader.FilePath())
+		return []lifecycle.Service{svc}, nil
+	},
 }
 
-// run is main without the process: exit code 0 on a clean shutdown, 2 for bad
-// configuration, 1 for a failure while running.
+func main() { program.Main() }
+
+// run is the program without the process, for tests: the exit status.
 func run(ctx context.Context, args []string, stderr io.Writer) int {
-	fs := flag.NewFlagSet("mxp-registry", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: mxp-registry [flags]\n\nflags:")
-		fs.PrintDefaults()
-		fmt.Fprintln(stderr, "\nconfig keys (YAML key, environment variable, live = reloaded without restart):")
-		for _, k := range config.Keys[registry.Config](registry.Name) {
-			live := ""
-			if k.Live {
-				live = "live"
-			}
-			fmt.Fprintf(stderr, "  %-32s %-44s %s\n", k.Key, k.Env, live)
-		}
-	}
-	loader := &config.Loader[registry.Config]{Service: registry.Name, Defaults: registry.DefaultConfig, Args: args, FlagSet: fs}
-	cfg, err := loader.Load()
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	if err != nil {
-		fmt.Fprintln(stderr, "mxp-registry:", err)
-		return 2
-	}
-	base, err := service.NewBase(ctx, service.BaseConfig{
-		Service: registry.Name, Version: registry.Version,
-		Bus:             bus.Config{URL: cfg.NATS, Embedded: cfg.EmbeddedNATS},
-		HTTP:            metrics.ServerConfig{Addr: cfg.HTTP, Pprof: true},
-		LogLevel:        cfg.LogLevel,
-		LogWriter:       stderr,
-		ShutdownTimeout: cfg.ShutdownTimeout,
-	})
-	if err != nil {
-		fmt.Fprintln(stderr, "mxp-registry:", err)
-		return 1
-	}
-	svc, err := registry.New(ctx, cfg, base.Deps())
-	if err != nil {
-		base.Logger.Error("registry failed to start", "err", err)
-		base.Conn.Close()
-		if base.Bus != nil {
-			base.Bus.Close()
-		}
-		return 1
-	}
-	w := service.WatchConfig(base, loader, cfg,
-		func(c *registry.Config) string { return c.LogLevel },
-		func(_, c *registry.Config) { svc.SetConfig(*c) })
-	natsAt := "embedded"
-	if base.Bus != nil && base.Bus.Server != nil {
-		natsAt = "embedded " + base.Bus.Server.ClientURL()
-	} else if cfg.NATS != "" {
-		natsAt = base.Conn.ConnectedUrlRedacted()
-	}
-	base.Logger.Info("mxp-registry starting", "version", registry.Version, "nats", natsAt,
-		"store", svc.Store().Kind(), "http", cfg.HTTP, "lease", cfg.Lease, "config_digest", w.Digest(),
-		"config_file", loader.FilePath())
-	runner, err := base.Runner(svc)
-	if err != nil {
-		base.Logger.Error("start failed", "err", err)
-		return 1
-	}
-	if err := runner.Run(ctx); err != nil {
-		base.Logger.Error("stopped with error", "err", err)
-		return 1
-	}
-	return 0
+	return program.Run(ctx, args, nil, stderr)
 }
