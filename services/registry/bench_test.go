@@ -60,7 +60,13 @@ func benchStores(b *testing.B) map[string]func() Store {
 
 // BenchmarkHeartbeatsOverBus measures heartbeats one registry instance answers per second
 // over NATS (loopback TCP), 64 requests in flight, 1,000 registered agents.
-func BenchmarkHeartbeatsOverBus(b *testing.B) {
+func BenchmarkHeartbeatsOverBus(b *testing.B) { benchHeartbeats(b, false) }
+
+// BenchmarkHeartbeatsWithLifecycleOverBus is BenchmarkHeartbeatsOverBus with the Go SDK's
+// heartbeat metadata ({"state":"active","accepting":"true"}) on every heartbeat.
+func BenchmarkHeartbeatsWithLifecycleOverBus(b *testing.B) { benchHeartbeats(b, true) }
+
+func benchHeartbeats(b *testing.B, lifecycle bool) {
 	for _, kind := range []string{"memory", "redis"} {
 		b.Run(kind, func(b *testing.B) {
 			st := benchStores(b)[kind]()
@@ -73,6 +79,9 @@ func BenchmarkHeartbeatsOverBus(b *testing.B) {
 					b.Fatal(err)
 				}
 				bodies[i], _ = json.Marshal(HeartbeatRequest{AgentID: agentID(i + 1)})
+				if lifecycle {
+					bodies[i] = []byte(heartbeatBody(i+1, "active", "true"))
+				}
 			}
 			var next atomic.Int64
 			var failed atomic.Int64
@@ -150,7 +159,7 @@ func bigStore(b *testing.B, kind string) Store {
 				pipe := s.c.Pipeline()
 				for i := start; i < start+1000; i++ {
 					a := mk(i)
-					args := []any{s.prefix, a.ID, string(a.descriptor()), ms(a.LastHeartbeat), ms(a.ExpiresAt)}
+					args := []any{s.prefix, a.ID, string(a.descriptor()), ms(a.LastHeartbeat), ms(a.ExpiresAt), "", ""}
 					for _, c := range a.Capabilities {
 						args = append(args, c)
 					}
@@ -266,5 +275,16 @@ func BenchmarkExpiryLag(b *testing.B) {
 			b.ReportMetric(float64(lags[len(lags)*99/100].Milliseconds()), "p99_lag_ms")
 			b.ReportMetric(float64(lags[len(lags)-1].Milliseconds()), "max_lag_ms")
 		})
+	}
+}
+
+// BenchmarkHeartbeatMetadata measures checking the Go SDK's heartbeat metadata.
+func BenchmarkHeartbeatMetadata(b *testing.B) {
+	raw := json.RawMessage(`{"accepting":"false","state":"suspended"}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		if lc, err := validateHeartbeatMetadata(raw, DefaultHeartbeatMetadataSize); err != nil || lc == nil {
+			b.Fatal(lc, err)
+		}
 	}
 }

@@ -37,6 +37,9 @@ type Config struct {
 	DiscoverMaxLimit     int `yaml:"discover_max_limit" reload:"live"`
 	// MaxMetadataBytes bounds a registration's metadata (as JSON). Default 4096.
 	MaxMetadataBytes int `yaml:"max_metadata_bytes" reload:"live"`
+	// MaxHeartbeatMetadataBytes bounds a heartbeat's metadata (the agent's lifecycle, as
+	// JSON). Default 1024.
+	MaxHeartbeatMetadataBytes int `yaml:"max_heartbeat_metadata_bytes" reload:"live"`
 	// LogLevel is debug, info, warn or error. Default info.
 	LogLevel string `yaml:"log_level" flag:"log-level" usage:"debug, info, warn or error" reload:"live"`
 	// Limits on bus requests: payload size, concurrency, timeout, per-agent rate.
@@ -60,19 +63,20 @@ type RedisConfig struct {
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
 	return Config{
-		Store:                "memory",
-		HTTP:                 "127.0.0.1:9101",
-		Lease:                30 * time.Second,
-		HeartbeatInterval:    10 * time.Second,
-		ExpiryInterval:       100 * time.Millisecond,
-		ExpiryBatch:          500,
-		DiscoverDefaultLimit: 100,
-		DiscoverMaxLimit:     1000,
-		MaxMetadataBytes:     DefaultMetadataSize,
-		LogLevel:             "info",
-		Limits:               security.Limits{MaxPayloadBytes: 64 << 10}.WithDefaults(),
-		Redis:                RedisConfig{Prefix: "mxp:registry:"},
-		ShutdownTimeout:      20 * time.Second,
+		Store:                     "memory",
+		HTTP:                      "127.0.0.1:9101",
+		Lease:                     30 * time.Second,
+		HeartbeatInterval:         10 * time.Second,
+		ExpiryInterval:            100 * time.Millisecond,
+		ExpiryBatch:               500,
+		DiscoverDefaultLimit:      100,
+		DiscoverMaxLimit:          1000,
+		MaxMetadataBytes:          DefaultMetadataSize,
+		MaxHeartbeatMetadataBytes: DefaultHeartbeatMetadataSize,
+		LogLevel:                  "info",
+		Limits:                    security.Limits{MaxPayloadBytes: 64 << 10}.WithDefaults(),
+		Redis:                     RedisConfig{Prefix: "mxp:registry:"},
+		ShutdownTimeout:           20 * time.Second,
 	}
 }
 
@@ -100,6 +104,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxMetadataBytes < 64 {
 		add("max_metadata_bytes", "must be at least 64, got %d", c.MaxMetadataBytes)
+	}
+	if c.MaxHeartbeatMetadataBytes < 64 {
+		add("max_heartbeat_metadata_bytes", "must be at least 64, got %d", c.MaxHeartbeatMetadataBytes)
 	}
 	if c.LogLevel != "" {
 		switch strings.ToLower(c.LogLevel) {

@@ -16,10 +16,10 @@ type blockingStore struct {
 	release chan struct{}
 }
 
-func (s *blockingStore) Heartbeat(ctx context.Context, id string, now, exp time.Time) error {
+func (s *blockingStore) Heartbeat(ctx context.Context, id string, now, exp time.Time, lc *Lifecycle) (Lifecycle, error) {
 	s.entered <- struct{}{}
 	<-s.release
-	return s.MemoryStore.Heartbeat(ctx, id, now, exp)
+	return s.MemoryStore.Heartbeat(ctx, id, now, exp, lc)
 }
 
 // TestShutdownDrainsInFlight: heartbeats being handled when Run is cancelled are answered

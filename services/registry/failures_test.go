@@ -38,9 +38,11 @@ type brokenStore struct{ *MemoryStore }
 
 var errDown = errors.New("connection refused")
 
-func (brokenStore) Register(context.Context, Agent) (*Agent, error)               { return nil, errDown }
-func (brokenStore) Heartbeat(context.Context, string, time.Time, time.Time) error { return errDown }
-func (brokenStore) Deregister(context.Context, string) (Agent, error)             { return Agent{}, errDown }
+func (brokenStore) Register(context.Context, Agent) (*Agent, error) { return nil, errDown }
+func (brokenStore) Heartbeat(context.Context, string, time.Time, time.Time, *Lifecycle) (Lifecycle, error) {
+	return Lifecycle{}, errDown
+}
+func (brokenStore) Deregister(context.Context, string) (Agent, error) { return Agent{}, errDown }
 func (brokenStore) Discover(context.Context, Query, time.Time) ([]Agent, bool, error) {
 	return nil, false, errDown
 }

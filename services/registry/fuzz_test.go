@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/mxp-mesh/mesh/pkg/common/bus"
 )
@@ -55,6 +56,47 @@ func FuzzDiscoverPayload(f *testing.F) {
 			t.Fatalf("limit %d escaped the bounds", q.Limit)
 		}
 		if _, _, err := NewMemoryStore().Discover(t.Context(), q, t0); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// FuzzHeartbeatPayload: any heartbeat body yields a lifecycle (or none) or a typed 400
+// error; a reported lifecycle has a well-formed state, survives the Redis encoding, and
+// applying it to a stored agent never fails.
+func FuzzHeartbeatPayload(f *testing.F) {
+	f.Add([]byte(`{"agent_id":"6ba7b810-9dad-11d1-80b4-00c04fd430c8","metadata":{"state":"suspended","accepting":"false"}}`))
+	f.Add([]byte(`{"agent_id":"6ba7b810-9dad-11d1-80b4-00c04fd430c8","metadata":{"state":"Active","accepting":true,"load":1}}`))
+	f.Add([]byte(`{"agent_id":"6ba7b810-9dad-11d1-80b4-00c04fd430c8","metadata":[]}`))
+	f.Add([]byte(`{"metadata":{"accepting":"maybe"}}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var r HeartbeatRequest
+		if err := decodeJSON(data, &r); err != nil {
+			checkTyped(t, err)
+			return
+		}
+		id, err := ValidAgentID(r.AgentID)
+		if err != nil {
+			checkTyped(t, err)
+			return
+		}
+		lc, err := validateHeartbeatMetadata(r.Metadata, DefaultHeartbeatMetadataSize)
+		if err != nil {
+			checkTyped(t, err)
+			return
+		}
+		if lc == nil {
+			return
+		}
+		if !lc.Known() || lc.State != "" && !validLifecycleName(lc.State) {
+			t.Fatalf("bad lifecycle %+v", lc)
+		}
+		if back := decodeLifecycle(encodeLifecycle(*lc)); !back.Equal(*lc) {
+			t.Fatalf("redis encoding changed %+v to %+v", lc, back)
+		}
+		s := NewMemoryStore()
+		s.Register(t.Context(), Agent{ID: id, ExpiresAt: t0.Add(time.Minute)})
+		if _, err := s.Heartbeat(t.Context(), id, t0, t0.Add(time.Minute), lc); err != nil {
 			t.Fatal(err)
 		}
 	})

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"time"
 
 	"github.com/mxp-mesh/mesh/pkg/common/bus"
 	"github.com/mxp-mesh/mesh/pkg/common/service"
@@ -48,7 +49,11 @@ func (s *Service) handleRegister(ctx context.Context, req service.Request) (any,
 		LeaseSeconds: cfg.Lease.Seconds(), HeartbeatSeconds: cfg.HeartbeatInterval.Seconds()}, nil
 }
 
+// handleHeartbeat renews a lease and stores the lifecycle the heartbeat's metadata
+// reports. It never publishes a registered event; a lifecycle event goes out when the
+// report is news (Lifecycle.changedFrom).
 func (s *Service) handleHeartbeat(ctx context.Context, req service.Request) (any, error) {
+	cfg := s.Config()
 	var r HeartbeatRequest
 	if err := decodeJSON(req.Data, &r); err != nil {
 		return nil, err
@@ -57,8 +62,12 @@ func (s *Service) handleHeartbeat(ctx context.Context, req service.Request) (any
 	if err != nil {
 		return nil, err
 	}
+	lc, err := validateHeartbeatMetadata(r.Metadata, cfg.MaxHeartbeatMetadataBytes)
+	if err != nil {
+		return nil, err
+	}
 	now := s.now()
-	err = s.store.Heartbeat(ctx, id, now, now.Add(s.Config().Lease))
+	prev, err := s.store.Heartbeat(ctx, id, now, now.Add(cfg.Lease), lc)
 	switch {
 	case errors.Is(err, ErrNotFound):
 		s.heartbeats.WithLabelValues("needs_register").Inc()
@@ -68,7 +77,31 @@ func (s *Service) handleHeartbeat(ctx context.Context, req service.Request) (any
 		return nil, s.storeError(ctx, "heartbeat", err)
 	}
 	s.heartbeats.WithLabelValues("ok").Inc()
+	if lc != nil && lc.changedFrom(prev) {
+		s.publishLifecycle(ctx, id, prev, now)
+	}
 	return HeartbeatResponse{Success: true, AgentID: id, Timestamp: now.UTC()}, nil
+}
+
+// publishLifecycle announces a changed lifecycle with the agent's current record. The
+// heartbeat has already succeeded: a failed lookup is logged, not returned.
+func (s *Service) publishLifecycle(ctx context.Context, id string, prev Lifecycle, now time.Time) {
+	a, err := s.store.Get(ctx, id, now)
+	if err != nil {
+		if !errors.Is(err, ErrNotFound) { // gone since (deregistered): nothing to announce
+			s.storeErrs.WithLabelValues("get").Inc()
+			s.deps.Logger.WarnContext(ctx, "lifecycle event skipped: agent lookup failed", "agent_id", id, "err", err)
+		}
+		return
+	}
+	var previous *Lifecycle
+	if prev.Known() {
+		previous = &prev
+	}
+	s.publishEvent(ctx, bus.SubjectRegistryLifecycle, Event{Type: lifecycleEventType,
+		Agent: a.Record(now, s.Config().HeartbeatInterval), Timestamp: now.UTC(), Previous: previous})
+	s.deps.Logger.InfoContext(ctx, "agent lifecycle changed", "agent_id", id, "lifecycle", a.Lifecycle.State,
+		"accepting", a.Lifecycle.AcceptsCalls(), "previous", prev.State)
 }
 
 func (s *Service) handleDeregister(ctx context.Context, req service.Request) (any, error) {

@@ -16,7 +16,7 @@ import (
 
 // mountHTTP adds the read API:
 //
-//	GET /v1/agents?capability=a&capability=b,c&name_prefix=p&tag=t&limit=n&after=id
+//	GET /v1/agents?capability=a&capability=b,c&name_prefix=p&tag=t&accepting_only=true&limit=n&after=id
 //	GET /v1/agents/{id}
 //
 // Errors are RFC 9457 problem details with the registry's error code.
@@ -30,6 +30,14 @@ func (s *Service) mountHTTP(r chi.Router) {
 					dr.Capabilities = append(dr.Capabilities, c)
 				}
 			}
+		}
+		if v := q.Get("accepting_only"); v != "" {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				s.writeProblem(w, "agents", invalid(CodeInvalidQuery, "accepting_only %q is not a boolean", trunc(v)))
+				return
+			}
+			dr.AcceptingOnly = b
 		}
 		if l := q.Get("limit"); l != "" {
 			n, err := strconv.Atoi(l)

@@ -121,7 +121,7 @@ func NewWithStore(cfg Config, deps service.Deps, st Store) (*Service, error) {
 func (s *Service) initMetrics() error {
 	ns := metrics.Namespace
 	s.events = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: Name, Name: "events_total",
-		Help: "Registry events published, by type (registered, deregistered, expired)."}, []string{"type"})
+		Help: "Registry events published, by type (registered, deregistered, expired, lifecycle)."}, []string{"type"})
 	s.heartbeats = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: Name, Name: "heartbeats_total",
 		Help: "Heartbeats by result (ok, needs_register)."}, []string{"result"})
 	s.expiryLag = prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: Name, Name: "expiry_lag_seconds",
@@ -186,17 +186,22 @@ func (s *Service) Run(ctx context.Context) error {
 // publish sends a registry event; a failure is logged, never returned to the caller
 // whose request already succeeded.
 func (s *Service) publish(ctx context.Context, subject, typ string, a Agent, now time.Time, lag time.Duration) {
-	ev := Event{Type: typ, Agent: a.Record(now, s.Config().HeartbeatInterval), Timestamp: now.UTC(), LagSeconds: lag.Seconds()}
+	s.publishEvent(ctx, subject, Event{Type: typ, Agent: a.Record(now, s.Config().HeartbeatInterval), Timestamp: now.UTC(), LagSeconds: lag.Seconds()})
+}
+
+// publishEvent sends ev on subject (see publish).
+func (s *Service) publishEvent(ctx context.Context, subject string, ev Event) {
+	typ, id := ev.Type, ev.Agent.ID
 	body, err := json.Marshal(ev)
 	if err != nil {
 		s.deps.Logger.ErrorContext(ctx, "event encode failed", "err", err)
 		return
 	}
 	msg := &nats.Msg{Subject: subject, Data: body, Header: nats.Header{}}
-	bus.SetAgentID(msg.Header, a.ID)
+	bus.SetAgentID(msg.Header, id)
 	tracing.Inject(ctx, msg.Header)
 	if err := s.deps.Conn.PublishMsg(msg); err != nil {
-		s.deps.Logger.ErrorContext(ctx, "event publish failed", "type", typ, "agent_id", a.ID, "err", err)
+		s.deps.Logger.ErrorContext(ctx, "event publish failed", "type", typ, "agent_id", id, "err", err)
 		return
 	}
 	s.events.WithLabelValues(typ).Inc()

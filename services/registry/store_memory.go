@@ -31,6 +31,7 @@ func NewMemoryStore() *MemoryStore {
 // Register implements Store.
 func (s *MemoryStore) Register(_ context.Context, a Agent) (*Agent, error) {
 	a.Capabilities = slices.Clone(a.Capabilities)
+	a.Lifecycle = a.Lifecycle.clone()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if e, ok := s.agents[a.ID]; ok {
@@ -74,17 +75,22 @@ func (s *MemoryStore) unindex(a Agent) {
 }
 
 // Heartbeat implements Store.
-func (s *MemoryStore) Heartbeat(_ context.Context, id string, now, expires time.Time) error {
+func (s *MemoryStore) Heartbeat(_ context.Context, id string, now, expires time.Time, lc *Lifecycle) (Lifecycle, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e, ok := s.agents[id]
 	if !ok || !e.agent.ExpiresAt.After(now) {
-		return ErrNotFound
+		return Lifecycle{}, ErrNotFound
 	}
 	e.agent.LastHeartbeat = now
 	e.agent.ExpiresAt = expires
 	heap.Fix(&s.leases, e.index)
-	return nil
+	if lc == nil {
+		return Lifecycle{}, nil
+	}
+	prev := e.agent.Lifecycle
+	e.agent.Lifecycle = lc.clone()
+	return prev, nil
 }
 
 // Deregister implements Store.
@@ -128,6 +134,9 @@ func (s *MemoryStore) Discover(_ context.Context, q Query, now time.Time) ([]Age
 			return false
 		}
 		if q.Tag != "" && !a.hasTag(q.Tag) {
+			return false
+		}
+		if q.AcceptingOnly && !a.Lifecycle.AcceptsCalls() {
 			return false
 		}
 		for _, c := range q.Capabilities {

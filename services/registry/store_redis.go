@@ -16,7 +16,9 @@ import (
 //
 // Layout under Prefix (default "mxp:registry:"):
 //
-//	agent:<id>   hash: d (descriptor JSON), reg and hb (Unix ms)
+//	agent:<id>   hash: d (descriptor JSON), reg and hb (Unix ms), ls and la (the
+//	             reported lifecycle: state, and accepting as "1", "0" or "" unknown;
+//	             absent in records written before they existed, read as unknown)
 //	leases       sorted set: id scored by lease end (Unix ms)
 //	ids          sorted set: every id at score 0 (lexicographic pages for listings)
 //	cap:<name>   sorted set: ids of agents with the capability, all at score 1, so
@@ -60,45 +62,54 @@ func NewRedisStore(ctx context.Context, o RedisOptions) (*RedisStore, error) {
 }
 
 var registerScript = redis.NewScript(`
-local p, id, d, now, exp = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local p, id, d, now, exp, ls, la = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 local key = p .. 'agent:' .. id
-local old = redis.call('HMGET', key, 'd', 'reg', 'hb')
+local old = redis.call('HMGET', key, 'd', 'reg', 'hb', 'ls', 'la')
 if old[1] then
   for _, c in ipairs(cjson.decode(old[1]).capabilities) do redis.call('ZREM', p .. 'cap:' .. c, id) end
 end
 local oldexp = redis.call('ZSCORE', p .. 'leases', id)
 local reg = old[2] or now
 if not oldexp or tonumber(oldexp) <= tonumber(now) then reg = now end -- an ended lease starts afresh
-redis.call('HSET', key, 'd', d, 'reg', reg, 'hb', now)
+redis.call('HSET', key, 'd', d, 'reg', reg, 'hb', now, 'ls', ls, 'la', la)
 redis.call('ZADD', p .. 'leases', exp, id)
 redis.call('ZADD', p .. 'ids', 0, id)
-for i = 6, #ARGV do redis.call('ZADD', p .. 'cap:' .. ARGV[i], 1, id) end
-if old[1] then return {old[1], old[2], old[3] or '0', oldexp or '0'} end
+for i = 8, #ARGV do redis.call('ZADD', p .. 'cap:' .. ARGV[i], 1, id) end
+if old[1] then return {old[1], old[2] or '0', old[3] or '0', oldexp or '0', old[4] or '', old[5] or ''} end
 return false
 `)
 
+// heartbeatScript renews a lease; with ARGV[5] == '1' it also replaces the lifecycle
+// (ls, la) and returns the previous one as {ls, la}. An unknown agent or ended lease
+// returns nil.
 var heartbeatScript = redis.NewScript(`
 local p, id, now, exp = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
 local s = redis.call('ZSCORE', p .. 'leases', id)
-if not s or tonumber(s) <= now then return 0 end
+if not s or tonumber(s) <= now then return false end
 redis.call('ZADD', p .. 'leases', exp, id)
-redis.call('HSET', p .. 'agent:' .. id, 'hb', ARGV[3])
-return 1
+local key = p .. 'agent:' .. id
+if ARGV[5] ~= '1' then
+  redis.call('HSET', key, 'hb', ARGV[3])
+  return {}
+end
+local old = redis.call('HMGET', key, 'ls', 'la')
+redis.call('HSET', key, 'hb', ARGV[3], 'ls', ARGV[6], 'la', ARGV[7])
+return {old[1] or '', old[2] or ''}
 `)
 
 // removeFn is shared by deregister and popExpired: it deletes one agent and returns
-// {d, reg, hb, exp} (or nil when absent).
+// {d, reg, hb, exp, ls, la} (or nil when absent).
 const removeFn = `
 local function remove(p, id)
   local key = p .. 'agent:' .. id
-  local h = redis.call('HMGET', key, 'd', 'reg', 'hb')
+  local h = redis.call('HMGET', key, 'd', 'reg', 'hb', 'ls', 'la')
   local exp = redis.call('ZSCORE', p .. 'leases', id) or '0'
   redis.call('ZREM', p .. 'leases', id)
   redis.call('ZREM', p .. 'ids', id)
   if not h[1] then return nil end
   for _, c in ipairs(cjson.decode(h[1]).capabilities) do redis.call('ZREM', p .. 'cap:' .. c, id) end
   redis.call('DEL', key)
-  return {h[1], h[2] or '0', h[3] or '0', exp}
+  return {h[1], h[2] or '0', h[3] or '0', exp, h[4] or '', h[5] or ''}
 end
 `
 
@@ -135,7 +146,11 @@ func fromMS(v any) time.Time {
 	return time.UnixMilli(n)
 }
 
-// decodeAgent rebuilds an Agent from the {d, reg, hb, exp} strings a script returns.
+// recordFields is the number of values a script returns per agent: {d, reg, hb, exp, ls, la}.
+const recordFields = 6
+
+// decodeAgent rebuilds an Agent from the {d, reg, hb, exp, ls, la} strings a script
+// returns (missing or nil ls and la read as an unknown lifecycle).
 func decodeAgent(vals []any) (Agent, error) {
 	if len(vals) < 4 {
 		return Agent{}, errors.New("registry: short record from redis")
@@ -146,12 +161,41 @@ func decodeAgent(vals []any) (Agent, error) {
 		return Agent{}, fmt.Errorf("registry: corrupt record in redis: %w", err)
 	}
 	a.RegisteredAt, a.LastHeartbeat, a.ExpiresAt = fromMS(vals[1]), fromMS(vals[2]), fromMS(vals[3])
+	if len(vals) >= recordFields {
+		a.Lifecycle = decodeLifecycle(vals[4], vals[5])
+	}
 	return a, nil
+}
+
+// encodeLifecycle is the inverse of decodeLifecycle: the ls and la hash fields.
+func encodeLifecycle(l Lifecycle) (ls, la string) {
+	switch {
+	case l.Accepting == nil:
+	case *l.Accepting:
+		la = "1"
+	default:
+		la = "0"
+	}
+	return l.State, la
+}
+
+// decodeLifecycle reads the ls and la hash fields (nil or "" when unknown).
+func decodeLifecycle(ls, la any) Lifecycle {
+	var l Lifecycle
+	l.State, _ = ls.(string)
+	switch s, _ := la.(string); s {
+	case "1":
+		l.Accepting = boolPtr(true)
+	case "0":
+		l.Accepting = boolPtr(false)
+	}
+	return l
 }
 
 // Register implements Store.
 func (s *RedisStore) Register(ctx context.Context, a Agent) (*Agent, error) {
-	args := []any{s.prefix, a.ID, string(a.descriptor()), ms(a.LastHeartbeat), ms(a.ExpiresAt)}
+	ls, la := encodeLifecycle(a.Lifecycle)
+	args := []any{s.prefix, a.ID, string(a.descriptor()), ms(a.LastHeartbeat), ms(a.ExpiresAt), ls, la}
 	for _, c := range a.Capabilities {
 		args = append(args, c)
 	}
@@ -170,15 +214,22 @@ func (s *RedisStore) Register(ctx context.Context, a Agent) (*Agent, error) {
 }
 
 // Heartbeat implements Store.
-func (s *RedisStore) Heartbeat(ctx context.Context, id string, now, expires time.Time) error {
-	n, err := heartbeatScript.Run(ctx, s.c, nil, s.prefix, id, ms(now), ms(expires)).Int()
-	if err != nil {
-		return err
+func (s *RedisStore) Heartbeat(ctx context.Context, id string, now, expires time.Time, lc *Lifecycle) (Lifecycle, error) {
+	set, ls, la := "0", "", ""
+	if lc != nil {
+		set = "1"
+		ls, la = encodeLifecycle(*lc)
 	}
-	if n == 0 {
-		return ErrNotFound
+	res, err := heartbeatScript.Run(ctx, s.c, nil, s.prefix, id, ms(now), ms(expires), set, ls, la).Slice()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return Lifecycle{}, ErrNotFound
+	case err != nil:
+		return Lifecycle{}, err
+	case len(res) < 2:
+		return Lifecycle{}, nil
 	}
-	return nil
+	return decodeLifecycle(res[0], res[1]), nil
 }
 
 // Deregister implements Store.
@@ -199,9 +250,9 @@ func (s *RedisStore) PopExpired(ctx context.Context, now time.Time, limit int) (
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return nil, err
 	}
-	out := make([]Agent, 0, len(res)/4)
-	for i := 0; i+4 <= len(res); i += 4 {
-		a, err := decodeAgent(res[i : i+4])
+	out := make([]Agent, 0, len(res)/recordFields)
+	for i := 0; i+recordFields <= len(res); i += recordFields {
+		a, err := decodeAgent(res[i : i+recordFields])
 		if err != nil {
 			return out, err
 		}
@@ -218,7 +269,7 @@ func (s *RedisStore) fetch(ctx context.Context, ids []string, now time.Time) ([]
 	pipe := s.c.Pipeline()
 	hs := make([]*redis.SliceCmd, len(ids))
 	for i, id := range ids {
-		hs[i] = pipe.HMGet(ctx, s.prefix+"agent:"+id, "d", "reg", "hb")
+		hs[i] = pipe.HMGet(ctx, s.prefix+"agent:"+id, "d", "reg", "hb", "ls", "la")
 	}
 	exps := pipe.ZMScore(ctx, s.prefix+"leases", ids...)
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
@@ -228,10 +279,10 @@ func (s *RedisStore) fetch(ctx context.Context, ids []string, now time.Time) ([]
 	out := make([]Agent, 0, len(ids))
 	for i := range ids {
 		v := hs[i].Val()
-		if len(v) < 3 || v[0] == nil || i >= len(scores) || scores[i] == 0 {
+		if len(v) < 5 || v[0] == nil || i >= len(scores) || scores[i] == 0 {
 			continue
 		}
-		a, err := decodeAgent([]any{v[0], v[1], v[2], scores[i]})
+		a, err := decodeAgent([]any{v[0], v[1], v[2], scores[i], v[3], v[4]})
 		if err != nil {
 			return nil, err
 		}
@@ -310,7 +361,8 @@ func (s *RedisStore) Discover(ctx context.Context, q Query, now time.Time) ([]Ag
 			return nil, false, err
 		}
 		for _, a := range as {
-			if (q.NamePrefix == "" || strings.HasPrefix(a.Name, q.NamePrefix)) && (q.Tag == "" || a.hasTag(q.Tag)) {
+			if (q.NamePrefix == "" || strings.HasPrefix(a.Name, q.NamePrefix)) && (q.Tag == "" || a.hasTag(q.Tag)) &&
+				(!q.AcceptingOnly || a.Lifecycle.AcceptsCalls()) {
 				out = append(out, a)
 			}
 		}

@@ -39,6 +39,12 @@ func ids(as []Agent) []string {
 	return out
 }
 
+func suspended() *Lifecycle {
+	return &Lifecycle{State: LifecycleSuspended, Accepting: boolPtr(false)}
+}
+
+func active() *Lifecycle { return &Lifecycle{State: LifecycleActive, Accepting: boolPtr(true)} }
+
 // runStoreSuite is the one suite every Store implementation passes.
 func runStoreSuite(t *testing.T, newStore storeFactory) {
 	ctx := context.Background()
@@ -87,22 +93,123 @@ func runStoreSuite(t *testing.T, newStore storeFactory) {
 	t.Run("heartbeat", func(t *testing.T) {
 		s := newStore(t)
 		a := testAgent(2, "beta", []string{"x"})
-		if err := s.Heartbeat(ctx, a.ID, t0, t0.Add(time.Minute)); !errors.Is(err, ErrNotFound) {
+		if _, err := s.Heartbeat(ctx, a.ID, t0, t0.Add(time.Minute), nil); !errors.Is(err, ErrNotFound) {
 			t.Fatalf("unknown agent heartbeat: %v", err)
 		}
 		s.Register(ctx, a)
-		if err := s.Heartbeat(ctx, a.ID, t0.Add(10*time.Second), t0.Add(40*time.Second)); err != nil {
+		if _, err := s.Heartbeat(ctx, a.ID, t0.Add(10*time.Second), t0.Add(40*time.Second), nil); err != nil {
 			t.Fatal(err)
 		}
 		got, _ := s.Get(ctx, a.ID, t0)
 		if !got.LastHeartbeat.Equal(t0.Add(10*time.Second)) || !got.ExpiresAt.Equal(t0.Add(40*time.Second)) {
 			t.Fatalf("after heartbeat %+v", got)
 		}
-		if err := s.Heartbeat(ctx, a.ID, t0.Add(40*time.Second), t0.Add(70*time.Second)); !errors.Is(err, ErrNotFound) {
+		if _, err := s.Heartbeat(ctx, a.ID, t0.Add(40*time.Second), t0.Add(70*time.Second), suspended()); !errors.Is(err, ErrNotFound) {
 			t.Fatalf("heartbeat at lease end must be refused: %v", err)
 		}
 		if _, err := s.Get(ctx, a.ID, t0.Add(41*time.Second)); !errors.Is(err, ErrNotFound) {
 			t.Fatalf("get after lease end: %v", err)
+		}
+	})
+
+	t.Run("lifecycle from heartbeats", func(t *testing.T) {
+		s := newStore(t)
+		a := testAgent(4, "delta", []string{"x"})
+		s.Register(ctx, a)
+		steps := []struct {
+			name     string
+			report   *Lifecycle
+			wantPrev Lifecycle
+			want     Lifecycle
+		}{
+			{"no metadata keeps unknown", nil, Lifecycle{}, Lifecycle{}},
+			{"first report", suspended(), Lifecycle{}, *suspended()},
+			{"no metadata keeps the report", nil, Lifecycle{}, *suspended()},
+			{"state only", &Lifecycle{State: "ready"}, *suspended(), Lifecycle{State: "ready"}},
+			{"accepting only", &Lifecycle{Accepting: boolPtr(true)}, Lifecycle{State: "ready"}, Lifecycle{Accepting: boolPtr(true)}},
+			{"resumed", active(), Lifecycle{Accepting: boolPtr(true)}, *active()},
+		}
+		for i, st := range steps {
+			now := t0.Add(time.Duration(i+1) * time.Second)
+			prev, err := s.Heartbeat(ctx, a.ID, now, now.Add(30*time.Second), st.report)
+			if err != nil || !prev.Equal(st.wantPrev) {
+				t.Fatalf("%s: prev=%+v err=%v, want prev %+v", st.name, prev, err, st.wantPrev)
+			}
+			got, err := s.Get(ctx, a.ID, now)
+			if err != nil || !got.Lifecycle.Equal(st.want) || !got.LastHeartbeat.Equal(now) {
+				t.Fatalf("%s: stored %+v (heartbeat %v) err=%v, want %+v", st.name, got.Lifecycle, got.LastHeartbeat, err, st.want)
+			}
+		}
+		// The store keeps its own copy of the report.
+		r := suspended()
+		if _, err := s.Heartbeat(ctx, a.ID, t0.Add(20*time.Second), t0.Add(2*time.Minute), r); err != nil {
+			t.Fatal(err)
+		}
+		*r.Accepting = true
+		if got, _ := s.Get(ctx, a.ID, t0.Add(time.Minute)); got.Lifecycle.AcceptsCalls() {
+			t.Fatal("store shares the caller's Accepting pointer")
+		}
+		// A registration stores the lifecycle it is given (zero: the agent starts afresh)
+		// and returns the one it replaced.
+		b := a
+		b.LastHeartbeat, b.ExpiresAt = t0.Add(time.Minute), t0.Add(2*time.Minute)
+		prev, err := s.Register(ctx, b)
+		if err != nil || prev == nil || !prev.Lifecycle.Equal(*suspended()) {
+			t.Fatalf("re-register: prev=%+v err=%v", prev, err)
+		}
+		if got, _ := s.Get(ctx, a.ID, t0.Add(time.Minute)); got.Lifecycle.Known() {
+			t.Fatalf("registration kept lifecycle %+v", got.Lifecycle)
+		}
+		s.Heartbeat(ctx, a.ID, t0.Add(time.Minute), t0.Add(2*time.Minute), suspended())
+		if got, err := s.Deregister(ctx, a.ID); err != nil || !got.Lifecycle.Equal(*suspended()) {
+			t.Fatalf("deregister returned %+v %v", got.Lifecycle, err)
+		}
+	})
+
+	t.Run("discover accepting only", func(t *testing.T) {
+		s := newStore(t)
+		reports := []*Lifecycle{nil, active(), suspended(), {State: "retiring", Accepting: boolPtr(false)}, {State: "ready"}, {Accepting: boolPtr(true)}}
+		for i, r := range reports {
+			a := testAgent(10+i, fmt.Sprint("agent-", i), []string{"x"})
+			s.Register(ctx, a)
+			if _, err := s.Heartbeat(ctx, a.ID, t0, t0.Add(30*time.Second), r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		tests := []struct {
+			name string
+			q    Query
+			want []int
+		}{
+			{"every agent", Query{Capabilities: []string{"x"}, Limit: 100}, []int{10, 11, 12, 13, 14, 15}},
+			{"accepting only", Query{Capabilities: []string{"x"}, AcceptingOnly: true, Limit: 100}, []int{10, 11, 14, 15}},
+			{"accepting only, no capability", Query{AcceptingOnly: true, Limit: 100}, []int{10, 11, 14, 15}},
+			{"accepting only, paged", Query{Capabilities: []string{"x"}, AcceptingOnly: true, Limit: 2, After: agentID(10)}, []int{11, 14}},
+		}
+		for _, tc := range tests {
+			as, _, err := s.Discover(ctx, tc.q, t0)
+			var want []string
+			for _, n := range tc.want {
+				want = append(want, agentID(n))
+			}
+			if err != nil || !slices.Equal(ids(as), want) {
+				t.Fatalf("%s: %v err=%v, want %v", tc.name, ids(as), err, want)
+			}
+		}
+		as, _, _ := s.Discover(ctx, Query{Capabilities: []string{"x"}, Limit: 100}, t0)
+		for i, a := range as {
+			want := Lifecycle{}
+			if reports[i] != nil {
+				want = *reports[i]
+			}
+			if !a.Lifecycle.Equal(want) {
+				t.Fatalf("agent %d discovered with lifecycle %+v, want %+v", i, a.Lifecycle, want)
+			}
+		}
+		// Expiry returns the lifecycle too (for the expired event).
+		got, err := s.PopExpired(ctx, t0.Add(time.Hour), 100)
+		if err != nil || len(got) != len(reports) || !slices.ContainsFunc(got, func(a Agent) bool { return a.Lifecycle.Equal(*suspended()) }) {
+			t.Fatalf("pop expired: %d agents %v", len(got), err)
 		}
 	})
 

@@ -107,13 +107,18 @@ type RegisterResponse struct {
 	HeartbeatSeconds float64 `json:"heartbeat_interval_seconds,omitempty"`
 }
 
-// HeartbeatRequest renews a lease; DeregisterRequest has the same shape.
+// HeartbeatRequest renews a lease. Metadata is optional (extra to the reference
+// payload): the agent's lifecycle, {"state": "suspended", "accepting": false}, checked by
+// validateHeartbeatMetadata and stored with the lease (see Lifecycle).
 type HeartbeatRequest struct {
-	AgentID string `json:"agent_id"`
+	AgentID  string          `json:"agent_id"`
+	Metadata json.RawMessage `json:"metadata,omitempty"`
 }
 
-// DeregisterRequest removes an agent.
-type DeregisterRequest = HeartbeatRequest
+// DeregisterRequest removes an agent. (A final heartbeat's metadata, if any, is ignored.)
+type DeregisterRequest struct {
+	AgentID string `json:"agent_id"`
+}
 
 // HeartbeatResponse answers a heartbeat. NeedsRegister is true for an unknown (or already
 // expired) agent, which should register again.
@@ -134,15 +139,19 @@ type DeregisterResponse struct {
 
 // DiscoverRequest finds agents. Capability (the reference SDK's single filter) and
 // Capabilities are combined: every listed capability is required. NamePrefix and Tag
-// narrow further. Results are ordered by agent id; After is the last id of the previous
-// page (NextAfter of the previous response).
+// narrow further. AcceptingOnly leaves out agents whose last heartbeat reported that they
+// take no new calls (suspended, retiring); agents that report nothing are kept. It is off
+// by default, so a plain query lists every registered agent with its lifecycle. Results
+// are ordered by agent id; After is the last id of the previous page (NextAfter of the
+// previous response).
 type DiscoverRequest struct {
-	Capability   string   `json:"capability,omitempty"`
-	Capabilities []string `json:"capabilities,omitempty"`
-	NamePrefix   string   `json:"name_prefix,omitempty"`
-	Tag          string   `json:"tag,omitempty"`
-	Limit        int      `json:"limit,omitempty"`
-	After        string   `json:"after,omitempty"`
+	Capability    string   `json:"capability,omitempty"`
+	Capabilities  []string `json:"capabilities,omitempty"`
+	NamePrefix    string   `json:"name_prefix,omitempty"`
+	Tag           string   `json:"tag,omitempty"`
+	AcceptingOnly bool     `json:"accepting_only,omitempty"`
+	Limit         int      `json:"limit,omitempty"`
+	After         string   `json:"after,omitempty"`
 }
 
 // DiscoverResponse lists matching agents.
@@ -161,7 +170,9 @@ const (
 )
 
 // AgentRecord is an agent as discovery and the HTTP API show it. Status repeats State in
-// the reference SDK's spelling (Online, Degraded) for its clients.
+// the reference SDK's spelling (Online, Degraded) for its clients. State and Status say
+// whether heartbeats arrive on time; Lifecycle and Accepting are what the agent last
+// reported about itself in a heartbeat (omitted until it reports them).
 type AgentRecord struct {
 	ID             string    `json:"id"`
 	Name           string    `json:"name"`
@@ -172,6 +183,8 @@ type AgentRecord struct {
 	Address        string    `json:"address"`
 	State          string    `json:"state"`
 	Status         string    `json:"status"`
+	Lifecycle      string    `json:"lifecycle,omitempty"`
+	Accepting      *bool     `json:"accepting,omitempty"`
 	LastHeartbeat  time.Time `json:"last_heartbeat"`
 	RegisteredAt   time.Time `json:"registered_at"`
 	LeaseExpiresAt time.Time `json:"lease_expires_at"`
@@ -180,11 +193,14 @@ type AgentRecord struct {
 
 // Event is the body of mxp.registry.events.*.
 type Event struct {
-	Type      string      `json:"type"` // registered, deregistered, expired
+	Type      string      `json:"type"` // registered, deregistered, expired, lifecycle
 	Agent     AgentRecord `json:"agent"`
 	Timestamp time.Time   `json:"timestamp"`
 	// LagSeconds is, for expired events, how long after the lease end the event was sent.
 	LagSeconds float64 `json:"lag_seconds,omitempty"`
+	// Previous is, for lifecycle events, what the agent reported before (omitted when it
+	// had reported nothing since registering).
+	Previous *Lifecycle `json:"previous,omitempty"`
 }
 
 // Agent is a stored registration.
@@ -197,6 +213,8 @@ type Agent struct {
 	RegisteredAt  time.Time `json:"-"`
 	LastHeartbeat time.Time `json:"-"`
 	ExpiresAt     time.Time `json:"-"`
+	// Lifecycle is what the agent last reported in a heartbeat; a registration resets it.
+	Lifecycle Lifecycle `json:"-"`
 }
 
 // descriptor is the JSON of the fields an agent controls (used to detect a changed
@@ -228,6 +246,6 @@ func (a Agent) Record(now time.Time, heartbeatInterval time.Duration) AgentRecor
 		ID: a.ID, Name: a.Name, Version: a.Metadata.Version, Description: a.Metadata.Description,
 		Capabilities: caps, Tags: a.Metadata.Tags, Address: a.Address, State: state, Status: status,
 		LastHeartbeat: a.LastHeartbeat.UTC(), RegisteredAt: a.RegisteredAt.UTC(), LeaseExpiresAt: a.ExpiresAt.UTC(),
-		Metadata: a.Metadata,
+		Metadata: a.Metadata, Lifecycle: a.Lifecycle.State, Accepting: a.Lifecycle.Accepting,
 	}
 }

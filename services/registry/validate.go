@@ -174,8 +174,10 @@ type Query struct {
 	Capabilities []string // all required, sorted
 	NamePrefix   string
 	Tag          string
-	Limit        int
-	After        string // exclusive lower bound on agent id
+	// AcceptingOnly leaves out agents that reported they take no new calls.
+	AcceptingOnly bool
+	Limit         int
+	After         string // exclusive lower bound on agent id
 }
 
 // validateDiscover checks a discovery request against the configured limits.
@@ -213,7 +215,8 @@ func validateDiscover(r DiscoverRequest, defaultLimit, maxLimit int) (Query, err
 		}
 		r.After = id
 	}
-	return Query{Capabilities: slices.Compact(slices.Sorted(slices.Values(caps))), NamePrefix: r.NamePrefix, Tag: r.Tag, Limit: r.Limit, After: r.After}, nil
+	return Query{Capabilities: slices.Compact(slices.Sorted(slices.Values(caps))), NamePrefix: r.NamePrefix, Tag: r.Tag,
+		AcceptingOnly: r.AcceptingOnly, Limit: r.Limit, After: r.After}, nil
 }
 
 func trunc(s string) string {

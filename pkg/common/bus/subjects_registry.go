@@ -7,7 +7,7 @@ const (
 	// {"id","name","capabilities","address","metadata"} → {"success","agent_id","message"}.
 	SubjectRegistryRegister = "mxp.registry.register"
 	// SubjectRegistryHeartbeat renews an agent's lease:
-	// {"agent_id"} → {"success","needs_register","agent_id","timestamp","message"}.
+	// {"agent_id","metadata"?} → {"success","needs_register","agent_id","timestamp","message"}.
 	SubjectRegistryHeartbeat = "mxp.registry.heartbeat"
 	// SubjectRegistryDeregister removes an agent: {"agent_id"} → {"success","agent_id","message"}.
 	SubjectRegistryDeregister = "mxp.registry.deregister"
@@ -23,4 +23,7 @@ const (
 	SubjectRegistryDeregistered = "mxp.registry.events.deregistered"
 	// SubjectRegistryExpired is published when an agent's lease ends without a heartbeat.
 	SubjectRegistryExpired = "mxp.registry.events.expired"
+	// SubjectRegistryLifecycle is published when a heartbeat changes the lifecycle state
+	// an agent reports (e.g. active → suspended) or first reports it takes no calls.
+	SubjectRegistryLifecycle = "mxp.registry.events.lifecycle"
 )
