@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"strconv"
 	"strings"
@@ -100,8 +101,22 @@ func checkNATS(ctx context.Context, addr string, timeout time.Duration) error {
 	if err := conn.SetDeadline(deadline); err != nil {
 		return err
 	}
-	r := bufio.NewReader(conn)
-	line, err := r.ReadString('\n')
+	return natsHandshake(conn, addr)
+}
+
+// natsHandshake reads the server's INFO, sends CONNECT and PING and waits for PONG. The
+// server's lines are untrusted: each is bounded (maxNATSLine) and an unexpected one ends
+// the check with an error.
+func natsHandshake(conn net.Conn, addr string) error {
+	r := bufio.NewReaderSize(&io.LimitedReader{R: conn, N: 64 * maxNATSLine}, maxNATSLine)
+	readLine := func() (string, error) {
+		line, err := r.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			return "", fmt.Errorf("a line longer than %d bytes", maxNATSLine)
+		}
+		return string(line), err
+	}
+	line, err := readLine()
 	if err != nil {
 		return fmt.Errorf("nats at %s: reading INFO: %w", addr, err)
 	}
@@ -112,7 +127,7 @@ func checkNATS(ctx context.Context, addr string, timeout time.Duration) error {
 		return fmt.Errorf("nats at %s: %w", addr, err)
 	}
 	for {
-		line, err := r.ReadString('\n')
+		line, err := readLine()
 		if err != nil {
 			return fmt.Errorf("nats at %s: waiting for PONG: %w", addr, err)
 		}
@@ -120,7 +135,7 @@ func checkNATS(ctx context.Context, addr string, timeout time.Duration) error {
 		case strings.HasPrefix(line, "PONG"):
 			return nil
 		case strings.HasPrefix(line, "-ERR"):
-			return fmt.Errorf("nats at %s: %s", addr, strings.TrimSpace(line))
+			return fmt.Errorf("nats at %s: %s", addr, strings.TrimSpace(truncate(line, 200)))
 		case strings.HasPrefix(line, "PING"), strings.HasPrefix(line, "+OK"), strings.HasPrefix(line, "INFO "):
 			continue
 		default:
@@ -128,6 +143,9 @@ func checkNATS(ctx context.Context, addr string, timeout time.Duration) error {
 		}
 	}
 }
+
+// maxNATSLine bounds one protocol line from the server (INFO lines are a few hundred bytes).
+const maxNATSLine = 16 << 10
 
 func truncate(s string, n int) string {
 	if len(s) > n {

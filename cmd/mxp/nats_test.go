@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"net"
 	"strings"
 	"testing"
@@ -91,4 +92,29 @@ func TestNATSCheckFails(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzNATSHandshake feeds arbitrary server bytes to the health check's protocol reader: it
+// must end (error or success) without panicking, and succeed only after INFO and PONG.
+func FuzzNATSHandshake(f *testing.F) {
+	f.Add([]byte("INFO {\"server_id\":\"x\"}\r\nPONG\r\n"))
+	f.Add([]byte("INFO {}\r\n+OK\r\nPING\r\nPONG\r\n"))
+	f.Add([]byte("INFO {}\r\n-ERR 'Authorization Violation'\r\n"))
+	f.Add([]byte("+PONG\r\n"))
+	f.Add([]byte("INFO " + strings.Repeat("x", maxNATSLine+10)))
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		client, server := net.Pipe()
+		go func() {
+			go io.Copy(io.Discard, server) // what the check writes
+			server.Write(data)
+			server.Close()
+		}()
+		client.SetDeadline(time.Now().Add(2 * time.Second))
+		err := natsHandshake(client, "fuzz")
+		client.Close()
+		if err == nil && (!bytes.HasPrefix(data, []byte("INFO ")) || !bytes.Contains(data, []byte("\nPONG"))) {
+			t.Fatalf("accepted %q", data)
+		}
+	})
 }
