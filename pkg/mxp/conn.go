@@ -54,7 +54,9 @@ func newConn(t *transport.Conn, inbox int) *Conn {
 func (c *Conn) readLoop(ctx context.Context, recv func(context.Context) ([]byte, error)) {
 	defer c.wg.Done()
 	for {
-		b, err := recv(ctx)
+		// A context that cannot end lets the transport read the socket on this goroutine;
+		// Close ends the wait by closing the transport.
+		b, err := recv(context.Background())
 		if err != nil {
 			return
 		}
