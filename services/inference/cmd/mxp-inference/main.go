@@ -16,14 +16,9 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
-	"fmt"
 	"io"
-	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 
 	"github.com/mxp-mesh/mesh/pkg/common/bus"
 	"github.com/mxp-mesh/mesh/pkg/common/config"
@@ -38,11 +33,32 @@ import (
 // when set, wins.
 const envNATSDeprecated = "MXP_NATS_URL"
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Environ(), os.Stderr)
-	stop()
-	os.Exit(code)
+var program = service.Program[inference.Config]{
+	Name: inference.Name,
+	Loader: func(args, env []string, fs *flag.FlagSet) *config.Loader[inference.Config] {
+		l := inference.NewLoader(args, fs)
+		l.Env, _ = withDeprecatedEnv(env)
+		return l
+	},
+	UsageNote: "providers, models and aliases are maps set in the config file; providers' own variables:\n" +
+		"OPENAI_API_KEY, OPENAI_BASE_URL, ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL, GEMINI_API_KEY,\n" +
+		"GEMINI_BASE_URL, OLLAMA_HOST",
+	Base: func(cfg *inference.Config) service.BaseConfig {
+		return service.BaseConfig{
+			Version:  inference.Version,
+			Bus:      bus.Config{URL: cfg.NATS},
+			HTTP:     metrics.ServerConfig{Addr: cfg.HTTP, Pprof: true},
+			LogLevel: cfg.LogLevel,
+		}
+	},
+	Start: start,
+}
+
+func main() { program.Main() }
+
+// run is the program without the process, for tests: the exit status.
+func run(ctx context.Context, args, environ []string, stderr io.Writer) int {
+	return program.Run(ctx, args, environ, stderr)
 }
 
 // withDeprecatedEnv maps MXP_NATS_URL to MXP_INFERENCE_NATS when only the old name is set.
@@ -66,49 +82,15 @@ func withDeprecatedEnv(env []string) (out []string, usedOld bool) {
 	return out, false
 }
 
-// run is main without the process: exit code 0 on a clean shutdown, 2 for bad
-// configuration, 1 for a failure while running.
-func run(ctx context.Context, args, environ []string, stderr io.Writer) int {
-	fs := flag.NewFlagSet("mxp-inference", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: mxp-inference [flags]\n\nflags:")
-		fs.PrintDefaults()
-		fmt.Fprintln(stderr, "\nconfig keys (YAML key, environment variable, live = reloaded without restart;")
-		fmt.Fprintln(stderr, "providers, models and aliases are maps set in the file):")
-		for _, k := range config.Keys[inference.Config](inference.Name) {
-			live := ""
-			if k.Live {
-				live = "live"
-			}
-			fmt.Fprintf(stderr, "  %-40s %-56s %s\n", k.Key, k.Env, live)
-		}
-		fmt.Fprintln(stderr, "\nproviders' own variables: OPENAI_API_KEY, OPENAI_BASE_URL, ANTHROPIC_API_KEY,")
-		fmt.Fprintln(stderr, "ANTHROPIC_BASE_URL, GEMINI_API_KEY, GEMINI_BASE_URL, OLLAMA_HOST")
-	}
-	env, deprecatedNATS := withDeprecatedEnv(environ)
-	loader := inference.NewLoader(args, fs)
-	loader.Env = env
-	cfg, err := loader.Load()
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	if err != nil {
-		fmt.Fprintln(stderr, "mxp-inference:", err)
-		return 2
-	}
-	lookup := envLookup(env)
-	base, err := service.NewBase(ctx, service.BaseConfig{
-		Service: inference.Name, Version: inference.Version, Bus: bus.Config{URL: cfg.NATS},
-		HTTP: metrics.ServerConfig{Addr: cfg.HTTP, Pprof: true}, LogLevel: cfg.LogLevel, LogWriter: stderr,
-	})
-	if err != nil {
-		fmt.Fprintln(stderr, "mxp-inference:", err)
-		return 1
-	}
+// start builds the inference service on the shared Base: the bus API, the OpenAI-compatible
+// routes on the admin server, its health check, and hot reload of the config file.
+func start(_ context.Context, s *service.Setup[inference.Config]) ([]lifecycle.Service, error) {
+	base, cfg := s.Base, s.Config
+	env, deprecatedNATS := withDeprecatedEnv(s.Env)
 	if deprecatedNATS {
 		base.Logger.Warn(envNATSDeprecated + " is deprecated; set MXP_INFERENCE_NATS (or --nats) instead")
 	}
+	lookup := envLookup(env)
 	deps := base.Deps()
 	ideps := inference.DepsFrom(deps)
 	started := false // the first call is the initial load, not a reload
@@ -123,12 +105,7 @@ func run(ctx context.Context, args, environ []string, stderr io.Writer) int {
 	}
 	svc, err := inference.New(inference.ApplyEnv(cfg, lookup), ideps)
 	if err != nil {
-		base.Logger.Error("inference failed to start", "err", err)
-		base.Conn.Close()
-		if base.Bus != nil {
-			base.Bus.Close()
-		}
-		return 1
+		return nil, err
 	}
 	svc.Routes(deps.Router)
 	deps.Health.Add("inference", svc.HealthCheck)
@@ -136,7 +113,7 @@ func run(ctx context.Context, args, environ []string, stderr io.Writer) int {
 	// Hot reload: the file (on change and SIGHUP) through the same loader. Accepted live
 	// changes reach the service (svc.WatchConfig, counted by OnReload above); rejected
 	// files and reloads without a live change are counted here.
-	w := config.NewWatcher(loader, cfg, base.Logger)
+	w := config.NewWatcher(s.Loader, cfg, base.Logger)
 	w.OnResult(func(res config.ReloadResult, err error) {
 		if err != nil || len(res.Changed) == 0 {
 			base.Metrics.ObserveReload(err == nil)
@@ -148,19 +125,9 @@ func run(ctx context.Context, args, environ []string, stderr io.Writer) int {
 		}
 	})
 	svc.WatchConfig(w, lookup)
-
-	runner, err := base.Runner(svc, lifecycle.Func{N: "config-watcher", F: w.Run})
-	if err != nil {
-		base.Logger.Error("start failed", "err", err)
-		return 1
-	}
 	base.Logger.Info("mxp-inference started", "version", inference.Version, "http", cfg.HTTP,
-		"providers", svc.Ready().Providers, "config_file", loader.FilePath())
-	if err := runner.Run(ctx); err != nil {
-		base.Logger.Error("stopped with error", "err", err)
-		return 1
-	}
-	return 0
+		"providers", svc.Ready().Providers, "config_file", s.Loader.FilePath())
+	return []lifecycle.Service{svc, lifecycle.Func{N: "config-watcher", F: w.Run}}, nil
 }
 
 // envLookup is os.LookupEnv over env (the environment as os.Environ gives it).
