@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mxp-mesh/mesh/pkg/common/bus"
 )
 
 // freeAddr returns a loopback TCP address nobody listens on right now.
@@ -117,4 +119,21 @@ func FuzzNATSHandshake(f *testing.F) {
 			t.Fatalf("accepted %q", data)
 		}
 	})
+}
+
+// BenchmarkNATSCheck is the cost of one `mxp nats --check` round (dial, INFO, CONNECT,
+// PING, PONG) against the embedded server on loopback: what a health check every 2s costs.
+func BenchmarkNATSCheck(b *testing.B) {
+	srv, err := bus.StartEmbedded(bus.EmbeddedConfig{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer srv.Shutdown()
+	addr := strings.TrimPrefix(srv.ClientURL(), "nats://")
+	ctx := context.Background()
+	for b.Loop() {
+		if err := checkNATS(ctx, addr, 5*time.Second); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
