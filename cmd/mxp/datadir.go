@@ -97,7 +97,7 @@ type connFlags struct {
 }
 
 func (c *connFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&c.dataDir, "data-dir", defaultDataDir, "`DIR`: the data directory of mxp dev (edge.json, keys)")
+	fs.StringVar(&c.dataDir, "data-dir", defaultDataDir, "the data directory `DIR` of mxp dev (edge.json, keys)")
 	fs.StringVar(&c.edge, "edge", "", "edge address (secure transport); default from the data directory")
 	fs.StringVar(&c.edgeKey, "edge-key", "", "the edge's public key (base64); default from the data directory")
 	fs.StringVar(&c.compat, "compat", "", "use the edge's plaintext listener at this address instead")

@@ -45,7 +45,7 @@ Examples:
 			fs.Int("max-tokens", 0, "cap on output tokens (0: the model's default)")
 			fs.String("temperature", "", "sampling temperature in [0, 2]")
 			fs.String("url", "", "base URL of the OpenAI-compatible API")
-			fs.String("data-dir", defaultDataDir, "`DIR`: the data directory of mxp dev (edge.json gives its HTTP address)")
+			fs.String("data-dir", defaultDataDir, "the data directory `DIR` of mxp dev (edge.json gives its HTTP address)")
 			fs.String("api-key", "", "bearer token for the mesh (default $MXP_API_KEY)")
 			fs.Duration("timeout", 2*time.Minute, "give up after this long")
 			fs.Bool("usage", false, "print token usage to stderr at the end")
