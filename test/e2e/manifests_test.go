@@ -140,6 +140,21 @@ func TestKubernetesManifests(t *testing.T) {
 				if p := str(dig(c, "imagePullPolicy")); p != "IfNotPresent" {
 					t.Errorf("imagePullPolicy %q, want IfNotPresent", p)
 				}
+				// HTTP probes must hit the paths every service serves (pkg/common/metrics).
+				for _, probe := range []string{"livenessProbe", "readinessProbe"} {
+					if path := str(dig(c, probe, "httpGet", "path")); path != "" && path != "/livez" && path != "/readyz" {
+						t.Errorf("%s path %q: the services serve /livez and /readyz", probe, path)
+					}
+				}
+				// Service settings come from MXP_<SERVICE>_* variables; the loader rejects
+				// unknown ones, so a misspelt or deprecated name is caught here.
+				for _, e := range list(dig(c, "env")) {
+					name := str(dig(e, "name"))
+					if strings.HasPrefix(name, "MXP_") && tc.command == "" && tc.image != "mxp-mesh/redis:dev" &&
+						!strings.HasPrefix(name, "MXP_"+strings.ToUpper(tc.deployment)+"_") {
+						t.Errorf("env %s is not an MXP_%s_* variable", name, strings.ToUpper(tc.deployment))
+					}
+				}
 				if tc.command != "" {
 					args := list(dig(c, "args"))
 					if len(args) == 0 || str(args[0]) != tc.command {
