@@ -226,6 +226,13 @@ func (a *Agent) serve(ctx context.Context, conn meshConn) (err error) {
 	}
 	a.disp.Store(disp)
 	a.reg.Store(reg)
+	// Tell the registry at once when the agent stops or resumes taking calls, so
+	// discovery (accepting_only) stops offering it without waiting for the next beat.
+	a.lc.OnTransition(func(t Transition) {
+		if t.To == StateSuspended || t.From == StateSuspended || t.To == StateRetiring {
+			reg.reportNow()
+		}
+	})
 	var activateOnce sync.Once
 	reg.onRegistered = func() {
 		activateOnce.Do(func() {

@@ -88,7 +88,9 @@ func (a *Agent) CallJSON(ctx context.Context, to string, req, resp any) error {
 }
 
 // Discover asks the registry for agents: those with every capability in req, a name
-// starting with req.NamePrefix and carrying req.Tag (empty filters match all).
+// starting with req.NamePrefix and carrying req.Tag (empty filters match all), and, with
+// req.AcceptingOnly, only those that take calls. Each record shows the agent's reported
+// lifecycle (Lifecycle, Accepting) once its heartbeats carry it.
 func (a *Agent) Discover(ctx context.Context, req mxp.DiscoverRequest) ([]mxp.AgentRecord, error) {
 	l, err := a.connected()
 	if err != nil {
@@ -97,19 +99,23 @@ func (a *Agent) Discover(ctx context.Context, req mxp.DiscoverRequest) ([]mxp.Ag
 	return l.discover(ctx, req)
 }
 
-// CallCapability discovers the agents offering capability and calls them in the order the
-// registry lists them (skipping this agent and agents not online) until one answers: an
-// agent that is suspended or retiring (CodeUnavailable), or gone (CodeUnreachable), is
-// skipped for the next; any other answer, success or error, is returned. No agent at all
-// gives CodeNotFound.
+// CallCapability discovers the agents offering capability that take calls (the
+// registry's accepting_only filter leaves out agents whose heartbeats report them
+// suspended or retiring) and calls them in the order the registry lists them, skipping
+// this agent, agents not online and any record that says it is not accepting, until one
+// answers. An agent that turns out to be suspended or retiring (CodeUnavailable: it
+// changed state after its last heartbeat) or gone (CodeUnreachable) is skipped for the
+// next; any other answer, success or error, is returned. When no agent is left to try,
+// the error is CodeUnavailable if agents offering capability exist but none takes calls,
+// CodeNotFound if there are none.
 func (a *Agent) CallCapability(ctx context.Context, capability string, payload []byte) ([]byte, error) {
-	agents, err := a.Discover(ctx, mxp.DiscoverRequest{Capabilities: []string{capability}})
+	agents, err := a.Discover(ctx, mxp.DiscoverRequest{Capabilities: []string{capability}, AcceptingOnly: true})
 	if err != nil {
 		return nil, err
 	}
-	var lastErr error = Errorf(CodeNotFound, "no online agent offers %q", capability)
+	var lastErr error
 	for _, rec := range agents {
-		if rec.ID.String() == a.cfg.ID || (rec.Status != "" && rec.Status != mxp.StatusOnline) {
+		if !a.callable(rec) {
 			continue
 		}
 		out, err := a.Call(ctx, rec.ID.String(), payload)
@@ -120,7 +126,34 @@ func (a *Agent) CallCapability(ctx context.Context, capability string, payload [
 		}
 		return out, err
 	}
-	return nil, lastErr
+	if lastErr != nil {
+		return nil, lastErr
+	}
+	return nil, a.noProvider(ctx, capability)
+}
+
+// callable reports whether CallCapability should try rec: another agent, online, and not
+// reporting that it refuses calls (records without Accepting come from registries or
+// agents that do not report it; they are tried).
+func (a *Agent) callable(rec mxp.AgentRecord) bool {
+	return rec.ID.String() != a.cfg.ID && (rec.Status == "" || rec.Status == mxp.StatusOnline) &&
+		(rec.Accepting == nil || *rec.Accepting)
+}
+
+// noProvider explains why CallCapability found nobody to call: it asks the registry
+// again without the accepting filter, to tell "every provider is suspended or retiring"
+// (CodeUnavailable) from "nobody offers it" (CodeNotFound).
+func (a *Agent) noProvider(ctx context.Context, capability string) error {
+	all, err := a.Discover(ctx, mxp.DiscoverRequest{Capabilities: []string{capability}})
+	if err != nil {
+		return err
+	}
+	for _, rec := range all {
+		if rec.ID.String() != a.cfg.ID && rec.Accepting != nil && !*rec.Accepting {
+			return Errorf(CodeUnavailable, "no agent offering %q takes calls now (suspended or retiring)", capability)
+		}
+	}
+	return Errorf(CodeNotFound, "no online agent offers %q", capability)
 }
 
 // Publish sends an Event on topic (dot-separated tokens of letters, digits, '_' and '-').

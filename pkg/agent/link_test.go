@@ -77,6 +77,9 @@ type fakeEdge struct {
 	finals     int
 	events     []mxp.EventPayload
 	records    []mxp.AgentRecord
+	discovers  []mxp.DiscoverRequest // what the agent asked the registry
+	noFilter   bool                  // answer discovery as a registry without accepting_only
+	called     []mxp.AgentID         // targets of the agent's Calls
 	replies    chan mxp.Frame        // Responses and Errors the agent sent to the edge's calls
 	served     map[mxp.StreamID]bool // streams the edge opened into the agent
 	traces     chan uint64           // trace ids of Calls the agent made
@@ -140,8 +143,15 @@ func (e *fakeEdge) loop() {
 			e.mu.Unlock()
 			e.answer(f, &mxp.HeartbeatResponse{Success: true, AgentID: hb.AgentID, Timestamp: time.Now()})
 		case mxp.TypeAgentDiscover:
+			req, _ := mxp.DecodeDiscoverRequest(f.Payload)
 			e.mu.Lock()
-			recs := e.records
+			e.discovers = append(e.discovers, req)
+			var recs []mxp.AgentRecord
+			for _, r := range e.records {
+				if !req.AcceptingOnly || e.noFilter || r.Accepting == nil || *r.Accepting {
+					recs = append(recs, r)
+				}
+			}
 			e.mu.Unlock()
 			e.answer(f, &mxp.DiscoverResponse{Agents: recs, Count: len(recs)})
 		case mxp.TypeCall:
@@ -150,6 +160,9 @@ func (e *fakeEdge) loop() {
 				e.fail(f, mxp.CodeInvalidPayload, err.Error())
 				continue
 			}
+			e.mu.Lock()
+			e.called = append(e.called, p.Target)
+			e.mu.Unlock()
 			e.traces <- f.TraceID
 			if p.Target != echoID {
 				e.fail(f, mxp.CodeUnreachable, "no agent "+p.Target.String())

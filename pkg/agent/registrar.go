@@ -59,7 +59,8 @@ type registrar struct {
 	deregOnce sync.Once
 	deregErr  error
 
-	renew chan struct{} // a signal to register again at once (a new connection)
+	renew  chan struct{} // a signal to register again at once (a new connection)
+	report chan struct{} // a signal to heartbeat at once (the lifecycle state changed)
 
 	// capabilities, if set, gives the capabilities to register each time (they may grow
 	// while the agent runs, as tools are added).
@@ -71,6 +72,16 @@ type registrar struct {
 func (r *registrar) renewNow() {
 	select {
 	case r.renew <- struct{}{}:
+	default:
+	}
+}
+
+// reportNow asks the loop to heartbeat at once, so the registry learns a new lifecycle
+// state (suspended, resumed, retiring) without waiting for the next interval. Should be
+// called after the agent's state changes. It never blocks.
+func (r *registrar) reportNow() {
+	select {
+	case r.report <- struct{}{}:
 	default:
 	}
 }
@@ -90,6 +101,9 @@ func (r *registrar) defaults() {
 	}
 	if r.renew == nil {
 		r.renew = make(chan struct{}, 1)
+	}
+	if r.report == nil {
+		r.report = make(chan struct{}, 1)
 	}
 }
 
@@ -147,20 +161,28 @@ func (r *registrar) registerWithBackoff(ctx context.Context) error {
 	}
 }
 
-// heartbeatUntilLost heartbeats every interval and returns nil when the registration
-// must be renewed, or ctx's error.
+// heartbeatUntilLost heartbeats every interval, and at once when reportNow asks, and
+// returns nil when the registration must be renewed, or ctx's error. A registration
+// resets the lifecycle the registry shows (an agent that reports nothing is assumed to
+// take calls), so an agent that is not active heartbeats right after registering.
 func (r *registrar) heartbeatUntilLost(ctx context.Context) error {
 	t := time.NewTicker(r.interval)
 	defer t.Stop()
+	now := r.state() != StateActive
 	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-r.renew:
-			r.registered.Store(false)
-			return nil
-		case <-t.C:
+		if !now {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-r.renew:
+				r.registered.Store(false)
+				return nil
+			case <-r.report:
+				t.Reset(r.interval)
+			case <-t.C:
+			}
 		}
+		now = false
 		needs, err := r.client.Heartbeat(ctx, r.reg.ID, heartbeatMeta(r.state()))
 		switch {
 		case ctx.Err() != nil:

@@ -194,3 +194,48 @@ func TestHeartbeatMeta(t *testing.T) {
 		}
 	}
 }
+
+// TestRegistrarReportsAtOnce: with an hour between heartbeats, an agent that is not
+// active heartbeats right after registering (a registration resets what the registry
+// shows), and reportNow heartbeats at once.
+func TestRegistrarReportsAtOnce(t *testing.T) {
+	tests := []struct {
+		name  string
+		state State
+		nudge bool
+		want  []string
+	}{
+		{"suspended at registration", StateSuspended, false, []string{"registered", "beat"}},
+		{"retiring at registration", StateRetiring, false, []string{"registered", "beat"}},
+		{"active waits for the interval", StateActive, false, []string{"registered"}},
+		{"reportNow", StateActive, true, []string{"registered", "beat"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fake := &fakeRegistry{events: make(chan string, 16)}
+			r := &registrar{client: fake, reg: Registration{ID: "a1"}, interval: time.Hour,
+				state: func() State { return tt.state }, log: quietLogger()}
+			r.defaults()
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- r.run(ctx) }()
+			expectEvents(t, fake.events, "registered")
+			if tt.nudge {
+				r.reportNow()
+			}
+			expectEvents(t, fake.events, tt.want[1:]...)
+			select {
+			case ev := <-fake.events:
+				t.Fatalf("unexpected %q", ev)
+			case <-time.After(50 * time.Millisecond):
+			}
+			cancel()
+			<-done
+			fake.mu.Lock()
+			defer fake.mu.Unlock()
+			if len(fake.heartbeats) > 0 && fake.heartbeats[0]["state"] != tt.state.String() {
+				t.Fatalf("heartbeat metadata %v", fake.heartbeats[0])
+			}
+		})
+	}
+}

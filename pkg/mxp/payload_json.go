@@ -147,13 +147,16 @@ func (p *HeartbeatResponse) Validate() error {
 // Capabilities, whose name starts with NamePrefix and that carry Tag (each filter optional;
 // none lists every agent), at most Limit of them (0: the registry's default;
 // MaxDiscoverLimit at most). Capability is the reference SDK's single-capability filter;
-// it joins Capabilities.
+// it joins Capabilities. AcceptingOnly (extra to the reference payload) leaves out agents
+// whose heartbeats report that they take no new calls (suspended, retiring); agents that
+// report nothing are kept.
 type DiscoverRequest struct {
-	Capabilities []string `json:"capabilities,omitempty"`
-	Capability   string   `json:"capability,omitempty"`
-	NamePrefix   string   `json:"name_prefix,omitempty"`
-	Tag          string   `json:"tag,omitempty"`
-	Limit        int      `json:"limit,omitempty"`
+	Capabilities  []string `json:"capabilities,omitempty"`
+	Capability    string   `json:"capability,omitempty"`
+	NamePrefix    string   `json:"name_prefix,omitempty"`
+	Tag           string   `json:"tag,omitempty"`
+	AcceptingOnly bool     `json:"accepting_only,omitempty"`
+	Limit         int      `json:"limit,omitempty"`
 }
 
 // Required returns every capability the request requires: Capabilities plus Capability,
@@ -233,7 +236,10 @@ const (
 	StatusDegraded AgentStatus = "Degraded" // online but reporting trouble
 )
 
-// AgentRecord is one agent in a DiscoverResponse.
+// AgentRecord is one agent in a DiscoverResponse. Status says whether heartbeats arrive
+// on time; Lifecycle and Accepting (extra to the reference payload, absent until the agent
+// reports them in its heartbeat metadata) are the agent's own lifecycle state ("active",
+// "suspended", ...) and whether it takes new calls.
 type AgentRecord struct {
 	ID            AgentID        `json:"id"`
 	Name          string         `json:"name"`
@@ -243,6 +249,8 @@ type AgentRecord struct {
 	Tags          []string       `json:"tags,omitempty"`
 	Address       netip.AddrPort `json:"address"`
 	Status        AgentStatus    `json:"status"`
+	Lifecycle     string         `json:"lifecycle,omitempty"`
+	Accepting     *bool          `json:"accepting,omitempty"`
 	LastHeartbeat time.Time      `json:"last_heartbeat"`
 	RegisteredAt  time.Time      `json:"registered_at"`
 }

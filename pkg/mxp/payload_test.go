@@ -72,6 +72,11 @@ func TestJSONPayloadRoundTrip(t *testing.T) {
 			func(b []byte) (any, error) { p, err := DecodeHeartbeatResponse(b); return &p, err }},
 		{"discover", &DiscoverRequest{Capabilities: []string{"a", "b"}, NamePrefix: "we", Tag: "eu", Limit: 10},
 			func(b []byte) (any, error) { p, err := DecodeDiscoverRequest(b); return &p, err }},
+		{"discover accepting only", &DiscoverRequest{Capability: "a", AcceptingOnly: true},
+			func(b []byte) (any, error) { p, err := DecodeDiscoverRequest(b); return &p, err }},
+		{"discover response with lifecycle", &DiscoverResponse{Capability: "a", Count: 1, Agents: []AgentRecord{{ID: testAgent, Name: "w",
+			Capabilities: []string{"a"}, Status: StatusOnline, Lifecycle: "suspended", Accepting: new(false), LastHeartbeat: now, RegisteredAt: now}}},
+			func(b []byte) (any, error) { p, err := DecodeDiscoverResponse(b); return &p, err }},
 		{"discover response", &DiscoverResponse{Capability: "a", Count: 1, Agents: []AgentRecord{{ID: testAgent, Name: "w", Version: "1",
 			Capabilities: []string{"a"}, Address: netip.MustParseAddrPort("10.0.0.1:1"), Status: StatusOnline, LastHeartbeat: now, RegisteredAt: now}}},
 			func(b []byte) (any, error) { p, err := DecodeDiscoverResponse(b); return &p, err }},
@@ -297,5 +302,40 @@ func TestErrorCodeFor(t *testing.T) {
 		if err := (&ErrorPayload{Error: "x", Code: c}).Validate(); err != nil {
 			t.Errorf("standard code %q invalid: %v", c, err)
 		}
+	}
+}
+
+// TestAgentRecordLifecycleOptional: the lifecycle fields are new to the reference
+// payloads, so records without them decode (unknown) and encode without them.
+func TestAgentRecordLifecycleOptional(t *testing.T) {
+	tests := []struct {
+		name      string
+		in        string
+		lifecycle string
+		accepting *bool
+	}{
+		{"reference record", `{"count":1,"agents":[{"id":"6ba7b810-9dad-11d1-80b4-00c04fd430c8","name":"w","status":"Online"}]}`, "", nil},
+		{"suspended", `{"count":1,"agents":[{"id":"6ba7b810-9dad-11d1-80b4-00c04fd430c8","lifecycle":"suspended","accepting":false}]}`, "suspended", new(false)},
+		{"active", `{"count":1,"agents":[{"id":"6ba7b810-9dad-11d1-80b4-00c04fd430c8","lifecycle":"active","accepting":true}]}`, "active", new(true)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d, err := DecodeDiscoverResponse([]byte(tt.in))
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec := d.Agents[0]
+			if rec.Lifecycle != tt.lifecycle || !reflect.DeepEqual(rec.Accepting, tt.accepting) {
+				t.Fatalf("decoded lifecycle %q accepting %v", rec.Lifecycle, rec.Accepting)
+			}
+			b, _ := json.Marshal(rec)
+			if has := strings.Contains(string(b), `"accepting"`); has != (tt.accepting != nil) {
+				t.Fatalf("encoded %s", b)
+			}
+		})
+	}
+	b, _ := (&DiscoverRequest{Capability: "a"}).AppendPayload(nil)
+	if strings.Contains(string(b), "accepting_only") {
+		t.Fatalf("accepting_only must be omitted when false: %s", b)
 	}
 }
