@@ -99,61 +99,65 @@ func (a *Agent) Discover(ctx context.Context, req mxp.DiscoverRequest) ([]mxp.Ag
 	return l.discover(ctx, req)
 }
 
-// CallCapability discovers the agents offering capability that take calls (the
-// registry's accepting_only filter leaves out agents whose heartbeats report them
-// suspended or retiring) and calls them in the order the registry lists them, skipping
-// this agent, agents not online and any record that says it is not accepting, until one
-// answers. An agent that turns out to be suspended or retiring (CodeUnavailable: it
-// changed state after its last heartbeat) or gone (CodeUnreachable) is skipped for the
-// next; any other answer, success or error, is returned. When no agent is left to try,
-// the error is CodeUnavailable if agents offering capability exist but none takes calls,
-// CodeNotFound if there are none.
+// CallCapability calls an agent offering capability and returns the first answer. It
+// discovers the agents that take calls (the registry's accepting_only filter leaves out
+// agents whose heartbeats report them suspended or retiring) and calls them in the order
+// the registry lists them, skipping this agent, agents not online and any record that
+// says it is not accepting. An agent that answers CodeUnavailable (suspended or retiring
+// since its last heartbeat) or CodeUnreachable (gone) is skipped for the next; any other
+// answer, success or error, is returned. When every such agent was skipped, the agents
+// reported as not accepting are tried too, in case they resumed since their last
+// heartbeat. No agent at all gives CodeNotFound; otherwise the last skip's error is
+// returned (CodeUnavailable when every provider is suspended).
 func (a *Agent) CallCapability(ctx context.Context, capability string, payload []byte) ([]byte, error) {
 	agents, err := a.Discover(ctx, mxp.DiscoverRequest{Capabilities: []string{capability}, AcceptingOnly: true})
 	if err != nil {
 		return nil, err
 	}
+	tried := make(map[mxp.AgentID]bool, len(agents))
 	var lastErr error
-	for _, rec := range agents {
-		if !a.callable(rec) {
-			continue
+	try := func(recs []mxp.AgentRecord, accepting bool) (done bool, out []byte, err error) {
+		for _, rec := range recs {
+			if tried[rec.ID] || !a.callable(rec) || accepting != (rec.Accepting == nil || *rec.Accepting) {
+				continue
+			}
+			tried[rec.ID] = true
+			out, err := a.Call(ctx, rec.ID.String(), payload)
+			switch CodeOf(err) {
+			case CodeUnavailable, CodeUnreachable:
+				lastErr = err
+				continue
+			}
+			return true, out, err
 		}
-		out, err := a.Call(ctx, rec.ID.String(), payload)
-		switch CodeOf(err) {
-		case CodeUnavailable, CodeUnreachable:
-			lastErr = err
-			continue
-		}
+		return false, nil, nil
+	}
+	if done, out, err := try(agents, true); done {
 		return out, err
+	}
+	// Nobody took the call: ask again without the filter, for agents that resumed after
+	// their last report (and for registries that show no lifecycle to filter on).
+	all, err := a.Discover(ctx, mxp.DiscoverRequest{Capabilities: []string{capability}})
+	if err != nil {
+		if lastErr != nil {
+			return nil, lastErr
+		}
+		return nil, err
+	}
+	for _, accepting := range []bool{true, false} {
+		if done, out, err := try(all, accepting); done {
+			return out, err
+		}
 	}
 	if lastErr != nil {
 		return nil, lastErr
 	}
-	return nil, a.noProvider(ctx, capability)
+	return nil, Errorf(CodeNotFound, "no online agent offers %q", capability)
 }
 
-// callable reports whether CallCapability should try rec: another agent, online, and not
-// reporting that it refuses calls (records without Accepting come from registries or
-// agents that do not report it; they are tried).
+// callable reports whether CallCapability may try rec: another agent, and online.
 func (a *Agent) callable(rec mxp.AgentRecord) bool {
-	return rec.ID.String() != a.cfg.ID && (rec.Status == "" || rec.Status == mxp.StatusOnline) &&
-		(rec.Accepting == nil || *rec.Accepting)
-}
-
-// noProvider explains why CallCapability found nobody to call: it asks the registry
-// again without the accepting filter, to tell "every provider is suspended or retiring"
-// (CodeUnavailable) from "nobody offers it" (CodeNotFound).
-func (a *Agent) noProvider(ctx context.Context, capability string) error {
-	all, err := a.Discover(ctx, mxp.DiscoverRequest{Capabilities: []string{capability}})
-	if err != nil {
-		return err
-	}
-	for _, rec := range all {
-		if rec.ID.String() != a.cfg.ID && rec.Accepting != nil && !*rec.Accepting {
-			return Errorf(CodeUnavailable, "no agent offering %q takes calls now (suspended or retiring)", capability)
-		}
-	}
-	return Errorf(CodeNotFound, "no online agent offers %q", capability)
+	return rec.ID.String() != a.cfg.ID && (rec.Status == "" || rec.Status == mxp.StatusOnline)
 }
 
 // Publish sends an Event on topic (dot-separated tokens of letters, digits, '_' and '-').

@@ -10,8 +10,10 @@ import (
 )
 
 // TestCallCapabilitySkipsNotAccepting: CallCapability asks the registry for accepting
-// agents only, never calls an agent whose record says it is not accepting (even from a
-// registry that ignores the filter), and explains an empty result.
+// agents only and does not call an agent whose record says it is not accepting (even
+// from a registry that ignores the filter) while another answers; when none does, it
+// asks again without the filter and tries the rest (one may have resumed since its last
+// heartbeat).
 func TestCallCapabilitySkipsNotAccepting(t *testing.T) {
 	a, err := New(Config{Name: "caller", HeartbeatInterval: time.Hour, Logger: quietLogger()})
 	if err != nil {
@@ -35,6 +37,8 @@ func TestCallCapabilitySkipsNotAccepting(t *testing.T) {
 	suspended := mxp.AgentRecord{ID: suspendedID, Name: "napping", Status: mxp.StatusOnline, Lifecycle: "suspended", Accepting: new(false)}
 	echo := mxp.AgentRecord{ID: echoID, Name: "echo", Status: mxp.StatusOnline, Lifecycle: "active", Accepting: new(true)}
 	old := mxp.AgentRecord{ID: oldID, Name: "reference-sdk", Status: mxp.StatusOnline} // reports no lifecycle; gone
+	resumed := echo                                                                    // serves, though its last report said suspended
+	resumed.Lifecycle, resumed.Accepting = "suspended", new(false)
 	tests := []struct {
 		name      string
 		records   []mxp.AgentRecord
@@ -47,7 +51,8 @@ func TestCallCapabilitySkipsNotAccepting(t *testing.T) {
 		{"filtered by the registry", []mxp.AgentRecord{suspended, echo}, false, "echo:p", "", []mxp.AgentID{echoID}, 1},
 		{"registry without the filter", []mxp.AgentRecord{suspended, echo}, true, "echo:p", "", []mxp.AgentID{echoID}, 1},
 		{"records without lifecycle are tried", []mxp.AgentRecord{old, suspended, echo}, true, "echo:p", "", []mxp.AgentID{oldID, echoID}, 1},
-		{"only suspended providers", []mxp.AgentRecord{suspended}, false, "", CodeUnavailable, nil, 2},
+		{"only suspended providers", []mxp.AgentRecord{suspended}, false, "", CodeUnavailable, []mxp.AgentID{suspendedID}, 2},
+		{"resumed since its report", []mxp.AgentRecord{resumed, old}, false, "echo:p", "", []mxp.AgentID{oldID, echoID}, 2},
 		{"no provider", nil, false, "", CodeNotFound, nil, 2},
 	}
 	for _, tt := range tests {
@@ -66,7 +71,8 @@ func TestCallCapabilitySkipsNotAccepting(t *testing.T) {
 			if !slices.Equal(edge.called, tt.called) {
 				t.Fatalf("called %v, want %v", edge.called, tt.called)
 			}
-			if len(edge.discovers) != tt.discovers || !edge.discovers[0].AcceptingOnly || edge.discovers[0].Required()[0] != "greet" {
+			if len(edge.discovers) != tt.discovers || !edge.discovers[0].AcceptingOnly || edge.discovers[0].Required()[0] != "greet" ||
+				tt.discovers == 2 && edge.discovers[1].AcceptingOnly {
 				t.Fatalf("discovery requests %+v", edge.discovers)
 			}
 		})

@@ -165,7 +165,15 @@ func (e *fakeEdge) loop() {
 			e.mu.Unlock()
 			e.traces <- f.TraceID
 			if p.Target != echoID {
-				e.fail(f, mxp.CodeUnreachable, "no agent "+p.Target.String())
+				code := mxp.CodeUnreachable
+				e.mu.Lock()
+				for _, r := range e.records {
+					if r.ID == p.Target && r.Accepting != nil && !*r.Accepting {
+						code = mxp.CodeUnavailable // a record's suspended agent refuses the call
+					}
+				}
+				e.mu.Unlock()
+				e.fail(f, code, "no agent "+p.Target.String())
 				continue
 			}
 			e.send(&mxp.Frame{Type: mxp.TypeResponse, MessageID: f.MessageID, TraceID: f.TraceID, Payload: append([]byte("echo:"), p.Data...)})
