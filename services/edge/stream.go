@@ -54,7 +54,8 @@ type stream struct {
 	e      *Edge
 	s      *session
 	key    streamKey
-	target mxp.AgentID // the target field of the StreamOpen delivered to the peer (see deliveredTarget)
+	target mxp.AgentID   // the target field of the StreamOpen delivered to the peer (see deliveredTarget)
+	svc    *serviceRelay // set on a stream opened to a service (stream_service.go); it has no other end
 
 	out   chan streamItem // to the peer; capacity window + 2 (open, close)
 	wake  chan struct{}   // credit arrived or the stream ended
@@ -136,6 +137,9 @@ func (st *stream) finish() {
 	s.mu.Unlock()
 	e.mu.Unlock()
 	e.m.streams.Dec()
+	if st.svc != nil {
+		st.svc.stop()
+	}
 	close(st.done)
 	st.signal()
 }
@@ -286,7 +290,7 @@ func (s *session) streamOpen(f mxp.Frame, arrived time.Time) {
 	}
 	e := s.e
 	if _, isService := e.services[p.Target]; isService {
-		s.reject(f.MessageID, f.Type.String(), mxp.CodeUnreachable, "services take Calls, not streams, through the edge")
+		s.streamOpenService(f, p, arrived)
 		return
 	}
 	s.mu.Lock()
@@ -378,6 +382,11 @@ func (s *session) streamChunk(f mxp.Frame, arrived time.Time) {
 		s.reject(f.MessageID, f.Type.String(), mxp.CodeNotFound, "no open stream "+p.StreamID.String()+" on this connection")
 		return
 	}
+	if st.svc != nil {
+		s.reject(f.MessageID, f.Type.String(), mxp.CodeInvalidPayload,
+			"stream "+p.StreamID.String()+" is to a service, which takes its request with the StreamOpen and no chunks")
+		return
+	}
 	if code, text := st.waitCredit(s.ctx); code != "" {
 		s.reject(f.MessageID, f.Type.String(), code, text)
 		return
@@ -403,6 +412,13 @@ func (s *session) streamClose(f mxp.Frame, arrived time.Time) {
 	st := s.stream(p.StreamID)
 	if st == nil {
 		s.reject(f.MessageID, f.Type.String(), mxp.CodeNotFound, "no open stream "+p.StreamID.String()+" on this connection")
+		return
+	}
+	if st.svc != nil { // the agent cancels: nothing more is relayed
+		st.finish()
+		s.count(f.Type, dirIn, outcomeOK)
+		s.sendAck(&f)
+		s.e.m.route.WithLabelValues(f.Type.String()).Observe(time.Since(arrived).Seconds())
 		return
 	}
 	if code, text := st.waitReady(s.ctx); code != "" {

@@ -1,0 +1,211 @@
+package edge
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/mxp-mesh/mesh/pkg/common/bus"
+	"github.com/mxp-mesh/mesh/pkg/mxp"
+)
+
+// A stream opened to a service (today only the inference service) has one end, on the
+// edge of the agent that opened it. The StreamOpen's data is the request; the edge
+// subscribes an inbox, publishes the request to the service's stream subject with that
+// inbox as the reply, and relays what the service publishes there (docs/edge.md):
+//
+//   - each chunk message (header bus.HeaderStreamSeq = 0, 1, 2, ...) becomes a
+//     StreamChunk whose data is the message body, in order;
+//   - the terminal message (no sequence header) is either the service's summary, relayed
+//     as a last StreamChunk and followed by a clean StreamClose, or an error reply,
+//     relayed as a StreamClose carrying its typed code.
+//
+// A gap in the sequence, an agent too slow to take ServiceStreamBuffer chunks, the
+// deadline (Config.MaxCallTimeout from the open) or StreamIdleTimeout without traffic end
+// the stream with an Error in its StreamClose. The agent's StreamClose or its
+// disconnection ends the stream at once: the inbox is unsubscribed, so nothing more is
+// relayed, and the request's deadline bounds the service's work.
+
+// ServiceStreamBuffer is the number of chunks a service stream holds for an agent whose
+// connection is slower than the service; beyond it the stream ends with an Error
+// (unavailable) instead of buffering without bound.
+const ServiceStreamBuffer = 1024
+
+// serviceStreamSubjects maps the well-known services that accept streams through the
+// edge to the bus subject that serves them.
+var serviceStreamSubjects = map[mxp.AgentID]string{
+	mxp.ServiceInference: bus.SubjectInferenceStream,
+}
+
+// streamServiceNames lists, for error messages, the services that accept streams.
+func streamServiceNames() string {
+	name, _ := mxp.ServiceName(mxp.ServiceInference)
+	return name + " (" + mxp.ServiceInference.String() + ")"
+}
+
+// serviceRelay is the bus side of a stream opened to a service.
+type serviceRelay struct {
+	subject string // the service's stream subject
+
+	mu    sync.Mutex
+	sub   *nats.Subscription
+	timer *time.Timer
+	next  int  // the sequence number the next chunk must carry
+	ended bool // the terminal message arrived, or the stream ended
+}
+
+// stop unsubscribes the inbox and stops the deadline timer. Idempotent.
+func (r *serviceRelay) stop() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.ended = true
+	if r.sub != nil {
+		_ = r.sub.Unsubscribe()
+		r.sub = nil
+	}
+	if r.timer != nil {
+		r.timer.Stop()
+		r.timer = nil
+	}
+}
+
+// streamOpenService opens a stream to a well-known service; p.Data is the request.
+func (s *session) streamOpenService(f mxp.Frame, p mxp.StreamOpenPayload, arrived time.Time) {
+	e := s.e
+	subject, ok := serviceStreamSubjects[p.Target]
+	if !ok {
+		name, _ := mxp.ServiceName(p.Target)
+		s.reject(f.MessageID, f.Type.String(), mxp.CodeUnreachable,
+			fmt.Sprintf("the %s service takes Calls, not streams; of the services, only %s accepts streams through the edge",
+				name, streamServiceNames()))
+		return
+	}
+	if len(p.Data) == 0 {
+		s.reject(f.MessageID, f.Type.String(), mxp.CodeInvalidPayload,
+			"a stream to a service carries its request (for inference, the ChatRequest JSON) as the StreamOpen's data")
+		return
+	}
+	cfg := e.cfg.Load()
+	st := e.newServiceStream(s, streamKey{id: p.StreamID, opener: true}, p.Target)
+	st.svc = &serviceRelay{subject: subject}
+	if code, text := st.register(); code != "" {
+		s.reject(f.MessageID, f.Type.String(), code, text)
+		return
+	}
+	inbox := e.nc.NewRespInbox()
+	sub, err := e.nc.Subscribe(inbox, st.relayServiceMsg)
+	if err != nil {
+		st.finish()
+		code, text := busFailure(err, subject)
+		s.reject(f.MessageID, f.Type.String(), code, text)
+		return
+	}
+	// The NATS client's own buffer is bounded too: a message dropped there shows as a gap.
+	_ = sub.SetPendingLimits(ServiceStreamBuffer, 64<<20)
+	deadline := arrived.Add(cfg.MaxCallTimeout)
+	st.svc.mu.Lock()
+	if st.svc.ended { // the session closed meanwhile
+		st.svc.mu.Unlock()
+		_ = sub.Unsubscribe()
+		return
+	}
+	st.svc.sub = sub
+	st.svc.timer = time.AfterFunc(time.Until(deadline), func() {
+		st.abort(&mxp.ErrorPayload{Error: "the stream's deadline passed", Code: mxp.CodeTimeout}, true)
+	})
+	st.svc.mu.Unlock()
+
+	// The open is accepted before the request goes out, so the Response reaches the agent
+	// before any chunk; whatever goes wrong from here ends the stream with a StreamClose.
+	s.count(f.Type, dirIn, outcomeOK)
+	s.sendAck(&f)
+	s.send(&mxp.Frame{Type: mxp.TypeResponse, MessageID: f.MessageID, TraceID: f.TraceID})
+	msg := &nats.Msg{Subject: subject, Reply: inbox, Header: s.headers(&f, deadline), Data: p.Data}
+	msg.Header.Set(bus.HeaderStreamID, p.StreamID.String())
+	if err := e.nc.PublishMsg(msg); err != nil {
+		code, text := busFailure(err, subject)
+		st.abort(&mxp.ErrorPayload{Error: text, Code: code}, true)
+		return
+	}
+	e.m.route.WithLabelValues(f.Type.String()).Observe(time.Since(arrived).Seconds())
+}
+
+// newServiceStream builds the end of a service stream: its queue holds
+// ServiceStreamBuffer chunks plus room for the StreamClose.
+func (e *Edge) newServiceStream(s *session, key streamKey, target mxp.AgentID) *stream {
+	st := &stream{e: e, s: s, key: key, target: target,
+		out: make(chan streamItem, ServiceStreamBuffer+2), wake: make(chan struct{}, 1), done: make(chan struct{})}
+	st.touch()
+	return st
+}
+
+// relayServiceMsg takes one message of the service's stream (the subscription's
+// callback, so messages arrive in the order the service published them).
+func (st *stream) relayServiceMsg(msg *nats.Msg) {
+	r := st.svc
+	r.mu.Lock()
+	if r.ended {
+		r.mu.Unlock()
+		return
+	}
+	st.touch()
+	traceID, _, _ := bus.TraceID(msg.Header)
+	if seqText := msg.Header.Get(bus.HeaderStreamSeq); seqText != "" {
+		seq, err := strconv.Atoi(seqText)
+		want := r.next
+		r.next++
+		if err != nil || seq != want {
+			r.ended = true
+			r.mu.Unlock()
+			st.e.m.dropped.WithLabelValues("stream_gap").Inc()
+			st.abort(&mxp.ErrorPayload{Code: mxp.CodeUnavailable,
+				Error: fmt.Sprintf("chunk %d of the %s stream was lost (got %q); the stream is incomplete", want, r.subject, seqText)}, true)
+			return
+		}
+		// Two slots stay free for the StreamClose, so an ending is never lost.
+		if len(st.out) >= cap(st.out)-2 {
+			r.ended = true
+			r.mu.Unlock()
+			st.e.m.dropped.WithLabelValues("stream_slow_peer").Inc()
+			st.abort(&mxp.ErrorPayload{Code: mxp.CodeUnavailable,
+				Error: fmt.Sprintf("the connection did not keep up with the stream (%d chunks waiting)", ServiceStreamBuffer)}, true)
+			return
+		}
+		st.out <- streamItem{op: opChunk, data: msg.Data, traceID: traceID}
+		r.mu.Unlock()
+		return
+	}
+	// The terminal message: a summary, an error reply, or the server's no-responders.
+	r.ended = true
+	r.mu.Unlock()
+	var ep *mxp.ErrorPayload
+	switch {
+	case len(msg.Data) == 0 && msg.Header.Get("Status") == "503":
+		code, text := busFailure(nats.ErrNoResponders, r.subject)
+		ep = &mxp.ErrorPayload{Error: text, Code: code}
+	default:
+		if rerr := bus.ReplyError(msg); rerr != nil {
+			ep = &mxp.ErrorPayload{Error: rerr.Error(), Code: mxp.CodeInternal}
+			var be *bus.Error
+			if errors.As(rerr, &be) {
+				ep = &mxp.ErrorPayload{Error: be.Message, Code: mxp.ErrorCode(be.Code)}
+			}
+		}
+	}
+	if ep == nil && len(msg.Data) > 0 { // the summary, in one of the two free slots
+		select {
+		case st.out <- streamItem{op: opChunk, data: msg.Data, traceID: traceID}:
+		default: // an ending (deadline, idle) already took the slots
+			return
+		}
+	}
+	select {
+	case st.out <- streamItem{op: opClose, err: ep, traceID: traceID}:
+	default:
+		st.finish()
+	}
+}
