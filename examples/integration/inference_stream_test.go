@@ -1,0 +1,264 @@
+package integration
+
+import (
+	"context"
+	"errors"
+	"io"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mxp-mesh/mesh/examples/internal/meshtest"
+	"github.com/mxp-mesh/mesh/pkg/agent"
+	"github.com/mxp-mesh/mesh/pkg/common/bus"
+	"github.com/mxp-mesh/mesh/pkg/common/service"
+	"github.com/mxp-mesh/mesh/services/edge"
+	"github.com/mxp-mesh/mesh/services/inference"
+	"github.com/mxp-mesh/mesh/services/inference/provider"
+	"github.com/mxp-mesh/mesh/services/registry"
+)
+
+// streamMesh is a mesh like meshtest's, whose inference service also serves "mock-slow"
+// (the mock provider with a delay per chunk) and reports its metrics to reg.
+type streamMesh struct {
+	addr, key string
+	reg       *prometheus.Registry
+}
+
+func startStreamMesh(t *testing.T) *streamMesh {
+	t.Helper()
+	b, err := bus.Start(bus.Config{Embedded: bus.EmbeddedConfig{DontListen: true}}, "stream-mesh", quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{}, 3)
+	t.Cleanup(func() {
+		cancel()
+		for range 3 {
+			<-done
+		}
+		b.Close()
+	})
+	deps := func(name string) service.Deps {
+		nc, err := b.NewConn(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return service.Deps{Logger: quiet(), Conn: nc}
+	}
+	run := func(name string, fn func() error) {
+		go func() {
+			if err := fn(); err != nil && !errors.Is(err, context.Canceled) {
+				t.Errorf("%s: %v", name, err)
+			}
+			done <- struct{}{}
+		}()
+	}
+
+	rcfg := registry.DefaultConfig()
+	rcfg.HTTP = ""
+	reg, err := registry.New(ctx, rcfg, deps("registry"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	run("registry", func() error { return reg.Run(ctx) })
+
+	icfg := inference.Defaults()
+	icfg.Providers["slow"] = inference.ProviderConfig{Kind: inference.KindMock, Prefixes: []string{"slow-"}, TokenDelay: 20 * time.Millisecond}
+	icfg.Models["mock-slow"] = inference.ModelConfig{Provider: "slow", ContextWindow: 8192, OutputReserve: 1024}
+	m := &streamMesh{reg: prometheus.NewRegistry()}
+	inf, err := inference.New(icfg, inference.Deps{Logger: quiet(), Conn: deps("inference").Conn, Registerer: m.reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run("inference", func() error { return inf.Run(ctx) })
+
+	keyFile := filepath.Join(t.TempDir(), "edge.key")
+	ecfg := edge.Defaults()
+	ecfg.Addr, ecfg.KeyFile, ecfg.HTTP = "127.0.0.1:0", keyFile, ""
+	e, err := edge.New(ecfg, edge.Deps{Deps: deps("edge")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run("edge", func() error { return e.Run(ctx) })
+	m.addr, m.key = e.Addrs()["secure"], e.PublicKey()
+	return m
+}
+
+func (m *streamMesh) agent(t *testing.T, name string) *agent.Agent {
+	t.Helper()
+	a, err := agent.New(agent.Config{Name: name, EdgeAddr: m.addr, EdgeKey: m.key,
+		KeyFile: t.TempDir() + "/agent.key", HeartbeatInterval: time.Second, Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	meshtest.Run(t, a)
+	return a
+}
+
+// inflight is the inference service's mxp_inference_inflight, summed over providers.
+func (m *streamMesh) inflight(t *testing.T) float64 {
+	t.Helper()
+	mfs, err := m.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n float64
+	for _, mf := range mfs {
+		if mf.GetName() == "mxp_inference_inflight" {
+			for _, s := range mf.GetMetric() {
+				n += s.GetGauge().GetValue()
+			}
+		}
+	}
+	return n
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestInferenceStreamThroughTheEdge: an SDK agent streams a model's answer from the
+// inference service through the edge over the secure transport: the deltas arrive in
+// order and join to the non-streamed answer; an unknown model's typed code arrives as the
+// stream's error; closing early ends the stream everywhere without leaking goroutines.
+func TestInferenceStreamThroughTheEdge(t *testing.T) {
+	m := startStreamMesh(t)
+	a := m.agent(t, "streamer")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	tests := []struct {
+		name string
+		req  agent.ChatRequest
+	}{
+		{"text", agent.NewChatRequest("mock", agent.Message{Role: agent.RoleUser, Content: "stream these seven words to me please"})},
+		{"tool call", func() agent.ChatRequest {
+			r := agent.NewChatRequest("mock", agent.Message{Role: agent.RoleUser, Content: `use shout {"text":"quiet"}`})
+			r.Tools = []provider.Tool{{Name: "shout", Description: "upper-case", Parameters: []byte(`{"type":"object"}`)}}
+			return r
+		}()},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			want, err := a.Model().Chat(ctx, &tc.req)
+			if err != nil {
+				t.Fatalf("non-streamed: %v", err)
+			}
+			s, err := a.ChatStream(ctx, &tc.req)
+			if err != nil {
+				t.Fatalf("open: %v", err)
+			}
+			var chunks []provider.Chunk
+			for {
+				c, err := s.Recv()
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					t.Fatalf("recv after %d chunks: %v", len(chunks), err)
+				}
+				chunks = append(chunks, c)
+			}
+			wantChunks := provider.MockChunks(&tc.req.Request)
+			if len(chunks) != len(wantChunks) {
+				t.Fatalf("%d chunks, want %d (the mock's stream)", len(chunks), len(wantChunks))
+			}
+			for i := range chunks {
+				if chunks[i].Text != wantChunks[i].Text || (chunks[i].ToolCall == nil) != (wantChunks[i].ToolCall == nil) ||
+					chunks[i].FinishReason != wantChunks[i].FinishReason {
+					t.Errorf("chunk %d = %+v, want %+v (in order)", i, chunks[i], wantChunks[i])
+				}
+			}
+			got, err := agent.CollectStream(&sliceStream{chunks: chunks})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Text != want.Text || got.FinishReason != want.FinishReason || got.Usage != want.Usage ||
+				len(got.ToolCalls) != len(want.ToolCalls) || (len(got.ToolCalls) > 0 && got.ToolCalls[0] != want.ToolCalls[0]) {
+				t.Errorf("streamed answer %+v, want the non-streamed %+v", got, want)
+			}
+			if s.Model() != want.Model || s.Provider() != want.Provider {
+				t.Errorf("summary says %s/%s, want %s/%s", s.Model(), s.Provider(), want.Model, want.Provider)
+			}
+		})
+	}
+
+	t.Run("the mesh model is a ChatStreamer", func(t *testing.T) {
+		cs, ok := a.Model().(agent.ChatStreamer)
+		if !ok {
+			t.Fatal("Agent.Model() does not stream")
+		}
+		req := agent.NewChatRequest("mock", agent.Message{Role: agent.RoleUser, Content: "hello"})
+		s, err := cs.ChatStream(ctx, &req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := agent.CollectStream(s)
+		if err != nil || resp.Text != "Mock reply to: hello" {
+			t.Fatalf("collected %+v, %v", resp, err)
+		}
+	})
+
+	t.Run("unknown model", func(t *testing.T) {
+		req := agent.NewChatRequest("no-such-model", agent.Message{Role: agent.RoleUser, Content: "hi"})
+		s, err := a.ChatStream(ctx, &req)
+		if err == nil {
+			_, err = s.Recv()
+		}
+		if agent.CodeOf(err) != "model_not_found" {
+			t.Fatalf("unknown model: %v (code %s), want model_not_found", err, agent.CodeOf(err))
+		}
+	})
+
+	t.Run("close early", func(t *testing.T) {
+		before := runtime.NumGoroutine()
+		req := agent.NewChatRequest("mock-slow", agent.Message{Role: agent.RoleUser, Content: strings.Repeat("word ", 200)})
+		s, err := a.ChatStream(ctx, &req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c, err := s.Recv(); err != nil || c.Text == "" {
+			t.Fatalf("first chunk %+v, %v", c, err)
+		}
+		if m.inflight(t) != 1 {
+			t.Fatalf("the service has %v streams in flight, want 1", m.inflight(t))
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Recv(); agent.CodeOf(err) != agent.CodeCanceled {
+			t.Errorf("recv after close: %v, want canceled", err)
+		}
+		waitUntil(t, "the service's stream to end", func() bool { return m.inflight(t) == 0 })
+		waitUntil(t, "the stream's goroutines to end", func() bool { return runtime.NumGoroutine() <= before })
+	})
+}
+
+// sliceStream replays chunks as a provider.Stream.
+type sliceStream struct {
+	chunks []provider.Chunk
+	i      int
+}
+
+func (s *sliceStream) Recv() (provider.Chunk, error) {
+	if s.i >= len(s.chunks) {
+		return provider.Chunk{}, io.EOF
+	}
+	s.i++
+	return s.chunks[s.i-1], nil
+}
+
+func (s *sliceStream) Close() error { return nil }
