@@ -119,6 +119,31 @@ func (m *streamMesh) inflight(t *testing.T) float64 {
 	return n
 }
 
+// calls is the inference service's mxp_inference_calls_total for model and result code.
+func (m *streamMesh) calls(t *testing.T, model, code string) float64 {
+	t.Helper()
+	mfs, err := m.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n float64
+	for _, mf := range mfs {
+		if mf.GetName() != "mxp_inference_calls_total" {
+			continue
+		}
+		for _, s := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range s.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["model"] == model && labels["code"] == code {
+				n += s.GetCounter().GetValue()
+			}
+		}
+	}
+	return n
+}
+
 func waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
@@ -225,7 +250,8 @@ func TestInferenceStreamThroughTheEdge(t *testing.T) {
 
 	t.Run("close early", func(t *testing.T) {
 		before := runtime.NumGoroutine()
-		req := agent.NewChatRequest("mock-slow", agent.Message{Role: agent.RoleUser, Content: strings.Repeat("word ", 200)})
+		// 500 words at 20 ms each: the stream would run for 10 s if nothing stopped it.
+		req := agent.NewChatRequest("mock-slow", agent.Message{Role: agent.RoleUser, Content: strings.Repeat("word ", 500)})
 		s, err := a.ChatStream(ctx, &req)
 		if err != nil {
 			t.Fatal(err)
@@ -243,6 +269,10 @@ func TestInferenceStreamThroughTheEdge(t *testing.T) {
 			t.Errorf("recv after close: %v, want canceled", err)
 		}
 		waitUntil(t, "the service's stream to end", func() bool { return m.inflight(t) == 0 })
+		// Cancelled, not run to its end: the close reached the service's context.
+		if c, ok := m.calls(t, "mock-slow", "canceled"), m.calls(t, "mock-slow", "ok"); c != 1 || ok != 0 {
+			t.Errorf("the service counted %v cancelled and %v completed mock-slow calls, want 1 and 0", c, ok)
+		}
 		waitUntil(t, "the stream's goroutines to end", func() bool { return runtime.NumGoroutine() <= before })
 	})
 }

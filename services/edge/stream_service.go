@@ -28,7 +28,7 @@ import (
 // deadline (Config.MaxCallTimeout from the open) or StreamIdleTimeout without traffic end
 // the stream with an Error in its StreamClose. The agent's StreamClose or its
 // disconnection ends the stream at once: the inbox is unsubscribed, so nothing more is
-// relayed, and the request's deadline bounds the service's work.
+// relayed, and the service is told to stop (bus.StreamCancelSuffix).
 
 // ServiceStreamBuffer is the number of chunks a service stream holds for an agent whose
 // connection is slower than the service; beyond it the stream ends with an Error
@@ -50,15 +50,19 @@ func streamServiceNames() string {
 // serviceRelay is the bus side of a stream opened to a service.
 type serviceRelay struct {
 	subject string // the service's stream subject
+	nc      *nats.Conn
 
-	mu    sync.Mutex
-	sub   *nats.Subscription
-	timer *time.Timer
-	next  int  // the sequence number the next chunk must carry
-	ended bool // the terminal message arrived, or the stream ended
+	mu       sync.Mutex
+	inbox    string
+	sub      *nats.Subscription
+	timer    *time.Timer
+	next     int  // the sequence number the next chunk must carry
+	ended    bool // the terminal message arrived, or the stream ended
+	terminal bool // the service sent its terminal message: it has finished
 }
 
-// stop unsubscribes the inbox and stops the deadline timer. Idempotent.
+// stop unsubscribes the inbox and stops the deadline timer; when the service has not
+// finished, it tells it to stop (bus.StreamCancelSuffix). Idempotent.
 func (r *serviceRelay) stop() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -66,6 +70,9 @@ func (r *serviceRelay) stop() {
 	if r.sub != nil {
 		_ = r.sub.Unsubscribe()
 		r.sub = nil
+		if !r.terminal {
+			_ = r.nc.Publish(r.inbox+bus.StreamCancelSuffix, nil)
+		}
 	}
 	if r.timer != nil {
 		r.timer.Stop()
@@ -91,12 +98,12 @@ func (s *session) streamOpenService(f mxp.Frame, p mxp.StreamOpenPayload, arrive
 	}
 	cfg := e.cfg.Load()
 	st := e.newServiceStream(s, streamKey{id: p.StreamID, opener: true}, p.Target)
-	st.svc = &serviceRelay{subject: subject}
+	st.svc = &serviceRelay{subject: subject, nc: e.nc}
 	if code, text := st.register(); code != "" {
 		s.reject(f.MessageID, f.Type.String(), code, text)
 		return
 	}
-	inbox := e.nc.NewRespInbox()
+	inbox := e.nc.NewInbox()
 	sub, err := e.nc.Subscribe(inbox, st.relayServiceMsg)
 	if err != nil {
 		st.finish()
@@ -113,7 +120,7 @@ func (s *session) streamOpenService(f mxp.Frame, p mxp.StreamOpenPayload, arrive
 		_ = sub.Unsubscribe()
 		return
 	}
-	st.svc.sub = sub
+	st.svc.sub, st.svc.inbox = sub, inbox
 	st.svc.timer = time.AfterFunc(time.Until(deadline), func() {
 		st.abort(&mxp.ErrorPayload{Error: "the stream's deadline passed", Code: mxp.CodeTimeout}, true)
 	})
@@ -180,7 +187,7 @@ func (st *stream) relayServiceMsg(msg *nats.Msg) {
 		return
 	}
 	// The terminal message: a summary, an error reply, or the server's no-responders.
-	r.ended = true
+	r.ended, r.terminal = true, true
 	r.mu.Unlock()
 	var ep *mxp.ErrorPayload
 	switch {

@@ -219,16 +219,24 @@ func TestServiceStreamRefusals(t *testing.T) {
 }
 
 // TestServiceStreamCancel: the agent's StreamClose ends the relay at once: the inbox is
-// unsubscribed (nothing more is relayed) and the edge keeps nothing of the stream.
+// unsubscribed (nothing more is relayed), the service is told to stop, and the edge keeps
+// nothing of the stream.
 func TestServiceStreamCancel(t *testing.T) {
 	b := testBus(t)
-	stop := make(chan struct{})
-	t.Cleanup(func() { close(stop) })
+	canceled := make(chan int, 1)
 	startFakeInference(t, b, func(nc *nats.Conn, req *nats.Msg) {
+		stop := make(chan struct{})
+		sub, err := nc.Subscribe(req.Reply+bus.StreamCancelSuffix, func(*nats.Msg) { close(stop) })
+		if err != nil {
+			return
+		}
+		defer sub.Unsubscribe()
+		_ = nc.Flush()
 		for seq := 0; ; seq++ {
 			publishChunk(nc, req.Reply, seq, `{"text":"x"}`)
 			select {
 			case <-stop:
+				canceled <- seq
 				return
 			case <-time.After(5 * time.Millisecond):
 			}
@@ -256,6 +264,11 @@ func TestServiceStreamCancel(t *testing.T) {
 	}
 	if n := testutil.ToFloat64(e.m.streams); n != 0 {
 		t.Errorf("mxp_edge_streams = %v after the close, want 0", n)
+	}
+	select {
+	case <-canceled:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the service was never told the stream ended")
 	}
 	// A chunk for the closed stream now would be refused as unknown.
 	_, err = c.Request(ctxT(t), chunkFrame(sid, []byte("x")))

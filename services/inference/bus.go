@@ -100,6 +100,12 @@ func (s *Service) busStream(ctx context.Context, nc *nats.Conn, r service.Reques
 	if err != nil {
 		return nil, busError(err)
 	}
+	// The caller may end the stream early (bus.StreamCancelSuffix).
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if sub, err := nc.Subscribe(r.Reply+bus.StreamCancelSuffix, func(*nats.Msg) { cancel() }); err == nil {
+		defer func() { _ = sub.Unsubscribe() }()
+	}
 	st, err := s.Stream(ctx, req)
 	if err != nil {
 		return nil, busError(err)

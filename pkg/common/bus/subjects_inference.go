@@ -33,4 +33,11 @@ const (
 	// HeaderStreamSeq numbers the chunk messages of a stream from 0; the terminal
 	// message has none.
 	HeaderStreamSeq = "Mxp-Stream-Seq"
+
+	// StreamCancelSuffix ends a SubjectInferenceStream request early: a caller that stops
+	// reading before the terminal message publishes an empty message to its reply inbox
+	// followed by this suffix; the service then cancels the request's context and publishes
+	// nothing more of it. A cancel that overtakes the service's taking the request is lost;
+	// the request's deadline bounds the work then.
+	StreamCancelSuffix = ".cancel"
 )
