@@ -26,6 +26,11 @@ type benchMesh struct {
 const benchPayload = 256
 
 func newBenchMesh(b *testing.B, secure bool, callers int) *benchMesh {
+	return newBenchMeshWith(b, secure, callers, func(c *client.Client) { serveEcho(c, nil) })
+}
+
+// newBenchMeshWith is newBenchMesh with agent B served by serve.
+func newBenchMeshWith(b *testing.B, secure bool, callers int, serve func(*client.Client)) *benchMesh {
 	bs := testBus(b)
 	startFakeRegistry(b, bs)
 	var e1, e2 *testEdge
@@ -46,7 +51,7 @@ func newBenchMesh(b *testing.B, secure bool, callers int) *benchMesh {
 	m := &benchMesh{}
 	bc := dialer(e2)
 	m.bID = registerAgent(b, bc, "bench-echo", "echo")
-	serveEcho(bc, nil)
+	serve(bc)
 	for range callers {
 		m.callers = append(m.callers, dialer(e1))
 	}

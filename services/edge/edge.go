@@ -40,7 +40,7 @@ type Edge struct {
 	limiter *security.Limiter
 	ts      []Transport
 
-	mu       sync.Mutex
+	mu       sync.RWMutex // read-locked on the per-frame lookups (Frame, owner)
 	sessions map[Peer]*session
 	agents   map[mxp.AgentID]*session // agent id → the session that registered it
 	streams  map[streamKey]*stream
@@ -255,9 +255,9 @@ func (e *Edge) Opened(p Peer) {
 // Frame implements Handler: the cheap checks (size, rate) happen here on the transport's
 // goroutine, so a flood never reaches the queue; the rest in the session's loop.
 func (e *Edge) Frame(p Peer, msg []byte) {
-	e.mu.Lock()
+	e.mu.RLock()
 	s := e.sessions[p]
-	e.mu.Unlock()
+	e.mu.RUnlock()
 	if s == nil {
 		return
 	}
@@ -316,8 +316,8 @@ func transportName(p Peer) string {
 
 // owner returns the session carrying agent id once its registration is confirmed.
 func (e *Edge) owner(id mxp.AgentID) *session {
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	e.mu.RLock()
+	defer e.mu.RUnlock()
 	s := e.agents[id]
 	if s == nil {
 		return nil

@@ -1,7 +1,11 @@
 package edge
 
 import (
+	"sync/atomic"
+
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mxp-mesh/mesh/pkg/mxp"
 )
 
 // Directions and outcomes of the frames metric.
@@ -24,6 +28,40 @@ type metrics struct {
 	agents            prometheus.Gauge
 	streams           prometheus.Gauge
 	subscriptions     prometheus.Gauge
+
+	// The series the hot path touches on every frame, resolved once per message type
+	// (lazily, so a type never seen exports no series): looking a series up by its label
+	// values hashes them, which cost more than the count itself.
+	framesOK [2][256]atomic.Pointer[prometheus.Counter] // [dirIn=0, dirOut=1][type]
+	routeBy  [256]atomic.Pointer[prometheus.Observer]
+}
+
+// frameOK counts one frame of type t in direction dir with outcome ok.
+func (m *metrics) frameOK(t mxp.MessageType, dir string) {
+	i := 0
+	if dir == dirOut {
+		i = 1
+	}
+	slot := &m.framesOK[i][t]
+	c := slot.Load()
+	if c == nil {
+		series := m.frames.WithLabelValues(t.String(), dir, outcomeOK)
+		c = &series
+		slot.Store(c)
+	}
+	(*c).Inc()
+}
+
+// observeRoute records the routing time of a frame of type t.
+func (m *metrics) observeRoute(t mxp.MessageType, seconds float64) {
+	slot := &m.routeBy[t]
+	o := slot.Load()
+	if o == nil {
+		series := m.route.WithLabelValues(t.String())
+		o = &series
+		slot.Store(o)
+	}
+	(*o).Observe(seconds)
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {

@@ -136,6 +136,10 @@ func (s *session) handle(in inFrame) {
 }
 
 func (s *session) count(t mxp.MessageType, dir, outcome string) {
+	if outcome == outcomeOK {
+		s.e.m.frameOK(t, dir)
+		return
+	}
 	s.e.m.frames.WithLabelValues(t.String(), dir, outcome).Inc()
 }
 
@@ -214,7 +218,7 @@ func (s *session) callerID() string {
 
 // headers builds the bus headers of a message originated by frame f of this session.
 func (s *session) headers(f *mxp.Frame, deadline time.Time) nats.Header {
-	h := nats.Header{}
+	h := make(nats.Header, 6) // sized for every header set below: no map growth
 	bus.SetMsgID(h, f.MessageID)
 	if f.TraceID != 0 {
 		bus.SetTraceID(h, f.TraceID)
@@ -232,9 +236,26 @@ func (s *session) headers(f *mxp.Frame, deadline time.Time) nats.Header {
 
 // traceparent is the W3C traceparent of an MXP trace: the trace id mapped as package
 // tracing maps it, the span id derived from the message id.
+// It is built by hand: this runs for every traced message, and fmt costs several times
+// more.
 func traceparent(traceID, msgID uint64) string {
 	span := msgID ^ traceID | 1
-	return fmt.Sprintf("00-%016x%016x-%016x-01", uint64(0), traceID, span)
+	b := make([]byte, 0, len("00-")+32+len("-")+16+len("-01"))
+	b = append(b, "00-0000000000000000"...) // version, then the trace id's high 64 bits
+	b = appendHex64(b, traceID)
+	b = append(b, '-')
+	b = appendHex64(b, span)
+	b = append(b, "-01"...)
+	return string(b)
+}
+
+// appendHex64 appends v as 16 lower-case hex digits.
+func appendHex64(b []byte, v uint64) []byte {
+	const digits = "0123456789abcdef"
+	for shift := 60; shift >= 0; shift -= 4 {
+		b = append(b, digits[v>>uint(shift)&0xf])
+	}
+	return b
 }
 
 // acquire takes one in-flight slot; false when the session is at its limit.
@@ -267,7 +288,7 @@ func (s *session) request(f *mxp.Frame, msg *nats.Msg, deadline time.Time, arriv
 			return // the connection is gone; nobody to answer
 		}
 		s.answerFromBus(f, reply, err, msg.Subject)
-		s.e.m.route.WithLabelValues(f.Type.String()).Observe(time.Since(arrived).Seconds())
+		s.e.m.observeRoute(f.Type, time.Since(arrived).Seconds())
 	})
 }
 
