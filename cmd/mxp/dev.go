@@ -80,6 +80,7 @@ type devOptions struct {
 // runDev wires every service the way each cmd/mxp-<name> does, on one bus and one HTTP
 // server, and runs them until ctx ends.
 func runDev(ctx context.Context, env *cliEnv, o devOptions) error {
+	service.SetProcessGC()
 	level := new(slog.LevelVar)
 	lv, err := mlog.ParseLevel(o.LogLevel)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 
 	"github.com/mxp-mesh/mesh/pkg/common/config"
 	"github.com/mxp-mesh/mesh/pkg/common/lifecycle"
@@ -98,7 +99,24 @@ func (p Program[C]) Run(ctx context.Context, args, env []string, stderr io.Write
 
 // Main runs the program as the process and exits with its status.
 func (p Program[C]) Main() {
+	SetProcessGC()
 	os.Exit(p.Run(context.Background(), os.Args[1:], os.Environ(), os.Stderr))
+}
+
+// DefaultGCPercent is the GOGC a mesh process runs with unless the GOGC environment
+// variable says otherwise. Mesh services keep little live heap (a few MiB) and allocate
+// per message, so Go's default of 100 starts a collection every few hundred milliseconds
+// under load; 400 trades a few MiB of heap for fewer collections (edge benchmark: plaintext
+// Call p99 at 5,000 calls/s 1.3 ms instead of 2.9–4.0 ms, p50 unchanged). GOMEMLIMIT, when
+// set, still bounds the heap.
+const DefaultGCPercent = 400
+
+// SetProcessGC applies DefaultGCPercent when GOGC is not set. Only mains call it: it is a
+// process-wide setting.
+func SetProcessGC() {
+	if _, set := os.LookupEnv("GOGC"); !set {
+		debug.SetGCPercent(DefaultGCPercent)
+	}
 }
 
 func (p Program[C]) usage(w io.Writer, fs *flag.FlagSet) {
