@@ -457,3 +457,25 @@ func TestSrvInfo(t *testing.T) {
 		}
 	}
 }
+
+func TestValidAddress(t *testing.T) {
+	tests := []struct {
+		addr string
+		ok   bool
+	}{
+		{"", true}, // reached through its edge connection (docs/protocol.md)
+		{"127.0.0.1:9000", true},
+		{"[::1]:9000", true},
+		{"agent-1.example:443", true},
+		{"127.0.0.1", false},
+		{"127.0.0.1:0", false},
+		{"127.0.0.1:70000", false},
+		{"bad_host!:80", false},
+		{strings.Repeat("a", MaxAddressLen) + ":1", false},
+	}
+	for _, tc := range tests {
+		if err := validAddress(tc.addr); (err == nil) != tc.ok {
+			t.Errorf("validAddress(%q) = %v, want ok=%v", tc.addr, err, tc.ok)
+		}
+	}
+}

@@ -129,9 +129,13 @@ func validateRegister(r RegisterRequest, maxMetadata int) (Agent, error) {
 	return Agent{ID: id, Name: r.Name, Capabilities: caps, Address: r.Address, Metadata: md}, nil
 }
 
-// validAddress accepts host:port where host is an IP address or a DNS name.
+// validAddress accepts host:port where host is an IP address or a DNS name, or "" for an
+// agent that is reached only through its edge connection (docs/protocol.md).
 func validAddress(a string) error {
-	if a == "" || len(a) > MaxAddressLen {
+	if a == "" {
+		return nil
+	}
+	if len(a) > MaxAddressLen {
 		return invalid(CodeInvalidAddress, "address must be host:port, at most %d bytes", MaxAddressLen)
 	}
 	host, port, err := net.SplitHostPort(a)
