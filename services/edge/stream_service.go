@@ -150,6 +150,38 @@ func (e *Edge) newServiceStream(s *session, key streamKey, target mxp.AgentID) *
 	return st
 }
 
+// What one message of a service's stream is (readServiceMsg).
+const (
+	svcChunk = iota // the next chunk, in sequence
+	svcGap          // a chunk out of sequence (or with a malformed number): one was lost
+	svcEnd          // the terminal message: the summary, or an error when ep is set
+)
+
+// readServiceMsg says what a message of the stream on subject is, given that want chunks
+// came before it: a chunk in sequence, a gap (ep says which chunk is missing), or the end
+// (ep set for an error reply or the server's no-responders status, nil for a summary).
+func readServiceMsg(h nats.Header, data []byte, want int, subject string) (kind int, ep *mxp.ErrorPayload) {
+	if seqText := h.Get(bus.HeaderStreamSeq); seqText != "" {
+		if seq, err := strconv.Atoi(seqText); err != nil || seq != want {
+			return svcGap, &mxp.ErrorPayload{Code: mxp.CodeUnavailable,
+				Error: fmt.Sprintf("chunk %d of the %s stream was lost (got %.32q); the stream is incomplete", want, subject, seqText)}
+		}
+		return svcChunk, nil
+	}
+	if len(data) == 0 && h.Get("Status") == "503" {
+		code, text := busFailure(nats.ErrNoResponders, subject)
+		return svcEnd, &mxp.ErrorPayload{Error: text, Code: code}
+	}
+	if rerr := bus.ReplyError(&nats.Msg{Header: h, Data: data}); rerr != nil {
+		var be *bus.Error
+		if errors.As(rerr, &be) {
+			return svcEnd, &mxp.ErrorPayload{Error: be.Message, Code: mxp.ErrorCode(be.Code)}
+		}
+		return svcEnd, &mxp.ErrorPayload{Error: rerr.Error(), Code: mxp.CodeInternal}
+	}
+	return svcEnd, nil
+}
+
 // relayServiceMsg takes one message of the service's stream (the subscription's
 // callback, so messages arrive in the order the service published them).
 func (st *stream) relayServiceMsg(msg *nats.Msg) {
@@ -161,18 +193,16 @@ func (st *stream) relayServiceMsg(msg *nats.Msg) {
 	}
 	st.touch()
 	traceID, _, _ := bus.TraceID(msg.Header)
-	if seqText := msg.Header.Get(bus.HeaderStreamSeq); seqText != "" {
-		seq, err := strconv.Atoi(seqText)
-		want := r.next
+	kind, ep := readServiceMsg(msg.Header, msg.Data, r.next, r.subject)
+	switch kind {
+	case svcGap:
+		r.ended = true
+		r.mu.Unlock()
+		st.e.m.dropped.WithLabelValues("stream_gap").Inc()
+		st.abort(ep, true)
+		return
+	case svcChunk:
 		r.next++
-		if err != nil || seq != want {
-			r.ended = true
-			r.mu.Unlock()
-			st.e.m.dropped.WithLabelValues("stream_gap").Inc()
-			st.abort(&mxp.ErrorPayload{Code: mxp.CodeUnavailable,
-				Error: fmt.Sprintf("chunk %d of the %s stream was lost (got %q); the stream is incomplete", want, r.subject, seqText)}, true)
-			return
-		}
 		// Two slots stay free for the StreamClose, so an ending is never lost.
 		if len(st.out) >= cap(st.out)-2 {
 			r.ended = true
@@ -186,23 +216,8 @@ func (st *stream) relayServiceMsg(msg *nats.Msg) {
 		r.mu.Unlock()
 		return
 	}
-	// The terminal message: a summary, an error reply, or the server's no-responders.
 	r.ended, r.terminal = true, true
 	r.mu.Unlock()
-	var ep *mxp.ErrorPayload
-	switch {
-	case len(msg.Data) == 0 && msg.Header.Get("Status") == "503":
-		code, text := busFailure(nats.ErrNoResponders, r.subject)
-		ep = &mxp.ErrorPayload{Error: text, Code: code}
-	default:
-		if rerr := bus.ReplyError(msg); rerr != nil {
-			ep = &mxp.ErrorPayload{Error: rerr.Error(), Code: mxp.CodeInternal}
-			var be *bus.Error
-			if errors.As(rerr, &be) {
-				ep = &mxp.ErrorPayload{Error: be.Message, Code: mxp.ErrorCode(be.Code)}
-			}
-		}
-	}
 	if ep == nil && len(msg.Data) > 0 { // the summary, in one of the two free slots
 		select {
 		case st.out <- streamItem{op: opChunk, data: msg.Data, traceID: traceID}:

@@ -38,7 +38,10 @@ func startFakeInference(t testing.TB, b *bus.Bus, script func(nc *nats.Conn, req
 	t.Cleanup(nc.Close)
 	f := &fakeInference{nc: nc, requests: make(chan *nats.Msg, 16)}
 	_, err = nc.QueueSubscribe(bus.SubjectInferenceStream, bus.QueueInference, func(m *nats.Msg) {
-		f.requests <- m
+		select {
+		case f.requests <- m: // the first few, for the tests that look at them
+		default:
+		}
 		go script(nc, m)
 	})
 	if err != nil {
@@ -415,4 +418,161 @@ func startEdgeDeps(t *testing.T, nc *nats.Conn, tr Transport) *Edge {
 	t.Cleanup(func() { cancel(); <-done })
 	waitFor(t, "edge serving", func() bool { return e.serving.Load() })
 	return e
+}
+
+// FuzzReadServiceMsg: any header and body of a service stream's message is classified
+// without panicking; a chunk is only ever the expected sequence number; every error
+// carries a code.
+func FuzzReadServiceMsg(f *testing.F) {
+	f.Add("0", "", "", "", []byte(`{"text":"hi"}`), 0)
+	f.Add("2", "", "", "", []byte(`{"text":"hi"}`), 1)
+	f.Add("", "", "", "", []byte(`{"model":"m","provider":"p"}`), 3)
+	f.Add("", "503", "", "", []byte(nil), 0)
+	f.Add("", "", "no model", "404", []byte(`{"error":"no model","code":"model_not_found"}`), 0)
+	f.Add("-1", "", "", "x", []byte("\xff"), -1)
+	f.Fuzz(func(t *testing.T, seq, status, errText, errCode string, data []byte, want int) {
+		h := nats.Header{}
+		for k, v := range map[string]string{bus.HeaderStreamSeq: seq, "Status": status,
+			"Nats-Service-Error": errText, "Nats-Service-Error-Code": errCode} {
+			if v != "" {
+				h.Set(k, v)
+			}
+		}
+		kind, ep := readServiceMsg(h, data, want, bus.SubjectInferenceStream)
+		switch kind {
+		case svcChunk:
+			if n, err := strconv.Atoi(seq); err != nil || n != want || ep != nil {
+				t.Fatalf("chunk %q accepted as number %d (ep %+v)", seq, want, ep)
+			}
+		case svcGap:
+			if ep == nil || ep.Code == "" {
+				t.Fatalf("gap without an error: %+v", ep)
+			}
+		case svcEnd:
+			if seq != "" {
+				t.Fatalf("a numbered message %q taken as the end", seq)
+			}
+			if ep != nil && ep.Code == "" {
+				t.Fatalf("an error without a code: %+v", ep)
+			}
+		default:
+			t.Fatalf("kind %d", kind)
+		}
+	})
+}
+
+// TestServiceStreamDeadline: a service that never finishes is cut off at the stream's
+// deadline (max_call_timeout from the open) with timeout, and told to stop.
+func TestServiceStreamDeadline(t *testing.T) {
+	b := testBus(t)
+	canceled := make(chan struct{})
+	startFakeInference(t, b, func(nc *nats.Conn, req *nats.Msg) {
+		sub, err := nc.Subscribe(req.Reply+bus.StreamCancelSuffix, func(*nats.Msg) { close(canceled) })
+		if err != nil {
+			return
+		}
+		_ = nc.Flush()
+		publishChunk(nc, req.Reply, 0, `{"text":"thinking"}`)
+		<-canceled
+		_ = sub.Unsubscribe()
+	})
+	e := startEdge(t, b, func(c *Config) { c.MaxCallTimeout = 300 * time.Millisecond })
+	c := dial(t, e.addr)
+	sid, err := openServiceStream(t, c, mxp.ServiceInference, `{"model":"mock"}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunks, cerr := readServiceStream(t, c, sid)
+	if len(chunks) != 1 || cerr == nil || cerr.Code != mxp.CodeTimeout {
+		t.Fatalf("chunks %q, close %+v; want one chunk then timeout", chunks, cerr)
+	}
+	select {
+	case <-canceled:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the service was never told the stream ended")
+	}
+}
+
+// BenchmarkServiceStream measures one model stream of 64 chunks and its summary from a
+// service on the bus to an MXP client through the edge over the secure transport, against
+// the same stream read straight off the bus in the same process (x_baseline is the ratio
+// of the two).
+func BenchmarkServiceStream(b *testing.B) {
+	const chunks = 64
+	bs := testBus(b)
+	startFakeInference(b, bs, func(nc *nats.Conn, req *nats.Msg) {
+		for seq := range chunks {
+			publishChunk(nc, req.Reply, seq, `{"text":"token "}`)
+		}
+		_ = nc.Publish(req.Reply, []byte(testSummary))
+	})
+	te, key := startSecureEdge(b, bs)
+	c := dialSecure(b, te.addr, key)
+	ctx := context.Background()
+	request := []byte(`{"model":"mock","messages":[{"role":"user","content":"hi"}]}`)
+
+	viaEdge := func() error {
+		sid := mxp.NewStreamID()
+		p, _ := (&mxp.StreamOpenPayload{StreamID: sid, Target: mxp.ServiceInference, Kind: mxp.StreamKindJSON, Data: request}).AppendPayload(nil)
+		if _, err := c.Request(ctx, &mxp.Frame{Type: mxp.TypeStreamOpen, Payload: p}); err != nil {
+			return err
+		}
+		n := 0
+		for f := range c.Inbound() {
+			switch f.Type {
+			case mxp.TypeStreamChunk:
+				n++
+			case mxp.TypeStreamClose:
+				if n != chunks+1 {
+					return errors.New("stream closed after " + strconv.Itoa(n) + " chunks")
+				}
+				return nil
+			}
+		}
+		return errors.New("connection closed")
+	}
+	nc, err := bs.NewConn("bench-direct")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(nc.Close)
+	direct := func() error {
+		inbox := nc.NewInbox()
+		sub, err := nc.SubscribeSync(inbox)
+		if err != nil {
+			return err
+		}
+		defer sub.Unsubscribe()
+		if err := nc.PublishRequest(bus.SubjectInferenceStream, inbox, request); err != nil {
+			return err
+		}
+		for {
+			m, err := sub.NextMsg(10 * time.Second)
+			if err != nil {
+				return err
+			}
+			if m.Header.Get(bus.HeaderStreamSeq) == "" {
+				return nil
+			}
+		}
+	}
+	measure := func(b *testing.B, fn func() error) time.Duration {
+		start := time.Now()
+		for b.Loop() {
+			if err := fn(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		return time.Since(start) / time.Duration(b.N)
+	}
+	var base time.Duration
+	b.Run("bus-direct", func(b *testing.B) { base = measure(b, direct) })
+	b.Run("edge-secure", func(b *testing.B) {
+		b.ReportAllocs()
+		per := measure(b, viaEdge)
+		b.ReportMetric(float64(chunks+1)/per.Seconds(), "chunks/s")
+		if base > 0 {
+			b.ReportMetric(float64(per)/float64(base), "x_baseline")
+		}
+	})
 }
