@@ -97,6 +97,11 @@ func (a *Agent) ChatStream(ctx context.Context, req *ChatRequest) (*ModelStream,
 	if err != nil {
 		return nil, err
 	}
+	return openModelStream(ctx, l, req)
+}
+
+// openModelStream opens the inference stream for req over l.
+func openModelStream(ctx context.Context, l *link, req *ChatRequest) (*ModelStream, error) {
 	body, err := json.Marshal(req)
 	if err != nil {
 		return nil, Errorf(CodeInvalidArgument, "encoding the chat request: %v", err)
@@ -128,6 +133,15 @@ type streamChunk struct {
 	Provider string `json:"provider"`
 }
 
+// decodeModelChunk parses one chunk of the service's stream.
+func decodeModelChunk(b []byte) (streamChunk, error) {
+	var c streamChunk
+	if err := json.Unmarshal(b, &c); err != nil {
+		return streamChunk{}, Errorf(CodeInvalidPayload, "inference stream: chunk %.64q is not a JSON chunk: %v", b, err)
+	}
+	return c, nil
+}
+
 // Recv returns the next chunk; io.EOF after the last one; the service's error (with its
 // code) if the stream failed; ctx's error if the stream's context ended (the stream is
 // then closed, which cancels the request).
@@ -146,10 +160,10 @@ func (s *ModelStream) Recv() (provider.Chunk, error) {
 			s.ended = true
 			return provider.Chunk{}, fmt.Errorf("agent: inference stream: %w", err)
 		}
-		var c streamChunk
-		if err := json.Unmarshal(b, &c); err != nil {
+		c, err := decodeModelChunk(b)
+		if err != nil {
 			_ = s.Close()
-			return provider.Chunk{}, Errorf(CodeInvalidPayload, "inference stream: chunk %.64q is not JSON: %v", b, err)
+			return provider.Chunk{}, err
 		}
 		if c.Model != "" || c.Provider != "" {
 			s.model, s.provider = c.Model, c.Provider
