@@ -54,7 +54,7 @@ func decodeRequest(b []byte) (ReviewRequest, error) {
 }
 
 // NewReviewer builds the reviewer: it asks the mesh's model for a review of the code it
-// is sent and streams the review back one word per chunk.
+// is sent and streams the review back as the model generates it.
 func NewReviewer(opts Options, log *slog.Logger) (*agent.Agent, error) {
 	a, err := agent.New(config(opts, "reviewer", []string{CapabilityReview}, log))
 	if err != nil {
@@ -66,16 +66,14 @@ func NewReviewer(opts Options, log *slog.Logger) (*agent.Agent, error) {
 			return err
 		}
 		prompt := fmt.Sprintf("Review this %s code: %s", req.Language, req.Code)
-		resp, err := a.Model().Chat(ctx, ptr(agent.NewChatRequest("", agent.Message{Role: agent.RoleUser, Content: prompt})))
+		// The model's answer streams from the inference service through the edge, and
+		// each piece of text goes on to the caller as it arrives.
+		review, err := a.ChatStream(ctx, ptr(agent.NewChatRequest("", agent.Message{Role: agent.RoleUser, Content: prompt})))
 		if err != nil {
 			return err
 		}
-		for _, word := range strings.SplitAfter(resp.Text, " ") {
-			if err := s.Send(ctx, []byte(word)); err != nil {
-				return err
-			}
-		}
-		return nil
+		_, err = agent.RelayText(ctx, s, review)
+		return err
 	})
 	return a, nil
 }
