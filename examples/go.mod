@@ -9,6 +9,7 @@ require (
 	github.com/mxp-mesh/mesh/services/edge v0.0.0
 	github.com/mxp-mesh/mesh/services/inference v0.0.0
 	github.com/mxp-mesh/mesh/services/registry v0.0.0
+	github.com/prometheus/client_golang v1.25.0
 )
 
 require (
@@ -33,7 +34,6 @@ require (
 	github.com/nats-io/nats.go v1.55.0 // indirect
 	github.com/nats-io/nkeys v0.4.16 // indirect
 	github.com/nats-io/nuid v1.0.1 // indirect
-	github.com/prometheus/client_golang v1.25.0 // indirect
 	github.com/prometheus/client_model v0.6.3 // indirect
 	github.com/prometheus/common v0.72.0 // indirect
 	github.com/prometheus/procfs v0.22.0 // indirect
