@@ -198,7 +198,7 @@ func (c *Conn) Receive(ctx context.Context) ([]byte, error) {
 			return m, nil
 		}
 		c.inMu.Unlock()
-		if ctx.Done() == nil && c.ep.borrowRead(c) {
+		if ctx.Done() == nil && c.ep.borrowRead() {
 			continue // read the socket on this goroutine (the read loop lent it)
 		}
 		select {
@@ -343,7 +343,6 @@ func (c *Conn) closeLocked(err *CloseError, notify bool) {
 	close(c.done)
 	if c.listener != nil {
 		c.listener.removeConn(c)
-		c.ep.interruptBorrower(c)
 	} else {
 		c.ep.shutdown()
 	}

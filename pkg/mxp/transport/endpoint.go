@@ -4,7 +4,6 @@ import (
 	"errors"
 	"net"
 	"net/netip"
-	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -44,8 +43,7 @@ type endpoint struct {
 	// after it woke one, and takes it back after a ReadTurnLend period in which none took
 	// it (so the socket is never left unread for more than two periods).
 	turn     chan struct{}
-	borrowed atomic.Bool          // a Receive caller took the turn since the read loop last looked
-	borrower atomic.Pointer[Conn] // the connection whose Receive caller holds the turn
+	borrowed atomic.Bool // a Receive caller took the turn since the read loop last looked
 	rd       batchReader
 	touched  []*Conn // connections that got data in the batch being processed
 	counters endpointCounters
@@ -174,10 +172,6 @@ func (ep *endpoint) readLoop() {
 			if ep.closed.Load() || errors.Is(err, net.ErrClosed) {
 				return
 			}
-			if errors.Is(err, os.ErrDeadlineExceeded) { // meant for a borrower that has finished
-				_ = ep.udp.SetReadDeadline(time.Time{})
-				continue
-			}
 			time.Sleep(time.Millisecond) // transient error (e.g. ICMP unreachable): keep reading
 			continue
 		}
@@ -253,37 +247,16 @@ func (ep *endpoint) readBatch() (woke bool, err error) {
 
 // borrowRead reads and processes one batch on the calling goroutine if the read loop has
 // lent the socket; it reports whether it did (false: wait for the read loop instead).
-// c is the caller's connection: closing it interrupts the read (see interruptBorrower).
-func (ep *endpoint) borrowRead(c *Conn) bool {
+func (ep *endpoint) borrowRead() bool {
 	select {
 	case <-ep.turn:
 	default:
 		return false
 	}
 	ep.borrowed.Store(true)
-	ep.borrower.Store(c)
-	var err error
-	select {
-	case <-c.done: // closed: do not wait on a socket that may stay open (a listener's)
-		err = net.ErrClosed
-	default:
-		_, err = ep.readBatch()
-	}
-	ep.borrower.Store(nil)
-	if errors.Is(err, os.ErrDeadlineExceeded) {
-		_ = ep.udp.SetReadDeadline(time.Time{})
-	}
+	_, err := ep.readBatch()
 	ep.turn <- struct{}{}
 	return err == nil
-}
-
-// interruptBorrower ends the read of a Receive caller of c (which is closing) on a socket
-// that stays open, with a read deadline that the reader then clears. Contract: called
-// after c.done is closed, so a caller that starts borrowing later sees it closed.
-func (ep *endpoint) interruptBorrower(c *Conn) {
-	if ep.borrower.Load() == c {
-		_ = ep.udp.SetReadDeadline(time.Now())
-	}
 }
 
 // batchReader reads up to BatchSize datagrams per system call.
