@@ -39,11 +39,9 @@ type endpoint struct {
 	closing   chan struct{} // closed with the socket
 
 	// The read turn: the right to read and process packets. The read loop holds it; while
-	// the endpoint serves one connection it lends it, through turn, to Receive callers
-	// after it woke one, and takes it back after a ReadTurnLend period in which none took
-	// it (so the socket is never left unread for more than two periods).
+	// the endpoint serves one connection it lends it, through turn, to Receive callers for
+	// ReadTurnLend after it woke one.
 	turn     chan struct{}
-	borrowed atomic.Bool // a Receive caller took the turn since the read loop last looked
 	rd       batchReader
 	touched  []*Conn // connections that got data in the batch being processed
 	counters endpointCounters
@@ -191,19 +189,11 @@ func (ep *endpoint) readLoop() {
 		} else {
 			lend.Reset(ReadTurnLend)
 		}
-		ep.borrowed.Store(false)
 		ep.turn <- struct{}{}
-		for lent := true; lent; {
-			select {
-			case <-lend.C:
-			case <-ep.closing:
-				return
-			}
-			// Keep lending while Receive callers use the turn (the socket is then read);
-			// take it back once a whole period passed without one.
-			if lent = ep.borrowed.Swap(false); lent {
-				lend.Reset(ReadTurnLend)
-			}
+		select {
+		case <-lend.C:
+		case <-ep.closing:
+			return
 		}
 		select { // take the turn back (at once if no Receive holds it)
 		case <-ep.turn:
@@ -253,7 +243,6 @@ func (ep *endpoint) borrowRead() bool {
 	default:
 		return false
 	}
-	ep.borrowed.Store(true)
 	_, err := ep.readBatch()
 	ep.turn <- struct{}{}
 	return err == nil
