@@ -54,9 +54,7 @@ func newConn(t *transport.Conn, inbox int) *Conn {
 func (c *Conn) readLoop(ctx context.Context, recv func(context.Context) ([]byte, error)) {
 	defer c.wg.Done()
 	for {
-		// A context that cannot end lets the transport read the socket on this goroutine;
-		// Close ends the wait by closing the transport.
-		b, err := recv(context.Background())
+		b, err := recv(ctx)
 		if err != nil {
 			return
 		}

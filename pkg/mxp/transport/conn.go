@@ -178,9 +178,7 @@ func (c *Conn) shouldFlushLocked() bool {
 }
 
 // Receive returns the next reliable message, in order. It blocks until one arrives,
-// ctx ends or the connection closes. The returned slice belongs to the caller. With a
-// context that cannot end (Done returns nil) it may read the socket itself while waiting
-// (see the package's concurrency notes), the fastest way to wait for an answer.
+// ctx ends or the connection closes. The returned slice belongs to the caller.
 func (c *Conn) Receive(ctx context.Context) ([]byte, error) {
 	for {
 		c.inMu.Lock()
@@ -198,9 +196,6 @@ func (c *Conn) Receive(ctx context.Context) ([]byte, error) {
 			return m, nil
 		}
 		c.inMu.Unlock()
-		if ctx.Done() == nil && c.ep.borrowRead() {
-			continue // read the socket on this goroutine (the read loop lent it)
-		}
 		select {
 		case <-c.readable:
 			continue

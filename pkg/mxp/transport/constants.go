@@ -91,7 +91,6 @@ const (
 	DefaultMessageQueue  = 4096                  // received reliable messages buffered (they count against RecvWindow too)
 	MaxProbes            = 2                     // packets a retransmission timeout may send past the congestion window
 	BatchSize            = 64                    // packets per sendmmsg/recvmmsg
-	ReadTurnLend         = time.Millisecond      // how long the read loop of a socket serving one connection lends it to Receive callers after waking one
 	CorkInFlight         = 4                     // packets in flight above which Send leaves small messages for the ACK clock
 	MaxDatagramOverhead  = 1 + 3                 // datagram frame type and length varint (up to 3 bytes for < 16 KiB)
 )

@@ -21,9 +21,5 @@
 //
 // Concurrency: one read loop per socket processes every received packet; each Conn has
 // one mutex for its protocol state (taken by the read loop, Send, the timer) and a
-// separate one for its receive queues, so readers do not wait on the read loop. While a
-// socket serves one connection, the read loop, after waking a reader, lends it the read
-// turn for ReadTurnLend: a Receive (with a context that cannot end) then reads and
-// processes the next batch on its own goroutine, so a request/response exchange needs no
-// hand-off between goroutines. Whoever holds the turn is the only packet processor.
+// separate one for its receive queues, so readers do not wait on the read loop.
 package transport

@@ -36,15 +36,7 @@ type endpoint struct {
 	gso       atomic.Bool // the kernel accepts UDP_SEGMENT (turned off at the first refusal)
 	closed    atomic.Bool
 	done      chan struct{} // closed when the read loop has returned
-	closing   chan struct{} // closed with the socket
-
-	// The read turn: the right to read and process packets. The read loop holds it; while
-	// the endpoint serves one connection it lends it, through turn, to Receive callers for
-	// ReadTurnLend after it woke one.
-	turn     chan struct{}
-	rd       batchReader
-	touched  []*Conn // connections that got data in the batch being processed
-	counters endpointCounters
+	counters  endpointCounters
 }
 
 // endpointCounters are the socket-level counters (attacks and drops), read via Stats.
@@ -73,8 +65,7 @@ func newEndpoint(network string, laddr, raddr *net.UDPAddr, cfg *Config) (*endpo
 	}
 	_ = udp.SetReadBuffer(cfg.SocketBuffer)
 	_ = udp.SetWriteBuffer(cfg.SocketBuffer)
-	ep := &endpoint{udp: udp, cfg: cfg, index: newIndexTable(), done: make(chan struct{}), closing: make(chan struct{}), connected: raddr != nil}
-	ep.turn = make(chan struct{}, 1)
+	ep := &endpoint{udp: udp, cfg: cfg, index: newIndexTable(), done: make(chan struct{}), connected: raddr != nil}
 	if la := udp.LocalAddr().(*net.UDPAddr); la.IP.To4() != nil && network != "udp6" {
 		ep.batch = ipv4.NewPacketConn(udp)
 	} else {
@@ -83,8 +74,6 @@ func newEndpoint(network string, laddr, raddr *net.UDPAddr, cfg *Config) (*endpo
 	ep.gso.Store(gsoSupported && !cfg.DisableGSO)
 	ep.local = newStaticIdentity(cfg.PrivateKey)
 	ep.cookies = newCookieChecker(ep.local)
-	ep.rd = newBatchReader(ep)
-	ep.touched = make([]*Conn, 0, BatchSize)
 	return ep, nil
 }
 
@@ -102,7 +91,6 @@ func (ep *endpoint) close() {
 func (ep *endpoint) shutdown() {
 	if !ep.closed.Swap(true) {
 		ep.udp.Close()
-		close(ep.closing)
 	}
 }
 
@@ -158,14 +146,14 @@ func (ep *endpoint) write(b []byte, to netip.AddrPort) {
 // writeTo sends one packet (handshake path).
 func (ep *endpoint) writeTo(b []byte, to netip.AddrPort) { ep.write(b, to) }
 
-// readLoop reads batches of packets until the socket is closed. Contract: it and the
-// Receive callers it lends the read turn to are the only goroutines that process
-// received packets of this endpoint's connections, one at a time (whoever holds the turn).
+// readLoop reads batches of packets until the socket is closed. Contract: the only
+// goroutine that processes received packets of this endpoint's connections.
 func (ep *endpoint) readLoop() {
 	defer close(ep.done)
-	var lend *time.Timer
+	rd := newBatchReader(ep)
+	touched := make([]*Conn, 0, BatchSize)
 	for {
-		woke, err := ep.readBatch()
+		n, err := rd.read()
 		if err != nil {
 			if ep.closed.Load() || errors.Is(err, net.ErrClosed) {
 				return
@@ -173,79 +161,28 @@ func (ep *endpoint) readLoop() {
 			time.Sleep(time.Millisecond) // transient error (e.g. ICMP unreachable): keep reading
 			continue
 		}
-		if !woke {
-			continue
+		now := time.Now()
+		for i := 0; i < n; i++ {
+			b, src, ok := rd.packet(i)
+			if !ok {
+				continue
+			}
+			if c := ep.handlePacket(b, src, now); c != nil && !containsConn(touched, c) {
+				touched = append(touched, c)
+			}
 		}
-		if !ep.lendable() {
+		woke := false
+		for i, c := range touched {
+			woke = c.afterReceiveBatch(now) || woke
+			touched[i] = nil
+		}
+		touched = touched[:0]
+		if woke {
 			// Let the reader just woken run now, before this loop's next (probably empty)
 			// recvmmsg: it takes a system call off the request/response critical path.
 			runtime.Gosched()
-			continue
-		}
-		// Lend the socket to the reader just woken: when it waits again it reads the
-		// socket itself, and the next answer needs no hand-off between goroutines.
-		if lend == nil {
-			lend = time.NewTimer(ReadTurnLend)
-		} else {
-			lend.Reset(ReadTurnLend)
-		}
-		ep.turn <- struct{}{}
-		select {
-		case <-lend.C:
-		case <-ep.closing:
-			return
-		}
-		select { // take the turn back (at once if no Receive holds it)
-		case <-ep.turn:
-		case <-ep.closing:
-			return
 		}
 	}
-}
-
-// lendable reports whether the read loop may lend the socket: only while the endpoint
-// serves one connection, so that no other connection's packets wait while it is lent.
-func (ep *endpoint) lendable() bool {
-	return ep.listener == nil || ep.listener.numConns() == 1
-}
-
-// readBatch reads one batch of packets (blocking until there is one) and processes it;
-// it reports whether a reader was woken. Contract: called only by the holder of the read
-// turn (the read loop, or a Receive caller that took ep.turn).
-func (ep *endpoint) readBatch() (woke bool, err error) {
-	n, err := ep.rd.read()
-	if err != nil {
-		return false, err
-	}
-	now := time.Now()
-	for i := 0; i < n; i++ {
-		b, src, ok := ep.rd.packet(i)
-		if !ok {
-			continue
-		}
-		if c := ep.handlePacket(b, src, now); c != nil && !containsConn(ep.touched, c) {
-			ep.touched = append(ep.touched, c)
-		}
-	}
-	for i, c := range ep.touched {
-		woke = c.afterReceiveBatch(now) || woke
-		ep.touched[i] = nil
-	}
-	ep.touched = ep.touched[:0]
-	return woke, nil
-}
-
-// borrowRead reads and processes one batch on the calling goroutine if the read loop has
-// lent the socket; it reports whether it did (false: wait for the read loop instead).
-func (ep *endpoint) borrowRead() bool {
-	select {
-	case <-ep.turn:
-	default:
-		return false
-	}
-	_, err := ep.readBatch()
-	ep.turn <- struct{}{}
-	return err == nil
 }
 
 // batchReader reads up to BatchSize datagrams per system call.
