@@ -80,7 +80,7 @@ type Conn struct {
 	acked         chan struct{} // signalled when the send stream is fully acknowledged
 	hsDone        chan struct{} // initiator: the first handshake completed
 
-	tx      txBatch
+	tx      *txBatch // held only while flushLocked runs (see getTxBatch)
 	txNonce [12]byte // AEAD nonce buffers (fields, so that sealing does not allocate)
 	rxNonce [12]byte
 	stats   connCounters
@@ -100,7 +100,6 @@ func newConn(ep *endpoint, cfg *Config, peer peerKeys, connID uint64, remote net
 	c.rtt.init()
 	c.reorder.init()
 	c.cc.init(cfg.MaxPacketSize)
-	c.tx.init(cfg.MaxPacketSize)
 	if ep.connected {
 		c.remoteUA = nil // sendmmsg on a connected socket takes no address
 	}
@@ -355,15 +354,40 @@ func signal(ch chan struct{}) {
 	}
 }
 
-// txBatch is a connection's pool of packet buffers for one sendmmsg call. The buffers
-// are consecutive slices of one slab, each exactly MaxPacketSize long, so that a run of
-// full-size packets is already laid out for one GSO send.
+// txBatch is the packet buffers of one sendmmsg call. The buffers are consecutive slices
+// of one slab, each exactly MaxPacketSize long, so that a run of full-size packets is
+// already laid out for one GSO send. A connection borrows one for the length of a flush
+// (getTxBatch), so an idle connection holds none: a batch is BatchSize packets (~80 KB
+// at the default packet size), which 10,000 idle agents' connections would otherwise keep.
 type txBatch struct {
 	slab   []byte
 	stride int
 	bufs   [BatchSize][]byte
 	msgs   [BatchSize]ipv4.Message
 	n      int
+}
+
+// txPools holds free send batches, one sync.Pool per packet size.
+var txPools sync.Map // int → *sync.Pool
+
+// getTxBatch returns an empty batch for packets of size bytes.
+func getTxBatch(size int) *txBatch {
+	p, ok := txPools.Load(size)
+	if !ok {
+		p, _ = txPools.LoadOrStore(size, &sync.Pool{New: func() any {
+			t := new(txBatch)
+			t.init(size)
+			return t
+		}})
+	}
+	return p.(*sync.Pool).Get().(*txBatch)
+}
+
+// putTxBatch returns an empty batch (n == 0) to its pool.
+func putTxBatch(t *txBatch) {
+	if p, ok := txPools.Load(t.stride); ok {
+		p.(*sync.Pool).Put(t)
+	}
 }
 
 func (t *txBatch) init(size int) {

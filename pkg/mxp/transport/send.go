@@ -28,6 +28,8 @@ func (c *Conn) flushLocked(now time.Time) {
 		return
 	}
 	limit := c.cfg.MaxPacketSize - TagSize
+	c.tx = getTxBatch(c.cfg.MaxPacketSize)
+	defer func() { putTxBatch(c.tx); c.tx = nil }() // writeBatchLocked below empties it
 	for {
 		ackNow := c.ackQueue > 0 && (!now.Before(c.ackDue) || c.hasDataLocked())
 		if !ackNow && !c.hasDataLocked() {
