@@ -41,9 +41,15 @@ func (s *sendStream) hasRoom(n int) bool {
 	return buffered == 0 || buffered+uint64(n)+8 <= uint64(s.limit)
 }
 
-// sendBlock is the size of the blocks small messages are copied into (one allocation
-// per block rather than per message); larger messages get their own buffer.
-const sendBlock = 64 << 10
+// Small messages are copied into blocks (one allocation per block rather than per
+// message); larger messages get their own buffer. A connection's first block is
+// firstSendBlock bytes; a new block is twice the last, up to sendBlock, so that an idle
+// connection holds little while a busy one allocates rarely. Once every queued byte is
+// acknowledged the block is reused from its start (onAcked).
+const (
+	firstSendBlock = 4 << 10
+	sendBlock      = 64 << 10
+)
 
 // push appends one message (length-prefixed, copied) to the stream.
 func (s *sendStream) push(msg []byte) {
@@ -51,7 +57,7 @@ func (s *sendStream) push(msg []byte) {
 	var b []byte
 	if n <= sendBlock/4 {
 		if cap(s.block)-len(s.block) < n {
-			s.block = make([]byte, 0, sendBlock)
+			s.block = make([]byte, 0, min(sendBlock, max(firstSendBlock, 2*cap(s.block), n)))
 		}
 		start := len(s.block)
 		s.block = appendVarint(s.block, uint64(len(msg)))
@@ -105,8 +111,9 @@ func (s *sendStream) onAcked(sp span) {
 		s.chunks[s.head] = sendChunk{}
 		s.head++
 	}
-	if s.head == len(s.chunks) {
+	if s.head == len(s.chunks) { // everything acknowledged: no chunk refers to the block
 		s.chunks, s.head = s.chunks[:0], 0
+		s.block = s.block[:0]
 	} else if s.head > 1024 && s.head > len(s.chunks)/2 {
 		n := copy(s.chunks, s.chunks[s.head:])
 		clear(s.chunks[n:])
