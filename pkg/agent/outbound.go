@@ -3,9 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
-	"io"
 	"math"
-	"sync"
 	"time"
 
 	"github.com/mxp-mesh/mesh/pkg/mxp"
@@ -74,7 +72,7 @@ func (l *link) publish(ctx context.Context, topic string, data []byte) error {
 // openStream opens a stream to target with an opening request in data.
 func (l *link) openStream(ctx context.Context, target mxp.AgentID, kind mxp.StreamKind, data []byte) (*ClientStream, error) {
 	s := &ClientStream{l: l, id: mxp.NewStreamID(), target: target, msgID: l.newID(), trace: traceFor(ctx),
-		in: make(chan []byte, DefaultClientStreamBuffer), ended: make(chan struct{})}
+		chunkInbox: newChunkInbox(DefaultClientStreamBuffer), ended: make(chan struct{})}
 	payload, err := (&mxp.StreamOpenPayload{StreamID: s.id, Target: target, Kind: kind, Data: data}).AppendPayload(nil)
 	if err != nil {
 		return nil, &Error{Code: CodeInvalidArgument, Message: err.Error(), Err: err}
@@ -155,11 +153,8 @@ type ClientStream struct {
 	msgID  uint64
 	trace  uint64
 
-	in    chan []byte
-	mu    sync.Mutex
-	done  bool
-	err   error // nil: clean end
-	ended chan struct{}
+	chunkInbox               // err nil: a clean end
+	ended      chan struct{} // closed when the stream ends
 }
 
 // ID returns the stream id.
@@ -179,22 +174,7 @@ func (s *ClientStream) Send(ctx context.Context, chunk []byte) error {
 
 // Recv returns the peer's next chunk; io.EOF once the peer closed the stream cleanly and
 // every chunk was read; the peer's error (see CodeOf) if it failed.
-func (s *ClientStream) Recv(ctx context.Context) ([]byte, error) {
-	select {
-	case b, ok := <-s.in:
-		if ok {
-			return b, nil
-		}
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		if s.err != nil {
-			return nil, s.err
-		}
-		return nil, io.EOF
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-}
+func (s *ClientStream) Recv(ctx context.Context) ([]byte, error) { return s.recv(ctx) }
 
 // Close ends the stream for both sides: the peer's handler sees the end (io.EOF from its
 // Recv) and no more chunks are delivered here. A stream is over when either side closes
@@ -216,13 +196,13 @@ func (s *ClientStream) Close(ctx context.Context) error {
 func (s *ClientStream) isDone() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.done
+	return s.closed
 }
 
 func (s *ClientStream) endErr() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.done && s.err != nil {
+	if s.closed && s.err != nil {
 		return s.err
 	}
 	return nil
@@ -232,7 +212,7 @@ func (s *ClientStream) endErr() error {
 // chunks behind fails the stream (CodeOverloaded) instead of stalling the connection.
 func (s *ClientStream) push(ctx context.Context, chunk []byte) {
 	s.mu.Lock()
-	if s.done {
+	if s.closed {
 		s.mu.Unlock()
 		return
 	}
@@ -256,12 +236,9 @@ func (s *ClientStream) push(ctx context.Context, chunk []byte) {
 func (s *ClientStream) fail(err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.done {
-		return
+	if s.closeLocked(err) {
+		close(s.ended)
 	}
-	s.done, s.err = true, err
-	close(s.in)
-	close(s.ended)
 }
 
 var errNotConnected = errors.New("agent: not connected to the mesh")

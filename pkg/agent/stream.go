@@ -2,8 +2,6 @@ package agent
 
 import (
 	"context"
-	"io"
-	"sync"
 )
 
 // Stream is one stream a peer opened, as its StreamHandler sees it. Request is what the
@@ -15,15 +13,11 @@ type Stream struct {
 	open []byte // the data sent with StreamOpen
 	send func(ctx context.Context, out Outbound) error
 
-	in chan []byte // the peer's chunks; closed when the peer closes the stream
-
-	mu     sync.Mutex // guards closed and sends on in
-	closed bool
-	failed error // why the stream was torn down locally, if it was
+	chunkInbox // the peer's chunks; err is why the stream was torn down locally, if it was
 }
 
 func newStream(meta Meta, open []byte, buffer int, send func(context.Context, Outbound) error) *Stream {
-	return &Stream{meta: meta, open: open, send: send, in: make(chan []byte, buffer)}
+	return &Stream{meta: meta, open: open, send: send, chunkInbox: newChunkInbox(buffer)}
 }
 
 // Request returns the data the peer sent with StreamOpen (its opening request, e.g. a
@@ -39,22 +33,7 @@ func (s *Stream) Meta() Meta { return s.meta }
 // Recv returns the peer's next chunk. It returns io.EOF once the peer has closed the
 // stream and every chunk was read, the stream's failure if the agent tore it down (see
 // docs/errors.md), or ctx's error.
-func (s *Stream) Recv(ctx context.Context) ([]byte, error) {
-	select {
-	case b, ok := <-s.in:
-		if ok {
-			return b, nil
-		}
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		if s.failed != nil {
-			return nil, s.failed
-		}
-		return nil, io.EOF
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-}
+func (s *Stream) Recv(ctx context.Context) ([]byte, error) { return s.recv(ctx) }
 
 // Send sends one chunk to the peer.
 func (s *Stream) Send(ctx context.Context, chunk []byte) error {
@@ -89,10 +68,5 @@ func (s *Stream) push(ctx context.Context, chunk []byte) error {
 func (s *Stream) closeInput(failure error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed {
-		return
-	}
-	s.closed = true
-	s.failed = failure
-	close(s.in)
+	s.closeLocked(failure)
 }
