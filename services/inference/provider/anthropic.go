@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"strings"
 )
 
 // Anthropic Messages API constants.
@@ -25,11 +24,7 @@ type Anthropic struct {
 
 // NewAnthropic returns an Anthropic adapter.
 func NewAnthropic(cfg HTTPConfig) *Anthropic {
-	base := strings.TrimRight(cfg.BaseURL, "/")
-	if base == "" {
-		base = DefaultAnthropicBaseURL
-	}
-	return &Anthropic{cfg: cfg, base: base}
+	return &Anthropic{cfg: cfg, base: cfg.baseURL(DefaultAnthropicBaseURL)}
 }
 
 // Name implements ModelAdapter.

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"strings"
 )
 
 // DefaultGeminiBaseURL is used when the config has no BaseURL.
@@ -23,11 +22,7 @@ type Gemini struct {
 
 // NewGemini returns a Gemini adapter.
 func NewGemini(cfg HTTPConfig) *Gemini {
-	base := strings.TrimRight(cfg.BaseURL, "/")
-	if base == "" {
-		base = DefaultGeminiBaseURL
-	}
-	return &Gemini{cfg: cfg, base: base}
+	return &Gemini{cfg: cfg, base: cfg.baseURL(DefaultGeminiBaseURL)}
 }
 
 // Name implements ModelAdapter.

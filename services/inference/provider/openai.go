@@ -40,11 +40,7 @@ type OpenAI struct {
 
 // NewOpenAI returns an OpenAI adapter.
 func NewOpenAI(cfg HTTPConfig) *OpenAI {
-	base := strings.TrimRight(cfg.BaseURL, "/")
-	if base == "" {
-		base = DefaultOpenAIBaseURL
-	}
-	return &OpenAI{cfg: cfg, base: base}
+	return &OpenAI{cfg: cfg, base: cfg.baseURL(DefaultOpenAIBaseURL)}
 }
 
 // Name implements ModelAdapter.
@@ -305,4 +301,12 @@ func openAIFinish(s string) FinishReason {
 	default:
 		return FinishStop
 	}
+}
+
+// baseURL is the configured base URL without a trailing slash, or def when none is set.
+func (c HTTPConfig) baseURL(def string) string {
+	if base := strings.TrimRight(c.BaseURL, "/"); base != "" {
+		return base
+	}
+	return def
 }
