@@ -9,7 +9,7 @@ package transport
 type reorderState struct {
 	packets  uint64 // packet threshold: PacketThreshold, raised by observed reordering
 	timeNum  int    // time threshold numerator over TimeThresholdDen: 9, up to 16
-	ring     [reorderRing]lostRecord
+	ring     *[reorderRing]lostRecord // allocated at the first loss: 12 KiB a clean connection never pays
 	next     int
 	live     int // valid records in ring
 	episode  uint64
@@ -34,6 +34,9 @@ func (r *reorderState) init() { r.packets, r.timeNum = PacketThreshold, TimeThre
 
 // remember records a packet being declared lost.
 func (r *reorderState) remember(p *sentPacket) {
+	if r.ring == nil {
+		r.ring = new([reorderRing]lostRecord)
+	}
 	rec := &r.ring[r.next]
 	if !rec.valid {
 		r.live++
@@ -51,6 +54,9 @@ func (r *reorderState) newEpisode() {
 // checkSpuriousLocked looks for recently "lost" packets in an ACK frame.
 func (c *Conn) checkSpuriousLocked(a *ackFrame) {
 	r := &c.reorder
+	if r.ring == nil {
+		return
+	}
 	for i := range r.ring {
 		rec := &r.ring[i]
 		if !rec.valid {

@@ -28,23 +28,37 @@ func newBatchReader(ep *endpoint) batchReader {
 	if err != nil {
 		return newXnetReader(ep)
 	}
-	r := &rawReader{
-		rc:    rc,
-		hdrs:  make([]unix.Mmsghdr, BatchSize),
-		iovs:  make([]unix.Iovec, BatchSize),
-		names: make([]unix.RawSockaddrInet6, BatchSize),
-		bufs:  make([][]byte, BatchSize),
-	}
+	r := &rawReader{rc: rc}
+	r.resize(minRecvBatch)
+	r.fn = r.recv
+	return r
+}
+
+// minRecvBatch is the batch a reader starts with. A reader whose recvmmsg fills the whole
+// batch doubles it, up to BatchSize: a quiet connection (an idle agent) keeps 4 buffers
+// (8 KiB) instead of 64 (128 KiB), and a busy socket reaches the full batch after a few
+// system calls.
+const minRecvBatch = 4
+
+// resize gives the reader n buffers. Contract: called between reads (no packet of the
+// previous batch is referenced any more).
+func (r *rawReader) resize(n int) {
+	r.hdrs = make([]unix.Mmsghdr, n)
+	r.iovs = make([]unix.Iovec, n)
+	r.names = make([]unix.RawSockaddrInet6, n)
+	old := r.bufs
+	r.bufs = make([][]byte, n)
+	copy(r.bufs, old)
 	for i := range r.hdrs {
-		r.bufs[i] = make([]byte, rxBufSize)
+		if r.bufs[i] == nil {
+			r.bufs[i] = make([]byte, rxBufSize)
+		}
 		r.iovs[i].Base = &r.bufs[i][0]
 		r.iovs[i].SetLen(rxBufSize)
 		r.hdrs[i].Hdr.Name = (*byte)(unsafe.Pointer(&r.names[i]))
 		r.hdrs[i].Hdr.Iov = &r.iovs[i]
 		r.hdrs[i].Hdr.SetIovlen(1)
 	}
-	r.fn = r.recv
-	return r
 }
 
 // recv is the RawConn.Read callback: false asks the poller to wait for readability.
@@ -71,6 +85,9 @@ func (r *rawReader) recv(fd uintptr) bool {
 }
 
 func (r *rawReader) read() (int, error) {
+	if r.n == len(r.hdrs) && r.n < BatchSize {
+		r.resize(min(2*r.n, BatchSize)) // the last batch was full: more is probably queued
+	}
 	if err := r.rc.Read(r.fn); err != nil {
 		return 0, err
 	}
