@@ -7,8 +7,8 @@ package transport
 // delivered, and when every loss of a recovery episode proves spurious the window cut is
 // undone (Eifel response, RFC 4015).
 type reorderState struct {
-	packets  uint64 // packet threshold: PacketThreshold, raised by observed reordering
-	timeNum  int    // time threshold numerator over TimeThresholdDen: 9, up to 16
+	packets  uint64                   // packet threshold: PacketThreshold, raised by observed reordering
+	timeNum  int                      // time threshold numerator over TimeThresholdDen: 9, up to 16
 	ring     *[reorderRing]lostRecord // allocated at the first loss: 12 KiB a clean connection never pays
 	next     int
 	live     int // valid records in ring
