@@ -73,15 +73,12 @@ func AppendFrame(dst []byte, f *Frame) ([]byte, error) {
 	}
 	start := len(dst)
 	dst = slices.Grow(dst, FrameOverhead+size)[:start+FrameOverhead+size]
-	h := dst[start:]
-	// The header as four 8-byte words (magic, type, flags and the zero reserved bytes make
-	// the first), the way checksum.CopySum reads it back fastest.
-	binary.LittleEndian.PutUint64(h[offMagic:], uint64(Magic)|uint64(f.Type)<<(8*offType)|uint64(f.Flags)<<(8*offFlags))
-	binary.LittleEndian.PutUint64(h[offMessageID:], f.MessageID)
-	binary.LittleEndian.PutUint64(h[offTraceID:], f.TraceID)
-	binary.LittleEndian.PutUint64(h[offLength:], uint64(size))
-	end := HeaderSize + size
-	binary.LittleEndian.PutUint64(h[end:], checksum.CopySum(h[:end], f.Payload))
+	// The header is four little-endian words: magic, type, flags and the zero reserved
+	// bytes make the first. CopySum stores them and the payload and hashes the frame.
+	end := start + HeaderSize + size
+	first := uint64(Magic) | uint64(f.Type)<<(8*offType) | uint64(f.Flags)<<(8*offFlags)
+	sum := checksum.CopySum(dst[start:end], [4]uint64{first, f.MessageID, f.TraceID, uint64(size)}, f.Payload)
+	binary.LittleEndian.PutUint64(dst[end:], sum)
 	return dst, nil
 }
 

@@ -31,7 +31,11 @@
 // chain of two.
 package checksum
 
-import "github.com/zeebo/xxh3"
+import (
+	"encoding/binary"
+
+	"github.com/zeebo/xxh3"
+)
 
 // The inputs the assembly path handles: long inputs (more than 240 bytes) of at most one
 // block (1024 bytes), which never reach the scramble step.
@@ -51,25 +55,23 @@ func Sum(b []byte) uint64 {
 	return xxh3.Hash(b)
 }
 
-// CopySum copies payload to frame[HeaderSize:] and returns Sum(frame). frame must be
-// HeaderSize+len(payload) bytes long, start with the header, and the header's bytes must
-// have been written as four 8-byte words (e.g. binary.LittleEndian.PutUint64 at offsets 0,
-// 8, 16 and 24): the assembly reads them back the same way, which the CPU serves from its
-// store buffer instead of waiting for the stores to reach the cache. Any other way of
-// writing them gives the same result, only slower.
+// CopySum writes a frame: the header, given as its four little-endian 8-byte words, to
+// frame[:HeaderSize] and payload to frame[HeaderSize:], and returns Sum(frame). frame must
+// be HeaderSize+len(payload) bytes long. payload may be frame[HeaderSize:] itself; any
+// other overlap of the two gives an unspecified frame and sum.
 //
-// payload may be frame[HeaderSize:] itself; any other overlap of the two gives an
-// unspecified frame and sum.
-//
-// CopySum is what an encoder does in two passes (copy the payload, then hash the frame) in
-// one: each byte of the payload is loaded once, and the hash never loads bytes that were
-// just stored.
-func CopySum(frame, payload []byte) uint64 {
+// It does in one pass what an encoder otherwise does in two (write the frame, then hash
+// it): each payload byte is loaded once, and no load waits for a store of the frame to
+// reach the cache (a load that spans several recent stores does, for tens of cycles).
+func CopySum(frame []byte, header [4]uint64, payload []byte) uint64 {
 	if len(frame) != HeaderSize+len(payload) {
 		panic("checksum: CopySum: len(frame) != HeaderSize+len(payload)")
 	}
 	if useAsm && uint(len(frame)-minAsm) <= maxAsm-minAsm {
-		return copySumAsm(frame, payload)
+		return copySumAsm(frame, &header, payload)
+	}
+	for i, w := range header {
+		binary.LittleEndian.PutUint64(frame[8*i:], w)
 	}
 	copy(frame[HeaderSize:], payload)
 	return xxh3.Hash(frame)

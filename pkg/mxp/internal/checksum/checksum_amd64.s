@@ -154,28 +154,35 @@ stripe:
 	FINISH(CX, ret+24(FP))
 	RET
 
-// func copySumAVX2(frame, payload []byte) uint64
+// func copySumAVX2(frame []byte, h0, h1, h2, h3 uint64, payload []byte) uint64
 //
-// Copies payload to frame[32:] and returns the XXH3-64, seed 0, of frame, whose first 32
-// bytes (the header) the caller has written as four 8-byte words; 209 <= len(payload) <=
-// 992 and len(frame) == 32+len(payload). The payload goes from its loads straight into the
-// stripes, and the header is read with the 8-byte loads its stores can forward to, so no
-// load waits for a store of this call or of the caller to reach the cache.
+// Writes the header words h0..h3 to frame[0:32] and payload to frame[32:], and returns the
+// XXH3-64, seed 0, of frame; 209 <= len(payload) <= 992 and len(frame) == 32+len(payload).
+// The payload goes from its loads straight into the stripes and the header from the
+// argument words into the first, so no load reads bytes this call stored.
 //
 // Stripe s of the frame is frame[64s:64s+64]: the header and payload[0:32] for s = 0,
 // payload[64s-32:64s+32] after. SI payload, CX payload length, DI frame, R9 payload of the
 // stripe, R10 frame of the stripe, R8 stripe's secret, BX stripes left.
-TEXT ·copySumAVX2(SB), NOSPLIT, $0-56
+TEXT ·copySumAVX2(SB), NOSPLIT, $0-88
 	MOVQ frame_base+0(FP), DI
-	MOVQ payload_base+24(FP), SI
-	MOVQ payload_len+32(FP), CX
+	MOVQ payload_base+56(FP), SI
+	MOVQ payload_len+64(FP), CX
 	INIT
 
-	// Stripe 0.
-	VMOVQ       (DI), X4
-	VPINSRQ     $1, 8(DI), X4, X4
-	VMOVQ       16(DI), X6
-	VPINSRQ     $1, 24(DI), X6, X6
+	// Stripe 0: the header words, stored and put together in Y4, and payload[0:32].
+	MOVQ        h0+24(FP), R8
+	MOVQ        h1+32(FP), R9
+	MOVQ        h2+40(FP), R10
+	MOVQ        h3+48(FP), R11
+	MOVQ        R8, (DI)
+	MOVQ        R9, 8(DI)
+	MOVQ        R10, 16(DI)
+	MOVQ        R11, 24(DI)
+	VMOVQ       R8, X4
+	VPINSRQ     $1, R9, X4, X4
+	VMOVQ       R10, X6
+	VPINSRQ     $1, R11, X6, X6
 	VINSERTI128 $1, X6, Y4, Y4
 	VMOVDQU     (SI), Y5
 	VMOVDQU     Y5, 32(DI)
@@ -209,5 +216,5 @@ copystripe:
 	ACCUMULATE(121(DX), 153(DX))
 
 	ADDQ $32, CX // the frame's length
-	FINISH(CX, ret+48(FP))
+	FINISH(CX, ret+80(FP))
 	RET
