@@ -9,7 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
-	"net/url"
+	neturl "net/url"
 	"runtime"
 	"strings"
 	"testing"
@@ -82,7 +82,7 @@ func BenchmarkGatewayOverhead(b *testing.B) {
 			defer gw.Close()
 			// A bare reverse proxy (no parsing, no re-encoding) gives the floor of one more
 			// loopback hop on this machine, measured in the same run.
-			target, _ := url.Parse(fake.URL)
+			target, _ := neturl.Parse(fake.URL)
 			rp := httputil.NewSingleHostReverseProxy(target)
 			rp.FlushInterval = -1
 			rp.ErrorLog = log.New(io.Discard, "", 0)
@@ -172,6 +172,60 @@ func BenchmarkParseOpenAIRequest(b *testing.B) {
 	for range b.N {
 		if _, _, _, err := ParseOpenAIRequest(body); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkGatewayPath runs one path at a time, unpaced and serial: direct to the fake,
+// through a bare httputil.ReverseProxy, and through the gateway. It is for profiles and
+// syscall counts of one path (go test -cpuprofile, strace -c with -benchtime Nx);
+// BenchmarkGatewayOverhead is the measurement.
+func BenchmarkGatewayPath(b *testing.B) {
+	for _, stream := range []bool{true, false} {
+		mode := "nonstream"
+		if stream {
+			mode = "stream"
+		}
+		for _, path := range []string{"direct", "bare", "gateway"} {
+			b.Run(mode+"/"+path, func(b *testing.B) {
+				fake := providertest.New(providertest.OpenAI, benchReply)
+				defer fake.Close()
+				fake.SetRecording(false)
+				url, body := fake.URL+"/v1/chat/completions", `{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"hello"}]}`
+				switch path {
+				case "bare":
+					target, _ := neturl.Parse(fake.URL)
+					rp := httputil.NewSingleHostReverseProxy(target)
+					rp.FlushInterval = -1
+					rp.ErrorLog = log.New(io.Discard, "", 0)
+					rp.Transport = &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}
+					srv := httptest.NewServer(rp)
+					defer srv.Close()
+					url = srv.URL + "/v1/chat/completions"
+				case "gateway":
+					cfg := Defaults()
+					cfg.Providers[KindOpenAI] = ProviderConfig{BaseURL: fake.URL + "/v1"}
+					svc, err := New(cfg, Deps{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Registerer: prometheus.NewRegistry()})
+					if err != nil {
+						b.Fatal(err)
+					}
+					srv := httptest.NewServer(svc.Handler())
+					defer srv.Close()
+					url = srv.URL + "/v1/chat/completions"
+					if !stream {
+						body = `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hello"}]}`
+					}
+				}
+				client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}}
+				for range 50 {
+					doChat(b, client, url, body)
+				}
+				b.ReportAllocs()
+				b.ResetTimer()
+				for range b.N {
+					doChat(b, client, url, body)
+				}
+			})
 		}
 	}
 }

@@ -42,13 +42,16 @@ func startBus(t *testing.T, cfg Config) (*nats.Conn, *testEnv) {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
-	// Wait until the endpoints are subscribed (a models request answers).
+	// Wait until the endpoints are subscribed (a models request answers). "No
+	// responders" comes back at once while Run is still subscribing, so wait between
+	// tries.
 	for i := 0; ; i++ {
 		if _, err := nc.Request(bus.SubjectInferenceModels, []byte("{}"), time.Second); err == nil {
 			break
-		} else if i > 50 {
+		} else if i > 500 {
 			t.Fatalf("service not up: %v", err)
 		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	return nc, env
 }

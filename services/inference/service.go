@@ -17,6 +17,7 @@ import (
 	"github.com/mxp-mesh/mesh/pkg/common/resilience"
 	"github.com/mxp-mesh/mesh/pkg/common/service"
 	"github.com/mxp-mesh/mesh/services/inference/provider"
+	"github.com/mxp-mesh/mesh/services/inference/upstream"
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel"
@@ -40,8 +41,9 @@ type Deps struct {
 	TracerProvider trace.TracerProvider
 	// Conn, when set, makes Run serve the bus API on it.
 	Conn *nats.Conn
-	// HTTPClient is used for every upstream call. Default: a client with keep-alive
-	// pools sized for a gateway and no overall timeout (contexts bound each call).
+	// HTTPClient is used for every upstream call. Default: a client on upstream.Transport
+	// (HTTP/1.1, request and response on the caller's goroutine, keep-alive pools sized
+	// for a gateway) with no overall timeout (contexts bound each call).
 	HTTPClient *http.Client
 	// Adapters replaces the adapter of a provider by name (tests, embedding).
 	Adapters map[string]provider.ModelAdapter
@@ -112,11 +114,8 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		deps.TracerProvider = otel.GetTracerProvider()
 	}
 	if deps.HTTPClient == nil {
-		tr := http.DefaultTransport.(*http.Transport).Clone()
-		tr.MaxIdleConns = 1024
-		tr.MaxIdleConnsPerHost = 256
-		tr.IdleConnTimeout = 90 * time.Second
-		deps.HTTPClient = &http.Client{Transport: tr}
+		deps.HTTPClient = &http.Client{Transport: &upstream.Transport{
+			MaxIdleConnsPerHost: 256, IdleConnTimeout: 90 * time.Second}}
 	}
 	if deps.Sleep == nil {
 		deps.Sleep = resilience.Sleep
