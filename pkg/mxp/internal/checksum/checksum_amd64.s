@@ -41,14 +41,16 @@ DATA initacc<>+0x30(SB)/8, $0x27d4eb2f165667c5
 DATA initacc<>+0x38(SB)/8, $0x000000009e3779b1
 GLOBL initacc<>(SB), RODATA|NOPTR, $64
 
-// Register use in both routines:
+// Register use:
 //
-//	Y0, Y1  sum of the stripes' data, lanes 0-3 and 4-7 (swapped into place at the end)
-//	Y2, Y3  initial accumulators plus the sum of the stripes' products, lanes 0-3 and 4-7
-//	Y4, Y5  the stripe being accumulated; Y6, Y7 scratch
 //	DX      the secret
+//	R8      8s for stripe s: the stripe's secret is at DX + R8, its data at 8*R8 from the
+//	        first stripe's; BX is 8 times the number of full stripes
+//	Y0, Y1  the sum of the stripes' data, lanes 0-3 and 4-7 (swapped into place at the end)
+//	Y2, Y3  the initial accumulators plus the sum of the stripes' products
+//	Y4, Y5  the stripe being accumulated; Y6, Y7 scratch
 
-// INIT sets Y0..Y3 for spec step 1 and DX to the secret.
+// INIT sets the sums for spec step 1 and DX to the secret.
 #define INIT \
 	LEAQ    secret<>(SB), DX          \
 	VPXOR   Y0, Y0, Y0                \
@@ -70,143 +72,152 @@ GLOBL initacc<>(SB), RODATA|NOPTR, $64
 	VPADDQ   Y4, Y2, Y2 /* product sum */             \
 	VPADDQ   Y5, Y3, Y3
 
-// FINISH merges the accumulators and avalanches (spec steps 3 and 4) for an input of
-// length l (a register other than AX, DX, BX, SI, DI, R8..R13) and stores the hash at ret.
-#define FINISH(l, ret) \
-	/* acc[i^1] += data sum[i]: swap the quadwords of each 128-bit half */ \
-	VPSHUFD      $0x4e, Y0, Y0            \
-	VPSHUFD      $0x4e, Y1, Y1            \
-	VPADDQ       Y0, Y2, Y2               \
-	VPADDQ       Y1, Y3, Y3               \
-	/* acc ^ secret[11:75], the lanes into general registers */ \
-	VPXOR        11(DX), Y2, Y2           \
-	VPXOR        43(DX), Y3, Y3           \
-	VEXTRACTI128 $1, Y2, X4               \
-	VEXTRACTI128 $1, Y3, X5               \
-	VMOVQ        X2, R8                   \
-	VPEXTRQ      $1, X2, R9               \
-	VMOVQ        X4, R10                  \
-	VPEXTRQ      $1, X4, R11              \
-	VMOVQ        X3, R12                  \
-	VPEXTRQ      $1, X3, R13              \
-	VMOVQ        X5, SI                   \
-	VPEXTRQ      $1, X5, DI               \
-	VZEROUPPER                            \
+// END completes step 2, acc[i^1] += data sum[i] (a swap of the quadwords of each 128-bit
+// half), and starts step 3: acc ^ secret[11:75], left in Y2 (lanes 0-3) and Y3 (4-7).
+#define END \
+	VPSHUFD $0x4e, Y0, Y0                     \
+	VPSHUFD $0x4e, Y1, Y1                     \
+	VPADDQ  Y0, Y2, Y2                        \
+	VPADDQ  Y1, Y3, Y3                        \
+	VPXOR   11(DX), Y2, Y2                    \
+	VPXOR   43(DX), Y3, Y3
+
+// MERGE finishes step 3 from Y2, Y3 and does step 4 for an input of length l (a register
+// other than AX, BX, DX, SI, DI, R8..R13), storing the hash at ret.
+#define MERGE(l, ret) \
+	VEXTRACTI128 $1, Y2, X4                   \
+	VEXTRACTI128 $1, Y3, X5                   \
+	VMOVQ        X2, R8                       \
+	VPEXTRQ      $1, X2, R9                   \
+	VMOVQ        X4, R10                      \
+	VPEXTRQ      $1, X4, R11                  \
+	VMOVQ        X3, R12                      \
+	VPEXTRQ      $1, X3, R13                  \
+	VMOVQ        X5, SI                       \
+	VPEXTRQ      $1, X5, DI                   \
+	VZEROUPPER                                \
 	/* h = len*P64_1 + fold(acc0, acc1) + ... + fold(acc6, acc7) */ \
-	MOVQ         $0x9e3779b185ebca87, BX  \
-	IMULQ        l, BX                    \
-	MOVQ         R8, AX                   \
-	MULQ         R9                       \
-	XORQ         DX, AX                   \
-	ADDQ         AX, BX                   \
-	MOVQ         R10, AX                  \
-	MULQ         R11                      \
-	XORQ         DX, AX                   \
-	ADDQ         AX, BX                   \
-	MOVQ         R12, AX                  \
-	MULQ         R13                      \
-	XORQ         DX, AX                   \
-	ADDQ         AX, BX                   \
-	MOVQ         SI, AX                   \
-	MULQ         DI                       \
-	XORQ         DX, AX                   \
-	ADDQ         AX, BX                   \
-	/* avalanche */                       \
-	MOVQ         BX, AX                   \
-	SHRQ         $37, AX                  \
-	XORQ         AX, BX                   \
-	MOVQ         $0x165667919e3779f9, AX  \
-	IMULQ        AX, BX                   \
-	MOVQ         BX, AX                   \
-	SHRQ         $32, AX                  \
-	XORQ         BX, AX                   \
+	MOVQ         $0x9e3779b185ebca87, BX      \
+	IMULQ        l, BX                        \
+	MOVQ         R8, AX                       \
+	MULQ         R9                           \
+	XORQ         DX, AX                       \
+	ADDQ         AX, BX                       \
+	MOVQ         R10, AX                      \
+	MULQ         R11                          \
+	XORQ         DX, AX                       \
+	ADDQ         AX, BX                       \
+	MOVQ         R12, AX                      \
+	MULQ         R13                          \
+	XORQ         DX, AX                       \
+	ADDQ         AX, BX                       \
+	MOVQ         SI, AX                       \
+	MULQ         DI                           \
+	XORQ         DX, AX                       \
+	ADDQ         AX, BX                       \
+	/* avalanche */                           \
+	MOVQ         BX, AX                       \
+	SHRQ         $37, AX                      \
+	XORQ         AX, BX                       \
+	MOVQ         $0x165667919e3779f9, AX      \
+	IMULQ        AX, BX                       \
+	MOVQ         BX, AX                       \
+	SHRQ         $32, AX                      \
+	XORQ         BX, AX                       \
 	MOVQ         AX, ret
 
-// func sumAVX2(b []byte) uint64
+// func Sum(b []byte) uint64
 //
-// XXH3-64, seed 0, of 241 <= len(b) <= 1024 bytes. SI input, CX length, DI stripe, R8
-// stripe's secret (DX + 8s), BX stripes left.
-TEXT ·sumAVX2(SB), NOSPLIT, $0-32
-	MOVQ b_base+0(FP), SI
+// XXH3-64, seed 0, of 241 <= len(b) <= 1024 bytes with AVX2; sumGeneric for the rest. SI
+// input, CX length.
+TEXT ·Sum(SB), NOSPLIT, $0-32
 	MOVQ b_len+8(FP), CX
+	LEAQ -241(CX), AX
+	CMPQ AX, $(1024-241)
+	JHI  generic
+	MOVQ b_base+0(FP), SI
+	LEAQ -1(CX), BX      // the (len-1)/64 full stripes (3..15), times 8
+	SHRQ $6, BX
+	SHLQ $3, BX
+	XORQ R8, R8
+	CMPB ·useAVX2(SB), $0
+	JEQ  generic
 	INIT
 
-	// The (len-1)/64 full stripes (3..15).
-	LEAQ -1(CX), BX
-	SHRQ $6, BX
-	MOVQ SI, DI
-	MOVQ DX, R8
-
 stripe:
-	VMOVDQU (DI), Y4
-	VMOVDQU 32(DI), Y5
-	ACCUMULATE((R8), 32(R8))
-	ADDQ    $64, DI
+	VMOVDQU (SI)(R8*8), Y4
+	VMOVDQU 32(SI)(R8*8), Y5
+	ACCUMULATE((DX)(R8*1), 32(DX)(R8*1))
 	ADDQ    $8, R8
-	DECQ    BX
-	JNZ     stripe
+	CMPQ    R8, BX
+	JNE     stripe
 
 	// The last stripe, input[len-64:len], with secret[121:185].
 	VMOVDQU -64(SI)(CX*1), Y4
 	VMOVDQU -32(SI)(CX*1), Y5
 	ACCUMULATE(121(DX), 153(DX))
-
-	FINISH(CX, ret+24(FP))
+	END
+	MERGE(CX, ret+24(FP))
 	RET
 
-// func copySumAVX2(frame []byte, h0, h1, h2, h3 uint64, payload []byte) uint64
+generic:
+	JMP ·sumGeneric(SB)
+
+// func CopySum(frame []byte, header [4]uint64, payload []byte) uint64
 //
-// Writes the header words h0..h3 to frame[0:32] and payload to frame[32:], and returns the
-// XXH3-64, seed 0, of frame; 209 <= len(payload) <= 992 and len(frame) == 32+len(payload).
+// Writes the header words to frame[0:32] and payload to frame[32:], and returns the
+// XXH3-64, seed 0, of frame, for 209 <= len(payload) <= 992 and len(frame) == 32 +
+// len(payload) with AVX2; copySumGeneric for the rest (which panics on a wrong length).
 // The payload goes from its loads straight into the stripes and the header from the
 // argument words into the first, so no load reads bytes this call stored.
 //
 // Stripe s of the frame is frame[64s:64s+64]: the header and payload[0:32] for s = 0,
-// payload[64s-32:64s+32] after. SI payload, CX payload length, DI frame, R9 payload of the
-// stripe, R10 frame of the stripe, R8 stripe's secret, BX stripes left.
-TEXT ·copySumAVX2(SB), NOSPLIT, $0-88
+// payload[64s-32:64s+32] after. SI payload, CX payload length, DI frame.
+TEXT ·CopySum(SB), NOSPLIT, $0-88
+	MOVQ payload_len+64(FP), CX
+	LEAQ 32(CX), AX
+	CMPQ AX, frame_len+8(FP)
+	JNE  copygeneric
+	LEAQ -209(CX), AX
+	CMPQ AX, $(992-209)
+	JHI  copygeneric
+	CMPB ·useAVX2(SB), $0
+	JEQ  copygeneric
 	MOVQ frame_base+0(FP), DI
 	MOVQ payload_base+56(FP), SI
-	MOVQ payload_len+64(FP), CX
-	INIT
+	LEAQ 31(CX), BX      // the (len(frame)-1)/64 full stripes (3..15), times 8
+	SHRQ $6, BX
+	SHLQ $3, BX
+	MOVQ $8, R8          // from stripe 1
 
-	// Stripe 0: the header words, stored and put together in Y4, and payload[0:32].
-	MOVQ        h0+24(FP), R8
-	MOVQ        h1+32(FP), R9
-	MOVQ        h2+40(FP), R10
-	MOVQ        h3+48(FP), R11
-	MOVQ        R8, (DI)
-	MOVQ        R9, 8(DI)
-	MOVQ        R10, 16(DI)
-	MOVQ        R11, 24(DI)
-	VMOVQ       R8, X4
-	VPINSRQ     $1, R9, X4, X4
-	VMOVQ       R10, X6
-	VPINSRQ     $1, R11, X6, X6
+	// Stripe 0: the header words, stored and put together in Y4, and payload[0:32] in Y5.
+	MOVQ        header_0+24(FP), R9
+	MOVQ        header_1+32(FP), R10
+	MOVQ        header_2+40(FP), R11
+	MOVQ        header_3+48(FP), R12
+	MOVQ        R9, (DI)
+	MOVQ        R10, 8(DI)
+	MOVQ        R11, 16(DI)
+	MOVQ        R12, 24(DI)
+	VMOVQ       R9, X4
+	VPINSRQ     $1, R10, X4, X4
+	VMOVQ       R11, X6
+	VPINSRQ     $1, R12, X6, X6
 	VINSERTI128 $1, X6, Y4, Y4
 	VMOVDQU     (SI), Y5
 	VMOVDQU     Y5, 32(DI)
+	INIT
 	ACCUMULATE((DX), 32(DX))
 
-	// Stripes 1 .. (len(frame)-1)/64 - 1 (2..14).
-	LEAQ 31(CX), BX
-	SHRQ $6, BX
-	DECQ BX
-	LEAQ 32(SI), R9
-	LEAQ 64(DI), R10
-	LEAQ 8(DX), R8
-
 copystripe:
-	VMOVDQU (R9), Y4
-	VMOVDQU 32(R9), Y5
-	VMOVDQU Y4, (R10)
-	VMOVDQU Y5, 32(R10)
-	ACCUMULATE((R8), 32(R8))
-	ADDQ    $64, R9
-	ADDQ    $64, R10
+	VMOVDQU -32(SI)(R8*8), Y4
+	VMOVDQU (SI)(R8*8), Y5
+	VMOVDQU Y4, (DI)(R8*8)
+	VMOVDQU Y5, 32(DI)(R8*8)
+	ACCUMULATE((DX)(R8*1), 32(DX)(R8*1))
 	ADDQ    $8, R8
-	DECQ    BX
-	JNZ     copystripe
+	CMPQ    R8, BX
+	JNE     copystripe
 
 	// The last stripe, payload[len-64:len] = frame[len(frame)-64:], with secret[121:185].
 	VMOVDQU -64(SI)(CX*1), Y4
@@ -214,7 +225,10 @@ copystripe:
 	VMOVDQU Y4, -32(DI)(CX*1)
 	VMOVDQU Y5, (DI)(CX*1)
 	ACCUMULATE(121(DX), 153(DX))
-
-	ADDQ $32, CX // the frame's length
-	FINISH(CX, ret+80(FP))
+	END
+	ADDQ    $32, CX      // the frame's length
+	MERGE(CX, ret+80(FP))
 	RET
+
+copygeneric:
+	JMP ·copySumGeneric(SB)

@@ -15,17 +15,19 @@ import (
 func TestSumMatchesXXH3(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	buf := make([]byte, 4096+64)
-	for n := 0; n <= 4096; n++ {
-		for _, off := range []int{0, 1, 7, 8, 31, 32, 63} {
-			for i := range buf {
-				buf[i] = byte(r.Uint32())
-			}
-			b := buf[off : off+n]
-			if got, want := Sum(b), xxh3.Hash(b); got != want {
-				t.Fatalf("len %d offset %d: Sum = %#x, xxh3.Hash = %#x", n, off, got, want)
+	forEachCPU(func(cpu string) {
+		for n := 0; n <= 4096; n++ {
+			for _, off := range []int{0, 1, 7, 8, 31, 32, 63} {
+				for i := range buf {
+					buf[i] = byte(r.Uint32())
+				}
+				b := buf[off : off+n]
+				if got, want := Sum(b), xxh3.Hash(b); got != want {
+					t.Fatalf("%s: len %d offset %d: Sum = %#x, xxh3.Hash = %#x", cpu, n, off, got, want)
+				}
 			}
 		}
-	}
+	})
 }
 
 // TestSumPatterns compares Sum with xxh3.Hash on inputs whose lanes hit the arithmetic's
@@ -41,11 +43,13 @@ func TestSumPatterns(t *testing.T) {
 		for i := range b {
 			b[i] = fill(i)
 		}
-		for n := minAsm - 1; n <= maxAsm+1; n++ {
-			if got, want := Sum(b[:n]), xxh3.Hash(b[:n]); got != want {
-				t.Fatalf("len %d: Sum = %#x, xxh3.Hash = %#x", n, got, want)
+		forEachCPU(func(cpu string) {
+			for n := minAsm - 1; n <= maxAsm+1; n++ {
+				if got, want := Sum(b[:n]), xxh3.Hash(b[:n]); got != want {
+					t.Fatalf("%s: len %d: Sum = %#x, xxh3.Hash = %#x", cpu, n, got, want)
+				}
 			}
-		}
+		})
 	}
 }
 
@@ -60,7 +64,7 @@ func TestSumEmpty(t *testing.T) {
 // at offset off of a buffer with guard bytes around it, and fails unless the frame is the
 // header and the payload, the sum is xxh3.Hash's, and the guard bytes are untouched. In
 // place, the payload is first put at frame[HeaderSize:] and passed from there.
-func checkCopySum(t *testing.T, header [HeaderSize]byte, payload []byte, off int, inPlace bool) {
+func checkCopySum(t *testing.T, cpu string, header [HeaderSize]byte, payload []byte, off int, inPlace bool) {
 	t.Helper()
 	const guard = 64
 	buf := bytes.Repeat([]byte{0xa5}, off+HeaderSize+len(payload)+guard)
@@ -76,14 +80,14 @@ func checkCopySum(t *testing.T, header [HeaderSize]byte, payload []byte, off int
 	}
 	want := xxh3.Hash(append(header[:], payload...))
 	if got := CopySum(frame, words, src); got != want {
-		t.Fatalf("payload %d bytes, offset %d, in place %v: CopySum = %#x, want %#x", len(payload), off, inPlace, got, want)
+		t.Fatalf("%s: payload %d bytes, offset %d, in place %v: CopySum = %#x, want %#x", cpu, len(payload), off, inPlace, got, want)
 	}
 	if !bytes.Equal(frame[:HeaderSize], header[:]) || !bytes.Equal(frame[HeaderSize:], payload) {
-		t.Fatalf("payload %d bytes, offset %d, in place %v: frame is not header+payload", len(payload), off, inPlace)
+		t.Fatalf("%s: payload %d bytes, offset %d, in place %v: frame is not header+payload", cpu, len(payload), off, inPlace)
 	}
 	for i, c := range buf {
 		if (i < off || i >= off+len(frame)) && c != 0xa5 {
-			t.Fatalf("payload %d bytes, offset %d, in place %v: byte %d outside the frame written", len(payload), off, inPlace, i-off)
+			t.Fatalf("%s: payload %d bytes, offset %d, in place %v: byte %d outside the frame written", cpu, len(payload), off, inPlace, i-off)
 		}
 	}
 }
@@ -93,19 +97,21 @@ func checkCopySum(t *testing.T, header [HeaderSize]byte, payload []byte, off int
 func TestCopySumMatchesXXH3(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
 	src := make([]byte, 4096+64)
-	for n := 0; n <= 4096-HeaderSize; n++ {
-		for _, off := range [][2]int{{0, 0}, {1, 3}, {8, 32}, {31, 1}, {32, 63}} {
-			var header [HeaderSize]byte
-			for i := range header {
-				header[i] = byte(r.Uint32())
+	forEachCPU(func(cpu string) {
+		for n := 0; n <= 4096-HeaderSize; n++ {
+			for _, off := range [][2]int{{0, 0}, {1, 3}, {8, 32}, {31, 1}, {32, 63}} {
+				var header [HeaderSize]byte
+				for i := range header {
+					header[i] = byte(r.Uint32())
+				}
+				for i := range src {
+					src[i] = byte(r.Uint32())
+				}
+				checkCopySum(t, cpu, header, src[off[1]:off[1]+n], off[0], false)
+				checkCopySum(t, cpu, header, src[off[1]:off[1]+n], off[0], true)
 			}
-			for i := range src {
-				src[i] = byte(r.Uint32())
-			}
-			checkCopySum(t, header, src[off[1]:off[1]+n], off[0], false)
-			checkCopySum(t, header, src[off[1]:off[1]+n], off[0], true)
 		}
-	}
+	})
 }
 
 // TestCopySumBadLength checks that CopySum refuses a frame of the wrong length.
@@ -118,7 +124,8 @@ func TestCopySumBadLength(t *testing.T) {
 	CopySum(make([]byte, 300), [4]uint64{}, make([]byte, 300))
 }
 
-// FuzzChecksum: Sum and CopySum equal xxh3.Hash on any input, the assembly range included.
+// FuzzChecksum: Sum and CopySum equal xxh3.Hash on any input, on every code path the CPU
+// can run.
 // The input is split at HeaderSize into a header and a payload for CopySum.
 func FuzzChecksum(f *testing.F) {
 	for _, n := range []int{0, 16, 32, 240, 241, 256, 288, 1000, 1024, 1025, 4096} {
@@ -130,20 +137,22 @@ func FuzzChecksum(f *testing.F) {
 		f.Add(b, uint8(13))
 	}
 	f.Fuzz(func(t *testing.T, b []byte, off uint8) {
-		if got, want := Sum(b), xxh3.Hash(b); got != want {
-			t.Fatalf("len %d: Sum = %#x, xxh3.Hash = %#x", len(b), got, want)
-		}
-		if len(b) < HeaderSize {
-			return
-		}
-		checkCopySum(t, [HeaderSize]byte(b), b[HeaderSize:], int(off%64), off&1 != 0)
+		forEachCPU(func(cpu string) {
+			if got, want := Sum(b), xxh3.Hash(b); got != want {
+				t.Fatalf("%s: len %d: Sum = %#x, xxh3.Hash = %#x", cpu, len(b), got, want)
+			}
+			if len(b) >= HeaderSize {
+				checkCopySum(t, cpu, [HeaderSize]byte(b), b[HeaderSize:], int(off%64), off&1 != 0)
+			}
+		})
 	})
 }
 
 var benchSizes = []int{64, 240, 288, 512, 1024, 16 << 10}
 
-// BenchmarkSum compares Sum with xxh3.Hash at the same sizes, in the same run: 288 bytes is
-// the checksummed part of a frame with a 256-byte payload.
+// BenchmarkSum compares Sum, on each code path the CPU can run, with xxh3.Hash at the same
+// sizes, in the same run: 288 bytes is the checksummed part of a frame with a 256-byte
+// payload.
 func BenchmarkSum(b *testing.B) {
 	for _, n := range benchSizes {
 		data := make([]byte, n)
@@ -156,17 +165,20 @@ func BenchmarkSum(b *testing.B) {
 				xxh3.Hash(data)
 			}
 		})
-		b.Run(fmt.Sprintf("Sum/%d", n), func(b *testing.B) {
-			b.SetBytes(int64(n))
-			for b.Loop() {
-				Sum(data)
-			}
+		forEachCPU(func(cpu string) {
+			b.Run(fmt.Sprintf("%s/%d", cpu, n), func(b *testing.B) {
+				b.SetBytes(int64(n))
+				for b.Loop() {
+					Sum(data)
+				}
+			})
 		})
 	}
 }
 
-// BenchmarkCopySum compares CopySum with its two-pass equivalent (write the header and
-// copy the payload, then xxh3.Hash) for a frame with a 256-byte payload.
+// BenchmarkCopySum compares CopySum, on each code path the CPU can run, with its two-pass
+// equivalent (write the header and copy the payload, then xxh3.Hash) for a frame with a
+// 256-byte payload.
 func BenchmarkCopySum(b *testing.B) {
 	payload := make([]byte, 256)
 	for i := range payload {
@@ -183,9 +195,11 @@ func BenchmarkCopySum(b *testing.B) {
 			xxh3.Hash(frame)
 		}
 	})
-	b.Run("CopySum", func(b *testing.B) {
-		for b.Loop() {
-			CopySum(frame, header, payload)
-		}
+	forEachCPU(func(cpu string) {
+		b.Run(cpu, func(b *testing.B) {
+			for b.Loop() {
+				CopySum(frame, header, payload)
+			}
+		})
 	})
 }
