@@ -3,6 +3,7 @@ package edge
 import (
 	"fmt"
 	"math"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -39,8 +40,8 @@ func (s *session) call(f mxp.Frame, arrived time.Time) {
 		timeout = min(time.Duration(cp.TimeoutSeconds)*time.Second, cfg.MaxCallTimeout)
 	}
 	deadline := arrived.Add(timeout)
-	subject, _ := s.e.targetSubject(cp.Target, bus.AgentVerbCall)
-	msg := &nats.Msg{Subject: subject, Header: s.headers(&f, deadline), Data: cp.Data}
+	subject, isService := s.e.targetSubject(cp.Target, bus.AgentVerbCall)
+	msg := &nats.Msg{Subject: subject, Header: s.headers(&f, deadline, isService), Data: cp.Data}
 	s.request(&f, msg, deadline, arrived, nil)
 }
 
@@ -92,6 +93,73 @@ func (s *session) deliverCall(target mxp.AgentID, msg *nats.Msg) {
 	}
 }
 
+// deliveryQueue holds the Calls from the bus waiting to be handed to a peer whose Send
+// may block (the secure transport's flow control). One goroutine per session drains it
+// while it is not empty and ends when it is: a burst of Calls to one agent costs one
+// goroutine, not one each, and they reach the connection in arrival order instead of
+// contending for it (its sends are serialised anyway).
+type deliveryQueue struct {
+	mu       sync.Mutex
+	items    []queuedCall
+	head     int
+	draining bool
+}
+
+type queuedCall struct {
+	target mxp.AgentID
+	msg    *nats.Msg
+}
+
+// push queues a Call; true when no goroutine drains the queue and the caller must start
+// one.
+func (q *deliveryQueue) push(target mxp.AgentID, msg *nats.Msg) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.items) == cap(q.items) && q.head > 0 { // full: reuse the taken front first
+		n := copy(q.items, q.items[q.head:])
+		clear(q.items[n:])
+		q.items, q.head = q.items[:n], 0
+	}
+	q.items = append(q.items, queuedCall{target, msg})
+	if q.draining {
+		return false
+	}
+	q.draining = true
+	return true
+}
+
+// pop takes the oldest Call; false (and the queue no longer draining) when it is empty.
+func (q *deliveryQueue) pop() (queuedCall, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.head == len(q.items) {
+		if cap(q.items) > 1024 { // let a burst's large array go
+			q.items = nil
+		} else {
+			q.items = q.items[:0]
+		}
+		q.head = 0
+		q.draining = false
+		return queuedCall{}, false
+	}
+	c := q.items[q.head]
+	q.items[q.head] = queuedCall{}
+	q.head++
+	return c, true
+}
+
+// drainDeliveries hands the queued Calls to the peer, in order, until the queue is empty.
+func (s *session) drainDeliveries() {
+	for {
+		c, ok := s.deliveries.pop()
+		if !ok {
+			return
+		}
+		s.deliverCall(c.target, c.msg)
+		s.delivering.Add(-1)
+	}
+}
+
 // deliveredTarget is what the target field of a Call or StreamOpen delivered to this
 // session's peer holds: the caller's agent id (as the caller's edge authenticated it) when
 // the peer carries exactly one agent, so it needs no telling which agent is called; the
@@ -104,7 +172,11 @@ func (s *session) deliveredTarget(target mxp.AgentID, h nats.Header) mxp.AgentID
 	if n != 1 {
 		return target
 	}
-	caller, err := mxp.ParseAgentID(bus.AgentID(h))
+	text := bus.AgentID(h)
+	if text == "" { // an anonymous caller: parsing "" would only build an error
+		return target
+	}
+	caller, err := mxp.ParseAgentID(text)
 	if err != nil || caller.IsZero() {
 		return target
 	}

@@ -363,16 +363,15 @@ func (e *Edge) handleAgentMsg(msg *nats.Msg) {
 	case bus.AgentVerbCall:
 		if s.queue == nil {
 			// A secure peer's Send can block on its flow control; never let one slow
-			// agent hold up deliveries to the others.
+			// agent hold up deliveries to the others: the session's own goroutine sends.
 			if s.delivering.Add(1) > int64(e.cfg.Load().Limits.MaxInFlight) {
 				s.delivering.Add(-1)
 				respondError(msg, mxp.CodeUnavailable, "the agent has too many calls being delivered")
 				return
 			}
-			e.wg.Go(func() {
-				defer s.delivering.Add(-1)
-				s.deliverCall(id, msg)
-			})
+			if s.deliveries.push(id, msg) {
+				e.wg.Go(s.drainDeliveries)
+			}
 			return
 		}
 		s.deliverCall(id, msg)
@@ -386,13 +385,14 @@ func (e *Edge) handleAgentMsg(msg *nats.Msg) {
 func (e *Edge) sweep() {
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
+	var sessions []*session // reused: with many connections a fresh slice per tick is garbage
 	for {
 		select {
 		case <-e.ctx.Done():
 			return
 		case now := <-tick.C:
 			e.mu.Lock()
-			sessions := make([]*session, 0, len(e.sessions))
+			sessions = sessions[:0]
 			for _, s := range e.sessions {
 				sessions = append(sessions, s)
 			}
@@ -406,6 +406,10 @@ func (e *Edge) sweep() {
 			e.mu.Unlock()
 			for _, s := range sessions {
 				s.expireDeliveries(now)
+			}
+			clear(sessions) // keep no closed session alive until the next tick
+			if cap(sessions) > 2*len(sessions)+1024 {
+				sessions = nil // many connections went: let the large array go
 			}
 			e.pollTransportStats()
 			for _, st := range idle {

@@ -41,7 +41,7 @@ func (s *session) event(f mxp.Frame, arrived time.Time) {
 		s.reject(f.MessageID, f.Type.String(), mxp.CodeForbidden, "topics under "+reservedPrefix+" are reserved")
 		return
 	}
-	msg := &nats.Msg{Subject: bus.EventSubject(ev.Topic), Header: s.headers(&f, time.Time{}), Data: ev.Data}
+	msg := &nats.Msg{Subject: bus.EventSubject(ev.Topic), Header: s.headers(&f, time.Time{}, true), Data: ev.Data}
 	msg.Header.Set(bus.HeaderEventTopic, ev.Topic)
 	if err := s.e.nc.PublishMsg(msg); err != nil {
 		code, text := busFailure(err, msg.Subject)

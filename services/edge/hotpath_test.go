@@ -62,7 +62,7 @@ func BenchmarkCallBookkeeping(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for range b.N {
-		h := s.headers(f, deadline)
+		h := s.headers(f, deadline, false) // a Call to an agent, the hot path
 		if len(h) == 0 {
 			b.Fatal("no headers")
 		}

@@ -79,7 +79,7 @@ func (s *session) register(f mxp.Frame, arrived time.Time) {
 				return
 			}
 		}
-		msg := &nats.Msg{Subject: bus.SubjectRegistryRegister, Header: s.headers(&f, deadline), Data: f.Payload}
+		msg := &nats.Msg{Subject: bus.SubjectRegistryRegister, Header: s.headers(&f, deadline, true), Data: f.Payload}
 		s.sendAck(&f)
 		ctx, cancel := context.WithDeadline(s.ctx, deadline)
 		reply, err := e.nc.RequestMsgWithContext(ctx, msg)
@@ -105,6 +105,7 @@ func (s *session) register(f mxp.Frame, arrived time.Time) {
 			newly := c != nil && !c.confirmed
 			if c != nil {
 				c.confirmed = true
+				s.updateCallerLocked()
 			}
 			s.mu.Unlock()
 			if newly {
@@ -165,6 +166,7 @@ func (s *session) forget(id mxp.AgentID) {
 			break
 		}
 	}
+	s.updateCallerLocked()
 	s.mu.Unlock()
 	e.mu.Unlock()
 	if c != nil {
@@ -207,7 +209,7 @@ func (s *session) heartbeat(f mxp.Frame, arrived time.Time) {
 	if final {
 		subject = bus.SubjectRegistryDeregister
 	}
-	msg := &nats.Msg{Subject: subject, Header: s.headers(&f, deadline), Data: f.Payload}
+	msg := &nats.Msg{Subject: subject, Header: s.headers(&f, deadline, true), Data: f.Payload}
 	var after func()
 	if final {
 		after = func() { s.forget(req.AgentID) }
@@ -226,7 +228,7 @@ func (s *session) discover(f mxp.Frame, arrived time.Time) {
 		return
 	}
 	deadline := arrived.Add(s.e.cfg.Load().RegistryTimeout)
-	msg := &nats.Msg{Subject: bus.SubjectRegistryDiscover, Header: s.headers(&f, deadline), Data: f.Payload}
+	msg := &nats.Msg{Subject: bus.SubjectRegistryDiscover, Header: s.headers(&f, deadline, true), Data: f.Payload}
 	s.request(&f, msg, deadline, arrived, nil)
 }
 

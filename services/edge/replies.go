@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"container/heap"
 	"context"
 	"strconv"
 	"strings"
@@ -12,25 +13,35 @@ import (
 
 // replyRouter sends bus requests without a goroutine per request: each request gets a
 // reply subject under the edge's own inbox prefix, one subscription takes every reply, and
-// a timer ends a request at its deadline. The reply goes straight from the subscription's
-// callback to the peer, which saves the hand-off to a waiting goroutine on the hot path.
+// one timer, armed for the earliest deadline pending, ends requests at their deadlines (a
+// timer per request cost an allocation and two runtime timer-heap updates per Call). The
+// reply goes straight from the subscription's callback to the peer, which saves the
+// hand-off to a waiting goroutine on the hot path.
 type replyRouter struct {
 	nc     *nats.Conn
 	prefix string // _INBOX.<edge-id>.
 	sub    *nats.Subscription
 
-	mu      sync.Mutex
-	next    uint64
-	pending map[uint64]*pendingReq
+	mu         sync.Mutex
+	next       uint64
+	pending    map[uint64]*pendingReq
+	byDeadline reqHeap     // the pending requests, earliest deadline first
+	timer      *time.Timer // runs expire at timerAt
+	timerAt    time.Time   // zero: the timer is not armed
 }
 
 type pendingReq struct {
-	timer *time.Timer
-	done  func(reply *nats.Msg, err error)
+	token    uint64
+	deadline time.Time
+	index    int // in byDeadline
+	done     func(reply *nats.Msg, err error)
 }
 
 func newReplyRouter(nc *nats.Conn, edgeID string) *replyRouter {
-	return &replyRouter{nc: nc, prefix: nats.InboxPrefix + "edge." + edgeID + ".", pending: map[uint64]*pendingReq{}}
+	r := &replyRouter{nc: nc, prefix: nats.InboxPrefix + "edge." + edgeID + ".", pending: map[uint64]*pendingReq{}}
+	r.timer = time.AfterFunc(time.Hour, r.expire)
+	r.timer.Stop()
+	return r
 }
 
 func (r *replyRouter) start() error {
@@ -51,9 +62,11 @@ func (r *replyRouter) stop() {
 	r.mu.Lock()
 	all := r.pending
 	r.pending = map[uint64]*pendingReq{}
+	r.byDeadline = nil
+	r.timer.Stop()
+	r.timerAt = time.Time{}
 	r.mu.Unlock()
 	for _, p := range all {
-		p.timer.Stop()
 		p.done(nil, context.Canceled)
 	}
 }
@@ -65,18 +78,17 @@ func (r *replyRouter) request(msg *nats.Msg, deadline time.Time, done func(*nats
 	r.mu.Lock()
 	r.next++
 	token := r.next
-	p := &pendingReq{done: done}
+	p := &pendingReq{token: token, deadline: deadline, done: done}
 	r.pending[token] = p
-	p.timer = time.AfterFunc(time.Until(deadline), func() {
-		if r.take(token) != nil {
-			done(nil, context.DeadlineExceeded)
-		}
-	})
+	heap.Push(&r.byDeadline, p)
+	if r.timerAt.IsZero() || deadline.Before(r.timerAt) {
+		r.timerAt = deadline
+		r.timer.Reset(time.Until(deadline))
+	}
 	r.mu.Unlock()
 	msg.Reply = r.prefix + strconv.FormatUint(token, 10)
 	if err := r.nc.PublishMsg(msg); err != nil {
 		if r.take(token) != nil {
-			p.timer.Stop()
 			done(nil, err)
 		}
 		return err
@@ -84,11 +96,61 @@ func (r *replyRouter) request(msg *nats.Msg, deadline time.Time, done func(*nats
 	return nil
 }
 
+// take removes and returns the pending request of token (nil when it is no longer
+// pending). The timer stays armed: if it fires for a request taken meanwhile, expire finds
+// nothing due and re-arms it for the earliest request left.
 func (r *replyRouter) take(token uint64) *pendingReq {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	p := r.pending[token]
-	delete(r.pending, token)
+	if p != nil {
+		delete(r.pending, token)
+		heap.Remove(&r.byDeadline, p.index)
+	}
+	return p
+}
+
+// expire ends the requests whose deadline has passed and arms the timer for the next.
+func (r *replyRouter) expire() {
+	r.mu.Lock()
+	now := time.Now()
+	var due []*pendingReq
+	for len(r.byDeadline) > 0 && !r.byDeadline[0].deadline.After(now) {
+		p := heap.Pop(&r.byDeadline).(*pendingReq)
+		delete(r.pending, p.token)
+		due = append(due, p)
+	}
+	if len(r.byDeadline) > 0 {
+		r.timerAt = r.byDeadline[0].deadline
+		r.timer.Reset(r.timerAt.Sub(now))
+	} else {
+		r.timerAt = time.Time{}
+	}
+	r.mu.Unlock()
+	for _, p := range due {
+		p.done(nil, context.DeadlineExceeded)
+	}
+}
+
+// reqHeap orders pending requests by deadline (container/heap).
+type reqHeap []*pendingReq
+
+func (h reqHeap) Len() int           { return len(h) }
+func (h reqHeap) Less(i, j int) bool { return h[i].deadline.Before(h[j].deadline) }
+func (h reqHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].index, h[j].index = i, j
+}
+func (h *reqHeap) Push(x any) {
+	p := x.(*pendingReq)
+	p.index = len(*h)
+	*h = append(*h, p)
+}
+func (h *reqHeap) Pop() any {
+	old := *h
+	p := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
 	return p
 }
 
@@ -101,7 +163,6 @@ func (r *replyRouter) onReply(m *nats.Msg) {
 	if p == nil {
 		return // late: the request already timed out
 	}
-	p.timer.Stop()
 	// The server answers a request nobody subscribes to with a 503 status message.
 	if len(m.Data) == 0 && m.Header.Get("Status") == "503" {
 		p.done(nil, nats.ErrNoResponders)

@@ -311,7 +311,7 @@ func (s *session) streamOpen(f mxp.Frame, arrived time.Time) {
 		return
 	}
 	deadline := arrived.Add(e.cfg.Load().RegistryTimeout)
-	msg := &nats.Msg{Subject: bus.AgentSubject(p.Target.String(), bus.AgentVerbStream), Header: s.headers(&f, deadline), Data: p.Data}
+	msg := &nats.Msg{Subject: bus.AgentSubject(p.Target.String(), bus.AgentVerbStream), Header: s.headers(&f, deadline, false), Data: p.Data}
 	msg.Header.Set(bus.HeaderStreamID, p.StreamID.String())
 	msg.Header.Set(bus.HeaderStreamKind, strconv.Itoa(int(p.Kind)))
 	msg.Header.Set(bus.HeaderStreamPeer, st.localSubject())

@@ -131,7 +131,7 @@ func (s *session) streamOpenService(f mxp.Frame, p mxp.StreamOpenPayload, arrive
 	s.count(f.Type, dirIn, outcomeOK)
 	s.sendAck(&f)
 	s.send(&mxp.Frame{Type: mxp.TypeResponse, MessageID: f.MessageID, TraceID: f.TraceID})
-	msg := &nats.Msg{Subject: subject, Reply: inbox, Header: s.headers(&f, deadline), Data: p.Data}
+	msg := &nats.Msg{Subject: subject, Reply: inbox, Header: s.headers(&f, deadline, true), Data: p.Data}
 	msg.Header.Set(bus.HeaderStreamID, p.StreamID.String())
 	if err := e.nc.PublishMsg(msg); err != nil {
 		code, text := busFailure(err, subject)
