@@ -411,10 +411,21 @@ func (st *Stream) finish(err error) {
 	st.once.Do(func() {
 		// Close (and so drain) the upstream body before cancelling its context: a
 		// cancelled request's connection is closed instead of going back to the pool.
-		if st.inner != nil {
+		// After a clean end the rest of the body is a few bytes (the chunked
+		// terminator) that may still be in flight: they are drained off the caller's
+		// path, so its reply does not wait for them (bounded by the call's timeout).
+		switch w, ok := st.inner.(interface{ CloseWouldWait() bool }); {
+		case st.inner == nil:
+			st.cancel()
+		case err == nil && ok && w.CloseWouldWait():
+			go func() {
+				st.inner.Close()
+				st.cancel()
+			}()
+		default:
 			st.inner.Close()
+			st.cancel()
 		}
-		st.cancel()
 		<-st.t.prov.sem
 		s, ps, t := st.s, st.t.prov, st.t
 		s.m.inflight.WithLabelValues(ps.name).Dec()

@@ -162,8 +162,7 @@ func (s *Service) writeSSE(w http.ResponseWriter, st *Stream, id, model string, 
 			break
 		}
 		if err != nil {
-			sw.event(errorBody(err))
-			sw.flush()
+			sw.event(errorBody(err)) // the handler returns next: net/http flushes it
 			return
 		}
 		if role == "" && c.Text != "" && c.Refusal == "" && c.ToolCall == nil {
@@ -218,7 +217,8 @@ func (s *Service) writeSSE(w http.ResponseWriter, st *Stream, id, model string, 
 			Usage: &oaiUsage{PromptTokens: u.InputTokens, CompletionTokens: u.OutputTokens, TotalTokens: u.InputTokens + u.OutputTokens}})
 	}
 	if sw.err == nil {
+		// No flush: the handler returns next and net/http writes what is buffered and
+		// the chunked terminator in one system call.
 		_, sw.err = io.WriteString(w, "data: [DONE]\n\n")
-		sw.flush()
 	}
 }

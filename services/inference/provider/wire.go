@@ -136,9 +136,25 @@ func (s *chunkStream) Recv() (Chunk, error) {
 	return c, nil
 }
 
-// Buffered implements Buffered: a decoded chunk is pending or body bytes are buffered.
+// Buffered implements Buffered: a decoded chunk is pending, body bytes are buffered, or
+// the body says more has already arrived (Pending, see upstream.Transport).
 func (s *chunkStream) Buffered() bool {
-	return len(s.pending) > 0 || s.err != nil || (s.reader != nil && s.reader.Buffered() > 0)
+	if len(s.pending) > 0 || s.err != nil || (s.reader != nil && s.reader.Buffered() > 0) {
+		return true
+	}
+	p, ok := s.body.(interface{ Pending() bool })
+	return ok && p.Pending()
+}
+
+// CloseWouldWait reports whether Close, after a clean end of stream, would wait for the
+// network: the body's last bytes (the chunked terminator) are neither buffered nor
+// pending. Callers then close off their own path.
+func (s *chunkStream) CloseWouldWait() bool {
+	if s.body == nil || !errors.Is(s.err, io.EOF) || (s.reader != nil && s.reader.Buffered() > 0) {
+		return false
+	}
+	p, ok := s.body.(interface{ Pending() bool })
+	return !ok || !p.Pending()
 }
 
 // Close releases the body. After a clean end of stream the few bytes left (the chunked

@@ -2,6 +2,7 @@
 
 package upstream
 
-// peekOpen cannot look without blocking here; a closed connection is found on use and
-// the request retried (see Transport.RoundTrip).
-func peekOpen(uintptr) bool { return true }
+// peekSocket cannot look without blocking here: idle connections are found closed on
+// use (and the request retried, see Transport.RoundTrip) and stream writers flush after
+// every event.
+func peekSocket(uintptr) (sockState, bool) { return sockIdle, false }

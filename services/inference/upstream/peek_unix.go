@@ -4,12 +4,16 @@ package upstream
 
 import "syscall"
 
-// peekOpen reports whether a socket has neither pending bytes nor an end of stream,
-// without consuming anything or blocking.
-func peekOpen(fd uintptr) bool {
+// peekSocket looks at a socket's receive queue without consuming anything or blocking.
+func peekSocket(fd uintptr) (sockState, bool) {
 	var buf [1]byte
-	// Data, an end of stream (n == 0) or an error all mean the connection cannot carry
-	// the next request; only "would block" means it is idle and open.
-	_, _, err := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-	return err == syscall.EAGAIN || err == syscall.EWOULDBLOCK
+	n, _, err := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	switch {
+	case err == syscall.EAGAIN || err == syscall.EWOULDBLOCK:
+		return sockIdle, true
+	case err == nil && n > 0:
+		return sockReady, true
+	default: // n == 0: end of stream; or an error
+		return sockClosed, true
+	}
 }

@@ -287,6 +287,22 @@ func (b *body) Read(p []byte) (int, error) {
 
 var errBodyClosed = errors.New("upstream: read on closed response body")
 
+// Pending reports whether the next Read returns without waiting for the network:
+// response bytes are buffered, already in the socket's receive queue, or the stream has
+// ended. Stream writers ask it before flushing, so that what the provider has already
+// sent goes out in one write instead of one per event. It does not read or block; it
+// is false when it cannot tell (a TLS connection's decrypted buffer is not visible).
+func (b *body) Pending() bool {
+	if b.state.Load() != 0 {
+		return true
+	}
+	if b.c.br.Buffered() > 0 {
+		return true
+	}
+	st, ok := b.c.peek()
+	return ok && st != sockIdle
+}
+
 // Close closes the connection unless the body was read to its end. It may be called
 // from another goroutine while a Read is blocked: that Read returns an error.
 func (b *body) Close() error {
@@ -334,31 +350,49 @@ func (t *Transport) get(ctx context.Context, key string, u *url.URL) (*conn, err
 	return t.dial(ctx, key, u)
 }
 
-// alive reports whether an idle connection is still open: a non-blocking read finds
-// neither data nor EOF.
+// alive reports whether an idle connection is still open: a look at its socket finds
+// neither data nor an end of stream.
 func alive(c *conn) bool {
 	if c.br.Buffered() > 0 {
 		return false // bytes nobody asked for: the connection is out of step
 	}
+	st, ok := c.peek()
+	return !ok || st == sockIdle
+}
+
+// peek looks at c's socket without reading or waiting. ok is false when it cannot (a
+// connection without a file descriptor, or a platform without the call).
+func (c *conn) peek() (st sockState, ok bool) {
 	nc := c.Conn
-	if tc, ok := nc.(*tls.Conn); ok {
+	if tc, isTLS := nc.(*tls.Conn); isTLS {
 		nc = tc.NetConn()
 	}
-	sc, ok := nc.(syscall.Conn)
-	if !ok {
-		return true
+	sc, isSys := nc.(syscall.Conn)
+	if !isSys {
+		return 0, false
 	}
 	rc, err := sc.SyscallConn()
 	if err != nil {
-		return false
+		return sockClosed, true
 	}
-	open := true
 	rerr := rc.Read(func(fd uintptr) bool {
-		open = peekOpen(fd)
+		st, ok = peekSocket(fd)
 		return true // never wait
 	})
-	return open && rerr == nil
+	if rerr != nil {
+		return sockClosed, true
+	}
+	return st, ok
 }
+
+// sockState is what a look at a socket found.
+type sockState int
+
+const (
+	sockIdle    sockState = iota // nothing to read: a read would wait
+	sockReady                    // bytes are waiting
+	sockClosed                   // end of stream or an error: a read returns at once
+)
 
 func (t *Transport) dial(ctx context.Context, key string, u *url.URL) (*conn, error) {
 	addr := canonicalAddr(u)

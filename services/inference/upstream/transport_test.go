@@ -257,11 +257,11 @@ func TestServerClosedIdleConnection(t *testing.T) {
 			t.Error(err)
 			return
 		}
+		mu.Lock()
+		conns = append(conns, c) // before the reply: the client acts on it at once
+		mu.Unlock()
 		fmt.Fprintf(bw, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 		bw.Flush()
-		mu.Lock()
-		conns = append(conns, c)
-		mu.Unlock()
 	})
 	client, _ := newClient(t)
 	post := func(body string) string {
