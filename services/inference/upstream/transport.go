@@ -389,9 +389,9 @@ func (c *conn) peek() (st sockState, ok bool) {
 type sockState int
 
 const (
-	sockIdle    sockState = iota // nothing to read: a read would wait
-	sockReady                    // bytes are waiting
-	sockClosed                   // end of stream or an error: a read returns at once
+	sockIdle   sockState = iota // nothing to read: a read would wait
+	sockReady                   // bytes are waiting
+	sockClosed                  // end of stream or an error: a read returns at once
 )
 
 func (t *Transport) dial(ctx context.Context, key string, u *url.URL) (*conn, error) {
