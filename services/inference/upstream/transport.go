@@ -296,8 +296,12 @@ func (b *body) Pending() bool {
 	if b.state.Load() != 0 {
 		return true
 	}
-	if b.c.br.Buffered() > 0 {
-		return true
+	if n := b.c.br.Buffered(); n > 0 {
+		// The end of a chunk ("\r\n") may sit alone in the buffer after its data was
+		// read: it is not the start of anything new.
+		if p, _ := b.c.br.Peek(n); n > 2 || (string(p) != "\r\n" && string(p) != "\r" && string(p) != "\n") {
+			return true
+		}
 	}
 	st, ok := b.c.peek()
 	return ok && st != sockIdle

@@ -477,3 +477,48 @@ func TestDialError(t *testing.T) {
 		t.Error("a request to a closed port succeeded")
 	}
 }
+
+func TestPending(t *testing.T) {
+	next := make(chan struct{})
+	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "first\n")
+		w.(http.Flusher).Flush()
+		<-next
+		io.WriteString(w, "second\n")
+		w.(http.Flusher).Flush()
+		<-next
+	})
+	client, _ := newClient(t)
+	resp := must(client.Get(srv.URL))
+	defer resp.Body.Close()
+	pending := resp.Body.(interface{ Pending() bool })
+	buf := make([]byte, 6)
+	if _, err := io.ReadFull(resp.Body, buf); err != nil || string(buf) != "first\n" {
+		t.Fatalf("%q, %v", buf, err)
+	}
+	// Only the first chunk's "\r\n" may be buffered: nothing new has been sent.
+	if pending.Pending() {
+		t.Fatal("Pending with nothing sent after the first chunk")
+	}
+	next <- struct{}{}
+	for i := 0; !pending.Pending(); i++ { // the bytes arrive asynchronously
+		if i > 10000 {
+			t.Fatal("Pending never saw the second chunk")
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
+	buf = make([]byte, 7)
+	if _, err := io.ReadFull(resp.Body, buf); err != nil || string(buf) != "second\n" {
+		t.Fatalf("%q, %v", buf, err)
+	}
+	if pending.Pending() {
+		t.Fatal("Pending before the end was sent")
+	}
+	close(next)
+	if b, err := io.ReadAll(resp.Body); err != nil || len(b) != 0 {
+		t.Fatalf("%q, %v", b, err)
+	}
+	if !pending.Pending() {
+		t.Error("a finished body is not Pending (a Read returns at once)")
+	}
+}
