@@ -47,28 +47,42 @@ import (
 const HeaderSize = 32
 
 // The inputs the assembly handles: long inputs (more than 240 bytes) of at most one block
-// (1024 bytes), which never reach the scramble step. Sum and CopySum in assembly check the
-// length and the CPU (useAsm) and jump to sumGeneric or copySumGeneric for the rest.
+// (1024 bytes), which never reach the scramble step.
 const (
 	minAsm = 241
 	maxAsm = 1024
 )
 
-// sumGeneric is Sum without assembly.
-//
-//lint:ignore U1000 on amd64 only the assembly uses it (a jump), which staticcheck does not see
-func sumGeneric(b []byte) uint64 { return xxh3.Hash(b) }
+// Sum returns the XXH3-64 (seed 0) of b.
+func Sum(b []byte) uint64 {
+	if useAsm && uint(len(b)-minAsm) <= maxAsm-minAsm {
+		return sumAsm(b)
+	}
+	return xxh3.Hash(b)
+}
 
-// copySumGeneric is CopySum without assembly.
+// CopySum writes a frame: the header, given as its four little-endian 8-byte words, to
+// frame[:HeaderSize] and payload to frame[HeaderSize:], and returns Sum(frame). frame must
+// be HeaderSize+len(payload) bytes long (CopySum panics otherwise). payload may be
+// frame[HeaderSize:] itself; any other overlap of the two gives an unspecified frame and
+// sum.
 //
-//lint:ignore U1000 on amd64 only the assembly uses it (a jump), which staticcheck does not see
-func copySumGeneric(frame []byte, header [4]uint64, payload []byte) uint64 {
+// It does in one pass what an encoder otherwise does in two (write the frame, then hash
+// it): each payload byte is loaded once, and no load waits for a store of the frame to
+// reach the cache (a load that spans several recent stores does, for tens of cycles).
+func CopySum(frame []byte, header [4]uint64, payload []byte) uint64 {
 	if len(frame) != HeaderSize+len(payload) {
 		panic("checksum: CopySum: len(frame) != HeaderSize+len(payload)")
 	}
-	for i, w := range header {
-		binary.LittleEndian.PutUint64(frame[8*i:], w)
+	if useAsm && uint(len(frame)-minAsm) <= maxAsm-minAsm {
+		return copySumAsm(frame, &header, payload)
 	}
+	// Word by word: ranging over header would copy it with 16-byte loads, which wait for
+	// the caller's 8-byte stores of it to reach the cache.
+	binary.LittleEndian.PutUint64(frame[0:], header[0])
+	binary.LittleEndian.PutUint64(frame[8:], header[1])
+	binary.LittleEndian.PutUint64(frame[16:], header[2])
+	binary.LittleEndian.PutUint64(frame[24:], header[3])
 	copy(frame[HeaderSize:], payload)
 	return xxh3.Hash(frame)
 }

@@ -126,22 +126,16 @@ GLOBL initacc<>(SB), RODATA|NOPTR, $64
 	XORQ         BX, AX                       \
 	MOVQ         AX, ret
 
-// func Sum(b []byte) uint64
+// func sumAVX2(b []byte) uint64
 //
-// XXH3-64, seed 0, of 241 <= len(b) <= 1024 bytes with AVX2; sumGeneric for the rest. SI
-// input, CX length.
-TEXT ·Sum(SB), NOSPLIT, $0-32
-	MOVQ b_len+8(FP), CX
-	LEAQ -241(CX), AX
-	CMPQ AX, $(1024-241)
-	JHI  generic
+// XXH3-64, seed 0, of 241 <= len(b) <= 1024 bytes. SI input, CX length.
+TEXT ·sumAVX2(SB), NOSPLIT, $0-32
 	MOVQ b_base+0(FP), SI
+	MOVQ b_len+8(FP), CX
 	LEAQ -1(CX), BX      // the (len-1)/64 full stripes (3..15), times 8
 	SHRQ $6, BX
 	SHLQ $3, BX
 	XORQ R8, R8
-	CMPB ·useAVX2(SB), $0
-	JEQ  generic
 	INIT
 
 stripe:
@@ -160,41 +154,29 @@ stripe:
 	MERGE(CX, ret+24(FP))
 	RET
 
-generic:
-	JMP ·sumGeneric(SB)
-
-// func CopySum(frame []byte, header [4]uint64, payload []byte) uint64
+// func copySumAVX2(frame []byte, h0, h1, h2, h3 uint64, payload []byte) uint64
 //
-// Writes the header words to frame[0:32] and payload to frame[32:], and returns the
-// XXH3-64, seed 0, of frame, for 209 <= len(payload) <= 992 and len(frame) == 32 +
-// len(payload) with AVX2; copySumGeneric for the rest (which panics on a wrong length).
+// Writes the header words h0..h3 to frame[0:32] and payload to frame[32:], and returns the
+// XXH3-64, seed 0, of frame; 209 <= len(payload) <= 992 and len(frame) == 32+len(payload).
 // The payload goes from its loads straight into the stripes and the header from the
 // argument words into the first, so no load reads bytes this call stored.
 //
 // Stripe s of the frame is frame[64s:64s+64]: the header and payload[0:32] for s = 0,
 // payload[64s-32:64s+32] after. SI payload, CX payload length, DI frame.
-TEXT ·CopySum(SB), NOSPLIT, $0-88
-	MOVQ payload_len+64(FP), CX
-	LEAQ 32(CX), AX
-	CMPQ AX, frame_len+8(FP)
-	JNE  copygeneric
-	LEAQ -209(CX), AX
-	CMPQ AX, $(992-209)
-	JHI  copygeneric
-	CMPB ·useAVX2(SB), $0
-	JEQ  copygeneric
+TEXT ·copySumAVX2(SB), NOSPLIT, $0-88
 	MOVQ frame_base+0(FP), DI
 	MOVQ payload_base+56(FP), SI
+	MOVQ payload_len+64(FP), CX
 	LEAQ 31(CX), BX      // the (len(frame)-1)/64 full stripes (3..15), times 8
 	SHRQ $6, BX
 	SHLQ $3, BX
 	MOVQ $8, R8          // from stripe 1
 
 	// Stripe 0: the header words, stored and put together in Y4, and payload[0:32] in Y5.
-	MOVQ        header_0+24(FP), R9
-	MOVQ        header_1+32(FP), R10
-	MOVQ        header_2+40(FP), R11
-	MOVQ        header_3+48(FP), R12
+	MOVQ        h0+24(FP), R9
+	MOVQ        h1+32(FP), R10
+	MOVQ        h2+40(FP), R11
+	MOVQ        h3+48(FP), R12
 	MOVQ        R9, (DI)
 	MOVQ        R10, 8(DI)
 	MOVQ        R11, 16(DI)
@@ -229,6 +211,3 @@ copystripe:
 	ADDQ    $32, CX      // the frame's length
 	MERGE(CX, ret+80(FP))
 	RET
-
-copygeneric:
-	JMP ·copySumGeneric(SB)

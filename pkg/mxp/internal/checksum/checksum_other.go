@@ -2,18 +2,9 @@
 
 package checksum
 
-// Sum returns the XXH3-64 (seed 0) of b.
-func Sum(b []byte) uint64 { return sumGeneric(b) }
+// useAsm is false: there is no assembly for this architecture or build.
+const useAsm = false
 
-// CopySum writes a frame: the header, given as its four little-endian 8-byte words, to
-// frame[:HeaderSize] and payload to frame[HeaderSize:], and returns Sum(frame). frame must
-// be HeaderSize+len(payload) bytes long (CopySum panics otherwise). payload may be
-// frame[HeaderSize:] itself; any other overlap of the two gives an unspecified frame and
-// sum.
-//
-// It does in one pass what an encoder otherwise does in two (write the frame, then hash
-// it): each payload byte is loaded once, and no load waits for a store of the frame to
-// reach the cache (a load that spans several recent stores does, for tens of cycles).
-func CopySum(frame []byte, header [4]uint64, payload []byte) uint64 {
-	return copySumGeneric(frame, header, payload)
-}
+func sumAsm([]byte) uint64 { panic("unreachable") }
+
+func copySumAsm([]byte, *[4]uint64, []byte) uint64 { panic("unreachable") }
