@@ -55,11 +55,16 @@ const (
 
 // Sum returns the XXH3-64 (seed 0) of b.
 func Sum(b []byte) uint64 {
-	if useAsm && uint(len(b)-minAsm) <= maxAsm-minAsm {
+	if Fast(len(b)) {
 		return sumAsm(b)
 	}
 	return xxh3.Hash(b)
 }
+
+// Fast reports whether Sum and CopySum run the assembly for n bytes. Sum is xxh3.Hash for
+// every other n, so a caller that hashes many small inputs can call xxh3.Hash itself for
+// those and save the call frame of Sum (about 1.5 ns).
+func Fast(n int) bool { return useAsm && uint(n-minAsm) <= maxAsm-minAsm }
 
 // CopySum writes a frame: the header, given as its four little-endian 8-byte words, to
 // frame[:HeaderSize] and payload to frame[HeaderSize:], and returns Sum(frame). frame must
@@ -74,7 +79,7 @@ func CopySum(frame []byte, header [4]uint64, payload []byte) uint64 {
 	if len(frame) != HeaderSize+len(payload) {
 		panic("checksum: CopySum: len(frame) != HeaderSize+len(payload)")
 	}
-	if useAsm && uint(len(frame)-minAsm) <= maxAsm-minAsm {
+	if Fast(len(frame)) {
 		return copySumAsm(frame, &header, payload)
 	}
 	// Word by word: ranging over header would copy it with 16-byte loads, which wait for
