@@ -79,19 +79,28 @@ func TestAppendFrameRefuses(t *testing.T) {
 	}
 }
 
+// TestAppendFramePayloadInPlace builds payloads in dst's spare capacity, for sizes on both
+// sides of the checksum's assembly range (209..992-byte payloads on amd64).
 func TestAppendFramePayloadInPlace(t *testing.T) {
-	buf := make([]byte, 3, 3+FrameOverhead+5)
-	copy(buf, "abc")
-	spare := buf[len(buf) : len(buf)+FrameOverhead+5]
-	copy(spare[HeaderSize:], "hello")
-	f := Frame{Type: TypeEvent, MessageID: 9, Payload: spare[HeaderSize : HeaderSize+5]}
-	out, err := AppendFrame(buf, &f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, _, err := Decode(out[3:])
-	if err != nil || string(g.Payload) != "hello" || string(out[:3]) != "abc" {
-		t.Fatalf("in-place payload: %q %v", g.Payload, err)
+	for _, n := range []int{5, 208, 209, 256, 992, 993, 2000} {
+		payload := bytes.Repeat([]byte("hello"), n/5+1)[:n]
+		buf := make([]byte, 3, 3+FrameOverhead+n)
+		copy(buf, "abc")
+		spare := buf[len(buf) : len(buf)+FrameOverhead+n]
+		copy(spare[HeaderSize:], payload)
+		f := Frame{Type: TypeEvent, MessageID: 9, Payload: spare[HeaderSize : HeaderSize+n]}
+		out, err := AppendFrame(buf, &f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _ := AppendFrame([]byte("abc"), &Frame{Type: TypeEvent, MessageID: 9, Payload: payload})
+		if !bytes.Equal(out, want) {
+			t.Fatalf("%d-byte payload in place: frame differs from one built from a copy", n)
+		}
+		g, _, err := Decode(out[3:])
+		if err != nil || !bytes.Equal(g.Payload, payload) || string(out[:3]) != "abc" {
+			t.Fatalf("%d-byte payload in place: %v", n, err)
+		}
 	}
 }
 
