@@ -88,7 +88,7 @@ Examples:
 			}
 			fmt.Fprintf(env.Stdout, "echo agent %s registered as %q (capabilities: %s) via %s\n", agentID, name, caps.String(), where)
 			fmt.Fprintf(env.Stdout, "try: mxp call --to %s --data hello\n", name)
-			calls, err := serveEchoAgent(ctx, env, cl, req, heartbeat, quiet)
+			calls, err := serveEchoAgent(ctx, env, cl, req, heartbeat, quiet, nil)
 			if err != nil {
 				return err
 			}
@@ -111,7 +111,8 @@ func runEchoAgents(ctx context.Context, env *cliEnv, cf *connFlags, name string,
 		calls    atomic.Uint64
 		firstErr atomic.Value
 	)
-	sem := make(chan struct{}, 64) // connections set up at once
+	sem := make(chan struct{}, 64)     // connections set up at once
+	leaving := make(chan struct{}, 64) // agents deregistering at once when ctx ends
 	for i := 1; i <= count && ctx.Err() == nil; i++ {
 		sem <- struct{}{}
 		wg.Go(func() {
@@ -121,7 +122,7 @@ func runEchoAgents(ctx context.Context, env *cliEnv, cf *connFlags, name string,
 				if _, err = cl.Register(ctx, req); err == nil {
 					<-sem
 					started.Add(1)
-					n, _ := serveEchoAgent(ctx, env, cl, req, every, true)
+					n, _ := serveEchoAgent(ctx, env, cl, req, every, true, leaving)
 					calls.Add(n)
 					cl.Close()
 					return
@@ -148,14 +149,22 @@ func runEchoAgents(ctx context.Context, env *cliEnv, cf *connFlags, name string,
 	return nil
 }
 
-// serveEchoAgent answers calls and heartbeats until ctx ends, then deregisters.
-func serveEchoAgent(ctx context.Context, env *cliEnv, cl *client.Client, req mxp.RegisterRequest, every time.Duration, quiet bool) (uint64, error) {
+// serveEchoAgent answers calls and heartbeats until ctx ends, then deregisters. leaving,
+// when not nil, bounds how many agents deregister at once (its capacity): ten thousand
+// agents stopped together would otherwise send ten thousand deregistrations in the same
+// instant, more than the edge and the registry answer within the deadline on a small
+// machine.
+func serveEchoAgent(ctx context.Context, env *cliEnv, cl *client.Client, req mxp.RegisterRequest, every time.Duration, quiet bool, leaving chan struct{}) (uint64, error) {
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	var calls uint64
 	for {
 		select {
 		case <-ctx.Done():
+			if leaving != nil {
+				leaving <- struct{}{}
+				defer func() { <-leaving }()
+			}
 			dctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 			_, err := cl.Heartbeat(dctx, req.ID, true)
 			cancel()
