@@ -166,7 +166,7 @@ func BenchmarkSum(b *testing.B) {
 			}
 		})
 		forEachCPU(func(cpu string) {
-			b.Run(fmt.Sprintf("%s/%d", cpu, n), func(b *testing.B) {
+			b.Run(fmt.Sprintf("Sum-%s/%d", cpu, n), func(b *testing.B) {
 				b.SetBytes(int64(n))
 				for b.Loop() {
 					Sum(data)
@@ -196,7 +196,7 @@ func BenchmarkCopySum(b *testing.B) {
 		}
 	})
 	forEachCPU(func(cpu string) {
-		b.Run(cpu, func(b *testing.B) {
+		b.Run("CopySum-"+cpu, func(b *testing.B) {
 			for b.Loop() {
 				CopySum(frame, header, payload)
 			}
