@@ -211,16 +211,6 @@ func (s *session) send(f *mxp.Frame) error {
 	return nil
 }
 
-// callerID is the agent id the session acts as: its first confirmed agent ("" if none).
-func (s *session) callerID() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.callerHdr == nil {
-		return ""
-	}
-	return s.callerHdr[0]
-}
-
 // updateCallerLocked recomputes callerHdr after the session's agents or their
 // confirmations changed. Called with s.mu held.
 func (s *session) updateCallerLocked() {
