@@ -173,3 +173,46 @@ func TestInFlightLimit(t *testing.T) {
 		t.Fatalf("limited %d, timeouts %d; want 1 and 2", limited, timeouts)
 	}
 }
+
+// TestAnswersNotChargedToRateLimit: an agent's Responses to the Calls the edge delivered do
+// not count against its connection's rate limit (they used to: a busy agent answering
+// faster than rate_per_second lost its answers once the burst was spent, and each such
+// call waited for its deadline); a Response to nothing delivered still does.
+func TestAnswersNotChargedToRateLimit(t *testing.T) {
+	bs := testBus(t)
+	startFakeRegistry(t, bs)
+	const burst = 12 // a refill of 0.001 frames/s adds nothing during the test
+	e := startEdge(t, bs, func(c *Config) { c.Limits.RatePerSecond, c.Limits.RateBurst = 0.001, burst })
+	agent := dial(t, e.addr)
+	agentID := registerAgent(t, agent, "busy", "echo") // one frame of the agent's burst
+	serveEcho(agent, nil)
+
+	// Four callers, five Calls each (within each caller's own burst): twenty answers from
+	// the agent, more than its burst.
+	for c := range 4 {
+		caller := dial(t, e.addr)
+		for i := range 5 {
+			want := []byte{byte(c), byte(i)}
+			if got, err := caller.Call(ctxT(t), agentID, want, 5*time.Second); err != nil || string(got) != string(want) {
+				t.Fatalf("caller %d call %d: %q, %v", c, i, got, err)
+			}
+		}
+	}
+	if got := framesMetric(e.Edge, "Response", "in", "rate_limited"); got != 0 {
+		t.Fatalf("%v answers rate limited", got)
+	}
+
+	// Responses to nothing delivered are charged: the agent has burst-1 tokens left.
+	for range 2 * burst {
+		err := agent.Send(ctxT(t), &mxp.Frame{Type: mxp.TypeResponse, MessageID: 12345, Payload: []byte("stray")})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "stray responses answered", func() bool {
+		return framesMetric(e.Edge, "Response", "in", "not_found")+framesMetric(e.Edge, "Response", "in", "rate_limited") == 2*burst
+	})
+	if got := framesMetric(e.Edge, "Response", "in", "rate_limited"); got != burst+1 {
+		t.Fatalf("%v stray responses rate limited, want %d", got, burst+1)
+	}
+}

@@ -267,7 +267,7 @@ func (e *Edge) Frame(p Peer, msg []byte) {
 			fmt.Sprintf("frame of %d bytes is over the edge's limit of %d", len(msg), cfg.Limits.MaxMessageBytes))
 		return
 	}
-	if cfg.Limits.RatePerSecond > 0 && !e.limiter.Allow(p.ID()) {
+	if cfg.Limits.RatePerSecond > 0 && !s.answersDelivery(msg) && !e.limiter.Allow(p.ID()) {
 		e.m.dropped.WithLabelValues("rate_limited").Inc()
 		s.reject(peekID(msg), peekType(msg), mxp.CodeRateLimited,
 			fmt.Sprintf("over the rate limit of %g frames/s", cfg.Limits.RatePerSecond))
@@ -457,6 +457,26 @@ func nonBlocking(msg []byte) bool {
 		return true
 	}
 	return !mxp.MessageType(msg[4]).Valid()
+}
+
+// answersDelivery reports whether msg is a Response or Error to a Call the edge delivered
+// on this connection and still waits for. Such a frame is not charged to the connection's
+// rate limit: the edge asked for it, the deliveries bound it (max_in_flight per
+// connection), and dropping it would leave the caller waiting until its deadline. A busy
+// agent answering more Calls per second than rate_per_second would otherwise lose its
+// answers once the burst is spent.
+func (s *session) answersDelivery(msg []byte) bool {
+	if len(msg) < 16 {
+		return false
+	}
+	if t := mxp.MessageType(msg[4]); t != mxp.TypeResponse && t != mxp.TypeError {
+		return false
+	}
+	id := peekID(msg)
+	s.mu.Lock()
+	_, ok := s.pending[id]
+	s.mu.Unlock()
+	return ok
 }
 
 // peekID returns the message id of a frame that may not decode (0 when too short).
