@@ -72,22 +72,11 @@ func BenchmarkGatewayOverhead(b *testing.B) {
 			fake := providertest.New(providertest.OpenAI, benchReply)
 			defer fake.Close()
 			fake.SetRecording(false)
-			cfg := Defaults()
-			cfg.Providers[KindOpenAI] = ProviderConfig{BaseURL: fake.URL + "/v1"}
-			svc, err := New(cfg, Deps{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Registerer: prometheus.NewRegistry()})
-			if err != nil {
-				b.Fatal(err)
-			}
-			gw := httptest.NewServer(svc.Handler())
+			gw := newBenchGateway(b, fake.URL)
 			defer gw.Close()
 			// A bare reverse proxy (no parsing, no re-encoding) gives the floor of one more
 			// loopback hop on this machine, measured in the same run.
-			target, _ := neturl.Parse(fake.URL)
-			rp := httputil.NewSingleHostReverseProxy(target)
-			rp.FlushInterval = -1
-			rp.ErrorLog = log.New(io.Discard, "", 0)
-			rp.Transport = &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}
-			bare := httptest.NewServer(rp)
+			bare := newBareProxy(fake.URL)
 			defer bare.Close()
 			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}}
 			streamBody := `{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"hello"}]}`
@@ -194,22 +183,11 @@ func BenchmarkGatewayPath(b *testing.B) {
 				url, body := fake.URL+"/v1/chat/completions", `{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"hello"}]}`
 				switch path {
 				case "bare":
-					target, _ := neturl.Parse(fake.URL)
-					rp := httputil.NewSingleHostReverseProxy(target)
-					rp.FlushInterval = -1
-					rp.ErrorLog = log.New(io.Discard, "", 0)
-					rp.Transport = &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}
-					srv := httptest.NewServer(rp)
+					srv := newBareProxy(fake.URL)
 					defer srv.Close()
 					url = srv.URL + "/v1/chat/completions"
 				case "gateway":
-					cfg := Defaults()
-					cfg.Providers[KindOpenAI] = ProviderConfig{BaseURL: fake.URL + "/v1"}
-					svc, err := New(cfg, Deps{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Registerer: prometheus.NewRegistry()})
-					if err != nil {
-						b.Fatal(err)
-					}
-					srv := httptest.NewServer(svc.Handler())
+					srv := newBenchGateway(b, fake.URL)
 					defer srv.Close()
 					url = srv.URL + "/v1/chat/completions"
 					if !stream {
@@ -228,4 +206,27 @@ func BenchmarkGatewayPath(b *testing.B) {
 			})
 		}
 	}
+}
+
+// newBenchGateway serves the inference service's HTTP API with OpenAI pointed at the fake
+// provider at fakeURL, on a loopback httptest server.
+func newBenchGateway(b *testing.B, fakeURL string) *httptest.Server {
+	cfg := Defaults()
+	cfg.Providers[KindOpenAI] = ProviderConfig{BaseURL: fakeURL + "/v1"}
+	svc, err := New(cfg, Deps{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return httptest.NewServer(svc.Handler())
+}
+
+// newBareProxy serves a bare httputil.ReverseProxy to fakeURL (no parsing, no
+// re-encoding, flushing at once): the cost of one more loopback hop alone.
+func newBareProxy(fakeURL string) *httptest.Server {
+	target, _ := neturl.Parse(fakeURL)
+	rp := httputil.NewSingleHostReverseProxy(target)
+	rp.FlushInterval = -1
+	rp.ErrorLog = log.New(io.Discard, "", 0)
+	rp.Transport = &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}
+	return httptest.NewServer(rp)
 }
