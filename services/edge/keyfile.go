@@ -33,9 +33,32 @@ func LoadOrCreateKey(path string) (key transport.PrivateKey, created bool, err e
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return key, false, fmt.Errorf("edge: key directory: %w", err)
 	}
+	// Written whole to a temporary file and linked into place, so that a concurrent
+	// reader (another command starting at the same moment, or the 64 connections that
+	// `mxp agent echo --count` sets up at once) never reads a created but still empty file;
+	// the link fails if the file exists, so a key is never replaced.
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".key-*") // mode 0600
+	if err != nil {
+		return key, false, fmt.Errorf("edge: key file: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.WriteString(key.String() + "\n"); err != nil {
+		tmp.Close()
+		return key, false, fmt.Errorf("edge: writing key file: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return key, false, fmt.Errorf("edge: writing key file: %w", err)
+	}
+	switch err := os.Link(tmp.Name(), path); {
+	case err == nil:
+		return key, true, nil
+	case errors.Is(err, fs.ErrExist): // created meanwhile by another process: use it
+		return LoadOrCreateKey(path)
+	}
+	// A file system without hard links: create the file exclusively and write it.
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		if errors.Is(err, fs.ErrExist) { // created meanwhile by another process: use it
+		if errors.Is(err, fs.ErrExist) {
 			return LoadOrCreateKey(path)
 		}
 		return key, false, fmt.Errorf("edge: key file: %w", err)
