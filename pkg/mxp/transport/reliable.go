@@ -47,7 +47,7 @@ func (s *sendStream) hasRoom(n int) bool {
 // connection holds little while a busy one allocates rarely. Once every queued byte is
 // acknowledged the block is reused from its start (onAcked).
 const (
-	firstSendBlock = 4 << 10
+	firstSendBlock = 1 << 10
 	sendBlock      = 64 << 10
 )
 
@@ -375,7 +375,7 @@ func (c *Conn) detectLossLocked(now time.Time) {
 			continue
 		}
 		if c.largestAcked >= p.pn+c.reorder.packets || !p.at.After(now.Add(-delay)) {
-			c.markLostLocked(p)
+			c.markLostLocked(p, now)
 			if p.at.After(lostSentAt) {
 				lostSentAt = p.at
 			}
@@ -391,8 +391,8 @@ func (c *Conn) detectLossLocked(now time.Time) {
 }
 
 // markLostLocked requeues what a lost packet carried.
-func (c *Conn) markLostLocked(p *sentPacket) {
-	c.reorder.remember(p)
+func (c *Conn) markLostLocked(p *sentPacket, now time.Time) {
+	c.reorder.remember(p, now)
 	p.done = true
 	c.cc.inFlight -= p.size
 	for _, sp := range p.streams[:p.n] {
@@ -414,7 +414,7 @@ func (c *Conn) onRTOLocked(now time.Time) {
 	marked := 0
 	for i := range live {
 		if !live[i].done {
-			c.markLostLocked(&live[i])
+			c.markLostLocked(&live[i], now)
 			if marked++; marked == MaxProbes {
 				break
 			}

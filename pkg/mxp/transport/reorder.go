@@ -1,5 +1,7 @@
 package transport
 
+import "time"
+
 // reorderState detects spurious loss declarations (a packet declared lost that is later
 // acknowledged: it was only reordered) and adapts to them, as RFC 9002 §6.1 allows and
 // Linux's RACK does: the packet threshold grows to the observed reordering distance, the
@@ -10,6 +12,7 @@ type reorderState struct {
 	packets  uint64                   // packet threshold: PacketThreshold, raised by observed reordering
 	timeNum  int                      // time threshold numerator over TimeThresholdDen: 9, up to 16
 	ring     *[reorderRing]lostRecord // allocated at the first loss: 12 KiB a clean connection never pays
+	lastLoss time.Time                // when remember last ran
 	next     int
 	live     int // valid records in ring
 	episode  uint64
@@ -20,6 +23,10 @@ type reorderState struct {
 const (
 	reorderRing      = 128 // recently lost packets remembered
 	maxPacketReorder = 64  // cap of the adaptive packet threshold
+
+	// reorderForget: a ring without a new loss for this long, on a connection with
+	// nothing in flight, is freed (its late ACKs, if any, came long ago).
+	reorderForget = 5 * time.Second
 )
 
 type lostRecord struct {
@@ -33,10 +40,11 @@ type lostRecord struct {
 func (r *reorderState) init() { r.packets, r.timeNum = PacketThreshold, TimeThresholdNum }
 
 // remember records a packet being declared lost.
-func (r *reorderState) remember(p *sentPacket) {
+func (r *reorderState) remember(p *sentPacket, now time.Time) {
 	if r.ring == nil {
 		r.ring = new([reorderRing]lostRecord)
 	}
+	r.lastLoss = now
 	rec := &r.ring[r.next]
 	if !rec.valid {
 		r.live++
@@ -44,6 +52,15 @@ func (r *reorderState) remember(p *sentPacket) {
 	*rec = lostRecord{pn: p.pn, valid: true, episode: r.episode, n: p.n, streams: p.streams}
 	r.next = (r.next + 1) % reorderRing
 	r.lost++
+}
+
+// forget frees the ring when no loss was declared for reorderForget and nothing is in
+// flight: a connection that lost packets once does not keep 12 KiB for the rest of its
+// life. The adapted thresholds stay.
+func (r *reorderState) forget(now time.Time, inFlight int) {
+	if r.ring != nil && inFlight == 0 && now.Sub(r.lastLoss) >= reorderForget {
+		r.ring, r.live, r.next = nil, 0, 0
+	}
 }
 
 func (r *reorderState) newEpisode() {

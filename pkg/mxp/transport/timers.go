@@ -79,6 +79,7 @@ func (c *Conn) onTimer() {
 	if c.current != nil && now.Sub(c.lastSend) >= c.cfg.KeepaliveInterval {
 		c.pingDue = true
 	}
+	c.reorder.forget(now, c.cc.inFlight)
 	c.flushLocked(now)
 	c.armTimerLocked(now)
 }
