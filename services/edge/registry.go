@@ -114,7 +114,7 @@ func (s *session) register(f mxp.Frame, arrived time.Time) {
 		} else if fresh {
 			s.forget(req.ID)
 		}
-		s.answerFromBus(&f, reply, err, msg.Subject)
+		s.answerFromBus(&f, reply, err, msg.Subject, nil)
 		e.m.route.WithLabelValues(f.Type.String()).Observe(time.Since(arrived).Seconds())
 	}()
 }

@@ -22,6 +22,8 @@ type replyRouter struct {
 	prefix string // _INBOX.<edge-id>.
 	sub    *nats.Subscription
 
+	batch outBatch // touched only by onReply (the subscription's goroutine)
+
 	mu         sync.Mutex
 	next       uint64
 	pending    map[uint64]*pendingReq
@@ -34,7 +36,34 @@ type pendingReq struct {
 	token    uint64
 	deadline time.Time
 	index    int // in byDeadline
-	done     func(reply *nats.Msg, err error)
+	done     func(reply *nats.Msg, err error, b *outBatch)
+}
+
+// outBatch collects the peers sent frames with SendLater during one burst of replies, so
+// that each is flushed once when the burst ends. Used by one goroutine at a time (the
+// reply subscription's).
+type outBatch struct {
+	peers []batchPeer
+}
+
+// maxBatchPeers bounds a burst: past it the batch is flushed even if replies wait.
+const maxBatchPeers = 64
+
+func (b *outBatch) add(p batchPeer) {
+	for _, q := range b.peers {
+		if q == p {
+			return
+		}
+	}
+	b.peers = append(b.peers, p)
+}
+
+func (b *outBatch) flush() {
+	for i, p := range b.peers {
+		p.Flush()
+		b.peers[i] = nil
+	}
+	b.peers = b.peers[:0]
 }
 
 func newReplyRouter(nc *nats.Conn, edgeID string) *replyRouter {
@@ -67,14 +96,18 @@ func (r *replyRouter) stop() {
 	r.timerAt = time.Time{}
 	r.mu.Unlock()
 	for _, p := range all {
-		p.done(nil, context.Canceled)
+		p.done(nil, context.Canceled, nil)
 	}
 }
 
 // request publishes msg with a reply subject of the router's and calls done exactly once:
 // with the reply, or with nats.ErrNoResponders, context.DeadlineExceeded or the publish
 // error. It returns the publish error (done has then been called with it).
-func (r *replyRouter) request(msg *nats.Msg, deadline time.Time, done func(*nats.Msg, error)) error {
+//
+// done gets an outBatch when it runs on the reply subscription's goroutine (a reply):
+// frames it sends there may use SendLater and add their peer to it; it is nil on the other
+// paths (timeout, publish error, stop), which must send at once.
+func (r *replyRouter) request(msg *nats.Msg, deadline time.Time, done func(*nats.Msg, error, *outBatch)) error {
 	r.mu.Lock()
 	r.next++
 	token := r.next
@@ -89,7 +122,7 @@ func (r *replyRouter) request(msg *nats.Msg, deadline time.Time, done func(*nats
 	msg.Reply = r.prefix + strconv.FormatUint(token, 10)
 	if err := r.nc.PublishMsg(msg); err != nil {
 		if r.take(token) != nil {
-			done(nil, err)
+			done(nil, err, nil)
 		}
 		return err
 	}
@@ -128,7 +161,7 @@ func (r *replyRouter) expire() {
 	}
 	r.mu.Unlock()
 	for _, p := range due {
-		p.done(nil, context.DeadlineExceeded)
+		p.done(nil, context.DeadlineExceeded, nil)
 	}
 }
 
@@ -155,6 +188,17 @@ func (h *reqHeap) Pop() any {
 }
 
 func (r *replyRouter) onReply(m *nats.Msg) {
+	r.route(m)
+	// Flush when the burst ends: no reply waits behind this one (or the batch is full).
+	if len(r.batch.peers) > 0 {
+		if n, _, err := r.sub.Pending(); err != nil || n == 0 || len(r.batch.peers) >= maxBatchPeers {
+			r.batch.flush()
+		}
+	}
+}
+
+// route hands one reply to its request.
+func (r *replyRouter) route(m *nats.Msg) {
 	token, err := strconv.ParseUint(strings.TrimPrefix(m.Subject, r.prefix), 10, 64)
 	if err != nil {
 		return
@@ -165,8 +209,8 @@ func (r *replyRouter) onReply(m *nats.Msg) {
 	}
 	// The server answers a request nobody subscribes to with a 503 status message.
 	if len(m.Data) == 0 && m.Header.Get("Status") == "503" {
-		p.done(nil, nats.ErrNoResponders)
+		p.done(nil, nats.ErrNoResponders, &r.batch)
 		return
 	}
-	p.done(m, nil)
+	p.done(m, nil, &r.batch)
 }

@@ -113,4 +113,15 @@ func (p *securePeer) Send(ctx context.Context, frame []byte) error {
 	return p.c.Send(ctx, frame)
 }
 
+// SendLater queues frame for the next Flush (see batchPeer).
+func (p *securePeer) SendLater(ctx context.Context, frame []byte) error {
+	if p.closed.Load() {
+		return ErrPeerClosed
+	}
+	return p.c.SendLater(ctx, frame)
+}
+
+// Flush transmits what SendLater queued.
+func (p *securePeer) Flush() { p.c.Flush() }
+
 func (p *securePeer) Close() error { return p.c.Close() }

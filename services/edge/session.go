@@ -181,7 +181,11 @@ var framePool = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return 
 
 // send encodes f and sends it to the peer. A Response too large for the transport is
 // replaced by an Error too_large, so the caller is never left waiting.
-func (s *session) send(f *mxp.Frame) error {
+func (s *session) send(f *mxp.Frame) error { return s.sendVia(nil, f) }
+
+// sendVia is send; with batch and a peer that batches, the frame is queued with
+// SendLater and the peer added to batch, whose owner flushes it.
+func (s *session) sendVia(batch *outBatch, f *mxp.Frame) error {
 	bp := framePool.Get().(*[]byte)
 	defer func() {
 		if cap(*bp) <= 256<<10 {
@@ -203,7 +207,14 @@ func (s *session) send(f *mxp.Frame) error {
 			fmt.Sprintf("%s of %d bytes does not fit this connection's %d-byte limit", f.Type, len(b), max))
 		return ErrFrameTooLarge
 	}
-	if err := s.peer.Send(s.ctx, b); err != nil {
+	if later, ok := s.peer.(batchPeer); ok && batch != nil {
+		if err = later.SendLater(s.ctx, b); err == nil {
+			batch.add(later)
+		}
+	} else {
+		err = s.peer.Send(s.ctx, b)
+	}
+	if err != nil {
 		s.count(f.Type, dirOut, "send_failed")
 		return err
 	}
@@ -299,7 +310,7 @@ func (s *session) release() {
 // does not block.
 func (s *session) request(f *mxp.Frame, msg *nats.Msg, deadline time.Time, arrived time.Time, after func()) {
 	s.sendAck(f) // before the publish: the answer can overtake anything sent after it
-	_ = s.e.replies.request(msg, deadline, func(reply *nats.Msg, err error) {
+	_ = s.e.replies.request(msg, deadline, func(reply *nats.Msg, err error, b *outBatch) {
 		defer s.release()
 		if after != nil {
 			defer after()
@@ -307,13 +318,14 @@ func (s *session) request(f *mxp.Frame, msg *nats.Msg, deadline time.Time, arriv
 		if s.ctx.Err() != nil {
 			return // the connection is gone; nobody to answer
 		}
-		s.answerFromBus(f, reply, err, msg.Subject)
+		s.answerFromBus(f, reply, err, msg.Subject, b)
 		s.e.m.observeRoute(f.Type, time.Since(arrived).Seconds())
 	})
 }
 
-// answerFromBus sends the peer the frame for a bus round trip's outcome.
-func (s *session) answerFromBus(f *mxp.Frame, reply *nats.Msg, err error, subject string) {
+// answerFromBus sends the peer the frame for a bus round trip's outcome. With b, a
+// Response goes with SendLater and the peer joins b (errors, rare, go at once).
+func (s *session) answerFromBus(f *mxp.Frame, reply *nats.Msg, err error, subject string, b *outBatch) {
 	if err != nil {
 		code, text := busFailure(err, subject)
 		s.count(f.Type, dirIn, string(code))
@@ -331,7 +343,7 @@ func (s *session) answerFromBus(f *mxp.Frame, reply *nats.Msg, err error, subjec
 		return
 	}
 	s.count(f.Type, dirIn, outcomeOK)
-	s.send(&mxp.Frame{Type: mxp.TypeResponse, MessageID: f.MessageID, TraceID: f.TraceID, Payload: reply.Data})
+	s.sendVia(b, &mxp.Frame{Type: mxp.TypeResponse, MessageID: f.MessageID, TraceID: f.TraceID, Payload: reply.Data})
 }
 
 // busFailure names a failed bus request in MXP terms.

@@ -342,7 +342,7 @@ func (s *session) streamOpen(f mxp.Frame, arrived time.Time) {
 			s.reject(f.MessageID, f.Type.String(), mxp.CodeInternal, "the target's edge accepted the stream without naming its end")
 			return
 		}
-		s.answerFromBus(&f, reply, err, msg.Subject)
+		s.answerFromBus(&f, reply, err, msg.Subject, nil)
 	}()
 }
 

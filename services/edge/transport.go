@@ -28,6 +28,17 @@ type Peer interface {
 	Close() error
 }
 
+// batchPeer is a Peer that can queue frames and transmit them together: the reply router
+// sends the answers of one burst of bus replies with SendLater and flushes each peer once
+// at the end of the burst, so a peer with many Calls in flight gets full packets and one
+// system call instead of one per answer. Optional: other peers get Send.
+type batchPeer interface {
+	// SendLater queues frame as Send would, leaving its transmission to Flush.
+	SendLater(ctx context.Context, frame []byte) error
+	// Flush transmits what SendLater queued.
+	Flush()
+}
+
 // Handler receives what a transport carries. The edge implements it.
 type Handler interface {
 	// Opened is called once for a new peer, before its first Frame.

@@ -135,7 +135,25 @@ func (c *Conn) Err() error {
 
 // Send queues msg (copied) for reliable, ordered, exactly-once delivery. It blocks while
 // the send buffer is full, until ctx ends or the connection closes.
-func (c *Conn) Send(ctx context.Context, msg []byte) error {
+func (c *Conn) Send(ctx context.Context, msg []byte) error { return c.send(ctx, msg, true) }
+
+// SendLater queues msg exactly as Send does but leaves its transmission to the next Flush
+// (or Send, or the ACKs and timers that send queued data anyway), so that a burst of
+// messages to one peer leaves in full packets and one system call. Unless Flush follows,
+// msg may wait: a caller of SendLater must call Flush when its burst ends.
+func (c *Conn) SendLater(ctx context.Context, msg []byte) error { return c.send(ctx, msg, false) }
+
+// Flush transmits what SendLater queued, as far as the congestion window and the peer's
+// flow control allow (the rest goes as ACKs open them).
+func (c *Conn) Flush() {
+	c.mu.Lock()
+	if !c.closed {
+		c.flushLocked(time.Now())
+	}
+	c.mu.Unlock()
+}
+
+func (c *Conn) send(ctx context.Context, msg []byte, flush bool) error {
 	if len(msg) > MaxMessageSize {
 		return ErrMessageTooLarge
 	}
@@ -149,7 +167,7 @@ func (c *Conn) Send(ctx context.Context, msg []byte) error {
 		if c.snd.hasRoom(len(msg)) {
 			c.snd.push(msg)
 			c.stats.messagesSent++
-			if c.shouldFlushLocked() {
+			if c.shouldFlushLocked(flush) {
 				c.flushLocked(time.Now())
 			}
 			c.mu.Unlock()
@@ -169,8 +187,10 @@ func (c *Conn) Send(ctx context.Context, msg []byte) error {
 // packets are in flight and less than a packet of new data waits, it does not: the ACKs
 // of the packets in flight will clock the data out in full packets (Nagle's rule, applied
 // only to a busy connection so that request/response traffic is never held back).
-func (c *Conn) shouldFlushLocked() bool {
-	if c.cc.inFlight < CorkInFlight*c.cfg.MaxPacketSize {
+//
+// With flush false (SendLater) it transmits only once a full packet of new data waits.
+func (c *Conn) shouldFlushLocked(flush bool) bool {
+	if flush && c.cc.inFlight < CorkInFlight*c.cfg.MaxPacketSize {
 		return true
 	}
 	return c.snd.writeOff-c.snd.sendOff >= uint64(c.cfg.MaxPacketSize)

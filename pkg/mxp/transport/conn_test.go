@@ -150,3 +150,56 @@ func TestLoopbackFamilies(t *testing.T) {
 		})
 	}
 }
+
+// TestSendLaterFlush checks SendLater's contract: queued messages wait for Flush (while
+// less than a packet of them is queued), then arrive in order, in fewer packets than
+// messages; a Send after SendLater carries the queued ones too.
+func TestSendLaterFlush(t *testing.T) {
+	_, c, s := pair(t, Config{}, Config{})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// Settle the handshake's own packets first.
+	if err := c.Send(ctx, []byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Receive(ctx); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond) // delayed ACKs of the hello have gone out
+	before := c.Stats().PacketsSent
+	const n = 10
+	for i := range n {
+		if err := c.SendLater(ctx, []byte{byte(i), 'x', 'y'}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := c.Stats().PacketsSent; got != before {
+		t.Fatalf("SendLater sent %d packets before Flush", got-before)
+	}
+	c.Flush()
+	for i := range n {
+		m, err := s.Receive(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m[0] != byte(i) {
+			t.Fatalf("message %d arrived as %d", i, m[0])
+		}
+	}
+	if sent := c.Stats().PacketsSent - before; sent >= n {
+		t.Errorf("%d messages took %d packets; a flush should coalesce them", n, sent)
+	}
+	// A Send transmits what SendLater queued before it, in order.
+	if err := c.SendLater(ctx, []byte("first")); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Send(ctx, []byte("second")); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"first", "second"} {
+		m, err := s.Receive(ctx)
+		if err != nil || string(m) != want {
+			t.Fatalf("got %q, %v; want %q", m, err, want)
+		}
+	}
+}
