@@ -190,8 +190,10 @@ func (h *reqHeap) Pop() any {
 func (r *replyRouter) onReply(m *nats.Msg) {
 	r.route(m)
 	// Flush when the burst ends: no reply waits behind this one (or the batch is full).
+	// nats.go counts the message being delivered as pending until its callback returns,
+	// so 1 means none behind it.
 	if len(r.batch.peers) > 0 {
-		if n, _, err := r.sub.Pending(); err != nil || n == 0 || len(r.batch.peers) >= maxBatchPeers {
+		if n, _, err := r.sub.Pending(); err != nil || n <= 1 || len(r.batch.peers) >= maxBatchPeers {
 			r.batch.flush()
 		}
 	}
