@@ -56,6 +56,7 @@ const (
 // Sum returns the XXH3-64 (seed 0) of b.
 func Sum(b []byte) uint64 {
 	if Fast(len(b)) {
+		raceReadRange(b) // the race detector does not see the assembly's accesses
 		return sumAsm(b)
 	}
 	return xxh3.Hash(b)
@@ -80,6 +81,8 @@ func CopySum(frame []byte, header [4]uint64, payload []byte) uint64 {
 		panic("checksum: CopySum: len(frame) != HeaderSize+len(payload)")
 	}
 	if Fast(len(frame)) {
+		raceReadRange(payload) // the race detector does not see the assembly's accesses
+		raceWriteRange(frame)
 		return copySumAsm(frame, &header, payload)
 	}
 	// Word by word: ranging over header would copy it with 16-byte loads, which wait for
