@@ -49,6 +49,7 @@ type session struct {
 	inflight   atomic.Int64 // requests of the peer waiting on the bus
 	delivering atomic.Int64 // calls being handed to a peer whose Send may block
 	deliveries deliveryQueue
+	later      batchPeer // the peer, when it can queue frames for one flush (nil otherwise)
 	once       sync.Once
 
 	mu     sync.Mutex
@@ -79,6 +80,7 @@ func newSession(e *Edge, p Peer) *session {
 		s.queue = newFrameQueue(e.cfg.Load().Limits.QueueFrames)
 	}
 	s.peerHdr = []string{p.ID()}
+	s.later, _ = p.(batchPeer)
 	s.ctx, s.cancel = context.WithCancel(e.ctx)
 	// Ids the edge originates start high so that they stand apart from the peer's own.
 	s.nextID.Store(1 << 63)
@@ -207,9 +209,9 @@ func (s *session) sendVia(batch *outBatch, f *mxp.Frame) error {
 			fmt.Sprintf("%s of %d bytes does not fit this connection's %d-byte limit", f.Type, len(b), max))
 		return ErrFrameTooLarge
 	}
-	if later, ok := s.peer.(batchPeer); ok && batch != nil {
-		if err = later.SendLater(s.ctx, b); err == nil {
-			batch.add(later)
+	if batch != nil && s.later != nil {
+		if err = s.later.SendLater(s.ctx, b); err == nil {
+			batch.add(s.later)
 		}
 	} else {
 		err = s.peer.Send(s.ctx, b)
