@@ -48,19 +48,34 @@ func (u *udpEcho) roundTrips(n int) time.Duration {
 
 // BenchmarkEchoRTT256 measures the round trip of a 256-byte message over the secure
 // transport and reports it as a ratio to a plain UDP echo measured in the same run,
-// interleaved in blocks so that both see the same machine load.
+// interleaved in blocks so that both see the same machine load. The client sends and
+// then waits in Receive, as the plain UDP client writes and then reads. The server echoes
+// from OnMessage ("handler", as `mxp echo-server` does: like the plain UDP server, the
+// goroutine that reads the socket answers) or from a goroutine looping on Receive
+// ("receive_loop", one goroutine hand-off more per message).
 func BenchmarkEchoRTT256(b *testing.B) {
-	_, c, s := pair(b, Config{}, Config{})
-	ctx := context.Background()
-	go func() {
-		for {
-			m, err := s.Receive(ctx)
-			if err != nil {
-				return
+	b.Run("handler", func(b *testing.B) {
+		_, c, _ := pair(b, Config{OnMessage: func(ctx context.Context, s *Conn, m []byte) { s.Send(ctx, m) }}, Config{})
+		benchEcho(b, c)
+	})
+	b.Run("receive_loop", func(b *testing.B) {
+		_, c, s := pair(b, Config{}, Config{})
+		go func() {
+			ctx := context.Background()
+			for {
+				m, err := s.Receive(ctx)
+				if err != nil {
+					return
+				}
+				s.Send(ctx, m)
 			}
-			s.Send(ctx, m)
-		}
-	}()
+		}()
+		benchEcho(b, c)
+	})
+}
+
+func benchEcho(b *testing.B, c *Conn) {
+	ctx := context.Background()
 	base := newUDPEcho(b, 256)
 	base.roundTrips(100)
 	msg := make([]byte, 256)

@@ -64,6 +64,7 @@ type Conn struct {
 	msgInHead  int           // guarded by inMu
 	wakeMsg    bool          // read loop: wake message readers after the batch (guarded by mu)
 	wakeDgram  bool          // ... and datagram readers
+	handling   atomic.Bool   // OnMessage is running for this connection
 	consumed   atomic.Uint64 // stream bytes of messages the application has taken
 	advertised atomic.Uint64 // the flow-control limit last advertised (mirror of rcv.maxData)
 
@@ -174,6 +175,10 @@ func (c *Conn) send(ctx context.Context, msg []byte, flush bool) error {
 			return nil
 		}
 		c.mu.Unlock()
+		if onReadGoroutine(ctx) {
+			// Waiting here would stop the reading of the ACKs that free the buffer.
+			return ErrSendBufferFull
+		}
 		select {
 		case <-c.writable:
 		case <-c.done:
@@ -199,36 +204,54 @@ func (c *Conn) shouldFlushLocked(flush bool) bool {
 // Receive returns the next reliable message, in order. It blocks until one arrives,
 // ctx ends or the connection closes. The returned slice belongs to the caller.
 func (c *Conn) Receive(ctx context.Context) ([]byte, error) {
+	if c.cfg.OnMessage != nil {
+		return nil, ErrOnMessage
+	}
 	for {
-		c.inMu.Lock()
-		if c.msgInHead < len(c.msgIn) {
-			m := c.msgIn[c.msgInHead]
-			c.msgIn[c.msgInHead] = nil
-			c.msgInHead++
-			if c.msgInHead == len(c.msgIn) {
-				c.msgIn, c.msgInHead = c.msgIn[:0], 0
-			} else {
-				signal(c.readable)
-			}
-			c.inMu.Unlock()
-			c.consumedMessage(len(m))
+		if m, ok := c.takeMessage(); ok {
 			return m, nil
 		}
-		c.inMu.Unlock()
+		select {
+		case <-c.done:
+			if m, ok := c.takeMessage(); ok {
+				return m, nil
+			}
+			return nil, c.Err()
+		default:
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if c.readDirect(ctx) {
+			continue
+		}
 		select {
 		case <-c.readable:
-			continue
 		case <-c.done:
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
-		c.inMu.Lock()
-		empty := c.msgInHead == len(c.msgIn)
-		c.inMu.Unlock()
-		if empty {
-			return nil, c.Err()
-		}
 	}
+}
+
+// takeMessage dequeues the next received message, if any.
+func (c *Conn) takeMessage() ([]byte, bool) {
+	c.inMu.Lock()
+	if c.msgInHead == len(c.msgIn) {
+		c.inMu.Unlock()
+		return nil, false
+	}
+	m := c.msgIn[c.msgInHead]
+	c.msgIn[c.msgInHead] = nil
+	c.msgInHead++
+	if c.msgInHead == len(c.msgIn) {
+		c.msgIn, c.msgInHead = c.msgIn[:0], 0
+	} else {
+		signal(c.readable)
+	}
+	c.inMu.Unlock()
+	c.consumedMessage(len(m))
+	return m, true
 }
 
 // consumedMessage credits the peer with the stream bytes of a message the application
@@ -301,6 +324,12 @@ func (c *Conn) ReceiveDatagram(ctx context.Context) ([]byte, error) {
 // Close waits up to Config.Linger for sent messages to be acknowledged, tells the peer
 // and releases everything. It is idempotent.
 func (c *Conn) Close() error {
+	if c.handling.Load() {
+		// Called from OnMessage: lingering would wait for ACKs that only the caller's
+		// goroutine can read.
+		c.closeNow(&CloseError{Code: CloseNormal, Reason: "closed"}, true)
+		return nil
+	}
 	deadline := time.NewTimer(c.cfg.Linger)
 	defer deadline.Stop()
 	for {
@@ -328,8 +357,8 @@ func (c *Conn) closeNow(err *CloseError, notify bool) {
 	c.mu.Lock()
 	c.closeLocked(err, notify)
 	c.mu.Unlock()
-	if c.listener == nil {
-		<-c.ep.done
+	if c.listener == nil && !c.handling.Load() {
+		<-c.ep.done // (from OnMessage, the caller is the read loop that must end)
 	}
 }
 

@@ -35,6 +35,7 @@ func Dial(ctx context.Context, addr string, serverKey PublicKey, cfg Config) (*C
 	rand.Read(idb[:])
 	now := time.Now()
 	c := newConn(ep, cfgp, newPeerKeys(serverKey), binary.LittleEndian.Uint64(idb[:]), remote, true, now)
+	ep.lend.conn = c
 	ep.start()
 	c.mu.Lock()
 	c.startHandshakeLocked(now)

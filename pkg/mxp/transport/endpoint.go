@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -35,8 +36,16 @@ type endpoint struct {
 	connected bool        // a client socket connected to its server: writes carry no address
 	gso       atomic.Bool // the kernel accepts UDP_SEGMENT (turned off at the first refusal)
 	closed    atomic.Bool
+	closing   chan struct{} // closed by shutdown
 	done      chan struct{} // closed when the read loop has returned
 	counters  endpointCounters
+
+	// Reading. Whoever holds the read token reads and processes the socket's packets: the
+	// read loop, or (client endpoints, see readDirect) a goroutine blocked in Receive.
+	token   atomic.Bool
+	rd      batchReader // guarded by token
+	touched []*Conn     // guarded by token: connections that got data in this batch
+	lend    lendState
 }
 
 // endpointCounters are the socket-level counters (attacks and drops), read via Stats.
@@ -65,7 +74,7 @@ func newEndpoint(network string, laddr, raddr *net.UDPAddr, cfg *Config) (*endpo
 	}
 	_ = udp.SetReadBuffer(cfg.SocketBuffer)
 	_ = udp.SetWriteBuffer(cfg.SocketBuffer)
-	ep := &endpoint{udp: udp, cfg: cfg, index: newIndexTable(), done: make(chan struct{}), connected: raddr != nil}
+	ep := &endpoint{udp: udp, cfg: cfg, index: newIndexTable(), closing: make(chan struct{}), done: make(chan struct{}), connected: raddr != nil}
 	if la := udp.LocalAddr().(*net.UDPAddr); la.IP.To4() != nil && network != "udp6" {
 		ep.batch = ipv4.NewPacketConn(udp)
 	} else {
@@ -74,6 +83,9 @@ func newEndpoint(network string, laddr, raddr *net.UDPAddr, cfg *Config) (*endpo
 	ep.gso.Store(gsoSupported && !cfg.DisableGSO)
 	ep.local = newStaticIdentity(cfg.PrivateKey)
 	ep.cookies = newCookieChecker(ep.local)
+	ep.rd = newBatchReader(ep)
+	ep.touched = make([]*Conn, 0, BatchSize)
+	ep.lend.init(ep)
 	return ep, nil
 }
 
@@ -90,6 +102,10 @@ func (ep *endpoint) close() {
 // from the read loop itself and more than once.
 func (ep *endpoint) shutdown() {
 	if !ep.closed.Swap(true) {
+		close(ep.closing)
+		if ep.lend.timer != nil {
+			ep.lend.timer.Stop()
+		}
 		ep.udp.Close()
 	}
 }
@@ -146,43 +162,80 @@ func (ep *endpoint) write(b []byte, to netip.AddrPort) {
 // writeTo sends one packet (handshake path).
 func (ep *endpoint) writeTo(b []byte, to netip.AddrPort) { ep.write(b, to) }
 
-// readLoop reads batches of packets until the socket is closed. Contract: the only
-// goroutine that processes received packets of this endpoint's connections.
+// readLoop reads batches of packets until the socket is closed. It holds the read token
+// except while a client endpoint lends it to Receive callers (see readDirect).
 func (ep *endpoint) readLoop() {
 	defer close(ep.done)
-	rd := newBatchReader(ep)
-	touched := make([]*Conn, 0, BatchSize)
 	for {
-		n, err := rd.read()
+		if !ep.token.CompareAndSwap(false, true) {
+			// A Receive caller reads the socket; the lend timer wakes this loop when the
+			// token stays free.
+			select {
+			case <-ep.lend.wake:
+				continue
+			case <-ep.closing:
+				return
+			}
+		}
+		woke, err := ep.readBatch()
 		if err != nil {
+			ep.token.Store(false)
 			if ep.closed.Load() || errors.Is(err, net.ErrClosed) {
 				return
 			}
-			time.Sleep(time.Millisecond) // transient error (e.g. ICMP unreachable): keep reading
+			if !errors.Is(err, os.ErrDeadlineExceeded) {
+				time.Sleep(time.Millisecond) // transient error (e.g. ICMP unreachable): keep reading
+			}
 			continue
 		}
-		now := time.Now()
-		for i := 0; i < n; i++ {
-			b, src, ok := rd.packet(i)
-			if !ok {
-				continue
+		if ep.lend.wanted.Load() {
+			// A Receive caller found the token taken and waits: from now on it reads the
+			// socket itself (releaseToken wakes it).
+			ep.releaseToken()
+			select {
+			case <-ep.lend.wake:
+			case <-ep.closing:
+				return
 			}
-			if c := ep.handlePacket(b, src, now); c != nil && !containsConn(touched, c) {
-				touched = append(touched, c)
-			}
+			continue
 		}
-		woke := false
-		for i, c := range touched {
-			woke = c.afterReceiveBatch(now) || woke
-			touched[i] = nil
-		}
-		touched = touched[:0]
+		ep.token.Store(false)
 		if woke {
 			// Let the reader just woken run now, before this loop's next (probably empty)
 			// recvmmsg: it takes a system call off the request/response critical path.
 			runtime.Gosched()
 		}
 	}
+}
+
+// readBatch reads one batch of packets (blocking until at least one arrives) and processes
+// it; it reports whether a reader was woken. Contract: the caller holds the read token.
+func (ep *endpoint) readBatch() (woke bool, err error) {
+	n, err := ep.rd.read()
+	if err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			// A Receive caller's context ended while it read (see readDirect); a deadline
+			// it left behind must not stop the next reader.
+			_ = ep.udp.SetReadDeadline(time.Time{})
+		}
+		return false, err
+	}
+	now := time.Now()
+	for i := 0; i < n; i++ {
+		b, src, ok := ep.rd.packet(i)
+		if !ok {
+			continue
+		}
+		if c := ep.handlePacket(b, src, now); c != nil && !containsConn(ep.touched, c) {
+			ep.touched = append(ep.touched, c)
+		}
+	}
+	for i, c := range ep.touched {
+		woke = c.afterReceiveBatch(now) || woke
+		ep.touched[i] = nil
+	}
+	ep.touched = ep.touched[:0]
+	return woke, nil
 }
 
 // batchReader reads up to BatchSize datagrams per system call.

@@ -16,6 +16,8 @@ var (
 	ErrKeysExpired       = errors.New("transport: session keys expired without a rekey")
 	ErrPeerClosed        = errors.New("transport: the peer closed the connection")
 	ErrProtocolViolation = errors.New("transport: the peer violated the protocol")
+	ErrOnMessage         = errors.New("transport: messages go to Config.OnMessage, not Receive")
+	ErrSendBufferFull    = errors.New("transport: send buffer full (Send from OnMessage does not wait)")
 	errBadPoint          = errors.New("transport: low-order public key")
 )
 

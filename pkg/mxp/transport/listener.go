@@ -233,6 +233,8 @@ func (l *Listener) deliver(c *Conn) {
 	case l.accept <- c:
 	case <-l.done:
 	default:
-		c.closeLocked(&CloseError{Code: CloseNormal, Reason: "accept queue full"}, true)
+		if l.cfg.OnMessage == nil {
+			c.closeLocked(&CloseError{Code: CloseNormal, Reason: "accept queue full"}, true)
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"context"
 	"errors"
 	"net/netip"
 	"time"
@@ -87,13 +88,40 @@ func (c *Conn) afterReceiveBatch(now time.Time) (woke bool) {
 	c.wakeMsg, c.wakeDgram = false, false
 	c.mu.Unlock()
 	// Readers are woken only now, with c.mu free, so they do not block on it at once.
-	if wakeMsg {
+	if wakeMsg && c.cfg.OnMessage != nil {
+		c.handleMessages()
+		wakeMsg = false
+	} else if wakeMsg {
 		signal(c.readable)
 	}
 	if wakeDgram {
 		signal(c.dgramReadable)
 	}
 	return wakeMsg || wakeDgram
+}
+
+// handlerCtx is the context OnMessage gets: Send recognises it and does not block.
+var handlerCtx = context.WithValue(context.Background(), inlineKey{}, true)
+
+type inlineKey struct{}
+
+// onReadGoroutine reports whether ctx is (derived from) the context given to OnMessage.
+func onReadGoroutine(ctx context.Context) bool { return ctx.Value(inlineKey{}) != nil }
+
+// handleMessages passes the queued messages to OnMessage, in order. Contract: called by
+// the holder of the read token, without c.mu.
+func (c *Conn) handleMessages() {
+	c.inMu.Lock()
+	msgs := c.msgIn[c.msgInHead:]
+	c.msgIn, c.msgInHead = nil, 0
+	c.inMu.Unlock()
+	c.handling.Store(true)
+	defer c.handling.Store(false)
+	for i, m := range msgs {
+		msgs[i] = nil
+		c.consumedMessage(len(m))
+		c.cfg.OnMessage(handlerCtx, c, m)
+	}
 }
 
 // The frameHandler methods run with c.mu held, inside receiveData.

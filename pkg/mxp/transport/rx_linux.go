@@ -18,6 +18,7 @@ type rawReader struct {
 	iovs  []unix.Iovec
 	names []unix.RawSockaddrInet6 // large enough for IPv4 and IPv6 source addresses
 	bufs  [][]byte
+	want  int // datagrams asked for in the next recvmmsg (<= len(hdrs))
 	n     int
 	errno syscall.Errno
 	fn    func(fd uintptr) bool
@@ -30,6 +31,7 @@ func newBatchReader(ep *endpoint) batchReader {
 	}
 	r := &rawReader{rc: rc}
 	r.resize(minRecvBatch)
+	r.want = 1
 	r.fn = r.recv
 	return r
 }
@@ -38,6 +40,12 @@ func newBatchReader(ep *endpoint) batchReader {
 // batch doubles it, up to BatchSize: a quiet connection (an idle agent) keeps 4 buffers
 // (8 KiB) instead of 64 (128 KiB), and a busy socket reaches the full batch after a few
 // system calls.
+//
+// How many of them a read asks for adapts too: it doubles when a read fills the request
+// and halves when a read brings less than a quarter of it, down to one. Request/response
+// traffic, which finds one datagram at a time, then asks for one: recvmmsg for more than
+// one tries the socket again after the first datagram, a wasted fraction of a
+// microsecond on every message.
 const minRecvBatch = 4
 
 // resize gives the reader n buffers. Contract: called between reads (no packet of the
@@ -63,12 +71,12 @@ func (r *rawReader) resize(n int) {
 
 // recv is the RawConn.Read callback: false asks the poller to wait for readability.
 func (r *rawReader) recv(fd uintptr) bool {
-	for i := range r.hdrs {
+	for i := range r.want {
 		r.hdrs[i].Hdr.Namelen = unix.SizeofSockaddrInet6
 		r.hdrs[i].Len = 0
 	}
 	for {
-		n, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&r.hdrs[0])), uintptr(len(r.hdrs)), unix.MSG_DONTWAIT, 0, 0)
+		n, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&r.hdrs[0])), uintptr(r.want), unix.MSG_DONTWAIT, 0, 0)
 		switch e {
 		case 0:
 			r.n, r.errno = int(n), 0
@@ -85,8 +93,14 @@ func (r *rawReader) recv(fd uintptr) bool {
 }
 
 func (r *rawReader) read() (int, error) {
-	if r.n == len(r.hdrs) && r.n < BatchSize {
-		r.resize(min(2*r.n, BatchSize)) // the last batch was full: more is probably queued
+	switch {
+	case r.n == r.want && r.want < BatchSize: // the last read was full: more is probably queued
+		r.want = min(2*r.want, BatchSize)
+		if r.want > len(r.hdrs) {
+			r.resize(r.want)
+		}
+	case r.n < r.want/4:
+		r.want /= 2
 	}
 	if err := r.rc.Read(r.fn); err != nil {
 		return 0, err

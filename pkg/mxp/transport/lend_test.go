@@ -1,0 +1,252 @@
+package transport
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// echoHandler is an OnMessage that answers every message with itself.
+func echoHandler(ctx context.Context, c *Conn, m []byte) { c.Send(ctx, m) }
+
+func TestOnMessageEchoesInOrder(t *testing.T) {
+	checkNoLeak(t)
+	l, c, s := pair(t, Config{OnMessage: echoHandler}, Config{})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := s.Receive(ctx); !errors.Is(err, ErrOnMessage) {
+		t.Fatalf("Receive with OnMessage set: %v, want ErrOnMessage", err)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	var sent [][]byte
+	for i := range 2000 {
+		m := make([]byte, 8+rng.IntN(3000))
+		copy(m, fmt.Sprintf("%08d", i))
+		sent = append(sent, m)
+	}
+	go func() {
+		for _, m := range sent {
+			if c.Send(ctx, m) != nil {
+				return
+			}
+		}
+	}()
+	for i, want := range sent {
+		got, err := c.Receive(ctx)
+		if err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("message %d: got %q..., want %q...", i, got[:8], want[:8])
+		}
+	}
+	if st := l.Stats(); st.Connections != 1 {
+		t.Fatalf("listener has %d connections, want 1", st.Connections)
+	}
+}
+
+// A handler whose Send finds the send buffer full gets ErrSendBufferFull at once instead of
+// blocking the goroutine that must read the ACKs which would free it.
+func TestOnMessageSendDoesNotBlock(t *testing.T) {
+	checkNoLeak(t)
+	type result struct {
+		sent int
+		err  error
+	}
+	results := make(chan result, 1)
+	big := make([]byte, 8<<20)
+	handler := func(ctx context.Context, c *Conn, m []byte) {
+		for i := range 4 { // 32 MiB: more than the 24 MiB send buffer
+			if err := c.Send(ctx, big); err != nil {
+				results <- result{i, err}
+				return
+			}
+		}
+		results <- result{4, nil}
+	}
+	_, c, _ := pair(t, Config{OnMessage: handler}, Config{})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := c.Send(ctx, []byte("go")); err != nil {
+		t.Fatal(err)
+	}
+	var r result
+	select {
+	case r = <-results:
+		if !errors.Is(r.err, ErrSendBufferFull) || r.sent == 0 {
+			t.Fatalf("handler sent %d messages, then %v; want some, then ErrSendBufferFull", r.sent, r.err)
+		}
+	case <-ctx.Done():
+		t.Fatal("the handler blocked in Send")
+	}
+	// The connection still works: the client gets the messages that fit.
+	for i := range r.sent {
+		m, err := c.Receive(ctx)
+		if err != nil || len(m) != len(big) {
+			t.Fatalf("message %d: %d bytes, %v", i, len(m), err)
+		}
+	}
+}
+
+// Close from a handler closes at once (no lingering), and the client sees the close.
+func TestOnMessageClose(t *testing.T) {
+	checkNoLeak(t)
+	closed := make(chan struct{})
+	handler := func(ctx context.Context, c *Conn, m []byte) {
+		c.Send(ctx, m)
+		c.Close()
+		close(closed)
+	}
+	_, c, _ := pair(t, Config{OnMessage: handler}, Config{})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c.Send(ctx, []byte("bye"))
+	select {
+	case <-closed:
+	case <-ctx.Done():
+		t.Fatal("Close from the handler did not return")
+	}
+	if m, err := c.Receive(ctx); err != nil || string(m) != "bye" {
+		t.Fatalf("Receive: %q, %v", m, err)
+	}
+	if _, err := c.Receive(ctx); !errors.Is(err, ErrPeerClosed) {
+		t.Fatalf("after the server closed: %v, want ErrPeerClosed", err)
+	}
+}
+
+// Receive on a dialled connection reads the socket itself. Every other duty of the read
+// loop must still be done: several goroutines in Receive at once each get messages, none
+// lost; a Receive whose context ends returns and leaves the socket readable for the next;
+// a sender that never calls Receive still gets its ACKs (the read loop takes the socket
+// back), or its Sends beyond the send buffer would block for good.
+func TestReceiveReadsSocketDirectly(t *testing.T) {
+	checkNoLeak(t)
+	var bulk int // bytes of large messages, which the server counts instead of echoing
+	handler := func(ctx context.Context, c *Conn, m []byte) {
+		switch {
+		case len(m) > 1024:
+			bulk += len(m)
+		case string(m) == "total":
+			c.Send(ctx, fmt.Append(nil, bulk))
+		default:
+			c.Send(ctx, m)
+		}
+	}
+	_, c, _ := pair(t, Config{OnMessage: handler}, Config{})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	// A Receive that times out, then one that is cancelled, then one that works.
+	short, cancelShort := context.WithTimeout(ctx, 20*time.Millisecond)
+	if _, err := c.Receive(short); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Receive with a passed deadline: %v", err)
+	}
+	cancelShort()
+	cctx, cancelC := context.WithCancel(ctx)
+	time.AfterFunc(20*time.Millisecond, cancelC)
+	if _, err := c.Receive(cctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled Receive: %v", err)
+	}
+	if err := c.Send(ctx, []byte("after")); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := c.Receive(ctx); err != nil || string(m) != "after" {
+		t.Fatalf("Receive after a cancelled one: %q, %v", m, err)
+	}
+	if c.ep.lend.uses.Load() == 0 {
+		t.Fatal("Receive never read the socket itself")
+	}
+
+	// Four goroutines receive the echoes of 4,000 messages.
+	const n = 4000
+	var mu sync.Mutex
+	seen := make(map[string]int)
+	var wg sync.WaitGroup
+	var got int
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				mu.Lock()
+				if got == n {
+					mu.Unlock()
+					return
+				}
+				got++
+				mu.Unlock()
+				m, err := c.Receive(ctx)
+				if err != nil {
+					t.Errorf("Receive: %v", err)
+					return
+				}
+				mu.Lock()
+				seen[string(m)]++
+				mu.Unlock()
+			}
+		}()
+	}
+	for i := range n {
+		if err := c.Send(ctx, fmt.Appendf(nil, "m%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wg.Wait()
+	if len(seen) != n {
+		t.Fatalf("%d distinct messages received, want %d", len(seen), n)
+	}
+	for m, k := range seen {
+		if k != 1 {
+			t.Fatalf("%s received %d times", m, k)
+		}
+	}
+
+	// 48 MiB sent without a Receive: twice the send buffer, so the ACKs must be read by
+	// the read loop, which takes the socket back from the Receive callers above.
+	chunk := make([]byte, 1<<20)
+	for i := range 48 {
+		if err := c.Send(ctx, chunk); err != nil {
+			t.Fatalf("send %d: %v", i, err)
+		}
+	}
+	if err := c.Send(ctx, []byte("total")); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := c.Receive(ctx); err != nil || string(m) != fmt.Sprint(48<<20) {
+		t.Fatalf("the server counted %q (%v), want %d", m, err, 48<<20)
+	}
+}
+
+// A client that only sends (no Receive at all, as one pushing events) relies on the read
+// loop for its ACKs from the start.
+func TestSendWithoutReceive(t *testing.T) {
+	checkNoLeak(t)
+	var total atomic.Int64
+	handler := func(_ context.Context, _ *Conn, m []byte) { total.Add(int64(len(m))) }
+	_, c, _ := pair(t, Config{OnMessage: handler}, Config{})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	chunk := make([]byte, 1<<20)
+	for i := range 48 {
+		if err := c.Send(ctx, chunk); err != nil {
+			t.Fatalf("send %d: %v", i, err)
+		}
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Close returned once everything was acknowledged; the handler runs right after the
+	// ACKs leave.
+	for total.Load() < 48<<20 && ctx.Err() == nil {
+		time.Sleep(time.Millisecond)
+	}
+	if got := total.Load(); got != 48<<20 {
+		t.Fatalf("server got %d bytes, want %d", got, 48<<20)
+	}
+}
