@@ -81,7 +81,7 @@ type Conn struct {
 	acked         chan struct{} // signalled when the send stream is fully acknowledged
 	hsDone        chan struct{} // initiator: the first handshake completed
 
-	tx      *txBatch // held only while flushLocked runs (see getTxBatch)
+	tx      *txBatch // held only while flushLocked runs (see txBatch)
 	txNonce [12]byte // AEAD nonce buffers (fields, so that sealing does not allocate)
 	rxNonce [12]byte
 	stats   connCounters
@@ -406,11 +406,13 @@ func signal(ch chan struct{}) {
 // txBatch is the packet buffers of one sendmmsg call. The buffers are consecutive slices
 // of one slab, each exactly MaxPacketSize long, so that a run of full-size packets is
 // already laid out for one GSO send. A connection borrows one for the length of a flush
-// (getTxBatch), so an idle connection holds none: a batch is BatchSize packets (~80 KB
-// at the default packet size), which 10,000 idle agents' connections would otherwise keep.
+// (from its endpoint's txPool), so an idle connection holds none: a batch is BatchSize
+// packets (~80 KB at the default packet size), which 10,000 idle agents' connections
+// would otherwise keep.
 type txBatch struct {
 	slab   []byte
 	stride int
+	pool   *sync.Pool // where it returns (txPoolFor)
 	bufs   [BatchSize][]byte
 	msgs   [BatchSize]ipv4.Message
 	n      int
@@ -419,25 +421,24 @@ type txBatch struct {
 // txPools holds free send batches, one sync.Pool per packet size.
 var txPools sync.Map // int → *sync.Pool
 
-// getTxBatch returns an empty batch for packets of size bytes.
-func getTxBatch(size int) *txBatch {
+// txPoolFor returns the pool of send batches for packets of size bytes (endpoints look it
+// up once, as they are created).
+func txPoolFor(size int) *sync.Pool {
 	p, ok := txPools.Load(size)
 	if !ok {
-		p, _ = txPools.LoadOrStore(size, &sync.Pool{New: func() any {
-			t := new(txBatch)
+		var pool *sync.Pool
+		pool = &sync.Pool{New: func() any {
+			t := &txBatch{pool: pool}
 			t.init(size)
 			return t
-		}})
+		}}
+		p, _ = txPools.LoadOrStore(size, pool)
 	}
-	return p.(*sync.Pool).Get().(*txBatch)
+	return p.(*sync.Pool)
 }
 
 // putTxBatch returns an empty batch (n == 0) to its pool.
-func putTxBatch(t *txBatch) {
-	if p, ok := txPools.Load(t.stride); ok {
-		p.(*sync.Pool).Put(t)
-	}
-}
+func putTxBatch(t *txBatch) { t.pool.Put(t) }
 
 func (t *txBatch) init(size int) {
 	t.stride = size

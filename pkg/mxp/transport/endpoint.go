@@ -43,6 +43,7 @@ type endpoint struct {
 	// Reading. Whoever holds the read token reads and processes the socket's packets: the
 	// read loop, or (client endpoints, see readDirect) a goroutine blocked in Receive.
 	token   atomic.Bool
+	txPool  *sync.Pool  // send batches for cfg.MaxPacketSize
 	rd      batchReader // guarded by token
 	touched []*Conn     // guarded by token: connections that got data in this batch
 	lend    lendState
@@ -83,6 +84,7 @@ func newEndpoint(network string, laddr, raddr *net.UDPAddr, cfg *Config) (*endpo
 	ep.gso.Store(gsoSupported && !cfg.DisableGSO)
 	ep.local = newStaticIdentity(cfg.PrivateKey)
 	ep.cookies = newCookieChecker(ep.local)
+	ep.txPool = txPoolFor(cfg.MaxPacketSize)
 	ep.rd = newBatchReader(ep)
 	ep.touched = make([]*Conn, 0, BatchSize)
 	ep.lend.init(ep)

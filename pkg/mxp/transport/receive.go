@@ -79,6 +79,17 @@ func (c *Conn) receiveData(kp *keypair, h dataHeader, b []byte, src netip.AddrPo
 // readers; it reports whether it woke any.
 // Contract: called by the read loop once per batch for every connection that got data.
 func (c *Conn) afterReceiveBatch(now time.Time) (woke bool) {
+	if c.cfg.OnMessage != nil {
+		// The handler first: the answers it sends carry the ACKs, which then need neither
+		// a packet of their own nor the delayed-ACK timer.
+		c.mu.Lock()
+		wake := c.wakeMsg
+		c.wakeMsg = false
+		c.mu.Unlock()
+		if wake {
+			c.handleMessages()
+		}
+	}
 	c.mu.Lock()
 	if !c.closed {
 		c.flushLocked(now)
@@ -88,10 +99,7 @@ func (c *Conn) afterReceiveBatch(now time.Time) (woke bool) {
 	c.wakeMsg, c.wakeDgram = false, false
 	c.mu.Unlock()
 	// Readers are woken only now, with c.mu free, so they do not block on it at once.
-	if wakeMsg && c.cfg.OnMessage != nil {
-		c.handleMessages()
-		wakeMsg = false
-	} else if wakeMsg {
+	if wakeMsg {
 		signal(c.readable)
 	}
 	if wakeDgram {

@@ -27,8 +27,11 @@ func (c *Conn) flushLocked(now time.Time) {
 	if kp == nil || kp.expired(now, c.cfg.RejectAfter) {
 		return
 	}
+	if !(c.ackQueue > 0 && !now.Before(c.ackDue)) && !c.hasDataLocked() {
+		return // nothing due (the loop's condition below): no batch to borrow
+	}
 	limit := c.cfg.MaxPacketSize - TagSize
-	c.tx = getTxBatch(c.cfg.MaxPacketSize)
+	c.tx = c.ep.txPool.Get().(*txBatch)
 	defer func() { putTxBatch(c.tx); c.tx = nil }() // writeBatchLocked below empties it
 	for {
 		ackNow := c.ackQueue > 0 && (!now.Before(c.ackDue) || c.hasDataLocked())
