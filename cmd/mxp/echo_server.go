@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
-	"sync"
 
 	"github.com/mxp-mesh/mesh/pkg/mxp"
 )
@@ -34,34 +32,16 @@ interrupted.`,
 			if err != nil {
 				return err
 			}
-			l, err := mxp.Listen(ctx, flagString(env, "listen"), mxp.Options{PrivateKey: k})
+			// The listener answers on the goroutine that reads its socket (Options.Serve):
+			// no goroutine per client and no hand-off per Call.
+			l, err := mxp.Listen(ctx, flagString(env, "listen"), mxp.Options{PrivateKey: k, Serve: mxp.Echo})
 			if err != nil {
 				return err
 			}
 			defer l.Close()
 			fmt.Fprintf(env.Stdout, "public key %s\nlistening on %s\n", l.PublicKey(), l.Addr())
-			return serveEcho(ctx, l)
+			<-ctx.Done()
+			return nil
 		},
 	})
-}
-
-// serveEcho accepts connections until ctx ends and echoes Calls on each.
-func serveEcho(ctx context.Context, l *mxp.Listener) error {
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	for {
-		c, err := l.Accept(ctx)
-		if err != nil {
-			if errors.Is(err, context.Canceled) || ctx.Err() != nil {
-				return nil
-			}
-			return err
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer c.Close()
-			_ = c.Serve(ctx, mxp.Echo)
-		}()
-	}
 }

@@ -27,14 +27,12 @@ func TestKeygenEchoServerPing(t *testing.T) {
 	if strings.TrimSpace(out.String()) != k.PublicKey().String() {
 		t.Fatalf("keygen printed %q", out.String())
 	}
-	l, err := mxp.Listen(ctx, "127.0.0.1:0", mxp.Options{PrivateKey: k})
+	// As echo-server listens.
+	l, err := mxp.Listen(ctx, "127.0.0.1:0", mxp.Options{PrivateKey: k, Serve: mxp.Echo})
 	if err != nil {
 		t.Fatal(err)
 	}
-	sctx, stop := context.WithCancel(ctx)
-	served := make(chan error, 1)
-	go func() { served <- serveEcho(sctx, l) }()
-	defer func() { stop(); <-served; l.Close() }()
+	defer l.Close()
 
 	tests := []struct {
 		name string

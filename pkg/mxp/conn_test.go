@@ -196,3 +196,56 @@ func TestBadFrameDrawsErrorFrame(t *testing.T) {
 		}
 	}
 }
+
+// Options.Serve answers on the listener's read goroutine: Calls from many goroutines each
+// get their own answer, a bad message draws an Error frame, and Accept is not used.
+func TestListenServe(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	sk, _ := GeneratePrivateKey()
+	ck, _ := GeneratePrivateKey()
+	l, err := Listen(ctx, "127.0.0.1:0", Options{PrivateKey: sk, Serve: Echo})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if _, err := l.Accept(ctx); !errors.Is(err, ErrServing) {
+		t.Fatalf("Accept with Serve set: %v, want ErrServing", err)
+	}
+	c, err := Dial(ctx, l.Addr().String(), Options{PrivateKey: ck, ServerKey: l.PublicKey()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 200 {
+				p := fmt.Appendf(nil, "%d/%d", g, i)
+				r, err := c.Call(ctx, &Frame{Type: TypeCall, Payload: p})
+				if err != nil || r.Type != TypeResponse || !bytes.Equal(r.Payload, p) {
+					errs <- fmt.Errorf("call %s: %+v %v", p, r, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if err := c.t.Send(ctx, []byte("not a frame")); err != nil {
+		t.Fatal(err)
+	}
+	e, err := c.Receive(ctx)
+	if err != nil || e.Type != TypeError {
+		t.Fatalf("want an Error frame for a bad message, got %+v %v", e, err)
+	}
+	if l.DroppedAnswers() != 0 {
+		t.Fatalf("%d answers dropped", l.DroppedAnswers())
+	}
+}

@@ -2,8 +2,10 @@ package mxp
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
+	"sync/atomic"
 
 	"github.com/mxp-mesh/mesh/pkg/mxp/transport"
 )
@@ -23,6 +25,14 @@ type Options struct {
 	// InboxSize is how many received frames (other than answers to Call) wait for
 	// Receive before the connection stops reading. Default: 1024.
 	InboxSize int
+	// Serve, on Listen, answers every frame of every connection on the goroutine that
+	// reads the socket (transport.Config.OnMessage), sending back what it returns, as
+	// Conn.Serve does: no goroutine per connection and no hand-off per frame, the
+	// fastest way to answer small requests. It must not block (long work belongs on a
+	// goroutine of its own); an answer that does not fit in the connection's send buffer
+	// is dropped and counted (Listener.DroppedAnswers). A message that is not a valid
+	// frame is answered with an Error frame (message id 0). Accept is not used then.
+	Serve Handler
 }
 
 func (o *Options) transportConfig() (transport.Config, error) {
@@ -43,9 +53,13 @@ func (o *Options) transportConfig() (transport.Config, error) {
 
 // Listener accepts MXP connections over the secure UDP transport.
 type Listener struct {
-	l    *transport.Listener
-	opts Options
+	l       *transport.Listener
+	opts    Options
+	dropped atomic.Uint64 // Serve's answers that did not fit in a send buffer
 }
+
+// ErrServing is returned by Accept on a Listener whose Options.Serve answers the frames.
+var ErrServing = errors.New("mxp: the listener answers frames with Options.Serve; Accept is not used")
 
 // Listen opens addr (e.g. "127.0.0.1:9000") and accepts connections from clients.
 func Listen(ctx context.Context, addr string, opts Options) (*Listener, error) {
@@ -53,15 +67,65 @@ func Listen(ctx context.Context, addr string, opts Options) (*Listener, error) {
 	if err != nil {
 		return nil, err
 	}
+	ml := &Listener{opts: opts}
+	if opts.Serve != nil {
+		cfg.OnMessage = ml.serve
+	}
 	l, err := transport.Listen(ctx, addr, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("mxp: listen %s: %w", addr, err)
 	}
-	return &Listener{l: l, opts: opts}, nil
+	ml.l = l
+	return ml, nil
 }
+
+// serve is the transport's OnMessage when Options.Serve is set.
+func (l *Listener) serve(ctx context.Context, t *transport.Conn, b []byte) {
+	f, n, err := Decode(b)
+	if err == nil && n != len(b) {
+		err = fmt.Errorf("mxp: %d bytes after the frame in one message", len(b)-n)
+	}
+	var r *Frame
+	if err != nil {
+		p := NewErrorPayload(err)
+		payload, perr := p.AppendPayload(nil)
+		if perr != nil {
+			return
+		}
+		r = &Frame{Type: TypeError, Payload: payload}
+	} else if r = l.opts.Serve(ctx, f); r == nil {
+		return
+	} else {
+		if r.MessageID == 0 {
+			r.MessageID = f.MessageID
+		}
+		if r.TraceID == 0 {
+			r.TraceID = f.TraceID
+		}
+	}
+	bp := bufPool.Get().(*[]byte)
+	out, err := AppendFrame((*bp)[:0], r)
+	if err == nil {
+		err = t.Send(ctx, out)
+	}
+	if err != nil {
+		l.dropped.Add(1)
+	}
+	if cap(out) <= 1<<20 {
+		*bp = out[:0]
+		bufPool.Put(bp)
+	}
+}
+
+// DroppedAnswers counts the answers of Options.Serve that could not be sent: the
+// connection's send buffer was full (a client that does not read) or it had closed.
+func (l *Listener) DroppedAnswers() uint64 { return l.dropped.Load() }
 
 // Accept waits for the next authenticated connection.
 func (l *Listener) Accept(ctx context.Context) (*Conn, error) {
+	if l.opts.Serve != nil {
+		return nil, ErrServing
+	}
 	t, err := l.l.Accept(ctx)
 	if err != nil {
 		return nil, err
