@@ -16,11 +16,12 @@ type Config struct {
 	// connections), instead of Receive, which then returns ErrOnMessage. It saves the
 	// goroutine hand-off per message that Receive costs (a wake-up of another thread:
 	// a few microseconds, a third of a loopback round trip) and a goroutine per
-	// connection. It must not block: Send with the ctx it is given returns
-	// ErrSendBufferFull instead of waiting for buffer space, and Close from it closes
-	// without lingering. Long work belongs on another goroutine. With OnMessage set, a
-	// Listener still offers connections to Accept, but one that nobody accepts is not
-	// closed when the accept queue is full. msg belongs to the callee.
+	// connection. It must not block: called from it, Send returns ErrSendBufferFull
+	// instead of waiting for buffer space, and Close (of any connection, or the
+	// Listener's) closes without lingering; long work belongs on another goroutine. ctx
+	// ends when the connection closes. With OnMessage set, a Listener still offers
+	// connections to Accept, but one that nobody accepts is not closed when the accept
+	// queue is full. msg belongs to the callee.
 	OnMessage func(ctx context.Context, c *Conn, msg []byte)
 	// PresharedKey is mixed into the handshake when both sides set the same value
 	// (post-quantum hedge, as WireGuard). Default: none (all zero).

@@ -59,12 +59,13 @@ type Conn struct {
 	// The receive queues have their own lock so that a reader taking a message does not
 	// contend with the read loop, which holds mu while it processes a batch.
 	inMu       sync.Mutex
-	dgramIn    [][]byte      // guarded by inMu
-	msgIn      [][]byte      // guarded by inMu
-	msgInHead  int           // guarded by inMu
-	wakeMsg    bool          // read loop: wake message readers after the batch (guarded by mu)
-	wakeDgram  bool          // ... and datagram readers
-	handling   atomic.Bool   // OnMessage is running for this connection
+	dgramIn    [][]byte        // guarded by inMu
+	msgIn      [][]byte        // guarded by inMu
+	msgInHead  int             // guarded by inMu
+	wakeMsg    bool            // read loop: wake message readers after the batch (guarded by mu)
+	wakeDgram  bool            // ... and datagram readers
+	handlerCtx context.Context // OnMessage's ctx: ends when the connection closes
+	cancelCtx  context.CancelFunc
 	consumed   atomic.Uint64 // stream bytes of messages the application has taken
 	advertised atomic.Uint64 // the flow-control limit last advertised (mirror of rcv.maxData)
 
@@ -175,8 +176,9 @@ func (c *Conn) send(ctx context.Context, msg []byte, flush bool) error {
 			return nil
 		}
 		c.mu.Unlock()
-		if onReadGoroutine(ctx) {
-			// Waiting here would stop the reading of the ACKs that free the buffer.
+		if c.ep.onReadLoop() {
+			// Called from OnMessage: waiting here would stop the reading of the ACKs that
+			// free the buffer.
 			return ErrSendBufferFull
 		}
 		select {
@@ -222,14 +224,17 @@ func (c *Conn) Receive(ctx context.Context) ([]byte, error) {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		if c.readDirect(ctx) {
+		direct := c.readDirect(ctx)
+		if direct == readDone {
 			continue
 		}
 		select {
 		case <-c.readable:
 		case <-c.done:
 		case <-ctx.Done():
-			return nil, ctx.Err()
+		}
+		if direct == readWaiter {
+			c.endWait()
 		}
 	}
 }
@@ -324,7 +329,7 @@ func (c *Conn) ReceiveDatagram(ctx context.Context) ([]byte, error) {
 // Close waits up to Config.Linger for sent messages to be acknowledged, tells the peer
 // and releases everything. It is idempotent.
 func (c *Conn) Close() error {
-	if c.handling.Load() {
+	if c.ep.onReadLoop() {
 		// Called from OnMessage: lingering would wait for ACKs that only the caller's
 		// goroutine can read.
 		c.closeNow(&CloseError{Code: CloseNormal, Reason: "closed"}, true)
@@ -357,7 +362,7 @@ func (c *Conn) closeNow(err *CloseError, notify bool) {
 	c.mu.Lock()
 	c.closeLocked(err, notify)
 	c.mu.Unlock()
-	if c.listener == nil && !c.handling.Load() {
+	if c.listener == nil && !c.ep.onReadLoop() {
 		<-c.ep.done // (from OnMessage, the caller is the read loop that must end)
 	}
 }
@@ -375,6 +380,9 @@ func (c *Conn) closeLocked(err *CloseError, notify bool) {
 	c.closed = true
 	c.closeErr = err
 	c.timer.Stop()
+	if c.cancelCtx != nil {
+		c.cancelCtx()
+	}
 	for _, kp := range []*keypair{c.current, c.previous, c.next} {
 		if kp != nil {
 			c.ep.index.remove(kp.localIndex)

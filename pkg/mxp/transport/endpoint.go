@@ -1,11 +1,13 @@
 package transport
 
 import (
+	"bytes"
 	"errors"
 	"net"
 	"net/netip"
 	"os"
 	"runtime"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -47,6 +49,26 @@ type endpoint struct {
 	rd      batchReader // guarded by token
 	touched []*Conn     // guarded by token: connections that got data in this batch
 	lend    lendState
+	loopG   atomic.Uint64 // the read loop's goroutine id, when OnMessage is set
+}
+
+// onReadLoop reports whether the caller runs on the read loop, i.e. inside OnMessage (the
+// only user code that runs there). Only with OnMessage set; it costs a microsecond, and
+// is asked only where waiting on the read loop would deadlock (Close, a full send buffer).
+func (ep *endpoint) onReadLoop() bool {
+	return ep.cfg.OnMessage != nil && ep.loopG.Load() == goroutineID()
+}
+
+// goroutineID is the calling goroutine's id, parsed from the header of its stack trace.
+func goroutineID() uint64 {
+	var b [64]byte
+	s := b[:runtime.Stack(b[:], false)]
+	s = bytes.TrimPrefix(s, []byte("goroutine "))
+	if i := bytes.IndexByte(s, ' '); i >= 0 {
+		s = s[:i]
+	}
+	id, _ := strconv.ParseUint(string(s), 10, 64)
+	return id
 }
 
 // endpointCounters are the socket-level counters (attacks and drops), read via Stats.
@@ -168,6 +190,9 @@ func (ep *endpoint) writeTo(b []byte, to netip.AddrPort) { ep.write(b, to) }
 // except while a client endpoint lends it to Receive callers (see readDirect).
 func (ep *endpoint) readLoop() {
 	defer close(ep.done)
+	if ep.cfg.OnMessage != nil {
+		ep.loopG.Store(goroutineID())
+	}
 	for {
 		if !ep.token.CompareAndSwap(false, true) {
 			// A Receive caller reads the socket; the lend timer wakes this loop when the
@@ -190,9 +215,10 @@ func (ep *endpoint) readLoop() {
 			}
 			continue
 		}
-		if ep.lend.wanted.Load() {
+		if ep.lend.waiters.Load() > 0 {
 			// A Receive caller found the token taken and waits: from now on it reads the
 			// socket itself (releaseToken wakes it).
+			ep.lend.lends.Add(1)
 			ep.releaseToken()
 			select {
 			case <-ep.lend.wake:

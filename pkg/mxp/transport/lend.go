@@ -20,7 +20,7 @@ import (
 // it processes every packet exactly as the read loop would (ACKs, datagrams, closes) and
 // returns as soon as its message is queued.
 //
-// The read loop gives the token up when a Receive caller asked for it (lendState.wanted)
+// The read loop gives the token up when a Receive caller waits for it (lendState.waiters)
 // and sleeps. Somebody must read when no Receive caller does (ACKs for a sender, a peer's
 // CLOSE), so every release of the token arms the lend timer: if the token stayed free and
 // unused for LendCheckInterval, the timer wakes the read loop, which reads again until a
@@ -36,9 +36,10 @@ type lendState struct {
 	ep      *endpoint
 	conn    *Conn         // the endpoint's one connection (direct only)
 	direct  bool          // Receive callers may read (a dialled endpoint)
-	wanted  atomic.Bool   // a Receive caller waits for the read loop to give the token up
+	waiters atomic.Int32  // Receive callers waiting for the token's holder to give it up
 	wake    chan struct{} // wakes the read loop
 	uses    atomic.Uint64 // token acquisitions by Receive callers
+	lends   atomic.Uint64 // times the read loop gave the token up to waiting Receive callers
 	pending atomic.Bool   // the timer is armed
 	seen    atomic.Uint64 // uses when the timer was armed
 	timer   *time.Timer
@@ -62,7 +63,7 @@ func (ep *endpoint) releaseToken() {
 	if !l.direct {
 		return
 	}
-	if l.wanted.Swap(false) {
+	if l.waiters.Load() > 0 {
 		// A Receive caller waits for the token (it found it taken): wake it to try again,
 		// whether or not its message came.
 		signal(l.conn.readable)
@@ -90,24 +91,32 @@ func (l *lendState) check() {
 	}
 }
 
+// Outcomes of readDirect.
+const (
+	readNone   = iota // no direct reading here (a Listener's connection, or OnMessage set)
+	readDone          // the caller read and processed a batch
+	readWaiter        // the token was taken: the caller is counted in lend.waiters and must
+	// wait for c.readable, then call endWait
+)
+
 // readDirect is Receive's read: when it can take the read token, it reads and processes one
-// batch of packets on the caller's goroutine and reports true; it reports false when
-// another goroutine holds the token, after asking the read loop to give it up. Packets
-// for the caller's own connection are queued as usual, and the caller looks there next.
-// ctx bounds the wait for a packet.
-func (c *Conn) readDirect(ctx context.Context) bool {
+// batch of packets on the caller's goroutine (readDone). When another goroutine holds the
+// token it registers the caller as a waiter, whom the holder wakes when it gives the token
+// up (readWaiter). Packets for the caller's own connection are queued as usual, and the
+// caller looks there next. ctx bounds the wait for a packet.
+func (c *Conn) readDirect(ctx context.Context) int {
 	ep := c.ep
 	if !ep.lend.direct || c.cfg.OnMessage != nil {
-		return false
+		return readNone
 	}
 	if !ep.token.CompareAndSwap(false, true) {
-		// Ask the holder to wake this caller when it gives the token up, then look again:
-		// it may have given it up before it could see the request.
-		ep.lend.wanted.Store(true)
+		// Register, then look again: the holder may have given the token up before it
+		// could see the registration.
+		ep.lend.waiters.Add(1)
 		if !ep.token.CompareAndSwap(false, true) {
-			return false
+			return readWaiter
 		}
-		ep.lend.wanted.Store(false)
+		ep.lend.waiters.Add(-1)
 	}
 	ep.lend.uses.Add(1)
 	stop := ep.boundRead(ctx)
@@ -119,8 +128,11 @@ func (c *Conn) readDirect(ctx context.Context) bool {
 		// the read loop does, then read again.
 		time.Sleep(time.Millisecond)
 	}
-	return true
+	return readDone
 }
+
+// endWait ends a wait that readDirect registered (readWaiter).
+func (c *Conn) endWait() { c.ep.lend.waiters.Add(-1) }
 
 // boundRead makes a read on the socket return when ctx ends; the returned function undoes
 // it. Contract: the caller holds the read token. A deadline set by a callback that was

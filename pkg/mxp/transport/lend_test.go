@@ -250,3 +250,125 @@ func TestSendWithoutReceive(t *testing.T) {
 		t.Fatalf("server got %d bytes, want %d", got, 48<<20)
 	}
 }
+
+// Close from an application goroutine while OnMessage runs for the same connection still
+// lingers (the unacknowledged data arrives) and, on a dialled Conn, waits for the read loop.
+func TestCloseWhileHandlerRuns(t *testing.T) {
+	started := make(chan struct{})
+	var finished atomic.Bool
+	handler := func(ctx context.Context, c *Conn, m []byte) {
+		close(started)
+		time.Sleep(300 * time.Millisecond) // some work (a map update, a log write under load...)
+		finished.Store(true)
+	}
+	_, c, s := pair(t, Config{}, Config{OnMessage: handler})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.Send(ctx, []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	<-started
+	big := make([]byte, 1<<20)
+	if err := c.Send(ctx, big); err != nil {
+		t.Fatal(err)
+	}
+	c.Close() // should linger until the 1 MiB is acknowledged (Linger 2 s)
+	if !finished.Load() {
+		t.Errorf("Close returned while the read loop was still running OnMessage")
+	}
+	m, err := s.Receive(ctx)
+	if err != nil || len(m) != len(big) {
+		t.Errorf("server: %d bytes, %v; want the 1 MiB message Close should have lingered for", len(m), err)
+	}
+}
+
+// Listener.Close from OnMessage returns (it must not wait for the read loop, its caller).
+func TestListenerCloseFromHandler(t *testing.T) {
+	var l atomic.Pointer[Listener]
+	returned := make(chan struct{})
+	handler := func(ctx context.Context, c *Conn, m []byte) {
+		l.Load().Close()
+		close(returned)
+	}
+	l2, c, _ := pair(t, Config{OnMessage: handler}, Config{})
+	l.Store(l2)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c.Send(ctx, []byte("shutdown"))
+	select {
+	case <-returned:
+	case <-time.After(3 * time.Second):
+		t.Errorf("Listener.Close from OnMessage did not return in 3 s")
+	}
+}
+
+// OnMessage for connection A closes connection B of the same listener: B's Close must not
+// linger on the listener's read loop, the only reader of B's ACKs (it would wait the whole
+// Linger, and every connection of the listener would stall meanwhile).
+func TestHandlerClosesOtherConn(t *testing.T) {
+	var other atomic.Pointer[Conn]
+	var took atomic.Int64
+	handler := func(ctx context.Context, c *Conn, m []byte) {
+		if string(m) != "close-other" {
+			c.Send(ctx, m)
+			return
+		}
+		b := other.Load()
+		b.Send(ctx, make([]byte, 256<<10))
+		t0 := time.Now()
+		b.Close()
+		took.Store(int64(time.Since(t0)))
+	}
+	l, c1, s1 := pair(t, Config{OnMessage: handler, Linger: time.Second}, Config{})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c2, err := Dial(ctx, l.Addr().String(), l.PublicKey(), Config{PrivateKey: mustKey(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	c2.Send(ctx, []byte("hello"))
+	if _, err := c2.Receive(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s2, err := l.Accept(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s2 == s1 {
+		t.Fatal("same conn")
+	}
+	other.Store(s2)
+	c1.Send(ctx, []byte("close-other"))
+	c1.Send(ctx, []byte("echo"))
+	t0 := time.Now()
+	if _, err := c1.Receive(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(t0); d > 500*time.Millisecond {
+		t.Errorf("echo on conn A took %v: B.Close() in A's handler lingered %v on the read loop", d, time.Duration(took.Load()))
+	}
+}
+
+// A Receive that gives up while the read loop holds the read token must not leave a
+// request behind: the read loop would give the token to nobody after its next batch, and
+// packets would wait in the socket for the lend timer.
+func TestAbandonedReceiveLeavesNoWaiter(t *testing.T) {
+	_, c, s := pair(t, Config{}, Config{})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	time.Sleep(10 * time.Millisecond) // the read loop is blocked in its read, holding the token
+	short, sc := context.WithTimeout(ctx, 5*time.Millisecond)
+	c.Receive(short)
+	sc()
+	if n := c.ep.lend.waiters.Load(); n != 0 {
+		t.Fatalf("%d waiters registered after the Receive returned", n)
+	}
+	s.SendDatagram([]byte("d"))
+	if _, err := c.ReceiveDatagram(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := c.ep.lend.lends.Load(); n != 0 {
+		t.Fatalf("the read loop gave the read token up %d times with nobody waiting for it", n)
+	}
+}

@@ -105,7 +105,11 @@ func (l *Listener) Close() error {
 	for _, c := range conns {
 		c.closeNow(&CloseError{Code: CloseNormal, Reason: "listener closed"}, true)
 	}
-	l.ep.close()
+	if l.ep.onReadLoop() {
+		l.ep.shutdown() // from OnMessage: the read loop ends when the handler returns
+	} else {
+		l.ep.close()
+	}
 	l.wg.Wait()
 	return nil
 }

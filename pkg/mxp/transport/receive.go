@@ -108,14 +108,6 @@ func (c *Conn) afterReceiveBatch(now time.Time) (woke bool) {
 	return wakeMsg || wakeDgram
 }
 
-// handlerCtx is the context OnMessage gets: Send recognises it and does not block.
-var handlerCtx = context.WithValue(context.Background(), inlineKey{}, true)
-
-type inlineKey struct{}
-
-// onReadGoroutine reports whether ctx is (derived from) the context given to OnMessage.
-func onReadGoroutine(ctx context.Context) bool { return ctx.Value(inlineKey{}) != nil }
-
 // handleMessages passes the queued messages to OnMessage, in order. Contract: called by
 // the holder of the read token, without c.mu.
 func (c *Conn) handleMessages() {
@@ -123,12 +115,18 @@ func (c *Conn) handleMessages() {
 	msgs := c.msgIn[c.msgInHead:]
 	c.msgIn, c.msgInHead = nil, 0
 	c.inMu.Unlock()
-	c.handling.Store(true)
-	defer c.handling.Store(false)
+	if c.handlerCtx == nil {
+		c.mu.Lock()
+		c.handlerCtx, c.cancelCtx = context.WithCancel(context.Background())
+		if c.closed {
+			c.cancelCtx()
+		}
+		c.mu.Unlock()
+	}
 	for i, m := range msgs {
 		msgs[i] = nil
 		c.consumedMessage(len(m))
-		c.cfg.OnMessage(handlerCtx, c, m)
+		c.cfg.OnMessage(c.handlerCtx, c, m)
 	}
 }
 

@@ -18,9 +18,10 @@ type rawReader struct {
 	iovs   []unix.Iovec
 	names  []unix.RawSockaddrInet6 // large enough for IPv4 and IPv6 source addresses
 	bufs   [][]byte
-	want   int  // datagrams asked for in the next read (<= len(hdrs))
+	single bool // single mode (see read)
 	waited bool // the current read found the socket empty and waited
-	full   int  // reads in a row that filled their request at once
+	quiet  int  // batch mode: reads in a row that waited and brought one datagram
+	busy   int  // single mode: reads in a row that found a datagram queued
 	n      int
 	errno  syscall.Errno
 	fn     func(fd uintptr) bool
@@ -33,7 +34,6 @@ func newBatchReader(ep *endpoint) batchReader {
 	}
 	r := &rawReader{rc: rc}
 	r.resize(minRecvBatch)
-	r.want = 1
 	r.fn = r.recv
 	return r
 }
@@ -43,8 +43,8 @@ func newBatchReader(ep *endpoint) batchReader {
 // (8 KiB) instead of 64 (128 KiB), and a busy socket reaches the full batch after a few
 // system calls.
 //
-// How many of them a read asks for adapts too (see read): request/response traffic, which
-// finds one datagram at a time, asks for one, with recvfrom, the cheapest read there is.
+// Request/response traffic, which finds one datagram at a time, reads with recvfrom
+// instead (see read).
 const minRecvBatch = 4
 
 // resize gives the reader n buffers. Contract: called between reads (no packet of the
@@ -70,15 +70,15 @@ func (r *rawReader) resize(n int) {
 
 // recv is the RawConn.Read callback: false asks the poller to wait for readability.
 func (r *rawReader) recv(fd uintptr) bool {
-	if r.want == 1 {
+	if r.single {
 		return r.recvOne(fd)
 	}
-	for i := range r.want {
+	for i := range r.hdrs {
 		r.hdrs[i].Hdr.Namelen = unix.SizeofSockaddrInet6
 		r.hdrs[i].Len = 0
 	}
 	for {
-		n, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&r.hdrs[0])), uintptr(r.want), unix.MSG_DONTWAIT, 0, 0)
+		n, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&r.hdrs[0])), uintptr(len(r.hdrs)), unix.MSG_DONTWAIT, 0, 0)
 		switch e {
 		case 0:
 			r.n, r.errno = int(n), 0
@@ -121,25 +121,32 @@ func (r *rawReader) recvOne(fd uintptr) bool {
 	}
 }
 
-// read reads the next batch, waiting for at least one datagram. A read that found the
-// socket empty and waited says nothing about a backlog; one that was served at once and
-// filled its request says more datagrams may be queued, so the next asks for twice as
-// many (from one, only after two such reads in a row: an answer that was simply quick
-// fills a request for one too). A read that brings half its request or less halves it.
+// read reads the next batch, waiting for at least one datagram.
+//
+// A reader is in one of two modes. Batch mode asks recvmmsg for all its buffers, and
+// doubles them (up to BatchSize) when a read fills them. Single mode asks recvfrom for one
+// datagram: it is entered after singleAfter reads in a row that found the socket empty,
+// waited and brought one datagram (request/response traffic, where recvmmsg only adds
+// its header copies and a second look at the socket), and left as soon as two reads in a
+// row find datagrams already queued (a backlog, which batches drain in fewer calls).
 func (r *rawReader) read() (int, error) {
-	switch {
-	case r.n == r.want && !r.waited:
-		r.full++
-		if r.want < BatchSize && (r.want > 1 || r.full >= 2) {
-			r.want = min(2*r.want, BatchSize)
-			if r.want > len(r.hdrs) {
-				r.resize(r.want)
-			}
+	if r.single {
+		if r.waited {
+			r.busy = 0
+		} else if r.busy++; r.busy >= 2 {
+			r.single, r.quiet = false, 0
 		}
-	case r.n <= r.want/2:
-		r.want, r.full = max(r.want/2, 1), 0
-	default:
-		r.full = 0
+	} else {
+		if r.waited && r.n == 1 {
+			if r.quiet++; r.quiet >= singleAfter {
+				r.single, r.busy = true, 0
+			}
+		} else {
+			r.quiet = 0
+		}
+		if r.n == len(r.hdrs) && r.n < BatchSize {
+			r.resize(min(2*r.n, BatchSize)) // the last batch was full: more is probably queued
+		}
 	}
 	r.waited = false
 	if err := r.rc.Read(r.fn); err != nil {
@@ -150,6 +157,9 @@ func (r *rawReader) read() (int, error) {
 	}
 	return r.n, nil
 }
+
+// singleAfter is how many waited reads of one datagram in a row put a reader in single mode.
+const singleAfter = 8
 
 func (r *rawReader) packet(i int) ([]byte, netip.AddrPort, bool) {
 	n := int(r.hdrs[i].Len)
