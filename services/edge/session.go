@@ -49,8 +49,9 @@ type session struct {
 	inflight   atomic.Int64 // requests of the peer waiting on the bus
 	delivering atomic.Int64 // calls being handed to a peer whose Send may block
 	deliveries deliveryQueue
-	later      batchPeer // the peer, when it can queue frames for one flush (nil otherwise)
-	once       sync.Once
+	later      batchPeer  // the peer, when it can queue frames for one flush (nil otherwise)
+	closeMu    sync.Mutex // held while close runs; later callers wait for it, as with a sync.Once
+	closed     bool       // guarded by closeMu
 
 	mu     sync.Mutex
 	agents map[mxp.AgentID]*carried
@@ -414,51 +415,62 @@ func statusOf(code mxp.ErrorCode) int {
 // close ends the session: its agents are deregistered, Calls delivered to it are answered
 // with unavailable, its streams end with an error on the other side, its subscriptions
 // go.
+//
+// It is guarded by a mutex rather than a sync.Once on purpose. Once.Do's closure lives on
+// the caller's stack, and the race detector reported, about once in 60 runs of 1,000
+// concurrent secure calls, a race between Once reading it and a stackless write by a
+// goroutine that had finished: most likely that goroutine's old stack, reused, whose
+// history the detector keeps (the class of Go issue 42599). With no closure, 240 runs
+// were clean.
 func (s *session) close(reason error) {
-	s.once.Do(func() {
-		e := s.e
-		s.cancel()
-		e.mu.Lock()
-		s.mu.Lock()
-		s.closeErr = reason
-		var ids []mxp.AgentID
-		for id, c := range s.agents {
-			if e.agents[id] == s {
-				delete(e.agents, id)
-			}
-			if c.sub != nil {
-				_ = c.sub.Unsubscribe()
-			}
-			if c.confirmed {
-				ids = append(ids, id)
-			}
+	s.closeMu.Lock()
+	defer s.closeMu.Unlock()
+	if s.closed {
+		return
+	}
+	s.closed = true
+	e := s.e
+	s.cancel()
+	e.mu.Lock()
+	s.mu.Lock()
+	s.closeErr = reason
+	var ids []mxp.AgentID
+	for id, c := range s.agents {
+		if e.agents[id] == s {
+			delete(e.agents, id)
 		}
-		s.agents = map[mxp.AgentID]*carried{}
-		s.callerHdr = nil
-		pending := s.pending
-		s.pending = map[uint64]delivery{}
-		streams := make([]*stream, 0, len(s.streams))
-		for _, st := range s.streams {
-			streams = append(streams, st)
+		if c.sub != nil {
+			_ = c.sub.Unsubscribe()
 		}
-		for _, sub := range s.subs {
-			_ = sub.Unsubscribe()
-			e.m.subscriptions.Dec()
+		if c.confirmed {
+			ids = append(ids, id)
 		}
-		s.subs = map[string]*nats.Subscription{}
-		s.mu.Unlock()
-		e.mu.Unlock()
-		e.m.agents.Sub(float64(len(ids)))
+	}
+	s.agents = map[mxp.AgentID]*carried{}
+	s.callerHdr = nil
+	pending := s.pending
+	s.pending = map[uint64]delivery{}
+	streams := make([]*stream, 0, len(s.streams))
+	for _, st := range s.streams {
+		streams = append(streams, st)
+	}
+	for _, sub := range s.subs {
+		_ = sub.Unsubscribe()
+		e.m.subscriptions.Dec()
+	}
+	s.subs = map[string]*nats.Subscription{}
+	s.mu.Unlock()
+	e.mu.Unlock()
+	e.m.agents.Sub(float64(len(ids)))
 
-		for _, d := range pending {
-			respondErrorTo(e.nc, d.reply, mxp.CodeUnavailable, "the agent disconnected before answering")
-		}
-		for _, st := range streams {
-			st.abort(&mxp.ErrorPayload{Error: "the peer disconnected", Code: mxp.CodeUnavailable}, false)
-		}
-		if len(ids) > 0 {
-			e.wg.Go(func() { e.deregister(ids) })
-		}
-		e.log.Debug("session closed", "peer", s.peer.ID(), "reason", reason, "agents", len(ids))
-	})
+	for _, d := range pending {
+		respondErrorTo(e.nc, d.reply, mxp.CodeUnavailable, "the agent disconnected before answering")
+	}
+	for _, st := range streams {
+		st.abort(&mxp.ErrorPayload{Error: "the peer disconnected", Code: mxp.CodeUnavailable}, false)
+	}
+	if len(ids) > 0 {
+		e.wg.Go(func() { e.deregister(ids) })
+	}
+	e.log.Debug("session closed", "peer", s.peer.ID(), "reason", reason, "agents", len(ids))
 }
