@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/mxp-mesh/mesh/pkg/mxp"
@@ -69,7 +68,7 @@ func readEdgeInfo(dir string) (EdgeInfo, error) {
 	if err := json.Unmarshal(b, &info); err != nil {
 		return info, fmt.Errorf("%s: %w", filepath.Join(dir, edgeInfoFile), err)
 	}
-	if info.PID > 0 && errors.Is(syscall.Kill(info.PID, 0), syscall.ESRCH) {
+	if info.PID > 0 && processGone(info.PID) {
 		return info, fmt.Errorf("the mesh in %s (mxp dev, pid %d) is not running; start it with `mxp dev`", dir, info.PID)
 	}
 	return info, nil
