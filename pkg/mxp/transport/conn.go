@@ -176,9 +176,9 @@ func (c *Conn) send(ctx context.Context, msg []byte, flush bool) error {
 			return nil
 		}
 		c.mu.Unlock()
-		if c.ep.onReadLoop() {
-			// Called from OnMessage: waiting here would stop the reading of the ACKs that
-			// free the buffer.
+		if onHandlerLoop() {
+			// Called from an OnMessage: waiting here could stop the reading of the ACKs
+			// that free the buffer (this endpoint's, or a relaying peer's).
 			return ErrSendBufferFull
 		}
 		select {
@@ -329,8 +329,8 @@ func (c *Conn) ReceiveDatagram(ctx context.Context) ([]byte, error) {
 // Close waits up to Config.Linger for sent messages to be acknowledged, tells the peer
 // and releases everything. It is idempotent.
 func (c *Conn) Close() error {
-	if c.ep.onReadLoop() {
-		// Called from OnMessage: lingering would wait for ACKs that only the caller's
+	if onHandlerLoop() {
+		// Called from an OnMessage: lingering could wait for ACKs that only the caller's
 		// goroutine can read.
 		c.closeNow(&CloseError{Code: CloseNormal, Reason: "closed"}, true)
 		return nil

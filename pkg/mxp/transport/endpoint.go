@@ -52,11 +52,30 @@ type endpoint struct {
 	loopG   atomic.Uint64 // the read loop's goroutine id, when OnMessage is set
 }
 
-// onReadLoop reports whether the caller runs on the read loop, i.e. inside OnMessage (the
-// only user code that runs there). Only with OnMessage set; it costs a microsecond, and
-// is asked only where waiting on the read loop would deadlock (Close, a full send buffer).
+// onReadLoop reports whether the caller runs on this endpoint's read loop, i.e. inside its
+// OnMessage (the only user code that runs there). Only with OnMessage set; it costs a
+// microsecond, and is asked only where waiting for the read loop would deadlock.
 func (ep *endpoint) onReadLoop() bool {
 	return ep.cfg.OnMessage != nil && ep.loopG.Load() == goroutineID()
+}
+
+// handlerLoops holds the goroutine ids of the read loops that run an OnMessage, of every
+// endpoint: a handler must not wait for buffer space or a linger on any connection (one
+// of another endpoint's could wait on the caller's own read loop, through a peer that
+// relays), and onHandlerLoop tells Send and Close that it is one.
+var (
+	handlerLoops     sync.Map // goroutine id → struct{}
+	handlerLoopCount atomic.Int32
+)
+
+// onHandlerLoop reports whether the caller is the read loop of any endpoint with an
+// OnMessage; without such an endpoint in the process it costs an atomic load.
+func onHandlerLoop() bool {
+	if handlerLoopCount.Load() == 0 {
+		return false
+	}
+	_, ok := handlerLoops.Load(goroutineID())
+	return ok
 }
 
 // goroutineID is the calling goroutine's id, parsed from the header of its stack trace.
@@ -191,7 +210,14 @@ func (ep *endpoint) writeTo(b []byte, to netip.AddrPort) { ep.write(b, to) }
 func (ep *endpoint) readLoop() {
 	defer close(ep.done)
 	if ep.cfg.OnMessage != nil {
-		ep.loopG.Store(goroutineID())
+		id := goroutineID()
+		ep.loopG.Store(id)
+		handlerLoops.Store(id, struct{}{})
+		handlerLoopCount.Add(1)
+		defer func() {
+			handlerLoops.Delete(id)
+			handlerLoopCount.Add(-1)
+		}()
 	}
 	for {
 		if !ep.token.CompareAndSwap(false, true) {

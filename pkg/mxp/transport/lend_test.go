@@ -372,3 +372,64 @@ func TestAbandonedReceiveLeavesNoWaiter(t *testing.T) {
 		t.Fatalf("the read loop gave the read token up %d times with nobody waiting for it", n)
 	}
 }
+
+// A handler's Send on a connection of another endpoint (a dialled upstream) whose send
+// buffer is full returns ErrSendBufferFull too: waiting would stall the handler's
+// listener, and could deadlock two that relay to each other.
+func TestHandlerSendOnOtherEndpoint(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	stall := func(ctx context.Context, c *Conn, m []byte) { <-release } // upstream stops ACKing
+	_, d, _ := pair(t, Config{OnMessage: stall}, Config{SendBuffer: 64 << 10})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := d.Send(ctx, []byte("stall")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	res := make(chan error, 1)
+	handler := func(hctx context.Context, c *Conn, m []byte) {
+		var err error
+		for i := 0; i < 16 && err == nil; i++ {
+			err = d.Send(hctx, make([]byte, 16<<10))
+		}
+		res <- err
+	}
+	_, c1, _ := pair(t, Config{OnMessage: handler}, Config{})
+	if err := c1.Send(ctx, []byte("go")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-res:
+		if !errors.Is(err, ErrSendBufferFull) {
+			t.Fatalf("handler's Send: %v, want ErrSendBufferFull", err)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("handler blocked in Send on another endpoint's connection: its listener's read loop is stalled")
+	}
+}
+
+// A handler that closes a dialled upstream with unacknowledged data does not linger on its
+// listener's read loop.
+func TestHandlerClosesOtherEndpointConn(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	stall := func(ctx context.Context, c *Conn, m []byte) { <-release }
+	_, d, _ := pair(t, Config{OnMessage: stall}, Config{Linger: 2 * time.Second})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	d.Send(ctx, []byte("stall"))
+	time.Sleep(50 * time.Millisecond)
+	d.Send(ctx, []byte("unacked"))
+	took := make(chan time.Duration, 1)
+	handler := func(hctx context.Context, c *Conn, m []byte) {
+		t0 := time.Now()
+		d.Close()
+		took <- time.Since(t0)
+	}
+	_, c1, _ := pair(t, Config{OnMessage: handler}, Config{})
+	c1.Send(ctx, []byte("go"))
+	if d := <-took; d > 500*time.Millisecond {
+		t.Errorf("Close of another endpoint's conn from OnMessage lingered %v on the listener's read loop", d)
+	}
+}

@@ -93,6 +93,10 @@ func (l *Listener) Close() error {
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
+		if !l.ep.onReadLoop() {
+			// Closed from a handler, perhaps: this caller still waits for the read loop.
+			<-l.ep.done
+		}
 		return nil
 	}
 	l.closed = true

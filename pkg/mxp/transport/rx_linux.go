@@ -19,6 +19,7 @@ type rawReader struct {
 	names  []unix.RawSockaddrInet6 // large enough for IPv4 and IPv6 source addresses
 	bufs   [][]byte
 	single bool // single mode (see read)
+	grow   bool // batch mode: the last read filled every buffer; double them
 	waited bool // the current read found the socket empty and waited
 	quiet  int  // batch mode: reads in a row that waited and brought one datagram
 	busy   int  // single mode: reads in a row that found a datagram queued
@@ -127,35 +128,48 @@ func (r *rawReader) recvOne(fd uintptr) bool {
 // doubles them (up to BatchSize) when a read fills them. Single mode asks recvfrom for one
 // datagram: it is entered after singleAfter reads in a row that found the socket empty,
 // waited and brought one datagram (request/response traffic, where recvmmsg only adds
-// its header copies and a second look at the socket), and left as soon as two reads in a
-// row find datagrams already queued (a backlog, which batches drain in fewer calls).
+// its header copies and a second look at the socket), and left when two reads in a row
+// find datagrams already queued (a backlog, which batches drain in fewer calls). Only
+// reads that brought datagrams count; a failed one (a deadline, an ICMP error) says
+// nothing about the traffic.
 func (r *rawReader) read() (int, error) {
+	if r.grow {
+		r.resize(min(2*len(r.hdrs), BatchSize))
+		r.grow = false
+	}
+	r.waited = false
+	if err := r.rc.Read(r.fn); err != nil {
+		r.n = 0
+		return 0, err
+	}
+	if r.errno != 0 {
+		r.n = 0
+		return 0, r.errno
+	}
+	r.observe()
+	return r.n, nil
+}
+
+// observe updates the mode after a read that brought r.n datagrams.
+func (r *rawReader) observe() {
 	if r.single {
 		if r.waited {
 			r.busy = 0
 		} else if r.busy++; r.busy >= 2 {
 			r.single, r.quiet = false, 0
 		}
+		return
+	}
+	if r.waited && r.n == 1 {
+		if r.quiet++; r.quiet >= singleAfter {
+			r.single, r.busy = true, 0
+		}
 	} else {
-		if r.waited && r.n == 1 {
-			if r.quiet++; r.quiet >= singleAfter {
-				r.single, r.busy = true, 0
-			}
-		} else {
-			r.quiet = 0
-		}
-		if r.n == len(r.hdrs) && r.n < BatchSize {
-			r.resize(min(2*r.n, BatchSize)) // the last batch was full: more is probably queued
-		}
+		r.quiet = 0
 	}
-	r.waited = false
-	if err := r.rc.Read(r.fn); err != nil {
-		return 0, err
-	}
-	if r.errno != 0 {
-		return 0, r.errno
-	}
-	return r.n, nil
+	// A full batch: more is probably queued. The buffers grow before the next read, once
+	// the caller is done with this batch's.
+	r.grow = r.n == len(r.hdrs) && r.n < BatchSize
 }
 
 // singleAfter is how many waited reads of one datagram in a row put a reader in single mode.

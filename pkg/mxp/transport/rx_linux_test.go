@@ -97,3 +97,29 @@ func TestRawReaderModes(t *testing.T) {
 		})
 	}
 }
+
+// Reads that end by a deadline (a Receive whose ctx ended) bring nothing and must not count
+// as reads that waited and brought one datagram.
+func TestFailedReadsDoNotCountAsQuiet(t *testing.T) {
+	srv, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	cli, _ := net.DialUDP("udp4", nil, srv.LocalAddr().(*net.UDPAddr))
+	defer cli.Close()
+	r := newBatchReader(&endpoint{udp: srv}).(*rawReader)
+	time.AfterFunc(time.Millisecond, func() { cli.Write([]byte("x")) })
+	if n, err := r.read(); n != 1 || err != nil {
+		t.Fatal(n, err)
+	}
+	for i := 0; i < singleAfter+1; i++ {
+		srv.SetReadDeadline(time.Now().Add(2 * time.Millisecond))
+		if _, err := r.read(); err == nil {
+			t.Fatal("want deadline")
+		}
+	}
+	if r.single {
+		t.Errorf("single mode after 1 datagram and %d timed-out reads", singleAfter+1)
+	}
+}
