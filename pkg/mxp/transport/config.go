@@ -16,9 +16,10 @@ type Config struct {
 	// connections), instead of Receive, which then returns ErrOnMessage. It saves the
 	// goroutine hand-off per message that Receive costs (a wake-up of another thread:
 	// a few microseconds, a third of a loopback round trip) and a goroutine per
-	// connection. It must not block: called from it, Send returns ErrSendBufferFull
-	// instead of waiting for buffer space, and Close (of any connection, or the
-	// Listener's) closes without lingering; long work belongs on another goroutine. ctx
+	// connection. It must not block: called from it, Send (on any connection) returns
+	// ErrSendBufferFull instead of waiting for buffer space, and Close (of any
+	// connection, or the Listener's) closes without lingering; long work belongs on
+	// another goroutine. ctx
 	// ends when the connection closes. With OnMessage set, a Listener still offers
 	// connections to Accept, but one that nobody accepts is not closed when the accept
 	// queue is full. msg belongs to the callee.
