@@ -19,10 +19,9 @@ type Config struct {
 	// connection. It must not block: called from it, Send (on any connection) returns
 	// ErrSendBufferFull instead of waiting for buffer space, and Close (of any
 	// connection, or the Listener's) closes without lingering; long work belongs on
-	// another goroutine. ctx
-	// ends when the connection closes. With OnMessage set, a Listener still offers
-	// connections to Accept, but one that nobody accepts is not closed when the accept
-	// queue is full. msg belongs to the callee.
+	// another goroutine. ctx ends when the connection closes. With OnMessage set, a
+	// Listener still offers connections to Accept, but one that nobody accepts is not
+	// closed when the accept queue is full. msg belongs to the callee.
 	OnMessage func(ctx context.Context, c *Conn, msg []byte)
 	// PresharedKey is mixed into the handshake when both sides set the same value
 	// (post-quantum hedge, as WireGuard). Default: none (all zero).
