@@ -80,18 +80,8 @@ func (r *rawReader) recv(fd uintptr) bool {
 	}
 	for {
 		n, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&r.hdrs[0])), uintptr(len(r.hdrs)), unix.MSG_DONTWAIT, 0, 0)
-		switch e {
-		case 0:
-			r.n, r.errno = int(n), 0
-			return true
-		case unix.EINTR:
-			continue
-		case unix.EAGAIN:
-			r.waited = true
-			return false
-		default:
-			r.n, r.errno = 0, e
-			return true
+		if retry, done := r.settle(int(n), e); !retry {
+			return done
 		}
 	}
 }
@@ -105,20 +95,32 @@ func (r *rawReader) recvOne(fd uintptr) bool {
 		namelen := uint32(unix.SizeofSockaddrInet6)
 		n, _, e := unix.Syscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&r.bufs[0][0])), rxBufSize,
 			unix.MSG_DONTWAIT, uintptr(unsafe.Pointer(&r.names[0])), uintptr(unsafe.Pointer(&namelen)))
-		switch e {
-		case 0:
+		if e == 0 {
 			r.hdrs[0].Len = uint32(n)
-			r.n, r.errno = 1, 0
-			return true
-		case unix.EINTR:
-			continue
-		case unix.EAGAIN:
-			r.waited = true
-			return false
-		default:
-			r.n, r.errno = 0, e
-			return true
+			n = 1 // datagrams, as recvmmsg counts
 		}
+		if retry, done := r.settle(int(n), e); !retry {
+			return done
+		}
+	}
+}
+
+// settle records the outcome of a receive system call that brought n datagrams or failed
+// with e. It reports whether to retry it (EINTR) and, if not, the answer for RawConn.Read
+// (false on EAGAIN: wait for readability).
+func (r *rawReader) settle(n int, e syscall.Errno) (retry, done bool) {
+	switch e {
+	case 0:
+		r.n, r.errno = n, 0
+		return false, true
+	case unix.EINTR:
+		return true, false
+	case unix.EAGAIN:
+		r.waited = true
+		return false, false
+	default:
+		r.n, r.errno = 0, e
+		return false, true
 	}
 }
 
