@@ -15,16 +15,21 @@ func (c *Conn) Serve(ctx context.Context, h Handler) error {
 			return err
 		}
 		if r := h(ctx, f); r != nil {
-			if r.MessageID == 0 {
-				r.MessageID = f.MessageID
-			}
-			if r.TraceID == 0 {
-				r.TraceID = f.TraceID
-			}
+			answering(r, f)
 			if err := c.Send(ctx, r); err != nil {
 				return err
 			}
 		}
+	}
+}
+
+// answering gives r, a Handler's answer to f, f's message id and trace id where r has none.
+func answering(r *Frame, f Frame) {
+	if r.MessageID == 0 {
+		r.MessageID = f.MessageID
+	}
+	if r.TraceID == 0 {
+		r.TraceID = f.TraceID
 	}
 }
 

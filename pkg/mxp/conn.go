@@ -60,10 +60,7 @@ func (c *Conn) readLoop(ctx context.Context, recv func(context.Context) ([]byte,
 		if err != nil {
 			return
 		}
-		f, n, err := Decode(b)
-		if err == nil && n != len(b) {
-			err = fmt.Errorf("mxp: %d bytes after the frame in one message", len(b)-n)
-		}
+		f, err := decodeMessage(b)
 		if err != nil {
 			c.rejected.Add(1)
 			c.reportBadFrame(ctx, err)
@@ -89,25 +86,47 @@ func (c *Conn) readLoop(ctx context.Context, recv func(context.Context) ([]byte,
 	}
 }
 
-// reportBadFrame tells the peer, with an Error frame (message id 0), why a message it sent
-// was not a valid frame. Best effort: it gives up after a second.
-func (c *Conn) reportBadFrame(ctx context.Context, cause error) {
+// decodeMessage decodes a transport message, which must be exactly one frame.
+func decodeMessage(b []byte) (Frame, error) {
+	f, n, err := Decode(b)
+	if err == nil && n != len(b) {
+		err = fmt.Errorf("mxp: %d bytes after the frame in one message", len(b)-n)
+	}
+	return f, err
+}
+
+// badFrameAnswer is the Error frame (message id 0) that tells a peer why a message it sent
+// was not a valid frame; nil if the payload cannot be built.
+func badFrameAnswer(cause error) *Frame {
 	p := NewErrorPayload(cause)
 	payload, err := p.AppendPayload(nil)
 	if err != nil {
+		return nil
+	}
+	return &Frame{Type: TypeError, Payload: payload}
+}
+
+// reportBadFrame tells the peer, with an Error frame (message id 0), why a message it sent
+// was not a valid frame. Best effort: it gives up after a second.
+func (c *Conn) reportBadFrame(ctx context.Context, cause error) {
+	r := badFrameAnswer(cause)
+	if r == nil {
 		return
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	_ = c.Send(ctx, &Frame{Type: TypeError, Payload: payload})
+	_ = c.Send(ctx, r)
 }
 
 // Send sends f reliably: it arrives once, intact and in order with the other frames.
-func (c *Conn) Send(ctx context.Context, f *Frame) error {
+func (c *Conn) Send(ctx context.Context, f *Frame) error { return sendFrame(ctx, c.t, f) }
+
+// sendFrame encodes f into a pooled buffer and sends it reliably on t.
+func sendFrame(ctx context.Context, t *transport.Conn, f *Frame) error {
 	bp := bufPool.Get().(*[]byte)
 	b, err := AppendFrame((*bp)[:0], f)
 	if err == nil {
-		err = c.t.Send(ctx, b)
+		err = t.Send(ctx, b)
 	}
 	if cap(b) <= 1<<20 {
 		*bp = b[:0]

@@ -81,39 +81,14 @@ func Listen(ctx context.Context, addr string, opts Options) (*Listener, error) {
 
 // serve is the transport's OnMessage when Options.Serve is set.
 func (l *Listener) serve(ctx context.Context, t *transport.Conn, b []byte) {
-	f, n, err := Decode(b)
-	if err == nil && n != len(b) {
-		err = fmt.Errorf("mxp: %d bytes after the frame in one message", len(b)-n)
-	}
 	var r *Frame
-	if err != nil {
-		p := NewErrorPayload(err)
-		payload, perr := p.AppendPayload(nil)
-		if perr != nil {
-			return
-		}
-		r = &Frame{Type: TypeError, Payload: payload}
-	} else if r = l.opts.Serve(ctx, f); r == nil {
-		return
-	} else {
-		if r.MessageID == 0 {
-			r.MessageID = f.MessageID
-		}
-		if r.TraceID == 0 {
-			r.TraceID = f.TraceID
-		}
+	if f, err := decodeMessage(b); err != nil {
+		r = badFrameAnswer(err)
+	} else if r = l.opts.Serve(ctx, f); r != nil {
+		answering(r, f)
 	}
-	bp := bufPool.Get().(*[]byte)
-	out, err := AppendFrame((*bp)[:0], r)
-	if err == nil {
-		err = t.Send(ctx, out)
-	}
-	if err != nil {
+	if r != nil && sendFrame(ctx, t, r) != nil {
 		l.dropped.Add(1)
-	}
-	if cap(out) <= 1<<20 {
-		*bp = out[:0]
-		bufPool.Put(bp)
 	}
 }
 
