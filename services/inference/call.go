@@ -413,11 +413,18 @@ func (st *Stream) finish(err error) {
 		// cancelled request's connection is closed instead of going back to the pool.
 		// After a clean end the rest of the body is a few bytes (the chunked
 		// terminator) that may still be in flight: they are drained off the caller's
-		// path, so its reply does not wait for them (bounded by the call's timeout).
-		switch w, ok := st.inner.(interface{ CloseWouldWait() bool }); {
+		// path, so its reply does not wait for them. The body is detached from the
+		// context first, here, because the caller's context (an HTTP request's) ends
+		// as soon as the reply is out, which would abort the drain and close the
+		// connection (see provider.DrainTimeout).
+		switch w, ok := st.inner.(interface {
+			CloseWouldWait() bool
+			Detach()
+		}); {
 		case st.inner == nil:
 			st.cancel()
 		case err == nil && ok && w.CloseWouldWait():
+			w.Detach()
 			go func() {
 				st.inner.Close()
 				st.cancel()

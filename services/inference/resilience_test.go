@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/mxp-mesh/mesh/services/inference/provider"
 	"github.com/mxp-mesh/mesh/services/inference/providertest"
+	"github.com/mxp-mesh/mesh/services/inference/upstream"
 )
 
 var okReply = providertest.Reply{Words: []string{"all ", "good"}, InputTokens: 10, OutputTokens: 2}
@@ -342,6 +344,40 @@ func TestUpstreamConnectionsReused(t *testing.T) {
 			if n := srv.Conns(); n >= 20 {
 				t.Errorf("%d connections for 20 sequential calls", n)
 			}
+		})
+	}
+}
+
+// TestUpstreamConnectionOutlivesCaller checks that a connection goes back to the pool
+// when the caller's context ends as soon as the call returns (an HTTP request's does)
+// while the end of the upstream body (the chunked terminator) is still in flight: the
+// drain must not be aborted by the caller's context, or every such call would cost the
+// next one a new connection (a TLS handshake to a real provider).
+func TestUpstreamConnectionOutlivesCaller(t *testing.T) {
+	for _, kind := range []string{KindOpenAI, KindAnthropic, KindGemini, KindOllama} {
+		t.Run(kind, func(t *testing.T) {
+			srv := providertest.New(kind, okReply)
+			defer srv.Close()
+			env := newTestService(t, fakeConfig(kind, srv.URL, Resilience{}), nil)
+			tr := env.svc.deps.HTTPClient.Transport.(*upstream.Transport)
+			model := map[string]string{KindOpenAI: "gpt-x", KindAnthropic: "claude-x", KindGemini: "gemini-x", KindOllama: "ollama/llama"}[kind]
+			for i := range 3 {
+				srv.Push(providertest.Fault{TerminatorDelay: 30 * time.Millisecond})
+				ctx, cancel := context.WithCancel(context.Background())
+				_, err := env.svc.Chat(ctx, chatReq(model, "hi"))
+				cancel()
+				if err != nil {
+					t.Fatal(err)
+				}
+				// The drain ends with the connection either back in the pool or closed.
+				deadline := time.Now().Add(10 * time.Second)
+				for tr.IdleConns() == 0 && srv.Closed() == 0 && time.Now().Before(deadline) {
+					time.Sleep(time.Millisecond)
+				}
+				eq(t, fmt.Sprintf("call %d: connections closed", i), srv.Closed(), int64(0))
+				eq(t, fmt.Sprintf("call %d: idle connections", i), tr.IdleConns(), 1)
+			}
+			eq(t, "connections dialled", srv.Conns(), int64(1))
 		})
 	}
 }

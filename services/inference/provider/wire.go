@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Limits on what a provider may send us. A line or an error body above them is an error,
@@ -155,6 +156,21 @@ func (s *chunkStream) CloseWouldWait() bool {
 	}
 	p, ok := s.body.(interface{ Pending() bool })
 	return !ok || !p.Pending()
+}
+
+// DrainTimeout bounds how long a detached body's last bytes are waited for (see
+// Detach) before its connection is closed instead of reused.
+const DrainTimeout = 5 * time.Second
+
+// Detach unbinds what is left of the body from the request's context, when the body
+// can (upstream.Transport's can, net/http's cannot): a Close on another goroutine after
+// the context has ended then still drains the chunked terminator, within DrainTimeout,
+// and the connection goes back to the pool. Callers that close off their own path call
+// it first, on their path, before the context may end.
+func (s *chunkStream) Detach() {
+	if d, ok := s.body.(interface{ Detach(time.Duration) bool }); ok {
+		d.Detach(DrainTimeout)
+	}
 }
 
 // Close releases the body. After a clean end of stream the few bytes left (the chunked

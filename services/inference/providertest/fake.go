@@ -57,6 +57,9 @@ type Fault struct {
 	ResetAfter int
 	// Malformed sends an unparseable chunk first.
 	Malformed bool
+	// TerminatorDelay holds the end of the body (the chunked terminator, written when
+	// the handler returns) back for this long after the last chunk was flushed.
+	TerminatorDelay time.Duration
 }
 
 // Recorded is one request the server received.
@@ -218,6 +221,14 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, c)
 		if fl != nil {
 			fl.Flush()
+		}
+	}
+	if f.TerminatorDelay > 0 {
+		t := time.NewTimer(f.TerminatorDelay)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
 		}
 	}
 }

@@ -261,6 +261,9 @@ type body struct {
 	reuse bool
 	// state: 0 reading, 1 finished (connection released or closed).
 	state atomic.Int32
+	// detached: the context watch was stopped by Detach and reads are bounded by a
+	// read deadline instead, which is cleared when the connection goes back to the pool.
+	detached atomic.Bool
 }
 
 func (b *body) Read(p []byte) (int, error) {
@@ -314,10 +317,37 @@ func (b *body) Close() error {
 	return nil
 }
 
+// Detach ends the hold of the request's context on the rest of the body: reads are
+// bounded by d from now instead, and a context that ends later no longer aborts them.
+// A caller that reads the last bytes of a response off the request's path (the chunked
+// terminator after a stream's final event) detaches first, so that the connection goes
+// back to the pool even when the request's context ends before those bytes arrive.
+// It reports false, and changes nothing, when the body is finished, already detached,
+// or its context has already ended (the connection is then closed when the body is).
+func (b *body) Detach(d time.Duration) bool {
+	if b.state.Load() != 0 || !b.stop() {
+		return false
+	}
+	// The deadline is set before detached is: a finish in between sees the watch
+	// stopped and still attached, and closes the connection rather than pooling it
+	// with a deadline set behind its back.
+	b.c.SetReadDeadline(time.Now().Add(d))
+	b.detached.Store(true)
+	return true
+}
+
 // finish releases the connection once: back to the pool after a complete body (clean
 // is true) on a keep-alive connection, else closed.
 func (b *body) finish(clean bool) {
 	if !b.state.CompareAndSwap(0, 1) {
+		return
+	}
+	if b.detached.Load() {
+		if clean && b.reuse && b.c.SetReadDeadline(time.Time{}) == nil {
+			b.t.put(b.c)
+			return
+		}
+		b.c.Close()
 		return
 	}
 	// stop reports false when the cancel watch already fired: the connection's

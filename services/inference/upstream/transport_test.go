@@ -171,6 +171,71 @@ func TestCancelMidStream(t *testing.T) {
 	}
 }
 
+// TestDetach checks that a detached body outlives its request's context: the rest is
+// read after a cancel, the connection goes back to the pool without the detach's read
+// deadline, and serves the next request after that deadline has passed. A body whose
+// context already ended cannot be detached.
+func TestDetach(t *testing.T) {
+	release := make(chan struct{}, 2)
+	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "first\n")
+		w.(http.Flusher).Flush()
+		if r.URL.Query().Get("hold") != "" {
+			<-release
+		}
+		io.WriteString(w, "last\n")
+	})
+	client, tr := newClient(t)
+	get := func(ctx context.Context, q string) (*http.Response, *bufio.Reader) {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+q, nil)
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		br := bufio.NewReader(resp.Body)
+		if line, err := br.ReadString('\n'); err != nil || line != "first\n" {
+			t.Fatalf("first line %q, %v", line, err)
+		}
+		return resp, br
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	resp, br := get(ctx, "?hold=1")
+	if !resp.Body.(interface{ Detach(time.Duration) bool }).Detach(50 * time.Millisecond) {
+		t.Fatal("Detach refused on a live body")
+	}
+	cancel()
+	release <- struct{}{}
+	if rest, err := io.ReadAll(br); err != nil || string(rest) != "last\n" {
+		t.Fatalf("rest after cancel: %q, %v", rest, err)
+	}
+	resp.Body.Close()
+	if tr.IdleConns() != 1 {
+		t.Fatalf("%d idle connections after a detached body was read to its end, want 1", tr.IdleConns())
+	}
+	time.Sleep(100 * time.Millisecond) // past the detach's deadline
+	resp, br = get(context.Background(), "")
+	if rest, err := io.ReadAll(br); err != nil || string(rest) != "last\n" {
+		t.Fatalf("next request on the pooled connection: %q, %v", rest, err)
+	}
+	resp.Body.Close()
+	if n := srv.conns.Load(); n != 1 {
+		t.Errorf("%d connections, want 1", n)
+	}
+
+	ctx, cancel = context.WithCancel(context.Background())
+	resp, _ = get(ctx, "?hold=1")
+	cancel() // the watch has started once cancel returns
+	release <- struct{}{}
+	if resp.Body.(interface{ Detach(time.Duration) bool }).Detach(time.Second) {
+		t.Error("Detach accepted after the context ended")
+	}
+	resp.Body.Close()
+	if tr.IdleConns() != 0 {
+		t.Error("a cancelled connection went back to the pool")
+	}
+}
+
 func TestCloseFromAnotherGoroutineUnblocksRead(t *testing.T) {
 	srv := newServer(t, slowStream)
 	client, _ := newClient(t)
