@@ -121,19 +121,8 @@ func (s *Service) Stream(ctx context.Context, req *ChatRequest) (*Stream, error)
 		return nil, err
 	}
 	ctx, span := s.tracer.Start(ctx, "chat "+chain[0].name, trace.WithSpanKind(trace.SpanKindClient))
-	span.SetAttributes(attribute.String("gen_ai.operation.name", "chat"),
-		attribute.String("gen_ai.request.model", chain[0].name))
-	if req.Temperature != nil {
-		span.SetAttributes(attribute.Float64("gen_ai.request.temperature", *req.Temperature))
-	}
-	if req.TopP != nil {
-		span.SetAttributes(attribute.Float64("gen_ai.request.top_p", *req.TopP))
-	}
-	if req.MaxTokens > 0 {
-		span.SetAttributes(attribute.Int("gen_ai.request.max_tokens", req.MaxTokens))
-	}
-	if len(req.Stop) > 0 {
-		span.SetAttributes(attribute.StringSlice("gen_ai.request.stop_sequences", req.Stop))
+	if span.IsRecording() { // attributes cost allocations even on a span that drops them
+		requestAttributes(span, chain[0].name, req)
 	}
 	var lastErr error
 	for i, t := range chain {
@@ -156,6 +145,24 @@ func (s *Service) Stream(ctx context.Context, req *ChatRequest) (*Stream, error)
 	}
 	endSpan(span, lastErr)
 	return nil, lastErr
+}
+
+// requestAttributes puts the GenAI request attributes on span.
+func requestAttributes(span trace.Span, model string, req *ChatRequest) {
+	span.SetAttributes(attribute.String("gen_ai.operation.name", "chat"),
+		attribute.String("gen_ai.request.model", model))
+	if req.Temperature != nil {
+		span.SetAttributes(attribute.Float64("gen_ai.request.temperature", *req.Temperature))
+	}
+	if req.TopP != nil {
+		span.SetAttributes(attribute.Float64("gen_ai.request.top_p", *req.TopP))
+	}
+	if req.MaxTokens > 0 {
+		span.SetAttributes(attribute.Int("gen_ai.request.max_tokens", req.MaxTokens))
+	}
+	if len(req.Stop) > 0 {
+		span.SetAttributes(attribute.StringSlice("gen_ai.request.stop_sequences", req.Stop))
+	}
 }
 
 func endSpan(span trace.Span, err error) {
@@ -454,15 +461,17 @@ func (st *Stream) finish(err error) {
 		if cost := float64(u.InputTokens)*t.model.InputPrice/1e6 + float64(u.OutputTokens)*t.model.OutputPrice/1e6; cost > 0 {
 			s.m.cost.WithLabelValues(ps.name, t.name).Add(cost)
 		}
-		st.span.SetAttributes(
-			attribute.String("gen_ai.system", genAISystem(ps.kind)),
-			attribute.String("gen_ai.provider.name", genAISystem(ps.kind)),
-			attribute.String("gen_ai.response.model", t.upstream),
-			attribute.StringSlice("gen_ai.response.finish_reasons", st.reasons),
-			attribute.Int("gen_ai.usage.input_tokens", u.InputTokens),
-			attribute.Int("gen_ai.usage.output_tokens", u.OutputTokens),
-			attribute.Bool("mxp.inference.usage_estimated", u.Estimated),
-			attribute.Int("mxp.inference.attempts", st.Attempts))
+		if st.span.IsRecording() {
+			st.span.SetAttributes(
+				attribute.String("gen_ai.system", genAISystem(ps.kind)),
+				attribute.String("gen_ai.provider.name", genAISystem(ps.kind)),
+				attribute.String("gen_ai.response.model", t.upstream),
+				attribute.StringSlice("gen_ai.response.finish_reasons", st.reasons),
+				attribute.Int("gen_ai.usage.input_tokens", u.InputTokens),
+				attribute.Int("gen_ai.usage.output_tokens", u.OutputTokens),
+				attribute.Bool("mxp.inference.usage_estimated", u.Estimated),
+				attribute.Int("mxp.inference.attempts", st.Attempts))
+		}
 		st.span.End()
 	})
 }

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -380,6 +381,67 @@ func TestUpstreamConnectionOutlivesCaller(t *testing.T) {
 			eq(t, "connections dialled", srv.Conns(), int64(1))
 		})
 	}
+}
+
+// TestConcurrentStreamsOwnTheirBuffers runs streams of all four providers at once, some
+// read to the end and some abandoned midway, and checks that every finished one read
+// exactly its own provider's text: the read buffers recycled after a clean end must
+// never be shared with a live stream (the race detector watches the pool too).
+func TestConcurrentStreamsOwnTheirBuffers(t *testing.T) {
+	cfg := Defaults()
+	want := map[string]string{}
+	models := map[string]string{KindOpenAI: "gpt-x", KindAnthropic: "claude-x", KindGemini: "gemini-x", KindOllama: "ollama/llama"}
+	for _, kind := range []string{KindOpenAI, KindAnthropic, KindGemini, KindOllama} {
+		var words []string
+		for i := range 40 {
+			words = append(words, fmt.Sprintf("%s-%d ", kind, i))
+		}
+		srv := providertest.New(kind, providertest.Reply{Words: words, InputTokens: 3, OutputTokens: 40})
+		defer srv.Close()
+		srv.SetRecording(false)
+		url := srv.URL
+		if kind == KindOpenAI {
+			url += "/v1"
+		}
+		cfg.Providers[kind] = ProviderConfig{Kind: kind, BaseURL: url}
+		want[kind] = strings.Join(words, "")
+	}
+	env := newTestService(t, cfg, nil)
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 40 {
+				kind := []string{KindOpenAI, KindAnthropic, KindGemini, KindOllama}[(g+i)%4]
+				st, err := env.svc.Stream(context.Background(), chatReq(models[kind], "hi"))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				var text strings.Builder
+				abandon := (g*40+i)%5 == 0
+				for n := 0; ; n++ {
+					if abandon && n == 10 {
+						break
+					}
+					c, err := st.Recv()
+					if errors.Is(err, io.EOF) {
+						break
+					}
+					if err != nil {
+						t.Errorf("%s: %v", kind, err)
+						break
+					}
+					text.WriteString(c.Text)
+				}
+				st.Close()
+				if !abandon && text.String() != want[kind] {
+					t.Errorf("%s stream read %q, want %q", kind, text.String(), want[kind])
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
 
 func TestHTTPTimeoutOverride(t *testing.T) {

@@ -1,7 +1,6 @@
 package provider
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -178,7 +177,7 @@ type olChunk struct {
 // NewOllamaStream decodes an /api/chat NDJSON body: one object per line, the last with
 // "done": true and the token counts.
 func NewOllamaStream(body io.ReadCloser) Stream {
-	r := bufio.NewReaderSize(body, 4<<10)
+	r := newBodyReader(body)
 	calls := 0
 	done := false
 	decode := func() ([]Chunk, error) {

@@ -37,7 +37,18 @@ type sseReader struct {
 }
 
 func newSSEReader(r io.Reader) *sseReader {
-	return &sseReader{r: bufio.NewReaderSize(r, 4<<10)}
+	return &sseReader{r: newBodyReader(r)}
+}
+
+// bodyReaders recycles the 4 KiB buffers response bodies are read through: a new one
+// per call was a fifth of the bytes a call through the gateway allocated. A buffer goes
+// back when its stream ended cleanly and is closed (see chunkStream.Close).
+var bodyReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4<<10) }}
+
+func newBodyReader(r io.Reader) *bufio.Reader {
+	br := bodyReaders.Get().(*bufio.Reader)
+	br.Reset(r)
+	return br
 }
 
 // Next returns the next event, or io.EOF at a clean end of stream. The event's Data is
@@ -184,6 +195,14 @@ func (s *chunkStream) Close() error {
 		if errors.Is(s.err, io.EOF) {
 			if r, ok := s.body.(io.Reader); ok {
 				io.CopyN(io.Discard, r, 4<<10)
+			}
+			// A stream that ended reads no more (Recv returns s.err): its buffer
+			// can serve another. After an error or an abort, when a Recv may still
+			// be running on another goroutine, it is left to the collector.
+			if s.reader != nil {
+				s.reader.Reset(nil)
+				bodyReaders.Put(s.reader)
+				s.reader = nil
 			}
 		}
 		s.body.Close()
