@@ -168,13 +168,28 @@ func BenchmarkServiceStreamMock(b *testing.B) {
 	}
 }
 
+// BenchmarkParseOpenAIRequest parses a plain chat request (the fast path) and one with a
+// tool (the general path after the fast one gave up), each beside the general path
+// alone: the ratio of the two is the gain, or the cost of trying first.
 func BenchmarkParseOpenAIRequest(b *testing.B) {
-	body := []byte(`{"model":"gpt-4o","stream":true,"messages":[{"role":"system","content":"be brief"},{"role":"user","content":"hello there"}],` + weatherTool + `}`)
-	b.ReportAllocs()
-	b.SetBytes(int64(len(body)))
-	for range b.N {
-		if _, _, _, err := ParseOpenAIRequest(body); err != nil {
-			b.Fatal(err)
+	for _, c := range []struct{ name, body string }{
+		{"plain", `{"model":"gpt-4o","stream":true,"messages":[{"role":"system","content":"be brief"},{"role":"user","content":"hello there"}]}`},
+		{"tools", `{"model":"gpt-4o","stream":true,"messages":[{"role":"system","content":"be brief"},{"role":"user","content":"hello there"}],` + weatherTool + `}`},
+	} {
+		for _, p := range []struct {
+			name  string
+			parse func([]byte) (*ChatRequest, bool, bool, error)
+		}{{"ParseOpenAIRequest", ParseOpenAIRequest}, {"general_only", parseOpenAIRequest}} {
+			b.Run(c.name+"/"+p.name, func(b *testing.B) {
+				body := []byte(c.body)
+				b.ReportAllocs()
+				b.SetBytes(int64(len(body)))
+				for range b.N {
+					if _, _, _, err := p.parse(body); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
 		}
 	}
 }

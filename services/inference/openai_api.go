@@ -98,6 +98,14 @@ type oaiRequest struct {
 // ParseOpenAIRequest maps a Chat Completions request body to a ChatRequest and says
 // whether the caller asked for a stream (and usage in it).
 func ParseOpenAIRequest(body []byte) (req *ChatRequest, stream, includeUsage bool, err error) {
+	if req, stream, includeUsage, ok := parseOpenAIRequestFast(body); ok {
+		return req, stream, includeUsage, nil
+	}
+	return parseOpenAIRequest(body)
+}
+
+// parseOpenAIRequest is the general path: json.Unmarshal, every field, every error.
+func parseOpenAIRequest(body []byte) (req *ChatRequest, stream, includeUsage bool, err error) {
 	var in oaiRequest
 	if err := json.Unmarshal(body, &in); err != nil {
 		return nil, false, false, provider.Errorf(provider.CodeInvalidRequest, "request body is not valid JSON: %v", err)

@@ -1,0 +1,267 @@
+package inference
+
+import (
+	"github.com/mxp-mesh/mesh/services/inference/internal/jsonscan"
+	"github.com/mxp-mesh/mesh/services/inference/provider"
+)
+
+// A fast decoder for the usual shapes of a Chat Completions request: model, messages
+// whose content is a string (assistant tool calls included), sampling settings, stream
+// options, function tools, a tool choice given as a mode, stop sequences and the MXP
+// extensions. It builds what ParseOpenAIRequest builds from json.Unmarshal and gives up
+// (ok false) on everything else: content parts, a tool choice naming a function,
+// response formats, n, nulls where an object is expected, values of an unexpected type,
+// and whatever jsonscan refuses. ParseOpenAIRequest then takes the general path, which
+// also words the errors. FuzzParseOpenAIRequestFast checks that the two agree on every
+// input the fast path accepts.
+
+var (
+	fastRequestKeys = []string{"model", "messages", "temperature", "top_p", "max_tokens",
+		"max_completion_tokens", "stream", "stream_options", "tools", "tool_choice", "stop",
+		"mxp_context_budget", "mxp_timeout_ms", "mxp_first_token_timeout_ms",
+		// Known to the general path only:
+		"response_format", "n"}
+	fastMessageKeys  = []string{"role", "content", "name", "tool_call_id", "tool_calls"}
+	fastToolCallKeys = []string{"index", "id", "type", "function"}
+	fastCallFuncKeys = []string{"name", "arguments"}
+	fastToolKeys     = []string{"type", "function"}
+	fastToolFuncKeys = []string{"name", "description", "parameters"}
+	fastStreamKeys   = []string{"include_usage"}
+)
+
+func parseOpenAIRequestFast(body []byte) (req *ChatRequest, stream, includeUsage, ok bool) {
+	s := jsonscan.New(body)
+	out := &ChatRequest{}
+	var maxTokens, maxCompletion int
+	var seen uint64
+	ok = s.Object(func(key []byte) bool {
+		k, ok := jsonscan.Key(key, fastRequestKeys, &seen)
+		if !ok || k >= 14 {
+			return false
+		}
+		if k == -1 {
+			return s.Skip(1)
+		}
+		if s.Peek() == 'n' { // null leaves every field here as it is, as json does
+			return s.Literal("null")
+		}
+		switch k {
+		case 0:
+			return s.StrOrNull(&out.Model)
+		case 1:
+			return s.Array(func() bool {
+				m, ok := fastMessage(s)
+				out.Messages = append(out.Messages, m)
+				return ok
+			})
+		case 2, 3:
+			f, ok := s.Float()
+			if k == 2 {
+				out.Temperature = &f
+			} else {
+				out.TopP = &f
+			}
+			return ok
+		case 4:
+			maxTokens, ok = s.Integer()
+			return ok
+		case 5:
+			maxCompletion, ok = s.Integer()
+			return ok
+		case 6:
+			stream, ok = s.Bool()
+			return ok
+		case 7:
+			var seenOpt uint64
+			return s.Object(func(key []byte) bool {
+				k, ok := jsonscan.Key(key, fastStreamKeys, &seenOpt)
+				switch {
+				case !ok:
+					return false
+				case k == -1:
+					return s.Skip(2)
+				case s.Peek() == 'n':
+					return s.Literal("null")
+				}
+				includeUsage, ok = s.Bool()
+				return ok
+			})
+		case 8:
+			return s.Array(func() bool {
+				t, ok := fastTool(s)
+				out.Tools = append(out.Tools, t)
+				return ok
+			})
+		case 9:
+			// A mode; an object naming a function is for the general path.
+			var mode string
+			if !s.StrOrNull(&mode) {
+				return false
+			}
+			switch mode {
+			case provider.ToolChoiceAuto, provider.ToolChoiceNone, provider.ToolChoiceRequired, provider.ToolChoiceTool:
+				out.ToolChoice = &provider.ToolChoice{Mode: mode}
+				return true
+			}
+			return false
+		case 10:
+			if s.Peek() == '"' {
+				one, ok := s.String()
+				out.Stop = []string{string(one)}
+				return ok
+			}
+			out.Stop = []string{} // json fills an empty array as empty, not nil
+			return s.Array(func() bool {
+				var v string
+				ok := s.StrOrNull(&v)
+				out.Stop = append(out.Stop, v)
+				return ok
+			})
+		case 11:
+			return s.StrOrNull(&out.ContextBudget)
+		case 12, 13:
+			n, ok := s.Integer()
+			if k == 12 {
+				out.TimeoutMs = int64(n)
+			} else {
+				out.FirstTokenTimeoutMs = int64(n)
+			}
+			return ok
+		}
+		return false
+	})
+	if !ok || !s.End() {
+		return nil, false, false, false
+	}
+	out.MaxTokens = maxCompletion
+	if out.MaxTokens == 0 {
+		out.MaxTokens = maxTokens
+	}
+	return out, stream, includeUsage, true
+}
+
+// fastMessage reads one message whose content is a string or null.
+func fastMessage(s *jsonscan.Scanner) (provider.Message, bool) {
+	var m provider.Message
+	var role, name string
+	var calls []provider.ToolCall
+	var seen uint64
+	ok := s.Object(func(key []byte) bool {
+		k, ok := jsonscan.Key(key, fastMessageKeys, &seen)
+		switch {
+		case !ok:
+			return false
+		case k == -1:
+			return s.Skip(2)
+		case k == 0:
+			return s.StrOrNull(&role)
+		case k == 1:
+			return s.StrOrNull(&m.Content) // content parts are not a string: refused
+		case k == 2:
+			return s.StrOrNull(&name)
+		case k == 3:
+			return s.StrOrNull(&m.ToolCallID)
+		case s.Peek() == 'n':
+			return s.Literal("null")
+		}
+		return s.Array(func() bool {
+			c, ok := fastToolCall(s)
+			calls = append(calls, c)
+			return ok
+		})
+	})
+	if !ok {
+		return m, false
+	}
+	switch role {
+	case "system", "developer":
+		m.Role = provider.RoleSystem
+	case "user":
+		m.Role = provider.RoleUser
+	case "assistant":
+		m.Role = provider.RoleAssistant
+		m.ToolCalls = calls // only an assistant's tool calls are kept
+	case "tool":
+		m.Role = provider.RoleTool
+		m.Name = name
+	default:
+		return m, false // the general path words the error
+	}
+	return m, true
+}
+
+// fastToolCall reads one of an assistant message's tool_calls.
+func fastToolCall(s *jsonscan.Scanner) (provider.ToolCall, bool) {
+	var c provider.ToolCall
+	var typ string
+	var seen uint64
+	ok := s.Object(func(key []byte) bool {
+		k, ok := jsonscan.Key(key, fastToolCallKeys, &seen)
+		switch {
+		case !ok:
+			return false
+		case k == -1:
+			return s.Skip(3)
+		case k == 0:
+			if s.Peek() == 'n' {
+				return s.Literal("null")
+			}
+			_, ok := s.Integer()
+			return ok
+		case k == 1:
+			return s.StrOrNull(&c.ID)
+		case k == 2:
+			return s.StrOrNull(&typ)
+		}
+		var seenF uint64
+		return s.Object(func(key []byte) bool {
+			k, ok := jsonscan.Key(key, fastCallFuncKeys, &seenF)
+			switch {
+			case !ok:
+				return false
+			case k == -1:
+				return s.Skip(4)
+			case k == 0:
+				return s.StrOrNull(&c.Name)
+			}
+			return s.StrOrNull(&c.Arguments)
+		})
+	})
+	return c, ok
+}
+
+// fastTool reads one of the request's tools: a function with a JSON Schema.
+func fastTool(s *jsonscan.Scanner) (provider.Tool, bool) {
+	var t provider.Tool
+	var typ string
+	var seen uint64
+	ok := s.Object(func(key []byte) bool {
+		k, ok := jsonscan.Key(key, fastToolKeys, &seen)
+		switch {
+		case !ok:
+			return false
+		case k == -1:
+			return s.Skip(2)
+		case k == 0:
+			return s.StrOrNull(&typ)
+		}
+		var seenF uint64
+		return s.Object(func(key []byte) bool {
+			k, ok := jsonscan.Key(key, fastToolFuncKeys, &seenF)
+			switch {
+			case !ok:
+				return false
+			case k == -1:
+				return s.Skip(3)
+			case k == 0:
+				return s.StrOrNull(&t.Name)
+			case k == 1:
+				return s.StrOrNull(&t.Description)
+			}
+			raw, ok := s.Raw(3)
+			t.Parameters = append([]byte(nil), raw...) // json.RawMessage keeps the exact text, null included
+			return ok
+		})
+	})
+	return t, ok && (typ == "function" || typ == "")
+}
