@@ -225,6 +225,7 @@ func NewOpenAIStream(body io.ReadCloser) Stream {
 	var usage *Usage
 	done := false
 	var c oaChunk
+	var chunks []Chunk // reused: chunkStream takes an event's chunks out before decoding the next
 	decode := func() ([]Chunk, error) {
 		if done {
 			return nil, io.EOF
@@ -259,7 +260,8 @@ func NewOpenAIStream(body io.ReadCloser) Stream {
 			return nil, &Error{Code: CodeProviderError, Provider: "openai", Retryable: c.Error.Type == "server_error",
 				Message: c.Error.Message}
 		}
-		var out []Chunk
+		out := chunks[:0]
+		defer func() { chunks = out }()
 		for _, ch := range c.Choices {
 			if ch.Index != 0 {
 				continue

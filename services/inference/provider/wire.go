@@ -123,6 +123,7 @@ func readLine(r *bufio.Reader) ([]byte, error) {
 
 // chunkStream adapts a decode function to the Stream interface. decode returns the
 // chunks one wire event produced (possibly none) or an error; io.EOF ends the stream.
+// The slice may be reused by the next call, which comes only once it was used up.
 type chunkStream struct {
 	body    io.Closer
 	decode  func() ([]Chunk, error)
