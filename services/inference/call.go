@@ -127,7 +127,7 @@ func (s *Service) Stream(ctx context.Context, req *ChatRequest) (*Stream, error)
 	var lastErr error
 	for i, t := range chain {
 		if i > 0 {
-			s.m.fallbacks.WithLabelValues(chain[i-1].name, t.name, string(provider.CodeOf(lastErr))).Inc()
+			s.m.fallbacks.WithLabelValues(chain[i-1].label, t.label, string(provider.CodeOf(lastErr))).Inc()
 			span.AddEvent("fallback", trace.WithAttributes(attribute.String("from", chain[i-1].name),
 				attribute.String("to", t.name), attribute.String("error.type", string(provider.CodeOf(lastErr)))))
 		}
@@ -202,7 +202,7 @@ func (s *Service) try(ctx context.Context, r *routes, t *target, req *ChatReques
 		RetryAfter:    func(err error) time.Duration { return err.(*provider.Error).RetryAfter },
 		OnRetry: func(attempt int, wait time.Duration, err error) {
 			code := string(err.(*provider.Error).Code)
-			s.m.retries.WithLabelValues(t.prov.name, t.name, code).Inc()
+			s.m.retries.WithLabelValues(t.prov.name, t.label, code).Inc()
 			span.AddEvent("retry", trace.WithAttributes(attribute.Int("attempt", attempt),
 				attribute.String("error.type", code), attribute.Int64("wait_ms", wait.Milliseconds())))
 		},
@@ -224,7 +224,7 @@ func (s *Service) try(ctx context.Context, r *routes, t *target, req *ChatReques
 		if e.Model == "" {
 			e.Model = t.name
 		}
-		s.m.requests.WithLabelValues(t.prov.name, t.name, string(e.Code)).Inc()
+		s.m.requests.WithLabelValues(t.prov.name, t.label, string(e.Code)).Inc()
 		return e
 	})
 	if sleepErr != nil {
@@ -284,7 +284,7 @@ func (s *Service) attempt(ctx context.Context, t *target, req *provider.Request,
 		st.finish(err)
 		return nil, err
 	}
-	s.m.ttft.WithLabelValues(ps.name, t.name).Observe(time.Since(start).Seconds())
+	s.m.ttft.WithLabelValues(ps.name, t.label).Observe(time.Since(start).Seconds())
 	st.first = &first
 	return st, nil
 }
@@ -448,18 +448,18 @@ func (st *Stream) finish(err error) {
 			// A failed attempt before the first chunk is counted (and retried) by try;
 			// here only errors after the stream was handed out are counted.
 			if st.started() {
-				s.m.requests.WithLabelValues(ps.name, t.name, string(provider.CodeOf(err))).Inc()
+				s.m.requests.WithLabelValues(ps.name, t.label, string(provider.CodeOf(err))).Inc()
 				endSpan(st.span, err)
 			}
 			return
 		}
 		u := st.Usage()
-		s.m.requests.WithLabelValues(ps.name, t.name, "ok").Inc()
-		s.m.duration.WithLabelValues(ps.name, t.name).Observe(time.Since(st.start).Seconds())
-		s.m.tokens.WithLabelValues(ps.name, t.name, "input").Add(float64(u.InputTokens))
-		s.m.tokens.WithLabelValues(ps.name, t.name, "output").Add(float64(u.OutputTokens))
+		s.m.requests.WithLabelValues(ps.name, t.label, "ok").Inc()
+		s.m.duration.WithLabelValues(ps.name, t.label).Observe(time.Since(st.start).Seconds())
+		s.m.tokens.WithLabelValues(ps.name, t.label, "input").Add(float64(u.InputTokens))
+		s.m.tokens.WithLabelValues(ps.name, t.label, "output").Add(float64(u.OutputTokens))
 		if cost := float64(u.InputTokens)*t.model.InputPrice/1e6 + float64(u.OutputTokens)*t.model.OutputPrice/1e6; cost > 0 {
-			s.m.cost.WithLabelValues(ps.name, t.name).Add(cost)
+			s.m.cost.WithLabelValues(ps.name, t.label).Add(cost)
 		}
 		if st.span.IsRecording() {
 			st.span.SetAttributes(

@@ -4,8 +4,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// metrics are the service's Prometheus series. Label values are provider and model
-// names from config (bounded), error codes (a fixed set) and breaker states.
+// metrics are the service's Prometheus series. Label values are provider names, model
+// names (from config, or the first MaxOpenModels of a provider's prefix-routed names,
+// the rest as OtherModels: bounded either way), error codes (a fixed set) and breaker
+// states.
 type metrics struct {
 	requests    *prometheus.CounterVec   // provider, model, code
 	duration    *prometheus.HistogramVec // provider, model

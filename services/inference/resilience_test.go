@@ -516,3 +516,54 @@ func TestClientDisconnectMidStreamCancelsUpstream(t *testing.T) {
 		})
 	}
 }
+
+// TestOpenModelNamesBounded checks that model names chosen by clients (through a prefix
+// route) cannot grow the metrics and breakers without end: past MaxOpenModels names a
+// provider counts and breaks the rest under OtherModels, while they are still served and
+// configured models keep their own names.
+func TestOpenModelNamesBounded(t *testing.T) {
+	cfg := Defaults()
+	cfg.Providers["g"] = ProviderConfig{Kind: KindMock, Prefixes: []string{"g-"}}
+	cfg.Models["g-configured"] = ModelConfig{Provider: "g"}
+	env := newTestService(t, cfg, nil)
+	const extra = 10
+	for i := range MaxOpenModels + extra {
+		if _, err := env.svc.Chat(context.Background(), chatReq(fmt.Sprintf("g-%d", i), "hi")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A name seen before the bound keeps its own label; the configured one has its own.
+	for _, m := range []string{"g-0", "g-configured"} {
+		if _, err := env.svc.Chat(context.Background(), chatReq(m, "hi")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mfs, err := env.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	series := map[string]float64{}
+	for _, mf := range mfs {
+		if mf.GetName() != "mxp_inference_calls_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "model" {
+					series[l.GetValue()] += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	eq(t, "model labels", len(series), MaxOpenModels+2) // the admitted names, _other, the configured one
+	eq(t, "calls counted as "+OtherModels, series[OtherModels], float64(extra))
+	eq(t, "calls of g-0", series["g-0"], 2.0)
+	eq(t, "calls of g-configured", series["g-configured"], 1.0)
+	breakers := 0
+	for _, b := range env.svc.routes.Load().breakerStatus() {
+		if b.Provider == "g" {
+			breakers++
+		}
+	}
+	eq(t, "breakers", breakers, MaxOpenModels+2)
+}

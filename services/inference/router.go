@@ -25,15 +25,32 @@ type providerState struct {
 
 	mu       sync.Mutex
 	breakers map[string]*gobreaker.TwoStepCircuitBreaker[struct{}]
+	// open counts the model names that reached this provider through a prefix route
+	// (names the clients choose), up to MaxOpenModels; see target.
+	open map[string]struct{}
 }
+
+// MaxOpenModels bounds how many model names that are not in the config (routed by a
+// prefix such as gpt-*) each provider tracks with a metric label and a circuit breaker
+// of their own. Names are chosen by clients, so without a bound a client could grow the
+// metrics and the breaker table without end. Names past it are still served, counted
+// and broken under the shared name OtherModels.
+const (
+	MaxOpenModels = 256
+	OtherModels   = "_other"
+)
 
 // target is one resolved model: where a request goes and with which settings.
 type target struct {
-	name     string // model name as configured (metrics label)
+	name     string // model name as requested or configured
 	upstream string // the provider's model name
-	prov     *providerState
-	model    ModelConfig
-	res      Resilience
+	// label names the model in metrics and breakerKey picks its breaker: name and
+	// upstream, or OtherModels for prefix-routed names past MaxOpenModels.
+	label      string
+	breakerKey string
+	prov       *providerState
+	model      ModelConfig
+	res        Resilience
 }
 
 type prefixRoute struct {
@@ -82,7 +99,8 @@ func buildRoutes(cfg Config, deps *Deps, m *metrics, old *routes) (*routes, erro
 		}
 		res := pc.Resilience.merge(base)
 		ps := &providerState{name: name, kind: kind, cfg: pc, adapter: adapter, res: res,
-			sem: make(chan struct{}, res.MaxConcurrency), breakers: map[string]*gobreaker.TwoStepCircuitBreaker[struct{}]{}}
+			sem: make(chan struct{}, res.MaxConcurrency), breakers: map[string]*gobreaker.TwoStepCircuitBreaker[struct{}]{},
+			open: map[string]struct{}{}}
 		r.providers[name] = ps
 		r.addPrefixes(ps)
 	}
@@ -135,7 +153,7 @@ func (r *routes) resolve(name string) (*target, error) {
 			return nil, &provider.Error{Code: provider.CodeNotFound, Model: name,
 				Message: fmt.Sprintf("model %q is on provider %q, which is not enabled", name, mc.Provider)}
 		}
-		return r.target(name, mc, ps, mc.Upstream), nil
+		return r.target(name, mc, ps, mc.Upstream, true), nil
 	}
 	for _, p := range r.prefixes {
 		if strings.HasPrefix(name, p.prefix) {
@@ -143,21 +161,42 @@ func (r *routes) resolve(name string) (*target, error) {
 			if p.strip {
 				upstream = strings.TrimPrefix(name, p.prefix)
 			}
-			return r.target(name, r.cfg.Models[name], p.prov, upstream), nil
+			mc, configured := r.cfg.Models[name]
+			return r.target(name, mc, p.prov, upstream, configured), nil
 		}
 	}
 	return nil, &provider.Error{Code: provider.CodeNotFound, Model: name,
 		Message: fmt.Sprintf("no enabled provider serves model %q", name)}
 }
 
-func (r *routes) target(name string, mc ModelConfig, ps *providerState, upstream string) *target {
+func (r *routes) target(name string, mc ModelConfig, ps *providerState, upstream string, configured bool) *target {
 	if upstream == "" {
 		upstream = mc.Upstream
 	}
 	if upstream == "" {
 		upstream = name
 	}
-	return &target{name: name, upstream: upstream, prov: ps, model: mc, res: mc.Resilience.merge(ps.res)}
+	t := &target{name: name, upstream: upstream, label: name, breakerKey: upstream, prov: ps, model: mc,
+		res: mc.Resilience.merge(ps.res)}
+	if !configured && !ps.admit(name) {
+		t.label, t.breakerKey = OtherModels, OtherModels
+	}
+	return t
+}
+
+// admit reports whether a model name from a prefix route gets its own label and
+// breaker: it has been seen before, or fewer than MaxOpenModels names have.
+func (ps *providerState) admit(name string) bool {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if _, ok := ps.open[name]; ok {
+		return true
+	}
+	if len(ps.open) >= MaxOpenModels {
+		return false
+	}
+	ps.open[name] = struct{}{}
+	return true
 }
 
 // chain resolves a model and its fallbacks, in order, skipping duplicates and fallbacks
@@ -188,11 +227,11 @@ func (t *target) breaker(m *metrics) *gobreaker.TwoStepCircuitBreaker[struct{}] 
 	ps := t.prov
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
-	if cb, ok := ps.breakers[t.upstream]; ok {
+	if cb, ok := ps.breakers[t.breakerKey]; ok {
 		return cb
 	}
 	bc := t.res.Breaker
-	provName, model := ps.name, t.name
+	provName, model := ps.name, t.label
 	cb := resilience.NewTwoStepBreaker[struct{}](provName+"/"+model, resilience.BreakerSettings{
 		ConsecutiveFailures: bc.ConsecutiveFailures,
 		FailureRate:         bc.FailureRate,
@@ -216,7 +255,7 @@ func (t *target) breaker(m *metrics) *gobreaker.TwoStepCircuitBreaker[struct{}] 
 		IsExcluded: func(err error) bool { return provider.CodeOf(err) == provider.CodeCanceled },
 	})
 	m.breaker.WithLabelValues(provName, model).Set(0)
-	ps.breakers[t.upstream] = cb
+	ps.breakers[t.breakerKey] = cb
 	return cb
 }
 
