@@ -413,6 +413,16 @@ func (st *Stream) classify(err error) error {
 	return e
 }
 
+// endedStream is what a provider stream offers for closing after a clean end.
+type endedStream interface {
+	// CloseWouldWait reports whether closing would wait for the network.
+	CloseWouldWait() bool
+	// Detach frees the rest of the body from the request's context.
+	Detach()
+	// CloseEnded is Close for the goroutine that read the stream to its end.
+	CloseEnded() error
+}
+
 // finish records the outcome once: breaker, metrics, span, and releases the slot.
 func (st *Stream) finish(err error) {
 	st.once.Do(func() {
@@ -423,19 +433,22 @@ func (st *Stream) finish(err error) {
 		// path, so its reply does not wait for them. The body is detached from the
 		// context first, here, because the caller's context (an HTTP request's) ends
 		// as soon as the reply is out, which would abort the drain and close the
-		// connection (see provider.DrainTimeout).
-		switch w, ok := st.inner.(interface {
-			CloseWouldWait() bool
-			Detach()
-		}); {
+		// connection (see provider.DrainTimeout). finish(nil) runs on the goroutine
+		// that read the stream to its end (Recv, or attempt at an empty stream), so
+		// the stream may recycle its buffers (CloseEnded); an abort by Close from
+		// another goroutine must not, as a Recv may still be reading them.
+		switch w, ok := st.inner.(endedStream); {
 		case st.inner == nil:
 			st.cancel()
 		case err == nil && ok && w.CloseWouldWait():
 			w.Detach()
 			go func() {
-				st.inner.Close()
+				w.CloseEnded()
 				st.cancel()
 			}()
+		case err == nil && ok:
+			w.CloseEnded()
+			st.cancel()
 		default:
 			st.inner.Close()
 			st.cancel()

@@ -444,6 +444,40 @@ func TestConcurrentStreamsOwnTheirBuffers(t *testing.T) {
 	wg.Wait()
 }
 
+// TestAbortNearTheEnd closes streams from another goroutine while they are read, at
+// moments around their last event. Under the race detector it fails if an abort recycles
+// a read buffer that the reading goroutine has just used (an abort must only close).
+func TestAbortNearTheEnd(t *testing.T) {
+	for _, kind := range []string{KindOpenAI, KindOllama} {
+		t.Run(kind, func(t *testing.T) {
+			srv := providertest.New(kind, okReply)
+			defer srv.Close()
+			srv.SetRecording(false)
+			env := newTestService(t, fakeConfig(kind, srv.URL, Resilience{}), nil)
+			model := map[string]string{KindOpenAI: "gpt-x", KindOllama: "ollama/llama"}[kind]
+			for i := range 200 {
+				st, err := env.svc.Stream(context.Background(), chatReq(model, "hi"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				var wg sync.WaitGroup
+				wg.Go(func() {
+					time.Sleep(time.Duration(i%7) * 20 * time.Microsecond)
+					st.Close()
+				})
+				for {
+					_, err := st.Recv()
+					st.Buffered()
+					if err != nil {
+						break
+					}
+				}
+				wg.Wait()
+			}
+		})
+	}
+}
+
 func TestHTTPTimeoutOverride(t *testing.T) {
 	srv := providertest.New(providertest.OpenAI, okReply)
 	defer srv.Close()

@@ -42,7 +42,7 @@ func newSSEReader(r io.Reader) *sseReader {
 
 // bodyReaders recycles the 4 KiB buffers response bodies are read through: a new one
 // per call was a fifth of the bytes a call through the gateway allocated. A buffer goes
-// back when its stream ended cleanly and is closed (see chunkStream.Close).
+// back when its stream ended cleanly and is closed (see chunkStream.CloseEnded).
 var bodyReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4<<10) }}
 
 func newBodyReader(r io.Reader) *bufio.Reader {
@@ -159,8 +159,8 @@ func (s *chunkStream) Buffered() bool {
 	return ok && p.Pending()
 }
 
-// CloseWouldWait reports whether Close, after a clean end of stream, would wait for the
-// network: the body's last bytes (the chunked terminator) are neither buffered nor
+// CloseWouldWait reports whether CloseEnded, after a clean end of stream, would wait for
+// the network: the body's last bytes (the chunked terminator) are neither buffered nor
 // pending. Callers then close off their own path.
 func (s *chunkStream) CloseWouldWait() bool {
 	if s.body == nil || !errors.Is(s.err, io.EOF) || (s.reader != nil && s.reader.Buffered() > 0) {
@@ -175,20 +175,32 @@ func (s *chunkStream) CloseWouldWait() bool {
 const DrainTimeout = 5 * time.Second
 
 // Detach unbinds what is left of the body from the request's context, when the body
-// can (upstream.Transport's can, net/http's cannot): a Close on another goroutine after
-// the context has ended then still drains the chunked terminator, within DrainTimeout,
-// and the connection goes back to the pool. Callers that close off their own path call
-// it first, on their path, before the context may end.
+// can (upstream.Transport's can, net/http's cannot): a CloseEnded on another goroutine
+// after the context has ended then still drains the chunked terminator, within
+// DrainTimeout, and the connection goes back to the pool. Callers that close off their
+// own path call it first, on their path, before the context may end.
 func (s *chunkStream) Detach() {
 	if d, ok := s.body.(interface{ Detach(time.Duration) bool }); ok {
 		d.Detach(DrainTimeout)
 	}
 }
 
-// Close releases the body. After a clean end of stream the few bytes left (the chunked
-// terminator) are read first, so the HTTP connection goes back to the pool instead of
-// being closed.
+// Close releases the body without reading more of it: the connection is closed rather
+// than reused. It may be called from another goroutine to abort a Recv.
 func (s *chunkStream) Close() error {
+	s.once.Do(func() {
+		if s.body != nil {
+			s.body.Close()
+		}
+	})
+	return nil
+}
+
+// CloseEnded is Close for the goroutine that read the stream to its end (or one it
+// started after that). After a clean end the few bytes left (the chunked terminator) are
+// read first, so the HTTP connection goes back to the pool, and the read buffer goes
+// back to bodyReaders: no Recv can be reading it. After an error it is Close.
+func (s *chunkStream) CloseEnded() error {
 	s.once.Do(func() {
 		if s.body == nil {
 			return
@@ -197,9 +209,6 @@ func (s *chunkStream) Close() error {
 			if r, ok := s.body.(io.Reader); ok {
 				io.CopyN(io.Discard, r, 4<<10)
 			}
-			// A stream that ended reads no more (Recv returns s.err): its buffer
-			// can serve another. After an error or an abort, when a Recv may still
-			// be running on another goroutine, it is left to the collector.
 			if s.reader != nil {
 				s.reader.Reset(nil)
 				bodyReaders.Put(s.reader)
@@ -332,11 +341,19 @@ func (a *Accumulator) Response() *Response {
 
 // Collect reads s to the end and closes it.
 func Collect(s Stream) (*Response, error) {
-	defer s.Close()
+	ended := false
+	defer func() {
+		if e, ok := s.(interface{ CloseEnded() error }); ok && ended {
+			e.CloseEnded() // read to its end here, on this goroutine
+		} else {
+			s.Close()
+		}
+	}()
 	var acc Accumulator
 	for {
 		c, err := s.Recv()
 		if errors.Is(err, io.EOF) {
+			ended = true
 			return acc.Response(), nil
 		}
 		if err != nil {
