@@ -559,6 +559,8 @@ func TestOpenModelNamesBounded(t *testing.T) {
 	cfg := Defaults()
 	cfg.Providers["g"] = ProviderConfig{Kind: KindMock, Prefixes: []string{"g-"}}
 	cfg.Models["g-configured"] = ModelConfig{Provider: "g"}
+	// An alias target reaches the provider through its prefix, but the config names it.
+	cfg.Aliases = map[string]string{"fast": "g-fast"}
 	env := newTestService(t, cfg, nil)
 	const extra = 10
 	for i := range MaxOpenModels + extra {
@@ -566,8 +568,8 @@ func TestOpenModelNamesBounded(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// A name seen before the bound keeps its own label; the configured one has its own.
-	for _, m := range []string{"g-0", "g-configured"} {
+	// A name seen before the bound keeps its own label; the configured ones have theirs.
+	for _, m := range []string{"g-0", "g-configured", "fast"} {
 		if _, err := env.svc.Chat(context.Background(), chatReq(m, "hi")); err != nil {
 			t.Fatal(err)
 		}
@@ -589,15 +591,16 @@ func TestOpenModelNamesBounded(t *testing.T) {
 			}
 		}
 	}
-	eq(t, "model labels", len(series), MaxOpenModels+2) // the admitted names, _other, the configured one
+	eq(t, "model labels", len(series), MaxOpenModels+3) // the admitted names, _other, the configured two
 	eq(t, "calls counted as "+OtherModels, series[OtherModels], float64(extra))
 	eq(t, "calls of g-0", series["g-0"], 2.0)
 	eq(t, "calls of g-configured", series["g-configured"], 1.0)
+	eq(t, "calls of the alias target g-fast", series["g-fast"], 1.0)
 	breakers := 0
 	for _, b := range env.svc.routes.Load().breakerStatus() {
 		if b.Provider == "g" {
 			breakers++
 		}
 	}
-	eq(t, "breakers", breakers, MaxOpenModels+2)
+	eq(t, "breakers", breakers, MaxOpenModels+3)
 }

@@ -64,6 +64,10 @@ type routes struct {
 	cfg       Config
 	providers map[string]*providerState
 	prefixes  []prefixRoute
+	// named holds every model name the config mentions (models, aliases and their
+	// targets, the default and summary models, fallbacks): those keep their own metric
+	// label and breaker however many names clients send (see MaxOpenModels).
+	named map[string]bool
 }
 
 func buildRoutes(cfg Config, deps *Deps, m *metrics, old *routes) (*routes, error) {
@@ -71,7 +75,7 @@ func buildRoutes(cfg Config, deps *Deps, m *metrics, old *routes) (*routes, erro
 		return nil, err
 	}
 	base := cfg.Resilience.merge(DefaultResilience)
-	r := &routes{cfg: cfg, providers: map[string]*providerState{}}
+	r := &routes{cfg: cfg, providers: map[string]*providerState{}, named: configNames(cfg)}
 	names := make([]string, 0, len(cfg.Providers))
 	for name := range cfg.Providers {
 		names = append(names, name)
@@ -106,6 +110,22 @@ func buildRoutes(cfg Config, deps *Deps, m *metrics, old *routes) (*routes, erro
 	}
 	sort.SliceStable(r.prefixes, func(i, j int) bool { return len(r.prefixes[i].prefix) > len(r.prefixes[j].prefix) })
 	return r, nil
+}
+
+// configNames is every model name cfg mentions.
+func configNames(cfg Config) map[string]bool {
+	named := map[string]bool{cfg.DefaultModel: true, cfg.SummaryModel: true}
+	for name, mc := range cfg.Models {
+		named[name] = true
+		for _, fb := range mc.Fallbacks {
+			named[fb] = true
+		}
+	}
+	for alias, to := range cfg.Aliases {
+		named[alias], named[to] = true, true
+	}
+	delete(named, "")
+	return named
 }
 
 func (r *routes) addPrefixes(ps *providerState) {
@@ -161,8 +181,7 @@ func (r *routes) resolve(name string) (*target, error) {
 			if p.strip {
 				upstream = strings.TrimPrefix(name, p.prefix)
 			}
-			mc, configured := r.cfg.Models[name]
-			return r.target(name, mc, p.prov, upstream, configured), nil
+			return r.target(name, r.cfg.Models[name], p.prov, upstream, r.named[name]), nil
 		}
 	}
 	return nil, &provider.Error{Code: provider.CodeNotFound, Model: name,
