@@ -539,14 +539,17 @@ func TestClientDisconnectMidStreamCancelsUpstream(t *testing.T) {
 			case <-time.After(30 * time.Second): // a hang guard, not a speed assertion
 				t.Fatal("the upstream request was not cancelled")
 			}
-			// The call is recorded once the handler has unwound.
-			for i := 0; metricValue(t, env.reg, "mxp_inference_inflight", nil) != 0; i++ {
+			// The call is recorded once the handler has unwound (the in-flight gauge
+			// drops just before the counter moves, so wait on the counter).
+			canceled := map[string]string{"code": "canceled"}
+			for i := 0; metricValue(t, env.reg, "mxp_inference_calls_total", canceled) == 0; i++ {
 				if i > 3000 {
-					t.Fatal("the call never finished")
+					t.Fatal("the call was never counted as canceled")
 				}
 				time.Sleep(time.Millisecond)
 			}
-			eq(t, "calls counted canceled", metricValue(t, env.reg, "mxp_inference_calls_total", map[string]string{"code": "canceled"}), 1.0)
+			eq(t, "calls counted canceled", metricValue(t, env.reg, "mxp_inference_calls_total", canceled), 1.0)
+			eq(t, "calls in flight", metricValue(t, env.reg, "mxp_inference_inflight", nil), 0.0)
 		})
 	}
 }
