@@ -281,8 +281,8 @@ func (b *body) Read(p []byte) (int, error) {
 	if b.state.Load() != 0 {
 		return n, errBodyClosed
 	}
-	if b.ctx.Err() != nil {
-		err = ctxError(b.ctx)
+	if b.ctx.Err() != nil && !b.detached.Load() {
+		err = ctxError(b.ctx) // after Detach, a failed read is the read's own error
 	}
 	b.finish(false)
 	return n, err
