@@ -132,22 +132,18 @@ func parseOpenAIRequest(body []byte) (req *ChatRequest, stream, includeUsage boo
 		if err != nil {
 			return nil, false, false, provider.Errorf(provider.CodeInvalidRequest, "messages[%d].content: %v", i, err)
 		}
-		pm := provider.Message{Content: text, ToolCallID: m.ToolCallID}
-		switch m.Role {
-		case "system", "developer":
-			pm.Role = provider.RoleSystem
-		case "user":
-			pm.Role = provider.RoleUser
-		case "assistant":
-			pm.Role = provider.RoleAssistant
+		role, ok := oaiRole(m.Role)
+		if !ok {
+			return nil, false, false, provider.Errorf(provider.CodeInvalidRequest, "messages[%d].role %q is not supported", i, m.Role)
+		}
+		pm := provider.Message{Role: role, Content: text, ToolCallID: m.ToolCallID}
+		switch role {
+		case provider.RoleAssistant:
 			for _, tc := range m.ToolCalls {
 				pm.ToolCalls = append(pm.ToolCalls, provider.ToolCall{ID: tc.ID, Name: tc.Function.Name, Arguments: tc.Function.Arguments})
 			}
-		case "tool":
-			pm.Role = provider.RoleTool
+		case provider.RoleTool:
 			pm.Name = m.Name
-		default:
-			return nil, false, false, provider.Errorf(provider.CodeInvalidRequest, "messages[%d].role %q is not supported", i, m.Role)
 		}
 		out.Messages = append(out.Messages, pm)
 	}
@@ -194,6 +190,22 @@ func parseOpenAIRequest(body []byte) (req *ChatRequest, stream, includeUsage boo
 	}
 	include := in.StreamOptions != nil && in.StreamOptions.IncludeUsage
 	return out, in.Stream, include, nil
+}
+
+// oaiRole maps a Chat Completions message role ("developer" is OpenAI's newer name for
+// system).
+func oaiRole(role string) (provider.Role, bool) {
+	switch role {
+	case "system", "developer":
+		return provider.RoleSystem, true
+	case "user":
+		return provider.RoleUser, true
+	case "assistant":
+		return provider.RoleAssistant, true
+	case "tool":
+		return provider.RoleTool, true
+	}
+	return "", false
 }
 
 // contentText reads message content: a string, null, or an array of {"type":"text"} parts.

@@ -33,18 +33,14 @@ func parseOpenAIRequestFast(body []byte) (req *ChatRequest, stream, includeUsage
 	s := jsonscan.New(body)
 	out := &ChatRequest{}
 	var maxTokens, maxCompletion int
-	var seen uint64
-	ok = s.Object(func(key []byte) bool {
-		k, ok := jsonscan.Key(key, fastRequestKeys, &seen)
-		if !ok || k >= 14 {
+	ok = s.Fields(fastRequestKeys, 1, func(k int) bool {
+		if k >= 14 { // for the general path
 			return false
-		}
-		if k == -1 {
-			return s.Skip(1)
 		}
 		if s.Peek() == 'n' { // null leaves every field here as it is, as json does
 			return s.Literal("null")
 		}
+		var ok bool
 		switch k {
 		case 0:
 			return s.StrOrNull(&out.Model)
@@ -72,15 +68,8 @@ func parseOpenAIRequestFast(body []byte) (req *ChatRequest, stream, includeUsage
 			stream, ok = s.Bool()
 			return ok
 		case 7:
-			var seenOpt uint64
-			return s.Object(func(key []byte) bool {
-				k, ok := jsonscan.Key(key, fastStreamKeys, &seenOpt)
-				switch {
-				case !ok:
-					return false
-				case k == -1:
-					return s.Skip(2)
-				case s.Peek() == 'n':
+			return s.Fields(fastStreamKeys, 2, func(int) bool {
+				if s.Peek() == 'n' {
 					return s.Literal("null")
 				}
 				includeUsage, ok = s.Bool()
@@ -119,16 +108,14 @@ func parseOpenAIRequestFast(body []byte) (req *ChatRequest, stream, includeUsage
 			})
 		case 11:
 			return s.StrOrNull(&out.ContextBudget)
-		case 12, 13:
-			n, ok := s.Integer()
-			if k == 12 {
-				out.TimeoutMs = int64(n)
-			} else {
-				out.FirstTokenTimeoutMs = int64(n)
-			}
-			return ok
 		}
-		return false
+		n, ok := s.Integer() // 12, 13
+		if k == 12 {
+			out.TimeoutMs = int64(n)
+		} else {
+			out.FirstTokenTimeoutMs = int64(n)
+		}
+		return ok
 	})
 	if !ok || !s.End() {
 		return nil, false, false, false
@@ -145,23 +132,18 @@ func fastMessage(s *jsonscan.Scanner) (provider.Message, bool) {
 	var m provider.Message
 	var role, name string
 	var calls []provider.ToolCall
-	var seen uint64
-	ok := s.Object(func(key []byte) bool {
-		k, ok := jsonscan.Key(key, fastMessageKeys, &seen)
-		switch {
-		case !ok:
-			return false
-		case k == -1:
-			return s.Skip(2)
-		case k == 0:
+	ok := s.Fields(fastMessageKeys, 2, func(k int) bool {
+		switch k {
+		case 0:
 			return s.StrOrNull(&role)
-		case k == 1:
+		case 1:
 			return s.StrOrNull(&m.Content) // content parts are not a string: refused
-		case k == 2:
+		case 2:
 			return s.StrOrNull(&name)
-		case k == 3:
+		case 3:
 			return s.StrOrNull(&m.ToolCallID)
-		case s.Peek() == 'n':
+		}
+		if s.Peek() == 'n' {
 			return s.Literal("null")
 		}
 		return s.Array(func() bool {
@@ -173,19 +155,14 @@ func fastMessage(s *jsonscan.Scanner) (provider.Message, bool) {
 	if !ok {
 		return m, false
 	}
-	switch role {
-	case "system", "developer":
-		m.Role = provider.RoleSystem
-	case "user":
-		m.Role = provider.RoleUser
-	case "assistant":
-		m.Role = provider.RoleAssistant
+	if m.Role, ok = oaiRole(role); !ok { // an unknown role: the general path words the error
+		return m, false
+	}
+	switch m.Role {
+	case provider.RoleAssistant:
 		m.ToolCalls = calls // only an assistant's tool calls are kept
-	case "tool":
-		m.Role = provider.RoleTool
+	case provider.RoleTool:
 		m.Name = name
-	default:
-		return m, false // the general path words the error
 	}
 	return m, true
 }
@@ -194,34 +171,21 @@ func fastMessage(s *jsonscan.Scanner) (provider.Message, bool) {
 func fastToolCall(s *jsonscan.Scanner) (provider.ToolCall, bool) {
 	var c provider.ToolCall
 	var typ string
-	var seen uint64
-	ok := s.Object(func(key []byte) bool {
-		k, ok := jsonscan.Key(key, fastToolCallKeys, &seen)
-		switch {
-		case !ok:
-			return false
-		case k == -1:
-			return s.Skip(3)
-		case k == 0:
+	ok := s.Fields(fastToolCallKeys, 3, func(k int) bool {
+		switch k {
+		case 0:
 			if s.Peek() == 'n' {
 				return s.Literal("null")
 			}
 			_, ok := s.Integer()
 			return ok
-		case k == 1:
+		case 1:
 			return s.StrOrNull(&c.ID)
-		case k == 2:
+		case 2:
 			return s.StrOrNull(&typ)
 		}
-		var seenF uint64
-		return s.Object(func(key []byte) bool {
-			k, ok := jsonscan.Key(key, fastCallFuncKeys, &seenF)
-			switch {
-			case !ok:
-				return false
-			case k == -1:
-				return s.Skip(4)
-			case k == 0:
+		return s.Fields(fastCallFuncKeys, 4, func(k int) bool {
+			if k == 0 {
 				return s.StrOrNull(&c.Name)
 			}
 			return s.StrOrNull(&c.Arguments)
@@ -234,28 +198,15 @@ func fastToolCall(s *jsonscan.Scanner) (provider.ToolCall, bool) {
 func fastTool(s *jsonscan.Scanner) (provider.Tool, bool) {
 	var t provider.Tool
 	var typ string
-	var seen uint64
-	ok := s.Object(func(key []byte) bool {
-		k, ok := jsonscan.Key(key, fastToolKeys, &seen)
-		switch {
-		case !ok:
-			return false
-		case k == -1:
-			return s.Skip(2)
-		case k == 0:
+	ok := s.Fields(fastToolKeys, 2, func(k int) bool {
+		if k == 0 {
 			return s.StrOrNull(&typ)
 		}
-		var seenF uint64
-		return s.Object(func(key []byte) bool {
-			k, ok := jsonscan.Key(key, fastToolFuncKeys, &seenF)
-			switch {
-			case !ok:
-				return false
-			case k == -1:
-				return s.Skip(3)
-			case k == 0:
+		return s.Fields(fastToolFuncKeys, 3, func(k int) bool {
+			switch k {
+			case 0:
 				return s.StrOrNull(&t.Name)
-			case k == 1:
+			case 1:
 				return s.StrOrNull(&t.Description)
 			}
 			raw, ok := s.Raw(3)

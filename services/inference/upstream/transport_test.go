@@ -146,11 +146,11 @@ func slowStream(w http.ResponseWriter, r *http.Request) {
 	<-r.Context().Done()
 }
 
-func TestCancelMidStream(t *testing.T) {
-	srv := newServer(t, slowStream)
-	client, tr := newClient(t)
-	ctx, cancel := context.WithCancelCause(context.Background())
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL, nil)
+// getFirstLine sends a GET with ctx and reads the body's first line, which must be
+// "first".
+func getFirstLine(t *testing.T, client *http.Client, ctx context.Context, url string) (*http.Response, *bufio.Reader) {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -159,9 +159,17 @@ func TestCancelMidStream(t *testing.T) {
 	if line, err := br.ReadString('\n'); err != nil || line != "first\n" {
 		t.Fatalf("first line %q, %v", line, err)
 	}
+	return resp, br
+}
+
+func TestCancelMidStream(t *testing.T) {
+	srv := newServer(t, slowStream)
+	client, tr := newClient(t)
+	ctx, cancel := context.WithCancelCause(context.Background())
+	resp, br := getFirstLine(t, client, ctx, srv.URL)
 	cause := errors.New("caller gave up")
 	go cancel(cause)
-	_, err = br.ReadString('\n') // blocked until the cancel lands
+	_, err := br.ReadString('\n') // blocked until the cancel lands
 	if !errors.Is(err, context.Canceled) || !errors.Is(err, cause) {
 		t.Errorf("read after cancel: %v, want context.Canceled and the cause", err)
 	}
@@ -187,16 +195,7 @@ func TestDetach(t *testing.T) {
 	})
 	client, tr := newClient(t)
 	get := func(ctx context.Context, q string) (*http.Response, *bufio.Reader) {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+q, nil)
-		resp, err := client.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		br := bufio.NewReader(resp.Body)
-		if line, err := br.ReadString('\n'); err != nil || line != "first\n" {
-			t.Fatalf("first line %q, %v", line, err)
-		}
-		return resp, br
+		return getFirstLine(t, client, ctx, srv.URL+q)
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())

@@ -321,6 +321,24 @@ func Key(key []byte, names []string, seen *uint64) (int, bool) {
 	return -1, true
 }
 
+// Fields reads an object whose keys are matched against names (see Key): the value of
+// a key json would ignore is skipped (Skip at depth), a key json would match some other
+// way refuses, and field is called with the index of each name met, positioned at its
+// value.
+func (s *Scanner) Fields(names []string, depth int, field func(k int) bool) bool {
+	var seen uint64
+	return s.Object(func(key []byte) bool {
+		k, ok := Key(key, names, &seen)
+		switch {
+		case !ok:
+			return false
+		case k < 0:
+			return s.Skip(depth)
+		}
+		return field(k)
+	})
+}
+
 // StrOrNull reads a string or null into *dst (null leaves it as is, as json does).
 func (s *Scanner) StrOrNull(dst *string) bool {
 	if s.Peek() == 'n' {
