@@ -184,13 +184,8 @@ type anEvent struct {
 		} `json:"usage"`
 	} `json:"message"`
 	ContentBlock *anBlock `json:"content_block"`
-	Delta        *struct {
-		Type        string `json:"type"`
-		Text        string `json:"text"`
-		PartialJSON string `json:"partial_json"`
-		StopReason  string `json:"stop_reason"`
-	} `json:"delta"`
-	Usage *struct {
+	Delta        *anDelta `json:"delta"`
+	Usage        *struct {
 		InputTokens  int `json:"input_tokens"`
 		OutputTokens int `json:"output_tokens"`
 	} `json:"usage"`
@@ -198,6 +193,13 @@ type anEvent struct {
 		Type    string `json:"type"`
 		Message string `json:"message"`
 	} `json:"error"`
+}
+
+type anDelta struct {
+	Type        string `json:"type"`
+	Text        string `json:"text"`
+	PartialJSON string `json:"partial_json"`
+	StopReason  string `json:"stop_reason"`
 }
 
 // NewAnthropicStream decodes a Messages API SSE body: message_start, content_block_start,
@@ -208,6 +210,7 @@ func NewAnthropicStream(body io.ReadCloser) Stream {
 	var usage Usage
 	toolIndex := map[int]int{} // content block index -> tool call index
 	done := false
+	one := make([]Chunk, 1) // reused for the per-token deltas (see chunkStream)
 	decode := func() ([]Chunk, error) {
 		if done {
 			return nil, io.EOF
@@ -220,8 +223,11 @@ func NewAnthropicStream(body io.ReadCloser) Stream {
 			return nil, streamReadError("anthropic", err)
 		}
 		var e anEvent
-		if err := json.Unmarshal(ev.Data, &e); err != nil {
-			return nil, malformed("anthropic", ev.Data, err)
+		if !decodeAnthropicEventFast(ev.Data, &e) {
+			e = anEvent{}
+			if err := json.Unmarshal(ev.Data, &e); err != nil {
+				return nil, malformed("anthropic", ev.Data, err)
+			}
 		}
 		if e.Type == "" {
 			e.Type = ev.Event
@@ -247,13 +253,15 @@ func NewAnthropicStream(body io.ReadCloser) Stream {
 			}
 			switch e.Delta.Type {
 			case "text_delta":
-				return []Chunk{{Text: e.Delta.Text}}, nil
+				one[0] = Chunk{Text: e.Delta.Text}
+				return one, nil
 			case "input_json_delta":
 				i, ok := toolIndex[e.Index]
 				if !ok {
 					return nil, malformed("anthropic", ev.Data, errors.New("input_json_delta for a block that is not tool_use"))
 				}
-				return []Chunk{{ToolCall: &ToolCallDelta{Index: i, Arguments: e.Delta.PartialJSON}}}, nil
+				one[0] = Chunk{ToolCall: &ToolCallDelta{Index: i, Arguments: e.Delta.PartialJSON}}
+				return one, nil
 			}
 		case "message_delta":
 			if e.Usage != nil {

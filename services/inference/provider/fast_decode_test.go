@@ -79,3 +79,54 @@ func FuzzOpenAIFastDecode(f *testing.F) {
 		}
 	})
 }
+
+var anthropicFastSeeds = []string{
+	`{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hello"}}`,
+	`{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"{\"city\": \"Par"}}`,
+	`{"type":"content_block_stop","index":0}`,
+	`{"type": "ping"}`,
+	`{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"\u00e9\n\ud83d\ude00"}} `,
+	// Left to json.Unmarshal, or rejected by it:
+	`{"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":15}}`,
+	`{"type":"message_start","message":{"id":"msg_1","usage":{"input_tokens":25,"output_tokens":1}}}`,
+	`{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}`,
+	`{"Type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"x"}}`,
+	`{"type":"content_block_delta","type":"ping"}`,
+	`{"type":"content_block_delta","index":1.5,"delta":{"type":"text_delta","text":"x"}}`,
+	`{"type":"content_block_delta","index":0,"delta":null}`,
+	`{"type":"content_block_delta","index":0,"delta":{"text":5}}`,
+	`{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"bad \xff"}}`,
+	`{"type":"content_block_delta"} trailing`,
+}
+
+func TestAnthropicFastDecodeAgrees(t *testing.T) {
+	for i, s := range anthropicFastSeeds {
+		if accepted := checkAnthropicFast(t, []byte(s)); i < 5 && !accepted {
+			t.Errorf("the fast path refused a common shape: %s", s)
+		}
+	}
+}
+
+func FuzzAnthropicFastDecode(f *testing.F) {
+	for _, s := range anthropicFastSeeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) { checkAnthropicFast(t, data) })
+}
+
+// checkAnthropicFast compares the fast decoder with json.Unmarshal on data: whatever the
+// fast path accepts, json decodes the same way.
+func checkAnthropicFast(t *testing.T, data []byte) bool {
+	var fast anEvent
+	if !decodeAnthropicEventFast(data, &fast) {
+		return false
+	}
+	var slow anEvent
+	if err := json.Unmarshal(data, &slow); err != nil {
+		t.Fatalf("fast path accepted %q, json rejects it: %v", data, err)
+	}
+	if !reflect.DeepEqual(fast, slow) {
+		t.Fatalf("%q:\nfast %+v\nslow %+v", data, fast, slow)
+	}
+	return true
+}

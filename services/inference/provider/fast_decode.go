@@ -2,13 +2,15 @@ package provider
 
 import "github.com/mxp-mesh/mesh/services/inference/internal/jsonscan"
 
-// A fast decoder for the common shape of chat.completion.chunk events, which a gateway
-// decodes once per token. It fills the same oaChunk json.Unmarshal would and gives up
-// (returns false) on anything it does not handle exactly like encoding/json: non-UTF-8
-// strings, escaped keys, tool calls, error objects, non-integer numbers, non-ASCII or
-// differently-cased keys, duplicate keys, deep nesting and invalid JSON. The caller then
-// runs json.Unmarshal. FuzzOpenAIFastDecode checks the two agree on every input the fast
-// path accepts.
+// Fast decoders for the per-token events of streams: OpenAI's chat.completion.chunk and
+// Anthropic's content_block_delta, which a gateway decodes once per token. Each fills the
+// same struct json.Unmarshal would and gives up (returns false) on anything it does not
+// handle exactly like encoding/json: non-UTF-8 strings, escaped keys, non-integer
+// numbers, non-ASCII or differently-cased keys, duplicate keys, deep nesting, invalid
+// JSON, and the rarer objects of each format (OpenAI's tool calls and errors, Anthropic's
+// message, content block, usage and error). The caller then runs json.Unmarshal.
+// FuzzOpenAIFastDecode and FuzzAnthropicFastDecode check the two agree on every input
+// the fast path accepts.
 
 var (
 	fastTopKeys    = []string{"choices", "usage", "error"}
@@ -107,6 +109,55 @@ func decodeOpenAIChunkFast(data []byte, c *oaChunk) bool {
 			return s.Peek() == 'n' && s.Literal("null")
 		}
 		return s.Skip(1)
+	})
+	return ok && s.End()
+}
+
+var (
+	fastAnthropicKeys = []string{"type", "index", "delta",
+		// Left to json.Unmarshal:
+		"message", "content_block", "usage", "error"}
+	fastAnthropicDeltaKeys = []string{"type", "text", "partial_json", "stop_reason"}
+)
+
+// decodeAnthropicEventFast fills e (which must be zero) from a Messages API stream event
+// whose fields are the type, the index and a delta: content_block_delta (one per token),
+// content_block_stop and ping. Events with a message, content block, usage or error
+// object are left to json.Unmarshal (it returns false), as is anything jsonscan refuses.
+// FuzzAnthropicFastDecode checks the two agree on every input this accepts.
+func decodeAnthropicEventFast(data []byte, e *anEvent) bool {
+	s := jsonscan.New(data)
+	ok := s.Fields(fastAnthropicKeys, 1, func(k int) bool {
+		switch k {
+		case 0:
+			return s.StrOrNull(&e.Type)
+		case 1:
+			if s.Peek() == 'n' {
+				return s.Literal("null")
+			}
+			n, ok := s.Integer()
+			e.Index = n
+			return ok
+		case 2:
+			if s.Peek() == 'n' {
+				e.Delta = nil
+				return s.Literal("null")
+			}
+			d := &anDelta{}
+			e.Delta = d
+			return s.Fields(fastAnthropicDeltaKeys, 2, func(k int) bool {
+				switch k {
+				case 0:
+					return s.StrOrNull(&d.Type)
+				case 1:
+					return s.StrOrNull(&d.Text)
+				case 2:
+					return s.StrOrNull(&d.PartialJSON)
+				}
+				return s.StrOrNull(&d.StopReason)
+			})
+		}
+		return false
 	})
 	return ok && s.End()
 }
