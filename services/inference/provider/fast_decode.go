@@ -2,15 +2,16 @@ package provider
 
 import "github.com/mxp-mesh/mesh/services/inference/internal/jsonscan"
 
-// Fast decoders for the per-token events of streams: OpenAI's chat.completion.chunk and
-// Anthropic's content_block_delta, which a gateway decodes once per token. Each fills the
+// Fast decoders for the per-token events of streams: OpenAI's chat.completion.chunk,
+// Anthropic's content_block_delta and Ollama's /api/chat lines, which a gateway decodes
+// once per token. Each fills the
 // same struct json.Unmarshal would and gives up (returns false) on anything it does not
 // handle exactly like encoding/json: non-UTF-8 strings, escaped keys, non-integer
 // numbers, non-ASCII or differently-cased keys, duplicate keys, deep nesting, invalid
 // JSON, and the rarer objects of each format (OpenAI's tool calls and errors, Anthropic's
-// message, content block, usage and error). The caller then runs json.Unmarshal.
-// FuzzOpenAIFastDecode and FuzzAnthropicFastDecode check the two agree on every input
-// the fast path accepts.
+// message, content block, usage and error, Ollama's tool calls). The caller then runs
+// json.Unmarshal. FuzzOpenAIFastDecode, FuzzAnthropicFastDecode and FuzzOllamaFastDecode
+// check the two agree on every input the fast path accepts.
 
 var (
 	fastTopKeys    = []string{"choices", "usage", "error"}
@@ -158,6 +159,48 @@ func decodeAnthropicEventFast(data []byte, e *anEvent) bool {
 			})
 		}
 		return false
+	})
+	return ok && s.End()
+}
+
+var (
+	fastOllamaKeys = []string{"message", "done", "done_reason", "prompt_eval_count",
+		"eval_count", "error"}
+	fastOllamaMessageKeys = []string{"content",
+		// Left to json.Unmarshal:
+		"tool_calls"}
+)
+
+// decodeOllamaChunkFast fills c (which must be zero) from one /api/chat line whose
+// message, if any, has no tool calls.
+func decodeOllamaChunkFast(data []byte, c *olChunk) bool {
+	s := jsonscan.New(data)
+	ok := s.Fields(fastOllamaKeys, 1, func(k int) bool {
+		null := s.Peek() == 'n'
+		if null { // null leaves every field here as it is, as json does
+			return s.Literal("null")
+		}
+		var ok bool
+		switch k {
+		case 0:
+			m := &olReply{}
+			c.Message = m
+			return s.Fields(fastOllamaMessageKeys, 2, func(k int) bool {
+				return k == 0 && s.StrOrNull(&m.Content)
+			})
+		case 1:
+			c.Done, ok = s.Bool()
+			return ok
+		case 2:
+			return s.StrOrNull(&c.DoneReason)
+		case 3:
+			c.PromptEvalCount, ok = s.Integer()
+			return ok
+		case 4:
+			c.EvalCount, ok = s.Integer()
+			return ok
+		}
+		return s.StrOrNull(&c.Error)
 	})
 	return ok && s.End()
 }

@@ -130,3 +130,52 @@ func checkAnthropicFast(t *testing.T, data []byte) bool {
 	}
 	return true
 }
+
+var ollamaFastSeeds = []string{
+	`{"model":"llama3.2","created_at":"2024-07-22T20:33:28.123648Z","message":{"role":"assistant","content":"Hello"},"done":false}`,
+	`{"model":"llama3.2","created_at":"2024-07-22T20:33:28Z","message":{"role":"assistant","content":""},"done_reason":"stop","done":true,"total_duration":5191566416,"load_duration":2154458,"prompt_eval_count":26,"prompt_eval_duration":383809000,"eval_count":298,"eval_duration":4799921000}`,
+	`{"message":{"content":"\u00e9\n\ud83d\ude00 \"q\""},"done":false} `,
+	`{"error":"model not found"}`,
+	`{"message":null,"done":null,"eval_count":null}`,
+	// Left to json.Unmarshal, or rejected by it:
+	`{"message":{"role":"assistant","content":"","tool_calls":[{"function":{"name":"f","arguments":{"a":1}}}]},"done":false}`,
+	`{"Message":{"content":"x"}}`,
+	`{"done":true,"done":false}`,
+	`{"eval_count":1.5}`,
+	`{"done":"yes"}`,
+	`{"message":{"content":5}}`,
+	`{"message":{"content":"bad \xff"}}`,
+	`{"done":false} trailing`,
+}
+
+func TestOllamaFastDecodeAgrees(t *testing.T) {
+	for i, s := range ollamaFastSeeds {
+		if accepted := checkOllamaFast(t, []byte(s)); i < 5 && !accepted {
+			t.Errorf("the fast path refused a common shape: %s", s)
+		}
+	}
+}
+
+func FuzzOllamaFastDecode(f *testing.F) {
+	for _, s := range ollamaFastSeeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) { checkOllamaFast(t, data) })
+}
+
+// checkOllamaFast compares the fast decoder with json.Unmarshal on data: whatever the
+// fast path accepts, json decodes the same way.
+func checkOllamaFast(t *testing.T, data []byte) bool {
+	var fast olChunk
+	if !decodeOllamaChunkFast(data, &fast) {
+		return false
+	}
+	var slow olChunk
+	if err := json.Unmarshal(data, &slow); err != nil {
+		t.Fatalf("fast path accepted %q, json rejects it: %v", data, err)
+	}
+	if !reflect.DeepEqual(fast, slow) {
+		t.Fatalf("%q:\nfast %+v\nslow %+v", data, fast, slow)
+	}
+	return true
+}

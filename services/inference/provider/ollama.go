@@ -1,6 +1,7 @@
 package provider
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -163,15 +164,18 @@ func ollamaErrorMessage(data []byte) string {
 }
 
 type olChunk struct {
-	Message *struct {
-		Content   string       `json:"content"`
-		ToolCalls []olToolCall `json:"tool_calls"`
-	} `json:"message"`
-	Done            bool   `json:"done"`
-	DoneReason      string `json:"done_reason"`
-	PromptEvalCount int    `json:"prompt_eval_count"`
-	EvalCount       int    `json:"eval_count"`
-	Error           string `json:"error"`
+	Message         *olReply `json:"message"`
+	Done            bool     `json:"done"`
+	DoneReason      string   `json:"done_reason"`
+	PromptEvalCount int      `json:"prompt_eval_count"`
+	EvalCount       int      `json:"eval_count"`
+	Error           string   `json:"error"`
+}
+
+// olReply is the message of a reply line (role and the rest are not needed).
+type olReply struct {
+	Content   string       `json:"content"`
+	ToolCalls []olToolCall `json:"tool_calls"`
 }
 
 // NewOllamaStream decodes an /api/chat NDJSON body: one object per line, the last with
@@ -180,6 +184,7 @@ func NewOllamaStream(body io.ReadCloser) Stream {
 	r := newBodyReader(body)
 	calls := 0
 	done := false
+	var chunks []Chunk // reused: chunkStream takes an event's chunks out before decoding the next
 	decode := func() ([]Chunk, error) {
 		if done {
 			return nil, io.EOF
@@ -191,17 +196,21 @@ func NewOllamaStream(body io.ReadCloser) Stream {
 			}
 			return nil, streamReadError("ollama", err)
 		}
-		if len(strings.TrimSpace(string(line))) == 0 {
+		if len(bytes.TrimSpace(line)) == 0 {
 			return nil, nil
 		}
 		var c olChunk
-		if err := json.Unmarshal(line, &c); err != nil {
-			return nil, malformed("ollama", line, err)
+		if !decodeOllamaChunkFast(line, &c) {
+			c = olChunk{}
+			if err := json.Unmarshal(line, &c); err != nil {
+				return nil, malformed("ollama", line, err)
+			}
 		}
 		if c.Error != "" {
 			return nil, &Error{Code: CodeProviderError, Provider: "ollama", Retryable: true, Message: c.Error}
 		}
-		var out []Chunk
+		out := chunks[:0]
+		defer func() { chunks = out }()
 		if m := c.Message; m != nil {
 			if m.Content != "" {
 				out = append(out, Chunk{Text: m.Content})
