@@ -100,35 +100,11 @@ var anthropicFastSeeds = []string{
 }
 
 func TestAnthropicFastDecodeAgrees(t *testing.T) {
-	for i, s := range anthropicFastSeeds {
-		if accepted := checkAnthropicFast(t, []byte(s)); i < 5 && !accepted {
-			t.Errorf("the fast path refused a common shape: %s", s)
-		}
-	}
+	agreesOnSeeds(t, anthropicFastSeeds, 5, decodeAnthropicEventFast)
 }
 
 func FuzzAnthropicFastDecode(f *testing.F) {
-	for _, s := range anthropicFastSeeds {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, data []byte) { checkAnthropicFast(t, data) })
-}
-
-// checkAnthropicFast compares the fast decoder with json.Unmarshal on data: whatever the
-// fast path accepts, json decodes the same way.
-func checkAnthropicFast(t *testing.T, data []byte) bool {
-	var fast anEvent
-	if !decodeAnthropicEventFast(data, &fast) {
-		return false
-	}
-	var slow anEvent
-	if err := json.Unmarshal(data, &slow); err != nil {
-		t.Fatalf("fast path accepted %q, json rejects it: %v", data, err)
-	}
-	if !reflect.DeepEqual(fast, slow) {
-		t.Fatalf("%q:\nfast %+v\nslow %+v", data, fast, slow)
-	}
-	return true
+	fuzzAgreement(f, anthropicFastSeeds, decodeAnthropicEventFast)
 }
 
 var ollamaFastSeeds = []string{
@@ -149,33 +125,43 @@ var ollamaFastSeeds = []string{
 }
 
 func TestOllamaFastDecodeAgrees(t *testing.T) {
-	for i, s := range ollamaFastSeeds {
-		if accepted := checkOllamaFast(t, []byte(s)); i < 5 && !accepted {
+	agreesOnSeeds(t, ollamaFastSeeds, 5, decodeOllamaChunkFast)
+}
+
+func FuzzOllamaFastDecode(f *testing.F) {
+	fuzzAgreement(f, ollamaFastSeeds, decodeOllamaChunkFast)
+}
+
+// agreesOnSeeds checks the fast decoder against json.Unmarshal on every seed; the first
+// common seeds are shapes it must accept.
+func agreesOnSeeds[T any](t *testing.T, seeds []string, common int, fast func([]byte, *T) bool) {
+	for i, s := range seeds {
+		if accepted := agreesWithJSON(t, []byte(s), fast); i < common && !accepted {
 			t.Errorf("the fast path refused a common shape: %s", s)
 		}
 	}
 }
 
-func FuzzOllamaFastDecode(f *testing.F) {
-	for _, s := range ollamaFastSeeds {
+func fuzzAgreement[T any](f *testing.F, seeds []string, fast func([]byte, *T) bool) {
+	for _, s := range seeds {
 		f.Add([]byte(s))
 	}
-	f.Fuzz(func(t *testing.T, data []byte) { checkOllamaFast(t, data) })
+	f.Fuzz(func(t *testing.T, data []byte) { agreesWithJSON(t, data, fast) })
 }
 
-// checkOllamaFast compares the fast decoder with json.Unmarshal on data: whatever the
-// fast path accepts, json decodes the same way.
-func checkOllamaFast(t *testing.T, data []byte) bool {
-	var fast olChunk
-	if !decodeOllamaChunkFast(data, &fast) {
+// agreesWithJSON compares a fast decoder with json.Unmarshal on data: whatever the fast
+// path accepts, json decodes the same way. It reports whether the fast path accepted.
+func agreesWithJSON[T any](t *testing.T, data []byte, fast func([]byte, *T) bool) bool {
+	var got T
+	if !fast(data, &got) {
 		return false
 	}
-	var slow olChunk
-	if err := json.Unmarshal(data, &slow); err != nil {
+	var want T
+	if err := json.Unmarshal(data, &want); err != nil {
 		t.Fatalf("fast path accepted %q, json rejects it: %v", data, err)
 	}
-	if !reflect.DeepEqual(fast, slow) {
-		t.Fatalf("%q:\nfast %+v\nslow %+v", data, fast, slow)
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("%q:\nfast %+v\njson %+v", data, got, want)
 	}
 	return true
 }
