@@ -3,15 +3,15 @@ package provider
 import "github.com/mxp-mesh/mesh/services/inference/internal/jsonscan"
 
 // Fast decoders for the per-token events of streams: OpenAI's chat.completion.chunk,
-// Anthropic's content_block_delta and Ollama's /api/chat lines, which a gateway decodes
-// once per token. Each fills the
+// Anthropic's content_block_delta, Gemini's GenerateContentResponse and Ollama's
+// /api/chat lines, which a gateway decodes once per token. Each fills the
 // same struct json.Unmarshal would and gives up (returns false) on anything it does not
 // handle exactly like encoding/json: non-UTF-8 strings, escaped keys, non-integer
 // numbers, non-ASCII or differently-cased keys, duplicate keys, deep nesting, invalid
 // JSON, and the rarer objects of each format (OpenAI's tool calls and errors, Anthropic's
-// message, content block, usage and error, Ollama's tool calls). The caller then runs
-// json.Unmarshal. FuzzOpenAIFastDecode, FuzzAnthropicFastDecode and FuzzOllamaFastDecode
-// check the two agree on every input the fast path accepts.
+// message, content block, usage and error, Gemini's function calls, prompt feedback and
+// error, Ollama's tool calls). The caller then runs json.Unmarshal. The Fuzz*FastDecode
+// tests check the two agree on every input the fast path accepts.
 
 var (
 	fastTopKeys    = []string{"choices", "usage", "error"}
@@ -203,4 +203,92 @@ func decodeOllamaChunkFast(data []byte, c *olChunk) bool {
 		return s.StrOrNull(&c.Error)
 	})
 	return ok && s.End()
+}
+
+var (
+	fastGeminiKeys = []string{"candidates", "usageMetadata",
+		// Left to json.Unmarshal:
+		"promptFeedback", "error"}
+	fastGeminiCandidateKeys = []string{"content", "finishReason"}
+	fastGeminiContentKeys   = []string{"role", "parts"}
+	fastGeminiPartKeys      = []string{"text", "thought",
+		// Left to json.Unmarshal:
+		"functionCall", "functionResponse"}
+	fastGeminiUsageKeys = []string{"promptTokenCount", "candidatesTokenCount", "thoughtsTokenCount"}
+)
+
+// decodeGeminiChunkFast fills c (which must be zero) from one GenerateContentResponse
+// whose parts are text (or thoughts), without prompt feedback or an error.
+func decodeGeminiChunkFast(data []byte, c *gmChunk) bool {
+	s := jsonscan.New(data)
+	ok := s.Fields(fastGeminiKeys, 1, func(k int) bool {
+		if k >= 2 {
+			return false
+		}
+		if s.Peek() == 'n' { // null leaves the field as it is, as json does
+			return s.Literal("null")
+		}
+		if k == 1 {
+			u := &gmUsage{}
+			c.UsageMetadata = u
+			return s.Fields(fastGeminiUsageKeys, 2, func(k int) bool {
+				if s.Peek() == 'n' {
+					return s.Literal("null")
+				}
+				n, ok := s.Integer()
+				switch k {
+				case 0:
+					u.PromptTokenCount = n
+				case 1:
+					u.CandidatesTokenCount = n
+				default:
+					u.ThoughtsTokenCount = n
+				}
+				return ok
+			})
+		}
+		c.Candidates = []gmCandidate{} // json fills an empty array as empty, not nil
+		return s.Array(func() bool {
+			c.Candidates = append(c.Candidates, gmCandidate{})
+			return geminiCandidateFast(s, &c.Candidates[len(c.Candidates)-1])
+		})
+	})
+	return ok && s.End()
+}
+
+func geminiCandidateFast(s *jsonscan.Scanner, cand *gmCandidate) bool {
+	return s.Fields(fastGeminiCandidateKeys, 2, func(k int) bool {
+		if k == 1 {
+			return s.StrOrNull(&cand.FinishReason)
+		}
+		if s.Peek() == 'n' {
+			return s.Literal("null")
+		}
+		return s.Fields(fastGeminiContentKeys, 3, func(k int) bool {
+			if k == 0 {
+				return s.StrOrNull(&cand.Content.Role)
+			}
+			if s.Peek() == 'n' {
+				return s.Literal("null")
+			}
+			cand.Content.Parts = []gmPart{}
+			return s.Array(func() bool {
+				cand.Content.Parts = append(cand.Content.Parts, gmPart{})
+				p := &cand.Content.Parts[len(cand.Content.Parts)-1]
+				return s.Fields(fastGeminiPartKeys, 4, func(k int) bool {
+					switch {
+					case k >= 2:
+						return false
+					case k == 0:
+						return s.StrOrNull(&p.Text)
+					case s.Peek() == 'n':
+						return s.Literal("null")
+					}
+					var ok bool
+					p.Thought, ok = s.Bool()
+					return ok
+				})
+			})
+		})
+	})
 }

@@ -132,6 +132,33 @@ func FuzzOllamaFastDecode(f *testing.F) {
 	fuzzAgreement(f, ollamaFastSeeds, decodeOllamaChunkFast)
 }
 
+var geminiFastSeeds = []string{
+	`{"candidates":[{"content":{"parts":[{"text":"Hello"}],"role":"model"},"index":0,"safetyRatings":[{"category":"HARM_CATEGORY_HATE_SPEECH","probability":"NEGLIGIBLE"}]}],"usageMetadata":{"promptTokenCount":5,"candidatesTokenCount":1,"totalTokenCount":6},"modelVersion":"gemini-2.0-flash"}`,
+	`{"candidates":[{"content":{"parts":[{"text":" world"}],"role":"model"},"finishReason":"STOP","index":0}],"usageMetadata":{"promptTokenCount":5,"candidatesTokenCount":2,"thoughtsTokenCount":7}}`,
+	`{"candidates":[{"content":{"parts":[{"text":"thinking","thought":true},{"text":"\u00e9\n"}]}}]} `,
+	`{"candidates":[],"usageMetadata":null}`,
+	`{"candidates":[{"content":{"parts":[]},"finishReason":null}],"responseId":"x"}`,
+	// Left to json.Unmarshal, or rejected by it:
+	`{"candidates":[{"content":{"parts":[{"functionCall":{"name":"f","args":{"a":1}}}]}}]}`,
+	`{"promptFeedback":{"blockReason":"SAFETY"}}`,
+	`{"error":{"message":"boom","status":"UNAVAILABLE"}}`,
+	`{"candidates":[null]}`,
+	`{"candidates":[{"content":{"parts":[null]}}]}`,
+	`{"Candidates":[]}`,
+	`{"candidates":[{"content":{"parts":[{"text":5}]}}]}`,
+	`{"usageMetadata":{"promptTokenCount":1.5}}`,
+	`{"candidates":[{"content":{"parts":[{"thought":"yes"}]}}]}`,
+	`{"candidates":[]} x`,
+}
+
+func TestGeminiFastDecodeAgrees(t *testing.T) {
+	agreesOnSeeds(t, geminiFastSeeds, 5, decodeGeminiChunkFast)
+}
+
+func FuzzGeminiFastDecode(f *testing.F) {
+	fuzzAgreement(f, geminiFastSeeds, decodeGeminiChunkFast)
+}
+
 // agreesOnSeeds checks the fast decoder against json.Unmarshal on every seed; the first
 // common seeds are shapes it must accept.
 func agreesOnSeeds[T any](t *testing.T, seeds []string, common int, fast func([]byte, *T) bool) {

@@ -319,22 +319,26 @@ func geminiErrorMessage(data []byte) string {
 }
 
 type gmChunk struct {
-	Candidates []struct {
-		Content      gmContent `json:"content"`
-		FinishReason string    `json:"finishReason"`
-	} `json:"candidates"`
+	Candidates     []gmCandidate `json:"candidates"`
 	PromptFeedback *struct {
 		BlockReason string `json:"blockReason"`
 	} `json:"promptFeedback"`
-	UsageMetadata *struct {
-		PromptTokenCount     int `json:"promptTokenCount"`
-		CandidatesTokenCount int `json:"candidatesTokenCount"`
-		ThoughtsTokenCount   int `json:"thoughtsTokenCount"`
-	} `json:"usageMetadata"`
-	Error *struct {
+	UsageMetadata *gmUsage `json:"usageMetadata"`
+	Error         *struct {
 		Message string `json:"message"`
 		Status  string `json:"status"`
 	} `json:"error"`
+}
+
+type gmCandidate struct {
+	Content      gmContent `json:"content"`
+	FinishReason string    `json:"finishReason"`
+}
+
+type gmUsage struct {
+	PromptTokenCount     int `json:"promptTokenCount"`
+	CandidatesTokenCount int `json:"candidatesTokenCount"`
+	ThoughtsTokenCount   int `json:"thoughtsTokenCount"`
 }
 
 // NewGeminiStream decodes a streamGenerateContent?alt=sse body (one
@@ -348,6 +352,7 @@ func NewGeminiStream(body io.ReadCloser) Stream {
 	var finish FinishReason
 	calls := 0
 	done := false
+	var chunks []Chunk // reused: chunkStream takes an event's chunks out before decoding the next
 	decode := func() ([]Chunk, error) {
 		if done {
 			return nil, io.EOF
@@ -364,8 +369,11 @@ func NewGeminiStream(body io.ReadCloser) Stream {
 			return nil, streamReadError("gemini", err)
 		}
 		var c gmChunk
-		if err := json.Unmarshal(ev.Data, &c); err != nil {
-			return nil, malformed("gemini", ev.Data, err)
+		if !decodeGeminiChunkFast(ev.Data, &c) {
+			c = gmChunk{}
+			if err := json.Unmarshal(ev.Data, &c); err != nil {
+				return nil, malformed("gemini", ev.Data, err)
+			}
 		}
 		if c.Error != nil {
 			return nil, &Error{Code: CodeProviderError, Provider: "gemini", Retryable: true, Message: c.Error.Message}
@@ -373,7 +381,8 @@ func NewGeminiStream(body io.ReadCloser) Stream {
 		if u := c.UsageMetadata; u != nil {
 			usage = &Usage{InputTokens: u.PromptTokenCount, OutputTokens: u.CandidatesTokenCount + u.ThoughtsTokenCount}
 		}
-		var out []Chunk
+		out := chunks[:0]
+		defer func() { chunks = out }()
 		if pf := c.PromptFeedback; pf != nil && pf.BlockReason != "" {
 			finish = FinishContentFilter
 			out = append(out, Chunk{Refusal: "prompt blocked by Gemini safety filters: " + pf.BlockReason})
