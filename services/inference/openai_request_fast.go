@@ -174,11 +174,8 @@ func fastToolCall(s *jsonscan.Scanner) (provider.ToolCall, bool) {
 	ok := s.Fields(fastToolCallKeys, 3, func(k int) bool {
 		switch k {
 		case 0:
-			if s.Peek() == 'n' {
-				return s.Literal("null")
-			}
-			_, ok := s.Integer()
-			return ok
+			var index int // not kept, but json would reject a non-integer
+			return s.IntOrNull(&index)
 		case 1:
 			return s.StrOrNull(&c.ID)
 		case 2:

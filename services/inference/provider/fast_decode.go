@@ -23,12 +23,7 @@ var (
 // decodeOpenAIChunkFast fills c (which must be zero, Choices may have capacity) from data.
 func decodeOpenAIChunkFast(data []byte, c *oaChunk) bool {
 	s := jsonscan.New(data)
-	var seenTop uint64
-	ok := s.Object(func(key []byte) bool {
-		k, ok := jsonscan.Key(key, fastTopKeys, &seenTop)
-		if !ok {
-			return false
-		}
+	ok := s.Fields(fastTopKeys, 1, func(k int) bool {
 		switch k {
 		case 0: // choices
 			if s.Peek() == 'n' {
@@ -41,40 +36,25 @@ func decodeOpenAIChunkFast(data []byte, c *oaChunk) bool {
 				if s.Peek() == 'n' {
 					return s.Literal("null")
 				}
-				var seen uint64
-				return s.Object(func(key []byte) bool {
-					k, ok := jsonscan.Key(key, fastChoiceKeys, &seen)
-					if !ok {
-						return false
-					}
+				return s.Fields(fastChoiceKeys, 3, func(k int) bool {
 					switch k {
 					case 0:
-						if s.Peek() == 'n' {
-							return s.Literal("null")
-						}
-						ch.Index, ok = s.Integer()
-						return ok
-					case 1:
-						if s.Peek() == 'n' {
-							return s.Literal("null")
-						}
-						var seenD uint64
-						return s.Object(func(key []byte) bool {
-							k, ok := jsonscan.Key(key, fastDeltaKeys, &seenD)
-							switch {
-							case !ok || k == 2: // tool calls: the general decoder
-								return false
-							case k == 0:
-								return s.StrOrNull(&ch.Delta.Content)
-							case k == 1:
-								return s.StrOrNull(&ch.Delta.Refusal)
-							}
-							return s.Skip(1)
-						})
+						return s.IntOrNull(&ch.Index)
 					case 2:
 						return s.StrOrNull(&ch.FinishReason)
 					}
-					return s.Skip(1)
+					if s.Peek() == 'n' {
+						return s.Literal("null")
+					}
+					return s.Fields(fastDeltaKeys, 4, func(k int) bool {
+						switch k {
+						case 0:
+							return s.StrOrNull(&ch.Delta.Content)
+						case 1:
+							return s.StrOrNull(&ch.Delta.Refusal)
+						}
+						return false // tool calls: the general decoder
+					})
 				})
 			})
 		case 1: // usage
@@ -85,31 +65,14 @@ func decodeOpenAIChunkFast(data []byte, c *oaChunk) bool {
 				PromptTokens     int `json:"prompt_tokens"`
 				CompletionTokens int `json:"completion_tokens"`
 			}{}
-			var seen uint64
-			return s.Object(func(key []byte) bool {
-				k, ok := jsonscan.Key(key, fastUsageKeys, &seen)
-				if !ok {
-					return false
+			return s.Fields(fastUsageKeys, 2, func(k int) bool {
+				if k == 0 {
+					return s.IntOrNull(&c.Usage.PromptTokens)
 				}
-				switch k {
-				case 0, 1:
-					if s.Peek() == 'n' {
-						return s.Literal("null")
-					}
-					n, ok := s.Integer()
-					if k == 0 {
-						c.Usage.PromptTokens = n
-					} else {
-						c.Usage.CompletionTokens = n
-					}
-					return ok
-				}
-				return s.Skip(1)
+				return s.IntOrNull(&c.Usage.CompletionTokens)
 			})
-		case 2: // error: only null is handled here
-			return s.Peek() == 'n' && s.Literal("null")
 		}
-		return s.Skip(1)
+		return s.Peek() == 'n' && s.Literal("null") // error: only null is handled here
 	})
 	return ok && s.End()
 }
@@ -133,12 +96,7 @@ func decodeAnthropicEventFast(data []byte, e *anEvent) bool {
 		case 0:
 			return s.StrOrNull(&e.Type)
 		case 1:
-			if s.Peek() == 'n' {
-				return s.Literal("null")
-			}
-			n, ok := s.Integer()
-			e.Index = n
-			return ok
+			return s.IntOrNull(&e.Index)
 		case 2:
 			if s.Peek() == 'n' {
 				e.Delta = nil
@@ -232,19 +190,13 @@ func decodeGeminiChunkFast(data []byte, c *gmChunk) bool {
 			u := &gmUsage{}
 			c.UsageMetadata = u
 			return s.Fields(fastGeminiUsageKeys, 2, func(k int) bool {
-				if s.Peek() == 'n' {
-					return s.Literal("null")
-				}
-				n, ok := s.Integer()
 				switch k {
 				case 0:
-					u.PromptTokenCount = n
+					return s.IntOrNull(&u.PromptTokenCount)
 				case 1:
-					u.CandidatesTokenCount = n
-				default:
-					u.ThoughtsTokenCount = n
+					return s.IntOrNull(&u.CandidatesTokenCount)
 				}
-				return ok
+				return s.IntOrNull(&u.ThoughtsTokenCount)
 			})
 		}
 		c.Candidates = []gmCandidate{} // json fills an empty array as empty, not nil

@@ -351,6 +351,19 @@ func (s *Scanner) StrOrNull(dst *string) bool {
 	return ok
 }
 
+// IntOrNull reads an integer (see Integer) or null into *dst (null leaves it as is, as
+// json does).
+func (s *Scanner) IntOrNull(dst *int) bool {
+	if s.Peek() == 'n' {
+		return s.Literal("null")
+	}
+	n, ok := s.Integer()
+	if ok {
+		*dst = n
+	}
+	return ok
+}
+
 // New returns a Scanner at the start of b.
 func New(b []byte) *Scanner { return &Scanner{b: b} }
 
