@@ -39,7 +39,7 @@ public key on the second. An existing file is never overwritten.`,
 					return err
 				}
 			} else {
-				fmt.Fprintln(env.Stdout, k.String())
+				fmt.Fprintln(env.Stdout, k.Reveal())
 			}
 			fmt.Fprintln(env.Stdout, k.PublicKey().String())
 			return nil

@@ -61,7 +61,7 @@ func SavePrivateKey(path string, k PrivateKey) error {
 		}
 		return err
 	}
-	if _, err := f.WriteString(k.String() + "\n"); err != nil {
+	if _, err := f.WriteString(k.Reveal() + "\n"); err != nil {
 		f.Close()
 		return err
 	}

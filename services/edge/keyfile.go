@@ -42,7 +42,7 @@ func LoadOrCreateKey(path string) (key transport.PrivateKey, created bool, err e
 		return key, false, fmt.Errorf("edge: key file: %w", err)
 	}
 	defer os.Remove(tmp.Name())
-	if _, err := tmp.WriteString(key.String() + "\n"); err != nil {
+	if _, err := tmp.WriteString(key.Reveal() + "\n"); err != nil {
 		tmp.Close()
 		return key, false, fmt.Errorf("edge: writing key file: %w", err)
 	}
@@ -63,7 +63,7 @@ func LoadOrCreateKey(path string) (key transport.PrivateKey, created bool, err e
 		}
 		return key, false, fmt.Errorf("edge: key file: %w", err)
 	}
-	if _, err := f.WriteString(key.String() + "\n"); err != nil {
+	if _, err := f.WriteString(key.Reveal() + "\n"); err != nil {
 		f.Close()
 		return key, false, fmt.Errorf("edge: writing key file: %w", err)
 	}

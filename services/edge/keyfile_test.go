@@ -20,7 +20,7 @@ func TestLoadOrCreateKeyConcurrent(t *testing.T) {
 		for i := range n {
 			wg.Go(func() {
 				k, _, err := LoadOrCreateKey(path)
-				keys[i], errs[i] = k.String(), err
+				keys[i], errs[i] = k.Reveal(), err
 			})
 		}
 		wg.Wait()
@@ -33,7 +33,7 @@ func TestLoadOrCreateKeyConcurrent(t *testing.T) {
 			}
 		}
 		k, created, err := LoadOrCreateKey(path)
-		if err != nil || created || k.String() != keys[0] {
+		if err != nil || created || k.Reveal() != keys[0] {
 			t.Fatalf("round %d: reloaded %v created=%v err=%v, want the shared key", round, k, created, err)
 		}
 		st, err := os.Stat(path)

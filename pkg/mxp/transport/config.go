@@ -25,7 +25,7 @@ type Config struct {
 	OnMessage func(ctx context.Context, c *Conn, msg []byte)
 	// PresharedKey is mixed into the handshake when both sides set the same value
 	// (post-quantum hedge, as WireGuard). Default: none (all zero).
-	PresharedKey [KeySize]byte
+	PresharedKey PresharedKey
 	// AllowPeer, on a Listener, decides which client keys may connect. Default: any key.
 	AllowPeer func(PublicKey) bool
 	// MaxPacketSize is the largest UDP payload sent, MinPacketSize..MaxPacketSizeLimit.

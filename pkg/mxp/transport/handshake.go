@@ -58,7 +58,7 @@ func (c *Conn) handleResponse(idx uint32, b []byte, src netip.AddrPort, now time
 		c.ep.counters.mac1Failed.Add(1)
 		return
 	}
-	keys, err := consumeResponse(c.ep.local, &c.peer, &c.cfg.PresharedKey, c.hs.st, b)
+	keys, err := consumeResponse(c.ep.local, &c.peer, (*[KeySize]byte)(&c.cfg.PresharedKey), c.hs.st, b)
 	if err != nil {
 		c.ep.counters.authFailed.Add(1)
 		return
@@ -112,7 +112,7 @@ func (c *Conn) acceptInitiation(in *initiation, src netip.AddrPort, now time.Tim
 		return
 	}
 	idx := c.ep.index.newIndex(indexEntry{conn: c})
-	pkt, keys, err := createResponse(in, &c.cfg.PresharedKey, idx, &c.peer, nil)
+	pkt, keys, err := createResponse(in, (*[KeySize]byte)(&c.cfg.PresharedKey), idx, &c.peer, nil)
 	if err != nil {
 		c.ep.index.remove(idx)
 		c.ep.counters.authFailed.Add(1)
