@@ -122,7 +122,7 @@ func capturedOfType(sn *sniffer, typ byte, minLen int) [][]byte {
 	}
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(3 * time.Second)
 	for !cond() {

@@ -57,6 +57,32 @@ type Config struct {
 	// initiations without a valid mac2 with a cookie reply. Default: 1000. A negative
 	// value means always under load (every client must first fetch a cookie).
 	UnderLoadHandshakes int
+	// HandshakeRatePerSource and HandshakeBurstPerSource bound, while the Listener is
+	// under load, the initiations with a valid cookie (mac2) that one source address (IPv4
+	// address, IPv6 /64) may queue for the handshake worker: a token bucket per source,
+	// checked on the read loop before any Diffie-Hellman work. Defaults: 50/s and 50. A
+	// negative rate disables the limit.
+	HandshakeRatePerSource  float64
+	HandshakeBurstPerSource int
+	// HandshakeRatePerKey and HandshakeBurstPerKey bound, while the Listener is under
+	// load, the authenticated initiations of one client static key (checked after
+	// decryption and the replay check). Defaults: 50/s and 50. A negative rate disables it.
+	HandshakeRatePerKey  float64
+	HandshakeBurstPerKey int
+	// MaxConnections caps a Listener's connections (confirmed or not); a new client's
+	// initiation beyond it is dropped and counted. Default: 10,000. A rekey of an existing
+	// connection is never refused.
+	MaxConnections int
+	// MaxConnectionsPerSource caps the connections created from one source address (IPv4
+	// address, IPv6 /64; the address of the initiation that created the connection).
+	// Default: 1024.
+	MaxConnectionsPerSource int
+	// MaxPendingHandshakes caps the connections answered but not yet confirmed by their
+	// first data packet (an unconfirmed connection lives at most HandshakeTimeout).
+	// Default: 4096.
+	MaxPendingHandshakes int
+	// MaxPendingPerSource caps the unconfirmed connections of one source. Default: 64.
+	MaxPendingPerSource int
 	// SocketBuffer is the requested SO_RCVBUF/SO_SNDBUF. Default: 4 MiB.
 	SocketBuffer int
 	// DisableGSO turns off UDP generic segmentation offload (Linux), which otherwise sends
@@ -100,6 +126,30 @@ func (c Config) withDefaults() (Config, error) {
 	def(&c.Linger, 2*time.Second)
 	defInt(&c.UnderLoadHandshakes, UnderLoadHandshakes)
 	defInt(&c.SocketBuffer, 4<<20)
+	if c.HandshakeRatePerSource == 0 {
+		c.HandshakeRatePerSource = DefaultHandshakeRatePerSource
+	}
+	defInt(&c.HandshakeBurstPerSource, DefaultHandshakeBurstPerSource)
+	if c.HandshakeRatePerKey == 0 {
+		c.HandshakeRatePerKey = DefaultHandshakeRatePerKey
+	}
+	defInt(&c.HandshakeBurstPerKey, DefaultHandshakeBurstPerKey)
+	defInt(&c.MaxConnections, DefaultMaxConnections)
+	defInt(&c.MaxConnectionsPerSource, DefaultMaxConnectionsPerSource)
+	defInt(&c.MaxPendingHandshakes, DefaultMaxPendingHandshakes)
+	defInt(&c.MaxPendingPerSource, DefaultMaxPendingPerSource)
+	for _, v := range []struct {
+		name string
+		n    int
+	}{
+		{"HandshakeBurstPerSource", c.HandshakeBurstPerSource}, {"HandshakeBurstPerKey", c.HandshakeBurstPerKey},
+		{"MaxConnections", c.MaxConnections}, {"MaxConnectionsPerSource", c.MaxConnectionsPerSource},
+		{"MaxPendingHandshakes", c.MaxPendingHandshakes}, {"MaxPendingPerSource", c.MaxPendingPerSource},
+	} {
+		if v.n < 0 {
+			return c, fmt.Errorf("transport: %s %d is negative", v.name, v.n)
+		}
+	}
 	return c, nil
 }
 

@@ -20,6 +20,10 @@ type Conn struct {
 	peer     peerKeys
 	connID   uint64
 	isClient bool
+	// Responder: the source that created the connection and whether it is still unconfirmed
+	// (admission.go); guarded by listener.mu.
+	source       netip.Addr
+	pendingAdmit bool
 
 	mu       sync.Mutex
 	remote   netip.AddrPort
@@ -287,6 +291,7 @@ func (c *Conn) SendDatagram(msg []byte) error {
 	}
 	if len(c.dgramOut) >= c.cfg.DatagramQueue {
 		c.stats.datagramsDropped++
+		c.ep.counters.datagramsDroppedOut.Add(1)
 		return nil
 	}
 	c.dgramOut = append(c.dgramOut, append([]byte(nil), msg...))

@@ -67,6 +67,22 @@ const (
 	HandshakeQueueSize      = 1024                   // initiations waiting for the handshake worker; more are dropped
 )
 
+// Admission: what one source address or one client key may cost a Listener. A source is an
+// IPv4 address or an IPv6 /64 (one subscriber's prefix), never an address and port.
+const (
+	DefaultHandshakeRatePerSource  = 50          // proven initiations (valid mac2) per second and source, under load
+	DefaultHandshakeBurstPerSource = 50          // ... and the bucket's depth
+	DefaultHandshakeRatePerKey     = 50          // authenticated initiations per second and client key, under load
+	DefaultHandshakeBurstPerKey    = 50          // ... and the bucket's depth
+	DefaultMaxConnections          = 10_000      // connections of a Listener, confirmed or not
+	DefaultMaxConnectionsPerSource = 1024        // ... from one source
+	DefaultMaxPendingHandshakes    = 4096        // connections whose keys are not yet confirmed (first data packet), in all
+	DefaultMaxPendingPerSource     = 64          // ... from one source
+	MaxRateLimitEntries            = 1 << 16     // token buckets kept per table (sources, keys); when full an arbitrary one is forgotten
+	RateLimitSweepInterval         = time.Second // buckets full again (idle) are swept this often
+	SourcePrefixIPv6               = 64          // bits of an IPv6 address that name its source
+)
+
 // Reliability, flow and congestion control (RFC 6298, RFC 9002, RFC 6582).
 const (
 	InitialRTT           = 100 * time.Millisecond // RTT assumed before the first sample

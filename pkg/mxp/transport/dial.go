@@ -12,6 +12,12 @@ import (
 // Dial connects to the listener at addr whose public key is serverKey: it runs the
 // handshake (retransmitting with backoff) and returns once the keys are established.
 func Dial(ctx context.Context, addr string, serverKey PublicKey, cfg Config) (*Conn, error) {
+	return dialFrom(ctx, nil, addr, serverKey, cfg)
+}
+
+// dialFrom is Dial from the local IP of laddr (nil: any; tests dial from 127.0.0.2 to be
+// another source than 127.0.0.1).
+func dialFrom(ctx context.Context, laddr *net.UDPAddr, addr string, serverKey PublicKey, cfg Config) (*Conn, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
@@ -21,9 +27,15 @@ func Dial(ctx context.Context, addr string, serverKey PublicKey, cfg Config) (*C
 		return nil, err
 	}
 	remote := ra.AddrPort()
-	network, laddr := "udp4", &net.UDPAddr{IP: net.IPv4zero}
+	network := "udp4"
 	if !remote.Addr().Unmap().Is4() {
-		network, laddr = "udp6", &net.UDPAddr{IP: net.IPv6unspecified}
+		network = "udp6"
+	}
+	if laddr == nil {
+		laddr = &net.UDPAddr{IP: net.IPv4zero}
+		if network == "udp6" {
+			laddr = &net.UDPAddr{IP: net.IPv6unspecified}
+		}
 	}
 	remote = netipUnmap(remote)
 	cfgp := &cfg

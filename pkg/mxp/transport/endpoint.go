@@ -91,14 +91,21 @@ func goroutineID() uint64 {
 }
 
 // endpointCounters are the socket-level counters (attacks and drops), read via Stats.
+// Each counts one thing: a packet is counted by the first check it fails.
 type endpointCounters struct {
 	packetsIn, bytesIn        atomic.Uint64
 	malformed, unknownIndex   atomic.Uint64
-	authFailed, replayed      atomic.Uint64
+	authFailed                atomic.Uint64 // handshake packets (initiation, response, cookie reply)
+	dataAuthFailed, replayed  atomic.Uint64 // data packets
 	handshakesIn, cookiesSent atomic.Uint64
 	mac1Failed, mac2Missing   atomic.Uint64
 	initReplayed, refused     atomic.Uint64
 	handshakesDone, hsDropped atomic.Uint64
+
+	rateLimitedSource, rateLimitedKey        atomic.Uint64 // proven initiations over a token bucket
+	refusedMaxConns, refusedMaxPending       atomic.Uint64 // new connections over a Listener-wide cap
+	refusedSourceConns, refusedSourcePending atomic.Uint64 // ... over a per-source cap
+	datagramsDroppedIn, datagramsDroppedOut  atomic.Uint64 // datagram queue full (receive, send)
 }
 
 // newEndpoint opens the socket: bound to laddr (a listener), or connected to raddr (a

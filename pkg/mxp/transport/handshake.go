@@ -92,7 +92,7 @@ func (c *Conn) handleCookieReply(b []byte, now time.Time) {
 	}
 	ck, err := openCookieReply(&c.peer, b, c.hs.st.packet[:])
 	if err != nil {
-		c.ep.counters.authFailed.Add(1)
+		c.ep.counters.authFailed.Add(1) // a handshake packet (cookie reply) that failed to open
 		return
 	}
 	first := c.hs.cookieAt.IsZero() || now.Sub(c.hs.cookieAt) > time.Second
@@ -139,6 +139,7 @@ func (c *Conn) promoteNextLocked() {
 	c.ep.counters.handshakesDone.Add(1)
 	if !c.accepted && c.listener != nil {
 		c.accepted = true
+		c.listener.confirmed(c)
 		c.listener.deliver(c)
 	}
 }

@@ -17,7 +17,12 @@ type Listener struct {
 	mu         sync.Mutex
 	conns      map[connKey]*Conn
 	timestamps map[PublicKey][TimestampSize]byte // greatest initiation timestamp per client key
+	sources    map[netip.Addr]*sourceConns       // connections per source (see admission.go)
+	pending    int                               // connections not yet confirmed
 	closed     bool
+
+	perSource *rateLimiter[netip.Addr] // proven initiations per source, under load (read loop)
+	perKey    *rateLimiter[PublicKey]  // authenticated initiations per client key, under load (worker)
 
 	accept  chan *Conn
 	done    chan struct{}
@@ -52,6 +57,9 @@ func Listen(ctx context.Context, addr string, cfg Config) (*Listener, error) {
 		cfg:        cfg,
 		conns:      make(map[connKey]*Conn),
 		timestamps: make(map[PublicKey][TimestampSize]byte),
+		sources:    make(map[netip.Addr]*sourceConns),
+		perSource:  newRateLimiter[netip.Addr](cfg.HandshakeRatePerSource, cfg.HandshakeBurstPerSource),
+		perKey:     newRateLimiter[PublicKey](cfg.HandshakeRatePerKey, cfg.HandshakeBurstPerKey),
 		accept:     make(chan *Conn, 128),
 		done:       make(chan struct{}),
 		load:       loadMeter{limit: cfg.UnderLoadHandshakes},
@@ -119,20 +127,22 @@ func (l *Listener) Close() error {
 }
 
 // Stats returns the listener's socket-level counters.
-func (l *Listener) Stats() ListenerStats { return l.ep.listenerStats(l.numConns()) }
-
-func (l *Listener) numConns() int {
+func (l *Listener) Stats() ListenerStats {
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.conns)
+	conns, pending := len(l.conns), l.pending
+	l.mu.Unlock()
+	st := l.ep.listenerStats(conns)
+	st.PendingHandshakes = pending
+	return st
 }
 
 // handleInitiation is the cheap half of the responder's side of message 1 (size, type,
-// mac1, and under load the cookie); it queues the rest for the handshake worker. Contract:
-// called by the read loop for every initiation; it keeps no state for a packet until the
-// packet is authenticated and, under load, until its source address is proven by a
-// cookie. The listener counts as under load above UnderLoadHandshakes per second or when
-// the worker's queue is 1/8 full.
+// mac1, and under load the cookie and the source's token bucket); it queues the rest for
+// the handshake worker. Contract: called by the read loop for every initiation; it keeps
+// no state for a packet until the packet is authenticated and, under load, until its
+// source address is proven by a cookie; only a proven packet takes a token from its
+// source's bucket (so a spoofer cannot spend a victim's tokens). The listener counts as
+// under load above UnderLoadHandshakes per second or when the worker's queue is 1/8 full.
 func (l *Listener) handleInitiation(b []byte, src netip.AddrPort, now time.Time) {
 	ep := l.ep
 	if err := parseInitiationHeader(b); err != nil {
@@ -153,7 +163,11 @@ func (l *Listener) handleInitiation(b []byte, src netip.AddrPort, now time.Time)
 		ep.counters.cookiesSent.Add(1)
 		return
 	}
-	job := handshakeJob{src: src, at: now}
+	if busy && !l.perSource.allow(sourceOf(src), now) {
+		ep.counters.rateLimitedSource.Add(1) // the initiator retransmits with backoff
+		return
+	}
+	job := handshakeJob{src: src, at: now, underLoad: busy}
 	copy(job.pkt[:], b)
 	select {
 	case l.hsQueue <- job:
@@ -164,9 +178,10 @@ func (l *Listener) handleInitiation(b []byte, src netip.AddrPort, now time.Time)
 
 // handshakeJob is an initiation that passed the cheap checks, waiting for the DH work.
 type handshakeJob struct {
-	pkt [InitiationSize]byte
-	src netip.AddrPort
-	at  time.Time
+	pkt       [InitiationSize]byte
+	src       netip.AddrPort
+	at        time.Time
+	underLoad bool // the listener was under load: the per-key bucket applies
 }
 
 // handshakeWorker does the expensive half of the responder's work off the read loop, so
@@ -177,16 +192,17 @@ func (l *Listener) handshakeWorker() {
 	for {
 		select {
 		case job := <-l.hsQueue:
-			l.completeInitiation(job.pkt[:], job.src, job.at)
+			l.completeInitiation(job.pkt[:], job.src, job.at, job.underLoad)
 		case <-l.done:
 			return
 		}
 	}
 }
 
-// completeInitiation authenticates an initiation, checks the allow-list and the replay
-// timestamp, and answers it. Contract: called by the handshake worker only.
-func (l *Listener) completeInitiation(b []byte, src netip.AddrPort, now time.Time) {
+// completeInitiation authenticates an initiation, checks the allow-list, the replay
+// timestamp, under load the client key's token bucket, and for a new connection the
+// caps (admission.go), and answers it. Contract: called by the handshake worker only.
+func (l *Listener) completeInitiation(b []byte, src netip.AddrPort, now time.Time, underLoad bool) {
 	ep := l.ep
 	in, err := consumeInitiation(ep.local, b)
 	if err != nil {
@@ -207,6 +223,18 @@ func (l *Listener) completeInitiation(b []byte, src netip.AddrPort, now time.Tim
 		ep.counters.initReplayed.Add(1)
 		return
 	}
+	// After the replay check, so that a replayed initiation cannot spend a key's tokens.
+	if underLoad && !l.perKey.allow(in.static, now) {
+		l.mu.Unlock()
+		ep.counters.rateLimitedKey.Add(1)
+		return
+	}
+	key := connKey{in.static, in.connID}
+	c, exists := l.conns[key]
+	if !exists && !l.admitLocked(sourceOf(src)) {
+		l.mu.Unlock()
+		return
+	}
 	if len(l.timestamps) >= MaxTrackedPeers {
 		for k := range l.timestamps { // forget an arbitrary key (see docs: MaxTrackedPeers)
 			delete(l.timestamps, k)
@@ -214,11 +242,10 @@ func (l *Listener) completeInitiation(b []byte, src netip.AddrPort, now time.Tim
 		}
 	}
 	l.timestamps[in.static] = in.timestamp
-	key := connKey{in.static, in.connID}
-	c, exists := l.conns[key]
 	if !exists {
 		c = newConn(ep, &l.cfg, newPeerKeys(in.static), in.connID, src, false, now)
 		c.listener = l
+		c.source, c.pendingAdmit = sourceOf(src), true
 		l.conns[key] = c
 	}
 	l.mu.Unlock()
@@ -230,6 +257,7 @@ func (l *Listener) removeConn(c *Conn) {
 	l.mu.Lock()
 	if l.conns[connKey{c.peer.public, c.connID}] == c {
 		delete(l.conns, connKey{c.peer.public, c.connID})
+		l.releaseLocked(c)
 	}
 	l.mu.Unlock()
 }

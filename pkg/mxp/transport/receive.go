@@ -29,7 +29,7 @@ func (c *Conn) receiveData(kp *keypair, h dataHeader, b []byte, src netip.AddrPo
 	pt, err := kp.recv.Open(b[DataHeaderSize:DataHeaderSize], c.rxNonce[:], b[DataHeaderSize:], b[:DataHeaderSize])
 	if err != nil {
 		c.stats.authFailed++
-		c.ep.counters.authFailed.Add(1)
+		c.ep.counters.dataAuthFailed.Add(1)
 		return false
 	}
 	if !kp.replay.accept(h.counter) {
@@ -153,6 +153,7 @@ func (c *Conn) onDatagram(data []byte) {
 		c.dgramIn[0] = nil
 		c.dgramIn = c.dgramIn[1:]
 		c.stats.datagramsDropped++
+		c.ep.counters.datagramsDroppedIn.Add(1)
 	}
 	c.dgramIn = append(c.dgramIn, append([]byte(nil), data...))
 	c.stats.datagramsRecv++

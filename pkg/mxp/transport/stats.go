@@ -58,9 +58,11 @@ func (c *Conn) Stats() Stats {
 	return st
 }
 
-// ListenerStats are a listener's socket-level counters: handshakes and attacks.
+// ListenerStats are a listener's socket-level counters: handshakes and attacks. Every
+// dropped packet is counted in exactly one of them, by the first check it failed.
 type ListenerStats struct {
 	Connections         int    // open connections
+	PendingHandshakes   int    // open connections not yet confirmed by a data packet
 	PacketsReceived     uint64 // UDP datagrams read
 	BytesReceived       uint64
 	HandshakesReceived  uint64 // initiations and responses
@@ -68,14 +70,23 @@ type ListenerStats struct {
 	CookieRepliesSent   uint64 // initiations answered with a cookie (under load)
 	HandshakesDropped   uint64 // initiations dropped because the handshake queue was full
 	MAC1Failures        uint64 // handshake packets not addressed to our key
-	HandshakeAuthFailed uint64 // initiations whose static key or timestamp failed to decrypt
+	HandshakeAuthFailed uint64 // handshake packets (initiation, response, cookie reply) that failed to decrypt
 	InitiationsReplayed uint64 // initiations with a timestamp not newer than the last one
 	PeersRefused        uint64 // valid initiations from keys AllowPeer refused
-	DataAuthFailed      uint64 // data packets that failed authentication
-	DataReplayed        uint64 // data packets dropped by the anti-replay window
-	UnknownIndex        uint64 // packets for no known session
-	Malformed           uint64 // packets of the wrong size or type
-	SessionIndexes      int    // live receiver indexes (sessions and pending handshakes)
+	// Handshake admission (Config.HandshakeRate*, Max*): initiations dropped, by reason.
+	RateLimitedSource     uint64 // proven initiations over their source's token bucket (under load)
+	RateLimitedKey        uint64 // authenticated initiations over their client key's token bucket (under load)
+	RefusedMaxConnections uint64 // new connections over MaxConnections
+	RefusedMaxPending     uint64 // new connections over MaxPendingHandshakes
+	RefusedSourceConns    uint64 // new connections over MaxConnectionsPerSource
+	RefusedSourcePending  uint64 // new connections over MaxPendingPerSource
+	DataAuthFailed        uint64 // data packets that failed authentication (tampered or forged)
+	DataReplayed          uint64 // data packets dropped by the anti-replay window
+	UnknownIndex          uint64 // packets for no known session
+	Malformed             uint64 // packets of the wrong size or type
+	DatagramsDroppedIn    uint64 // received datagrams dropped: a connection's DatagramQueue was full
+	DatagramsDroppedOut   uint64 // datagrams not sent: a connection's send queue was full
+	SessionIndexes        int    // live receiver indexes (sessions and pending handshakes)
 }
 
 func (ep *endpoint) listenerStats(conns int) ListenerStats {
@@ -85,7 +96,13 @@ func (ep *endpoint) listenerStats(conns int) ListenerStats {
 		HandshakesReceived: k.handshakesIn.Load(), HandshakesCompleted: k.handshakesDone.Load(),
 		CookieRepliesSent: k.cookiesSent.Load(), HandshakesDropped: k.hsDropped.Load(), MAC1Failures: k.mac1Failed.Load(),
 		HandshakeAuthFailed: k.authFailed.Load(), InitiationsReplayed: k.initReplayed.Load(),
-		PeersRefused: k.refused.Load(), DataAuthFailed: k.authFailed.Load(), DataReplayed: k.replayed.Load(),
-		UnknownIndex: k.unknownIndex.Load(), Malformed: k.malformed.Load(), SessionIndexes: ep.index.len(),
+		PeersRefused:      k.refused.Load(),
+		RateLimitedSource: k.rateLimitedSource.Load(), RateLimitedKey: k.rateLimitedKey.Load(),
+		RefusedMaxConnections: k.refusedMaxConns.Load(), RefusedMaxPending: k.refusedMaxPending.Load(),
+		RefusedSourceConns: k.refusedSourceConns.Load(), RefusedSourcePending: k.refusedSourcePending.Load(),
+		DataAuthFailed: k.dataAuthFailed.Load(), DataReplayed: k.replayed.Load(),
+		UnknownIndex: k.unknownIndex.Load(), Malformed: k.malformed.Load(),
+		DatagramsDroppedIn: k.datagramsDroppedIn.Load(), DatagramsDroppedOut: k.datagramsDroppedOut.Load(),
+		SessionIndexes: ep.index.len(),
 	}
 }
