@@ -8,6 +8,7 @@ import (
 
 	"github.com/mxp-mesh/mesh/pkg/common/bus"
 	"github.com/mxp-mesh/mesh/pkg/mxp"
+	"github.com/mxp-mesh/mesh/pkg/mxp/transport"
 )
 
 // Config is the edge's configuration. The zero value of a field means its documented
@@ -43,6 +44,9 @@ type Config struct {
 
 	// Limits are enforced per connection.
 	Limits PeerLimits `yaml:"limits" reload:"live"`
+	// Secure bounds what source addresses and client keys may cost the secure transport
+	// (connections, unconfirmed handshakes, handshake rates). Read at start.
+	Secure SecureLimits `yaml:"secure"`
 
 	// DefaultCallTimeout applies to a Call whose timeout is 0. Default 30s.
 	DefaultCallTimeout time.Duration `yaml:"default_call_timeout" reload:"live"`
@@ -88,6 +92,47 @@ type PeerLimits struct {
 	MaxSubscriptions int `yaml:"max_subscriptions" reload:"live"`
 	// MaxStreams bounds the streams one connection has open. Default 64.
 	MaxStreams int `yaml:"max_streams" reload:"live"`
+}
+
+// SecureLimits are the secure transport's admission limits (pkg/mxp/transport Config;
+// docs/protocol.md §2.3). A source is an IPv4 address or an IPv6 /64. Zero means the
+// default; a negative handshake rate disables that token bucket.
+type SecureLimits struct {
+	// MaxConnections caps the secure connections, confirmed or not. Default 10,000.
+	MaxConnections int `yaml:"max_connections" flag:"secure-max-connections" usage:"secure transport: cap on connections"`
+	// MaxConnectionsPerSource caps the connections of one source address. Default 1024.
+	MaxConnectionsPerSource int `yaml:"max_connections_per_source" flag:"secure-max-connections-per-source" usage:"secure transport: cap on connections per source address"`
+	// MaxPendingHandshakes caps the connections answered but not yet confirmed by their
+	// first data packet. Default 4096.
+	MaxPendingHandshakes int `yaml:"max_pending_handshakes"`
+	// MaxPendingPerSource caps the unconfirmed connections of one source. Default 64.
+	MaxPendingPerSource int `yaml:"max_pending_per_source"`
+	// HandshakeRatePerSource and HandshakeBurstPerSource: the token bucket of each source
+	// for initiations with a valid cookie, applied while the transport is under load.
+	// Defaults 50/s and 50.
+	HandshakeRatePerSource  float64 `yaml:"handshake_rate_per_source"`
+	HandshakeBurstPerSource int     `yaml:"handshake_burst_per_source"`
+	// HandshakeRatePerKey and HandshakeBurstPerKey: the token bucket of each client key
+	// for authenticated initiations, applied while the transport is under load.
+	// Defaults 50/s and 50.
+	HandshakeRatePerKey  float64 `yaml:"handshake_rate_per_key"`
+	HandshakeBurstPerKey int     `yaml:"handshake_burst_per_key"`
+}
+
+// transportConfig is the secure listener's configuration from these limits and the
+// edge's idle timeout.
+func (s SecureLimits) transportConfig(idle time.Duration) transport.Config {
+	return transport.Config{
+		IdleTimeout:             idle,
+		MaxConnections:          s.MaxConnections,
+		MaxConnectionsPerSource: s.MaxConnectionsPerSource,
+		MaxPendingHandshakes:    s.MaxPendingHandshakes,
+		MaxPendingPerSource:     s.MaxPendingPerSource,
+		HandshakeRatePerSource:  s.HandshakeRatePerSource,
+		HandshakeBurstPerSource: s.HandshakeBurstPerSource,
+		HandshakeRatePerKey:     s.HandshakeRatePerKey,
+		HandshakeBurstPerKey:    s.HandshakeBurstPerKey,
+	}
 }
 
 // Defaults returns the default configuration.
@@ -145,6 +190,28 @@ func (c Config) WithDefaults() Config {
 	}
 	if l.MaxStreams <= 0 {
 		l.MaxStreams = 64
+	}
+	sl := &c.Secure
+	for _, f := range []struct {
+		v *int
+		d int
+	}{
+		{&sl.MaxConnections, transport.DefaultMaxConnections},
+		{&sl.MaxConnectionsPerSource, transport.DefaultMaxConnectionsPerSource},
+		{&sl.MaxPendingHandshakes, transport.DefaultMaxPendingHandshakes},
+		{&sl.MaxPendingPerSource, transport.DefaultMaxPendingPerSource},
+		{&sl.HandshakeBurstPerSource, transport.DefaultHandshakeBurstPerSource},
+		{&sl.HandshakeBurstPerKey, transport.DefaultHandshakeBurstPerKey},
+	} {
+		if *f.v <= 0 {
+			*f.v = f.d
+		}
+	}
+	if sl.HandshakeRatePerSource == 0 {
+		sl.HandshakeRatePerSource = transport.DefaultHandshakeRatePerSource
+	}
+	if sl.HandshakeRatePerKey == 0 {
+		sl.HandshakeRatePerKey = transport.DefaultHandshakeRatePerKey
 	}
 	svc := map[string]string{
 		"registry":  "mxp.registry.discover",

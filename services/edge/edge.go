@@ -19,7 +19,6 @@ import (
 	"github.com/mxp-mesh/mesh/pkg/common/security"
 	"github.com/mxp-mesh/mesh/pkg/common/service"
 	"github.com/mxp-mesh/mesh/pkg/mxp"
-	"github.com/mxp-mesh/mesh/pkg/mxp/transport"
 )
 
 // Deps are what New is given: the shared service resources and the transports to serve.
@@ -104,7 +103,7 @@ func New(cfg Config, deps Deps) (*Edge, error) {
 			e.closeTransports()
 			return nil, err
 		}
-		st, err := ListenSecure(cfg.Addr, key, transport.Config{IdleTimeout: cfg.IdleTimeout})
+		st, err := ListenSecure(cfg.Addr, key, cfg.Secure.transportConfig(cfg.IdleTimeout))
 		if err != nil {
 			e.closeTransports()
 			return nil, err
@@ -415,31 +414,6 @@ func (e *Edge) sweep() {
 			for _, st := range idle {
 				st.abort(&mxp.ErrorPayload{Error: "stream idle for too long", Code: mxp.CodeTimeout}, true)
 			}
-		}
-	}
-}
-
-// pollTransportStats turns the secure transport's counters into the edge's metrics.
-func (e *Edge) pollTransportStats() {
-	for _, t := range e.ts {
-		st, ok := t.(*SecureTransport)
-		if !ok {
-			continue
-		}
-		cur := st.Stats()
-		prev := st.last
-		st.last = cur
-		add := func(reason string, now, before uint64) {
-			if now > before {
-				e.m.handshakeFailures.WithLabelValues(st.Name(), reason).Add(float64(now - before))
-			}
-		}
-		add("mac1", cur.MAC1Failures, prev.MAC1Failures)
-		add("auth", cur.HandshakeAuthFailed, prev.HandshakeAuthFailed)
-		add("replayed_initiation", cur.InitiationsReplayed, prev.InitiationsReplayed)
-		add("peer_refused", cur.PeersRefused, prev.PeersRefused)
-		if cur.DataReplayed > prev.DataReplayed {
-			e.m.dropped.WithLabelValues("replay").Add(float64(cur.DataReplayed - prev.DataReplayed))
 		}
 	}
 }

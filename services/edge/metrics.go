@@ -22,7 +22,10 @@ type metrics struct {
 	sessions          *prometheus.GaugeVec     // transport
 	sessionsTotal     *prometheus.CounterVec   // transport
 	handshakeFailures *prometheus.CounterVec   // transport, reason
-	dropped           *prometheus.CounterVec   // reason: rate_limited, replay, queue_full, too_many_peers
+	packetsDropped    *prometheus.CounterVec   // transport, reason: data_auth, replay, unknown_index, malformed
+	datagramsDropped  *prometheus.CounterVec   // transport, direction
+	pendingHandshakes *prometheus.GaugeVec     // transport
+	dropped           *prometheus.CounterVec   // reason: rate_limited, queue_full, too_many_peers, ...
 	route             *prometheus.HistogramVec // type
 	inflight          prometheus.Gauge
 	agents            prometheus.Gauge
@@ -75,9 +78,18 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		sessionsTotal: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "sessions_total",
 			Help: "Connections opened, by transport."}, []string{"transport"}),
 		handshakeFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "handshake_failures_total",
-			Help: "Handshakes refused, by transport and reason."}, []string{"transport", "reason"}),
+			Help: "Handshake packets dropped or refused, by transport and reason (mac1, auth, replayed_initiation, peer_refused, queue_full, rate_limited_source, rate_limited_key, max_connections, max_pending, max_connections_per_source, max_pending_per_source)."},
+			[]string{"transport", "reason"}),
+		packetsDropped: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "packets_dropped_total",
+			Help: "Secure transport packets dropped outside the handshake, by transport and reason (data_auth: failed authentication, replay, unknown_index: no such session, malformed)."},
+			[]string{"transport", "reason"}),
+		datagramsDropped: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "datagrams_dropped_total",
+			Help: "Unreliable datagrams dropped because a connection's datagram queue was full, by transport and direction (in, out)."},
+			[]string{"transport", "direction"}),
+		pendingHandshakes: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "pending_handshakes",
+			Help: "Connections answered but not yet confirmed by their first data packet, by transport."}, []string{"transport"}),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "dropped_frames_total",
-			Help: "Frames not handled, by reason (rate_limited, queue_full, replay, too_many_peers)."}, []string{"reason"}),
+			Help: "Frames not handled, by reason (rate_limited, queue_full, too_many_peers, stream_gap, stream_slow_peer)."}, []string{"reason"}),
 		route: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub, Name: "route_seconds",
 			Help:    "Time from a frame's arrival to its answer (Call, register, heartbeat, discover) or its hand-off to the bus (Event, stream).",
 			Buckets: []float64{25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3, 250e-3, 1, 5, 30}},
@@ -91,7 +103,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		subscriptions: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "topic_subscriptions",
 			Help: "Event topic subscriptions of this edge's connections."}),
 	}
-	reg.MustRegister(m.frames, m.sessions, m.sessionsTotal, m.handshakeFailures, m.dropped, m.route,
+	reg.MustRegister(m.frames, m.sessions, m.sessionsTotal, m.handshakeFailures, m.packetsDropped, m.datagramsDropped,
+		m.pendingHandshakes, m.dropped, m.route,
 		m.inflight, m.agents, m.streams, m.subscriptions)
 	return m
 }
@@ -99,4 +112,45 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 // HandshakeFailed counts a refused handshake; the secure transport reports through it.
 func (e *Edge) HandshakeFailed(transport, reason string) {
 	e.m.handshakeFailures.WithLabelValues(transport, reason).Inc()
+}
+
+// pollTransportStats turns the secure transport's counters into the edge's metrics: each
+// transport counter feeds exactly one series, so that a tampered data packet (data_auth)
+// is never counted as a failed handshake (auth).
+func (e *Edge) pollTransportStats() {
+	for _, t := range e.ts {
+		st, ok := t.(*SecureTransport)
+		if !ok {
+			continue
+		}
+		cur := st.Stats()
+		prev := st.last
+		st.last = cur
+		name := st.Name()
+		add := func(vec *prometheus.CounterVec, label string, now, before uint64) {
+			if now > before {
+				vec.WithLabelValues(name, label).Add(float64(now - before))
+			}
+		}
+		hs := e.m.handshakeFailures
+		add(hs, "mac1", cur.MAC1Failures, prev.MAC1Failures)
+		add(hs, "auth", cur.HandshakeAuthFailed, prev.HandshakeAuthFailed)
+		add(hs, "replayed_initiation", cur.InitiationsReplayed, prev.InitiationsReplayed)
+		add(hs, "peer_refused", cur.PeersRefused, prev.PeersRefused)
+		add(hs, "queue_full", cur.HandshakesDropped, prev.HandshakesDropped)
+		add(hs, "rate_limited_source", cur.RateLimitedSource, prev.RateLimitedSource)
+		add(hs, "rate_limited_key", cur.RateLimitedKey, prev.RateLimitedKey)
+		add(hs, "max_connections", cur.RefusedMaxConnections, prev.RefusedMaxConnections)
+		add(hs, "max_pending", cur.RefusedMaxPending, prev.RefusedMaxPending)
+		add(hs, "max_connections_per_source", cur.RefusedSourceConns, prev.RefusedSourceConns)
+		add(hs, "max_pending_per_source", cur.RefusedSourcePending, prev.RefusedSourcePending)
+		pk := e.m.packetsDropped
+		add(pk, "data_auth", cur.DataAuthFailed, prev.DataAuthFailed)
+		add(pk, "replay", cur.DataReplayed, prev.DataReplayed)
+		add(pk, "unknown_index", cur.UnknownIndex, prev.UnknownIndex)
+		add(pk, "malformed", cur.Malformed, prev.Malformed)
+		add(e.m.datagramsDropped, dirIn, cur.DatagramsDroppedIn, prev.DatagramsDroppedIn)
+		add(e.m.datagramsDropped, dirOut, cur.DatagramsDroppedOut, prev.DatagramsDroppedOut)
+		e.m.pendingHandshakes.WithLabelValues(name).Set(float64(cur.PendingHandshakes))
+	}
 }
