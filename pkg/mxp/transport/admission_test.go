@@ -20,8 +20,10 @@ type cookieFlooder struct {
 	pkts   [][]byte
 }
 
-// newCookieFlooder binds ip (127.0.0.1), fetches its cookie from l (which must be under
-// load, e.g. UnderLoadHandshakes < 0) and prepares n initiations under one client key.
+// newCookieFlooder binds ip (127.0.0.1), fetches its cookie from l as an initiator under
+// load would (sending fresh initiations until the listener, under load, answers one with
+// a cookie reply: at once with UnderLoadHandshakes < 0, after about UnderLoadHandshakes
+// of them otherwise) and prepares n initiations under one client key.
 func newCookieFlooder(t testing.TB, l *Listener, ip net.IP, n int) *cookieFlooder {
 	t.Helper()
 	sock, err := net.ListenUDP("udp4", &net.UDPAddr{IP: ip})
@@ -32,26 +34,48 @@ func newCookieFlooder(t testing.TB, l *Listener, ip net.IP, n int) *cookieFloode
 	f := &cookieFlooder{sock: sock, server: l.Addr().(*net.UDPAddr).AddrPort()}
 	attacker := newStaticIdentity(mustKey(t))
 	server := newPeerKeys(l.PublicKey())
-	probe, err := createInitiation(attacker, &server, 1, nextTimestamp(), 1, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := sock.WriteToUDPAddrPort(probe.packet[:], f.server); err != nil {
-		t.Fatal(err)
-	}
+	probes := map[uint32]*initiatorState{}
+	var cookie [MACSize]byte
 	buf := make([]byte, 2048)
-	sock.SetReadDeadline(time.Now().Add(5 * time.Second))
-	m, err := sock.Read(buf)
-	if err != nil {
-		t.Fatalf("no cookie reply: %v", err)
+	for got := false; !got; {
+		if len(probes) > 8192 {
+			t.Fatal("no cookie reply after 8192 initiations")
+		}
+		// A burst of fresh initiations, sent faster than UnderLoadHandshakes per second.
+		var burst [][]byte
+		for range 256 {
+			idx := uint32(len(probes) + 1)
+			st, err := createInitiation(attacker, &server, idx, nextTimestamp(), uint64(idx)<<32, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			probes[idx] = st
+			burst = append(burst, st.packet[:])
+		}
+		for _, p := range burst {
+			sock.WriteToUDPAddrPort(p, f.server)
+		}
+		for {
+			sock.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+			m, err := sock.Read(buf)
+			if err != nil {
+				break // this burst drew no cookie: send a bigger one
+			}
+			if m != CookieReplySize || buf[0] != PacketCookieReply {
+				continue
+			}
+			recv, _ := parseCookieReply(buf[:m])
+			if st := probes[recv]; st != nil {
+				if cookie, err = openCookieReply(&server, buf[:m], st.packet[:]); err == nil {
+					got = true
+					break
+				}
+			}
+		}
 	}
 	sock.SetReadDeadline(time.Time{})
-	cookie, err := openCookieReply(&server, buf[:m], probe.packet[:])
-	if err != nil {
-		t.Fatalf("cookie reply: %v", err)
-	}
 	for i := range n {
-		st, err := createInitiation(attacker, &server, uint32(i+2), nextTimestamp(), uint64(i+2), &cookie)
+		st, err := createInitiation(attacker, &server, uint32(i+1), nextTimestamp(), uint64(i+1), &cookie)
 		if err != nil {
 			t.Fatal(err)
 		}

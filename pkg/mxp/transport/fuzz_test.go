@@ -157,3 +157,69 @@ func FuzzReplayWindow(f *testing.F) {
 		}
 	})
 }
+
+// FuzzAdmission drives the handshake admission path (issue 15 point 6) with initiations
+// from fuzzed sources, client keys, connection ids, cookie use and clock steps, through a
+// listener that is always under load and has small caps, and checks after each input
+// that every cap and the bucket tables hold and that the per-source counts add up.
+func FuzzAdmission(f *testing.F) {
+	f.Add([]byte{127, 0, 0, 1, 0, 1, 1, 0}, uint8(0), true, uint16(10))
+	f.Add([]byte{0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}, uint8(1), false, uint16(1000))
+	l, err := Listen(context.Background(), "127.0.0.1:0", Config{PrivateKey: mustKey(f), UnderLoadHandshakes: -1,
+		MaxConnections: 16, MaxConnectionsPerSource: 6, MaxPendingHandshakes: 12, MaxPendingPerSource: 4,
+		HandshakeRatePerSource: 5, HandshakeBurstPerSource: 3, HandshakeRatePerKey: 5, HandshakeBurstPerKey: 4})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { l.Close() })
+	clients := []*staticIdentity{newStaticIdentity(mustKey(f)), newStaticIdentity(mustKey(f)), newStaticIdentity(mustKey(f))}
+	server := newPeerKeys(l.PublicKey())
+	var id uint64
+	now := time.Now()
+	f.Fuzz(func(t *testing.T, addr []byte, key uint8, cookie bool, stepMs uint16) {
+		var ip netip.Addr
+		switch {
+		case len(addr) >= 16:
+			ip = netip.AddrFrom16([16]byte(addr[:16]))
+		case len(addr) >= 4:
+			ip = netip.AddrFrom4([4]byte(addr[:4]))
+		default:
+			return
+		}
+		src := netip.AddrPortFrom(ip, 4000+uint16(key))
+		now = now.Add(time.Duration(stepMs) * time.Millisecond)
+		var ck *[MACSize]byte
+		if cookie {
+			c := l.ep.cookies.cookieFor(src, now)
+			ck = &c
+		}
+		id++
+		st, err := createInitiation(clients[int(key)%len(clients)], &server, uint32(id), nextTimestamp(), id%8, ck)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.ep.handlePacket(st.packet[:], src, now)
+		// The handshake worker completes what was queued meanwhile: the caps are
+		// invariants, so they must hold at any moment.
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		cfg := &l.cfg
+		if len(l.conns) > cfg.MaxConnections || l.pending > cfg.MaxPendingHandshakes || l.pending < 0 {
+			t.Fatalf("%d connections, %d pending: over the caps", len(l.conns), l.pending)
+		}
+		total, pending := 0, 0
+		for s, sc := range l.sources {
+			if sc.conns > cfg.MaxConnectionsPerSource || sc.pending > cfg.MaxPendingPerSource || sc.conns <= 0 || sc.pending < 0 {
+				t.Fatalf("source %v: %+v over its caps", s, *sc)
+			}
+			total += sc.conns
+			pending += sc.pending
+		}
+		if total != len(l.conns) || pending != l.pending {
+			t.Fatalf("sources count %d connections (%d pending), the listener %d (%d)", total, pending, len(l.conns), l.pending)
+		}
+		if l.perSource.len() > MaxRateLimitEntries || l.perKey.len() > MaxRateLimitEntries {
+			t.Fatal("bucket tables over their bound")
+		}
+	})
+}
