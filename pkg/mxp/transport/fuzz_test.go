@@ -84,6 +84,18 @@ func FuzzHandlePacket(f *testing.F) {
 	f.Cleanup(func() { l.Close() })
 	server := newPeerKeys(l.PublicKey())
 	src := netip.MustParseAddrPort("127.0.0.1:9")
+	// A second listener, always under load and with small caps, gets the same packets and
+	// initiations carrying a valid cookie from a source named by the input: the admission
+	// path (token buckets, caps) is fuzzed with the rest.
+	busy, err := Listen(context.Background(), "127.0.0.1:0", Config{PrivateKey: mustKey(f), UnderLoadHandshakes: -1,
+		MaxConnections: 8, MaxConnectionsPerSource: 4, MaxPendingHandshakes: 6, MaxPendingPerSource: 2,
+		HandshakeBurstPerSource: 2, HandshakeBurstPerKey: 3})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { busy.Close() })
+	busyServer := newPeerKeys(busy.PublicKey())
+	var connID uint64
 	f.Fuzz(func(t *testing.T, b []byte) {
 		now := time.Now()
 		st, _ := createInitiation(client, &server, 1, nextTimestamp(), 1, nil)
@@ -94,6 +106,15 @@ func FuzzHandlePacket(f *testing.F) {
 			m[0], m[1], m[2], m[3] = PacketInitiation, 0, 0, 0
 			l.ep.handlePacket(m, src, now)
 		}
+		var a [4]byte
+		copy(a[:], b)
+		bsrc := netip.AddrPortFrom(netip.AddrFrom4(a), uint16(len(b)))
+		ck := busy.ep.cookies.cookieFor(bsrc, now)
+		connID++
+		bst, _ := createInitiation(client, &busyServer, uint32(connID), nextTimestamp(), connID%4, &ck)
+		busy.ep.handlePacket(bst.packet[:], bsrc, now)
+		busy.ep.handlePacket(b, bsrc, now)
+		checkAdmission(t, busy)
 	})
 }
 
@@ -201,25 +222,31 @@ func FuzzAdmission(f *testing.F) {
 		l.ep.handlePacket(st.packet[:], src, now)
 		// The handshake worker completes what was queued meanwhile: the caps are
 		// invariants, so they must hold at any moment.
-		l.mu.Lock()
-		defer l.mu.Unlock()
-		cfg := &l.cfg
-		if len(l.conns) > cfg.MaxConnections || l.pending > cfg.MaxPendingHandshakes || l.pending < 0 {
-			t.Fatalf("%d connections, %d pending: over the caps", len(l.conns), l.pending)
-		}
-		total, pending := 0, 0
-		for s, sc := range l.sources {
-			if sc.conns > cfg.MaxConnectionsPerSource || sc.pending > cfg.MaxPendingPerSource || sc.conns <= 0 || sc.pending < 0 {
-				t.Fatalf("source %v: %+v over its caps", s, *sc)
-			}
-			total += sc.conns
-			pending += sc.pending
-		}
-		if total != len(l.conns) || pending != l.pending {
-			t.Fatalf("sources count %d connections (%d pending), the listener %d (%d)", total, pending, len(l.conns), l.pending)
-		}
-		if l.perSource.len() > MaxRateLimitEntries || l.perKey.len() > MaxRateLimitEntries {
-			t.Fatal("bucket tables over their bound")
-		}
+		checkAdmission(t, l)
 	})
+}
+
+// checkAdmission fails t unless l's caps, per-source counts and bucket tables hold.
+func checkAdmission(t *testing.T, l *Listener) {
+	t.Helper()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	cfg := &l.cfg
+	if len(l.conns) > cfg.MaxConnections || l.pending > cfg.MaxPendingHandshakes || l.pending < 0 {
+		t.Fatalf("%d connections, %d pending: over the caps", len(l.conns), l.pending)
+	}
+	total, pending := 0, 0
+	for s, sc := range l.sources {
+		if sc.conns > cfg.MaxConnectionsPerSource || sc.pending > cfg.MaxPendingPerSource || sc.conns <= 0 || sc.pending < 0 {
+			t.Fatalf("source %v: %+v over its caps", s, *sc)
+		}
+		total += sc.conns
+		pending += sc.pending
+	}
+	if total != len(l.conns) || pending != l.pending {
+		t.Fatalf("sources count %d connections (%d pending), the listener %d (%d)", total, pending, len(l.conns), l.pending)
+	}
+	if l.perSource.len() > MaxRateLimitEntries || l.perKey.len() > MaxRateLimitEntries {
+		t.Fatal("bucket tables over their bound")
+	}
 }
