@@ -156,8 +156,9 @@ func TestAttackCookieAnsweringFlood(t *testing.T) {
 }
 
 // TestAdmissionCaps dials real connections against small caps and checks that each cap
-// refuses with its own counter, that a rekey is never refused and that a closed
-// connection gives its place back.
+// refuses with its own counter and a typed error to the client (ErrRefused, the cap's
+// name as the reason), that a rekey is never refused and that a closed connection gives
+// its place back.
 func TestAdmissionCaps(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -190,13 +191,23 @@ func TestAdmissionCaps(t *testing.T) {
 	admit(1, 300*time.Millisecond)
 	admit(1, 0)
 	admit(2, 0)
-	if _, err := dial(1, 0); !errors.Is(err, ErrHandshakeTimeout) {
-		t.Fatalf("a third connection from one source: %v, want a handshake timeout", err)
+	// A refused client learns why at once: ErrRefused, from Dial or (when the CLOSE came
+	// just after Dial returned) from the connection.
+	refused := func(ip byte, reason string) {
+		t.Helper()
+		c, err := dial(ip, 0)
+		if err == nil {
+			_, err = c.Receive(ctx)
+			c.Close()
+		}
+		var ce *CloseError
+		if !errors.Is(err, ErrRefused) || !errors.As(err, &ce) || ce.Reason != reason {
+			t.Fatalf("dial from 127.0.0.%d over a cap: %v, want ErrRefused (%s)", ip, err, reason)
+		}
 	}
+	refused(1, refusedSourceConns)
 	admit(2, 0)
-	if _, err := dial(3, 0); !errors.Is(err, ErrHandshakeTimeout) {
-		t.Fatalf("a fifth connection: %v, want a handshake timeout", err)
-	}
+	refused(3, refusedMaxConnections)
 	st := l.Stats()
 	if st.RefusedSourceConns == 0 || st.RefusedMaxConnections == 0 || st.Connections != 4 {
 		t.Fatalf("caps not counted: %+v", st)

@@ -56,7 +56,14 @@ func dialFrom(ctx context.Context, laddr *net.UDPAddr, addr string, serverKey Pu
 	defer cancel()
 	select {
 	case <-c.hsDone:
-		return c, nil
+		select {
+		case <-c.done: // refused (CloseRefused) right after the response: say so now
+			err := c.Err()
+			c.closeNow(&CloseError{Code: CloseNormal, Reason: "dial failed"}, false)
+			return nil, fmt.Errorf("transport: dial %s: %w", addr, err)
+		default:
+			return c, nil
+		}
 	case <-c.done:
 		err := c.Err()
 		c.closeNow(&CloseError{Code: CloseNormal, Reason: "dial failed"}, false)

@@ -18,6 +18,9 @@ var (
 	ErrProtocolViolation = errors.New("transport: the peer violated the protocol")
 	ErrOnMessage         = errors.New("transport: messages go to Config.OnMessage, not Receive")
 	ErrSendBufferFull    = errors.New("transport: send buffer full (Send from OnMessage does not wait)")
+	// ErrRefused: the listener turned the connection away at a connection cap (its
+	// CloseError, code CloseRefused, gives which one); retry later or elsewhere.
+	ErrRefused = errors.New("transport: the listener refused the connection (connection limit)")
 	errBadPoint          = errors.New("transport: low-order public key")
 )
 
@@ -40,9 +43,11 @@ func (e *CloseError) Error() string {
 	return fmt.Sprintf("transport: connection closed by %s (code %d): %s", side, e.Code, e.Reason)
 }
 
-// Is makes errors.Is(err, ErrPeerClosed) true for a close by the peer and ErrClosed for both.
+// Is makes errors.Is(err, ErrPeerClosed) true for a close by the peer, ErrRefused for a
+// peer's CloseRefused, and ErrClosed for all.
 func (e *CloseError) Is(target error) bool {
-	return target == ErrClosed || (e.Remote && target == ErrPeerClosed)
+	return target == ErrClosed || (e.Remote && target == ErrPeerClosed) ||
+		(e.Remote && e.Code == CloseRefused && target == ErrRefused)
 }
 
 // Close codes carried by a CLOSE frame.
@@ -51,4 +56,5 @@ const (
 	CloseProtocolError = 1 // a malformed frame inside an authenticated packet
 	CloseFlowControl   = 2 // the peer sent beyond the advertised window
 	CloseIdle          = 3 // informational: closing after the idle timeout
+	CloseRefused       = 4 // the listener refused a new connection at a cap; the reason names it
 )

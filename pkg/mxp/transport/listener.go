@@ -231,9 +231,12 @@ func (l *Listener) completeInitiation(b []byte, src netip.AddrPort, now time.Tim
 	}
 	key := connKey{in.static, in.connID}
 	c, exists := l.conns[key]
-	if !exists && !l.admitLocked(sourceOf(src)) {
-		l.mu.Unlock()
-		return
+	if !exists {
+		if reason := l.admitLocked(sourceOf(src)); reason != "" {
+			l.mu.Unlock()
+			l.refuse(in, src, now, reason)
+			return
+		}
 	}
 	if len(l.timestamps) >= MaxTrackedPeers {
 		for k := range l.timestamps { // forget an arbitrary key (see docs: MaxTrackedPeers)
