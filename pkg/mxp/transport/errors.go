@@ -20,8 +20,8 @@ var (
 	ErrSendBufferFull    = errors.New("transport: send buffer full (Send from OnMessage does not wait)")
 	// ErrRefused: the listener turned the connection away at a connection cap (its
 	// CloseError, code CloseRefused, gives which one); retry later or elsewhere.
-	ErrRefused = errors.New("transport: the listener refused the connection (connection limit)")
-	errBadPoint          = errors.New("transport: low-order public key")
+	ErrRefused  = errors.New("transport: the listener refused the connection (connection limit)")
+	errBadPoint = errors.New("transport: low-order public key")
 )
 
 // CloseError is the reason a peer gave when it closed the connection.
