@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
-	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -20,23 +19,26 @@ type ServerConfig struct {
 	Addr string `yaml:"addr"`
 	// Pprof mounts /debug/pprof. Default true in the services' defaults.
 	Pprof bool `yaml:"pprof"`
-	// ReadHeaderTimeout guards against slow clients. Default 5s.
-	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
+	// Limits bound what clients can hold of the server (timeouts, header size,
+	// connections); zero fields take their defaults (see ServerLimits).
+	Limits ServerLimits `yaml:"limits"`
 }
 
 // Server is the admin HTTP server of one service.
 type Server struct {
 	router chi.Router
 	srv    *http.Server
+	limits ServerLimits
+	m      *serverMetrics
 	ln     net.Listener
 }
 
 // NewServer builds the router: /metrics from reg, /livez and /readyz from checker, and
-// /debug/pprof when enabled. Mount service routes on Router() before Start.
+// /debug/pprof when enabled, and registers the server's connection metrics on reg
+// (mxp_http_connections, mxp_http_connections_waited_total, mxp_http_timeouts_total).
+// Mount service routes on Router() before Start.
 func NewServer(cfg ServerConfig, reg *Registry, checker *health.Checker) *Server {
-	if cfg.ReadHeaderTimeout <= 0 {
-		cfg.ReadHeaderTimeout = 5 * time.Second
-	}
+	lim := cfg.Limits.WithDefaults()
 	r := chi.NewRouter()
 	r.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg, EnableOpenMetrics: true}))
 	r.Handle("/livez", checker.LiveHandler())
@@ -48,8 +50,24 @@ func NewServer(cfg ServerConfig, reg *Registry, checker *health.Checker) *Server
 		r.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		r.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
-	return &Server{router: r, srv: &http.Server{Addr: cfg.Addr, Handler: r, ReadHeaderTimeout: cfg.ReadHeaderTimeout}}
+	srv := &http.Server{
+		Addr:              cfg.Addr,
+		Handler:           r,
+		ReadHeaderTimeout: lim.ReadHeaderTimeout,
+		ReadTimeout:       lim.ReadTimeout,
+		WriteTimeout:      lim.WriteTimeout,
+		IdleTimeout:       lim.IdleTimeout,
+		MaxHeaderBytes:    lim.MaxHeaderBytes,
+		ConnState:         trackState,
+		BaseContext: func(net.Listener) context.Context {
+			return context.WithValue(context.Background(), limitsKey{}, lim)
+		},
+	}
+	return &Server{router: r, srv: srv, limits: lim, m: newServerMetrics(reg)}
 }
+
+// Limits are the server's effective limits (defaults applied).
+func (s *Server) Limits() ServerLimits { return s.limits }
 
 // Router is the chi router; services mount their own routes on it.
 func (s *Server) Router() chi.Router { return s.router }
@@ -64,8 +82,8 @@ func (s *Server) Start() error {
 	if err != nil {
 		return err
 	}
-	s.ln = ln
-	go s.srv.Serve(ln)
+	s.ln = newLimitListener(ln, s.limits.MaxConns, s.m)
+	go s.srv.Serve(s.ln)
 	return nil
 }
 
