@@ -2,6 +2,7 @@ package edge
 
 import (
 	"fmt"
+	cmetrics "github.com/mxp-mesh/mesh/pkg/common/metrics"
 	"net/netip"
 	"strings"
 	"time"
@@ -37,6 +38,9 @@ type Config struct {
 	// HTTP is the address of /metrics, /livez, /readyz and /debug/pprof. Empty disables
 	// it. Default 127.0.0.1:9100. Used by mxp-edge.
 	HTTP string `yaml:"http" flag:"http" usage:"HTTP address of metrics and health (empty: off)"`
+	// HTTPLimits bound the HTTP server's clients: read (body), write and idle timeouts,
+	// header size, connections (metrics.ServerLimits; zero = default). Read at start only.
+	HTTPLimits cmetrics.ServerLimits `yaml:"http_limits"`
 	// LogLevel is debug, info, warn or error. Default info.
 	LogLevel string `yaml:"log_level" flag:"log-level" usage:"debug, info, warn or error" reload:"live"`
 	// ShutdownTimeout bounds graceful shutdown. Default 20s.

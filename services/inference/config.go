@@ -3,6 +3,7 @@ package inference
 import (
 	"flag"
 	"fmt"
+	cmetrics "github.com/mxp-mesh/mesh/pkg/common/metrics"
 	"slices"
 	"sort"
 	"time"
@@ -35,6 +36,9 @@ type Config struct {
 	// HTTP is the listen address of the OpenAI-compatible API, metrics and health. Default
 	// 127.0.0.1:8086. Read at start only.
 	HTTP string `yaml:"http" flag:"http" usage:"HTTP listen address (OpenAI-compatible API, metrics, health)"`
+	// HTTPLimits bound the HTTP server's clients: read (body), write and idle timeouts,
+	// header size, connections (metrics.ServerLimits; zero = default). Read at start only.
+	HTTPLimits cmetrics.ServerLimits `yaml:"http_limits"`
 	// LogLevel is debug, info, warn or error. Default info.
 	LogLevel string `yaml:"log_level" flag:"log-level" usage:"debug, info, warn or error" reload:"live"`
 	// DefaultModel is used when a request names none. Default "mock".

@@ -8,10 +8,13 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
+
+	cmetrics "github.com/mxp-mesh/mesh/pkg/common/metrics"
 	"github.com/mxp-mesh/mesh/services/inference/provider"
 )
 
@@ -285,12 +288,21 @@ func errorBody(err error) oaiError {
 }
 
 func (s *Service) writeError(w http.ResponseWriter, err error) {
+	s.writeErrorStatus(w, 0, err)
+}
+
+// writeErrorStatus writes err as an OpenAI error body with status, or the status of its
+// code when status is 0.
+func (s *Service) writeErrorStatus(w http.ResponseWriter, status int, err error) {
 	e := provider.AsError(err)
+	if status == 0 {
+		status = HTTPStatus(e.Code)
+	}
 	if e.RetryAfter > 0 {
 		w.Header().Set("Retry-After", fmt.Sprint(int(e.RetryAfter.Seconds()+0.999)))
 	}
 	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(HTTPStatus(e.Code))
+	w.WriteHeader(status)
 	json.NewEncoder(w).Encode(errorBody(e))
 }
 
@@ -352,7 +364,16 @@ func (s *Service) handleChatCompletions(w http.ResponseWriter, r *http.Request) 
 		return
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, cfg.MaxRequestBytes+1))
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		// The server's read timeout (http_limits.read_timeout) cut a slow body off;
+		// net/http closes the connection after this answer.
+		s.m.rejected.WithLabelValues("http", string(provider.CodeTimeout)).Inc()
+		s.writeErrorStatus(w, http.StatusRequestTimeout,
+			provider.Errorf(provider.CodeTimeout, "request body not received within the server's read timeout"))
+		return
+	}
 	if err != nil {
+		s.m.rejected.WithLabelValues("http", string(provider.CodeInvalidRequest)).Inc()
 		s.writeError(w, provider.Errorf(provider.CodeInvalidRequest, "reading body: %v", err))
 		return
 	}
@@ -371,7 +392,11 @@ func (s *Service) handleChatCompletions(w http.ResponseWriter, r *http.Request) 
 	if model == "" {
 		model = cfg.DefaultModel
 	}
+	// The upstream may take longer than the server's write timeout to answer, and a
+	// stream longer still: the write deadline moves before each write instead.
+	dl := cmetrics.NewStreamDeadline(w, r)
 	st, err := s.Stream(r.Context(), req)
+	dl.Extend()
 	if err != nil {
 		s.writeError(w, err)
 		return
@@ -380,10 +405,11 @@ func (s *Service) handleChatCompletions(w http.ResponseWriter, r *http.Request) 
 	id := fmt.Sprintf("chatcmpl-%016x", rand.Uint64())
 	created := time.Now().Unix()
 	if stream {
-		s.writeSSE(w, st, id, model, created, includeUsage)
+		s.writeSSE(w, dl, st, id, model, created, includeUsage)
 		return
 	}
 	resp, err := provider.Collect(st)
+	dl.Extend()
 	if err != nil {
 		s.writeError(w, err)
 		return

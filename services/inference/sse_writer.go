@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"unicode/utf8"
 
+	cmetrics "github.com/mxp-mesh/mesh/pkg/common/metrics"
 	"github.com/mxp-mesh/mesh/services/inference/provider"
 )
 
@@ -38,6 +39,7 @@ type sseWriter struct {
 	// textPrefix is the encoded chunk up to the content string, for the fast path.
 	textPrefix []byte
 	w          http.ResponseWriter
+	dl         *cmetrics.StreamDeadline
 	fl         http.Flusher
 	buf        []byte
 	chunk      oaiChunk
@@ -56,6 +58,7 @@ func (sw *sseWriter) event(v any) {
 	sw.buf = append(sw.buf[:0], "data: "...)
 	sw.buf = append(sw.buf, b...)
 	sw.buf = append(sw.buf, '\n', '\n')
+	sw.dl.Extend()
 	_, sw.err = sw.w.Write(sw.buf)
 }
 
@@ -73,6 +76,7 @@ func (sw *sseWriter) text(s string) {
 	sw.buf = append(sw.buf[:0], sw.textPrefix...)
 	sw.buf = appendJSONString(sw.buf, s)
 	sw.buf = append(sw.buf, "},\"finish_reason\":null}]}\n\n"...)
+	sw.dl.Extend()
 	_, sw.err = sw.w.Write(sw.buf)
 }
 
@@ -138,14 +142,16 @@ func (sw *sseWriter) delta(d oaiDelta, finish *string) {
 
 // writeSSE streams st to w as OpenAI Chat Completions SSE. Errors after the headers are
 // sent as a final {"error": ...} event without [DONE], as OpenAI does.
-func (s *Service) writeSSE(w http.ResponseWriter, st *Stream, id, model string, created int64, includeUsage bool) {
+// dl moves the write deadline before each write, so the stream is never cut off by the
+// server's write timeout while it keeps moving.
+func (s *Service) writeSSE(w http.ResponseWriter, dl *cmetrics.StreamDeadline, st *Stream, id, model string, created int64, includeUsage bool) {
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
 	fl, _ := w.(http.Flusher)
-	sw := &sseWriter{w: w, fl: fl, buf: make([]byte, 0, 512),
+	sw := &sseWriter{w: w, dl: dl, fl: fl, buf: make([]byte, 0, 512),
 		chunk: oaiChunk{ID: id, Object: "chat.completion.chunk", Created: created, Model: model, Choices: make([]oaiChoice, 1)}}
 	prefix, _ := json.Marshal(struct {
 		ID      string `json:"id"`
@@ -219,6 +225,7 @@ func (s *Service) writeSSE(w http.ResponseWriter, st *Stream, id, model string, 
 	if sw.err == nil {
 		// No flush: the handler returns next and net/http writes what is buffered and
 		// the chunked terminator in one system call.
+		sw.dl.Extend()
 		_, sw.err = io.WriteString(w, "data: [DONE]\n\n")
 	}
 }

@@ -2,6 +2,7 @@ package registry
 
 import (
 	"errors"
+	"github.com/mxp-mesh/mesh/pkg/common/metrics"
 	"strings"
 	"time"
 
@@ -22,6 +23,9 @@ type Config struct {
 	// HTTP is the listen address of /metrics, /livez, /readyz, /debug/pprof and the
 	// /v1/agents read API. Empty disables HTTP. Default 127.0.0.1:9101.
 	HTTP string `yaml:"http" flag:"http" usage:"HTTP listen address for metrics, health and /v1/agents"`
+	// HTTPLimits bound the HTTP server's clients: read (body), write and idle timeouts,
+	// header size, connections (metrics.ServerLimits; zero = default). Read at start only.
+	HTTPLimits metrics.ServerLimits `yaml:"http_limits"`
 	// Lease is how long a registration lives without a heartbeat. Default 30s.
 	Lease time.Duration `yaml:"lease" flag:"lease" usage:"agent lease (TTL)" reload:"live"`
 	// HeartbeatInterval is the interval agents are told to heartbeat at; an agent that

@@ -31,7 +31,7 @@ var program = service.Program[edge.Config]{
 		return service.BaseConfig{
 			Version:         mxp.Version,
 			Bus:             bus.Config{URL: cfg.NATS, Embedded: cfg.EmbeddedNATS},
-			HTTP:            metrics.ServerConfig{Addr: cfg.HTTP, Pprof: true},
+			HTTP:            metrics.ServerConfig{Addr: cfg.HTTP, Pprof: true, Limits: cfg.HTTPLimits},
 			LogLevel:        cfg.LogLevel,
 			ShutdownTimeout: cfg.ShutdownTimeout,
 		}

@@ -47,7 +47,7 @@ var program = service.Program[inference.Config]{
 		return service.BaseConfig{
 			Version:  inference.Version,
 			Bus:      bus.Config{URL: cfg.NATS},
-			HTTP:     metrics.ServerConfig{Addr: cfg.HTTP, Pprof: true},
+			HTTP:     metrics.ServerConfig{Addr: cfg.HTTP, Pprof: true, Limits: cfg.HTTPLimits},
 			LogLevel: cfg.LogLevel,
 		}
 	},
