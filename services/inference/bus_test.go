@@ -16,6 +16,12 @@ import (
 
 func startBus(t *testing.T, cfg Config) (*nats.Conn, *testEnv) {
 	t.Helper()
+	return startBusEnv(t, newTestService(t, cfg, nil))
+}
+
+// startBusEnv runs env's service on an embedded bus and returns a client connection.
+func startBusEnv(t *testing.T, env *testEnv) (*nats.Conn, *testEnv) {
+	t.Helper()
 	srv, err := bus.StartEmbedded(bus.EmbeddedConfig{})
 	if err != nil {
 		t.Fatal(err)
@@ -26,7 +32,6 @@ func startBus(t *testing.T, cfg Config) (*nats.Conn, *testEnv) {
 		t.Fatal(err)
 	}
 	t.Cleanup(svcConn.Close)
-	env := newTestService(t, cfg, nil)
 	env.svc.deps.Conn = svcConn
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

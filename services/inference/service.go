@@ -15,6 +15,7 @@ import (
 	"github.com/mxp-mesh/mesh/pkg/common/lifecycle"
 	cmetrics "github.com/mxp-mesh/mesh/pkg/common/metrics"
 	"github.com/mxp-mesh/mesh/pkg/common/resilience"
+	"github.com/mxp-mesh/mesh/pkg/common/security"
 	"github.com/mxp-mesh/mesh/pkg/common/service"
 	"github.com/mxp-mesh/mesh/services/inference/provider"
 	"github.com/mxp-mesh/mesh/services/inference/upstream"
@@ -147,6 +148,9 @@ func (s *Service) Reload(cfg Config) error {
 	if cfg.DefaultModel == "" {
 		cfg.DefaultModel = "mock"
 	}
+	// Provider keys (from the file or their own variables) and client keys are
+	// scrubbed from every text that leaves the service, before any is used.
+	security.RegisterSecretsIn(&cfg)
 	r, err := buildRoutes(cfg, &s.deps, s.m, s.routes.Load())
 	if err != nil {
 		if s.deps.OnReload != nil {

@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/mxp-mesh/mesh/pkg/common/security"
 )
 
 // Loader loads a config of type T (a struct) in layers. Set the fields, then call Load;
@@ -168,6 +170,9 @@ func (l *Loader[T]) Load() (T, error) {
 	if err := validate(&cfg); err != nil {
 		return cfg, err
 	}
+	// Every secret of a loaded config is scrubbed from text leaving the mesh from now
+	// on (security.Scrub), reloads included.
+	security.RegisterSecretsIn(&cfg)
 	return cfg, nil
 }
 

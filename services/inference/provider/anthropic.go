@@ -24,6 +24,7 @@ type Anthropic struct {
 
 // NewAnthropic returns an Anthropic adapter.
 func NewAnthropic(cfg HTTPConfig) *Anthropic {
+	cfg.registerKey()
 	return &Anthropic{cfg: cfg, base: cfg.baseURL(DefaultAnthropicBaseURL)}
 }
 

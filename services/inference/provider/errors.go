@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/mxp-mesh/mesh/pkg/common/security"
 )
 
 // Code is a typed error code, shared by the HTTP API, the bus API and metrics labels.
@@ -47,6 +49,8 @@ type Error struct {
 	Err       error
 }
 
+// Error is the error's text, with every secret registered process-wide removed
+// (security.Scrub): it is what logs, the HTTP API and the bus API show.
 func (e *Error) Error() string {
 	var b strings.Builder
 	b.WriteString(string(e.Code))
@@ -69,7 +73,7 @@ func (e *Error) Error() string {
 		b.WriteString(": ")
 		b.WriteString(e.Err.Error())
 	}
-	return b.String()
+	return security.Scrub(b.String())
 }
 
 func (e *Error) Unwrap() error { return e.Err }
@@ -115,9 +119,17 @@ func IsRetryable(err error) bool {
 	return e != nil && e.Retryable
 }
 
-// StatusError classifies an upstream HTTP error response. body is the (bounded) response
-// body; message is the provider's own error text when the adapter could parse it.
+// MaxUpstreamExcerpt bounds the upstream's own text an error passes on (see
+// StatusError).
+const MaxUpstreamExcerpt = 200
+
+// StatusError classifies an upstream HTTP error response into our codes. message is the
+// provider's own error text (parsed by the adapter, or the bounded body); only an excerpt
+// of it is kept: at most MaxUpstreamExcerpt bytes, one line, with every registered secret
+// and anything shaped like a credential removed (security.Excerpt), so an upstream that
+// echoes the request's key does not pass it on.
 func StatusError(provider string, status int, header http.Header, message string) *Error {
+	message = security.Excerpt(message, MaxUpstreamExcerpt)
 	e := &Error{Provider: provider, Status: status, Message: message}
 	if e.Message == "" {
 		e.Message = http.StatusText(status)

@@ -22,6 +22,7 @@ type Gemini struct {
 
 // NewGemini returns a Gemini adapter.
 func NewGemini(cfg HTTPConfig) *Gemini {
+	cfg.registerKey()
 	return &Gemini{cfg: cfg, base: cfg.baseURL(DefaultGeminiBaseURL)}
 }
 

@@ -23,6 +23,7 @@ type Ollama struct {
 // NewOllama returns an Ollama adapter. BaseURL may be an OLLAMA_HOST value ("host:port"
 // without a scheme is taken as http).
 func NewOllama(cfg HTTPConfig) *Ollama {
+	cfg.registerKey()
 	return &Ollama{cfg: cfg, base: OllamaBaseURL(cfg.BaseURL)}
 }
 

@@ -1,6 +1,8 @@
 package provider
 
 import (
+	"github.com/mxp-mesh/mesh/pkg/common/security"
+
 	"bytes"
 	"context"
 	"encoding/json"
@@ -25,6 +27,12 @@ type HTTPConfig struct {
 	Client *http.Client
 }
 
+// registerKey makes the adapter's key one of the secrets scrubbed from every text that
+// leaves the mesh (security.Scrub), whoever built the adapter.
+func (c HTTPConfig) registerKey() {
+	security.RegisterSecrets(security.NewSecret(c.APIKey))
+}
+
 func (c HTTPConfig) client() *http.Client {
 	if c.Client != nil {
 		return c.Client
@@ -40,6 +48,7 @@ type OpenAI struct {
 
 // NewOpenAI returns an OpenAI adapter.
 func NewOpenAI(cfg HTTPConfig) *OpenAI {
+	cfg.registerKey()
 	return &OpenAI{cfg: cfg, base: cfg.baseURL(DefaultOpenAIBaseURL)}
 }
 

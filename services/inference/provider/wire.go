@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/mxp-mesh/mesh/pkg/common/security"
 )
 
 // Limits on what a provider may send us. A line or an error body above them is an error,
@@ -232,11 +234,8 @@ func streamReadError(provider string, err error) error {
 
 // malformed reports a chunk the adapter could not parse.
 func malformed(provider string, data []byte, err error) error {
-	if len(data) > 200 {
-		data = data[:200]
-	}
 	return &Error{Code: CodeProviderError, Provider: provider, Retryable: true,
-		Message: fmt.Sprintf("malformed chunk %q: %v", data, err), Err: err}
+		Message: fmt.Sprintf("malformed chunk %q: %v", security.Excerpt(string(data), MaxUpstreamExcerpt), err), Err: err}
 }
 
 // httpPost sends body as JSON and returns the response when the status is 200. Any other
@@ -275,10 +274,7 @@ func httpPost(ctx context.Context, client *http.Client, provider, url string, he
 		msg = errMessage(data)
 	}
 	if msg == "" {
-		msg = strings.TrimSpace(string(data))
-		if len(msg) > 300 {
-			msg = msg[:300]
-		}
+		msg = string(data) // StatusError keeps a bounded, scrubbed excerpt
 	}
 	return nil, StatusError(provider, resp.StatusCode, resp.Header, msg)
 }

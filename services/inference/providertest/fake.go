@@ -51,6 +51,10 @@ type Fault struct {
 	Status int
 	// RetryAfter is sent as the Retry-After header with Status.
 	RetryAfter string
+	// EchoCredentials puts the request's credentials in the error message of Status, as
+	// a misbehaving or hostile upstream might: the Authorization, X-Api-Key and
+	// X-Goog-Api-Key headers as received, the raw query and the bare key.
+	EchoCredentials bool
 	// FirstTokenDelay holds the first chunk back (headers are sent at once).
 	FirstTokenDelay time.Duration
 	// ResetAfter closes the connection abruptly after this many body chunks (>0).
@@ -164,7 +168,11 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(f.Status)
-		io.WriteString(w, errorBody(s.Kind, f.Status))
+		msg := ""
+		if f.EchoCredentials {
+			msg = echoCredentials(r)
+		}
+		io.WriteString(w, errorBody(s.Kind, f.Status, msg))
 		return
 	}
 	var model struct {
@@ -233,9 +241,30 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func errorBody(kind string, status int) string {
-	msg := http.StatusText(status)
-	if status == 529 {
+// echoCredentials is the text an upstream that echoes what it was sent would answer.
+func echoCredentials(r *http.Request) string {
+	var b strings.Builder
+	key := ""
+	for _, h := range []string{"Authorization", "X-Api-Key", "X-Goog-Api-Key"} {
+		if v := r.Header.Get(h); v != "" {
+			fmt.Fprintf(&b, "%s: %s\n", h, v)
+			if key == "" {
+				key = strings.TrimPrefix(v, "Bearer ")
+			}
+		}
+	}
+	if r.URL.RawQuery != "" {
+		fmt.Fprintf(&b, "GET %s?%s\n", r.URL.Path, r.URL.RawQuery)
+	}
+	fmt.Fprintf(&b, "Incorrect API key provided: %s", key)
+	return b.String()
+}
+
+func errorBody(kind string, status int, msg string) string {
+	if msg == "" {
+		msg = http.StatusText(status)
+	}
+	if status == 529 && msg == http.StatusText(529) {
 		msg = "Overloaded"
 	}
 	switch kind {
