@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/mxp-mesh/mesh/pkg/common/health"
+	cmetrics "github.com/mxp-mesh/mesh/pkg/common/metrics"
 	"github.com/mxp-mesh/mesh/services/inference/provider"
 	"github.com/mxp-mesh/mesh/services/inference/providertest"
 	"github.com/prometheus/client_golang/prometheus"
@@ -240,16 +242,30 @@ func BenchmarkGatewayPath(b *testing.B) {
 	}
 }
 
+// benchGateway is the inference HTTP API served as mxp-inference serves it.
+type benchGateway struct {
+	URL string
+	srv *cmetrics.Server
+}
+
+func (g *benchGateway) Close() { g.srv.Shutdown(context.Background()) }
+
 // newBenchGateway serves the inference service's HTTP API with OpenAI pointed at the fake
-// provider at fakeURL, on a loopback httptest server.
-func newBenchGateway(b *testing.B, fakeURL string) *httptest.Server {
+// provider at fakeURL, on the service's own HTTP server (metrics.Server, default limits)
+// on loopback.
+func newBenchGateway(b *testing.B, fakeURL string) *benchGateway {
 	cfg := Defaults()
 	cfg.Providers[KindOpenAI] = ProviderConfig{BaseURL: fakeURL + "/v1"}
 	svc, err := New(cfg, Deps{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Registerer: prometheus.NewRegistry()})
 	if err != nil {
 		b.Fatal(err)
 	}
-	return httptest.NewServer(svc.Handler())
+	srv := cmetrics.NewServer(cmetrics.ServerConfig{Addr: "127.0.0.1:0"}, cmetrics.NewRegistry("inference"), health.NewChecker(nil))
+	svc.Routes(srv.Router())
+	if err := srv.Start(); err != nil {
+		b.Fatal(err)
+	}
+	return &benchGateway{URL: "http://" + srv.Addr(), srv: srv}
 }
 
 // newBareProxy serves a bare httputil.ReverseProxy to fakeURL (no parsing, no

@@ -26,12 +26,13 @@ type StreamDeadline struct {
 	next    time.Time // Extend moves the deadline again once past this
 }
 
-// NewStreamDeadline returns the write deadline of w, the response to r; it is inert
-// when r did not come through a metrics.Server (no write timeout applies then).
+// NewStreamDeadline returns the write deadline of w, the response to r; it is nil, and
+// Extend does nothing, when r did not come through a metrics.Server (no write timeout
+// applies then).
 func NewStreamDeadline(w http.ResponseWriter, r *http.Request) *StreamDeadline {
 	l, ok := LimitsFrom(r.Context())
 	if !ok {
-		return &StreamDeadline{}
+		return nil
 	}
 	return &StreamDeadline{rc: http.NewResponseController(w), timeout: l.WriteTimeout}
 }
