@@ -39,7 +39,7 @@ type sseWriter struct {
 	// textPrefix is the encoded chunk up to the content string, for the fast path.
 	textPrefix []byte
 	w          http.ResponseWriter
-	dl         *cmetrics.StreamDeadline
+	dl         cmetrics.StreamDeadline
 	fl         http.Flusher
 	buf        []byte
 	chunk      oaiChunk
@@ -144,7 +144,7 @@ func (sw *sseWriter) delta(d oaiDelta, finish *string) {
 // sent as a final {"error": ...} event without [DONE], as OpenAI does.
 // dl moves the write deadline before each write, so the stream is never cut off by the
 // server's write timeout while it keeps moving.
-func (s *Service) writeSSE(w http.ResponseWriter, dl *cmetrics.StreamDeadline, st *Stream, id, model string, created int64, includeUsage bool) {
+func (s *Service) writeSSE(w http.ResponseWriter, dl cmetrics.StreamDeadline, st *Stream, id, model string, created int64, includeUsage bool) {
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
