@@ -3,7 +3,9 @@
 // context wherever they are known (use slog's *Context methods).
 //
 // It must not decide what to log; it only shapes lines. Secrets are redacted by their own
-// type (security.Secret), not here.
+// type (security.Secret); and every secret registered with the process's scrubber
+// (security.Scrub: each loaded config's secrets, the providers' keys) is removed from
+// every line's message, string values and errors (ScrubHandler), whatever text carried it.
 package log
 
 import (
@@ -47,7 +49,7 @@ func New(o Options) *slog.Logger {
 		o.Level = new(slog.LevelVar)
 	}
 	h := slog.NewJSONHandler(o.Writer, &slog.HandlerOptions{Level: o.Level, AddSource: o.AddSource})
-	return slog.New(NewContextHandler(h)).With(KeyService, o.Service)
+	return slog.New(NewContextHandler(NewScrubHandler(h))).With(KeyService, o.Service)
 }
 
 // ParseLevel parses debug, info, warn or error (case-insensitive).

@@ -127,6 +127,9 @@ func collectSecrets(v reflect.Value, out *[]Secret, depth int) {
 	}
 }
 
+// Active reports whether any secret is registered: when not, Scrub is the identity.
+func (s *Scrubber) Active() bool { return s.r.Load() != nil }
+
 // Scrub returns text with every registered secret replaced by Redacted; text itself
 // when nothing is registered.
 func (s *Scrubber) Scrub(text string) string {
@@ -146,6 +149,9 @@ func RegisterSecrets(secrets ...Secret) { process.Register(secrets...) }
 
 // RegisterSecretsIn adds every Secret found in v to the process-wide scrubber.
 func RegisterSecretsIn(v any) { process.RegisterIn(v) }
+
+// Scrubbing reports whether any secret is registered process-wide.
+func Scrubbing() bool { return process.Active() }
 
 // Scrub removes every secret registered process-wide from text.
 func Scrub(text string) string { return process.Scrub(text) }

@@ -115,10 +115,15 @@ func fuzzStream(f *testing.F, mk func(io.ReadCloser) provider.Stream, seeds ...s
 	for _, s := range seeds {
 		f.Add([]byte(s))
 	}
+	provider.NewOpenAI(provider.HTTPConfig{APIKey: fuzzKey}) // registered: a malformed chunk quoting it must not pass it on
+	f.Add([]byte("data: {\"oops\": \"" + fuzzKey + "\"\n\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		s := mk(io.NopCloser(strings.NewReader(string(data))))
 		for range 10000 {
 			if _, err := s.Recv(); err != nil {
+				if strings.Contains(err.Error(), fuzzKey) {
+					t.Fatalf("registered key in the stream error %q", err)
+				}
 				return
 			}
 		}
