@@ -38,6 +38,15 @@ type Config struct {
 	// IdleTimeout closes the connection when nothing authenticated arrived for this long.
 	// Default: 30 s.
 	IdleTimeout time.Duration
+	// DeadPeerTimeout closes the connection with ErrPeerUnreachable when the peer answered
+	// nothing authenticated for this long after this side sent something that asks for an
+	// acknowledgement (data, a retransmission, a keepalive or a probe PING): a live peer
+	// acknowledges within an RTT plus MaxAckDelay. An idle connection sends nothing more
+	// than its keepalives, so a dead idle peer is noticed within KeepaliveInterval plus
+	// this; one with an outstanding Await is probed every DeadPeerTimeout/ProbeDivisor
+	// and noticed within 1.25 times this. Default: 2 s; negative: off (only IdleTimeout
+	// closes).
+	DeadPeerTimeout time.Duration
 	// RekeyAfter and RejectAfter override RekeyAfterTime and RejectAfterTime (tests use
 	// short values). RejectAfter must exceed RekeyAfter. Defaults: 120 s and 180 s.
 	RekeyAfter, RejectAfter time.Duration
@@ -112,6 +121,9 @@ func (c Config) withDefaults() (Config, error) {
 	def(&c.HandshakeTimeout, DefaultHandshakeTimeout)
 	def(&c.KeepaliveInterval, DefaultKeepalive)
 	def(&c.IdleTimeout, DefaultIdleTimeout)
+	if c.DeadPeerTimeout == 0 {
+		c.DeadPeerTimeout = DefaultDeadPeerTimeout
+	}
 	def(&c.RekeyAfter, RekeyAfterTime)
 	def(&c.RejectAfter, RejectAfterTime)
 	if c.RejectAfter <= c.RekeyAfter {

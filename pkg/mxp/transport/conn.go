@@ -74,6 +74,8 @@ type Conn struct {
 	advertised atomic.Uint64 // the flow-control limit last advertised (mirror of rcv.maxData)
 
 	lastSend, lastRecv time.Time
+	unanswered         time.Time    // when the first ack-eliciting packet since lastRecv was sent (zero: none; see liveness.go)
+	awaiting           atomic.Int32 // outstanding Awaits: the application waits for an answer
 	timer              *time.Timer
 	timerAt            time.Time
 

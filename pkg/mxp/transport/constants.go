@@ -61,6 +61,8 @@ const (
 	DefaultHandshakeTimeout = 10 * time.Second       // Dial gives up after this unless the context ends first
 	DefaultKeepalive        = 10 * time.Second       // a PING is sent when nothing was sent for this long
 	DefaultIdleTimeout      = 30 * time.Second       // a connection closes when nothing authenticated arrived for this long
+	DefaultDeadPeerTimeout  = 2 * time.Second        // a connection closes when the peer answered nothing for this long while an answer was owed (ack-eliciting packets sent)
+	ProbeDivisor            = 4                      // while the application awaits an answer (Conn.Await), a PING probes a peer silent for DeadPeerTimeout/ProbeDivisor
 	ReplayWindowSize        = 8192                   // counters accepted behind the highest seen (bits in the window)
 	UnderLoadHandshakes     = 1000                   // handshake packets per second above which the responder asks for cookies
 	MaxTrackedPeers         = 1 << 16                // initiation timestamps remembered per static key (oldest forgotten first)

@@ -244,6 +244,7 @@ func (ep *endpoint) readLoop() {
 				return
 			}
 			if !errors.Is(err, os.ErrDeadlineExceeded) {
+				ep.readFailed(err)
 				time.Sleep(time.Millisecond) // transient error (e.g. ICMP unreachable): keep reading
 			}
 			continue

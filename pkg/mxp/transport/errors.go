@@ -10,6 +10,7 @@ var (
 	ErrClosed            = errors.New("transport: connection closed")
 	ErrListenerClosed    = errors.New("transport: listener closed")
 	ErrIdleTimeout       = errors.New("transport: idle timeout: nothing heard from the peer")
+	ErrPeerUnreachable   = errors.New("transport: peer unreachable")
 	ErrHandshakeTimeout  = errors.New("transport: handshake timed out")
 	ErrMessageTooLarge   = errors.New("transport: message larger than MaxMessageSize")
 	ErrDatagramTooLarge  = errors.New("transport: datagram does not fit in one packet")
@@ -57,4 +58,5 @@ const (
 	CloseFlowControl   = 2 // the peer sent beyond the advertised window
 	CloseIdle          = 3 // informational: closing after the idle timeout
 	CloseRefused       = 4 // the listener refused a new connection at a cap; the reason names it
+	CloseUnreachable   = 5 // local only: the peer stopped answering (DeadPeerTimeout) or its host refused (ICMP)
 )

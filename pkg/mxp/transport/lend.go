@@ -126,6 +126,7 @@ func (c *Conn) readDirect(ctx context.Context) int {
 	if err != nil && !ep.closed.Load() && !errors.Is(err, net.ErrClosed) && !errors.Is(err, os.ErrDeadlineExceeded) {
 		// A transient error (an ICMP port unreachable from a restarting server): pause as
 		// the read loop does, then read again.
+		ep.readFailed(err)
 		time.Sleep(time.Millisecond)
 	}
 	return readDone

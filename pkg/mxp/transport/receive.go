@@ -41,6 +41,7 @@ func (c *Conn) receiveData(kp *keypair, h dataHeader, b []byte, src netip.AddrPo
 		c.promoteNextLocked()
 	}
 	c.lastRecv = now
+	c.heardLocked()
 	c.setRemoteLocked(src)
 	c.stats.packetsRecv++
 	c.stats.bytesRecv += uint64(len(b))

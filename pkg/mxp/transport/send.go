@@ -31,6 +31,7 @@ func (c *Conn) flushLocked(now time.Time) {
 		return // nothing due (the loop's condition below): no batch to borrow
 	}
 	limit := c.cfg.MaxPacketSize - TagSize
+	sentEliciting := false
 	c.tx = c.ep.txPool.Get().(*txBatch)
 	defer func() { putTxBatch(c.tx); c.tx = nil }() // writeBatchLocked below empties it
 	for {
@@ -102,6 +103,8 @@ func (c *Conn) flushLocked(now time.Time) {
 			c.cc.inFlight += p.size
 			c.sent.push(p)
 			c.lastEliciting = now
+			c.sentElicitingLocked(now)
+			sentEliciting = true
 			if c.probes > 0 {
 				c.probes--
 			}
@@ -111,6 +114,13 @@ func (c *Conn) flushLocked(now time.Time) {
 		}
 	}
 	c.writeBatchLocked()
+	if sentEliciting && !c.closed {
+		// The retransmission timer must run from the packets just sent: a send outside
+		// the read loop and the timer (Send, Flush) arms nothing else.
+		if d := c.rtoDeadline(); !d.IsZero() && (c.timerAt.IsZero() || d.Before(c.timerAt)) {
+			c.armTimerLocked(now)
+		}
+	}
 	if kp.sent >= RekeyAfterMessages && c.isClient && c.hs.st == nil {
 		c.startHandshakeLocked(now)
 	}

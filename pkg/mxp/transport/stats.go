@@ -11,6 +11,7 @@ type connCounters struct {
 	replayed, authFailed, expiredDropped           uint64
 	protocolErrors, rekeys, handshakesSent         uint64
 	cookiesReceived, spuriousLosses                uint64
+	deadPeer, portUnreachable                      uint64
 }
 
 // Stats is a snapshot of one connection.
@@ -33,6 +34,8 @@ type Stats struct {
 	Rekeys                                 uint64 // handshakes completed, the first included
 	HandshakesSent                         uint64
 	CongestionWindow, BytesInFlight        int
+	PortUnreachable                        uint64 // ICMP port unreachable reports (dialled connections, Linux)
+	DeadPeer                               bool   // closed because the peer stopped answering (DeadPeerTimeout)
 }
 
 // Stats returns a snapshot of the connection's counters and estimators.
@@ -51,6 +54,7 @@ func (c *Conn) Stats() Stats {
 		ReplaysDropped: s.replayed, AuthFailures: s.authFailed, ProtocolErrors: s.protocolErrors,
 		Rekeys: s.rekeys, HandshakesSent: s.handshakesSent,
 		CongestionWindow: c.cc.cwnd, BytesInFlight: c.cc.inFlight,
+		PortUnreachable: s.portUnreachable, DeadPeer: s.deadPeer > 0,
 	}
 	if s.packetsSent > 0 {
 		st.LossRate = float64(s.packetsLost) / float64(s.packetsSent)

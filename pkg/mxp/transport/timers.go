@@ -3,7 +3,8 @@ package transport
 import "time"
 
 // armTimerLocked sets the connection's one timer to the earliest deadline: delayed ACK,
-// loss time, retransmission timeout, keepalive, idle timeout, handshake retry, rekey.
+// loss time, retransmission timeout, liveness (dead peer, probe), keepalive, idle timeout,
+// handshake retry, rekey.
 // Contract: called with c.mu held after anything that moves a deadline.
 func (c *Conn) armTimerLocked(now time.Time) {
 	if c.closed {
@@ -20,6 +21,7 @@ func (c *Conn) armTimerLocked(now time.Time) {
 	}
 	earlier(c.lossTime)
 	earlier(c.rtoDeadline())
+	earlier(c.livenessDeadlineLocked())
 	if c.current != nil {
 		earlier(c.lastSend.Add(c.cfg.KeepaliveInterval))
 		earlier(c.current.created.Add(c.cfg.RejectAfter))
@@ -57,6 +59,8 @@ func (c *Conn) onTimer() {
 		return
 	case c.current != nil && c.current.expired(now, c.cfg.RejectAfter):
 		c.closeLocked(&CloseError{Code: CloseNormal, Reason: "keys expired", cause: ErrKeysExpired}, false)
+		return
+	case c.checkLivenessLocked(now):
 		return
 	}
 	if c.hs.st != nil && !now.Before(c.hs.nextRetry) {

@@ -1,0 +1,145 @@
+package transport
+
+import (
+	"errors"
+	"fmt"
+	"syscall"
+	"time"
+)
+
+// Liveness: a connection notices a dead peer from its own traffic, without extra packets
+// on an idle connection.
+//
+// Every ack-eliciting packet (data, a retransmission, a keepalive PING, a probe) obliges a
+// live peer to acknowledge within an RTT plus MaxAckDelay. The first such packet sent
+// after the last authenticated packet received starts the unanswered clock; any
+// authenticated packet stops it. When it reaches DeadPeerTimeout the connection closes
+// with ErrPeerUnreachable (retransmission timeouts, which back off, keep probing
+// meanwhile). An idle connection therefore notices a dead peer within KeepaliveInterval
+// plus DeadPeerTimeout.
+//
+// That leaves the case where nothing is in flight but the application waits: the edge
+// delivered a Call, the agent acknowledged it and was killed; a client's Call was
+// acknowledged by an edge that then died. The waiting side calls Await: while an Await
+// is outstanding, a peer silent for DeadPeerTimeout/ProbeDivisor gets a PING, whose
+// missing acknowledgement starts the clock. So a peer that dies while it owes an answer
+// is noticed within DeadPeerTimeout*(1+1/ProbeDivisor), and only connections with
+// outstanding requests send probes.
+//
+// A dialled connection's socket is connected, so on Linux it also learns from an ICMP
+// port unreachable that nothing listens at the peer's address (ECONNREFUSED). During the
+// handshake that ends the dial at once; afterwards (an ICMP message is not
+// authenticated, and anyone who knows the addresses could forge one) it only starts a
+// probe, and DeadPeerTimeout decides.
+
+// errRefused is the cause of a dial ended by an ICMP port unreachable.
+var errRefused = fmt.Errorf("%w: %w", ErrPeerUnreachable, syscall.ECONNREFUSED)
+
+// Await tells the connection that the application waits for an answer from the peer to
+// something it sent (a request). While at least one Await is outstanding the peer is
+// probed when silent, so its death is noticed within about DeadPeerTimeout even when
+// nothing is in flight. Each Await must be matched by one EndAwait.
+// Contract: an atomic add, plus arming the timer when the count leaves zero.
+func (c *Conn) Await() {
+	if c.awaiting.Add(1) != 1 {
+		return
+	}
+	c.mu.Lock()
+	if !c.closed {
+		c.armTimerLocked(time.Now())
+	}
+	c.mu.Unlock()
+}
+
+// EndAwait ends one Await (the answer came, or the application stopped waiting).
+// Contract: an atomic add; the timer notices a count of zero when it next fires.
+func (c *Conn) EndAwait() { c.awaiting.Add(-1) }
+
+// probeIntervalLocked is how long a peer that owes an answer may stay silent before it is
+// probed; zero when probing is off.
+func (c *Conn) probeIntervalLocked() time.Duration {
+	if c.cfg.DeadPeerTimeout <= 0 {
+		return 0
+	}
+	return c.cfg.DeadPeerTimeout / ProbeDivisor
+}
+
+// livenessDeadlineLocked is the next time the liveness rules need the timer: when the
+// unanswered clock reaches DeadPeerTimeout, or when an awaited peer is due for a probe.
+// Zero: no deadline.
+func (c *Conn) livenessDeadlineLocked() time.Time {
+	if c.cfg.DeadPeerTimeout <= 0 || c.current == nil {
+		return time.Time{}
+	}
+	if !c.unanswered.IsZero() {
+		return c.unanswered.Add(c.cfg.DeadPeerTimeout)
+	}
+	if c.awaiting.Load() > 0 {
+		return c.lastRecv.Add(c.probeIntervalLocked())
+	}
+	return time.Time{}
+}
+
+// sentElicitingLocked starts the unanswered clock, if it is not running.
+// Contract: called by flushLocked for every ack-eliciting packet it sends.
+func (c *Conn) sentElicitingLocked(now time.Time) {
+	if c.unanswered.IsZero() {
+		c.unanswered = now
+	}
+}
+
+// heardLocked stops the unanswered clock. Contract: called for every authenticated packet
+// received, with lastRecv already set.
+func (c *Conn) heardLocked() { c.unanswered = time.Time{} }
+
+// checkLivenessLocked closes the connection when the peer owed an answer for
+// DeadPeerTimeout, and otherwise asks for a probe PING when one is due. It reports
+// whether it closed. Contract: called by onTimer with c.mu held.
+func (c *Conn) checkLivenessLocked(now time.Time) bool {
+	if c.cfg.DeadPeerTimeout <= 0 || c.current == nil {
+		return false
+	}
+	if !c.unanswered.IsZero() {
+		if now.Sub(c.unanswered) >= c.cfg.DeadPeerTimeout {
+			c.stats.deadPeer++
+			c.closeLocked(&CloseError{Code: CloseUnreachable,
+				Reason: fmt.Sprintf("no answer from the peer for %v", c.cfg.DeadPeerTimeout), cause: ErrPeerUnreachable}, true)
+			return true
+		}
+		return false
+	}
+	if c.awaiting.Load() > 0 && now.Sub(c.lastRecv) >= c.probeIntervalLocked() {
+		c.pingDue = true
+	}
+	return false
+}
+
+// readFailed handles a failed read of the socket: on a dialled connection, an ICMP port
+// unreachable (ECONNREFUSED) reports that nothing listens at the peer's address.
+// Contract: called by the holder of the read token after a read error.
+func (ep *endpoint) readFailed(err error) {
+	if c := ep.lend.conn; c != nil && errors.Is(err, syscall.ECONNREFUSED) {
+		c.onPortUnreachable()
+	}
+}
+
+// onPortUnreachable ends a handshake that the peer's host refused, or probes an
+// established peer (see the liveness notes above).
+func (c *Conn) onPortUnreachable() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return
+	}
+	c.stats.portUnreachable++
+	now := time.Now()
+	if c.current == nil {
+		c.closeLocked(&CloseError{Code: CloseUnreachable, Reason: "nothing listens at " + c.remote.String() + " (ICMP port unreachable)", cause: errRefused}, false)
+		return
+	}
+	if c.unanswered.IsZero() && c.cfg.DeadPeerTimeout > 0 {
+		c.pingDue = true
+		c.flushLocked(now)
+		c.armTimerLocked(now)
+	}
+}
