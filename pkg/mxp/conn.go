@@ -165,15 +165,33 @@ func (c *Conn) Receive(ctx context.Context) (Frame, error) {
 	}
 }
 
+// closedErr is why the connection closed, typed: it matches ErrConnClosed and, when the
+// peer stopped answering or was refused (transport.ErrPeerUnreachable), CodeUnreachable.
 func (c *Conn) closedErr() error {
-	if err := c.t.Err(); err != nil {
-		return err
+	err := c.t.Err()
+	if err == nil {
+		return ErrConnClosed
 	}
-	return ErrConnClosed
+	if errors.Is(err, transport.ErrPeerUnreachable) {
+		return fmt.Errorf("%w: %w", CodeUnreachable, err)
+	}
+	return err
 }
+
+// Await tells the transport that the caller waits for an answer from the peer to a frame
+// it sent (Call does this itself): while any Await is outstanding a silent peer is
+// probed, so a peer that dies holding the request closes the connection within about
+// the transport's DeadPeerTimeout, and everything waiting on it fails with
+// CodeUnreachable. Each Await must be matched by one EndAwait.
+func (c *Conn) Await() { c.t.Await() }
+
+// EndAwait ends one Await.
+func (c *Conn) EndAwait() { c.t.EndAwait() }
 
 // Call sends f (a Call; MessageID 0 means "assign one") and waits for the Response or
 // Error frame with the same message id. An Error frame is returned with a *RemoteError.
+// When the connection dies meanwhile the Call fails at once: with an error matching
+// CodeUnreachable when the peer stopped answering (see Await), ErrConnClosed otherwise.
 func (c *Conn) Call(ctx context.Context, f *Frame) (Frame, error) {
 	if f.MessageID == 0 {
 		f.MessageID = c.nextID.Add(1)
@@ -186,6 +204,8 @@ func (c *Conn) Call(ctx context.Context, f *Frame) (Frame, error) {
 	}
 	c.pending[f.MessageID] = ch
 	c.mu.Unlock()
+	c.t.Await()
+	defer c.t.EndAwait()
 	forget := func() {
 		c.mu.Lock()
 		delete(c.pending, f.MessageID)

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/mxp-mesh/mesh/pkg/mxp/transport"
 )
 
 // ErrInvalidPayload is the sentinel of every PayloadError: errors.Is(err, ErrInvalidPayload)
@@ -86,8 +88,9 @@ func (e *RemoteError) Is(target error) bool {
 // ErrorCodeFor returns the standard code that describes err to the peer that caused it:
 // CodeTooLarge for PayloadTooLarge, CodeInvalidFrame for the other frame errors,
 // CodeInvalidPayload for a PayloadError, the code of a RemoteError or ErrorCode, CodeTimeout
-// for context.DeadlineExceeded, CodeUnavailable for context.Canceled, and CodeInternal for
-// anything else.
+// for context.DeadlineExceeded, CodeUnreachable for a connection whose peer stopped
+// answering (transport.ErrPeerUnreachable), CodeUnavailable for context.Canceled and other
+// closed connections, and CodeInternal for anything else.
 func ErrorCodeFor(err error) ErrorCode {
 	var (
 		re *RemoteError
@@ -105,6 +108,10 @@ func ErrorCodeFor(err error) ErrorCode {
 		return re.Code
 	case errors.As(err, &ec):
 		return ec
+	case errors.Is(err, transport.ErrPeerUnreachable):
+		return CodeUnreachable
+	case errors.Is(err, transport.ErrClosed):
+		return CodeUnavailable
 	case errors.Is(err, context.DeadlineExceeded):
 		return CodeTimeout
 	case errors.Is(err, context.Canceled):
