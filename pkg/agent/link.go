@@ -23,6 +23,15 @@ type FrameConn interface {
 	Close() error
 }
 
+// awaiter is implemented by a FrameConn whose transport can probe the peer while an answer
+// is owed (*mxp.Conn): a request's roundTrip brackets its wait with Await and EndAwait,
+// so an edge that dies holding the request fails it within about the transport's
+// DeadPeerTimeout (CodeUnreachable) instead of at the request's deadline.
+type awaiter interface {
+	Await()
+	EndAwait()
+}
+
 // DefaultInboundBuffer is how many decoded inbound messages a link holds for the agent.
 const DefaultInboundBuffer = 256
 
@@ -124,6 +133,10 @@ func (l *link) roundTrip(ctx context.Context, f *mxp.Frame) (mxp.Frame, error) {
 	}
 	l.pending[id] = ch
 	l.mu.Unlock()
+	if a, ok := l.fc.(awaiter); ok {
+		a.Await()
+		defer a.EndAwait()
+	}
 	defer func() {
 		l.mu.Lock()
 		delete(l.pending, id)
