@@ -70,6 +70,7 @@ func (s *session) deliverCall(target mxp.AgentID, msg *nats.Msg) {
 	}
 	s.pending[id] = delivery{reply: msg.Reply, deadline: deadline}
 	s.mu.Unlock()
+	s.awaitAnswer()
 
 	secs := uint32(math.Ceil(remaining.Seconds()))
 	cp := mxp.CallPayload{Target: s.deliveredTarget(target, msg.Header), TimeoutSeconds: secs, Data: msg.Data}
@@ -84,6 +85,7 @@ func (s *session) deliverCall(target mxp.AgentID, msg *nats.Msg) {
 		delete(s.pending, id)
 		s.mu.Unlock()
 		if still {
+			s.answered()
 			code := mxp.CodeUnavailable
 			if err == ErrFrameTooLarge {
 				code = mxp.CodeTooLarge
@@ -189,6 +191,9 @@ func (s *session) answer(f mxp.Frame) {
 	d, ok := s.pending[f.MessageID]
 	delete(s.pending, f.MessageID)
 	s.mu.Unlock()
+	if ok {
+		s.answered()
+	}
 	if !ok {
 		if f.Type == mxp.TypeError {
 			s.count(f.Type, dirIn, string(mxp.CodeNotFound)) // never answer an Error with an Error
@@ -224,6 +229,23 @@ func (s *session) expireDeliveries(now time.Time) {
 	for id, d := range s.pending {
 		if now.After(d.deadline) {
 			delete(s.pending, id)
+			s.answered()
 		}
+	}
+}
+
+// awaitAnswer tells the peer's transport that the peer owes an answer (a Call was handed
+// to it), so that it probes a silent peer. Contract: called once per entry added to
+// s.pending; answered is called once per entry removed, except by close.
+func (s *session) awaitAnswer() {
+	if s.await != nil {
+		s.await.Await()
+	}
+}
+
+// answered ends one awaitAnswer.
+func (s *session) answered() {
+	if s.await != nil {
+		s.await.EndAwait()
 	}
 }

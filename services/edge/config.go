@@ -61,6 +61,12 @@ type Config struct {
 	// IdleTimeout ends a plaintext connection that sent nothing for this long (the
 	// reference SDK heartbeats well within it). Default 90s.
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// DeadPeerTimeout closes a secure connection whose peer answered nothing for this long
+	// while it owed an answer (unacknowledged packets, or a Call delivered and not yet
+	// answered, for which the edge probes it every quarter of this); the Calls delivered
+	// to it then fail with unreachable and its agents are deregistered at once. Default
+	// 2s (transport.DefaultDeadPeerTimeout); negative: off (only idle_timeout ends it).
+	DeadPeerTimeout time.Duration `yaml:"dead_peer_timeout"`
 
 	// StreamWindow is the number of chunks a stream may have in flight between edges
 	// before the sender waits for credit. Default 64.
@@ -163,6 +169,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.IdleTimeout <= 0 {
 		c.IdleTimeout = 90 * time.Second
+	}
+	if c.DeadPeerTimeout == 0 {
+		c.DeadPeerTimeout = transport.DefaultDeadPeerTimeout
 	}
 	if c.StreamWindow <= 0 {
 		c.StreamWindow = 64

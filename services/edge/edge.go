@@ -19,6 +19,7 @@ import (
 	"github.com/mxp-mesh/mesh/pkg/common/security"
 	"github.com/mxp-mesh/mesh/pkg/common/service"
 	"github.com/mxp-mesh/mesh/pkg/mxp"
+	"github.com/mxp-mesh/mesh/pkg/mxp/transport"
 )
 
 // Deps are what New is given: the shared service resources and the transports to serve.
@@ -103,7 +104,9 @@ func New(cfg Config, deps Deps) (*Edge, error) {
 			e.closeTransports()
 			return nil, err
 		}
-		st, err := ListenSecure(cfg.Addr, key, cfg.Secure.transportConfig(cfg.IdleTimeout))
+		tcfg := cfg.Secure.transportConfig(cfg.IdleTimeout)
+		tcfg.DeadPeerTimeout = cfg.DeadPeerTimeout
+		st, err := ListenSecure(cfg.Addr, key, tcfg)
 		if err != nil {
 			e.closeTransports()
 			return nil, err
@@ -303,7 +306,23 @@ func (e *Edge) Closed(p Peer, err error) {
 		return
 	}
 	e.m.sessions.WithLabelValues(transportName(p)).Dec()
+	e.m.peerCloses.WithLabelValues(transportName(p), closeReason(err)).Inc()
 	s.close(err)
+}
+
+// closeReason labels why a peer's connection ended, for the peer_closes_total metric.
+func closeReason(err error) string {
+	switch {
+	case errors.Is(err, transport.ErrPeerUnreachable):
+		return "unreachable"
+	case errors.Is(err, transport.ErrIdleTimeout), errors.Is(err, ErrIdle):
+		return "idle"
+	case errors.Is(err, transport.ErrPeerClosed):
+		return "peer_closed"
+	case err == nil, errors.Is(err, ErrPeerClosed), errors.Is(err, transport.ErrClosed):
+		return "closed"
+	}
+	return "error"
 }
 
 func transportName(p Peer) string {

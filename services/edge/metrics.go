@@ -26,6 +26,8 @@ type metrics struct {
 	datagramsDropped  *prometheus.CounterVec   // transport, direction
 	pendingHandshakes *prometheus.GaugeVec     // transport
 	dropped           *prometheus.CounterVec   // reason: rate_limited, queue_full, too_many_peers, ...
+	peerCloses        *prometheus.CounterVec   // transport, reason: unreachable, idle, peer_closed, closed, error
+	orphanedCalls     prometheus.Counter       // Calls delivered to a peer whose connection closed before it answered
 	route             *prometheus.HistogramVec // type
 	inflight          prometheus.Gauge
 	agents            prometheus.Gauge
@@ -90,6 +92,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Connections answered but not yet confirmed by their first data packet, by transport."}, []string{"transport"}),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "dropped_frames_total",
 			Help: "Frames not handled, by reason (rate_limited, queue_full, too_many_peers, stream_gap, stream_slow_peer)."}, []string{"reason"}),
+		peerCloses: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "peer_closes_total",
+			Help: "Connections ended, by transport and reason (unreachable: the peer stopped answering or was refused; idle; peer_closed: the peer said goodbye; closed: the edge closed it; error)."},
+			[]string{"transport", "reason"}),
+		orphanedCalls: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "orphaned_calls_total",
+			Help: "Calls delivered to an agent whose connection ended before it answered; each caller got Error unreachable at once."}),
 		route: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub, Name: "route_seconds",
 			Help:    "Time from a frame's arrival to its answer (Call, register, heartbeat, discover) or its hand-off to the bus (Event, stream).",
 			Buckets: []float64{25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3, 250e-3, 1, 5, 30}},
@@ -104,7 +111,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Event topic subscriptions of this edge's connections."}),
 	}
 	reg.MustRegister(m.frames, m.sessions, m.sessionsTotal, m.handshakeFailures, m.packetsDropped, m.datagramsDropped,
-		m.pendingHandshakes, m.dropped, m.route,
+		m.pendingHandshakes, m.dropped, m.peerCloses, m.orphanedCalls, m.route,
 		m.inflight, m.agents, m.streams, m.subscriptions)
 	return m
 }

@@ -125,3 +125,9 @@ func (p *securePeer) SendLater(ctx context.Context, frame []byte) error {
 func (p *securePeer) Flush() { p.c.Flush() }
 
 func (p *securePeer) Close() error { return p.c.Close() }
+
+// Await marks an answer owed by the peer (see awaitPeer).
+func (p *securePeer) Await() { p.c.Await() }
+
+// EndAwait ends one Await.
+func (p *securePeer) EndAwait() { p.c.EndAwait() }

@@ -50,6 +50,7 @@ type session struct {
 	delivering atomic.Int64 // calls being handed to a peer whose Send may block
 	deliveries deliveryQueue
 	later      batchPeer  // the peer, when it can queue frames for one flush (nil otherwise)
+	await      awaitPeer  // the peer, when its transport probes it while Calls are owed (nil otherwise)
 	closeMu    sync.Mutex // held while close runs; later callers wait for it, as with a sync.Once
 	closed     bool       // guarded by closeMu
 
@@ -82,6 +83,7 @@ func newSession(e *Edge, p Peer) *session {
 	}
 	s.peerHdr = []string{p.ID()}
 	s.later, _ = p.(batchPeer)
+	s.await, _ = p.(awaitPeer)
 	s.ctx, s.cancel = context.WithCancel(e.ctx)
 	// Ids the edge originates start high so that they stand apart from the peer's own.
 	s.nextID.Store(1 << 63)
@@ -413,7 +415,7 @@ func statusOf(code mxp.ErrorCode) int {
 }
 
 // close ends the session: its agents are deregistered, Calls delivered to it are answered
-// with unavailable, its streams end with an error on the other side, its subscriptions
+// with unreachable (the agent cannot answer them any more), its streams end with an error on the other side, its subscriptions
 // go.
 //
 // It is guarded by a mutex rather than a sync.Once on purpose. Once.Do's closure lives on
@@ -463,8 +465,15 @@ func (s *session) close(reason error) {
 	e.mu.Unlock()
 	e.m.agents.Sub(float64(len(ids)))
 
-	for _, d := range pending {
-		respondErrorTo(e.nc, d.reply, mxp.CodeUnavailable, "the agent disconnected before answering")
+	if len(pending) > 0 {
+		text := "the agent's connection closed before it answered"
+		if reason != nil {
+			text += ": " + reason.Error()
+		}
+		for _, d := range pending {
+			respondErrorTo(e.nc, d.reply, mxp.CodeUnreachable, text)
+		}
+		e.m.orphanedCalls.Add(float64(len(pending)))
 	}
 	for _, st := range streams {
 		st.abort(&mxp.ErrorPayload{Error: "the peer disconnected", Code: mxp.CodeUnavailable}, false)

@@ -39,6 +39,16 @@ type batchPeer interface {
 	Flush()
 }
 
+// awaitPeer is a Peer whose transport can probe it while the edge waits for its answer
+// (the secure transport): the edge brackets every Call delivered to the peer with Await
+// and EndAwait, so a peer that dies holding a Call is found dead within about the
+// transport's DeadPeerTimeout, and its pending Calls fail with unreachable at once.
+// Optional: the plaintext peers end only by their idle timeout.
+type awaitPeer interface {
+	Await()
+	EndAwait()
+}
+
 // Handler receives what a transport carries. The edge implements it.
 type Handler interface {
 	// Opened is called once for a new peer, before its first Frame.

@@ -32,6 +32,13 @@ type Conn interface {
 // ErrClosed is returned by calls on a closed Client.
 var ErrClosed = errors.New("client: closed")
 
+// awaiter is a Conn whose transport can probe the edge while answers are owed
+// (SecureConn): every request in flight is bracketed with Await and EndAwait.
+type awaiter interface {
+	Await()
+	EndAwait()
+}
+
 // Client is an MXP connection to an edge. It is safe for concurrent use.
 type Client struct {
 	conn    Conn
@@ -168,6 +175,9 @@ func (c *Client) Start(ctx context.Context, f *mxp.Frame) (*Pending, error) {
 	c.mu.Lock()
 	c.pending[f.MessageID] = p.ch
 	c.mu.Unlock()
+	if a, ok := c.conn.(awaiter); ok {
+		a.Await()
+	}
 	if err := c.Send(ctx, f); err != nil {
 		p.forget()
 		return nil, err
@@ -175,10 +185,15 @@ func (c *Client) Start(ctx context.Context, f *mxp.Frame) (*Pending, error) {
 	return p, nil
 }
 
+// forget ends the request's wait. Contract: called exactly once per Pending (by Start
+// when the send failed, by Wait otherwise).
 func (p *Pending) forget() {
 	p.c.mu.Lock()
 	delete(p.c.pending, p.id)
 	p.c.mu.Unlock()
+	if a, ok := p.c.conn.(awaiter); ok {
+		a.EndAwait()
+	}
 }
 
 // Wait waits for the answer: a Response or Ack as is, an Error as a *mxp.RemoteError.
@@ -193,8 +208,21 @@ func (p *Pending) Wait(ctx context.Context) (mxp.Frame, error) {
 	case <-ctx.Done():
 		return mxp.Frame{}, ctx.Err()
 	case <-p.c.done:
-		return mxp.Frame{}, ErrClosed
+		return mxp.Frame{}, p.c.closedErr()
 	}
+}
+
+// closedErr is why requests in flight failed when the Client ended: ErrClosed, with the
+// connection's reason, and mxp.CodeUnreachable when the edge stopped answering.
+func (c *Client) closedErr() error {
+	err := c.Err()
+	switch {
+	case err == nil || errors.Is(err, ErrClosed):
+		return ErrClosed
+	case mxp.ErrorCodeFor(err) == mxp.CodeUnreachable:
+		return fmt.Errorf("%w: %w: %w", ErrClosed, mxp.CodeUnreachable, err)
+	}
+	return fmt.Errorf("%w: %w", ErrClosed, err)
 }
 
 // Request sends f and waits for the frame that answers it: a Response or an Ack (returned
