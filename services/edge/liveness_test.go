@@ -16,6 +16,8 @@ import (
 
 	"github.com/mxp-mesh/mesh/pkg/mxp"
 	"github.com/mxp-mesh/mesh/pkg/mxp/transport"
+	"github.com/mxp-mesh/mesh/pkg/mxp/transport/netem"
+	"github.com/mxp-mesh/mesh/services/edge/client"
 )
 
 // killedAgentEnv makes the test binary, re-executed, the agent of TestKilledAgentHoldingCall:
@@ -121,5 +123,48 @@ func TestKilledAgentHoldingCall(t *testing.T) {
 	}
 	if n := testutil.ToFloat64(e.m.orphanedCalls); n != 1 {
 		t.Fatalf("orphaned_calls_total = %v, want 1", n)
+	}
+}
+
+// The edge vanishes (its address stops answering; here a relay in front of it closes)
+// while a client's Call waits at the edge: the client (the CLI's) fails the Call with
+// unreachable within about DeadPeerTimeout, not at its 20 s deadline; a new dial of the
+// dead address fails at once with unreachable.
+func TestEdgeVanishesClientCallsFail(t *testing.T) {
+	bs := testBus(t)
+	startFakeRegistry(t, bs)
+	e, k := startSecureEdge(t, bs)
+	holder := dialSecure(t, e.addr, k) // an agent that never answers
+	id := registerAgent(t, holder, "holder")
+	relay, err := netem.New("127.0.0.1:0", e.addr, netem.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer relay.Close()
+	caller := dialSecure(t, relay.Addr().String(), k)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() {
+		_, err := caller.Call(ctx, id, []byte("wait for me"), 20*time.Second)
+		errc <- err
+	}()
+	f := <-holder.Inbound() // the Call reached the agent: the caller's request is in flight
+	if f.Type != mxp.TypeCall {
+		t.Fatalf("the agent got %v, want a Call", f.Type)
+	}
+	vanished := time.Now()
+	relay.Close()
+	err = <-errc
+	t.Logf("edge vanished: the client's call failed after %v: %v", time.Since(vanished).Round(time.Millisecond), err)
+	if !errors.Is(err, mxp.CodeUnreachable) || !errors.Is(err, client.ErrClosed) {
+		t.Fatalf("client call when the edge vanished: %v, want unreachable", err)
+	}
+	key, _ := transport.GeneratePrivateKey()
+	start := time.Now()
+	_, err = client.DialSecure(ctx, relay.Addr().String(), k, key)
+	t.Logf("dial of the vanished edge failed after %v: %v", time.Since(start).Round(time.Microsecond), err)
+	if !errors.Is(err, mxp.CodeUnreachable) {
+		t.Fatalf("dial of a dead edge address: %v, want unreachable", err)
 	}
 }
