@@ -122,3 +122,13 @@ func TestDialRefusedFailsFast(t *testing.T) {
 		t.Fatalf("dial of a dead address: %v, want ErrPeerUnreachable (connection refused)", err)
 	}
 }
+
+// BenchmarkAwait is the cost a request pays for liveness: one Await/EndAwait pair that
+// takes the count from zero (the lock and the timer check) and back.
+func BenchmarkAwait(b *testing.B) {
+	_, c, _ := pair(b, Config{}, Config{})
+	for b.Loop() {
+		c.Await()
+		c.EndAwait()
+	}
+}
