@@ -94,12 +94,20 @@ func (c *Conn) heardLocked() { c.unanswered = time.Time{} }
 
 // checkLivenessLocked closes the connection when the peer owed an answer for
 // DeadPeerTimeout, and otherwise asks for a probe PING when one is due. It reports
-// whether it closed. Contract: called by onTimer with c.mu held.
-func (c *Conn) checkLivenessLocked(now time.Time) bool {
+// whether it closed. scheduled is when the timer was due: a timer that fires more than a
+// probe interval late means this process was not running (stopped, suspended, starved),
+// so the peer's answers may be waiting unread in the socket; the clock then restarts
+// with a probe instead of condemning the peer for our own silence.
+// Contract: called by onTimer with c.mu held.
+func (c *Conn) checkLivenessLocked(now, scheduled time.Time) bool {
 	if c.cfg.DeadPeerTimeout <= 0 || c.current == nil {
 		return false
 	}
 	if !c.unanswered.IsZero() {
+		if !scheduled.IsZero() && now.Sub(scheduled) > c.probeIntervalLocked() {
+			c.unanswered, c.pingDue = now, true
+			return false
+		}
 		if now.Sub(c.unanswered) >= c.cfg.DeadPeerTimeout {
 			c.stats.deadPeer++
 			c.closeLocked(&CloseError{Code: CloseUnreachable,

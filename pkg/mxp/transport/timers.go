@@ -49,6 +49,7 @@ func (c *Conn) onTimer() {
 		return
 	}
 	now := time.Now()
+	scheduled := c.timerAt
 	c.timerAt = time.Time{}
 	switch {
 	case now.Sub(c.lastRecv) >= c.cfg.IdleTimeout:
@@ -60,7 +61,7 @@ func (c *Conn) onTimer() {
 	case c.current != nil && c.current.expired(now, c.cfg.RejectAfter):
 		c.closeLocked(&CloseError{Code: CloseNormal, Reason: "keys expired", cause: ErrKeysExpired}, false)
 		return
-	case c.checkLivenessLocked(now):
+	case c.checkLivenessLocked(now, scheduled):
 		return
 	}
 	if c.hs.st != nil && !now.Before(c.hs.nextRetry) {
