@@ -58,5 +58,5 @@ const (
 	CloseFlowControl   = 2 // the peer sent beyond the advertised window
 	CloseIdle          = 3 // informational: closing after the idle timeout
 	CloseRefused       = 4 // the listener refused a new connection at a cap; the reason names it
-	CloseUnreachable   = 5 // local only: the peer stopped answering (DeadPeerTimeout) or its host refused (ICMP)
+	CloseUnreachable   = 5 // the peer stopped answering (DeadPeerTimeout; sent in case it is only slow) or its host refused (ICMP)
 )
