@@ -86,6 +86,12 @@ func (s *sniffer) inject(b []byte) { s.back.WriteToUDPAddrPort(b, s.server) }
 
 func sniffedPair(t *testing.T, scfg Config) (*Listener, *sniffer, *Conn, *Conn) {
 	t.Helper()
+	return sniffedPairCfg(t, scfg, Config{})
+}
+
+// sniffedPairCfg is sniffedPair with the client's Config (its PrivateKey is set here).
+func sniffedPairCfg(t *testing.T, scfg, ccfg Config) (*Listener, *sniffer, *Conn, *Conn) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	scfg.PrivateKey = mustKey(t)
@@ -95,7 +101,8 @@ func sniffedPair(t *testing.T, scfg Config) (*Listener, *sniffer, *Conn, *Conn) 
 	}
 	t.Cleanup(func() { l.Close() })
 	sn := newSniffer(t, l.Addr())
-	c, err := Dial(ctx, sn.front.LocalAddr().String(), l.PublicKey(), Config{PrivateKey: mustKey(t)})
+	ccfg.PrivateKey = mustKey(t)
+	c, err := Dial(ctx, sn.front.LocalAddr().String(), l.PublicKey(), ccfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -29,16 +29,22 @@ func waitClosed(t *testing.T, c *Conn, what string) error {
 }
 
 // A peer that vanishes silently (every packet to it lost, as when its host dies) is
-// declared dead from the transport's own traffic: with a message unacknowledged, and
-// with nothing in flight while the application awaits an answer (the peer acknowledged
-// the request, then died).
+// declared dead from the transport's own traffic: with a message unacknowledged; with
+// nothing in flight while the application awaits an answer (the peer acknowledged the
+// request, then died); and on an idle connection, by its unanswered keepalive.
 func TestDeadPeerFailsFast(t *testing.T) {
 	for _, tc := range []struct {
-		name  string
-		await bool
-	}{{"unacknowledged message", false}, {"awaited answer, nothing in flight", true}} {
+		name      string
+		await     bool
+		idle      bool
+		keepalive time.Duration
+	}{
+		{name: "unacknowledged message"},
+		{name: "awaited answer, nothing in flight", await: true},
+		{name: "idle, keepalive unanswered", idle: true, keepalive: 200 * time.Millisecond},
+	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, sn, c, s := sniffedPair(t, Config{})
+			_, sn, c, s := sniffedPairCfg(t, Config{}, Config{KeepaliveInterval: tc.keepalive})
 			ctx, cancel := context.WithTimeout(context.Background(), 2*deadPeerWait)
 			defer cancel()
 			if err := c.Send(ctx, []byte("request")); err != nil {
@@ -49,11 +55,15 @@ func TestDeadPeerFailsFast(t *testing.T) {
 			}
 			waitFor(t, "the request's acknowledgement", func() bool { return c.Stats().BytesInFlight == 0 })
 			sn.hold.Store(true) // from now on the peer hears nothing, and so says nothing
-			if tc.await {
+			switch {
+			case tc.idle: // nothing more: the next keepalive goes unanswered
+			case tc.await:
 				c.Await()
 				defer c.EndAwait()
-			} else if err := c.Send(ctx, []byte("into the void")); err != nil {
-				t.Fatal(err)
+			default:
+				if err := c.Send(ctx, []byte("into the void")); err != nil {
+					t.Fatal(err)
+				}
 			}
 			err := waitClosed(t, c, tc.name)
 			if !errors.Is(err, ErrPeerUnreachable) || !errors.Is(err, ErrClosed) {
@@ -70,7 +80,8 @@ func TestDeadPeerFailsFast(t *testing.T) {
 }
 
 // An idle connection with nothing awaited is not probed: DeadPeerTimeout costs idle
-// peers no packets beyond their keepalives.
+// peers no packets beyond their keepalives. Awaiting, the live peer answers the probes
+// and the connection stays open.
 func TestIdleConnectionNotProbed(t *testing.T) {
 	_, c, s := pair(t, Config{}, Config{DeadPeerTimeout: 40 * time.Millisecond})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -81,19 +92,26 @@ func TestIdleConnectionNotProbed(t *testing.T) {
 	if _, err := s.Receive(ctx); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the acknowledgement", func() bool { return c.Stats().BytesInFlight == 0 })
+	waitFor(t, "the acknowledgement", func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.cc.inFlight == 0 && c.unanswered.IsZero()
+	})
+	c.mu.Lock()
+	idle := c.livenessDeadlineLocked()
+	c.mu.Unlock()
+	if !idle.IsZero() {
+		t.Fatalf("an idle connection with nothing awaited has a liveness deadline (%v): it would probe", idle)
+	}
 	before := c.Stats().PacketsSent
-	// Ten probe intervals of silence: an awaiting connection would have sent ten PINGs.
-	time.Sleep(10 * 40 * time.Millisecond / ProbeDivisor)
-	if sent := c.Stats().PacketsSent - before; sent != 0 {
-		t.Fatalf("an idle connection sent %d packets within a few probe intervals", sent)
-	}
-	if c.Err() != nil {
-		t.Fatalf("idle connection closed: %v", c.Err())
-	}
-	// Awaiting, the live peer answers the probes and the connection stays open.
 	c.Await()
-	waitFor(t, "a probe", func() bool { return c.Stats().PacketsSent-before >= 3 })
+	c.mu.Lock()
+	awaiting := c.livenessDeadlineLocked()
+	c.mu.Unlock()
+	if awaiting.IsZero() {
+		t.Fatal("an awaiting connection has no probe deadline")
+	}
+	waitFor(t, "three probes", func() bool { return c.Stats().PacketsSent-before >= 3 })
 	c.EndAwait()
 	if c.Err() != nil {
 		t.Fatalf("a probed live peer was declared dead: %v", c.Err())
