@@ -60,6 +60,7 @@ const (
 	CodeInternal       ErrorCode = "internal"        // a fault inside the mesh; the sender did nothing wrong
 	CodeUnavailable    ErrorCode = "unavailable"     // the service is starting, draining or overloaded; retry later
 	CodeNotFound       ErrorCode = "not_found"       // the named thing (agent, tool, stream, model) does not exist
+	CodeConflict       ErrorCode = "conflict"        // the agent name or id is held by another identity while its lease lives
 )
 
 // Error makes an ErrorCode usable as a sentinel error.

@@ -253,6 +253,10 @@ type AgentRecord struct {
 	Accepting     *bool          `json:"accepting,omitempty"`
 	LastHeartbeat time.Time      `json:"last_heartbeat"`
 	RegisteredAt  time.Time      `json:"registered_at"`
+	// Owner is the identity that holds the agent's name: "key:<public key>" for an agent
+	// registered over the secure transport, empty for one registered without a verified
+	// key (the plaintext listener). Agents of one name share one owner (docs/protocol.md).
+	Owner string `json:"owner,omitempty"`
 }
 
 // ErrorPayload is the Error payload: {"error","code"}, a message for people and an

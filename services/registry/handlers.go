@@ -27,9 +27,24 @@ func (s *Service) handleRegister(ctx context.Context, req service.Request) (any,
 	if err != nil {
 		return nil, err
 	}
+	owner, err := validOwner(req.Header)
+	if err != nil {
+		return nil, err
+	}
+	a.Owner = owner
 	now := s.now()
 	a.RegisteredAt, a.LastHeartbeat, a.ExpiresAt = now, now, now.Add(cfg.Lease)
 	prev, err := s.store.Register(ctx, a)
+	var held *NameHeldError
+	if errors.As(err, &held) {
+		s.conflicts.Inc()
+		s.deps.Logger.InfoContext(ctx, "registration refused: name held by another identity",
+			"agent_id", a.ID, "name", a.Name, "holder", held.Holder)
+		if held.ByID {
+			return nil, bus.Errorf(409, CodeConflict, "agent %s is registered by another identity while its lease lives", a.ID)
+		}
+		return nil, bus.Errorf(409, CodeConflict, "agent name %q is held by another identity while its lease lives", a.Name)
+	}
 	if err != nil {
 		return nil, s.storeError(ctx, "register", err)
 	}

@@ -37,6 +37,7 @@ type Service struct {
 	heartbeats *prometheus.CounterVec
 	expiryLag  prometheus.Histogram
 	storeErrs  *prometheus.CounterVec
+	conflicts  prometheus.Counter
 	httpReqs   *prometheus.CounterVec
 }
 
@@ -128,6 +129,8 @@ func (s *Service) initMetrics() error {
 		Help: "Time from a lease's end to its expired event.", Buckets: []float64{.01, .025, .05, .1, .15, .2, .3, .5, .75, 1, 2, 5}})
 	s.storeErrs = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: Name, Name: "store_errors_total",
 		Help: "Store operations that failed, by operation."}, []string{"op"})
+	s.conflicts = prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: Name, Name: "register_conflicts_total",
+		Help: "Registrations refused with conflict: the name or id is held by another identity while its lease lives."})
 	s.httpReqs = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: Name, Name: "http_requests_total",
 		Help: "HTTP read API requests by route and result code (ok or the error code)."}, []string{"route", "code"})
 	agents := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Subsystem: Name, Name: "agents",
@@ -140,7 +143,7 @@ func (s *Service) initMetrics() error {
 		}
 		return float64(n)
 	})
-	for _, c := range []prometheus.Collector{s.events, s.heartbeats, s.expiryLag, s.storeErrs, s.httpReqs, agents} {
+	for _, c := range []prometheus.Collector{s.events, s.heartbeats, s.expiryLag, s.storeErrs, s.conflicts, s.httpReqs, agents} {
 		if err := s.deps.Metrics.Register(c); err != nil {
 			return fmt.Errorf("registry metrics: %w", err)
 		}

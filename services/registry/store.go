@@ -3,11 +3,27 @@ package registry
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
 // ErrNotFound is returned by a Store for an unknown agent.
 var ErrNotFound = errors.New("registry: agent not found")
+
+// NameHeldError is returned by Store.Register when the agent's name (or its id) is held,
+// under a lease that has not ended, by an agent of another owner.
+type NameHeldError struct {
+	Name   string // the name asked for
+	Holder string // the id of an agent holding it
+	ByID   bool   // the id itself is held by another owner (not only the name)
+}
+
+func (e *NameHeldError) Error() string {
+	if e.ByID {
+		return fmt.Sprintf("registry: agent %s is registered by another identity", e.Holder)
+	}
+	return fmt.Sprintf("registry: agent name %q is held by another identity (agent %s)", e.Name, e.Holder)
+}
 
 // Store keeps registrations and their leases. Implementations are safe for concurrent
 // use and, for shared stores, across processes: every method is atomic.
@@ -16,6 +32,9 @@ type Store interface {
 	// a.LastHeartbeat and a.Lifecycle (zero for a fresh registration) are set by the
 	// caller; RegisteredAt is kept from an existing record whose lease has not ended.
 	// It returns the previous record, or nil for a new agent.
+	// Contract: names belong to owners. When an agent with a lease still running at
+	// a.LastHeartbeat has a.Name (or a.ID) and an Owner other than a.Owner, nothing is
+	// written and a *NameHeldError is returned; the check and the write are one atomic step.
 	Register(ctx context.Context, a Agent) (prev *Agent, err error)
 	// Heartbeat records a heartbeat at now and moves the lease end to expires. When lc is
 	// not nil it replaces the stored lifecycle, and the one it replaced is returned (the

@@ -9,12 +9,13 @@ import (
 	"time"
 )
 
-// MemoryStore keeps registrations in process: a map by id, an index per capability and a
-// min-heap of lease ends. It serves one registry replica.
+// MemoryStore keeps registrations in process: a map by id, an index per capability and
+// per name, and a min-heap of lease ends. It serves one registry replica.
 type MemoryStore struct {
 	mu     sync.RWMutex
 	agents map[string]*memEntry
 	byCap  map[string]map[string]struct{}
+	byName map[string]map[string]struct{} // name → ids (the owner check of Register)
 	leases leaseHeap
 }
 
@@ -25,7 +26,8 @@ type memEntry struct {
 
 // NewMemoryStore returns an empty store.
 func NewMemoryStore() *MemoryStore {
-	return &MemoryStore{agents: map[string]*memEntry{}, byCap: map[string]map[string]struct{}{}}
+	return &MemoryStore{agents: map[string]*memEntry{}, byCap: map[string]map[string]struct{}{},
+		byName: map[string]map[string]struct{}{}}
 }
 
 // Register implements Store.
@@ -34,6 +36,9 @@ func (s *MemoryStore) Register(_ context.Context, a Agent) (*Agent, error) {
 	a.Lifecycle = a.Lifecycle.clone()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if err := s.heldLocked(a); err != nil {
+		return nil, err
+	}
 	if e, ok := s.agents[a.ID]; ok {
 		prev := e.agent
 		s.unindex(prev)
@@ -52,7 +57,28 @@ func (s *MemoryStore) Register(_ context.Context, a Agent) (*Agent, error) {
 	return nil, nil
 }
 
+// heldLocked returns a *NameHeldError when a live agent of another owner holds a.ID or
+// a.Name (see Store.Register). Called with s.mu held.
+func (s *MemoryStore) heldLocked(a Agent) error {
+	now := a.LastHeartbeat
+	if e, ok := s.agents[a.ID]; ok && e.agent.ExpiresAt.After(now) && e.agent.Owner != a.Owner {
+		return &NameHeldError{Name: a.Name, Holder: a.ID, ByID: true}
+	}
+	for id := range s.byName[a.Name] {
+		if h := s.agents[id].agent; id != a.ID && h.ExpiresAt.After(now) && h.Owner != a.Owner {
+			return &NameHeldError{Name: a.Name, Holder: id}
+		}
+	}
+	return nil
+}
+
 func (s *MemoryStore) index(a Agent) {
+	names := s.byName[a.Name]
+	if names == nil {
+		names = map[string]struct{}{}
+		s.byName[a.Name] = names
+	}
+	names[a.ID] = struct{}{}
 	for _, c := range a.Capabilities {
 		set := s.byCap[c]
 		if set == nil {
@@ -64,6 +90,12 @@ func (s *MemoryStore) index(a Agent) {
 }
 
 func (s *MemoryStore) unindex(a Agent) {
+	if names := s.byName[a.Name]; names != nil {
+		delete(names, a.ID)
+		if len(names) == 0 {
+			delete(s.byName, a.Name)
+		}
+	}
 	for _, c := range a.Capabilities {
 		if set := s.byCap[c]; set != nil {
 			delete(set, a.ID)

@@ -24,6 +24,8 @@ import (
 //	cap:<name>   sorted set: ids of agents with the capability, all at score 1, so
 //	             discovery walks them in id order (ZRANGEBYLEX) and tests membership
 //	             (ZMSCORE) without reading whole sets
+//	name:<name>  set: ids of agents with the name (the owner check of Register); the
+//	             agent hash's o field is its owner ("" or absent: none)
 //
 // Every write is one Lua script, so it is atomic against the others; PopExpired removes
 // and returns ended leases in one script, so across replicas each expiry is popped (and
@@ -62,20 +64,33 @@ func NewRedisStore(ctx context.Context, o RedisOptions) (*RedisStore, error) {
 }
 
 var registerScript = redis.NewScript(`
-local p, id, d, now, exp, ls, la = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+local p, id, d, now, exp, ls, la, owner, name = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9]
 local key = p .. 'agent:' .. id
-local old = redis.call('HMGET', key, 'd', 'reg', 'hb', 'ls', 'la')
-if old[1] then
-  for _, c in ipairs(cjson.decode(old[1]).capabilities) do redis.call('ZREM', p .. 'cap:' .. c, id) end
-end
 local oldexp = redis.call('ZSCORE', p .. 'leases', id)
+local live = oldexp and tonumber(oldexp) > tonumber(now)
+if live and (redis.call('HGET', key, 'o') or '') ~= owner then return {'held', id, '1'} end
+for _, h in ipairs(redis.call('SMEMBERS', p .. 'name:' .. name)) do
+  if h ~= id then
+    local e = redis.call('ZSCORE', p .. 'leases', h)
+    if e and tonumber(e) > tonumber(now) and (redis.call('HGET', p .. 'agent:' .. h, 'o') or '') ~= owner then
+      return {'held', h, '0'}
+    end
+  end
+end
+local old = redis.call('HMGET', key, 'd', 'reg', 'hb', 'ls', 'la', 'o')
+if old[1] then
+  local od = cjson.decode(old[1])
+  for _, c in ipairs(od.capabilities) do redis.call('ZREM', p .. 'cap:' .. c, id) end
+  if od.name then redis.call('SREM', p .. 'name:' .. od.name, id) end
+end
 local reg = old[2] or now
-if not oldexp or tonumber(oldexp) <= tonumber(now) then reg = now end -- an ended lease starts afresh
-redis.call('HSET', key, 'd', d, 'reg', reg, 'hb', now, 'ls', ls, 'la', la)
+if not live then reg = now end -- an ended lease starts afresh
+redis.call('HSET', key, 'd', d, 'reg', reg, 'hb', now, 'ls', ls, 'la', la, 'o', owner)
 redis.call('ZADD', p .. 'leases', exp, id)
 redis.call('ZADD', p .. 'ids', 0, id)
-for i = 8, #ARGV do redis.call('ZADD', p .. 'cap:' .. ARGV[i], 1, id) end
-if old[1] then return {old[1], old[2] or '0', old[3] or '0', oldexp or '0', old[4] or '', old[5] or ''} end
+redis.call('SADD', p .. 'name:' .. name, id)
+for i = 10, #ARGV do redis.call('ZADD', p .. 'cap:' .. ARGV[i], 1, id) end
+if old[1] then return {old[1], old[2] or '0', old[3] or '0', oldexp or '0', old[4] or '', old[5] or '', old[6] or ''} end
 return false
 `)
 
@@ -98,18 +113,20 @@ return {old[1] or '', old[2] or ''}
 `)
 
 // removeFn is shared by deregister and popExpired: it deletes one agent and returns
-// {d, reg, hb, exp, ls, la} (or nil when absent).
+// {d, reg, hb, exp, ls, la, o} (or nil when absent).
 const removeFn = `
 local function remove(p, id)
   local key = p .. 'agent:' .. id
-  local h = redis.call('HMGET', key, 'd', 'reg', 'hb', 'ls', 'la')
+  local h = redis.call('HMGET', key, 'd', 'reg', 'hb', 'ls', 'la', 'o')
   local exp = redis.call('ZSCORE', p .. 'leases', id) or '0'
   redis.call('ZREM', p .. 'leases', id)
   redis.call('ZREM', p .. 'ids', id)
   if not h[1] then return nil end
-  for _, c in ipairs(cjson.decode(h[1]).capabilities) do redis.call('ZREM', p .. 'cap:' .. c, id) end
+  local d = cjson.decode(h[1])
+  for _, c in ipairs(d.capabilities) do redis.call('ZREM', p .. 'cap:' .. c, id) end
+  if d.name then redis.call('SREM', p .. 'name:' .. d.name, id) end
   redis.call('DEL', key)
-  return {h[1], h[2] or '0', h[3] or '0', exp, h[4] or '', h[5] or ''}
+  return {h[1], h[2] or '0', h[3] or '0', exp, h[4] or '', h[5] or '', h[6] or ''}
 end
 `
 
@@ -146,11 +163,13 @@ func fromMS(v any) time.Time {
 	return time.UnixMilli(n)
 }
 
-// recordFields is the number of values a script returns per agent: {d, reg, hb, exp, ls, la}.
-const recordFields = 6
+// recordFields is the number of values a script returns per agent: {d, reg, hb, exp, ls,
+// la, o}.
+const recordFields = 7
 
-// decodeAgent rebuilds an Agent from the {d, reg, hb, exp, ls, la} strings a script
-// returns (missing or nil ls and la read as an unknown lifecycle).
+// decodeAgent rebuilds an Agent from the {d, reg, hb, exp, ls, la, o} strings a script
+// returns (missing or nil ls and la read as an unknown lifecycle, a missing o as no owner:
+// records written before the owner existed).
 func decodeAgent(vals []any) (Agent, error) {
 	if len(vals) < 4 {
 		return Agent{}, errors.New("registry: short record from redis")
@@ -161,8 +180,11 @@ func decodeAgent(vals []any) (Agent, error) {
 		return Agent{}, fmt.Errorf("registry: corrupt record in redis: %w", err)
 	}
 	a.RegisteredAt, a.LastHeartbeat, a.ExpiresAt = fromMS(vals[1]), fromMS(vals[2]), fromMS(vals[3])
-	if len(vals) >= recordFields {
+	if len(vals) >= 6 {
 		a.Lifecycle = decodeLifecycle(vals[4], vals[5])
+	}
+	if len(vals) >= recordFields {
+		a.Owner, _ = vals[6].(string)
 	}
 	return a, nil
 }
@@ -195,7 +217,7 @@ func decodeLifecycle(ls, la any) Lifecycle {
 // Register implements Store.
 func (s *RedisStore) Register(ctx context.Context, a Agent) (*Agent, error) {
 	ls, la := encodeLifecycle(a.Lifecycle)
-	args := []any{s.prefix, a.ID, string(a.descriptor()), ms(a.LastHeartbeat), ms(a.ExpiresAt), ls, la}
+	args := []any{s.prefix, a.ID, string(a.descriptor()), ms(a.LastHeartbeat), ms(a.ExpiresAt), ls, la, a.Owner, a.Name}
 	for _, c := range a.Capabilities {
 		args = append(args, c)
 	}
@@ -205,6 +227,10 @@ func (s *RedisStore) Register(ctx context.Context, a Agent) (*Agent, error) {
 	}
 	if err != nil {
 		return nil, err
+	}
+	if len(res) == 3 && res[0] == "held" {
+		holder, _ := res[1].(string)
+		return nil, &NameHeldError{Name: a.Name, Holder: holder, ByID: res[2] == "1"}
 	}
 	prev, err := decodeAgent(res)
 	if err != nil {
@@ -269,7 +295,7 @@ func (s *RedisStore) fetch(ctx context.Context, ids []string, now time.Time) ([]
 	pipe := s.c.Pipeline()
 	hs := make([]*redis.SliceCmd, len(ids))
 	for i, id := range ids {
-		hs[i] = pipe.HMGet(ctx, s.prefix+"agent:"+id, "d", "reg", "hb", "ls", "la")
+		hs[i] = pipe.HMGet(ctx, s.prefix+"agent:"+id, "d", "reg", "hb", "ls", "la", "o")
 	}
 	exps := pipe.ZMScore(ctx, s.prefix+"leases", ids...)
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
@@ -279,10 +305,10 @@ func (s *RedisStore) fetch(ctx context.Context, ids []string, now time.Time) ([]
 	out := make([]Agent, 0, len(ids))
 	for i := range ids {
 		v := hs[i].Val()
-		if len(v) < 5 || v[0] == nil || i >= len(scores) || scores[i] == 0 {
+		if len(v) < 6 || v[0] == nil || i >= len(scores) || scores[i] == 0 {
 			continue
 		}
-		a, err := decodeAgent([]any{v[0], v[1], v[2], scores[i], v[3], v[4]})
+		a, err := decodeAgent([]any{v[0], v[1], v[2], scores[i], v[3], v[4], v[5]})
 		if err != nil {
 			return nil, err
 		}

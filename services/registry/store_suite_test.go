@@ -353,6 +353,70 @@ func runStoreSuite(t *testing.T, newStore storeFactory) {
 		}
 	})
 
+	t.Run("names belong to owners", func(t *testing.T) {
+		s := newStore(t)
+		const victimKey = "key:" + "VICTIMVICTIMVICTIMVICTIMVICTIMVICTIMVICTIM="
+		const otherKey = "key:" + "OTHEROTHEROTHEROTHEROTHEROTHEROTHEROTHEROT="
+		owned := func(n int, name, owner string) Agent {
+			a := testAgent(n, name, []string{"echo"})
+			a.Owner = owner
+			return a
+		}
+		if _, err := s.Register(ctx, owned(5, "echo", victimKey)); err != nil {
+			t.Fatal(err)
+		}
+		// A lower id with the same name: by the plaintext (no owner) or another key.
+		for _, owner := range []string{"", otherKey} {
+			_, err := s.Register(ctx, owned(1, "echo", owner))
+			var held *NameHeldError
+			if !errors.As(err, &held) || held.Holder != agentID(5) || held.ByID {
+				t.Fatalf("owner %q took the name: %v", owner, err)
+			}
+			// The same id as the victim's: refused too, and nothing changed.
+			_, err = s.Register(ctx, owned(5, "other", owner))
+			if !errors.As(err, &held) || !held.ByID {
+				t.Fatalf("owner %q took the id: %v", owner, err)
+			}
+		}
+		got, err := s.Get(ctx, agentID(5), t0)
+		if err != nil || got.Owner != victimKey || got.Name != "echo" {
+			t.Fatalf("the holder changed: %+v %v", got, err)
+		}
+		if _, err := s.Get(ctx, agentID(1), t0); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("a refused registration was stored: %v", err)
+		}
+		// The owner may add agents of the name (replicas) and rename its own.
+		if _, err := s.Register(ctx, owned(2, "echo", victimKey)); err != nil {
+			t.Fatalf("a second agent of the owner: %v", err)
+		}
+		as, _, _ := s.Discover(ctx, Query{NamePrefix: "echo", Limit: 10}, t0)
+		for _, a := range as {
+			if a.Owner != victimKey {
+				t.Fatalf("discover shows a stranger: %+v", a)
+			}
+		}
+		if len(as) != 2 {
+			t.Fatalf("discover: %v", ids(as))
+		}
+		// A renamed agent leaves the name: once every holder is gone or renamed, or its
+		// lease ended, another owner may take it.
+		if _, err := s.Deregister(ctx, agentID(2)); err != nil {
+			t.Fatal(err)
+		}
+		r := owned(5, "echo2", victimKey)
+		if _, err := s.Register(ctx, r); err != nil {
+			t.Fatalf("rename: %v", err)
+		}
+		if _, err := s.Register(ctx, owned(1, "echo", otherKey)); err != nil {
+			t.Fatalf("a free name: %v", err)
+		}
+		late := owned(3, "echo2", "")
+		late.LastHeartbeat, late.RegisteredAt, late.ExpiresAt = t0.Add(31*time.Second), t0.Add(31*time.Second), t0.Add(61*time.Second)
+		if _, err := s.Register(ctx, late); err != nil {
+			t.Fatalf("a name whose lease ended: %v", err)
+		}
+	})
+
 	t.Run("ping", func(t *testing.T) {
 		if err := newStore(t).Ping(ctx); err != nil {
 			t.Fatal(err)

@@ -189,6 +189,8 @@ type AgentRecord struct {
 	RegisteredAt   time.Time `json:"registered_at"`
 	LeaseExpiresAt time.Time `json:"lease_expires_at"`
 	Metadata       Metadata  `json:"metadata"`
+	// Owner is the identity holding the agent's name (Agent.Owner); omitted when empty.
+	Owner string `json:"owner,omitempty"`
 }
 
 // Event is the body of mxp.registry.events.*.
@@ -215,6 +217,12 @@ type Agent struct {
 	ExpiresAt     time.Time `json:"-"`
 	// Lifecycle is what the agent last reported in a heartbeat; a registration resets it.
 	Lifecycle Lifecycle `json:"-"`
+	// Owner is the verified identity that registered the agent: "key:<public key>" from
+	// the edge's Mxp-Owner header, or "" for a registration without one (the plaintext
+	// listener, a service on the bus). While a lease lives, every agent of one name, and
+	// every registration of one id, has the same owner: the stores refuse a registration
+	// that would break this with a *NameHeldError.
+	Owner string `json:"-"`
 }
 
 // descriptor is the JSON of the fields an agent controls (used to detect a changed
@@ -246,6 +254,6 @@ func (a Agent) Record(now time.Time, heartbeatInterval time.Duration) AgentRecor
 		ID: a.ID, Name: a.Name, Version: a.Metadata.Version, Description: a.Metadata.Description,
 		Capabilities: caps, Tags: a.Metadata.Tags, Address: a.Address, State: state, Status: status,
 		LastHeartbeat: a.LastHeartbeat.UTC(), RegisteredAt: a.RegisteredAt.UTC(), LeaseExpiresAt: a.ExpiresAt.UTC(),
-		Metadata: a.Metadata, Lifecycle: a.Lifecycle.State, Accepting: a.Lifecycle.Accepting,
+		Metadata: a.Metadata, Lifecycle: a.Lifecycle.State, Accepting: a.Lifecycle.Accepting, Owner: a.Owner,
 	}
 }

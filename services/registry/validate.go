@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"net"
 	"slices"
@@ -10,6 +11,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/mxp-mesh/mesh/pkg/common/bus"
 )
@@ -37,6 +40,7 @@ const (
 	CodeInvalidQuery        = "invalid_query"
 	CodeNotFound            = bus.CodeNotFound
 	CodeStoreUnavailable    = "store_unavailable"
+	CodeConflict            = bus.CodeConflict // the name or id is held by another owner
 )
 
 func invalid(code, format string, args ...any) *bus.Error {
@@ -221,6 +225,23 @@ func validateDiscover(r DiscoverRequest, defaultLimit, maxLimit int) (Query, err
 	}
 	return Query{Capabilities: slices.Compact(slices.Sorted(slices.Values(caps))), NamePrefix: r.NamePrefix, Tag: r.Tag,
 		AcceptingOnly: r.AcceptingOnly, Limit: r.Limit, After: r.After}, nil
+}
+
+// validOwner reads the owner of a registration from its bus.HeaderOwner: "" when absent,
+// else "key:" and the standard base64 of a 32-byte public key, returned as is.
+func validOwner(h nats.Header) (string, error) {
+	v := bus.Owner(h)
+	if v == "" {
+		return "", nil
+	}
+	key, ok := strings.CutPrefix(v, bus.OwnerKeyPrefix)
+	if !ok || len(key) != base64.StdEncoding.EncodedLen(32) {
+		return "", invalid(bus.CodeBadRequest, "header %s: %q is not %s<base64 public key>", bus.HeaderOwner, trunc(v), bus.OwnerKeyPrefix)
+	}
+	if b, err := base64.StdEncoding.Strict().DecodeString(key); err != nil || len(b) != 32 {
+		return "", invalid(bus.CodeBadRequest, "header %s: %q is not %s<base64 public key>", bus.HeaderOwner, trunc(v), bus.OwnerKeyPrefix)
+	}
+	return v, nil
 }
 
 func trunc(s string) string {

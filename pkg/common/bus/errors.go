@@ -45,6 +45,7 @@ const (
 	CodeInternal     = "internal"
 	CodeUnavailable  = "unavailable"
 	CodeNotFound     = "not_found"
+	CodeConflict     = "conflict"
 	CodeDeadline     = "deadline_exceeded"
 	CodeShuttingDown = "shutting_down"
 )

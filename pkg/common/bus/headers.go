@@ -27,7 +27,21 @@ const (
 	// HeaderErrorKind is the symbolic error code of an error reply (e.g. "invalid_agent_id"),
 	// beside the micro convention's numeric Nats-Service-Error-Code.
 	HeaderErrorKind = "Mxp-Error-Kind"
+	// HeaderOwner is the verified identity of the connection a registration came from:
+	// "key:<public key>" (standard base64 of the X25519 key the secure transport
+	// authenticated). Only the edge sets it, and only on the secure transport; the
+	// registry binds the agent's name to it while the lease lives.
+	HeaderOwner = "Mxp-Owner"
 )
+
+// OwnerKeyPrefix starts the value of HeaderOwner and of a registry record's owner.
+const OwnerKeyPrefix = "key:"
+
+// SetOwnerKey writes HeaderOwner for the verified public key key (base64).
+func SetOwnerKey(h nats.Header, key string) { h.Set(HeaderOwner, OwnerKeyPrefix+key) }
+
+// Owner reads HeaderOwner ("" when absent: an unauthenticated registration).
+func Owner(h nats.Header) string { return h.Get(HeaderOwner) }
 
 // SetMsgID writes id as HeaderMsgID.
 func SetMsgID(h nats.Header, id uint64) { h.Set(HeaderMsgID, formatID(id)) }
