@@ -144,6 +144,10 @@ func (c *connFlags) dial(ctx context.Context) (*client.Client, string, error) {
 
 // resolveTarget turns --to into an id: a UUID, a service name (registry, inference,
 // tools, policy) or the name of a registered agent (the first online one of that name).
+// A name belongs to one identity (the registry refuses a second owner while a lease
+// lives); if the agents of the name still show more than one owner (records from before
+// owners existed, or two edges racing), the name is refused as ambiguous rather than
+// resolved to whichever id sorts first: the caller must pick an id.
 func resolveTarget(ctx context.Context, cl *client.Client, to string) (mxp.AgentID, error) {
 	if id, err := mxp.ParseAgentID(to); err == nil {
 		return id, nil
@@ -155,23 +159,37 @@ func resolveTarget(ctx context.Context, cl *client.Client, to string) (mxp.Agent
 	if err != nil {
 		return mxp.AgentID{}, fmt.Errorf("looking up agent %q: %w", to, err)
 	}
-	var fallback *mxp.AgentRecord
-	for i := range found.Agents {
-		a := &found.Agents[i]
-		if a.Name != to {
+	return pickByName(found.Agents, to)
+}
+
+// pickByName chooses the agent named name among agents: an online one first, else any;
+// an error when none has the name or when their owners differ.
+func pickByName(agents []mxp.AgentRecord, name string) (mxp.AgentID, error) {
+	var online, fallback *mxp.AgentRecord
+	owners := map[string]bool{}
+	for i := range agents {
+		a := &agents[i]
+		if a.Name != name {
 			continue
 		}
-		if a.Status == mxp.StatusOnline || a.Status == "" {
-			return a.ID, nil
+		owners[a.Owner] = true
+		if online == nil && (a.Status == mxp.StatusOnline || a.Status == "") {
+			online = a
 		}
 		if fallback == nil {
 			fallback = a
 		}
 	}
+	if len(owners) > 1 {
+		return mxp.AgentID{}, fmt.Errorf("agent name %q is held by %d different identities; call one by its id (see `mxp agents`)", name, len(owners))
+	}
+	if online != nil {
+		return online.ID, nil
+	}
 	if fallback != nil {
 		return fallback.ID, nil
 	}
-	return mxp.AgentID{}, fmt.Errorf("no agent, service or agent id %q (services: %s; see `mxp agents`)", to, strings.Join(mxp.ServiceNames(), ", "))
+	return mxp.AgentID{}, fmt.Errorf("no agent, service or agent id %q (services: %s; see `mxp agents`)", name, strings.Join(mxp.ServiceNames(), ", "))
 }
 
 // stringsFlag is a repeatable string flag.

@@ -27,6 +27,13 @@ type Config struct {
 	// neither authenticated nor private, so the default (false) refuses anything but
 	// 127.0.0.1 or ::1.
 	CompatAllowRemote bool `yaml:"compat_allow_remote" flag:"compat-allow-remote" usage:"allow the plaintext listener on a non-loopback address"`
+	// AllowKeys and AllowKeysFile are the allow-list of client public keys (standard
+	// base64, as `mxp keygen` prints them; the file holds one per line, '#' comments).
+	// When either is set, only the listed keys complete a handshake on the secure
+	// transport (refusals are counted as handshake_failures{reason="peer_refused"});
+	// when both are empty (the default) any key may connect. Set one in production.
+	AllowKeys     []string `yaml:"allow_keys"`
+	AllowKeysFile string   `yaml:"allow_keys_file" flag:"allow-keys-file" usage:"file of client public keys allowed on the secure transport, one per line (default: any key)"`
 	// ID names this edge on the bus (stream subjects, logs). Default: a random id.
 	ID string `yaml:"id"`
 
@@ -98,6 +105,10 @@ type PeerLimits struct {
 	QueueFrames int `yaml:"queue_frames"`
 	// MaxAgents bounds the agents one connection may register. Default 64.
 	MaxAgents int `yaml:"max_agents" reload:"live"`
+	// MaxAgentsPerAddress bounds the agents registered at once from one source address,
+	// across all its connections on both transports (an IPv6 address counts by its /64).
+	// Default 256.
+	MaxAgentsPerAddress int `yaml:"max_agents_per_address" reload:"live"`
 	// MaxSubscriptions bounds the topic subscriptions of one connection. Default 64.
 	MaxSubscriptions int `yaml:"max_subscriptions" reload:"live"`
 	// MaxStreams bounds the streams one connection has open. Default 64.
@@ -198,6 +209,9 @@ func (c Config) WithDefaults() Config {
 	if l.MaxAgents <= 0 {
 		l.MaxAgents = 64
 	}
+	if l.MaxAgentsPerAddress <= 0 {
+		l.MaxAgentsPerAddress = 256
+	}
 	if l.MaxSubscriptions <= 0 {
 		l.MaxSubscriptions = 64
 	}
@@ -251,6 +265,9 @@ func (c Config) Validate() error {
 		if err := checkLoopback(c.CompatAddr); err != nil {
 			return fmt.Errorf("compat_addr: %w", err)
 		}
+	}
+	if _, err := c.allowPeer(); err != nil {
+		return err
 	}
 	for name := range c.Services {
 		if _, ok := mxp.ServiceByName(name); !ok {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -43,7 +44,10 @@ type Edge struct {
 	mu       sync.RWMutex // read-locked on the per-frame lookups (Frame, owner)
 	sessions map[Peer]*session
 	agents   map[mxp.AgentID]*session // agent id → the session that registered it
-	streams  map[streamKey]*stream
+	// perSource counts the agents carried per source address (see sourceOf), for
+	// Limits.MaxAgentsPerAddress.
+	perSource map[netip.Addr]int
+	streams   map[streamKey]*stream
 
 	agentMsgs chan *nats.Msg // calls, probes and stream opens for carried agents
 	replies   *replyRouter
@@ -78,6 +82,7 @@ func New(cfg Config, deps Deps) (*Edge, error) {
 		m:         newMetrics(d.Metrics),
 		sessions:  map[Peer]*session{},
 		agents:    map[mxp.AgentID]*session{},
+		perSource: map[netip.Addr]int{},
 		streams:   map[streamKey]*stream{},
 		agentMsgs: make(chan *nats.Msg, 65536),
 		services:  map[mxp.AgentID]string{},
@@ -104,8 +109,14 @@ func New(cfg Config, deps Deps) (*Edge, error) {
 			e.closeTransports()
 			return nil, err
 		}
+		allow, err := cfg.allowPeer()
+		if err != nil {
+			e.closeTransports()
+			return nil, err
+		}
 		tcfg := cfg.Secure.transportConfig(cfg.IdleTimeout)
 		tcfg.DeadPeerTimeout = cfg.DeadPeerTimeout
+		tcfg.AllowPeer = allow
 		st, err := ListenSecure(cfg.Addr, key, tcfg)
 		if err != nil {
 			e.closeTransports()
@@ -164,6 +175,7 @@ func (e *Edge) Reload(cfg Config) error {
 	cur.Limits.RatePerSecond = cfg.Limits.RatePerSecond
 	cur.Limits.RateBurst = cfg.Limits.RateBurst
 	cur.Limits.MaxAgents = cfg.Limits.MaxAgents
+	cur.Limits.MaxAgentsPerAddress = cfg.Limits.MaxAgentsPerAddress
 	cur.Limits.MaxSubscriptions = cfg.Limits.MaxSubscriptions
 	cur.Limits.MaxStreams = cfg.Limits.MaxStreams
 	cur.DefaultCallTimeout, cur.MaxCallTimeout, cur.RegistryTimeout = cfg.DefaultCallTimeout, cfg.MaxCallTimeout, cfg.RegistryTimeout
@@ -294,6 +306,34 @@ func (e *Edge) Frame(p Peer, msg []byte) {
 		e.m.dropped.WithLabelValues("queue_full").Inc()
 		s.reject(peekID(msg), peekType(msg), mxp.CodeUnavailable, "the connection's queue is full; slow down")
 	}
+}
+
+// Datagram implements DatagramHandler. The edge takes MXP frames only as reliable
+// messages: a datagram is unordered and may be lost, so a request in one could not be
+// answered dependably, and handling it beside the connection's ordered frames would break
+// their order. Each datagram is counted (dropped_frames_total{reason="datagram"}) and,
+// when the connection's token bucket allows, answered on the reliable stream with an
+// Error carrying its message id: invalid_frame, or the decode error's code when it is not
+// a frame. Over the rate it is only counted (also as rate_limited), so a datagram flood
+// cannot turn into reliable traffic from the edge.
+func (e *Edge) Datagram(p Peer, msg []byte) {
+	e.m.dropped.WithLabelValues(dropDatagram).Inc()
+	e.mu.RLock()
+	s := e.sessions[p]
+	e.mu.RUnlock()
+	if s == nil || s.ctx.Err() != nil {
+		return
+	}
+	if cfg := e.cfg.Load(); cfg.Limits.RatePerSecond > 0 && !e.limiter.Allow(p.ID()) {
+		e.m.dropped.WithLabelValues("rate_limited").Inc()
+		return
+	}
+	if _, _, err := mxp.Decode(msg); err != nil {
+		s.reject(peekID(msg), peekType(msg), mxp.ErrorCodeFor(err), "datagram: "+err.Error())
+		return
+	}
+	s.reject(peekID(msg), peekType(msg), mxp.CodeInvalidFrame,
+		"the edge takes MXP frames as reliable messages only; this one came as an unreliable datagram and was not handled")
 }
 
 // Closed implements Handler.

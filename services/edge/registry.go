@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -45,19 +46,31 @@ func (s *session) register(f mxp.Frame, arrived time.Time) {
 		return
 	}
 	if fresh {
+		lim := e.cfg.Load().Limits
+		src := sourceOf(s.peer.RemoteAddr())
+		var refused, reason string
 		s.mu.Lock()
-		n := len(s.agents)
-		if n < e.cfg.Load().Limits.MaxAgents {
-			s.agents[req.ID] = &carried{since: time.Now()}
+		switch {
+		case len(s.agents) >= lim.MaxAgents:
+			refused = fmt.Sprintf("a connection may register at most %d agents", lim.MaxAgents)
+		case e.perSource[src] >= lim.MaxAgentsPerAddress:
+			refused = fmt.Sprintf("at most %d agents may be registered from one source address", lim.MaxAgentsPerAddress)
+			reason = dropAgentsPerAddress
+		default:
+			s.agents[req.ID] = &carried{since: time.Now(), src: src}
 			s.order = append(s.order, req.ID)
 		}
 		s.mu.Unlock()
-		if n >= e.cfg.Load().Limits.MaxAgents {
+		if refused != "" {
 			e.mu.Unlock()
-			s.reject(f.MessageID, f.Type.String(), mxp.CodeRateLimited, fmt.Sprintf("a connection may register at most %d agents", n))
+			if reason != "" {
+				e.m.dropped.WithLabelValues(reason).Inc()
+			}
+			s.reject(f.MessageID, f.Type.String(), mxp.CodeRateLimited, refused)
 			return
 		}
 		e.agents[req.ID] = s
+		e.perSource[src]++
 	}
 	e.mu.Unlock()
 	if !s.acquire() {
@@ -80,6 +93,11 @@ func (s *session) register(f mxp.Frame, arrived time.Time) {
 			}
 		}
 		msg := &nats.Msg{Subject: bus.SubjectRegistryRegister, Header: s.headers(&f, deadline, true), Data: f.Payload}
+		if key := s.peer.Identity(); key != "" {
+			// The registry binds the name to the key the transport verified; a plaintext
+			// registration carries no owner and cannot take a name a key holds.
+			bus.SetOwnerKey(msg.Header, key)
+		}
 		s.sendAck(&f)
 		ctx, cancel := context.WithDeadline(s.ctx, deadline)
 		reply, err := e.nc.RequestMsgWithContext(ctx, msg)
@@ -150,6 +168,28 @@ func (s *session) claim(id mxp.AgentID, deadline time.Time) (mxp.ErrorCode, stri
 	return "", ""
 }
 
+// sourceOf is the source a registration is charged to (Limits.MaxAgentsPerAddress): the
+// peer's IP address; an IPv6 address by its /64, the block one host usually holds.
+func sourceOf(ap netip.AddrPort) netip.Addr {
+	a := ap.Addr().Unmap()
+	if a.Is6() {
+		if p, err := a.Prefix(64); err == nil {
+			return p.Addr()
+		}
+	}
+	return a
+}
+
+// releaseSourceLocked gives back the registration charged to src when a carried agent
+// leaves its session. Called with e.mu held.
+func (e *Edge) releaseSourceLocked(src netip.Addr) {
+	if n := e.perSource[src] - 1; n > 0 {
+		e.perSource[src] = n
+	} else {
+		delete(e.perSource, src)
+	}
+}
+
 // forget drops an agent from the session and the edge (no registry call).
 func (s *session) forget(id mxp.AgentID) {
 	e := s.e
@@ -159,6 +199,9 @@ func (s *session) forget(id mxp.AgentID) {
 	}
 	s.mu.Lock()
 	c := s.agents[id]
+	if c != nil {
+		e.releaseSourceLocked(c.src)
+	}
 	delete(s.agents, id)
 	for i, v := range s.order {
 		if v == id {

@@ -65,6 +65,21 @@ func (t *SecureTransport) Serve(h Handler) error {
 		p.id = "key:" + p.key + "@" + p.addr.String()
 		h.Opened(p)
 		t.wg.Go(func() { t.read(p, h) })
+		if dh, ok := h.(DatagramHandler); ok {
+			t.wg.Go(func() { t.readDatagrams(p, dh) })
+		}
+	}
+}
+
+// readDatagrams hands the peer's datagrams to h until the connection ends. Without it
+// they would wait unread in the connection's queue (DatagramQueue) and be dropped there.
+func (t *SecureTransport) readDatagrams(p *securePeer, h DatagramHandler) {
+	for {
+		msg, err := p.c.ReceiveDatagram(t.ctx)
+		if err != nil {
+			return
+		}
+		h.Datagram(p, msg)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -27,6 +28,7 @@ type carried struct {
 	sub       *nats.Subscription
 	confirmed bool // the registry accepted the registration
 	since     time.Time
+	src       netip.Addr // the source address charged for it (Edge.perSource)
 }
 
 // delivery is a Call handed to the session's peer and waiting for its Response.
@@ -122,6 +124,10 @@ func (s *session) handle(in inFrame) {
 			fmt.Sprintf("%d bytes after the frame; one frame per message", len(in.raw)-n))
 		return
 	}
+	if f.Flags.Has(mxp.FlagCompressed) {
+		s.refuseCompressed(f)
+		return
+	}
 	switch f.Type {
 	case mxp.TypeAgentRegister:
 		s.register(f, in.at)
@@ -145,6 +151,30 @@ func (s *session) handle(in inFrame) {
 		// The edge asks for no Acks; one is harmless and only counted.
 		s.count(f.Type, dirIn, outcomeOK)
 	}
+}
+
+// refuseCompressed answers a frame with the COMPRESSED flag: the profile defines no
+// codec, so no payload of any type can be read (docs/protocol.md). The sender gets Error
+// invalid_payload (an Error frame is only counted: an Error never answers an Error); when
+// the frame answers a Call delivered on this connection, the caller gets the same error
+// at once instead of waiting for its deadline.
+func (s *session) refuseCompressed(f mxp.Frame) {
+	s.e.m.dropped.WithLabelValues(dropCompressed).Inc()
+	const text = "the COMPRESSED flag is not supported: the payload profile defines no compression codec"
+	if f.Type == mxp.TypeResponse || f.Type == mxp.TypeError {
+		s.mu.Lock()
+		d, ok := s.pending[f.MessageID]
+		delete(s.pending, f.MessageID)
+		s.mu.Unlock()
+		if ok {
+			respondErrorTo(s.e.nc, d.reply, mxp.CodeInvalidPayload, "the agent answered with a compressed payload: "+text)
+		}
+	}
+	if f.Type == mxp.TypeError {
+		s.count(f.Type, dirIn, string(mxp.CodeInvalidPayload))
+		return
+	}
+	s.reject(f.MessageID, f.Type.String(), mxp.CodeInvalidPayload, text)
 }
 
 func (s *session) count(t mxp.MessageType, dir, outcome string) {
@@ -400,6 +430,8 @@ func statusOf(code mxp.ErrorCode) int {
 		return 400
 	case mxp.CodeForbidden:
 		return 403
+	case mxp.CodeConflict:
+		return 409
 	case mxp.CodeNotFound, mxp.CodeUnreachable:
 		return 404
 	case mxp.CodeTooLarge:
@@ -441,6 +473,7 @@ func (s *session) close(reason error) {
 		if e.agents[id] == s {
 			delete(e.agents, id)
 		}
+		e.releaseSourceLocked(c.src)
 		if c.sub != nil {
 			_ = c.sub.Unsubscribe()
 		}

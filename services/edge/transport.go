@@ -63,6 +63,15 @@ type Handler interface {
 	Closed(p Peer, err error)
 }
 
+// DatagramHandler is a Handler that also receives what a peer sent as an unreliable
+// datagram (the secure transport's SendDatagram), so that nothing a peer sends goes
+// unanswered and uncounted. Datagram is called on a goroutine of the peer's own, apart
+// from (and concurrently with) its Frame calls; msg becomes the handler's. Optional: a
+// transport without datagrams never calls it.
+type DatagramHandler interface {
+	Datagram(p Peer, msg []byte)
+}
+
 // Transport accepts peers and hands their messages to a Handler.
 type Transport interface {
 	// Name labels the transport in metrics and logs ("secure", "compat").
