@@ -3,10 +3,6 @@ package edge
 import (
 	"context"
 	"errors"
-	"fmt"
-	"os"
-	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -63,7 +59,7 @@ func TestDatagramFrameAnsweredAndCounted(t *testing.T) {
 			t.Fatalf("Error %+v %v, want %s", ep, err, tc.code)
 		}
 	}
-	if n := droppedMetric(e.Edge, dropDatagram); n != 3 {
+	if n := droppedMetric(e.Edge, "datagram"); n != 3 {
 		t.Fatalf("dropped_frames_total{reason=datagram} = %v, want 3", n)
 	}
 	if n := framesMetric(e.Edge, "Event", dirIn, string(mxp.CodeInvalidFrame)); n != 1 {
@@ -128,7 +124,7 @@ func TestCompressedRefused(t *testing.T) {
 	if !asRemote(err, &re) || re.Code != mxp.CodeInvalidPayload {
 		t.Fatalf("call answered compressed: err = %v, want invalid_payload", err)
 	}
-	if n := droppedMetric(e.Edge, dropCompressed); n != 4 {
+	if n := droppedMetric(e.Edge, "compressed"); n != 4 {
 		t.Fatalf("dropped_frames_total{reason=compressed} = %v, want 4", n)
 	}
 }
@@ -168,79 +164,15 @@ func TestRegistrationsCappedPerSourceAddress(t *testing.T) {
 	if ok.Load() != 256 || limited.Load() != sockets*perSocket-256 {
 		t.Fatalf("%d registered, %d refused; want 256 and %d", ok.Load(), limited.Load(), sockets*perSocket-256)
 	}
-	if n := droppedMetric(e.Edge, dropAgentsPerAddress); n != sockets*perSocket-256 {
+	if n := droppedMetric(e.Edge, "agents_per_address"); n != sockets*perSocket-256 {
 		t.Fatalf("dropped_frames_total{reason=agents_per_address} = %v", n)
 	}
 	for _, c := range clients {
 		c.Close()
 	}
 	e.stop() // ends every session: each gives its charge back
-	e.mu.RLock()
-	left := len(e.perSource)
-	e.mu.RUnlock()
-	if left != 0 {
+	if left := chargedSources(e.Edge); left != 0 {
 		t.Fatalf("%d sources still charged after every connection ended", left)
 	}
 }
 
-// TestAllowKeys: with allow_keys_file set, only the listed client keys connect; the
-// others are refused in the handshake and counted.
-func TestAllowKeys(t *testing.T) {
-	bs := testBus(t)
-	startFakeRegistry(t, bs)
-	allowed, _ := transport.GeneratePrivateKey()
-	stranger, _ := transport.GeneratePrivateKey()
-	dir := t.TempDir()
-	list := filepath.Join(dir, "allowed_keys")
-	text := fmt.Sprintf("# agents of team A\n%s  # the echo agent\n\n", allowed.PublicKey())
-	if err := os.WriteFile(list, []byte(text), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	te := startEdgeCfg(t, bs, Config{Addr: "127.0.0.1:0", KeyFile: filepath.Join(dir, "edge.key"), AllowKeysFile: list})
-	edgeKey, _ := transport.ParsePublicKey(te.PublicKey())
-	addr := te.Addrs()["secure"]
-	c, err := client.DialSecure(ctxT(t), addr, edgeKey, allowed)
-	if err != nil {
-		t.Fatalf("an allowed key: %v", err)
-	}
-	c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), transport.DefaultHandshakeTimeout/10)
-	defer cancel()
-	if c, err := client.DialSecure(ctx, addr, edgeKey, stranger); err == nil {
-		c.Close()
-		t.Fatal("a key not in the list connected")
-	}
-	waitFor(t, "the refusal counted", func() bool {
-		return testutil.ToFloat64(te.m.handshakeFailures.WithLabelValues("secure", "peer_refused")) > 0
-	})
-}
-
-// TestAllowKeysConfig: bad lists fail validation, naming the key; an empty file is
-// refused rather than read as "any key".
-func TestAllowKeysConfig(t *testing.T) {
-	k, _ := transport.GeneratePrivateKey()
-	dir := t.TempDir()
-	empty := filepath.Join(dir, "empty")
-	_ = os.WriteFile(empty, []byte("# nobody yet\n"), 0o600)
-	for _, tc := range []struct {
-		cfg  Config
-		want string
-	}{
-		{Config{AllowKeys: []string{k.PublicKey().String(), "nope"}}, "allow_keys[1]"},
-		{Config{AllowKeysFile: filepath.Join(dir, "missing")}, "allow_keys_file"},
-		{Config{AllowKeysFile: empty}, "no key"},
-	} {
-		err := tc.cfg.WithDefaults().Validate()
-		if err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%+v: err = %v, want %q", tc.cfg, err, tc.want)
-		}
-	}
-	allow, err := Config{AllowKeys: []string{k.PublicKey().String()}}.allowPeer()
-	if err != nil || !allow(k.PublicKey()) {
-		t.Fatalf("listed key refused: %v", err)
-	}
-	other, _ := transport.GeneratePrivateKey()
-	if allow(other.PublicKey()) {
-		t.Fatal("unlisted key allowed")
-	}
-}

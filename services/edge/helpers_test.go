@@ -273,3 +273,10 @@ func dialSecure(t testing.TB, addr string, edgeKey transport.PublicKey) *client.
 }
 
 func asRemote(err error, re **mxp.RemoteError) bool { return errors.As(err, re) }
+
+// chargedSources is how many source addresses have agents charged to them.
+func chargedSources(e *Edge) int {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return len(e.perSource)
+}

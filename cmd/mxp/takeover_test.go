@@ -1,0 +1,115 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/mxp-mesh/mesh/pkg/mxp"
+	"github.com/mxp-mesh/mesh/pkg/mxp/transport"
+	"github.com/mxp-mesh/mesh/services/edge/client"
+)
+
+// codeConflict is mxp.CodeConflict, spelled so that this test also builds on the code
+// from before it, where it fails.
+const codeConflict = mxp.ErrorCode("conflict")
+
+// serveAs answers every Call delivered on c with reply.
+func serveAs(c *client.Client, reply string) {
+	go func() {
+		for f := range c.Inbound() {
+			if f.Type == mxp.TypeCall {
+				_ = c.Respond(context.Background(), f, []byte(reply))
+			}
+		}
+	}()
+}
+
+// TestNameTakeoverRefused is issue 15's point 2 on a real mesh (`mxp dev`: edge with its
+// plaintext listener, registry on the memory store): an agent named "victim" is
+// registered over the secure transport; a plaintext peer, then a secure peer with another
+// key, register the same name with an id that sorts first. Both get conflict, and
+// `--to victim` keeps reaching the owner. The owner's own second agent of the name (a
+// replica, same key) is accepted.
+func TestNameTakeoverRefused(t *testing.T) {
+	dir := startDev(t)
+	info, err := readEdgeInfo(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	edgeKey, err := transport.ParsePublicKey(info.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dialKey := func(key transport.PrivateKey) *client.Client {
+		c, err := client.DialSecure(ctx, info.EdgeAddr, edgeKey, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	register := func(c *client.Client, id string) error {
+		_, err := c.Register(ctx, mxp.RegisterRequest{ID: mustID(id), Name: "victim",
+			Capabilities: []string{"echo"}, Metadata: mxp.AgentMetadata{Version: "1.0.0"}})
+		return err
+	}
+	ownerKey, _ := transport.GeneratePrivateKey()
+	owner := dialKey(ownerKey)
+	if err := register(owner, "ffffffff-0000-4000-8000-000000000001"); err != nil {
+		t.Fatal(err)
+	}
+	serveAs(owner, "owner")
+
+	plain, err := client.DialCompat(info.CompatAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { plain.Close() })
+	serveAs(plain, "stolen")
+	if err := register(plain, "00000000-0000-4000-8000-000000000001"); !errors.Is(err, codeConflict) {
+		t.Fatalf("plaintext registration of a held name: err = %v, want conflict", err)
+	}
+	otherKey, _ := transport.GeneratePrivateKey()
+	other := dialKey(otherKey)
+	serveAs(other, "stolen")
+	if err := register(other, "00000000-0000-4000-8000-000000000002"); !errors.Is(err, codeConflict) {
+		t.Fatalf("registration of a held name by another key: err = %v, want conflict", err)
+	}
+	replica := dialKey(ownerKey)
+	serveAs(replica, "owner")
+	if err := register(replica, "00000000-0000-4000-8000-000000000003"); err != nil {
+		t.Fatalf("the owner's replica: %v", err)
+	}
+
+	caller := dialKey(mustKey(t))
+	for range 3 {
+		id, err := resolveTarget(ctx, caller, "victim")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := caller.Call(ctx, id, []byte("secret"), 5*time.Second)
+		if err != nil || string(got) != "owner" {
+			t.Fatalf("--to victim reached %q (%v), want the owner", got, err)
+		}
+	}
+}
+
+func mustKey(t *testing.T) transport.PrivateKey {
+	k, err := transport.GeneratePrivateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func mustID(s string) mxp.AgentID {
+	id, err := mxp.ParseAgentID(s)
+	if err != nil {
+		panic(err)
+	}
+	return id
+}
