@@ -53,7 +53,8 @@ func FuzzSessionHandle(f *testing.F) {
 	call, _ := (&mxp.CallPayload{Target: mxp.NewAgentID(), Data: []byte("x")}).AppendPayload(nil)
 	callFrame, _ := mxp.AppendFrame(nil, &mxp.Frame{Type: mxp.TypeCall, MessageID: 10, Payload: call})
 	reg, _ := mxp.AppendFrame(nil, &mxp.Frame{Type: mxp.TypeAgentRegister, MessageID: 11, Payload: []byte(`{"id":"x"}`)})
-	for _, seed := range [][]byte{nil, []byte("garbage"), good, callFrame, reg, append(good, 1)} {
+	zipped, _ := mxp.AppendFrame(nil, &mxp.Frame{Type: mxp.TypeCall, Flags: mxp.FlagCompressed, MessageID: 12, Payload: call})
+	for _, seed := range [][]byte{nil, []byte("garbage"), good, callFrame, reg, append(good, 1), zipped} {
 		f.Add(seed)
 	}
 	b := testBus(f)
@@ -74,6 +75,23 @@ func FuzzSessionHandle(f *testing.F) {
 		// The session keeps what it is handed (async requests read the payload later), as
 		// with every transport; the fuzzer reuses msg, so hand over a copy.
 		s.handle(inFrame{raw: append([]byte(nil), msg...)})
+		if fr, _, _ := mxp.Decode(msg); derr == nil && n == len(msg) && fr.Flags.Has(mxp.FlagCompressed) {
+			// COMPRESSED: refused at once with invalid_payload (an Error only counted).
+			var refusals int
+			for _, b := range peer.take() {
+				out, _, err := mxp.Decode(b)
+				if err != nil {
+					t.Fatalf("answer does not decode: %v", err)
+				}
+				if ep, err := mxp.DecodeErrorPayload(out.Payload); err == nil && out.MessageID == fr.MessageID && ep.Code == mxp.CodeInvalidPayload {
+					refusals++
+				}
+			}
+			if want := map[bool]int{true: 0, false: 1}[fr.Type == mxp.TypeError]; refusals != want {
+				t.Fatalf("compressed %s answered by %d invalid_payload Errors, want %d", fr.Type, refusals, want)
+			}
+			return
+		}
 		if derr == nil && n == len(msg) {
 			return // a frame: answered now or later, by routing
 		}
@@ -96,6 +114,70 @@ func FuzzSessionHandle(f *testing.F) {
 		}
 		if answers != 1 {
 			t.Fatalf("undecodable message answered by %d invalid-frame Errors, want 1", answers)
+		}
+	})
+}
+
+// FuzzDatagram: anything a peer sends as a datagram is counted and answered by exactly
+// one Error frame (the rate limit off), with the message id the bytes carry.
+func FuzzDatagram(f *testing.F) {
+	good, _ := mxp.AppendFrame(nil, &mxp.Frame{Type: mxp.TypeEvent, MessageID: 9, Payload: []byte("\x03a.b{}")})
+	for _, seed := range [][]byte{nil, []byte("garbage"), good, append(good, 1)} {
+		f.Add(seed)
+	}
+	b := testBus(f)
+	nc, err := b.NewConn("fuzz-edge")
+	if err != nil {
+		f.Fatal(err)
+	}
+	cfg := Config{Addr: "off", Limits: PeerLimits{RatePerSecond: -1}}
+	e, err := New(cfg, Deps{Deps: service.Deps{Conn: nc}, Transports: []Transport{&idleTransport{done: make(chan struct{})}}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	peer := &memPeer{}
+	e.Opened(peer)
+	f.Cleanup(func() { e.Closed(peer, ErrPeerClosed); e.cancel(); e.wg.Wait() })
+	f.Fuzz(func(t *testing.T, msg []byte) {
+		peer.take()
+		e.Datagram(peer, append([]byte(nil), msg...))
+		sent := peer.take()
+		if len(sent) != 1 {
+			t.Fatalf("datagram answered by %d frames, want 1", len(sent))
+		}
+		out, _, err := mxp.Decode(sent[0])
+		if err != nil || out.Type != mxp.TypeError || out.MessageID != peekID(msg) {
+			t.Fatalf("answer %v for message %d (%v), want an Error for %d", out.Type, out.MessageID, err, peekID(msg))
+		}
+	})
+}
+
+// FuzzParseAllowKeys: any text yields keys or an error naming a line; the keys of an
+// accepted text print back as lines that parse to the same keys.
+func FuzzParseAllowKeys(f *testing.F) {
+	f.Add("# team\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA= # zero\n\n")
+	f.Add("not a key\n")
+	f.Add("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
+	f.Fuzz(func(t *testing.T, text string) {
+		keys, err := ParseAllowKeys(text)
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "line ") {
+				t.Fatalf("error without its line: %v", err)
+			}
+			return
+		}
+		var b strings.Builder
+		for _, k := range keys {
+			b.WriteString(k.String() + "\n")
+		}
+		back, err := ParseAllowKeys(b.String())
+		if err != nil || len(back) != len(keys) {
+			t.Fatalf("round trip: %d keys, %v", len(back), err)
+		}
+		for i := range keys {
+			if back[i] != keys[i] {
+				t.Fatalf("key %d changed", i)
+			}
 		}
 	})
 }

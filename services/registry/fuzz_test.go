@@ -1,10 +1,14 @@
 package registry
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"testing"
+	"strings"
 	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/mxp-mesh/mesh/pkg/common/bus"
 )
@@ -108,4 +112,34 @@ func checkTyped(t *testing.T, err error) {
 	if !errors.As(err, &be) || be.Status != 400 || be.Code == "" {
 		t.Fatalf("untyped error %v", err)
 	}
+}
+
+// FuzzOwnerHeader: any Mxp-Owner value is taken whole as an owner ("key:" and a 32-byte
+// key in standard base64) or refused with a typed 400; absence means no owner.
+func FuzzOwnerHeader(f *testing.F) {
+	f.Add("")
+	f.Add("key:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")
+	f.Add("key:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAB=")
+	f.Add("compat:127.0.0.1:1")
+	f.Fuzz(func(t *testing.T, v string) {
+		h := nats.Header{}
+		if v != "" {
+			h.Set(bus.HeaderOwner, v)
+		}
+		owner, err := validOwner(h)
+		if err != nil {
+			checkTyped(t, err)
+			return
+		}
+		if owner != h.Get(bus.HeaderOwner) {
+			t.Fatalf("owner %q from header %q", owner, v)
+		}
+		if owner != "" {
+			key, _ := strings.CutPrefix(owner, bus.OwnerKeyPrefix)
+			b, err := base64.StdEncoding.Strict().DecodeString(key)
+			if err != nil || len(b) != 32 || base64.StdEncoding.EncodeToString(b) != key {
+				t.Fatalf("accepted owner %q is not one canonical key", owner)
+			}
+		}
+	})
 }
