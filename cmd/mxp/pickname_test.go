@@ -22,4 +22,3 @@ func TestPickByNameRefusesMixedOwners(t *testing.T) {
 		t.Fatal("an unknown name resolved")
 	}
 }
-

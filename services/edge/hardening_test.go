@@ -175,4 +175,3 @@ func TestRegistrationsCappedPerSourceAddress(t *testing.T) {
 		t.Fatalf("%d sources still charged after every connection ended", left)
 	}
 }
-

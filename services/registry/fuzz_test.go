@@ -4,8 +4,8 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"testing"
 	"strings"
+	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
