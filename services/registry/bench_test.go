@@ -159,7 +159,7 @@ func bigStore(b *testing.B, kind string) Store {
 				pipe := s.c.Pipeline()
 				for i := start; i < start+1000; i++ {
 					a := mk(i)
-					args := []any{s.prefix, a.ID, string(a.descriptor()), ms(a.LastHeartbeat), ms(a.ExpiresAt), "", ""}
+					args := []any{s.prefix, a.ID, string(a.descriptor()), ms(a.LastHeartbeat), ms(a.ExpiresAt), "", "", a.Owner, a.Name}
 					for _, c := range a.Capabilities {
 						args = append(args, c)
 					}
