@@ -54,6 +54,24 @@ type Config struct {
 	// has taken; it bounds receive memory. Default and minimum: 24 MiB (one 16 MiB message
 	// must fit).
 	RecvWindow int
+	// MaxMessageSize is the largest reliable message the application accepts, in bytes,
+	// at most (and by default) MaxMessageSize (16 MiB + 64). A message declared larger is
+	// refused from its length prefix, before any of its body is held: its first
+	// OversizePrefix bytes are kept and reported (Receive returns a *MessageTooLargeError;
+	// with OnMessage, OnMessageTooLarge is called) and the rest is discarded as it
+	// arrives; the connection stays open. Listener.SetMaxMessageSize changes it live.
+	MaxMessageSize int
+	// OnMessageTooLarge, with OnMessage set, is told of each refused message (see
+	// MaxMessageSize), in order with the messages, on the same goroutine and under the
+	// same rules as OnMessage. Nil: refused messages are only counted
+	// (Stats.MessagesTooLarge, ListenerStats.MessagesTooLarge).
+	OnMessageTooLarge func(ctx context.Context, c *Conn, err *MessageTooLargeError)
+	// RecvBudget bounds the bytes that all connections of a Listener (or a dialled Conn)
+	// hold together in reassembly and receive queues: partial and received messages not
+	// yet taken, out-of-order fragments (each charged 48 bytes more than its length) and
+	// queued datagrams. Data that does not fit is dropped and not acknowledged (the sender
+	// retransmits it) and counted (ListenerStats.RecvBudgetDrops). Default: 64 MiB.
+	RecvBudget int
 	// SendBuffer is how many stream bytes may be queued or unacknowledged before Send
 	// blocks. Default: 24 MiB.
 	SendBuffer int
@@ -132,6 +150,14 @@ func (c Config) withDefaults() (Config, error) {
 	defInt(&c.RecvWindow, DefaultRecvWindow)
 	if c.RecvWindow < DefaultRecvWindow {
 		return c, fmt.Errorf("transport: RecvWindow %d below the minimum %d", c.RecvWindow, DefaultRecvWindow)
+	}
+	defInt(&c.MaxMessageSize, MaxMessageSize)
+	if c.MaxMessageSize < 0 || c.MaxMessageSize > MaxMessageSize {
+		return c, fmt.Errorf("transport: MaxMessageSize %d outside 1..%d", c.MaxMessageSize, MaxMessageSize)
+	}
+	defInt(&c.RecvBudget, DefaultRecvBudget)
+	if c.RecvBudget < 0 {
+		return c, fmt.Errorf("transport: RecvBudget %d is negative", c.RecvBudget)
 	}
 	defInt(&c.SendBuffer, DefaultSendBuffer)
 	defInt(&c.DatagramQueue, DefaultDatagramQueue)

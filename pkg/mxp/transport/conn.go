@@ -64,7 +64,7 @@ type Conn struct {
 	// contend with the read loop, which holds mu while it processes a batch.
 	inMu       sync.Mutex
 	dgramIn    [][]byte        // guarded by inMu
-	msgIn      [][]byte        // guarded by inMu
+	msgIn      []inMessage     // guarded by inMu
 	msgInHead  int             // guarded by inMu
 	wakeMsg    bool            // read loop: wake message readers after the batch (guarded by mu)
 	wakeDgram  bool            // ... and datagram readers
@@ -72,6 +72,7 @@ type Conn struct {
 	cancelCtx  context.CancelFunc
 	consumed   atomic.Uint64 // stream bytes of messages the application has taken
 	advertised atomic.Uint64 // the flow-control limit last advertised (mirror of rcv.maxData)
+	held       atomic.Int64  // bytes charged to the endpoint's receive budget (heldClosed once released)
 
 	lastSend, lastRecv time.Time
 	unanswered         time.Time    // when the first ack-eliciting packet since lastRecv was sent (zero: none; see liveness.go)
@@ -91,7 +92,10 @@ type Conn struct {
 	tx      *txBatch // held only while flushLocked runs (see txBatch)
 	txNonce [12]byte // AEAD nonce buffers (fields, so that sealing does not allocate)
 	rxNonce [12]byte
-	stats   connCounters
+	// rxRefused: a STREAM frame of the packet being processed did not fit in the receive
+	// budget, so the packet is not acknowledged (read loop, c.mu held).
+	rxRefused bool
+	stats     connCounters
 }
 
 func newConn(ep *endpoint, cfg *Config, peer peerKeys, connID uint64, remote netip.AddrPort, client bool, now time.Time) *Conn {
@@ -217,12 +221,12 @@ func (c *Conn) Receive(ctx context.Context) ([]byte, error) {
 	}
 	for {
 		if m, ok := c.takeMessage(); ok {
-			return m, nil
+			return m.result(c)
 		}
 		select {
 		case <-c.done:
 			if m, ok := c.takeMessage(); ok {
-				return m, nil
+				return m.result(c)
 			}
 			return nil, c.Err()
 		default:
@@ -245,15 +249,48 @@ func (c *Conn) Receive(ctx context.Context) ([]byte, error) {
 	}
 }
 
-// takeMessage dequeues the next received message, if any.
-func (c *Conn) takeMessage() ([]byte, bool) {
+// inMessage is a received message waiting for the application, or (tooLarge > 0) the
+// notice of a refused one: b then holds its prefix.
+type inMessage struct {
+	b        []byte
+	tooLarge uint64
+	limit    uint64
+}
+
+// streamBytes is the stream bytes the message took (its credit for flow control).
+func (m *inMessage) streamBytes() int {
+	if m.tooLarge > 0 {
+		return varintLen(m.tooLarge) + int(m.tooLarge)
+	}
+	return varintLen(uint64(len(m.b))) + len(m.b)
+}
+
+// heldBytes is what it is charged against the receive budget.
+func (m *inMessage) heldBytes() int {
+	if m.tooLarge > 0 {
+		return varintLen(m.tooLarge) + len(m.b)
+	}
+	return varintLen(uint64(len(m.b))) + len(m.b)
+}
+
+// result is what Receive returns for it.
+func (m *inMessage) result(c *Conn) ([]byte, error) {
+	if m.tooLarge > 0 {
+		return nil, &MessageTooLargeError{Prefix: m.b, Size: m.tooLarge, Limit: m.limit}
+	}
+	return m.b, nil
+}
+
+// takeMessage dequeues the next received message, if any, and credits it (flow control
+// and receive budget).
+func (c *Conn) takeMessage() (inMessage, bool) {
 	c.inMu.Lock()
 	if c.msgInHead == len(c.msgIn) {
 		c.inMu.Unlock()
-		return nil, false
+		return inMessage{}, false
 	}
 	m := c.msgIn[c.msgInHead]
-	c.msgIn[c.msgInHead] = nil
+	c.msgIn[c.msgInHead] = inMessage{}
 	c.msgInHead++
 	if c.msgInHead == len(c.msgIn) {
 		c.msgIn, c.msgInHead = c.msgIn[:0], 0
@@ -261,14 +298,16 @@ func (c *Conn) takeMessage() ([]byte, bool) {
 		signal(c.readable)
 	}
 	c.inMu.Unlock()
-	c.consumedMessage(len(m))
+	c.consumedMessage(&m)
 	return m, true
 }
 
 // consumedMessage credits the peer with the stream bytes of a message the application
-// took, and advertises a new limit once it moved by 1/8 of the window.
-func (c *Conn) consumedMessage(n int) {
-	total := c.consumed.Add(uint64(varintLen(uint64(n)) + n))
+// took, and advertises a new limit once it moved by 1/8 of the window; it returns the
+// message's bytes to the receive budget.
+func (c *Conn) consumedMessage(m *inMessage) {
+	c.releaseRecv(m.heldBytes())
+	total := c.consumed.Add(uint64(m.streamBytes()))
 	if total+uint64(c.cfg.RecvWindow)-c.advertised.Load() < uint64(c.cfg.RecvWindow)/8 {
 		return
 	}
@@ -314,6 +353,7 @@ func (c *Conn) ReceiveDatagram(ctx context.Context) ([]byte, error) {
 				signal(c.dgramReadable)
 			}
 			c.inMu.Unlock()
+			c.releaseRecv(len(d))
 			return d, nil
 		}
 		c.inMu.Unlock()
@@ -387,6 +427,7 @@ func (c *Conn) closeLocked(err *CloseError, notify bool) {
 	c.closed = true
 	c.closeErr = err
 	c.timer.Stop()
+	c.releaseAllRecv()
 	if c.cancelCtx != nil {
 		c.cancelCtx()
 	}

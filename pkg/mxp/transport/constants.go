@@ -112,3 +112,10 @@ const (
 	CorkInFlight         = 4                     // packets in flight above which Send leaves small messages for the ACK clock
 	MaxDatagramOverhead  = 1 + 3                 // datagram frame type and length varint (up to 3 bytes for < 16 KiB)
 )
+
+// Receive memory (reassembly.go; docs/protocol.md, "Receive memory").
+const (
+	DefaultRecvBudget = 64 << 20 // bytes an endpoint's connections may hold in reassembly and receive queues, together
+	MaxRecvFragments  = 4096     // out-of-order fragments one connection may hold; more out-of-order data is dropped unacknowledged
+	OversizePrefix    = 32       // bytes kept of a message over Config.MaxMessageSize (an MXP frame header), reported with its size
+)

@@ -34,13 +34,15 @@ type endpoint struct {
 	cookies  *cookieChecker
 	listener *Listener // nil on a client endpoint
 
-	writeMu   sync.Mutex  // serializes WriteBatch calls
-	connected bool        // a client socket connected to its server: writes carry no address
-	gso       atomic.Bool // the kernel accepts UDP_SEGMENT (turned off at the first refusal)
-	closed    atomic.Bool
-	closing   chan struct{} // closed by shutdown
-	done      chan struct{} // closed when the read loop has returned
-	counters  endpointCounters
+	writeMu    sync.Mutex  // serializes WriteBatch calls
+	connected  bool        // a client socket connected to its server: writes carry no address
+	gso        atomic.Bool // the kernel accepts UDP_SEGMENT (turned off at the first refusal)
+	closed     atomic.Bool
+	closing    chan struct{} // closed by shutdown
+	done       chan struct{} // closed when the read loop has returned
+	counters   endpointCounters
+	recv       recvBudget   // bytes its connections hold (Config.RecvBudget)
+	maxMessage atomic.Int64 // the application's message limit (Config.MaxMessageSize, SetMaxMessageSize)
 
 	// Reading. Whoever holds the read token reads and processes the socket's packets: the
 	// read loop, or (client endpoints, see readDirect) a goroutine blocked in Receive.
@@ -106,6 +108,8 @@ type endpointCounters struct {
 	refusedMaxConns, refusedMaxPending       atomic.Uint64 // new connections over a Listener-wide cap
 	refusedSourceConns, refusedSourcePending atomic.Uint64 // ... over a per-source cap
 	datagramsDroppedIn, datagramsDroppedOut  atomic.Uint64 // datagram queue full (receive, send)
+
+	tooLarge, recvBudgetDrops atomic.Uint64 // messages refused by size; data dropped over the receive budget
 }
 
 // newEndpoint opens the socket: bound to laddr (a listener), or connected to raddr (a
@@ -124,6 +128,8 @@ func newEndpoint(network string, laddr, raddr *net.UDPAddr, cfg *Config) (*endpo
 	_ = udp.SetReadBuffer(cfg.SocketBuffer)
 	_ = udp.SetWriteBuffer(cfg.SocketBuffer)
 	ep := &endpoint{udp: udp, cfg: cfg, index: newIndexTable(), closing: make(chan struct{}), done: make(chan struct{}), connected: raddr != nil}
+	ep.recv.limit = int64(cfg.RecvBudget)
+	ep.maxMessage.Store(int64(cfg.MaxMessageSize))
 	if la := udp.LocalAddr().(*net.UDPAddr); la.IP.To4() != nil && network != "udp6" {
 		ep.batch = ipv4.NewPacketConn(udp)
 	} else {

@@ -25,6 +25,24 @@ var (
 	errBadPoint = errors.New("transport: low-order public key")
 )
 
+// MessageTooLargeError is a received message that was refused because its declared size
+// is above Config.MaxMessageSize: Prefix holds its first bytes (up to OversizePrefix,
+// enough for an MXP frame header, so that the application can name the message in its
+// answer), Size its declared length. The rest was discarded; the connection stays open.
+// errors.Is(err, ErrMessageTooLarge) is true.
+type MessageTooLargeError struct {
+	Prefix []byte
+	Size   uint64
+	Limit  uint64 // the limit in force when the length prefix arrived
+}
+
+func (e *MessageTooLargeError) Error() string {
+	return fmt.Sprintf("transport: received message of %d bytes is over the limit of %d", e.Size, e.Limit)
+}
+
+// Is makes errors.Is(err, ErrMessageTooLarge) true.
+func (e *MessageTooLargeError) Is(target error) bool { return target == ErrMessageTooLarge }
+
 // CloseError is the reason a peer gave when it closed the connection.
 type CloseError struct {
 	Code   uint64 // 0: normal close

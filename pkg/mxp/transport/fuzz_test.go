@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"bytes"
 	"context"
 	"net/netip"
 	"testing"
@@ -48,27 +49,180 @@ func FuzzAckRoundTrip(f *testing.F) {
 	})
 }
 
+// testSink is a messageSink for recvStream tests: an application that takes every message
+// at once (returning its bytes to the budget), with a budget of its own.
+type testSink struct {
+	limit  uint64
+	budget int
+	held   int
+	got    []recvd
+}
+
+type recvd struct {
+	b    []byte
+	size uint64 // > 0: a refused message of this size, b its prefix
+}
+
+func (s *testSink) deliverLocked(m []byte) {
+	s.got = append(s.got, recvd{b: append([]byte{}, m...)})
+	s.releaseRecv(varintLen(uint64(len(m))) + len(m))
+}
+
+func (s *testSink) refuseLocked(p []byte, size uint64) {
+	s.got = append(s.got, recvd{b: append([]byte{}, p...), size: size})
+	s.releaseRecv(varintLen(size) + len(p))
+}
+
+func (s *testSink) chargeRecv(n int) bool {
+	if s.held+n > s.budget {
+		return false
+	}
+	s.held += n
+	return true
+}
+
+func (s *testSink) releaseRecv(n int) {
+	s.held -= n
+	if s.held < 0 {
+		panic("released more than charged")
+	}
+}
+
+func (s *testSink) maxMessage() uint64 { return s.limit }
+
+// expectedHeld is what r must have charged: the partial message (its length prefix
+// included) and the fragments with their overhead.
+func expectedHeld(r *recvStream) int {
+	n := r.hdrN
+	switch {
+	case r.want > 0:
+		n = varintLen(uint64(r.want)) + len(r.body)
+	case r.tooLarge > 0:
+		n = 0
+		if r.prefix != nil {
+			n = varintLen(r.tooLarge) + len(r.prefix)
+		}
+	}
+	for _, f := range r.frags {
+		n += len(f.b) + fragmentOverhead
+	}
+	return n
+}
+
+// FuzzRecvStream delivers a stream in pieces, out of order, under a message limit and a
+// receive budget, retrying refused pieces as a sender would, and checks that (a) what is
+// delivered is what in-order delivery gives (the whole of it when the budget allows),
+// (b) the bytes charged always equal what the stream holds, (c) a refused message is
+// reported with its true size and first bytes.
 func FuzzRecvStream(f *testing.F) {
-	f.Add([]byte{3, 'a', 'b', 'c', 0, 1, 'x'}, uint8(2))
-	f.Fuzz(func(t *testing.T, stream []byte, cut uint8) {
+	f.Add([]byte{3, 'a', 'b', 'c', 0, 1, 'x'}, uint8(2), uint16(0), uint16(0))
+	f.Add([]byte{40, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 2, 'o', 'k'}, uint8(7), uint16(10), uint16(0))
+	f.Add([]byte{0x40, 100, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, uint8(1), uint16(4), uint16(200))
+	f.Fuzz(func(t *testing.T, stream []byte, cut uint8, limit, budget uint16) {
 		cfg := Config{RecvWindow: DefaultRecvWindow}
-		var r recvStream
-		r.init(&cfg)
-		var got [][]byte
-		k := int(cut) % (len(stream) + 1)
-		// Deliver the second part first (out of order), then the first.
-		if err := r.write(uint64(k), stream[k:], func(m []byte) { got = append(got, m) }); err != nil {
+		lim := uint64(MaxMessageSize)
+		if limit > 0 {
+			lim = uint64(limit)
+		}
+		// Reference: the whole stream in order, no budget.
+		ref := &testSink{limit: lim, budget: 1 << 30}
+		var rr recvStream
+		rr.init(&cfg)
+		if _, err := rr.write(0, stream, ref); err != nil {
 			return
 		}
-		r.write(0, stream[:k], func(m []byte) { got = append(got, m) })
-		var ref recvStream
-		ref.init(&cfg)
-		var want [][]byte
-		ref.write(0, stream, func(m []byte) { want = append(want, m) })
-		if len(got) != len(want) {
-			t.Fatalf("out-of-order delivery gave %d messages, in order %d", len(got), len(want))
+		plain := &testSink{limit: MaxMessageSize, budget: 1 << 30}
+		var rp recvStream
+		rp.init(&cfg)
+		rp.write(0, stream, plain)
+		if rp.want > 0 { // a refusal is reported once its prefix arrived: the message need not be whole
+			plain.got = append(plain.got, recvd{b: rp.body, size: uint64(rp.want)})
+		}
+		checkRefusals(t, ref.got, plain.got)
+
+		// Pieces at a stride, sent last first, then retried in order until nothing moves.
+		k := int(cut)%(len(stream)+1) + 1
+		type piece struct{ off, end int }
+		var ps []piece
+		for off := 0; off < len(stream); off += k {
+			ps = append(ps, piece{off, min(off+k, len(stream))})
+		}
+		s := &testSink{limit: lim, budget: 1 << 30}
+		if budget > 0 {
+			s.budget = int(budget)
+		}
+		var r recvStream
+		r.init(&cfg)
+		pending := make([]bool, len(ps))
+		for i := len(ps) - 1; i >= 0; i-- {
+			p := ps[i]
+			ok, err := r.write(uint64(p.off), stream[p.off:p.end], s)
+			if err != nil {
+				t.Fatalf("piece %d: %v (in order it was fine)", i, err)
+			}
+			pending[i] = !ok
+			if h := expectedHeld(&r); h != s.held {
+				t.Fatalf("after piece %d: charged %d, holding %d", i, s.held, h)
+			}
+		}
+		for moved := true; moved; {
+			moved = false
+			for i, p := range ps {
+				if !pending[i] {
+					continue
+				}
+				ok, err := r.write(uint64(p.off), stream[p.off:p.end], s)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if ok {
+					pending[i], moved = false, true
+				}
+				if h := expectedHeld(&r); h != s.held {
+					t.Fatalf("retrying piece %d: charged %d, holding %d", i, s.held, h)
+				}
+			}
+		}
+		if len(s.got) > len(ref.got) {
+			t.Fatalf("%d messages delivered, %d in order", len(s.got), len(ref.got))
+		}
+		for i := range s.got {
+			if !bytes.Equal(s.got[i].b, ref.got[i].b) || s.got[i].size != ref.got[i].size {
+				t.Fatalf("message %d: %+v, in order %+v", i, s.got[i], ref.got[i])
+			}
+		}
+		if budget == 0 && len(s.got) != len(ref.got) {
+			t.Fatalf("unlimited budget: %d messages delivered, %d in order", len(s.got), len(ref.got))
 		}
 	})
+}
+
+// checkRefusals matches the messages delivered under a limit with those delivered
+// without: each refusal stands for one whole message of that size, starting with the
+// reported prefix.
+func checkRefusals(t *testing.T, limited, plain []recvd) {
+	t.Helper()
+	if len(limited) > len(plain) {
+		t.Fatalf("%d messages under the limit, %d without", len(limited), len(plain))
+	}
+	for i, m := range limited {
+		p := plain[i].b
+		if plain[i].size > 0 { // the partial message at the end of the stream
+			if m.size != plain[i].size || !bytes.Equal(m.b, p[:len(m.b)]) {
+				t.Fatalf("refusal %d: size %d prefix %x; partial message of %d bytes: %x", i, m.size, m.b, plain[i].size, p)
+			}
+			continue
+		}
+		if m.size == 0 {
+			if !bytes.Equal(m.b, p) {
+				t.Fatalf("message %d differs under the limit", i)
+			}
+			continue
+		}
+		if m.size != uint64(len(p)) || len(m.b) != min(OversizePrefix, len(p)) || !bytes.Equal(m.b, p[:len(m.b)]) {
+			t.Fatalf("refusal %d: size %d prefix %x; message of %d bytes", i, m.size, m.b, len(p))
+		}
+	}
 }
 
 func FuzzHandlePacket(f *testing.F) {

@@ -229,7 +229,7 @@ func TestSendWithoutReceive(t *testing.T) {
 	checkNoLeak(t)
 	var total atomic.Int64
 	handler := func(_ context.Context, _ *Conn, m []byte) { total.Add(int64(len(m))) }
-	_, c, _ := pair(t, Config{OnMessage: handler}, Config{})
+	_, c, s := pair(t, Config{OnMessage: handler}, Config{})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	chunk := make([]byte, 1<<20)
@@ -247,7 +247,7 @@ func TestSendWithoutReceive(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	if got := total.Load(); got != 48<<20 {
-		t.Fatalf("server got %d bytes, want %d", got, 48<<20)
+		t.Fatalf("server got %d bytes, want %d (client %+v, server %+v)", got, 48<<20, c.Stats(), s.Stats())
 	}
 }
 

@@ -127,6 +127,16 @@ func (l *Listener) Close() error {
 }
 
 // Stats returns the listener's socket-level counters.
+// SetMaxMessageSize changes Config.MaxMessageSize for every connection (a message whose
+// length prefix arrives from now on is judged against n); n outside 1..MaxMessageSize
+// means MaxMessageSize. The edge calls it when its configuration is reloaded.
+func (l *Listener) SetMaxMessageSize(n int) {
+	if n <= 0 || n > MaxMessageSize {
+		n = MaxMessageSize
+	}
+	l.ep.maxMessage.Store(int64(n))
+}
+
 func (l *Listener) Stats() ListenerStats {
 	l.mu.Lock()
 	conns, pending := len(l.conns), l.pending

@@ -46,11 +46,8 @@ func (c *Conn) receiveData(kp *keypair, h dataHeader, b []byte, src netip.AddrPo
 	c.stats.packetsRecv++
 	c.stats.bytesRecv += uint64(len(b))
 	outOfOrder := len(c.recvPNs) > 0 && h.counter+1 < c.recvPNs[len(c.recvPNs)-1].end
-	c.recvPNs.add(h.counter, h.counter+1)
-	if len(c.recvPNs) > 2*MaxAckRanges {
-		c.recvPNs.trimTo(MaxAckRanges)
-	}
 	c.now = now
+	c.rxRefused = false
 	eliciting, err := parseFrames(pt, c, &c.ackScratch)
 	if err != nil {
 		c.stats.protocolErrors++
@@ -63,6 +60,17 @@ func (c *Conn) receiveData(kp *keypair, h dataHeader, b []byte, src netip.AddrPo
 	}
 	if c.closed {
 		return false
+	}
+	if c.rxRefused {
+		// Its data did not fit in the receive budget: not acknowledged, so the sender
+		// sends it again (in a new packet) once memory frees up.
+		c.stats.recvBudgetDrops++
+		c.ep.counters.recvBudgetDrops.Add(1)
+		return true
+	}
+	c.recvPNs.add(h.counter, h.counter+1)
+	if len(c.recvPNs) > 2*MaxAckRanges {
+		c.recvPNs.trimTo(MaxAckRanges)
 	}
 	if eliciting {
 		c.ackQueue++
@@ -124,10 +132,16 @@ func (c *Conn) handleMessages() {
 		}
 		c.mu.Unlock()
 	}
-	for i, m := range msgs {
-		msgs[i] = nil
-		c.consumedMessage(len(m))
-		c.cfg.OnMessage(c.handlerCtx, c, m)
+	for i := range msgs {
+		m := msgs[i]
+		msgs[i] = inMessage{}
+		c.consumedMessage(&m)
+		if m.tooLarge == 0 {
+			c.cfg.OnMessage(c.handlerCtx, c, m.b)
+		} else if c.cfg.OnMessageTooLarge != nil {
+			_, err := m.result(c)
+			c.cfg.OnMessageTooLarge(c.handlerCtx, c, err.(*MessageTooLargeError))
+		}
 	}
 }
 
@@ -138,7 +152,11 @@ func (c *Conn) onPing() {}
 func (c *Conn) onAck(a *ackFrame) { c.processAckLocked(a, c.now) }
 
 func (c *Conn) onStream(offset uint64, data []byte) error {
-	return c.rcv.write(offset, data, c.deliverLocked)
+	ok, err := c.rcv.write(offset, data, c)
+	if !ok && err == nil {
+		c.rxRefused = true
+	}
+	return err
 }
 
 func (c *Conn) onMaxData(max uint64) {
@@ -151,10 +169,17 @@ func (c *Conn) onDatagram(data []byte) {
 	c.inMu.Lock()
 	defer c.inMu.Unlock()
 	if len(c.dgramIn) >= c.cfg.DatagramQueue {
+		c.releaseRecv(len(c.dgramIn[0]))
 		c.dgramIn[0] = nil
 		c.dgramIn = c.dgramIn[1:]
 		c.stats.datagramsDropped++
 		c.ep.counters.datagramsDroppedIn.Add(1)
+	}
+	if !c.chargeRecv(len(data)) { // unreliable: dropped, not retransmitted
+		c.stats.datagramsDropped++
+		c.stats.recvBudgetDrops++
+		c.ep.counters.recvBudgetDrops.Add(1)
+		return
 	}
 	c.dgramIn = append(c.dgramIn, append([]byte(nil), data...))
 	c.stats.datagramsRecv++
@@ -168,10 +193,58 @@ func (c *Conn) onClose(code uint64, reason []byte) {
 // deliverLocked queues a complete reliable message for Receive.
 func (c *Conn) deliverLocked(m []byte) {
 	c.inMu.Lock()
-	c.msgIn = append(c.msgIn, m)
+	c.msgIn = append(c.msgIn, inMessage{b: m})
 	c.inMu.Unlock()
 	c.stats.messagesRecv++
 	c.wakeMsg = true
+}
+
+// refuseLocked queues the notice of a message over the limit (its prefix and size).
+func (c *Conn) refuseLocked(prefix []byte, size uint64) {
+	c.inMu.Lock()
+	c.msgIn = append(c.msgIn, inMessage{b: prefix, tooLarge: size, limit: c.maxMessage()})
+	c.inMu.Unlock()
+	c.stats.messagesTooLarge++
+	c.ep.counters.tooLarge.Add(1)
+	c.wakeMsg = true
+}
+
+func (c *Conn) maxMessage() uint64 { return uint64(c.ep.maxMessage.Load()) }
+
+// heldClosed marks c.held once a closed connection returned its bytes to the budget.
+const heldClosed = -1 << 62
+
+// chargeRecv charges n bytes the connection is about to hold to the endpoint's receive
+// budget; false: they do not fit (nothing is charged). Contract: c.mu held.
+func (c *Conn) chargeRecv(n int) bool {
+	if c.closed || !c.ep.recv.take(int64(n)) {
+		return false
+	}
+	c.held.Add(int64(n))
+	return true
+}
+
+// releaseRecv returns n bytes charged by chargeRecv (nothing once the connection released
+// everything at close). Contract: any goroutine.
+func (c *Conn) releaseRecv(n int) {
+	for {
+		h := c.held.Load()
+		if h < 0 {
+			return
+		}
+		if c.held.CompareAndSwap(h, h-int64(n)) {
+			c.ep.recv.give(int64(n))
+			return
+		}
+	}
+}
+
+// releaseAllRecv returns everything the connection holds to the budget. Contract: called
+// once, by closeLocked (c.mu held); messages taken later are not charged again.
+func (c *Conn) releaseAllRecv() {
+	if h := c.held.Swap(heldClosed); h > 0 {
+		c.ep.recv.give(h)
+	}
 }
 
 // recentGapLocked reports whether a packet number within the last RecentGapWindow numbers

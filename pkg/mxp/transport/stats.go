@@ -12,6 +12,7 @@ type connCounters struct {
 	protocolErrors, rekeys, handshakesSent         uint64
 	cookiesReceived, spuriousLosses                uint64
 	deadPeer, portUnreachable                      uint64
+	messagesTooLarge, recvBudgetDrops              uint64
 }
 
 // Stats is a snapshot of one connection.
@@ -26,6 +27,8 @@ type Stats struct {
 	RetransmittedBytes                     uint64
 	Timeouts                               uint64 // retransmission timeouts
 	MessagesSent, MessagesReceived         uint64
+	MessagesTooLarge                       uint64 // refused: declared over Config.MaxMessageSize
+	RecvBudgetDrops                        uint64 // packets (or datagrams) dropped: over the receive budget or the fragment limit
 	DatagramsSent, DatagramsReceived       uint64
 	DatagramsDropped                       uint64 // queue full on either side
 	ReplaysDropped                         uint64 // duplicate or replayed packets dropped
@@ -50,6 +53,7 @@ func (c *Conn) Stats() Stats {
 		BytesSent: s.bytesSent, BytesReceived: s.bytesRecv,
 		PacketsLost: s.packetsLost, SpuriousLosses: s.spuriousLosses, RetransmittedBytes: s.retransmittedBytes, Timeouts: s.timeouts,
 		MessagesSent: s.messagesSent, MessagesReceived: s.messagesRecv,
+		MessagesTooLarge: s.messagesTooLarge, RecvBudgetDrops: s.recvBudgetDrops,
 		DatagramsSent: s.datagramsSent, DatagramsReceived: s.datagramsRecv, DatagramsDropped: s.datagramsDropped,
 		ReplaysDropped: s.replayed, AuthFailures: s.authFailed, ProtocolErrors: s.protocolErrors,
 		Rekeys: s.rekeys, HandshakesSent: s.handshakesSent,
@@ -91,6 +95,9 @@ type ListenerStats struct {
 	DatagramsDroppedIn    uint64 // received datagrams dropped: a connection's DatagramQueue was full
 	DatagramsDroppedOut   uint64 // datagrams not sent: a connection's send queue was full
 	SessionIndexes        int    // live receiver indexes (sessions and pending handshakes)
+	MessagesTooLarge      uint64 // messages refused from their length prefix (over Config.MaxMessageSize)
+	RecvBudgetDrops       uint64 // data packets and datagrams dropped over the receive budget or fragment limit
+	RecvHeld              int64  // bytes held now in reassembly and receive queues (against Config.RecvBudget)
 }
 
 func (ep *endpoint) listenerStats(conns int) ListenerStats {
@@ -107,6 +114,7 @@ func (ep *endpoint) listenerStats(conns int) ListenerStats {
 		DataAuthFailed: k.dataAuthFailed.Load(), DataReplayed: k.replayed.Load(),
 		UnknownIndex: k.unknownIndex.Load(), Malformed: k.malformed.Load(),
 		DatagramsDroppedIn: k.datagramsDroppedIn.Load(), DatagramsDroppedOut: k.datagramsDroppedOut.Load(),
-		SessionIndexes: ep.index.len(),
+		SessionIndexes:   ep.index.len(),
+		MessagesTooLarge: k.tooLarge.Load(), RecvBudgetDrops: k.recvBudgetDrops.Load(), RecvHeld: ep.recv.held.Load(),
 	}
 }

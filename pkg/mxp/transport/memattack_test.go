@@ -1,0 +1,115 @@
+package transport
+
+import (
+	"context"
+	"runtime"
+	"testing"
+	"time"
+)
+
+// sendFramesForTest seals frames (plaintext frames, as parseFrames reads them) into one
+// data packet of c and sends it: a hostile peer's packet, authenticated like any other.
+func sendFramesForTest(c *Conn, frames []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.tx = c.ep.txPool.Get().(*txBatch)
+	b := append(c.tx.bufs[0][:DataHeaderSize], frames...)
+	c.sealLocked(c.current, b, time.Now())
+	c.writeBatchLocked()
+	putTxBatch(c.tx)
+	c.tx = nil
+}
+
+// Issue 15, point 1: each connection declares a 16 MiB message (a 4-byte length prefix)
+// and then sends one byte per 16 KiB across the 24 MiB receive window. The old receiver
+// allocated the declared 16 MiB at once and a 16 KiB block per stray byte: about 40 MiB
+// per connection for about 55 KB of UDP.
+const (
+	attackConns   = 16
+	attackStride  = 16 << 10
+	attackDeclare = 16 << 20
+)
+
+// memoryAttack runs the attack against a listener with cfg and returns the heap growth
+// (HeapAlloc after GC, the clients included) and the UDP payload bytes the attackers sent.
+func memoryAttack(tb testing.TB, cfg Config) (growth int64, sent int) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cfg.PrivateKey = mustKey(tb)
+	l, err := Listen(ctx, "127.0.0.1:0", cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer l.Close()
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	clients := make([]*Conn, attackConns)
+	servers := make([]*Conn, attackConns)
+	for i := range clients {
+		c, err := Dial(ctx, l.Addr().String(), l.PublicKey(), Config{PrivateKey: mustKey(tb)})
+		if err != nil {
+			tb.Fatal(err)
+		}
+		defer c.Close()
+		clients[i] = c
+		if servers[i], err = l.Accept(ctx); err != nil {
+			tb.Fatal(err)
+		}
+		defer servers[i].Close()
+	}
+	limit := cfg.MaxPacketSize
+	if limit == 0 {
+		limit = DefaultPacketSize
+	}
+	limit -= DataOverhead
+	for _, c := range clients {
+		frames := appendStreamHeader(nil, 0, 4)
+		frames = appendVarint(frames, attackDeclare)
+		for off := uint64(attackStride); off < DefaultRecvWindow; off += attackStride {
+			if len(frames)+maxStreamHeader+1 > limit {
+				sendFramesForTest(c, frames)
+				sent += DataOverhead + len(frames)
+				frames = frames[:0]
+			}
+			frames = appendStreamHeader(frames, off, 1)
+			frames = append(frames, 'x')
+		}
+		sendFramesForTest(c, frames)
+		sent += DataOverhead + len(frames)
+		// A datagram after the attack: once it is received, the read loop has processed
+		// every packet before it (one socket, one loop, in order).
+		if err := c.SendDatagram([]byte("end")); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	for _, s := range servers {
+		if _, err := s.ReceiveDatagram(ctx); err != nil {
+			tb.Fatalf("waiting for the end of the attack: %v", err)
+		}
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	return int64(after.HeapAlloc) - int64(before.HeapAlloc), sent
+}
+
+// TestAttackMemoryAmplification is issue 15's point 1 as a regression test: 16
+// connections holding "16 MiB follows" and a byte per 16 KiB of the window must not grow
+// the heap by more than 64 MiB (the old receiver: about 640 MiB).
+func TestAttackMemoryAmplification(t *testing.T) {
+	growth, sent := memoryAttack(t, Config{})
+	t.Logf("heap growth %.1f MiB for %d bytes of UDP from %d connections", float64(growth)/(1<<20), sent, attackConns)
+	if growth > 64<<20 {
+		t.Fatalf("heap grew by %.1f MiB (limit 64 MiB) for %d bytes of UDP", float64(growth)/(1<<20), sent)
+	}
+}
+
+// BenchmarkMemoryAttack reports the heap growth of the attack above (heap_MiB) and its
+// amplification (heap bytes per UDP byte sent).
+func BenchmarkMemoryAttack(b *testing.B) {
+	for range b.N {
+		growth, sent := memoryAttack(b, Config{})
+		b.ReportMetric(float64(growth)/(1<<20), "heap_MiB")
+		b.ReportMetric(float64(growth)/float64(sent), "heap_B/udp_B")
+	}
+}
