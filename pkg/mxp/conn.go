@@ -57,6 +57,12 @@ func (c *Conn) readLoop(ctx context.Context, recv func(context.Context) ([]byte,
 		// Close ends recv by closing the transport connection; a context that the
 		// transport never sees ended spares it a read-deadline hook per message.
 		b, err := recv(context.Background())
+		var tooLarge *transport.MessageTooLargeError
+		if errors.As(err, &tooLarge) { // refused by the transport; the connection goes on
+			c.rejected.Add(1)
+			c.reportTooLarge(ctx, tooLarge)
+			continue
+		}
 		if err != nil {
 			return
 		}
@@ -104,6 +110,28 @@ func badFrameAnswer(cause error) *Frame {
 		return nil
 	}
 	return &Frame{Type: TypeError, Payload: payload}
+}
+
+// tooLargeAnswer is the Error frame (code too_large) that answers a message the transport
+// refused for its size, naming the message id when its prefix is a frame header.
+func tooLargeAnswer(err *transport.MessageTooLargeError) *Frame {
+	r := badFrameAnswer(err)
+	if r != nil {
+		r.MessageID = PeekMessageID(err.Prefix)
+	}
+	return r
+}
+
+// reportTooLarge answers a message the transport refused for its size (best effort, as
+// reportBadFrame).
+func (c *Conn) reportTooLarge(ctx context.Context, err *transport.MessageTooLargeError) {
+	r := tooLargeAnswer(err)
+	if r == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	_ = c.Send(ctx, r)
 }
 
 // reportBadFrame tells the peer, with an Error frame (message id 0), why a message it sent

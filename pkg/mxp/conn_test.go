@@ -249,3 +249,59 @@ func TestListenServe(t *testing.T) {
 		t.Fatalf("%d answers dropped", l.DroppedAnswers())
 	}
 }
+
+// A frame over the listener's Transport.MaxMessageSize is refused from its length prefix
+// and answered with an Error frame too_large that names its message id; the connection
+// goes on. Both ways of serving: Accept (Conn's reader) and Options.Serve.
+func TestFrameOverLimitAnsweredTooLarge(t *testing.T) {
+	for _, serve := range []bool{false, true} {
+		t.Run(fmt.Sprint("serve=", serve), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			sk, _ := GeneratePrivateKey()
+			ck, _ := GeneratePrivateKey()
+			opts := Options{PrivateKey: sk}
+			opts.Transport.MaxMessageSize = 4096
+			if serve {
+				opts.Serve = Echo
+			}
+			l, err := Listen(ctx, "127.0.0.1:0", opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			c, err := Dial(ctx, l.Addr().String(), Options{PrivateKey: ck, ServerKey: l.PublicKey()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if !serve {
+				s, err := l.Accept(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer s.Close()
+				go s.Serve(ctx, Echo)
+			}
+			r, err := c.Call(ctx, &Frame{Type: TypeCall, MessageID: 77, Payload: make([]byte, 64<<10)})
+			if err == nil && r.Type == TypeError {
+				p, derr := DecodeErrorPayload(r.Payload)
+				if derr != nil {
+					t.Fatal(derr)
+				}
+				err = p.Err()
+			}
+			// Call matches answers by message id: an answer at all names message 77.
+			if ErrorCodeFor(err) != CodeTooLarge {
+				t.Fatalf("oversize call: %+v %v, want too_large", r, err)
+			}
+			r, err = c.Call(ctx, &Frame{Type: TypeCall, Payload: []byte("small")})
+			if err != nil || string(r.Payload) != "small" {
+				t.Fatalf("the call after: %+v %v", r, err)
+			}
+			if st := l.Stats(); st.MessagesTooLarge != 1 {
+				t.Fatalf("MessagesTooLarge %d, want 1", st.MessagesTooLarge)
+			}
+		})
+	}
+}

@@ -160,3 +160,12 @@ func checkHeader(h *[HeaderSize]byte) FrameError {
 	}
 	return FrameError{}
 }
+
+// PeekMessageID returns the message id of the frame that b starts with (its first 16
+// bytes, magic checked), or 0: what an answer to a refused or undecodable frame names.
+func PeekMessageID(b []byte) uint64 {
+	if len(b) < offMessageID+8 || binary.LittleEndian.Uint32(b) != Magic {
+		return 0
+	}
+	return binary.LittleEndian.Uint64(b[offMessageID:])
+}

@@ -18,9 +18,11 @@ type Options struct {
 	ServerKey PublicKey
 	// AllowPeers, on Listen, is the allow-list of client keys. Nil or empty: any key.
 	AllowPeers []PublicKey
-	// Transport holds the transport's tuning knobs (timeouts, windows, packet size); its
-	// zero fields mean the documented defaults. Its PrivateKey and AllowPeer are set from
-	// the fields above.
+	// Transport holds the transport's tuning knobs (timeouts, windows, packet size, the
+	// receive budget); its zero fields mean the documented defaults. Its PrivateKey and
+	// AllowPeer are set from the fields above. Transport.MaxMessageSize is the largest
+	// frame accepted: a larger one is refused from its length prefix, before it is
+	// received, and answered with an Error frame (code too_large) naming its message id.
 	Transport transport.Config
 	// InboxSize is how many received frames (other than answers to Call) wait for
 	// Receive before the connection stops reading. Default: 1024.
@@ -70,6 +72,7 @@ func Listen(ctx context.Context, addr string, opts Options) (*Listener, error) {
 	ml := &Listener{opts: opts}
 	if opts.Serve != nil {
 		cfg.OnMessage = ml.serve
+		cfg.OnMessageTooLarge = ml.serveTooLarge
 	}
 	l, err := transport.Listen(ctx, addr, cfg)
 	if err != nil {
@@ -91,6 +94,17 @@ func (l *Listener) serve(ctx context.Context, t *transport.Conn, b []byte) {
 		l.dropped.Add(1)
 	}
 }
+
+// serveTooLarge answers a frame the transport refused for its size (with Serve set).
+func (l *Listener) serveTooLarge(ctx context.Context, t *transport.Conn, err *transport.MessageTooLargeError) {
+	if r := tooLargeAnswer(err); r != nil && sendFrame(ctx, t, r) != nil {
+		l.dropped.Add(1)
+	}
+}
+
+// SetMaxFrameSize changes Options.Transport.MaxMessageSize while the listener runs (for
+// frames whose length prefix arrives from now on); n <= 0 means the transport's maximum.
+func (l *Listener) SetMaxFrameSize(n int) { l.l.SetMaxMessageSize(n) }
 
 // DroppedAnswers counts the answers of Options.Serve that could not be sent: the
 // connection's send buffer was full (a client that does not read) or it had closed.

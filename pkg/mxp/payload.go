@@ -98,7 +98,7 @@ func ErrorCodeFor(err error) ErrorCode {
 		ec ErrorCode
 	)
 	switch {
-	case errors.Is(err, ErrPayloadTooLarge):
+	case errors.Is(err, ErrPayloadTooLarge), errors.Is(err, transport.ErrMessageTooLarge):
 		return CodeTooLarge
 	case errors.Is(err, ErrBufferTooSmall), errors.Is(err, ErrInvalidMagic), errors.Is(err, ErrReservedFieldNonZero),
 		errors.Is(err, ErrInvalidMessageType), errors.Is(err, ErrInvalidFlags), errors.Is(err, ErrChecksumMismatch):
