@@ -91,7 +91,9 @@ type Config struct {
 // PeerLimits bound what one connection may do.
 type PeerLimits struct {
 	// MaxMessageBytes is the largest frame accepted (header, payload and checksum).
-	// Default 1 MiB; at most mxp.MaxFrameSize.
+	// Default 1 MiB; at most mxp.MaxFrameSize. The secure transport enforces it from a
+	// frame's length prefix (transport.Config.MaxMessageSize): a larger frame is refused
+	// before it is received, and answered with Error too_large naming its message id.
 	MaxMessageBytes int `yaml:"max_message_bytes" reload:"live"`
 	// MaxInFlight bounds the Calls (and register/heartbeat/discover requests) a
 	// connection has waiting for an answer. Default 1024.
@@ -138,6 +140,12 @@ type SecureLimits struct {
 	// Defaults 50/s and 50.
 	HandshakeRatePerKey  float64 `yaml:"handshake_rate_per_key"`
 	HandshakeBurstPerKey int     `yaml:"handshake_burst_per_key"`
+	// RecvBudgetBytes bounds the memory the secure transport holds for all connections
+	// together: partial and received frames not yet handled, out-of-order data, queued
+	// datagrams (transport.Config.RecvBudget). Over it, new data is dropped unacknowledged
+	// (the sender retransmits) and counted in mxp_edge_transport_recv_dropped_total.
+	// Default 64 MiB.
+	RecvBudgetBytes int `yaml:"recv_budget_bytes"`
 }
 
 // transportConfig is the secure listener's configuration from these limits and the
@@ -153,6 +161,7 @@ func (s SecureLimits) transportConfig(idle time.Duration) transport.Config {
 		HandshakeBurstPerSource: s.HandshakeBurstPerSource,
 		HandshakeRatePerKey:     s.HandshakeRatePerKey,
 		HandshakeBurstPerKey:    s.HandshakeBurstPerKey,
+		RecvBudget:              s.RecvBudgetBytes,
 	}
 }
 
@@ -177,6 +186,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.RegistryTimeout <= 0 {
 		c.RegistryTimeout = 5 * time.Second
+	}
+	if c.Secure.RecvBudgetBytes <= 0 {
+		c.Secure.RecvBudgetBytes = transport.DefaultRecvBudget
 	}
 	if c.IdleTimeout <= 0 {
 		c.IdleTimeout = 90 * time.Second

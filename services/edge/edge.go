@@ -117,6 +117,7 @@ func New(cfg Config, deps Deps) (*Edge, error) {
 		tcfg := cfg.Secure.transportConfig(cfg.IdleTimeout)
 		tcfg.DeadPeerTimeout = cfg.DeadPeerTimeout
 		tcfg.AllowPeer = allow
+		tcfg.MaxMessageSize = cfg.Limits.MaxMessageBytes // enforced from each frame's length prefix
 		st, err := ListenSecure(cfg.Addr, key, tcfg)
 		if err != nil {
 			e.closeTransports()
@@ -181,6 +182,11 @@ func (e *Edge) Reload(cfg Config) error {
 	cur.DefaultCallTimeout, cur.MaxCallTimeout, cur.RegistryTimeout = cfg.DefaultCallTimeout, cfg.MaxCallTimeout, cfg.RegistryTimeout
 	e.limiter.SetRate(cur.Limits.RatePerSecond, cur.Limits.RateBurst)
 	e.cfg.Store(&cur)
+	for _, t := range e.ts {
+		if st, ok := t.(*SecureTransport); ok {
+			st.SetMaxMessageSize(cur.Limits.MaxMessageBytes)
+		}
+	}
 	return nil
 }
 
@@ -334,6 +340,19 @@ func (e *Edge) Datagram(p Peer, msg []byte) {
 	}
 	s.reject(peekID(msg), peekType(msg), mxp.CodeInvalidFrame,
 		"the edge takes MXP frames as reliable messages only; this one came as an unreliable datagram and was not handled")
+}
+
+// FrameTooLarge implements tooLargeHandler: the transport refused a frame over
+// Limits.MaxMessageBytes from its length prefix; prefix is its start (the frame header).
+func (e *Edge) FrameTooLarge(p Peer, prefix []byte, size uint64) {
+	e.mu.RLock()
+	s := e.sessions[p]
+	e.mu.RUnlock()
+	if s == nil {
+		return
+	}
+	s.reject(mxp.PeekMessageID(prefix), peekType(prefix), mxp.CodeTooLarge,
+		fmt.Sprintf("frame of %d bytes is over the edge's limit of %d", size, e.cfg.Load().Limits.MaxMessageBytes))
 }
 
 // Closed implements Handler.

@@ -41,6 +41,8 @@ type metrics struct {
 	agents            prometheus.Gauge
 	streams           prometheus.Gauge
 	subscriptions     prometheus.Gauge
+	recvDropped       *prometheus.CounterVec // transport, reason (budget): data packets dropped unacknowledged
+	recvHeld          *prometheus.GaugeVec   // transport: bytes held in reassembly and receive queues
 
 	// The series the hot path touches on every frame, resolved once per message type
 	// (lazily, so a type never seen exports no series): looking a series up by its label
@@ -117,10 +119,15 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Stream ends open on this edge."}),
 		subscriptions: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "topic_subscriptions",
 			Help: "Event topic subscriptions of this edge's connections."}),
+		recvDropped: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "transport_recv_dropped_total",
+			Help: "Data packets and datagrams the secure transport dropped unacknowledged because they did not fit in recv_budget_bytes (or the out-of-order fragment limit); the sender retransmits."},
+			[]string{"transport", "reason"}),
+		recvHeld: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "transport_recv_held_bytes",
+			Help: "Bytes the secure transport holds now in reassembly and receive queues, against recv_budget_bytes."}, []string{"transport"}),
 	}
 	reg.MustRegister(m.frames, m.sessions, m.sessionsTotal, m.handshakeFailures, m.packetsDropped, m.datagramsDropped,
 		m.pendingHandshakes, m.dropped, m.peerCloses, m.orphanedCalls, m.route,
-		m.inflight, m.agents, m.streams, m.subscriptions)
+		m.inflight, m.agents, m.streams, m.subscriptions, m.recvDropped, m.recvHeld)
 	return m
 }
 
@@ -167,5 +174,7 @@ func (e *Edge) pollTransportStats() {
 		add(e.m.datagramsDropped, dirIn, cur.DatagramsDroppedIn, prev.DatagramsDroppedIn)
 		add(e.m.datagramsDropped, dirOut, cur.DatagramsDroppedOut, prev.DatagramsDroppedOut)
 		e.m.pendingHandshakes.WithLabelValues(name).Set(float64(cur.PendingHandshakes))
+		add(e.m.recvDropped, "budget", cur.RecvBudgetDrops, prev.RecvBudgetDrops)
+		e.m.recvHeld.WithLabelValues(name).Set(float64(cur.RecvHeld))
 	}
 }

@@ -87,6 +87,13 @@ func (t *SecureTransport) readDatagrams(p *securePeer, h DatagramHandler) {
 func (t *SecureTransport) read(p *securePeer, h Handler) {
 	for {
 		msg, err := p.c.Receive(t.ctx)
+		var tooLarge *transport.MessageTooLargeError
+		if errors.As(err, &tooLarge) { // refused from its length prefix; the connection goes on
+			if th, ok := h.(tooLargeHandler); ok {
+				th.FrameTooLarge(p, tooLarge.Prefix, tooLarge.Size)
+			}
+			continue
+		}
 		if err != nil {
 			if t.ctx.Err() != nil {
 				err = ErrPeerClosed
@@ -98,6 +105,10 @@ func (t *SecureTransport) read(p *securePeer, h Handler) {
 		h.Frame(p, msg)
 	}
 }
+
+// SetMaxMessageSize changes the largest frame the transport accepts (Limits.MaxMessageBytes
+// after a reload).
+func (t *SecureTransport) SetMaxMessageSize(n int) { t.l.SetMaxMessageSize(n) }
 
 // Close implements Transport.
 func (t *SecureTransport) Close() error {

@@ -72,6 +72,14 @@ type DatagramHandler interface {
 	Datagram(p Peer, msg []byte)
 }
 
+// tooLargeHandler is implemented by a Handler (the edge) that answers frames a transport
+// refused for their size before receiving them (the secure transport enforces the
+// frame limit from the length prefix): prefix is the frame's start (its header), size
+// its declared length. Optional, like DedicatedReader.
+type tooLargeHandler interface {
+	FrameTooLarge(p Peer, prefix []byte, size uint64)
+}
+
 // Transport accepts peers and hands their messages to a Handler.
 type Transport interface {
 	// Name labels the transport in metrics and logs ("secure", "compat").

@@ -113,3 +113,72 @@ func BenchmarkMemoryAttack(b *testing.B) {
 		b.ReportMetric(float64(growth)/float64(sent), "heap_B/udp_B")
 	}
 }
+
+// TestRecvBudgetDropsAndRecovers: a listener whose receive budget holds a few messages
+// drops (and does not acknowledge) what does not fit while its application does not read;
+// once it reads, the sender's retransmissions deliver every message intact and in order,
+// and every byte charged is returned when the connection closes.
+func TestRecvBudgetDropsAndRecovers(t *testing.T) {
+	checkNoLeak(t)
+	l, c, s := pair(t, Config{RecvBudget: 64 << 10}, Config{})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	const n, size = 20, 16 << 10
+	for i := range n {
+		msg := make([]byte, size)
+		msg[0], msg[size-1] = byte(i), byte(i)
+		if err := c.Send(ctx, msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "a packet dropped over the budget", func() bool { return l.Stats().RecvBudgetDrops > 0 })
+	if held := l.Stats().RecvHeld; held > 64<<10 {
+		t.Fatalf("holding %d bytes over a budget of %d", held, 64<<10)
+	}
+	for i := range n {
+		m, err := s.Receive(ctx)
+		if err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+		if len(m) != size || m[0] != byte(i) || m[size-1] != byte(i) {
+			t.Fatalf("message %d: %d bytes, marks %d %d", i, len(m), m[0], m[size-1])
+		}
+	}
+	if st := s.Stats(); st.RecvBudgetDrops == 0 || st.MessagesReceived != n {
+		t.Fatalf("server stats %+v", st)
+	}
+	s.Close()
+	if held := l.Stats().RecvHeld; held != 0 {
+		t.Fatalf("%d bytes still charged after the connection closed", held)
+	}
+}
+
+// TestRecvBudgetReleasedOnClose: bytes a connection holds (a partial message, out-of-order
+// fragments, unread messages and datagrams) return to the budget when it closes.
+func TestRecvBudgetReleasedOnClose(t *testing.T) {
+	l, c, s := pair(t, Config{}, Config{})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.Send(ctx, []byte("unread")); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SendDatagram([]byte("unread datagram")); err != nil {
+		t.Fatal(err)
+	}
+	frames := appendStreamHeader(nil, 7, 2) // "unread" took bytes 0..6: a 4-byte length prefix of 1000, then 1 byte
+	frames = append(frames, 0x40|0x03, 0xe8)
+	frames = appendStreamHeader(frames, 1000, 3) // and out-of-order bytes
+	frames = append(frames, "abc"...)
+	sendFramesForTest(c, frames)
+	if err := c.SendDatagram([]byte("end")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the datagrams", func() bool { return s.Stats().DatagramsReceived == 2 })
+	if held := l.Stats().RecvHeld; held == 0 {
+		t.Fatal("nothing charged for what the connection holds")
+	}
+	s.Close()
+	if held := l.Stats().RecvHeld; held != 0 {
+		t.Fatalf("%d bytes still charged after the connection closed", held)
+	}
+}

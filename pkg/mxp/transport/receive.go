@@ -227,6 +227,9 @@ func (c *Conn) chargeRecv(n int) bool {
 // releaseRecv returns n bytes charged by chargeRecv (nothing once the connection released
 // everything at close). Contract: any goroutine.
 func (c *Conn) releaseRecv(n int) {
+	if n == 0 {
+		return
+	}
 	for {
 		h := c.held.Load()
 		if h < 0 {
