@@ -144,7 +144,8 @@ type SecureLimits struct {
 	// together: partial and received frames not yet handled, out-of-order data, queued
 	// datagrams (transport.Config.RecvBudget). Over it, new data is dropped unacknowledged
 	// (the sender retransmits) and counted in mxp_edge_transport_recv_dropped_total.
-	// Default 64 MiB.
+	// Out-of-order data and new frames may fill half of it; the rest completes frames
+	// already begun. Default 64 MiB; at least 2 × (limits.max_message_bytes + 8).
 	RecvBudgetBytes int `yaml:"recv_budget_bytes"`
 }
 
@@ -272,6 +273,9 @@ func (c Config) Validate() error {
 	}
 	if c.Limits.MaxMessageBytes < mxp.FrameOverhead {
 		return fmt.Errorf("limits.max_message_bytes: %d is under the frame overhead %d", c.Limits.MaxMessageBytes, mxp.FrameOverhead)
+	}
+	if c.Secure.RecvBudgetBytes > 0 && c.Secure.RecvBudgetBytes < 2*(c.Limits.MaxMessageBytes+8) {
+		return fmt.Errorf("secure.recv_budget_bytes: %d is under 2 × (limits.max_message_bytes %d + 8): a frame is held whole before it is handled, and new frames may use half the budget", c.Secure.RecvBudgetBytes, c.Limits.MaxMessageBytes)
 	}
 	if c.CompatAddr != "" && !c.CompatAllowRemote {
 		if err := checkLoopback(c.CompatAddr); err != nil {

@@ -70,7 +70,10 @@ type Config struct {
 	// hold together in reassembly and receive queues: partial and received messages not
 	// yet taken, out-of-order fragments (each charged 48 bytes more than its length) and
 	// queued datagrams. Data that does not fit is dropped and not acknowledged (the sender
-	// retransmits it) and counted (ListenerStats.RecvBudgetDrops). Default: 64 MiB.
+	// retransmits it) and counted (ListenerStats.RecvBudgetDrops). Out-of-order data,
+	// datagrams and messages started by a connection holding nothing may fill only half
+	// of it; the rest is kept for the in-order bytes that complete what connections hold.
+	// Default: 64 MiB; at least 2 × (MaxMessageSize + 8).
 	RecvBudget int
 	// SendBuffer is how many stream bytes may be queued or unacknowledged before Send
 	// blocks. Default: 24 MiB.
@@ -156,8 +159,10 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("transport: MaxMessageSize %d outside 1..%d", c.MaxMessageSize, MaxMessageSize)
 	}
 	defInt(&c.RecvBudget, DefaultRecvBudget)
-	if c.RecvBudget < 0 {
-		return c, fmt.Errorf("transport: RecvBudget %d is negative", c.RecvBudget)
+	if c.RecvBudget < 2*(c.MaxMessageSize+8) {
+		// A message is charged whole (with its length prefix) before it is delivered, and
+		// new work may use only half the budget (reassembly.go).
+		return c, fmt.Errorf("transport: RecvBudget %d below 2 × (MaxMessageSize %d + 8)", c.RecvBudget, c.MaxMessageSize)
 	}
 	defInt(&c.SendBuffer, DefaultSendBuffer)
 	defInt(&c.DatagramQueue, DefaultDatagramQueue)

@@ -129,11 +129,13 @@ func (l *Listener) Close() error {
 // Stats returns the listener's socket-level counters.
 // SetMaxMessageSize changes Config.MaxMessageSize for every connection (a message whose
 // length prefix arrives from now on is judged against n); n outside 1..MaxMessageSize
-// means MaxMessageSize. The edge calls it when its configuration is reloaded.
+// means MaxMessageSize, and n is capped at Config.RecvBudget/2 − 8 (see RecvBudget). The
+// edge calls it when its configuration is reloaded.
 func (l *Listener) SetMaxMessageSize(n int) {
 	if n <= 0 || n > MaxMessageSize {
 		n = MaxMessageSize
 	}
+	n = min(n, int(l.ep.recv.limit/2)-8)
 	l.ep.maxMessage.Store(int64(n))
 }
 

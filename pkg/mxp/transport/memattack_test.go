@@ -120,7 +120,7 @@ func BenchmarkMemoryAttack(b *testing.B) {
 // and every byte charged is returned when the connection closes.
 func TestRecvBudgetDropsAndRecovers(t *testing.T) {
 	checkNoLeak(t)
-	l, c, s := pair(t, Config{RecvBudget: 64 << 10}, Config{})
+	l, c, s := pair(t, Config{RecvBudget: 64 << 10, MaxMessageSize: 24 << 10}, Config{})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	const n, size = 20, 16 << 10

@@ -22,7 +22,13 @@ var (
 //     MaxRecvFragments per connection, each charged its length plus fragmentOverhead;
 //   - every byte held (reassembly, received messages and datagrams not yet taken) is
 //     charged against the endpoint's receive budget (Config.RecvBudget); data that does
-//     not fit is dropped unacknowledged, and the sender retransmits it later.
+//     not fit is dropped unacknowledged, and the sender retransmits it later. New work
+//     (out-of-order bytes, a message started by a connection that holds nothing, a
+//     datagram) may fill only half the budget; the other half is kept for progress: the
+//     in-order bytes of a connection that already holds a partial message or fragments,
+//     which only more of its bytes can free. Without that reserve, connections whose
+//     partial messages (or one connection whose fragments) filled the budget would wait
+//     for each other forever.
 
 // fragmentOverhead is what one out-of-order fragment costs beyond its bytes: its entry
 // in the fragment list and the allocator's rounding. It is charged so that a peer sending
@@ -40,9 +46,14 @@ type recvBudget struct {
 	held  atomic.Int64
 }
 
-// take charges n bytes; it reports false (and charges nothing) when they do not fit.
-func (b *recvBudget) take(n int64) bool {
-	if b.held.Add(n) > b.limit {
+// take charges n bytes; it reports false (and charges nothing) when they do not fit:
+// within the whole budget for progress, within half of it for new work.
+func (b *recvBudget) take(n int64, progress bool) bool {
+	limit := b.limit
+	if !progress {
+		limit /= 2
+	}
+	if b.held.Add(n) > limit {
 		b.held.Add(-n)
 		return false
 	}
@@ -59,8 +70,9 @@ type messageSink interface {
 	deliverLocked(m []byte)
 	// refuseLocked reports a message above maxMessage: its first bytes and declared size.
 	refuseLocked(prefix []byte, size uint64)
-	// chargeRecv charges n held bytes; false: over budget, hold nothing.
-	chargeRecv(n int) bool
+	// chargeRecv charges n held bytes; false: over budget, hold nothing. progress: the
+	// bytes are in order and the stream already holds something only they can free.
+	chargeRecv(n int, progress bool) bool
 	// releaseRecv returns n bytes charged by chargeRecv.
 	releaseRecv(n int)
 	// maxMessage is the application's message limit, in bytes.
@@ -118,7 +130,7 @@ func (r *recvStream) write(off uint64, data []byte, s messageSink) (bool, error)
 	if off > r.readOff {
 		return r.store(off, data, s), nil
 	}
-	if !s.chargeRecv(len(data)) {
+	if !s.chargeRecv(len(data), r.holding()) {
 		return false, nil
 	}
 	skipped, err := r.parse(data, s)
@@ -181,12 +193,12 @@ func (r *recvStream) store(off uint64, data []byte, s messageSink) bool {
 		}
 		b := data[pos-off : gapEnd-off]
 		if prev := i - 1; prev >= 0 && r.frags[prev].end() == pos && len(r.frags[prev].b)+len(b) <= maxFragment {
-			if !s.chargeRecv(len(b)) {
+			if !s.chargeRecv(len(b), false) {
 				return false
 			}
 			r.frags[prev].b = append(r.frags[prev].b, b...)
 		} else {
-			if len(r.frags) >= MaxRecvFragments || !s.chargeRecv(len(b)+fragmentOverhead) {
+			if len(r.frags) >= MaxRecvFragments || !s.chargeRecv(len(b)+fragmentOverhead, false) {
 				return false
 			}
 			r.frags = slices.Insert(r.frags, i, fragment{off: pos, b: append([]byte(nil), b...)})
@@ -287,5 +299,8 @@ func (r *recvStream) consume(total uint64) bool {
 	return false
 }
 
-// heldFragments is the number of out-of-order fragments held.
-func (r *recvStream) heldFragments() int { return len(r.frags) }
+// holding reports whether the stream holds bytes that only more in-order bytes can free:
+// a partial message (or length prefix) or out-of-order fragments.
+func (r *recvStream) holding() bool {
+	return r.want > 0 || r.tooLarge > 0 || r.hdrN > 0 || len(r.frags) > 0
+}

@@ -175,7 +175,7 @@ func (c *Conn) onDatagram(data []byte) {
 		c.stats.datagramsDropped++
 		c.ep.counters.datagramsDroppedIn.Add(1)
 	}
-	if !c.chargeRecv(len(data)) { // unreliable: dropped, not retransmitted
+	if !c.chargeRecv(len(data), false) { // unreliable: dropped, not retransmitted
 		c.stats.datagramsDropped++
 		c.stats.recvBudgetDrops++
 		c.ep.counters.recvBudgetDrops.Add(1)
@@ -215,9 +215,10 @@ func (c *Conn) maxMessage() uint64 { return uint64(c.ep.maxMessage.Load()) }
 const heldClosed = -1 << 62
 
 // chargeRecv charges n bytes the connection is about to hold to the endpoint's receive
-// budget; false: they do not fit (nothing is charged). Contract: c.mu held.
-func (c *Conn) chargeRecv(n int) bool {
-	if c.closed || !c.ep.recv.take(int64(n)) {
+// budget (half of it for new work, all of it for progress; see reassembly.go); false:
+// they do not fit (nothing is charged). Contract: c.mu held.
+func (c *Conn) chargeRecv(n int, progress bool) bool {
+	if c.closed || !c.ep.recv.take(int64(n), progress) {
 		return false
 	}
 	c.held.Add(int64(n))
