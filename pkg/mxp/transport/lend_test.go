@@ -229,7 +229,9 @@ func TestSendWithoutReceive(t *testing.T) {
 	checkNoLeak(t)
 	var total atomic.Int64
 	handler := func(_ context.Context, _ *Conn, m []byte) { total.Add(int64(len(m))) }
-	_, c, s := pair(t, Config{OnMessage: handler}, Config{})
+	// Close must wait for every byte to be acknowledged: the default 2 s linger is less
+	// than 24 MiB takes under -race on a loaded machine (the test then lost the tail).
+	_, c, s := pair(t, Config{OnMessage: handler}, Config{Linger: time.Minute})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	chunk := make([]byte, 1<<20)
