@@ -63,9 +63,14 @@ func (c *Conn) receiveData(kp *keypair, h dataHeader, b []byte, src netip.AddrPo
 	}
 	if c.rxRefused {
 		// Its data did not fit in the receive budget: not acknowledged, so the sender
-		// sends it again (in a new packet) once memory frees up.
+		// sends it again (in a new packet) once memory frees up. An ACK of what was
+		// received before goes back at once all the same: an authenticated packet that
+		// tells the sender this side is alive (its dead-peer clock, §3.2, stops), without
+		// acknowledging the refused one.
 		c.stats.recvBudgetDrops++
 		c.ep.counters.recvBudgetDrops.Add(1)
+		c.ackQueue++
+		c.ackDue = now
 		return true
 	}
 	c.recvPNs.add(h.counter, h.counter+1)
