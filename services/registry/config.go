@@ -28,9 +28,12 @@ type Config struct {
 	HTTPLimits metrics.ServerLimits `yaml:"http_limits"`
 	// Lease is how long a registration lives without a heartbeat. Default 30s.
 	Lease time.Duration `yaml:"lease" flag:"lease" usage:"agent lease (TTL)" reload:"live"`
-	// HeartbeatInterval is the interval agents are told to heartbeat at; an agent that
-	// missed one is shown as "expiring". Default 10s.
-	HeartbeatInterval time.Duration `yaml:"heartbeat_interval" reload:"live"`
+	// HeartbeatInterval is the interval agents are told to heartbeat at (the register
+	// response's heartbeat_interval_seconds); an agent that missed one is shown as
+	// "expiring". It must be shorter than Lease. Zero (the default) derives it from the
+	// lease: Lease/3, at least MinDerivedHeartbeatInterval (so 10s for the default lease).
+	// See EffectiveHeartbeatInterval.
+	HeartbeatInterval time.Duration `yaml:"heartbeat_interval" flag:"heartbeat-interval" usage:"interval agents are told to heartbeat at; 0 derives lease/3" reload:"live"`
 	// ExpiryInterval is how often ended leases are collected; the expired event is sent
 	// at most this long (plus processing) after a lease ends. Default 100ms.
 	ExpiryInterval time.Duration `yaml:"expiry_interval"`
@@ -70,7 +73,6 @@ func DefaultConfig() Config {
 		Store:                     "memory",
 		HTTP:                      "127.0.0.1:9101",
 		Lease:                     30 * time.Second,
-		HeartbeatInterval:         10 * time.Second,
 		ExpiryInterval:            100 * time.Millisecond,
 		ExpiryBatch:               500,
 		DiscoverDefaultLimit:      100,
@@ -84,6 +86,22 @@ func DefaultConfig() Config {
 	}
 }
 
+// MinDerivedHeartbeatInterval is the floor of a heartbeat interval derived from the lease
+// (HeartbeatInterval zero), so a short lease does not ask agents for a heartbeat storm. It
+// is below the shortest lease Validate accepts (1s), so a derived interval is always
+// shorter than its lease.
+const MinDerivedHeartbeatInterval = 500 * time.Millisecond
+
+// EffectiveHeartbeatInterval is the interval the registry tells agents and judges them
+// by: HeartbeatInterval when set, otherwise Lease/3 floored at
+// MinDerivedHeartbeatInterval. It follows Lease on reload when HeartbeatInterval is zero.
+func (c Config) EffectiveHeartbeatInterval() time.Duration {
+	if c.HeartbeatInterval > 0 {
+		return c.HeartbeatInterval
+	}
+	return max(c.Lease/3, MinDerivedHeartbeatInterval)
+}
+
 // Validate implements config.Validator.
 func (c Config) Validate() error {
 	var errs []error
@@ -94,8 +112,11 @@ func (c Config) Validate() error {
 	if c.Lease < time.Second {
 		add("lease", "must be at least 1s, got %v", c.Lease)
 	}
-	if c.HeartbeatInterval <= 0 || c.HeartbeatInterval >= c.Lease {
-		add("heartbeat_interval", "must be positive and shorter than lease (%v), got %v", c.Lease, c.HeartbeatInterval)
+	switch {
+	case c.HeartbeatInterval < 0:
+		add("heartbeat_interval", "must be 0 (derived from lease: lease/3, at least %v) or positive, got %v", MinDerivedHeartbeatInterval, c.HeartbeatInterval)
+	case c.HeartbeatInterval > 0 && c.HeartbeatInterval >= c.Lease:
+		add("heartbeat_interval", "must be shorter than lease (%v), got %v; leave it unset (0) to derive lease/3", c.Lease, c.HeartbeatInterval)
 	}
 	if c.ExpiryInterval <= 0 || c.ExpiryInterval > time.Second {
 		add("expiry_interval", "must be in (0, 1s] so expiry is announced within a second, got %v", c.ExpiryInterval)

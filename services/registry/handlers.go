@@ -61,7 +61,7 @@ func (s *Service) handleRegister(ctx context.Context, req service.Request) (any,
 	}
 	s.deps.Logger.DebugContext(ctx, "agent "+msg, "agent_id", a.ID, "name", a.Name)
 	return RegisterResponse{Success: true, AgentID: a.ID, Message: msg,
-		LeaseSeconds: cfg.Lease.Seconds(), HeartbeatSeconds: cfg.HeartbeatInterval.Seconds()}, nil
+		LeaseSeconds: cfg.Lease.Seconds(), HeartbeatSeconds: cfg.EffectiveHeartbeatInterval().Seconds()}, nil
 }
 
 // handleHeartbeat renews a lease and stores the lifecycle the heartbeat's metadata
@@ -114,7 +114,7 @@ func (s *Service) publishLifecycle(ctx context.Context, id string, prev Lifecycl
 		previous = &prev
 	}
 	s.publishEvent(ctx, bus.SubjectRegistryLifecycle, Event{Type: lifecycleEventType,
-		Agent: a.Record(now, s.Config().HeartbeatInterval), Timestamp: now.UTC(), Previous: previous})
+		Agent: a.Record(now, s.Config().EffectiveHeartbeatInterval()), Timestamp: now.UTC(), Previous: previous})
 	s.deps.Logger.InfoContext(ctx, "agent lifecycle changed", "agent_id", id, "lifecycle", a.Lifecycle.State,
 		"accepting", a.Lifecycle.AcceptsCalls(), "previous", prev.State)
 }
@@ -164,7 +164,7 @@ func (s *Service) discover(ctx context.Context, r DiscoverRequest) (DiscoverResp
 	}
 	resp := DiscoverResponse{Capability: r.Capability, Agents: make([]AgentRecord, len(as)), Count: len(as)}
 	for i, a := range as {
-		resp.Agents[i] = a.Record(now, cfg.HeartbeatInterval)
+		resp.Agents[i] = a.Record(now, cfg.EffectiveHeartbeatInterval())
 	}
 	if more && len(as) > 0 {
 		resp.NextAfter = as[len(as)-1].ID
@@ -186,5 +186,5 @@ func (s *Service) get(ctx context.Context, rawID string) (AgentRecord, error) {
 	case err != nil:
 		return AgentRecord{}, s.storeError(ctx, "get", err)
 	}
-	return a.Record(now, s.Config().HeartbeatInterval), nil
+	return a.Record(now, s.Config().EffectiveHeartbeatInterval()), nil
 }

@@ -189,7 +189,7 @@ func (s *Service) Run(ctx context.Context) error {
 // publish sends a registry event; a failure is logged, never returned to the caller
 // whose request already succeeded.
 func (s *Service) publish(ctx context.Context, subject, typ string, a Agent, now time.Time, lag time.Duration) {
-	s.publishEvent(ctx, subject, Event{Type: typ, Agent: a.Record(now, s.Config().HeartbeatInterval), Timestamp: now.UTC(), LagSeconds: lag.Seconds()})
+	s.publishEvent(ctx, subject, Event{Type: typ, Agent: a.Record(now, s.Config().EffectiveHeartbeatInterval()), Timestamp: now.UTC(), LagSeconds: lag.Seconds()})
 }
 
 // publishEvent sends ev on subject (see publish).

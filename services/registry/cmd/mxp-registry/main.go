@@ -1,7 +1,7 @@
 // Command mxp-registry runs the MXP mesh registry service alone.
 //
 //	mxp-registry [--config FILE] [--nats URL] [--store memory|redis://host:port/db]
-//	             [--http ADDR] [--lease D] [--log-level L]
+//	             [--http ADDR] [--lease D] [--heartbeat-interval D] [--log-level L]
 //
 // Every setting is also a YAML key in the config file and an MXP_REGISTRY_* environment
 // variable (flags win over the environment, which wins over the file); `--help` lists
@@ -49,7 +49,8 @@ var program = service.Program[registry.Config]{
 			natsAt = base.Conn.ConnectedUrlRedacted()
 		}
 		base.Logger.Info("mxp-registry starting", "version", registry.Version, "nats", natsAt,
-			"store", svc.Store().Kind(), "http", cfg.HTTP, "lease", cfg.Lease, "config_digest", w.Digest(),
+			"store", svc.Store().Kind(), "http", cfg.HTTP, "lease", cfg.Lease,
+			"heartbeat_interval", cfg.EffectiveHeartbeatInterval(), "config_digest", w.Digest(),
 			"config_file", s.Loader.FilePath())
 		return []lifecycle.Service{svc}, nil
 	},

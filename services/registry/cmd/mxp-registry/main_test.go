@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -43,6 +44,9 @@ func TestBadConfigExitCode(t *testing.T) {
 		{[]string{"--store", "postgres://x"}, "store"},
 		{[]string{"--lease", "soon"}, "flag --lease"},
 		{[]string{"--log-level", "loud"}, "log_level"},
+		// An explicit interval is kept, so one not shorter than the lease still fails.
+		{[]string{"--lease", "2s", "--heartbeat-interval", "3s"}, "heartbeat_interval"},
+		{[]string{"--heartbeat-interval", "-1s"}, "heartbeat_interval"},
 	}
 	for _, tc := range tests {
 		var out syncBuffer
@@ -51,7 +55,8 @@ func TestBadConfigExitCode(t *testing.T) {
 		}
 	}
 	var out syncBuffer
-	if code := run(context.Background(), []string{"--help"}, &out); code != 0 || !strings.Contains(out.String(), "MXP_REGISTRY_LEASE") {
+	if code := run(context.Background(), []string{"--help"}, &out); code != 0 || !strings.Contains(out.String(), "MXP_REGISTRY_LEASE") ||
+		!strings.Contains(out.String(), "-heartbeat-interval") {
 		t.Fatalf("--help: %d %s", code, out.String())
 	}
 }
@@ -129,5 +134,84 @@ func TestRunAlone(t *testing.T) {
 		if !strings.Contains(logs.String(), want) {
 			t.Errorf("logs lack %s", want)
 		}
+	}
+}
+
+// signalWriter is a log sink that closes seen once the logs contain want.
+type signalWriter struct {
+	syncBuffer
+	want string
+	seen chan struct{}
+	once sync.Once
+}
+
+func (w *signalWriter) Write(p []byte) (int, error) {
+	n, err := w.syncBuffer.Write(p)
+	if strings.Contains(w.String(), w.want) {
+		w.once.Do(func() { close(w.seen) })
+	}
+	return n, err
+}
+
+// TestLeaseAloneDerivesHeartbeat is the regression test of `mxp-registry --lease 2s`,
+// which refused to start because the heartbeat interval stayed 10s: a lease set alone, by
+// flag, environment or file, starts the registry, and the register response tells agents
+// the derived interval (lease/3).
+func TestLeaseAloneDerivesHeartbeat(t *testing.T) {
+	file := t.TempDir() + "/registry.yaml"
+	if err := os.WriteFile(file, []byte("lease: 2s\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  []string
+	}{
+		{"flag", []string{"--lease", "2s"}, nil},
+		{"env", nil, []string{"MXP_REGISTRY_LEASE=2s"}},
+		{"file", []string{"--config", file}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv, err := bus.StartEmbedded(bus.EmbeddedConfig{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer srv.Shutdown()
+			logs := &signalWriter{want: `"msg":"mxp-registry starting"`, seen: make(chan struct{})}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			done := make(chan int, 1)
+			args := append([]string{"--nats", srv.ClientURL(), "--http", "", "--store", "memory"}, tc.args...)
+			go func() { done <- program.Run(ctx, args, tc.env, logs) }()
+			select {
+			case <-logs.seen:
+			case code := <-done:
+				t.Fatalf("exited with %d before serving:\n%s", code, logs.String())
+			}
+			if !strings.Contains(logs.String(), `"heartbeat_interval":666666666`) {
+				t.Errorf("start log lacks the derived interval:\n%s", logs.String())
+			}
+			nc, err := srv.Connect("client")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer nc.Close()
+			body := `{"id":"6ba7b810-9dad-11d1-80b4-00c04fd430c8","name":"short","capabilities":["chat"]}`
+			msg, err := nc.Request(bus.SubjectRegistryRegister, []byte(body), 10*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var rr registry.RegisterResponse
+			if err := json.Unmarshal(msg.Data, &rr); err != nil {
+				t.Fatal(err)
+			}
+			if !rr.Success || rr.LeaseSeconds != 2 || rr.HeartbeatSeconds != (2*time.Second/3).Seconds() {
+				t.Fatalf("register: %+v, want lease 2s and a heartbeat interval of lease/3", rr)
+			}
+			cancel()
+			if code := <-done; code != 0 {
+				t.Fatalf("exit code %d\n%s", code, logs.String())
+			}
+		})
 	}
 }
