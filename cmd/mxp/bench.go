@@ -12,8 +12,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/HdrHistogram/hdrhistogram-go"
-
 	"github.com/mxp-mesh/mesh/pkg/mxp"
 	"github.com/mxp-mesh/mesh/services/edge/client"
 )
@@ -118,7 +116,7 @@ Examples:
 // benchRun collects the results of one run; safe for concurrent use.
 type benchRun struct {
 	mu     sync.Mutex
-	hist   *hdrhistogram.Histogram
+	hist   latencyUS
 	errs   map[string]int64
 	calls  atomic.Uint64
 	ok     atomic.Uint64
@@ -135,7 +133,7 @@ func (r *benchRun) record(d time.Duration, err error) {
 		return
 	}
 	r.ok.Add(1)
-	_ = r.hist.RecordValue(max(d.Microseconds(), 1))
+	r.hist.record(d)
 }
 
 func errorKind(err error) string {
@@ -152,7 +150,7 @@ func errorKind(err error) string {
 }
 
 func runBench(ctx context.Context, env *cliEnv, conns []*client.Client, target mxp.AgentID, o benchOptions) BenchReport {
-	r := &benchRun{hist: hdrhistogram.New(1, 60_000_000, 3), errs: map[string]int64{}}
+	r := &benchRun{hist: newLatencyUS(), errs: map[string]int64{}}
 	payload := []byte(strings.Repeat("x", o.Size))
 	runCtx, stop := context.WithTimeout(ctx, o.Duration)
 	defer stop()
@@ -177,7 +175,7 @@ func runBench(ctx context.Context, env *cliEnv, conns []*client.Client, target m
 				return
 			case <-tick.C:
 				r.mu.Lock()
-				p50, p99 := r.hist.ValueAtQuantile(50), r.hist.ValueAtQuantile(99)
+				p50, p99 := r.hist.quantile(50), r.hist.quantile(99)
 				r.mu.Unlock()
 				el := time.Since(start).Seconds()
 				fmt.Fprintf(env.Stderr, "\r%5.1fs  calls %-9d ok %-9d errors %-6d %9.0f/s  p50 %6dµs  p99 %6dµs ",
@@ -231,8 +229,8 @@ func runBench(ctx context.Context, env *cliEnv, conns []*client.Client, target m
 	defer r.mu.Unlock()
 	rep := BenchReport{Calls: r.calls.Load(), OK: r.ok.Load(), Errors: r.errs,
 		ThroughputPerS: float64(r.ok.Load()) / elapsed.Seconds(),
-		LatencyUS: BenchLatency{P50: r.hist.ValueAtQuantile(50), P90: r.hist.ValueAtQuantile(90),
-			P99: r.hist.ValueAtQuantile(99), P999: r.hist.ValueAtQuantile(99.9)}}
+		LatencyUS: BenchLatency{P50: r.hist.quantile(50), P90: r.hist.quantile(90),
+			P99: r.hist.quantile(99), P999: r.hist.quantile(99.9)}}
 	return rep
 }
 

@@ -8,14 +8,13 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"slices"
 	"sync"
 	"time"
 
 	"github.com/mxp-mesh/mesh/pkg/mxp"
 )
 
-// pingSummary is the --json output of ping.
+// pingSummary is the --json output of ping. Round trips are in microseconds.
 type pingSummary struct {
 	Sent      int `json:"sent"`
 	Received  int `json:"received"`
@@ -27,6 +26,12 @@ type pingSummary struct {
 		P99 int64 `json:"p99"`
 		Max int64 `json:"max"`
 	} `json:"rtt_us"`
+}
+
+// setRTT fills the summary's round-trip percentiles from the calls' histogram (all zero
+// when no call succeeded).
+func (s *pingSummary) setRTT(h latencyUS) {
+	s.RTT.P50, s.RTT.P90, s.RTT.P99, s.RTT.Max = h.quantile(50), h.quantile(90), h.quantile(99), h.max()
 }
 
 func init() {
@@ -83,7 +88,7 @@ func runPing(ctx context.Context, env *cliEnv, args []string) error {
 	var (
 		mu      sync.Mutex
 		sum     pingSummary
-		rtts    []time.Duration
+		rtts    = newLatencyUS()
 		next    int
 		wg      sync.WaitGroup
 		printMu sync.Mutex
@@ -115,7 +120,7 @@ func runPing(ctx context.Context, env *cliEnv, args []string) error {
 				sum.Corrupted++
 			default:
 				sum.Received++
-				rtts = append(rtts, rtt)
+				rtts.record(rtt)
 			}
 			mu.Unlock()
 			if !jsonOut {
@@ -141,17 +146,7 @@ func runPing(ctx context.Context, env *cliEnv, args []string) error {
 	sum.Lost += count - sum.Sent // calls never sent because the connection closed
 	sum.Sent = count
 	mu.Unlock()
-	slices.Sort(rtts)
-	pct := func(p float64) int64 {
-		if len(rtts) == 0 {
-			return 0
-		}
-		return rtts[min(len(rtts)-1, int(p*float64(len(rtts))))].Microseconds()
-	}
-	sum.RTT.P50, sum.RTT.P90, sum.RTT.P99 = pct(0.50), pct(0.90), pct(0.99)
-	if len(rtts) > 0 {
-		sum.RTT.Max = rtts[len(rtts)-1].Microseconds()
-	}
+	sum.setRTT(rtts)
 	if jsonOut {
 		b, _ := json.Marshal(sum)
 		fmt.Fprintln(env.Stdout, string(b))

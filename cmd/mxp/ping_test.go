@@ -75,3 +75,47 @@ func mustOtherKey(t *testing.T) string {
 	}
 	return k.PublicKey().String()
 }
+
+// TestPingPercentiles checks ping's summary on known samples: the percentiles are read
+// from the HDR histogram the CLI shares with bench (exact under 2048µs, within 0.1%
+// above), not by indexing a sorted slice (which gave p50 of 1..1000µs as 501).
+func TestPingPercentiles(t *testing.T) {
+	type rtt struct{ p50, p90, p99, max int64 }
+	us := func(n int64) time.Duration { return time.Duration(n) * time.Microsecond }
+	for _, tc := range []struct {
+		name    string
+		samples []time.Duration
+		want    rtt
+		slack   int64 // allowed difference, the histogram's precision
+	}{
+		{"none", nil, rtt{}, 0},
+		{"one", []time.Duration{us(250)}, rtt{250, 250, 250, 250}, 0},
+		{"1..1000µs", func() (s []time.Duration) {
+			for i := int64(1000); i >= 1; i-- { // order does not matter
+				s = append(s, us(i))
+			}
+			return s
+		}(), rtt{500, 900, 990, 1000}, 0},
+		{"tail", func() (s []time.Duration) {
+			for range 98 {
+				s = append(s, us(100))
+			}
+			return append(s, us(1_234_567), us(2_000_000))
+		}(), rtt{100, 100, 1_234_567, 2_000_000}, 2_000},
+		{"clamped", []time.Duration{0, 2 * time.Minute}, rtt{1, 60_000_000, 60_000_000, 60_000_000}, 60_000},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newLatencyUS()
+			for _, d := range tc.samples {
+				h.record(d)
+			}
+			var s pingSummary
+			s.setRTT(h)
+			got := rtt{s.RTT.P50, s.RTT.P90, s.RTT.P99, s.RTT.Max}
+			near := func(a, b int64) bool { return a-b <= tc.slack && b-a <= tc.slack }
+			if !near(got.p50, tc.want.p50) || !near(got.p90, tc.want.p90) || !near(got.p99, tc.want.p99) || !near(got.max, tc.want.max) {
+				t.Fatalf("rtt %+v, want %+v (±%dµs)", got, tc.want, tc.slack)
+			}
+		})
+	}
+}
