@@ -11,13 +11,17 @@
 //
 // Layout (one file per concern, after wireguard-go's device/): constants.go (every
 // protocol number), config.go, errors.go, keys.go, noise.go (handshake messages),
-// handshake.go (handshake state of a connection), cookie.go, replay.go, packet.go (wire
-// parsing), ranges.go, session.go (keypairs, index table, timestamps), endpoint.go
-// (socket, batching, demultiplexing), rx_linux.go (recvmmsg), gso_linux.go (UDP GSO),
-// listener.go, dial.go, conn.go, send.go, receive.go, reliable.go (streams, ACKs, loss
+// handshake.go (handshake state of a connection), cookie.go, admission.go (the
+// Listener's connection caps per source and per key), ratelimit.go (token buckets per
+// source or key), replay.go, packet.go (wire parsing), ranges.go, session.go (keypairs,
+// index table, timestamps), endpoint.go (socket, batching, demultiplexing), rx_linux.go
+// and rx_other.go (recvmmsg, or one read at a time), gso_linux.go and gso_other.go (UDP
+// GSO, or none), listener.go, dial.go, conn.go, lend.go (a dialled Conn lends its socket
+// to a Receive caller), send.go, receive.go, reassembly.go (bounded receive memory:
+// message length prefix, pieces, the receive budget), reliable.go (streams, ACKs, loss
 // detection), reorder.go (spurious-loss adaptation), congestion.go (RTT, NewReno,
-// HyStart++), timers.go, stats.go. The netem subpackage is the damaging relay used by
-// the tests and `mxp relay`.
+// HyStart++), liveness.go (dead-peer detection from unanswered traffic), timers.go,
+// stats.go. The netem subpackage is the damaging relay used by the tests and `mxp relay`.
 //
 // Concurrency: one read loop per socket processes every received packet; each Conn has
 // one mutex for its protocol state (taken by the read loop, Send, the timer) and a
