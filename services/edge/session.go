@@ -450,12 +450,10 @@ func statusOf(code mxp.ErrorCode) int {
 // with unreachable (the agent cannot answer them any more), its streams end with an error on the other side, its subscriptions
 // go.
 //
-// It is guarded by a mutex rather than a sync.Once on purpose. Once.Do's closure lives on
-// the caller's stack, and the race detector reported, about once in 60 runs of 1,000
-// concurrent secure calls, a race between Once reading it and a stackless write by a
-// goroutine that had finished: most likely that goroutine's old stack, reused, whose
-// history the detector keeps (the class of Go issue 42599). With no closure, 240 runs
-// were clean.
+// It is guarded by a mutex rather than a sync.Once on purpose: Once.Do's closure lives on
+// the caller's stack, and under many concurrent secure calls the race detector reported a
+// race between Once reading it and a stackless write by a goroutine that had finished
+// (a reused stack whose history the detector keeps, the class of Go issue 42599).
 func (s *session) close(reason error) {
 	s.closeMu.Lock()
 	defer s.closeMu.Unlock()

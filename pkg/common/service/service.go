@@ -20,8 +20,12 @@ import (
 	"github.com/mxp-mesh/mesh/pkg/common/metrics"
 )
 
-// Deps are the shared resources a service is constructed with. Both cmd/mxp-<name> and
-// `mxp dev` build them the same way.
+// Deps are the shared resources a service is constructed with: New(cfg, deps). A service
+// binary gets them from Base.Deps (service.Program builds the Base from the service's
+// BaseConfig: its own registry, tracer and bus connection). `mxp dev` (cmd/mxp/dev.go)
+// builds them by hand instead: one metrics registry, health checker and router shared by
+// every service, a bus connection each, and no tracer. Only Conn is required; WithDefaults
+// fills the rest.
 type Deps struct {
 	Logger  *slog.Logger
 	Conn    *nats.Conn        // the service's own bus connection

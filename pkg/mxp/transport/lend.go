@@ -13,7 +13,7 @@ import (
 //
 // A message that the read loop hands to a goroutine blocked in Receive costs a goroutine
 // wake-up: the Go runtime wakes an idle thread (a futex call, an inter-processor interrupt
-// on a VM) for every hand-off, which on loopback is about a third of a round trip. A
+// on a VM) for every hand-off, a large share of a loopback round trip. A
 // plain UDP client does not pay it: the goroutine that waits for the answer is the one
 // the poller wakes. So on a dialled Conn, which has its socket to itself, a Receive caller
 // that finds nothing queued takes the read token and reads the socket itself (readDirect):

@@ -88,8 +88,7 @@ func (r *rawReader) recv(fd uintptr) bool {
 
 // recvOne reads one datagram with recvfrom, into the batch's first slot: for a single
 // datagram it costs the kernel less than recvmmsg, which copies in and validates a
-// message header and an iovec per call (measured: a seventh of the system time of a
-// loopback request/response).
+// message header and an iovec per call.
 func (r *rawReader) recvOne(fd uintptr) bool {
 	for {
 		namelen := uint32(unix.SizeofSockaddrInet6)

@@ -9,8 +9,8 @@
 // the same pass. Every other length, CPU or build (purego, other architectures) uses
 // xxh3.Hash.
 //
-// AVX-512 was measured and left out: on the AMD EPYC (Zen 4) it runs as two 256-bit halves
-// and is no faster at 288 bytes (9.4 vs 9.6 ns); it only pays from about 1 KiB.
+// There is no AVX-512 path: on CPUs that run it as two 256-bit halves (AMD Zen 4) it is
+// no faster than AVX2 at the sizes this path serves.
 //
 // # The 241..1024-byte case (XXH3 spec, "Long inputs", one partial block)
 //
@@ -64,7 +64,7 @@ func Sum(b []byte) uint64 {
 
 // Fast reports whether Sum and CopySum run the assembly for n bytes. Sum is xxh3.Hash for
 // every other n, so a caller that hashes many small inputs can call xxh3.Hash itself for
-// those and save the call frame of Sum (about 1.5 ns).
+// those and save the call frame of Sum.
 func Fast(n int) bool { return useAsm && uint(n-minAsm) <= maxAsm-minAsm }
 
 // CopySum writes a frame: the header, given as its four little-endian 8-byte words, to
