@@ -50,7 +50,7 @@ Examples:
 			fs.StringVar(&name, "name", "echo", "agent name (`mxp call --to NAME` finds it)")
 			fs.StringVar(&id, "id", "", "agent id (a UUID); default a new random id")
 			fs.Var(&caps, "capability", "a capability to register (repeatable; default echo)")
-			fs.DurationVar(&heartbeat, "heartbeat", 10*time.Second, "heartbeat interval")
+			fs.DurationVar(&heartbeat, "heartbeat", 0, "heartbeat interval; 0: the one the registry asks for (10s if it does not say)")
 			fs.BoolVar(&quiet, "quiet", false, "do not print a line per call")
 			fs.IntVar(&count, "count", 1, "run this many echo agents, each on its own connection, named NAME-1..NAME-N (load tests)")
 		},
@@ -83,12 +83,13 @@ Examples:
 			}
 			defer cl.Close()
 			req := echoRegistration(agentID, name, caps)
-			if _, err := cl.Register(ctx, req); err != nil {
+			rr, err := cl.Register(ctx, req)
+			if err != nil {
 				return fmt.Errorf("register: %w", err)
 			}
 			fmt.Fprintf(env.Stdout, "echo agent %s registered as %q (capabilities: %s) via %s\n", agentID, name, caps.String(), where)
 			fmt.Fprintf(env.Stdout, "try: mxp call --to %s --data hello\n", name)
-			calls, err := serveEchoAgent(ctx, env, cl, req, heartbeat, quiet, nil)
+			calls, err := serveEchoAgent(ctx, env, cl, req, rr, heartbeat, quiet, nil)
 			if err != nil {
 				return err
 			}
@@ -119,10 +120,11 @@ func runEchoAgents(ctx context.Context, env *cliEnv, cf *connFlags, name string,
 			cl, _, err := cf.dial(ctx)
 			if err == nil {
 				req := echoRegistration(mxp.NewAgentID(), fmt.Sprintf("%s-%d", name, i), caps)
-				if _, err = cl.Register(ctx, req); err == nil {
+				var rr mxp.RegisterResponse
+				if rr, err = cl.Register(ctx, req); err == nil {
 					<-sem
 					started.Add(1)
-					n, _ := serveEchoAgent(ctx, env, cl, req, every, true, leaving)
+					n, _ := serveEchoAgent(ctx, env, cl, req, rr, every, true, leaving)
 					calls.Add(n)
 					cl.Close()
 					return
@@ -149,13 +151,33 @@ func runEchoAgents(ctx context.Context, env *cliEnv, cf *connFlags, name string,
 	return nil
 }
 
-// serveEchoAgent answers calls and heartbeats until ctx ends, then deregisters. leaving,
+// defaultEchoHeartbeat is the echo agent's heartbeat interval when neither --heartbeat nor
+// the registry gives one (the SDK's default).
+const defaultEchoHeartbeat = 10 * time.Second
+
+// echoHeartbeat is the interval an echo agent heartbeats at: every (--heartbeat) when set,
+// otherwise the interval the registry asked for in rr, otherwise defaultEchoHeartbeat. An
+// agent that kept a fixed 10s against a registry with a shorter lease lost its lease
+// between heartbeats.
+func echoHeartbeat(every time.Duration, rr mxp.RegisterResponse) time.Duration {
+	switch {
+	case every > 0:
+		return every
+	case rr.HeartbeatInterval() > 0:
+		return rr.HeartbeatInterval()
+	}
+	return defaultEchoHeartbeat
+}
+
+// serveEchoAgent answers calls and heartbeats until ctx ends, then deregisters. It
+// heartbeats at echoHeartbeat(every, rr), and follows the interval of each re-registration
+// (the registry's lease may have changed). leaving,
 // when not nil, bounds how many agents deregister at once (its capacity): ten thousand
 // agents stopped together would otherwise send ten thousand deregistrations in the same
 // instant, more than the edge and the registry answer within the deadline on a small
 // machine.
-func serveEchoAgent(ctx context.Context, env *cliEnv, cl *client.Client, req mxp.RegisterRequest, every time.Duration, quiet bool, leaving chan struct{}) (uint64, error) {
-	tick := time.NewTicker(every)
+func serveEchoAgent(ctx context.Context, env *cliEnv, cl *client.Client, req mxp.RegisterRequest, rr mxp.RegisterResponse, every time.Duration, quiet bool, leaving chan struct{}) (uint64, error) {
+	tick := time.NewTicker(echoHeartbeat(every, rr))
 	defer tick.Stop()
 	var calls uint64
 	for {
@@ -182,9 +204,12 @@ func serveEchoAgent(ctx context.Context, env *cliEnv, cl *client.Client, req mxp
 			case err != nil && !errors.Is(err, context.Canceled):
 				fmt.Fprintf(env.Stderr, "heartbeat: %v\n", err)
 			case err == nil && hb.NeedsRegister:
-				if _, err := cl.Register(ctx, req); err != nil {
+				rr, err := cl.Register(ctx, req)
+				if err != nil {
 					fmt.Fprintf(env.Stderr, "re-register: %v\n", err)
+					break
 				}
+				tick.Reset(echoHeartbeat(every, rr))
 			}
 		case f := <-cl.Inbound():
 			if f.Type != mxp.TypeCall {

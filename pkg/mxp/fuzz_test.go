@@ -6,6 +6,7 @@ import (
 	"errors"
 	"reflect"
 	"testing"
+	"time"
 )
 
 // exact returns a copy of b with cap == len, so that any read past the end panics.
@@ -170,6 +171,7 @@ func FuzzJSONPayloads(f *testing.F) {
 	for _, s := range []string{
 		`{"id":"6ba7b810-9dad-11d1-80b4-00c04fd430c8","name":"w","capabilities":["a"],"address":"127.0.0.1:1","metadata":{"version":"1","tags":"a,b"}}`,
 		`{"success":true,"agent_id":"6ba7b810-9dad-11d1-80b4-00c04fd430c8","message":"ok"}`,
+		`{"success":true,"agent_id":"6ba7b810-9dad-11d1-80b4-00c04fd430c8","message":"ok","lease_seconds":2,"heartbeat_interval_seconds":0.6666666666666666}`,
 		`{"agent_id":"6ba7b810-9dad-11d1-80b4-00c04fd430c8"}`,
 		`{"success":true,"needs_register":true,"agent_id":"6ba7b810-9dad-11d1-80b4-00c04fd430c8","timestamp":"2025-01-01T00:00:00Z"}`,
 		`{"capabilities":["a"],"capability":"b","name_prefix":"x","tag":"t","limit":3}`,
@@ -181,6 +183,9 @@ func FuzzJSONPayloads(f *testing.F) {
 	f.Fuzz(func(t *testing.T, in []byte) {
 		checkJSON(t, in, DecodeRegisterRequest)
 		checkJSON(t, in, DecodeRegisterResponse)
+		if r, err := DecodeRegisterResponse(exact(in)); err == nil && (r.HeartbeatInterval() < 0 || r.HeartbeatInterval() > 366*24*time.Hour) {
+			t.Fatalf("heartbeat interval %v from %s", r.HeartbeatInterval(), in)
+		}
 		checkJSON(t, in, DecodeHeartbeatRequest)
 		checkJSON(t, in, DecodeHeartbeatResponse)
 		checkJSON(t, in, DecodeDiscoverRequest)

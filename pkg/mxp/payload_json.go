@@ -94,19 +94,43 @@ func (p *RegisterRequest) Validate() error {
 	return checkTokens(name, "tag", p.Metadata.Tags, MaxTags, MaxTagLen)
 }
 
-// RegisterResponse answers a RegisterRequest: {"success","agent_id","message"}.
+// RegisterResponse answers a RegisterRequest: {"success","agent_id","message"}, and from
+// this mesh's registry also "lease_seconds" and "heartbeat_interval_seconds": how long the
+// registration lives without a heartbeat and how often the agent should heartbeat (both
+// omitted, zero, when the registry does not say).
 type RegisterResponse struct {
-	Success bool    `json:"success"`
-	AgentID AgentID `json:"agent_id"`
-	Message string  `json:"message"`
+	Success          bool    `json:"success"`
+	AgentID          AgentID `json:"agent_id"`
+	Message          string  `json:"message"`
+	LeaseSeconds     float64 `json:"lease_seconds,omitempty"`
+	HeartbeatSeconds float64 `json:"heartbeat_interval_seconds,omitempty"`
 }
 
-// Validate checks that a successful answer names the agent.
+// Validate checks that a successful answer names the agent, and that the lease and
+// heartbeat interval, when given, are not negative and the interval is shorter than the
+// lease.
 func (p *RegisterResponse) Validate() error {
+	const name = "RegisterResponse"
 	if p.Success && p.AgentID.IsZero() {
-		return payloadErr("RegisterResponse", "success without agent_id")
+		return payloadErr(name, "success without agent_id")
+	}
+	if p.LeaseSeconds < 0 || p.HeartbeatSeconds < 0 {
+		return payloadErr(name, "negative lease_seconds (%g) or heartbeat_interval_seconds (%g)", p.LeaseSeconds, p.HeartbeatSeconds)
+	}
+	if p.LeaseSeconds > 0 && p.HeartbeatSeconds >= p.LeaseSeconds {
+		return payloadErr(name, "heartbeat_interval_seconds %g not shorter than lease_seconds %g", p.HeartbeatSeconds, p.LeaseSeconds)
 	}
 	return nil
+}
+
+// maxHintSeconds bounds the durations a RegisterResponse can express, so that a huge
+// value cannot overflow a time.Duration (about 292 years).
+const maxHintSeconds = float64(365 * 24 * 3600)
+
+// HeartbeatInterval is the interval the registry asked for (at most a year), or 0 when it
+// did not say; the agent then uses its own default.
+func (p *RegisterResponse) HeartbeatInterval() time.Duration {
+	return time.Duration(min(p.HeartbeatSeconds, maxHintSeconds) * float64(time.Second))
 }
 
 // HeartbeatRequest is the AgentHeartbeat payload: {"agent_id"}. A heartbeat frame with

@@ -66,6 +66,8 @@ func TestJSONPayloadRoundTrip(t *testing.T) {
 			func(b []byte) (any, error) { p, err := DecodeRegisterRequest(b); return &p, err }},
 		{"register response", &RegisterResponse{Success: true, AgentID: testAgent, Message: "ok"},
 			func(b []byte) (any, error) { p, err := DecodeRegisterResponse(b); return &p, err }},
+		{"register response with lease", &RegisterResponse{Success: true, AgentID: testAgent, Message: "ok", LeaseSeconds: 2, HeartbeatSeconds: 2.0 / 3},
+			func(b []byte) (any, error) { p, err := DecodeRegisterResponse(b); return &p, err }},
 		{"heartbeat", &HeartbeatRequest{AgentID: testAgent},
 			func(b []byte) (any, error) { p, err := DecodeHeartbeatRequest(b); return &p, err }},
 		{"heartbeat response", &HeartbeatResponse{Success: true, NeedsRegister: true, AgentID: testAgent, Timestamp: now, Message: "lease expired"},
@@ -125,6 +127,9 @@ func TestJSONPayloadRejects(t *testing.T) {
 		{"heartbeat empty id", wrap(DecodeHeartbeatRequest), `{"agent_id":""}`, "missing agent_id"},
 		{"heartbeat response no id", wrap(DecodeHeartbeatResponse), `{"success":true}`, "missing agent_id"},
 		{"register response success without id", wrap(DecodeRegisterResponse), `{"success":true}`, "success without agent_id"},
+		{"register response negative lease", wrap(DecodeRegisterResponse), `{"lease_seconds":-1}`, "negative lease_seconds"},
+		{"register response negative interval", wrap(DecodeRegisterResponse), `{"heartbeat_interval_seconds":-1}`, "negative lease_seconds"},
+		{"register response interval over lease", wrap(DecodeRegisterResponse), `{"lease_seconds":2,"heartbeat_interval_seconds":10}`, "not shorter than lease_seconds"},
 		{"discover negative limit", wrap(DecodeDiscoverRequest), `{"limit":-1}`, "out of range"},
 		{"discover limit too high", wrap(DecodeDiscoverRequest), `{"limit":1001}`, "out of range"},
 		{"discover bad tag", wrap(DecodeDiscoverRequest), `{"tag":"a\nb"}`, "control"},
@@ -337,5 +342,26 @@ func TestAgentRecordLifecycleOptional(t *testing.T) {
 	b, _ := (&DiscoverRequest{Capability: "a"}).AppendPayload(nil)
 	if strings.Contains(string(b), "accepting_only") {
 		t.Fatalf("accepting_only must be omitted when false: %s", b)
+	}
+}
+
+// TestRegisterResponseHeartbeatInterval: the interval the registry asks for, 0 when it
+// does not say, and never an overflowed duration.
+func TestRegisterResponseHeartbeatInterval(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want time.Duration
+	}{
+		{`{"success":false,"agent_id":"","message":"x"}`, 0},
+		{`{"success":false,"agent_id":"","message":"x","lease_seconds":2,"heartbeat_interval_seconds":0.5}`, 500 * time.Millisecond},
+		{`{"success":false,"agent_id":"","message":"x","heartbeat_interval_seconds":1e300}`, 365 * 24 * time.Hour},
+	} {
+		r, err := DecodeRegisterResponse([]byte(tc.in))
+		if err != nil {
+			t.Fatalf("%s: %v", tc.in, err)
+		}
+		if got := r.HeartbeatInterval(); got != tc.want {
+			t.Errorf("%s: interval %v, want %v", tc.in, got, tc.want)
+		}
 	}
 }
