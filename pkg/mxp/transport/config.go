@@ -23,6 +23,17 @@ type Config struct {
 	// Listener still offers connections to Accept, but one that nobody accepts is not
 	// closed when the accept queue is full. msg belongs to the callee.
 	OnMessage func(ctx context.Context, c *Conn, msg []byte)
+	// OnDatagram, when set, receives every datagram (SendDatagram's), on the goroutine
+	// that reads the socket, in the order the packets were processed, instead of
+	// ReceiveDatagram, which then returns ErrOnDatagram. It has OnMessage's contract: it
+	// must not block; called from it, Send returns ErrSendBufferFull instead of waiting
+	// and Close does not linger; ctx ends when the connection closes; msg belongs to the
+	// callee. A datagram is held only until the end of the batch of packets it came in
+	// (not in a queue of DatagramQueue waiting for a reader), so an application that
+	// takes datagrams needs no goroutine per connection for them. OnMessage and
+	// OnDatagram are independent: either, both or neither may be set; with either set, a
+	// dialled Conn's Receive does not read the socket itself (the read loop does).
+	OnDatagram func(ctx context.Context, c *Conn, msg []byte)
 	// PresharedKey is mixed into the handshake when both sides set the same value
 	// (post-quantum hedge, as WireGuard). Default: none (all zero).
 	PresharedKey PresharedKey
@@ -79,7 +90,8 @@ type Config struct {
 	// blocks. Default: 24 MiB.
 	SendBuffer int
 	// DatagramQueue is how many received datagrams wait for ReceiveDatagram before the
-	// oldest is dropped. Default: 1024.
+	// oldest is dropped (with OnDatagram: how many one batch of packets may hold).
+	// Default: 1024.
 	DatagramQueue int
 	// Linger bounds how long Close waits for sent messages to be acknowledged. Default: 2 s.
 	Linger time.Duration
@@ -195,6 +207,10 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	return c, nil
 }
+
+// handlersOnLoop reports whether application code (OnMessage, OnDatagram) runs on the read
+// loop, which must then never wait on itself (Send, Close; see onHandlerLoop).
+func (c *Config) handlersOnLoop() bool { return c.OnMessage != nil || c.OnDatagram != nil }
 
 // maxDatagram is the largest datagram that fits in one packet.
 func (c *Config) maxDatagram() int { return c.MaxPacketSize - DataOverhead - MaxDatagramOverhead }

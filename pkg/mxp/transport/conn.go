@@ -68,7 +68,7 @@ type Conn struct {
 	msgInHead  int             // guarded by inMu
 	wakeMsg    bool            // read loop: wake message readers after the batch (guarded by mu)
 	wakeDgram  bool            // ... and datagram readers
-	handlerCtx context.Context // OnMessage's ctx: ends when the connection closes
+	handlerCtx context.Context // OnMessage's and OnDatagram's ctx: ends when the connection closes
 	cancelCtx  context.CancelFunc
 	consumed   atomic.Uint64 // stream bytes of messages the application has taken
 	advertised atomic.Uint64 // the flow-control limit last advertised (mirror of rcv.maxData)
@@ -341,8 +341,12 @@ func (c *Conn) SendDatagram(msg []byte) error {
 	return nil
 }
 
-// ReceiveDatagram returns the next datagram.
+// ReceiveDatagram returns the next datagram; with Config.OnDatagram set it returns
+// ErrOnDatagram (datagrams go there).
 func (c *Conn) ReceiveDatagram(ctx context.Context) ([]byte, error) {
+	if c.cfg.OnDatagram != nil {
+		return nil, ErrOnDatagram
+	}
 	for {
 		c.inMu.Lock()
 		if len(c.dgramIn) > 0 {

@@ -51,17 +51,18 @@ type endpoint struct {
 	rd      batchReader // guarded by token
 	touched []*Conn     // guarded by token: connections that got data in this batch
 	lend    lendState
-	loopG   atomic.Uint64 // the read loop's goroutine id, when OnMessage is set
+	loopG   atomic.Uint64 // the read loop's goroutine id, when OnMessage or OnDatagram is set
 }
 
 // onReadLoop reports whether the caller runs on this endpoint's read loop, i.e. inside its
-// OnMessage (the only user code that runs there). Only with OnMessage set; it costs a
+// OnMessage or OnDatagram (the only user code that runs there). Only with one of them set; it costs a
 // microsecond, and is asked only where waiting for the read loop would deadlock.
 func (ep *endpoint) onReadLoop() bool {
-	return ep.cfg.OnMessage != nil && ep.loopG.Load() == goroutineID()
+	return ep.cfg.handlersOnLoop() && ep.loopG.Load() == goroutineID()
 }
 
-// handlerLoops holds the goroutine ids of the read loops that run an OnMessage, of every
+// handlerLoops holds the goroutine ids of the read loops that run an OnMessage or an
+// OnDatagram, of every
 // endpoint: a handler must not wait for buffer space or a linger on any connection (one
 // of another endpoint's could wait on the caller's own read loop, through a peer that
 // relays), and onHandlerLoop tells Send and Close that it is one.
@@ -222,7 +223,7 @@ func (ep *endpoint) writeTo(b []byte, to netip.AddrPort) { ep.write(b, to) }
 // except while a client endpoint lends it to Receive callers (see readDirect).
 func (ep *endpoint) readLoop() {
 	defer close(ep.done)
-	if ep.cfg.OnMessage != nil {
+	if ep.cfg.handlersOnLoop() {
 		id := goroutineID()
 		ep.loopG.Store(id)
 		handlerLoops.Store(id, struct{}{})

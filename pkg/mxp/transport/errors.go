@@ -18,7 +18,8 @@ var (
 	ErrPeerClosed        = errors.New("transport: the peer closed the connection")
 	ErrProtocolViolation = errors.New("transport: the peer violated the protocol")
 	ErrOnMessage         = errors.New("transport: messages go to Config.OnMessage, not Receive")
-	ErrSendBufferFull    = errors.New("transport: send buffer full (Send from OnMessage does not wait)")
+	ErrOnDatagram        = errors.New("transport: datagrams go to Config.OnDatagram, not ReceiveDatagram")
+	ErrSendBufferFull    = errors.New("transport: send buffer full (Send from OnMessage or OnDatagram does not wait)")
 	// ErrRefused: the listener turned the connection away at a connection cap (its
 	// CloseError, code CloseRefused, gives which one); retry later or elsewhere.
 	ErrRefused  = errors.New("transport: the listener refused the connection (connection limit)")

@@ -93,7 +93,7 @@ func (l *lendState) check() {
 
 // Outcomes of readDirect.
 const (
-	readNone   = iota // no direct reading here (a Listener's connection, or OnMessage set)
+	readNone   = iota // no direct reading here (a Listener's connection, or OnMessage or OnDatagram set)
 	readDone          // the caller read and processed a batch
 	readWaiter        // the token was taken: the caller is counted in lend.waiters and must
 	// wait for c.readable, then call endWait
@@ -106,7 +106,7 @@ const (
 // caller looks there next. ctx bounds the wait for a packet.
 func (c *Conn) readDirect(ctx context.Context) int {
 	ep := c.ep
-	if !ep.lend.direct || c.cfg.OnMessage != nil {
+	if !ep.lend.direct || c.cfg.handlersOnLoop() {
 		return readNone
 	}
 	if !ep.token.CompareAndSwap(false, true) {

@@ -93,15 +93,23 @@ func (c *Conn) receiveData(kp *keypair, h dataHeader, b []byte, src netip.AddrPo
 // readers; it reports whether it woke any.
 // Contract: called by the read loop once per batch for every connection that got data.
 func (c *Conn) afterReceiveBatch(now time.Time) (woke bool) {
-	if c.cfg.OnMessage != nil {
-		// The handler first: the answers it sends carry the ACKs, which then need neither
-		// a packet of their own nor the delayed-ACK timer.
+	if c.cfg.handlersOnLoop() {
+		// The handlers first: the answers they send carry the ACKs, which then need
+		// neither a packet of their own nor the delayed-ACK timer.
 		c.mu.Lock()
-		wake := c.wakeMsg
-		c.wakeMsg = false
+		wake, wakeDgram := c.wakeMsg && c.cfg.OnMessage != nil, c.wakeDgram && c.cfg.OnDatagram != nil
+		if wake {
+			c.wakeMsg = false
+		}
+		if wakeDgram {
+			c.wakeDgram = false
+		}
 		c.mu.Unlock()
 		if wake {
 			c.handleMessages()
+		}
+		if wakeDgram {
+			c.handleDatagrams()
 		}
 	}
 	c.mu.Lock()
@@ -129,6 +137,40 @@ func (c *Conn) handleMessages() {
 	msgs := c.msgIn[c.msgInHead:]
 	c.msgIn, c.msgInHead = nil, 0
 	c.inMu.Unlock()
+	ctx := c.handlerContext()
+	for i := range msgs {
+		m := msgs[i]
+		msgs[i] = inMessage{}
+		c.consumedMessage(&m)
+		if m.tooLarge == 0 {
+			c.cfg.OnMessage(ctx, c, m.b)
+		} else if c.cfg.OnMessageTooLarge != nil {
+			_, err := m.result(c)
+			c.cfg.OnMessageTooLarge(ctx, c, err.(*MessageTooLargeError))
+		}
+	}
+}
+
+// handleDatagrams passes the datagrams of the batch to OnDatagram, in the order they were
+// received, each released from the receive budget before its call (msg becomes the
+// callee's). Contract: called by the holder of the read token, without c.mu.
+func (c *Conn) handleDatagrams() {
+	c.inMu.Lock()
+	ds := c.dgramIn
+	c.dgramIn = nil
+	c.inMu.Unlock()
+	ctx := c.handlerContext()
+	for i, d := range ds {
+		ds[i] = nil
+		c.releaseRecv(len(d))
+		c.cfg.OnDatagram(ctx, c, d)
+	}
+}
+
+// handlerContext returns the ctx passed to OnMessage and OnDatagram, made on first use (a
+// connection whose handlers never run costs no context), cancelled when c closes.
+// Contract: called by the holder of the read token (the only caller of the handlers).
+func (c *Conn) handlerContext() context.Context {
 	if c.handlerCtx == nil {
 		c.mu.Lock()
 		c.handlerCtx, c.cancelCtx = context.WithCancel(context.Background())
@@ -137,17 +179,7 @@ func (c *Conn) handleMessages() {
 		}
 		c.mu.Unlock()
 	}
-	for i := range msgs {
-		m := msgs[i]
-		msgs[i] = inMessage{}
-		c.consumedMessage(&m)
-		if m.tooLarge == 0 {
-			c.cfg.OnMessage(c.handlerCtx, c, m.b)
-		} else if c.cfg.OnMessageTooLarge != nil {
-			_, err := m.result(c)
-			c.cfg.OnMessageTooLarge(c.handlerCtx, c, err.(*MessageTooLargeError))
-		}
-	}
+	return c.handlerCtx
 }
 
 // The frameHandler methods run with c.mu held, inside receiveData.
