@@ -3,12 +3,14 @@ package edge
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/mxp-mesh/mesh/pkg/common/service"
 	"github.com/mxp-mesh/mesh/pkg/mxp"
 	"github.com/mxp-mesh/mesh/pkg/mxp/transport"
 	"github.com/mxp-mesh/mesh/services/edge/client"
@@ -64,6 +66,106 @@ func TestDatagramFrameAnsweredAndCounted(t *testing.T) {
 	}
 	if n := framesMetric(e.Edge, "Event", dirIn, string(mxp.CodeInvalidFrame)); n != 1 {
 		t.Fatalf("frames_total{Event,in,invalid_frame} = %v", n)
+	}
+}
+
+// TestDatagramBeforeAccept: datagrams that reach the secure transport before the edge has
+// opened their connection (the first packets of a connection can carry some before Accept
+// returns it) are held and answered once it has, not only counted.
+func TestDatagramBeforeAccept(t *testing.T) {
+	bs := testBus(t)
+	edgeKey, err := transport.GeneratePrivateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := ListenSecure("127.0.0.1:0", edgeKey, transport.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := transport.GeneratePrivateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := transport.Dial(ctxT(t), st.Addr().String(), st.PublicKey(), transport.Config{PrivateKey: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	for _, id := range []uint64{51, 52} {
+		if err := c.SendDatagram(frame(t, mxp.TypeEvent, id, nil)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "the datagrams held for the connection", func() bool {
+		st.earlyMu.Lock()
+		defer st.earlyMu.Unlock()
+		for _, q := range st.early {
+			return len(q) == 2
+		}
+		return false
+	})
+
+	nc, err := bs.NewConn("edge")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := New(Config{Addr: "off"}, Deps{Deps: service.Deps{Conn: nc, Logger: slog.New(slog.DiscardHandler)}, Transports: []Transport{st}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = e.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done; nc.Close() })
+	for _, id := range []uint64{51, 52} {
+		got, err := c.Receive(ctxT(t))
+		if err != nil {
+			t.Fatalf("no answer to a datagram sent before Accept: %v", err)
+		}
+		f, _, err := mxp.Decode(got)
+		if err != nil || f.Type != mxp.TypeError || f.MessageID != id {
+			t.Fatalf("answer %s for message %d (%v), want Error for %d", f.Type, f.MessageID, err, id)
+		}
+	}
+	if n := droppedMetric(e, dropDatagram); n != 2 {
+		t.Fatalf("dropped_frames_total{reason=datagram} = %v, want 2", n)
+	}
+	st.earlyMu.Lock()
+	defer st.earlyMu.Unlock()
+	if len(st.early) != 0 {
+		t.Fatalf("%d connections still hold early datagrams", len(st.early))
+	}
+}
+
+// fullPeer is a peer whose send buffer is full, as a secure connection's is to a Send from
+// the transport's read loop (which returns ErrSendBufferFull instead of waiting).
+type fullPeer struct{ memPeer }
+
+func (p *fullPeer) Send(context.Context, []byte) error { return transport.ErrSendBufferFull }
+
+// TestDatagramAnswerOverFullSendBuffer: the answer to a datagram, sent from the read loop
+// that serves every connection, does not wait for a full send buffer; it is dropped and
+// counted (dropped_frames_total{reason="send_buffer_full"}), beside the datagram itself.
+func TestDatagramAnswerOverFullSendBuffer(t *testing.T) {
+	b := testBus(t)
+	nc, err := b.NewConn("edge")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Addr: "off", Limits: PeerLimits{RatePerSecond: -1}}
+	e, err := New(cfg, Deps{Deps: service.Deps{Conn: nc}, Transports: []Transport{&idleTransport{done: make(chan struct{})}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer := &fullPeer{}
+	e.Opened(peer)
+	t.Cleanup(func() { e.Closed(peer, ErrPeerClosed); e.cancel(); e.wg.Wait() })
+	e.Datagram(peer, frame(t, mxp.TypeEvent, 7, nil))
+	if n := droppedMetric(e, dropSendBufferFull); n != 1 {
+		t.Fatalf("dropped_frames_total{reason=send_buffer_full} = %v, want 1", n)
+	}
+	if n := droppedMetric(e, dropDatagram); n != 1 {
+		t.Fatalf("dropped_frames_total{reason=datagram} = %v, want 1", n)
 	}
 }
 

@@ -22,6 +22,7 @@ const (
 	dropAgentsPerAddress = "agents_per_address" // an AgentRegister over Limits.MaxAgentsPerAddress (answered rate_limited)
 	dropDatagram         = "datagram"           // a frame that came as an unreliable datagram (answered invalid_frame when the rate allows)
 	dropCompressed       = "compressed"         // a frame with the COMPRESSED flag (answered invalid_payload)
+	dropSendBufferFull   = "send_buffer_full"   // a frame the edge sent from the transport's read loop (the answer to a datagram) found the connection's send buffer full
 )
 
 // metrics are the edge's Prometheus series (mxp_edge_*).
@@ -33,7 +34,7 @@ type metrics struct {
 	packetsDropped    *prometheus.CounterVec   // transport, reason: data_auth, replay, unknown_index, malformed
 	datagramsDropped  *prometheus.CounterVec   // transport, direction
 	pendingHandshakes *prometheus.GaugeVec     // transport
-	dropped           *prometheus.CounterVec   // reason: rate_limited, queue_full, too_many_peers, agents_per_address, datagram, compressed, ...
+	dropped           *prometheus.CounterVec   // reason: rate_limited, queue_full, too_many_peers, agents_per_address, datagram, compressed, send_buffer_full, ...
 	peerCloses        *prometheus.CounterVec   // transport, reason: unreachable, idle, peer_closed, closed, error
 	orphanedCalls     prometheus.Counter       // Calls delivered to a peer whose connection closed before it answered
 	route             *prometheus.HistogramVec // type
@@ -101,7 +102,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		pendingHandshakes: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "pending_handshakes",
 			Help: "Connections answered but not yet confirmed by their first data packet, by transport."}, []string{"transport"}),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "dropped_frames_total",
-			Help: "Frames not handled, by reason (rate_limited, queue_full, too_many_peers, stream_gap, stream_slow_peer, agents_per_address, datagram, compressed)."}, []string{"reason"}),
+			Help: "Frames not handled, by reason (rate_limited, queue_full, too_many_peers, stream_gap, stream_slow_peer, agents_per_address, datagram, compressed, send_buffer_full)."}, []string{"reason"}),
 		peerCloses: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "peer_closes_total",
 			Help: "Connections ended, by transport and reason (unreachable: the peer stopped answering or was refused; idle; peer_closed: the peer said goodbye; closed: the edge closed it; error)."},
 			[]string{"transport", "reason"}),

@@ -14,25 +14,48 @@ import (
 
 // SecureTransport serves MXP over the secure UDP transport (pkg/mxp/transport): each
 // reliable message is one frame; a peer's identity is its static public key.
+//
+// A connection costs one goroutine, the one that reads its messages (Handler.Frame may
+// block there, pushing back on that peer alone); its datagrams are handed to the
+// DatagramHandler on the listener's read loop (transport.Config.OnDatagram), so they cost
+// no goroutine of their own.
 type SecureTransport struct {
 	l      *transport.Listener
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	last   transport.ListenerStats // the counters at the last poll (the edge's sweep goroutine)
+
+	dh    atomic.Pointer[DatagramHandler] // set by Serve when its Handler takes datagrams
+	peers sync.Map                        // *transport.Conn → *securePeer, from Opened until Closed
+
+	// Datagrams of connections that Serve has not opened yet (the first packets of a new
+	// connection can carry some before Accept returns it): handed to the handler once it
+	// has, at most earlyDatagramsPerConn per connection and earlyConns connections.
+	earlyMu sync.Mutex
+	early   map[*transport.Conn][][]byte
 }
 
+// Bounds of the datagrams held for connections not yet opened (SecureTransport.early).
+const (
+	earlyDatagramsPerConn = 16
+	earlyConns            = 256
+)
+
 // ListenSecure binds the secure transport on addr with the edge's key and cfg (AllowPeer,
-// IdleTimeout, ...; cfg.PrivateKey is set from key).
+// IdleTimeout, ...; cfg.PrivateKey is set from key, cfg.OnDatagram to the transport's own).
 func ListenSecure(addr string, key transport.PrivateKey, cfg transport.Config) (*SecureTransport, error) {
 	cfg.PrivateKey = key
-	ctx, cancel := context.WithCancel(context.Background())
-	l, err := transport.Listen(ctx, addr, cfg)
+	t := &SecureTransport{}
+	cfg.OnDatagram = t.datagram
+	t.ctx, t.cancel = context.WithCancel(context.Background())
+	l, err := transport.Listen(t.ctx, addr, cfg)
 	if err != nil {
-		cancel()
+		t.cancel()
 		return nil, fmt.Errorf("edge: secure listen %q: %w", addr, err)
 	}
-	return &SecureTransport{l: l, ctx: ctx, cancel: cancel}, nil
+	t.l = l
+	return t, nil
 }
 
 // Name implements Transport.
@@ -58,29 +81,96 @@ func (t *SecureTransport) Serve(h Handler) error {
 			}
 			return fmt.Errorf("edge: secure accept: %w", err)
 		}
-		p := &securePeer{c: c}
-		ra := c.RemoteAddr().(*net.UDPAddr).AddrPort()
-		p.addr = netip.AddrPortFrom(ra.Addr().Unmap(), ra.Port())
-		p.key = c.PeerKey().String()
-		p.id = "key:" + p.key + "@" + p.addr.String()
-		h.Opened(p)
-		t.wg.Go(func() { t.read(p, h) })
-		if dh, ok := h.(DatagramHandler); ok {
-			t.wg.Go(func() { t.readDatagrams(p, dh) })
+		p := newSecurePeer(c)
+		dh, _ := h.(DatagramHandler)
+		if dh != nil && t.dh.Load() == nil {
+			t.dh.Store(&dh)
 		}
+		h.Opened(p)
+		// From here the read loop hands the peer's datagrams to dh at once; those that came
+		// before go to it first, on the peer's goroutine.
+		t.earlyMu.Lock()
+		t.peers.Store(c, p)
+		early := t.early[c]
+		delete(t.early, c)
+		t.earlyMu.Unlock()
+		t.wg.Go(func() {
+			for _, msg := range early {
+				dh.Datagram(p, msg)
+			}
+			t.read(p, h)
+		})
 	}
 }
 
-// readDatagrams hands the peer's datagrams to h until the connection ends. Without it
-// they would wait unread in the connection's queue (DatagramQueue) and be dropped there.
-func (t *SecureTransport) readDatagrams(p *securePeer, h DatagramHandler) {
-	for {
-		msg, err := p.c.ReceiveDatagram(t.ctx)
-		if err != nil {
+func newSecurePeer(c *transport.Conn) *securePeer {
+	p := &securePeer{c: c}
+	ra := c.RemoteAddr().(*net.UDPAddr).AddrPort()
+	p.addr = netip.AddrPortFrom(ra.Addr().Unmap(), ra.Port())
+	p.key = c.PeerKey().String()
+	p.id = "key:" + p.key + "@" + p.addr.String()
+	return p
+}
+
+// datagram is the listener's OnDatagram: it hands a peer's datagram to the DatagramHandler,
+// on the read loop, which the handler must not block (the edge answers on the reliable
+// stream, whose Send does not wait there). A datagram of a connection that Serve has not
+// opened yet is held for it (see early); one over those bounds, or of a connection that
+// has closed, goes to the handler with a peer the edge knows no session of, which it
+// counts and leaves unanswered. Before Serve has a DatagramHandler, datagrams are held
+// the same way.
+// Contract: called only by the listener's read loop (transport.Config.OnDatagram).
+func (t *SecureTransport) datagram(_ context.Context, c *transport.Conn, msg []byte) {
+	if v, ok := t.peers.Load(c); ok {
+		if dh := t.dh.Load(); dh != nil {
+			(*dh).Datagram(v.(*securePeer), msg)
 			return
 		}
-		h.Datagram(p, msg)
 	}
+	t.earlyMu.Lock()
+	v, opened := t.peers.Load(c)
+	held := false
+	if !opened && c.Err() == nil {
+		held = t.holdEarlyLocked(c, msg)
+	}
+	t.earlyMu.Unlock()
+	if held {
+		return
+	}
+	dh := t.dh.Load()
+	if dh == nil {
+		return // opened by a Serve whose Handler takes no datagrams
+	}
+	p, _ := v.(*securePeer)
+	if p == nil {
+		p = newSecurePeer(c) // not held: counted as a peer without a session
+	}
+	(*dh).Datagram(p, msg)
+}
+
+// holdEarlyLocked keeps msg for c until Serve opens it; false over the bounds. When the
+// connections held reach earlyConns, those that closed without being accepted are let go
+// first. Contract: called with t.earlyMu held.
+func (t *SecureTransport) holdEarlyLocked(c *transport.Conn, msg []byte) bool {
+	if t.early == nil {
+		t.early = map[*transport.Conn][][]byte{}
+	}
+	q, ok := t.early[c]
+	if !ok && len(t.early) >= earlyConns {
+		for ec := range t.early {
+			if ec.Err() != nil {
+				delete(t.early, ec)
+			}
+		}
+		if len(t.early) >= earlyConns {
+			return false
+		}
+	}
+	if len(q) >= earlyDatagramsPerConn {
+		return false
+	}
+	t.early[c] = append(q, msg)
+	return true
 }
 
 // read hands the peer's messages to h until the connection ends.
@@ -99,6 +189,7 @@ func (t *SecureTransport) read(p *securePeer, h Handler) {
 				err = ErrPeerClosed
 			}
 			p.closed.Store(true)
+			t.peers.Delete(p.c)
 			h.Closed(p, err)
 			return
 		}

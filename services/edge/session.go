@@ -15,6 +15,7 @@ import (
 
 	"github.com/mxp-mesh/mesh/pkg/common/bus"
 	"github.com/mxp-mesh/mesh/pkg/mxp"
+	"github.com/mxp-mesh/mesh/pkg/mxp/transport"
 )
 
 // inFrame is one received message waiting in a session's queue.
@@ -251,6 +252,9 @@ func (s *session) sendVia(batch *outBatch, f *mxp.Frame) error {
 	}
 	if err != nil {
 		s.count(f.Type, dirOut, "send_failed")
+		if errors.Is(err, transport.ErrSendBufferFull) { // sent from the read loop, which must not wait
+			s.e.m.dropped.WithLabelValues(dropSendBufferFull).Inc()
+		}
 		return err
 	}
 	s.count(f.Type, dirOut, outcomeOK)

@@ -65,9 +65,10 @@ type Handler interface {
 
 // DatagramHandler is a Handler that also receives what a peer sent as an unreliable
 // datagram (the secure transport's SendDatagram), so that nothing a peer sends goes
-// unanswered and uncounted. Datagram is called on a goroutine of the peer's own, apart
-// from (and concurrently with) its Frame calls; msg becomes the handler's. Optional: a
-// transport without datagrams never calls it.
+// unanswered and uncounted. Datagram is called on the transport's read loop (the secure
+// transport's, which serves every connection), concurrently with the peer's Frame calls:
+// it must not block (a Send there does not wait: it fails when the send buffer is full);
+// msg becomes the handler's. Optional: a transport without datagrams never calls it.
 type DatagramHandler interface {
 	Datagram(p Peer, msg []byte)
 }
