@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"bytes"
 	"context"
 	"net"
 	"net/netip"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/mxp-mesh/mesh/pkg/common/service"
 	"github.com/mxp-mesh/mesh/pkg/mxp"
+	"github.com/mxp-mesh/mesh/pkg/mxp/transport"
 )
 
 // memPeer is a Peer that keeps what the edge sends it.
@@ -200,6 +202,55 @@ func FuzzTopicPattern(f *testing.F) {
 		}
 		if i := strings.Index(p, ">"); i >= 0 && i != len(p)-1 {
 			t.Fatalf("accepted %q with '>' not last", p)
+		}
+	})
+}
+
+// FuzzEarlyDatagrams: whatever the sequence of datagrams for connections not yet opened,
+// the secure transport holds at most earlyDatagramsPerConn per connection and earlyConns
+// connections, holds every datagram within those bounds, and refuses the others.
+func FuzzEarlyDatagrams(f *testing.F) {
+	f.Add([]byte{0, 0, 1, 2, 3})
+	f.Add(bytes.Repeat([]byte{7}, 40))
+	f.Add(func() []byte {
+		b := make([]byte, 600)
+		for i := range b {
+			b[i] = byte(i)
+		}
+		return b
+	}())
+	f.Fuzz(func(t *testing.T, ops []byte) {
+		var st SecureTransport
+		conns := make([]*transport.Conn, 300) // open, unaccepted connections (zero Conn: no error)
+		for i := range conns {
+			conns[i] = &transport.Conn{}
+		}
+		want := map[*transport.Conn]int{}
+		for i, op := range ops {
+			// Two bytes name a connection out of 300 once the input is long enough.
+			k := int(op)
+			if i%2 == 1 {
+				k += 256 * int(ops[i-1]&1)
+			}
+			c := conns[k%len(conns)]
+			fits := want[c] < earlyDatagramsPerConn && (want[c] > 0 || len(want) < earlyConns)
+			st.earlyMu.Lock()
+			held := st.holdEarlyLocked(c, []byte{op})
+			st.earlyMu.Unlock()
+			if held != fits {
+				t.Fatalf("op %d: held %v, want %v (%d held for the connection, %d connections)", i, held, fits, want[c], len(want))
+			}
+			if held {
+				want[c]++
+			}
+		}
+		if len(st.early) > earlyConns {
+			t.Fatalf("%d connections hold early datagrams, over %d", len(st.early), earlyConns)
+		}
+		for c, q := range st.early {
+			if len(q) != want[c] || len(q) > earlyDatagramsPerConn {
+				t.Fatalf("a connection holds %d early datagrams, want %d (≤ %d)", len(q), want[c], earlyDatagramsPerConn)
+			}
 		}
 	})
 }
