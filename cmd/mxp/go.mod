@@ -27,6 +27,7 @@ require (
 	github.com/klauspost/cpuid/v2 v2.4.0 // indirect
 	github.com/minio/highwayhash v1.0.4 // indirect
 	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
+	github.com/mxp-mesh/mesh/pkg/api v0.0.0
 	github.com/nats-io/jwt/v2 v2.8.2 // indirect
 	github.com/nats-io/nats-server/v2 v2.15.2 // indirect
 	github.com/nats-io/nats.go v1.55.0 // indirect
@@ -68,3 +69,5 @@ replace (
 	github.com/mxp-mesh/mesh/services/inference => ../../services/inference
 	github.com/mxp-mesh/mesh/services/registry => ../../services/registry
 )
+
+replace github.com/mxp-mesh/mesh/pkg/api => ../../pkg/api

@@ -55,6 +55,7 @@ require (
 require (
 	github.com/cenkalti/backoff/v4 v4.3.0
 	github.com/google/uuid v1.6.0
+	github.com/mxp-mesh/mesh/pkg/api v0.0.0
 	github.com/mxp-mesh/mesh/pkg/mxp v0.0.0
 	github.com/mxp-mesh/mesh/services/inference v0.0.0
 	github.com/prometheus/client_golang v1.25.0
@@ -65,3 +66,5 @@ replace github.com/mxp-mesh/mesh/services/inference => ../../services/inference
 replace github.com/mxp-mesh/mesh/pkg/common => ../../pkg/common
 
 replace github.com/mxp-mesh/mesh/pkg/mxp => ../../pkg/mxp
+
+replace github.com/mxp-mesh/mesh/pkg/api => ../api

@@ -22,14 +22,6 @@ func busError(err error) *bus.Error {
 	return &bus.Error{Status: HTTPStatus(e.Code), Code: string(e.Code), Message: e.Error()}
 }
 
-// StreamSummary is the terminal message of a successful bus stream.
-type StreamSummary struct {
-	Model        string                `json:"model"`
-	Provider     string                `json:"provider"`
-	FinishReason provider.FinishReason `json:"finish_reason"`
-	Usage        provider.Usage        `json:"usage"`
-}
-
 // busLimits are the bus intake limits: the request size and concurrency from config, a
 // handling bound long enough for the slowest configured model call, and the per-agent
 // rate from config.

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	api "github.com/mxp-mesh/mesh/pkg/api/inference"
 	"github.com/mxp-mesh/mesh/pkg/common/resilience"
 	"github.com/mxp-mesh/mesh/services/inference/provider"
 	"go.opentelemetry.io/otel/attribute"
@@ -16,29 +17,23 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
-// Context budgeting modes (ChatRequest.ContextBudget).
-const (
-	BudgetOff       = ""
-	BudgetDrop      = "drop"
-	BudgetSummarize = "summarize"
+// The chat request and response are the inference wire contract, defined once in
+// pkg/api/inference; these aliases keep the service's code and its callers unchanged.
+type (
+	// ChatRequest is a chat call as the service's APIs take it.
+	ChatRequest = api.ChatRequest
+	// ChatResponse is a collected result.
+	ChatResponse = api.ChatResponse
+	// StreamSummary is the terminal message of a successful bus stream.
+	StreamSummary = api.StreamSummary
 )
 
-// ChatRequest is a chat call as the service's APIs take it.
-type ChatRequest struct {
-	provider.Request
-	// ContextBudget opts in to context-window management: "drop" or "summarize".
-	ContextBudget string `json:"context_budget,omitempty"`
-	// TimeoutMs and FirstTokenTimeoutMs override the model's timeouts for this request.
-	TimeoutMs           int64 `json:"timeout_ms,omitempty"`
-	FirstTokenTimeoutMs int64 `json:"first_token_timeout_ms,omitempty"`
-}
-
-// ChatResponse is a collected result.
-type ChatResponse struct {
-	provider.Response
-	Model    string `json:"model"`
-	Provider string `json:"provider"`
-}
+// Context budgeting modes (ChatRequest.ContextBudget).
+const (
+	BudgetOff       = api.BudgetOff
+	BudgetDrop      = api.BudgetDrop
+	BudgetSummarize = api.BudgetSummarize
+)
 
 var (
 	errFirstTokenTimeout = errors.New("first token timeout")

@@ -28,6 +28,7 @@ require (
 	github.com/klauspost/compress v1.20.3 // indirect
 	github.com/minio/highwayhash v1.0.4 // indirect
 	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
+	github.com/mxp-mesh/mesh/pkg/api v0.0.0
 	github.com/nats-io/jwt/v2 v2.8.2 // indirect
 	github.com/nats-io/nats-server/v2 v2.15.2 // indirect
 	github.com/nats-io/nkeys v0.4.16 // indirect
@@ -54,3 +55,5 @@ require (
 )
 
 replace github.com/mxp-mesh/mesh/pkg/common => ../../pkg/common
+
+replace github.com/mxp-mesh/mesh/pkg/api => ../../pkg/api

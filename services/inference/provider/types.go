@@ -1,150 +1,57 @@
 package provider
 
-import (
-	"context"
-	"encoding/json"
+import api "github.com/mxp-mesh/mesh/pkg/api/inference"
+
+// The provider-neutral request, message and stream types are the inference wire contract,
+// defined once in pkg/api/inference (which the SDK imports without this package). These
+// aliases keep the adapters' code unchanged; new code may use either name.
+type (
+	Role           = api.Role
+	Message        = api.Message
+	ToolCall       = api.ToolCall
+	Tool           = api.Tool
+	ToolChoice     = api.ToolChoice
+	ResponseFormat = api.ResponseFormat
+	Request        = api.Request
+	FinishReason   = api.FinishReason
+	Usage          = api.Usage
+	ToolCallDelta  = api.ToolCallDelta
+	Chunk          = api.Chunk
+	Response       = api.Response
+	Accumulator    = api.Accumulator
+	Stream         = api.Stream
+	Buffered       = api.Buffered
+	ModelAdapter   = api.ModelAdapter
 )
 
-// Role is who wrote a message.
-type Role string
-
-// The roles of a conversation. RoleSystem messages inside Messages are merged into the
-// system prompt by each adapter in the provider's native place.
+// The roles of a conversation (see api.Role).
 const (
-	RoleSystem    Role = "system"
-	RoleUser      Role = "user"
-	RoleAssistant Role = "assistant"
-	RoleTool      Role = "tool"
+	RoleSystem    = api.RoleSystem
+	RoleUser      = api.RoleUser
+	RoleAssistant = api.RoleAssistant
+	RoleTool      = api.RoleTool
 )
 
-// Message is one turn of a conversation.
-type Message struct {
-	Role    Role   `json:"role"`
-	Content string `json:"content,omitempty"`
-	// ToolCalls are the calls an assistant message asked for.
-	ToolCalls []ToolCall `json:"tool_calls,omitempty"`
-	// ToolCallID links a RoleTool message (a tool result) to the call it answers.
-	ToolCallID string `json:"tool_call_id,omitempty"`
-	// Name is the tool's name on a RoleTool message (filled in from the call when empty).
-	Name string `json:"name,omitempty"`
-	// Pinned messages survive context budgeting.
-	Pinned bool `json:"pinned,omitempty"`
-}
-
-// ToolCall is a model's request to run a tool. Arguments is a JSON object as text.
-type ToolCall struct {
-	ID        string `json:"id"`
-	Name      string `json:"name"`
-	Arguments string `json:"arguments"`
-}
-
-// Tool is a function the model may call; Parameters is a JSON Schema object.
-type Tool struct {
-	Name        string          `json:"name"`
-	Description string          `json:"description,omitempty"`
-	Parameters  json.RawMessage `json:"parameters,omitempty"`
-}
-
-// ToolChoice modes.
+// ToolChoice modes (see api.ToolChoice).
 const (
-	ToolChoiceAuto     = "auto"
-	ToolChoiceNone     = "none"
-	ToolChoiceRequired = "required"
-	ToolChoiceTool     = "tool" // call the tool named in ToolChoice.Name
+	ToolChoiceAuto     = api.ToolChoiceAuto
+	ToolChoiceNone     = api.ToolChoiceNone
+	ToolChoiceRequired = api.ToolChoiceRequired
+	ToolChoiceTool     = api.ToolChoiceTool
 )
 
-// ToolChoice says whether and which tool the model must call.
-type ToolChoice struct {
-	Mode string `json:"mode"`
-	Name string `json:"name,omitempty"`
-}
-
-// Response format types.
+// Response format types (see api.ResponseFormat).
 const (
-	FormatText       = "text"
-	FormatJSONObject = "json_object"
-	FormatJSONSchema = "json_schema"
+	FormatText       = api.FormatText
+	FormatJSONObject = api.FormatJSONObject
+	FormatJSONSchema = api.FormatJSONSchema
 )
 
-// ResponseFormat asks for plain text, any JSON object or JSON matching Schema.
-type ResponseFormat struct {
-	Type   string          `json:"type"`
-	Name   string          `json:"name,omitempty"`
-	Schema json.RawMessage `json:"schema,omitempty"`
-}
-
-// Request is a provider-neutral chat request. Model is the provider's own model name by
-// the time it reaches an adapter.
-type Request struct {
-	Model          string          `json:"model"`
-	System         string          `json:"system,omitempty"`
-	Messages       []Message       `json:"messages"`
-	Temperature    *float64        `json:"temperature,omitempty"`
-	TopP           *float64        `json:"top_p,omitempty"`
-	MaxTokens      int             `json:"max_tokens,omitempty"`
-	Stop           []string        `json:"stop,omitempty"`
-	Tools          []Tool          `json:"tools,omitempty"`
-	ToolChoice     *ToolChoice     `json:"tool_choice,omitempty"`
-	ResponseFormat *ResponseFormat `json:"response_format,omitempty"`
-}
-
-// FinishReason says why the model stopped.
-type FinishReason string
-
-// Finish reasons, normalised across providers.
+// Finish reasons, normalised across providers (see api.FinishReason).
 const (
-	FinishStop          FinishReason = "stop"
-	FinishLength        FinishReason = "length"
-	FinishToolCalls     FinishReason = "tool_calls"
-	FinishContentFilter FinishReason = "content_filter"
-	FinishRefusal       FinishReason = "refusal"
+	FinishStop          = api.FinishStop
+	FinishLength        = api.FinishLength
+	FinishToolCalls     = api.FinishToolCalls
+	FinishContentFilter = api.FinishContentFilter
+	FinishRefusal       = api.FinishRefusal
 )
-
-// Usage is the token count reported by the provider (or estimated, see Estimated).
-type Usage struct {
-	InputTokens  int  `json:"input_tokens"`
-	OutputTokens int  `json:"output_tokens"`
-	Estimated    bool `json:"estimated,omitempty"`
-}
-
-// ToolCallDelta is a piece of a tool call. The first delta of a call carries ID and Name;
-// later ones with the same Index append to Arguments.
-type ToolCallDelta struct {
-	Index     int    `json:"index"`
-	ID        string `json:"id,omitempty"`
-	Name      string `json:"name,omitempty"`
-	Arguments string `json:"arguments,omitempty"`
-}
-
-// Chunk is one event of a streamed result. Any field may be empty; a stream ends with a
-// chunk carrying FinishReason (and usually Usage) followed by io.EOF.
-type Chunk struct {
-	Text         string         `json:"text,omitempty"`
-	ToolCall     *ToolCallDelta `json:"tool_call,omitempty"`
-	Refusal      string         `json:"refusal,omitempty"`
-	FinishReason FinishReason   `json:"finish_reason,omitempty"`
-	Usage        *Usage         `json:"usage,omitempty"`
-}
-
-// Stream yields chunks as the provider sends them. Recv returns io.EOF after the last
-// chunk. Close releases the connection and may be called at any time, more than once.
-type Stream interface {
-	Recv() (Chunk, error)
-	Close() error
-}
-
-// Buffered is implemented by streams that can tell whether the next Recv will return
-// without waiting on the network. Writers use it to flush only when the stream would
-// block, which coalesces bursts of chunks into one write without delaying any chunk.
-type Buffered interface {
-	Buffered() bool
-}
-
-// ModelAdapter is one model provider. Stream sends the request and returns once the
-// provider accepted it (HTTP status read), so errors before the first byte of the body
-// are returned by Stream itself and can be retried by the caller. ctx bounds the whole
-// response, body included.
-type ModelAdapter interface {
-	Name() string
-	Stream(ctx context.Context, req *Request) (Stream, error)
-}
