@@ -15,6 +15,7 @@ import (
 	"syscall"
 
 	"github.com/mxp-mesh/mesh/pkg/agent"
+	"github.com/mxp-mesh/mesh/pkg/agent/llm"
 )
 
 // Options are the command's flags.
@@ -59,22 +60,24 @@ func NewAgent(opts Options, log *slog.Logger) (*agent.Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	wordCount, err := agent.NewTool("word_count", "Counts the words of a text",
+	wordCount, err := llm.NewTool("word_count", "Counts the words of a text",
 		func(ctx context.Context, args WordCountArgs) (WordCount, error) {
 			return WordCount{Words: len(strings.Fields(args.Text))}, nil
 		})
 	if err != nil {
 		return nil, err
 	}
-	if err := a.AddTool(wordCount); err != nil {
+	tools, err := llm.NewToolbox(wordCount)
+	if err != nil {
 		return nil, err
 	}
+	tools.Advertise(a)
 	a.HandleCall(agent.JSONCall(func(ctx context.Context, req AskRequest) (AskResponse, error) {
 		if strings.TrimSpace(req.Prompt) == "" {
 			return AskResponse{}, agent.Errorf(agent.CodeInvalidArgument, "prompt is empty")
 		}
-		loop := agent.ToolLoop{Model: a.Model(), Tools: a.Tools(), MaxSteps: 4}
-		res, err := loop.Run(ctx, agent.NewChatRequest("", agent.Message{Role: agent.RoleUser, Content: req.Prompt}))
+		loop := llm.ToolLoop{Model: llm.Mesh(a), Tools: tools, MaxSteps: 4}
+		res, err := loop.Run(ctx, llm.NewChatRequest("", llm.Message{Role: llm.RoleUser, Content: req.Prompt}))
 		if err != nil {
 			return AskResponse{}, err
 		}

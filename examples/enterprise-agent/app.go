@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/mxp-mesh/mesh/pkg/agent"
+	"github.com/mxp-mesh/mesh/pkg/agent/llm"
+	"github.com/mxp-mesh/mesh/pkg/agent/memory"
 	"github.com/mxp-mesh/mesh/pkg/common/config"
 	"github.com/mxp-mesh/mesh/pkg/common/health"
 	"github.com/mxp-mesh/mesh/pkg/common/metrics"
@@ -90,7 +92,7 @@ type App struct {
 
 	mu     sync.Mutex
 	state  State
-	memory *agent.Ring[agent.Message]
+	memory *memory.Ring[llm.Message]
 }
 
 // NewApp loads the configuration, restores the last checkpoint and builds the agent.
@@ -99,7 +101,7 @@ func NewApp(loader *config.Loader[Config], log *slog.Logger) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	app := &App{log: log, memory: agent.NewRing[agent.Message](50)}
+	app := &App{log: log, memory: memory.NewRing[llm.Message](50)}
 	app.watcher = config.NewWatcher(loader, cfg, log)
 	app.limiter = security.NewLimiter(security.LimiterConfig{Rate: cfg.RatePerSecond, Burst: cfg.RateBurst})
 	app.reg = metrics.NewRegistry("enterprise-agent")
@@ -110,7 +112,7 @@ func NewApp(loader *config.Loader[Config], log *slog.Logger) (*App, error) {
 		app.reg.SetConfigDigest(app.watcher.Digest())
 	})
 
-	savedAt, err := agent.LoadCheckpoint(cfg.CheckpointFile, &app.state, app.memory)
+	savedAt, err := memory.LoadCheckpoint(cfg.CheckpointFile, &app.state, app.memory)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		log.Info("no checkpoint: first start", "file", cfg.CheckpointFile)
@@ -185,15 +187,15 @@ func (app *App) ask(ctx context.Context, req AskRequest) (AskResponse, error) {
 	app.mu.Lock()
 	history := app.memory.Last(10)
 	app.mu.Unlock()
-	chat := agent.NewChatRequest("", append(history, agent.Message{Role: agent.RoleUser, Content: req.Prompt})...)
+	chat := llm.NewChatRequest("", append(history, llm.Message{Role: llm.RoleUser, Content: req.Prompt})...)
 	chat.System = cfg.Greeting
-	resp, err := app.agent.Model().Chat(ctx, &chat)
+	resp, err := llm.Mesh(app.agent).Chat(ctx, &chat)
 	if err != nil {
 		return AskResponse{}, err
 	}
 	app.mu.Lock()
 	defer app.mu.Unlock()
-	app.memory.Push(agent.Message{Role: agent.RoleUser, Content: req.Prompt}, agent.AssistantMessage(resp))
+	app.memory.Push(llm.Message{Role: llm.RoleUser, Content: req.Prompt}, llm.AssistantMessage(resp))
 	app.state.Served++
 	return AskResponse{Greeting: cfg.Greeting, Answer: resp.Text, Served: app.state.Served}, nil
 }
@@ -228,5 +230,5 @@ func (app *App) Run(ctx context.Context) error {
 func (app *App) Checkpoint() error {
 	app.mu.Lock()
 	defer app.mu.Unlock()
-	return agent.SaveCheckpoint(app.watcher.Current().CheckpointFile, app.state, app.memory)
+	return memory.SaveCheckpoint(app.watcher.Current().CheckpointFile, app.state, app.memory)
 }

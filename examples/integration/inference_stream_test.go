@@ -14,6 +14,7 @@ import (
 
 	"github.com/mxp-mesh/mesh/examples/internal/meshtest"
 	"github.com/mxp-mesh/mesh/pkg/agent"
+	"github.com/mxp-mesh/mesh/pkg/agent/llm"
 	"github.com/mxp-mesh/mesh/pkg/common/bus"
 	"github.com/mxp-mesh/mesh/pkg/common/service"
 	"github.com/mxp-mesh/mesh/services/edge"
@@ -167,22 +168,22 @@ func TestInferenceStreamThroughTheEdge(t *testing.T) {
 
 	tests := []struct {
 		name string
-		req  agent.ChatRequest
+		req  llm.ChatRequest
 	}{
-		{"text", agent.NewChatRequest("mock", agent.Message{Role: agent.RoleUser, Content: "stream these seven words to me please"})},
-		{"tool call", func() agent.ChatRequest {
-			r := agent.NewChatRequest("mock", agent.Message{Role: agent.RoleUser, Content: `use shout {"text":"quiet"}`})
+		{"text", llm.NewChatRequest("mock", llm.Message{Role: llm.RoleUser, Content: "stream these seven words to me please"})},
+		{"tool call", func() llm.ChatRequest {
+			r := llm.NewChatRequest("mock", llm.Message{Role: llm.RoleUser, Content: `use shout {"text":"quiet"}`})
 			r.Tools = []provider.Tool{{Name: "shout", Description: "upper-case", Parameters: []byte(`{"type":"object"}`)}}
 			return r
 		}()},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			want, err := a.Model().Chat(ctx, &tc.req)
+			want, err := llm.Mesh(a).Chat(ctx, &tc.req)
 			if err != nil {
 				t.Fatalf("non-streamed: %v", err)
 			}
-			s, err := a.ChatStream(ctx, &tc.req)
+			s, err := llm.Mesh(a).OpenStream(ctx, &tc.req)
 			if err != nil {
 				t.Fatalf("open: %v", err)
 			}
@@ -207,7 +208,7 @@ func TestInferenceStreamThroughTheEdge(t *testing.T) {
 					t.Errorf("chunk %d = %+v, want %+v (in order)", i, chunks[i], wantChunks[i])
 				}
 			}
-			got, err := agent.CollectStream(&sliceStream{chunks: chunks})
+			got, err := llm.CollectStream(&sliceStream{chunks: chunks})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -222,24 +223,21 @@ func TestInferenceStreamThroughTheEdge(t *testing.T) {
 	}
 
 	t.Run("the mesh model is a ChatStreamer", func(t *testing.T) {
-		cs, ok := a.Model().(agent.ChatStreamer)
-		if !ok {
-			t.Fatal("Agent.Model() does not stream")
-		}
-		req := agent.NewChatRequest("mock", agent.Message{Role: agent.RoleUser, Content: "hello"})
+		var cs llm.ChatStreamer = llm.Mesh(a)
+		req := llm.NewChatRequest("mock", llm.Message{Role: llm.RoleUser, Content: "hello"})
 		s, err := cs.ChatStream(ctx, &req)
 		if err != nil {
 			t.Fatal(err)
 		}
-		resp, err := agent.CollectStream(s)
+		resp, err := llm.CollectStream(s)
 		if err != nil || resp.Text != "Mock reply to: hello" {
 			t.Fatalf("collected %+v, %v", resp, err)
 		}
 	})
 
 	t.Run("unknown model", func(t *testing.T) {
-		req := agent.NewChatRequest("no-such-model", agent.Message{Role: agent.RoleUser, Content: "hi"})
-		s, err := a.ChatStream(ctx, &req)
+		req := llm.NewChatRequest("no-such-model", llm.Message{Role: llm.RoleUser, Content: "hi"})
+		s, err := llm.Mesh(a).OpenStream(ctx, &req)
 		if err == nil {
 			_, err = s.Recv()
 		}
@@ -251,8 +249,8 @@ func TestInferenceStreamThroughTheEdge(t *testing.T) {
 	t.Run("close early", func(t *testing.T) {
 		before := runtime.NumGoroutine()
 		// 500 words at 20 ms each: the stream would run for 10 s if nothing stopped it.
-		req := agent.NewChatRequest("mock-slow", agent.Message{Role: agent.RoleUser, Content: strings.Repeat("word ", 500)})
-		s, err := a.ChatStream(ctx, &req)
+		req := llm.NewChatRequest("mock-slow", llm.Message{Role: llm.RoleUser, Content: strings.Repeat("word ", 500)})
+		s, err := llm.Mesh(a).OpenStream(ctx, &req)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/mxp-mesh/mesh/examples/internal/meshtest"
 	"github.com/mxp-mesh/mesh/pkg/agent"
+	"github.com/mxp-mesh/mesh/pkg/agent/llm"
 	"github.com/mxp-mesh/mesh/pkg/mxp"
 )
 
@@ -114,7 +115,7 @@ func TestSDKEndToEnd(t *testing.T) {
 	}
 
 	// The inference service through the mesh, in a tool loop.
-	tool, err := agent.NewTool("shout", "upper-case a text", func(ctx context.Context, a struct {
+	tool, err := llm.NewTool("shout", "upper-case a text", func(ctx context.Context, a struct {
 		Text string `json:"text"`
 	}) (string, error) {
 		out, err := client.Call(ctx, server.ID(), []byte(a.Text))
@@ -123,9 +124,9 @@ func TestSDKEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tools, _ := agent.NewToolbox(tool)
-	res, err := (&agent.ToolLoop{Model: client.Model(), Tools: tools}).Run(ctx,
-		agent.NewChatRequest("", agent.Message{Role: agent.RoleUser, Content: `please shout {"text":"quiet"}`}))
+	tools, _ := llm.NewToolbox(tool)
+	res, err := (&llm.ToolLoop{Model: llm.Mesh(client), Tools: tools}).Run(ctx,
+		llm.NewChatRequest("", llm.Message{Role: llm.RoleUser, Content: `please shout {"text":"quiet"}`}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,6 +20,7 @@ import (
 	"syscall"
 
 	"github.com/mxp-mesh/mesh/pkg/agent"
+	"github.com/mxp-mesh/mesh/pkg/agent/llm"
 	"github.com/mxp-mesh/mesh/pkg/mxp"
 )
 
@@ -68,11 +69,11 @@ func NewReviewer(opts Options, log *slog.Logger) (*agent.Agent, error) {
 		prompt := fmt.Sprintf("Review this %s code: %s", req.Language, req.Code)
 		// The model's answer streams from the inference service through the edge, and
 		// each piece of text goes on to the caller as it arrives.
-		review, err := a.ChatStream(ctx, ptr(agent.NewChatRequest("", agent.Message{Role: agent.RoleUser, Content: prompt})))
+		review, err := llm.Mesh(a).ChatStream(ctx, ptr(llm.NewChatRequest("", llm.Message{Role: llm.RoleUser, Content: prompt})))
 		if err != nil {
 			return err
 		}
-		_, err = agent.RelayText(ctx, s, review)
+		_, err = llm.RelayText(ctx, s, review)
 		return err
 	})
 	return a, nil

@@ -54,21 +54,21 @@ type meshConn interface {
 	Close() error
 }
 
-// Agent is one agent: its lifecycle, handlers, tools and registration. Build it with New,
-// add handlers and tools, then Run it. Handlers and tools must be set before Run.
+// Agent is one agent: its lifecycle, handlers and registration. Build it with New, add
+// handlers, then Run it. Handlers must be set before Run.
 type Agent struct {
-	cfg   Config
-	log   *slog.Logger
-	lc    *Lifecycle
-	tools *Toolbox
+	cfg Config
+	log *slog.Logger
+	lc  *Lifecycle
 
-	mu       sync.Mutex
-	call     CallHandler
-	event    EventHandler
-	stream   StreamHandler
-	running  bool
-	retire   chan struct{} // closed by Retire
-	retireMu sync.Once
+	mu        sync.Mutex
+	extraCaps []string // added by Advertise
+	call      CallHandler
+	event     EventHandler
+	stream    StreamHandler
+	running   bool
+	retire    chan struct{} // closed by Retire
+	retireMu  sync.Once
 
 	disp atomic.Pointer[Dispatcher] // set while serving
 	reg  atomic.Pointer[registrar]  // set while serving
@@ -93,7 +93,7 @@ func New(cfg Config) (*Agent, error) {
 		log = slog.Default()
 	}
 	log = log.With("agent_id", cfg.ID, "agent", cfg.Name)
-	return &Agent{cfg: cfg, log: log, lc: NewLifecycle(), tools: &Toolbox{}, retire: make(chan struct{})}, nil
+	return &Agent{cfg: cfg, log: log, lc: NewLifecycle(), retire: make(chan struct{})}, nil
 }
 
 // ID returns the agent id.
@@ -108,19 +108,21 @@ func (a *Agent) Lifecycle() *Lifecycle { return a.lc }
 // State returns the lifecycle state.
 func (a *Agent) State() State { return a.lc.State() }
 
-// Tools returns the agent's toolbox.
-func (a *Agent) Tools() *Toolbox { return a.tools }
-
-// AddTool adds a tool to the agent's toolbox. On a running agent the registration is
-// renewed at once, so the new tool's capability (tool.<name>) is advertised.
-func (a *Agent) AddTool(t *Tool) error {
-	if err := a.tools.Add(t); err != nil {
-		return err
+// Advertise adds capabilities to those the agent registers (Config.Capabilities), for
+// example "tool.<name>" for each tool an llm.Toolbox serves. Duplicates are ignored. On a
+// running agent the registration is renewed at once, so the mesh learns them without
+// waiting for the next heartbeat.
+func (a *Agent) Advertise(capabilities ...string) {
+	a.mu.Lock()
+	for _, c := range capabilities {
+		if !slices.Contains(a.extraCaps, c) {
+			a.extraCaps = append(a.extraCaps, c)
+		}
 	}
+	a.mu.Unlock()
 	if r := a.reg.Load(); r != nil {
 		r.renewNow()
 	}
-	return nil
 }
 
 // HandleCall sets the handler for Calls. It panics when the agent is already running.
@@ -156,17 +158,13 @@ func (a *Agent) Retire() {
 	a.retireMu.Do(func() { close(a.retire) })
 }
 
-// ToolCapabilityPrefix prefixes the capability under which an agent advertises each of its
-// tools: an agent with the tool "weather" registers "tool.weather", so other agents find
-// tool providers with Discover.
-const ToolCapabilityPrefix = "tool."
-
-// advertised is what the agent registers: its configured capabilities and one
-// "tool.<name>" per tool.
+// advertised is what the agent registers: its configured capabilities and those added
+// with Advertise.
 func (a *Agent) advertised() []string {
 	caps := append([]string(nil), a.cfg.Capabilities...)
-	for _, spec := range a.tools.Specs() {
-		c := ToolCapabilityPrefix + spec.Name
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, c := range a.extraCaps {
 		if !slices.Contains(caps, c) {
 			caps = append(caps, c)
 		}

@@ -3,7 +3,6 @@ package agent
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 
 	"github.com/mxp-mesh/mesh/pkg/mxp"
 )
@@ -202,18 +201,4 @@ func (a *Agent) OpenStream(ctx context.Context, to string, kind mxp.StreamKind, 
 		return nil, err
 	}
 	return l.openStream(ctx, target, kind, data)
-}
-
-// Model returns the mesh's inference service as a ChatModel: each Chat is a Call to the
-// "inference" service with the request as JSON. Use it in a ToolLoop.
-func (a *Agent) Model() ChatModel { return meshModel{a: a} }
-
-type meshModel struct{ a *Agent }
-
-func (m meshModel) Chat(ctx context.Context, req *ChatRequest) (*ChatResponse, error) {
-	var resp ChatResponse
-	if err := m.a.CallJSON(ctx, "inference", req, &resp); err != nil {
-		return nil, fmt.Errorf("agent: inference: %w", err)
-	}
-	return &resp, nil
 }

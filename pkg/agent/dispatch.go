@@ -233,7 +233,7 @@ func (d *Dispatcher) routeToStream(in Inbound) error {
 	ctx, cancel := context.WithTimeout(context.Background(), d.cfg.QueueWait)
 	defer cancel()
 	if err := s.push(ctx, in.Payload); err != nil {
-		e := asError(err)
+		e := AsError(err)
 		if e.Code == CodeOverloaded {
 			d.overloaded.Add(1)
 			s.closeInput(e) // the handler sees the failure; the peer gets the Error
@@ -288,7 +288,7 @@ func (d *Dispatcher) run(j job) {
 			err = Errorf(CodeUnavailable, "agent stopped before handling the message")
 		}
 		if in.Kind != KindEvent {
-			d.reply(in.Meta, Outbound{Kind: KindError, Err: asError(err)})
+			d.reply(in.Meta, Outbound{Kind: KindError, Err: AsError(err)})
 		}
 		return
 	}
@@ -305,13 +305,13 @@ func (d *Dispatcher) run(j job) {
 	switch in.Kind {
 	case KindCall:
 		if err != nil {
-			d.reply(in.Meta, Outbound{Kind: KindError, Err: asError(err)})
+			d.reply(in.Meta, Outbound{Kind: KindError, Err: AsError(err)})
 			return
 		}
 		d.reply(in.Meta, Outbound{Kind: KindResponse, Payload: payload})
 	case KindStreamOpen:
 		if err != nil {
-			d.reply(in.Meta, Outbound{Kind: KindError, Err: asError(err)})
+			d.reply(in.Meta, Outbound{Kind: KindError, Err: AsError(err)})
 			return
 		}
 		d.reply(in.Meta, Outbound{Kind: KindStreamClose})

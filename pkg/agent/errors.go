@@ -107,8 +107,8 @@ func CodeOf(err error) Code {
 	return Code(mxp.ErrorCodeFor(err)) // remote errors, mxp codes, frame and payload errors
 }
 
-// asError converts any error into the *Error that is sent to a caller.
-func asError(err error) *Error {
+// AsError converts any error into the *Error that is sent to a caller.
+func AsError(err error) *Error {
 	var e *Error
 	if errors.As(err, &e) && e.Code != "" {
 		return e

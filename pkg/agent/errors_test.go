@@ -54,7 +54,7 @@ func TestErrorfWrapsAndMatches(t *testing.T) {
 	if (&Error{Code: CodeCanceled}).Error() != "canceled" {
 		t.Fatal("bare code message")
 	}
-	if e := asError(cause); e.Code != CodeInternal || e.Message != "disk full" {
-		t.Fatalf("asError = %+v", e)
+	if e := AsError(cause); e.Code != CodeInternal || e.Message != "disk full" {
+		t.Fatalf("AsError = %+v", e)
 	}
 }

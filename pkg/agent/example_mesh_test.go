@@ -4,9 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log"
-	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/mxp-mesh/mesh/pkg/agent"
 	"github.com/mxp-mesh/mesh/pkg/mxp"
@@ -22,46 +19,6 @@ type AskRequest struct {
 type AskResponse struct {
 	Answer string `json:"answer"`
 	Steps  int    `json:"steps"`
-}
-
-func ExampleAgent_Run() {
-	a, err := agent.New(agent.Config{
-		Name:         "weather-bot",
-		Capabilities: []string{"weather.answer"},
-		Version:      "1.0.0",
-		EdgeAddr:     "127.0.0.1:9000",
-		EdgeKey:      os.Getenv("MXP_EDGE_KEY"), // the edge's public key, as `mxp dev` prints it
-		KeyFile:      ".mxp/weather-bot.key",    // this agent's identity, created on first run
-	})
-	if err != nil {
-		log.Fatal(err)
-	}
-	weather, err := agent.NewTool("weather", "Current weather for a city",
-		func(ctx context.Context, args WeatherArgs) (Weather, error) {
-			return Weather{City: args.City, TempC: 21.5}, nil
-		})
-	if err != nil {
-		log.Fatal(err)
-	}
-	if err := a.AddTool(weather); err != nil {
-		log.Fatal(err)
-	}
-	// Each call is answered by the mesh's model, which may use the agent's tools.
-	a.HandleCall(agent.JSONCall(func(ctx context.Context, req AskRequest) (AskResponse, error) {
-		loop := agent.ToolLoop{Model: a.Model(), Tools: a.Tools(), MaxSteps: 4}
-		res, err := loop.Run(ctx, agent.NewChatRequest("", agent.Message{Role: agent.RoleUser, Content: req.Prompt}))
-		if err != nil {
-			return AskResponse{}, err
-		}
-		return AskResponse{Answer: res.Answer.Content, Steps: res.Steps}, nil
-	}))
-
-	// SIGINT or SIGTERM retires the agent: no new calls, in-flight ones finish, deregister.
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := a.Run(ctx); err != nil {
-		log.Fatal(err)
-	}
 }
 
 func ExampleDialPlaintext() {

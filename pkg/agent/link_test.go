@@ -257,17 +257,7 @@ func TestAgentOverFrames(t *testing.T) {
 	if _, err := a.Call(context.Background(), "inference", nil); CodeOf(err) != CodeUnavailable {
 		t.Fatalf("call before Run: %v", err)
 	}
-	shout, err := NewTool("shout", "upper-case", func(_ context.Context, a struct {
-		Text string `json:"text"`
-	}) (string, error) {
-		return strings.ToUpper(a.Text), nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.AddTool(shout); err != nil {
-		t.Fatal(err)
-	}
+	a.Advertise("tool.shout", "echo.upper") // a duplicate of a configured one is ignored
 	caller := mxp.AgentID{0xca, 0x11}
 	a.HandleCall(func(ctx context.Context, p []byte) ([]byte, error) {
 		m, _ := MetaFrom(ctx)
@@ -295,23 +285,17 @@ func TestAgentOverFrames(t *testing.T) {
 		t.Fatalf("registration = %+v", reg)
 	}
 
-	// A tool added while running is advertised by a new registration.
-	late, err := NewTool("late", "added while running", func(context.Context, struct{}) (int, error) { return 1, nil })
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.AddTool(late); err != nil {
-		t.Fatal(err)
-	}
+	// A capability advertised while running is registered by a new registration.
+	a.Advertise("tool.late")
 	for deadline := time.Now().Add(10 * time.Second); ; {
 		edge.mu.Lock()
 		last := edge.registered[len(edge.registered)-1]
 		edge.mu.Unlock()
-		if strings.Join(last.Capabilities, ",") == "echo.upper,tool.late,tool.shout" {
+		if strings.Join(last.Capabilities, ",") == "echo.upper,tool.shout,tool.late" {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("late tool never advertised: %v", last.Capabilities)
+			t.Fatalf("late capability never advertised: %v", last.Capabilities)
 		}
 		time.Sleep(time.Millisecond)
 	}

@@ -22,14 +22,15 @@ func normalizeCode(s string) string {
 }
 
 // TestUsageSnippets checks that every Go snippet in docs/usage.md is code from
-// example_test.go or example_mesh_test.go, so the guide only shows code that compiles and runs.
+// the examples of this package, llm and memory, so the guide only shows code that compiles
+// and runs.
 func TestUsageSnippets(t *testing.T) {
 	doc, err := os.ReadFile("../../docs/usage.md")
 	if err != nil {
 		t.Fatalf("reading the guide: %v", err)
 	}
 	var all []byte
-	for _, name := range []string{"example_test.go", "example_mesh_test.go"} {
+	for _, name := range []string{"example_test.go", "example_mesh_test.go", "llm/example_test.go", "llm/example_mesh_test.go", "memory/example_test.go"} {
 		b, err := os.ReadFile(name)
 		if err != nil {
 			t.Fatal(err)

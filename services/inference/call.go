@@ -102,6 +102,17 @@ func (s *Service) Chat(ctx context.Context, req *ChatRequest) (*ChatResponse, er
 	return &ChatResponse{Response: *resp, Model: st.Model, Provider: st.Provider}, nil
 }
 
+// ChatStream is Stream behind the wire contract's interface, so that the service in the
+// same process is a model the SDK streams from (pkg/agent/llm's ChatStreamer) without the
+// SDK importing this package. It never returns a nil *Stream inside a non-nil interface.
+func (s *Service) ChatStream(ctx context.Context, req *ChatRequest) (api.Stream, error) {
+	st, err := s.Stream(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
 // Stream starts a request and returns once the first chunk arrived (so retries and
 // fallbacks are over). The caller must Close the stream.
 func (s *Service) Stream(ctx context.Context, req *ChatRequest) (*Stream, error) {

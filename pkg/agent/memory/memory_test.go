@@ -1,4 +1,4 @@
-package agent
+package memory
 
 import (
 	"errors"
@@ -80,21 +80,21 @@ type plannerState struct {
 func TestCheckpointRoundTrip(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "agent.ckpt")
-	conv := NewRing[Message](4)
-	conv.Push(Message{Role: RoleUser, Content: "plan a trip"}, Message{Role: RoleAssistant, Content: "where to?"})
+	conv := NewRing[testMessage](4)
+	conv.Push(testMessage{Role: "user", Content: "plan a trip"}, testMessage{Role: "assistant", Content: "where to?"})
 	want := plannerState{Goal: "trip", Done: []string{"ask"}, Count: 2}
 	if err := SaveCheckpoint(path, want, conv); err != nil {
 		t.Fatal(err)
 	}
 	// Overwrite: the second save replaces the first atomically.
 	want.Count = 3
-	conv.Push(Message{Role: RoleUser, Content: "Lisbon"})
+	conv.Push(testMessage{Role: "user", Content: "Lisbon"})
 	if err := SaveCheckpoint(path, want, conv); err != nil {
 		t.Fatal(err)
 	}
 	var got plannerState
-	restored := NewRing[Message](4)
-	restored.Push(Message{Role: RoleUser, Content: "stale"})
+	restored := NewRing[testMessage](4)
+	restored.Push(testMessage{Role: "user", Content: "stale"})
 	savedAt, err := LoadCheckpoint(path, &got, restored)
 	if err != nil {
 		t.Fatal(err)
@@ -114,7 +114,7 @@ func TestCheckpointRoundTrip(t *testing.T) {
 func TestCheckpointErrors(t *testing.T) {
 	dir := t.TempDir()
 	var s plannerState
-	if _, err := LoadCheckpoint(filepath.Join(dir, "missing"), &s, nil); !errors.Is(err, fs.ErrNotExist) {
+	if _, err := LoadCheckpoint[testMessage](filepath.Join(dir, "missing"), &s, nil); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("missing file: %v", err)
 	}
 	tests := []struct {
@@ -130,15 +130,15 @@ func TestCheckpointErrors(t *testing.T) {
 			if err := os.WriteFile(p, []byte(tt.content), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := LoadCheckpoint(p, &s, nil); err == nil || !strings.Contains(err.Error(), tt.want) {
+			if _, err := LoadCheckpoint[testMessage](p, &s, nil); err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("err = %v, want %q", err, tt.want)
 			}
 		})
 	}
-	if err := SaveCheckpoint(filepath.Join(dir, "x"), make(chan int), nil); err == nil {
+	if err := SaveCheckpoint[testMessage](filepath.Join(dir, "x"), make(chan int), nil); err == nil {
 		t.Fatal("unencodable state accepted")
 	}
-	if err := SaveCheckpoint(filepath.Join(dir, "no-such-dir", "x"), s, nil); err == nil {
+	if err := SaveCheckpoint[testMessage](filepath.Join(dir, "no-such-dir", "x"), s, nil); err == nil {
 		t.Fatal("missing directory accepted")
 	}
 }

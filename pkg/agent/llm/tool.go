@@ -1,4 +1,4 @@
-package agent
+package llm
 
 import (
 	"bytes"
@@ -10,7 +10,8 @@ import (
 	"sort"
 	"sync"
 
-	"github.com/mxp-mesh/mesh/services/inference/provider"
+	"github.com/mxp-mesh/mesh/pkg/agent"
+	"github.com/mxp-mesh/mesh/pkg/api/inference"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 )
 
@@ -25,8 +26,8 @@ type ToolSpec struct {
 
 // ModelTool returns the spec in the shape a model request carries it (capabilities are
 // for the mesh, not the model).
-func (s ToolSpec) ModelTool() provider.Tool {
-	return provider.Tool{Name: s.Name, Description: s.Description, Parameters: s.Parameters}
+func (s ToolSpec) ModelTool() inference.Tool {
+	return inference.Tool{Name: s.Name, Description: s.Description, Parameters: s.Parameters}
 }
 
 // Tool is a Go function callable with JSON arguments that are checked against a JSON
@@ -55,14 +56,14 @@ var toolNameRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
 // The name is 1–64 letters, digits, '_', '.' or '-', which every model provider accepts.
 func NewTool[Args, R any](name, description string, fn func(context.Context, Args) (R, error), opts ...ToolOption) (*Tool, error) {
 	if !toolNameRE.MatchString(name) {
-		return nil, fmt.Errorf("agent: tool name %q: want 1-64 of [A-Za-z0-9_.-]", name)
+		return nil, fmt.Errorf("llm: tool name %q: want 1-64 of [A-Za-z0-9_.-]", name)
 	}
 	if fn == nil {
-		return nil, fmt.Errorf("agent: tool %q: nil function", name)
+		return nil, fmt.Errorf("llm: tool %q: nil function", name)
 	}
 	schema, err := SchemaOf[Args]()
 	if err != nil {
-		return nil, fmt.Errorf("agent: tool %q: %w", name, err)
+		return nil, fmt.Errorf("llm: tool %q: %w", name, err)
 	}
 	validator, err := compileSchema(name, schema)
 	if err != nil {
@@ -74,7 +75,7 @@ func NewTool[Args, R any](name, description string, fn func(context.Context, Arg
 		invoke: func(ctx context.Context, raw []byte) (any, error) {
 			var args Args
 			if err := json.Unmarshal(raw, &args); err != nil {
-				return nil, Errorf(CodeInvalidArgument, "tool %q: arguments: %v", name, err)
+				return nil, agent.Errorf(agent.CodeInvalidArgument, "tool %q: arguments: %v", name, err)
 			}
 			return fn(ctx, args)
 		},
@@ -88,18 +89,18 @@ func NewTool[Args, R any](name, description string, fn func(context.Context, Arg
 func compileSchema(name string, schema []byte) (*jsonschema.Schema, error) {
 	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(schema))
 	if err != nil {
-		return nil, fmt.Errorf("agent: tool %q: schema: %w", name, err)
+		return nil, fmt.Errorf("llm: tool %q: schema: %w", name, err)
 	}
 	c := jsonschema.NewCompiler()
 	c.DefaultDraft(jsonschema.Draft2020)
 	c.AssertFormat()
 	url := "mem:///tools/" + name + ".json"
 	if err := c.AddResource(url, doc); err != nil {
-		return nil, fmt.Errorf("agent: tool %q: schema: %w", name, err)
+		return nil, fmt.Errorf("llm: tool %q: schema: %w", name, err)
 	}
 	s, err := c.Compile(url)
 	if err != nil {
-		return nil, fmt.Errorf("agent: tool %q: schema: %w", name, err)
+		return nil, fmt.Errorf("llm: tool %q: schema: %w", name, err)
 	}
 	return s, nil
 }
@@ -112,25 +113,25 @@ func (t *Tool) Name() string { return t.spec.Name }
 
 // Call validates args against the tool's schema, decodes them into the function's argument
 // struct, runs the function and returns its result as JSON. Empty args mean {}. Invalid
-// arguments give an *Error with CodeInvalidArgument before the function runs; a panic in
-// the function gives CodeInternal; an error from the function is returned as is.
+// arguments give an *agent.Error with agent.CodeInvalidArgument before the function runs; a panic in
+// the function gives agent.CodeInternal; an error from the function is returned as is.
 func (t *Tool) Call(ctx context.Context, args json.RawMessage) (out json.RawMessage, err error) {
 	if len(bytes.TrimSpace(args)) == 0 {
 		args = json.RawMessage("{}")
 	}
 	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(args))
 	if err != nil {
-		return nil, Errorf(CodeInvalidArgument, "tool %q: arguments are not JSON: %v", t.spec.Name, err)
+		return nil, agent.Errorf(agent.CodeInvalidArgument, "tool %q: arguments are not JSON: %v", t.spec.Name, err)
 	}
 	if err := t.validator.Validate(inst); err != nil {
-		return nil, &Error{Code: CodeInvalidArgument, Message: fmt.Sprintf("tool %q: %v", t.spec.Name, err), Err: err}
+		return nil, &agent.Error{Code: agent.CodeInvalidArgument, Message: fmt.Sprintf("tool %q: %v", t.spec.Name, err), Err: err}
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	defer func() {
 		if p := recover(); p != nil {
-			out, err = nil, &Error{Code: CodeInternal, Message: fmt.Sprintf("tool %q panicked: %v", t.spec.Name, p),
+			out, err = nil, &agent.Error{Code: agent.CodeInternal, Message: fmt.Sprintf("tool %q panicked: %v", t.spec.Name, p),
 				Err: fmt.Errorf("panic: %v\n%s", p, debug.Stack())}
 		}
 	}()
@@ -140,7 +141,7 @@ func (t *Tool) Call(ctx context.Context, args json.RawMessage) (out json.RawMess
 	}
 	b, err := json.Marshal(res)
 	if err != nil {
-		return nil, Errorf(CodeInternal, "tool %q: encoding result: %v", t.spec.Name, err)
+		return nil, agent.Errorf(agent.CodeInternal, "tool %q: encoding result: %v", t.spec.Name, err)
 	}
 	return b, nil
 }
@@ -165,7 +166,7 @@ func NewToolbox(tools ...*Tool) (*Toolbox, error) {
 // Add registers t; a second tool with the same name is an error.
 func (b *Toolbox) Add(t *Tool) error {
 	if t == nil {
-		return fmt.Errorf("agent: nil tool")
+		return fmt.Errorf("llm: nil tool")
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -173,7 +174,7 @@ func (b *Toolbox) Add(t *Tool) error {
 		b.tools = make(map[string]*Tool)
 	}
 	if _, dup := b.tools[t.spec.Name]; dup {
-		return fmt.Errorf("agent: tool %q registered twice", t.spec.Name)
+		return fmt.Errorf("llm: tool %q registered twice", t.spec.Name)
 	}
 	b.tools[t.spec.Name] = t
 	return nil
@@ -199,21 +200,41 @@ func (b *Toolbox) Specs() []ToolSpec {
 	return specs
 }
 
-// ModelTools returns the tools in the shape a model request carries them, sorted by name.
-func (b *Toolbox) ModelTools() []provider.Tool {
+// ToolCapabilityPrefix prefixes the capability under which an agent advertises each tool
+// it serves: an agent with the tool "weather" registers "tool.weather", so other agents
+// find tool providers with Discover.
+const ToolCapabilityPrefix = "tool."
+
+// Capabilities returns "tool.<name>" for every tool, sorted by name: what an agent serving
+// the toolbox advertises (see Advertise).
+func (b *Toolbox) Capabilities() []string {
 	specs := b.Specs()
-	out := make([]provider.Tool, len(specs))
+	out := make([]string, len(specs))
+	for i, s := range specs {
+		out[i] = ToolCapabilityPrefix + s.Name
+	}
+	return out
+}
+
+// Advertise makes the agent a register the capability of every tool in b (Capabilities)
+// along with its own, at once if it is running. Call it again after adding tools.
+func (b *Toolbox) Advertise(a *agent.Agent) { a.Advertise(b.Capabilities()...) }
+
+// ModelTools returns the tools in the shape a model request carries them, sorted by name.
+func (b *Toolbox) ModelTools() []inference.Tool {
+	specs := b.Specs()
+	out := make([]inference.Tool, len(specs))
 	for i, s := range specs {
 		out[i] = s.ModelTool()
 	}
 	return out
 }
 
-// Call runs the tool named name with args; an unknown name gives CodeNotFound.
+// Call runs the tool named name with args; an unknown name gives agent.CodeNotFound.
 func (b *Toolbox) Call(ctx context.Context, name string, args json.RawMessage) (json.RawMessage, error) {
 	t, ok := b.Get(name)
 	if !ok {
-		return nil, Errorf(CodeNotFound, "no tool named %q", name)
+		return nil, agent.Errorf(agent.CodeNotFound, "no tool named %q", name)
 	}
 	return t.Call(ctx, args)
 }

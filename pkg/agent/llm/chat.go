@@ -1,4 +1,4 @@
-package agent
+package llm
 
 import (
 	"context"
@@ -8,48 +8,62 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/mxp-mesh/mesh/services/inference"
-	"github.com/mxp-mesh/mesh/services/inference/provider"
+	"github.com/mxp-mesh/mesh/pkg/api/inference"
 )
 
-// The conversation types are the inference service's own (services/inference and its
-// provider package), so a request built here is exactly what the service receives, and
-// the service itself (*inference.Service) is a ChatModel.
+// The conversation types are the inference wire contract (pkg/api/inference), the one
+// definition the inference service also uses, so a request built here is exactly what the
+// service receives.
 type (
 	// ChatRequest asks a model for the next message of a conversation; the embedded
-	// provider.Request holds the model, messages and tools.
+	// inference.Request holds the model, messages and tools.
 	ChatRequest = inference.ChatRequest
 	// ChatResponse is a model's complete answer: text and/or tool calls, why it stopped,
 	// the tokens used, and which model and provider answered.
 	ChatResponse = inference.ChatResponse
 	// Message is one turn of a conversation with a model.
-	Message = provider.Message
+	Message = inference.Message
 	// Role is who wrote a message.
-	Role = provider.Role
+	Role = inference.Role
 	// ToolCall is a model's request to run one tool; Arguments is a JSON object as text.
-	ToolCall = provider.ToolCall
+	ToolCall = inference.ToolCall
 	// Usage counts the tokens a request used.
-	Usage = provider.Usage
+	Usage = inference.Usage
 	// FinishReason says why the model stopped.
-	FinishReason = provider.FinishReason
+	FinishReason = inference.FinishReason
+	// Chunk is one piece of a streamed answer.
+	Chunk = inference.Chunk
+	// Response is the answer part of a ChatResponse.
+	Response = inference.Response
+	// Stream is a model's answer as it is generated: Recv until io.EOF, then Close.
+	Stream = inference.Stream
 )
 
 // Roles of a conversation.
 const (
-	RoleSystem    = provider.RoleSystem
-	RoleUser      = provider.RoleUser
-	RoleAssistant = provider.RoleAssistant
-	RoleTool      = provider.RoleTool
+	RoleSystem    = inference.RoleSystem
+	RoleUser      = inference.RoleUser
+	RoleAssistant = inference.RoleAssistant
+	RoleTool      = inference.RoleTool
+)
+
+// Why a model stopped (ChatResponse.FinishReason).
+const (
+	FinishStop          = inference.FinishStop
+	FinishLength        = inference.FinishLength
+	FinishToolCalls     = inference.FinishToolCalls
+	FinishContentFilter = inference.FinishContentFilter
+	FinishRefusal       = inference.FinishRefusal
 )
 
 // NewChatRequest returns a request for model with the given messages.
 func NewChatRequest(model string, messages ...Message) ChatRequest {
-	return ChatRequest{Request: provider.Request{Model: model, Messages: messages}}
+	return ChatRequest{Request: inference.Request{Model: model, Messages: messages}}
 }
 
-// ChatModel is anything that answers a ChatRequest with a whole response: the inference
-// service in process (*inference.Service), the service through the mesh, a provider
-// adapter (see AdapterModel), or a fake in tests.
+// ChatModel is anything that answers a ChatRequest with a whole response: the mesh's
+// inference service (Mesh), the service in process (its *Service has this method), a
+// model adapter (see AdapterModel), or a fake in tests.
 type ChatModel interface {
 	Chat(ctx context.Context, req *ChatRequest) (*ChatResponse, error)
 }
@@ -63,10 +77,10 @@ func (f ChatModelFunc) Chat(ctx context.Context, req *ChatRequest) (*ChatRespons
 }
 
 // AdapterModel runs one provider adapter in process (for example the deterministic
-// provider.Mock) as a ChatModel, collecting its stream into one response. It has none of
+// inference.Mock) as a ChatModel, collecting its stream into one response. It has none of
 // the service's retries, breakers or budgeting.
 type AdapterModel struct {
-	Adapter provider.ModelAdapter
+	Adapter inference.ModelAdapter
 }
 
 // Chat streams req through the adapter and collects the result.
@@ -91,7 +105,7 @@ func AssistantMessage(resp *ChatResponse) Message {
 
 // CollectStream reads a model stream to its end and assembles the assistant message:
 // text chunks are concatenated and tool-call deltas are merged by index. It closes s.
-func CollectStream(s provider.Stream) (*ChatResponse, error) {
+func CollectStream(s Stream) (*ChatResponse, error) {
 	defer s.Close()
 	var (
 		text    strings.Builder
@@ -142,7 +156,7 @@ func CollectStream(s provider.Stream) (*ChatResponse, error) {
 		tc := calls[i]
 		tc.Arguments = args[i].String()
 		if tc.Name == "" {
-			return nil, fmt.Errorf("agent: model stream: tool call %d has no name", i)
+			return nil, fmt.Errorf("llm: model stream: tool call %d has no name", i)
 		}
 		resp.ToolCalls = append(resp.ToolCalls, *tc)
 	}

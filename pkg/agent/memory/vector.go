@@ -1,4 +1,4 @@
-package agent
+package memory
 
 import (
 	"container/heap"
@@ -9,6 +9,8 @@ import (
 	"slices"
 	"sort"
 	"sync"
+
+	"github.com/mxp-mesh/mesh/pkg/agent"
 )
 
 // VectorDoc is one entry of a vector store: an embedding with an id, tags to filter on and
@@ -90,14 +92,14 @@ func (s *LocalVectorStore) Len() int {
 // vector or a non-finite value.
 func (s *LocalVectorStore) normalize(v []float32) ([]float32, error) {
 	if len(v) != s.dim {
-		return nil, Errorf(CodeInvalidArgument, "vector has %d dimensions, store has %d", len(v), s.dim)
+		return nil, agent.Errorf(agent.CodeInvalidArgument, "vector has %d dimensions, store has %d", len(v), s.dim)
 	}
 	var sum float64
 	for _, x := range v {
 		sum += float64(x) * float64(x)
 	}
 	if sum == 0 || math.IsNaN(sum) || math.IsInf(sum, 0) {
-		return nil, Errorf(CodeInvalidArgument, "vector must be finite and non-zero")
+		return nil, agent.Errorf(agent.CodeInvalidArgument, "vector must be finite and non-zero")
 	}
 	inv := float32(1 / math.Sqrt(sum))
 	out := make([]float32, len(v))
@@ -116,7 +118,7 @@ func (s *LocalVectorStore) Upsert(ctx context.Context, docs ...VectorDoc) error 
 	normed := make([][]float32, len(docs))
 	for i, d := range docs {
 		if d.ID == "" {
-			return Errorf(CodeInvalidArgument, "vector doc %d: empty id", i)
+			return agent.Errorf(agent.CodeInvalidArgument, "vector doc %d: empty id", i)
 		}
 		v, err := s.normalize(d.Vector)
 		if err != nil {
@@ -193,7 +195,7 @@ func (s *LocalVectorStore) Search(ctx context.Context, q VectorQuery) ([]VectorM
 		return nil, err
 	}
 	if q.K < 1 {
-		return nil, Errorf(CodeInvalidArgument, "k must be at least 1, got %d", q.K)
+		return nil, agent.Errorf(agent.CodeInvalidArgument, "k must be at least 1, got %d", q.K)
 	}
 	qv, err := s.normalize(q.Vector)
 	if err != nil {

@@ -1,4 +1,4 @@
-package agent
+package llm
 
 import (
 	"encoding/json"
@@ -93,7 +93,7 @@ func schemaForType(t reflect.Type) (json.RawMessage, error) {
 		t = t.Elem()
 	}
 	if t.Kind() != reflect.Struct {
-		return nil, fmt.Errorf("agent: schema root must be a struct, got %s", t)
+		return nil, fmt.Errorf("llm: schema root must be a struct, got %s", t)
 	}
 	b := &schemaBuilder{visiting: map[reflect.Type]bool{}}
 	node, err := b.build(t, "")
@@ -152,7 +152,7 @@ func (b *schemaBuilder) build(t reflect.Type, path string) (*schemaNode, error) 
 		return n, nil
 	case reflect.Map:
 		if t.Key().Kind() != reflect.String {
-			return nil, fmt.Errorf("agent: schema: %s: map keys must be strings, got %s", pathOr(path), t.Key())
+			return nil, fmt.Errorf("llm: schema: %s: map keys must be strings, got %s", pathOr(path), t.Key())
 		}
 		vals, err := b.build(t.Elem(), path+"{}")
 		if err != nil {
@@ -162,7 +162,7 @@ func (b *schemaBuilder) build(t reflect.Type, path string) (*schemaNode, error) 
 	case reflect.Struct:
 		return b.buildStruct(t, path)
 	}
-	return nil, fmt.Errorf("agent: schema: %s: unsupported type %s", pathOr(path), t)
+	return nil, fmt.Errorf("llm: schema: %s: unsupported type %s", pathOr(path), t)
 }
 
 func pathOr(p string) string {
@@ -174,7 +174,7 @@ func pathOr(p string) string {
 
 func (b *schemaBuilder) buildStruct(t reflect.Type, path string) (*schemaNode, error) {
 	if b.visiting[t] {
-		return nil, fmt.Errorf("agent: schema: %s: recursive type %s is not supported", pathOr(path), t)
+		return nil, fmt.Errorf("llm: schema: %s: recursive type %s is not supported", pathOr(path), t)
 	}
 	b.visiting[t] = true
 	defer delete(b.visiting, t)
@@ -255,7 +255,7 @@ func applyTags(prop *schemaNode, tag reflect.StructTag, ft reflect.Type, path st
 	}
 	if p, ok := tag.Lookup("pattern"); ok {
 		if prop.Type != "string" {
-			return false, fmt.Errorf("agent: schema: %s: pattern on a %s field", path, prop.Type)
+			return false, fmt.Errorf("llm: schema: %s: pattern on a %s field", path, prop.Type)
 		}
 		prop.Pattern = p
 	}
@@ -263,7 +263,7 @@ func applyTags(prop *schemaNode, tag reflect.StructTag, ft reflect.Type, path st
 		for v := range strings.SplitSeq(e, ",") {
 			parsed, err := parseScalar(prop.Type, strings.TrimSpace(v))
 			if err != nil {
-				return false, fmt.Errorf("agent: schema: %s: enum value %q: %w", path, v, err)
+				return false, fmt.Errorf("llm: schema: %s: enum value %q: %w", path, v, err)
 			}
 			prop.Enum = append(prop.Enum, parsed)
 		}
@@ -275,7 +275,7 @@ func applyTags(prop *schemaNode, tag reflect.StructTag, ft reflect.Type, path st
 	for opt := range strings.SplitSeq(mxp, ",") {
 		key, val, hasVal := strings.Cut(strings.TrimSpace(opt), "=")
 		if err := applyOption(prop, key, val, hasVal, &required); err != nil {
-			return false, fmt.Errorf("agent: schema: %s: mxp tag %q: %w", path, opt, err)
+			return false, fmt.Errorf("llm: schema: %s: mxp tag %q: %w", path, opt, err)
 		}
 	}
 	return required, nil

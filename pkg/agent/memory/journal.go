@@ -1,4 +1,4 @@
-package agent
+package memory
 
 import (
 	"bufio"
@@ -79,7 +79,7 @@ func OpenJournal(dir string, opts JournalOptions) (*Journal, error) {
 		opts.MaxFiles = DefaultJournalMaxFiles
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("agent: journal: %w", err)
+		return nil, fmt.Errorf("memory: journal: %w", err)
 	}
 	seqs, err := journalFiles(dir)
 	if err != nil {
@@ -106,7 +106,7 @@ func OpenJournal(dir string, opts JournalOptions) (*Journal, error) {
 func journalFiles(dir string) ([]uint64, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		return nil, fmt.Errorf("agent: journal: %w", err)
+		return nil, fmt.Errorf("memory: journal: %w", err)
 	}
 	var seqs []uint64
 	for _, e := range entries {
@@ -131,7 +131,7 @@ func (j *Journal) path(seq uint64) string {
 func (j *Journal) openFile(seq uint64) error {
 	f, err := os.OpenFile(j.path(seq), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
-		return fmt.Errorf("agent: journal: %w", err)
+		return fmt.Errorf("memory: journal: %w", err)
 	}
 	if err := syncDir(j.dir); err != nil {
 		_ = f.Close()
@@ -146,7 +146,7 @@ func (j *Journal) openExisting(seq uint64) error {
 	path := j.path(seq)
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return fmt.Errorf("agent: journal: %w", err)
+		return fmt.Errorf("memory: journal: %w", err)
 	}
 	size := int64(len(data))
 	if size > 0 && data[size-1] != '\n' {
@@ -154,7 +154,7 @@ func (j *Journal) openExisting(seq uint64) error {
 		tail := data[tailStart:]
 		f, err := os.OpenFile(path, os.O_WRONLY, 0o600)
 		if err != nil {
-			return fmt.Errorf("agent: journal: %w", err)
+			return fmt.Errorf("memory: journal: %w", err)
 		}
 		if json.Valid(tail) {
 			_, err = f.WriteAt([]byte{'\n'}, size)
@@ -170,7 +170,7 @@ func (j *Journal) openExisting(seq uint64) error {
 			err = cerr
 		}
 		if err != nil {
-			return fmt.Errorf("agent: journal: repairing torn tail of %s: %w", path, err)
+			return fmt.Errorf("memory: journal: repairing torn tail of %s: %w", path, err)
 		}
 	}
 	if err := j.openFile(seq); err != nil {
@@ -184,7 +184,7 @@ func (j *Journal) openExisting(seq uint64) error {
 func (j *Journal) Append(v any) error {
 	line, err := json.Marshal(v)
 	if err != nil {
-		return fmt.Errorf("agent: journal: encoding entry: %w", err)
+		return fmt.Errorf("memory: journal: encoding entry: %w", err)
 	}
 	line = append(line, '\n')
 	j.mu.Lock()
@@ -204,7 +204,7 @@ func (j *Journal) Append(v any) error {
 	n, err := j.f.Write(line)
 	j.size += int64(n)
 	if err != nil {
-		j.err = fmt.Errorf("agent: journal: write: %w", err)
+		j.err = fmt.Errorf("memory: journal: write: %w", err)
 		return j.err
 	}
 	j.dirty = true
@@ -214,7 +214,7 @@ func (j *Journal) Append(v any) error {
 	return nil
 }
 
-var errJournalClosed = errors.New("agent: journal closed")
+var errJournalClosed = errors.New("memory: journal closed")
 
 // rotate closes the current file and starts the next, deleting files beyond MaxFiles.
 func (j *Journal) rotate() error {
@@ -222,7 +222,7 @@ func (j *Journal) rotate() error {
 		return err
 	}
 	if err := j.f.Close(); err != nil {
-		return fmt.Errorf("agent: journal: %w", err)
+		return fmt.Errorf("memory: journal: %w", err)
 	}
 	j.f = nil
 	if err := j.openFile(j.seq + 1); err != nil {
@@ -234,7 +234,7 @@ func (j *Journal) rotate() error {
 	}
 	for len(seqs) > j.opts.MaxFiles {
 		if err := os.Remove(j.path(seqs[0])); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("agent: journal: removing old file: %w", err)
+			return fmt.Errorf("memory: journal: removing old file: %w", err)
 		}
 		seqs = seqs[1:]
 	}
@@ -246,7 +246,7 @@ func (j *Journal) syncLocked() error {
 		return nil
 	}
 	if err := j.f.Sync(); err != nil {
-		j.err = fmt.Errorf("agent: journal: fsync: %w", err)
+		j.err = fmt.Errorf("memory: journal: fsync: %w", err)
 		return j.err
 	}
 	j.dirty = false
@@ -301,7 +301,7 @@ func (j *Journal) Replay(fn func(entry json.RawMessage) error) error {
 func replayFile(path string, fn func(json.RawMessage) error) error {
 	f, err := os.Open(path)
 	if err != nil {
-		return fmt.Errorf("agent: journal: %w", err)
+		return fmt.Errorf("memory: journal: %w", err)
 	}
 	defer f.Close()
 	r := bufio.NewReaderSize(f, 64<<10)
@@ -310,7 +310,7 @@ func replayFile(path string, fn func(json.RawMessage) error) error {
 		if len(line) > 0 {
 			body := bytes.TrimSuffix(line, []byte{'\n'})
 			if !json.Valid(body) {
-				return fmt.Errorf("agent: journal: %s line %d: corrupt entry", filepath.Base(path), lineNo)
+				return fmt.Errorf("memory: journal: %s line %d: corrupt entry", filepath.Base(path), lineNo)
 			}
 			if err := fn(json.RawMessage(body)); err != nil {
 				return err
@@ -320,7 +320,7 @@ func replayFile(path string, fn func(json.RawMessage) error) error {
 			return nil
 		}
 		if err != nil {
-			return fmt.Errorf("agent: journal: %w", err)
+			return fmt.Errorf("memory: journal: %w", err)
 		}
 	}
 }

@@ -1,4 +1,4 @@
-package agent
+package llm
 
 import (
 	"context"
@@ -6,7 +6,8 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/mxp-mesh/mesh/services/inference/provider"
+	"github.com/mxp-mesh/mesh/pkg/agent"
+	"github.com/mxp-mesh/mesh/pkg/api/inference"
 )
 
 // DefaultMaxSteps is the step limit of a ToolLoop whose MaxSteps is zero.
@@ -39,25 +40,25 @@ type LoopResult struct {
 
 // toolError is what the model sees when a tool call fails, so it can correct itself.
 type toolError struct {
-	Error string `json:"error"`
-	Code  Code   `json:"code"`
+	Error string     `json:"error"`
+	Code  agent.Code `json:"code"`
 }
 
 // Run runs the loop from req. Tool failures (bad arguments, unknown tool, tool errors)
 // are reported to the model as {"error","code"} tool results and the loop goes on; a
 // model error or a cancelled context ends the loop with that error. Hitting the step limit
-// returns the result so far and an *Error with CodeStepLimit.
+// returns the result so far and an *agent.Error with agent.CodeStepLimit.
 func (l *ToolLoop) Run(ctx context.Context, req ChatRequest) (LoopResult, error) {
 	// req is a copy: the caller's request is never modified.
 	if l.Model == nil {
-		return LoopResult{}, errors.New("agent: ToolLoop without a Model")
+		return LoopResult{}, errors.New("llm: ToolLoop without a Model")
 	}
 	maxSteps := l.MaxSteps
 	if maxSteps <= 0 {
 		maxSteps = DefaultMaxSteps
 	}
 	if l.Tools != nil {
-		req.Tools = append(append([]provider.Tool(nil), req.Tools...), l.Tools.ModelTools()...)
+		req.Tools = append(append([]inference.Tool(nil), req.Tools...), l.Tools.ModelTools()...)
 	}
 	res := LoopResult{Messages: append([]Message(nil), req.Messages...)}
 	for res.Steps < maxSteps {
@@ -68,7 +69,7 @@ func (l *ToolLoop) Run(ctx context.Context, req ChatRequest) (LoopResult, error)
 		resp, err := l.Model.Chat(ctx, &req)
 		res.Steps++
 		if err != nil {
-			return res, fmt.Errorf("agent: model call %d: %w", res.Steps, err)
+			return res, fmt.Errorf("llm: model call %d: %w", res.Steps, err)
 		}
 		res.Usage = addUsage(res.Usage, resp.Usage)
 		res.Model, res.Provider = resp.Model, resp.Provider
@@ -87,7 +88,7 @@ func (l *ToolLoop) Run(ctx context.Context, req ChatRequest) (LoopResult, error)
 			res.Messages = append(res.Messages, Message{Role: RoleTool, ToolCallID: call.ID, Name: call.Name, Content: string(out)})
 		}
 	}
-	return res, Errorf(CodeStepLimit, "model still calling tools after %d steps", maxSteps)
+	return res, agent.Errorf(agent.CodeStepLimit, "model still calling tools after %d steps", maxSteps)
 }
 
 // runTool runs one call and returns the content of its tool message: the result, or a
@@ -96,7 +97,7 @@ func (l *ToolLoop) runTool(ctx context.Context, call ToolCall) (json.RawMessage,
 	var out json.RawMessage
 	var err error
 	if l.Tools == nil {
-		err = Errorf(CodeNotFound, "no tool named %q", call.Name)
+		err = agent.Errorf(agent.CodeNotFound, "no tool named %q", call.Name)
 	} else {
 		out, err = l.Tools.Call(ctx, call.Name, json.RawMessage(call.Arguments))
 	}
@@ -104,7 +105,7 @@ func (l *ToolLoop) runTool(ctx context.Context, call ToolCall) (json.RawMessage,
 		l.OnToolCall(call, out, err)
 	}
 	if err != nil {
-		e := asError(err)
+		e := agent.AsError(err)
 		b, _ := json.Marshal(toolError{Error: e.Message, Code: e.Code})
 		return b, err
 	}

@@ -1,4 +1,4 @@
-package agent
+package llm
 
 import (
 	"context"
@@ -8,7 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/mxp-mesh/mesh/services/inference/provider"
+	"github.com/mxp-mesh/mesh/pkg/agent"
+	"github.com/mxp-mesh/mesh/pkg/api/inference"
 )
 
 // scriptedModel answers with its script in order and records what it was sent.
@@ -34,11 +35,11 @@ func (m *scriptedModel) Chat(_ context.Context, req *ChatRequest) (*ChatResponse
 }
 
 func callTools(calls ...ToolCall) ChatResponse {
-	return ChatResponse{Response: provider.Response{ToolCalls: calls, FinishReason: provider.FinishToolCalls, Usage: Usage{InputTokens: 1, OutputTokens: 1}}}
+	return ChatResponse{Response: inference.Response{ToolCalls: calls, FinishReason: inference.FinishToolCalls, Usage: Usage{InputTokens: 1, OutputTokens: 1}}}
 }
 
 func answer(text string) ChatResponse {
-	return ChatResponse{Response: provider.Response{Text: text, FinishReason: provider.FinishStop, Usage: Usage{InputTokens: 2, OutputTokens: 3}}}
+	return ChatResponse{Response: inference.Response{Text: text, FinishReason: inference.FinishStop, Usage: Usage{InputTokens: 2, OutputTokens: 3}}}
 }
 
 func TestToolLoop(t *testing.T) {
@@ -52,7 +53,7 @@ func TestToolLoop(t *testing.T) {
 		name      string
 		script    []ChatResponse
 		maxSteps  int
-		wantErr   Code
+		wantErr   agent.Code
 		wantSteps int
 		wantRuns  int32
 		wantTool  []string // contents of the tool messages, in order
@@ -89,7 +90,7 @@ func TestToolLoop(t *testing.T) {
 			name:      "step limit",
 			script:    []ChatResponse{callTools(ToolCall{ID: "c", Name: "weather", Arguments: (`{"city":"Oslo"}`)})},
 			maxSteps:  3,
-			wantErr:   CodeStepLimit,
+			wantErr:   agent.CodeStepLimit,
 			wantSteps: 3, wantRuns: 3,
 		},
 	}
@@ -100,7 +101,7 @@ func TestToolLoop(t *testing.T) {
 			var observed int
 			loop := ToolLoop{Model: model, Tools: box, MaxSteps: tt.maxSteps, OnToolCall: func(ToolCall, json.RawMessage, error) { observed++ }}
 			res, err := loop.Run(context.Background(), NewChatRequest("mock", user...))
-			if CodeOf(err) != tt.wantErr {
+			if agent.CodeOf(err) != tt.wantErr {
 				t.Fatalf("err = %v, want code %q", err, tt.wantErr)
 			}
 			if res.Steps != tt.wantSteps || runs.Load() != tt.wantRuns || len(model.seen) != tt.wantSteps {

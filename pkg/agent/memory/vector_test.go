@@ -1,4 +1,4 @@
-package agent
+package memory
 
 import (
 	"context"
@@ -9,6 +9,8 @@ import (
 	"slices"
 	"sort"
 	"testing"
+
+	"github.com/mxp-mesh/mesh/pkg/agent"
 )
 
 func TestLocalVectorStoreSearch(t *testing.T) {
@@ -99,7 +101,7 @@ func TestLocalVectorStoreUpsertDelete(t *testing.T) {
 		{"query dim", func() error { _, err := s.Search(ctx, VectorQuery{Vector: []float32{1}, K: 1}); return err }()},
 	}
 	for _, b := range bad {
-		if CodeOf(b.err) != CodeInvalidArgument {
+		if agent.CodeOf(b.err) != agent.CodeInvalidArgument {
 			t.Errorf("%s: err = %v, want invalid_argument", b.name, b.err)
 		}
 	}

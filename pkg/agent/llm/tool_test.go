@@ -1,4 +1,4 @@
-package agent
+package llm
 
 import (
 	"context"
@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"github.com/mxp-mesh/mesh/pkg/agent"
 )
 
 type weatherArgs struct {
@@ -27,7 +29,7 @@ func newWeatherTool(t testing.TB, runs *atomic.Int32) *Tool {
 			runs.Add(1)
 			switch a.City {
 			case "nowhere":
-				return weather{}, Errorf(CodeNotFound, "no city %q", a.City)
+				return weather{}, agent.Errorf(agent.CodeNotFound, "no city %q", a.City)
 			case "boom":
 				panic("sensor exploded")
 			}
@@ -46,23 +48,23 @@ func TestToolCall(t *testing.T) {
 		name     string
 		args     string
 		want     string
-		wantCode Code
+		wantCode agent.Code
 		ran      bool
 	}{
 		{"ok", `{"city":"Oslo"}`, `{"city":"Oslo","temp_c":21.5}`, "", true},
 		{"all fields", `{"city":"Oslo","units":"metric","days":3}`, `{"city":"Oslo","temp_c":21.5}`, "", true},
-		{"missing required", `{}`, "", CodeInvalidArgument, false},
-		{"empty means {}", ``, "", CodeInvalidArgument, false},
-		{"wrong type", `{"city":5}`, "", CodeInvalidArgument, false},
-		{"enum", `{"city":"Oslo","units":"kelvin"}`, "", CodeInvalidArgument, false},
-		{"max", `{"city":"Oslo","days":8}`, "", CodeInvalidArgument, false},
-		{"minLength", `{"city":""}`, "", CodeInvalidArgument, false},
-		{"unknown field", `{"city":"Oslo","x":1}`, "", CodeInvalidArgument, false},
-		{"not json", `{"city":`, "", CodeInvalidArgument, false},
-		{"not an object", `[1]`, "", CodeInvalidArgument, false},
-		{"integer as float", `{"city":"Oslo","days":2.5}`, "", CodeInvalidArgument, false},
-		{"tool error", `{"city":"nowhere"}`, "", CodeNotFound, true},
-		{"panic", `{"city":"boom"}`, "", CodeInternal, true},
+		{"missing required", `{}`, "", agent.CodeInvalidArgument, false},
+		{"empty means {}", ``, "", agent.CodeInvalidArgument, false},
+		{"wrong type", `{"city":5}`, "", agent.CodeInvalidArgument, false},
+		{"enum", `{"city":"Oslo","units":"kelvin"}`, "", agent.CodeInvalidArgument, false},
+		{"max", `{"city":"Oslo","days":8}`, "", agent.CodeInvalidArgument, false},
+		{"minLength", `{"city":""}`, "", agent.CodeInvalidArgument, false},
+		{"unknown field", `{"city":"Oslo","x":1}`, "", agent.CodeInvalidArgument, false},
+		{"not json", `{"city":`, "", agent.CodeInvalidArgument, false},
+		{"not an object", `[1]`, "", agent.CodeInvalidArgument, false},
+		{"integer as float", `{"city":"Oslo","days":2.5}`, "", agent.CodeInvalidArgument, false},
+		{"tool error", `{"city":"nowhere"}`, "", agent.CodeNotFound, true},
+		{"panic", `{"city":"boom"}`, "", agent.CodeInternal, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -72,8 +74,8 @@ func TestToolCall(t *testing.T) {
 				t.Fatalf("function ran = %v, want %v", ran, tt.ran)
 			}
 			if tt.wantCode != "" {
-				if CodeOf(err) != tt.wantCode {
-					t.Fatalf("err = %v (code %q), want code %q", err, CodeOf(err), tt.wantCode)
+				if agent.CodeOf(err) != tt.wantCode {
+					t.Fatalf("err = %v (code %q), want code %q", err, agent.CodeOf(err), tt.wantCode)
 				}
 				return
 			}
@@ -141,11 +143,14 @@ func TestToolbox(t *testing.T) {
 	if len(specs) != 2 || specs[0].Name != "echo" || specs[1].Name != "weather" {
 		t.Fatalf("specs = %+v", specs)
 	}
+	if caps := strings.Join(box.Capabilities(), ","); caps != "tool.echo,tool.weather" {
+		t.Fatalf("capabilities = %s", caps)
+	}
 	out, err := box.Call(context.Background(), "echo", json.RawMessage(`{"text":"hi"}`))
 	if err != nil || string(out) != `"hi"` {
 		t.Fatalf("echo = %s, %v", out, err)
 	}
-	if _, err := box.Call(context.Background(), "nope", nil); CodeOf(err) != CodeNotFound {
+	if _, err := box.Call(context.Background(), "nope", nil); agent.CodeOf(err) != agent.CodeNotFound {
 		t.Fatalf("unknown tool: %v", err)
 	}
 	var zero Toolbox
@@ -166,7 +171,7 @@ func FuzzToolCall(f *testing.F) {
 	f.Fuzz(func(t *testing.T, args []byte) {
 		before := runs.Load()
 		_, err := tool.Call(context.Background(), args)
-		if err != nil && CodeOf(err) == CodeInvalidArgument && runs.Load() != before {
+		if err != nil && agent.CodeOf(err) == agent.CodeInvalidArgument && runs.Load() != before {
 			t.Fatalf("function ran on invalid arguments %q", args)
 		}
 	})
