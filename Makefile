@@ -2,7 +2,7 @@
 #
 #   make run     run the whole mesh in one process (mxp dev)
 #   make test    go test -race over every module (unit + integration)
-#   make lint    gofmt, go vet, staticcheck
+#   make lint    gofmt, go vet, staticcheck, the dependency rules (scripts/check-deps.sh)
 #   make fuzz    a short run of every fuzz target (FUZZTIME per target)
 #   make bench   run the benchmarks and write docs/BENCHMARKS.md
 #   make e2e     Docker-based end-to-end tests (build tag e2e)
@@ -43,6 +43,7 @@ lint:
 	@unformatted=$$(gofmt -l $(MODULES)); if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet $(PKGS)
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) $(PKGS)
+	GO=$(GO) ./scripts/check-deps.sh
 
 fuzz:
 	FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh

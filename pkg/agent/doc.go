@@ -1,14 +1,21 @@
-// Package agent is the Go SDK for writing autonomous agents that speak MXP.
+// Package agent is the core of the Go SDK for writing autonomous agents that speak MXP.
 //
 // An agent is a value with a lifecycle (Init → Ready → Active ⇄ Suspended → Retiring →
-// Terminated), handlers for the message kinds it serves (Call, Event, Stream), tools
-// (plain Go functions whose JSON Schema is derived from their argument struct), and
-// memory: a bounded conversation ring, an append-only journal, a vector store, and
-// checkpoints that let a restarted agent carry on.
+// Terminated) and handlers for the message kinds it serves (Call, Event, Stream); Run
+// connects it to the mesh, registers it, heartbeats, reconnects and retires it. Through
+// it the agent calls other agents and services, discovers agents by capability,
+// publishes and subscribes to events and opens streams.
+//
+// Two opt-in packages build on this one: agent/llm (tools with JSON Schemas derived from
+// Go structs, chat models — the mesh's inference service among them — streaming, and the
+// tool-calling loop) and agent/memory (a bounded conversation ring, an append-only
+// journal, checkpoints and a vector store). This package imports neither, so an agent
+// that uses no model compiles no model code.
 //
 // The package is the boundary between agent authors and the mesh. It must stay small and
 // hard to misuse: it never starts an unbounded goroutine per message, never lets a handler
 // panic crash the process, and never exposes wire details (frames, subjects) that authors
-// would then depend on. It must not import any service's implementation, only the wire
-// types the services publish.
+// would then depend on. It must not import any service, nor pkg/common (the service
+// foundation, which compiles the NATS server and OpenTelemetry): only pkg/mxp and the
+// services' wire contracts in pkg/api. scripts/check-deps.sh (make lint) enforces it.
 package agent
