@@ -35,7 +35,8 @@ type Server struct {
 
 // NewServer builds the router: /metrics from reg, /livez and /readyz from checker, and
 // /debug/pprof when enabled, and registers the server's connection metrics on reg
-// (mxp_http_connections, mxp_http_connections_waited_total, mxp_http_timeouts_total).
+// (mxp_http_connections, mxp_http_connections_waited_total, mxp_http_idle_evictions_total,
+// mxp_http_connections_refused_total, mxp_http_timeouts_total).
 // Mount service routes on Router() before Start.
 func NewServer(cfg ServerConfig, reg *Registry, checker *health.Checker) *Server {
 	lim := cfg.Limits.WithDefaults()
@@ -82,7 +83,7 @@ func (s *Server) Start() error {
 	if err != nil {
 		return err
 	}
-	s.ln = newLimitListener(ln, s.limits.MaxConns, s.m)
+	s.ln = newLimitListener(ln, s.limits.MaxConns, s.limits.MaxConnsPerIP, s.m)
 	go s.srv.Serve(s.ln)
 	return nil
 }

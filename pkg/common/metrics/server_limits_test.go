@@ -258,9 +258,13 @@ func TestMaxHeaderBytes(t *testing.T) {
 func TestServerLimitsDefaults(t *testing.T) {
 	got := ServerLimits{ReadTimeout: -1, MaxConns: 7}.WithDefaults()
 	want := ServerLimits{ReadHeaderTimeout: DefaultReadHeaderTimeout, ReadTimeout: DefaultReadTimeout,
-		WriteTimeout: DefaultWriteTimeout, IdleTimeout: DefaultIdleTimeout, MaxHeaderBytes: DefaultMaxHeaderBytes, MaxConns: 7}
+		WriteTimeout: DefaultWriteTimeout, IdleTimeout: DefaultIdleTimeout, MaxHeaderBytes: DefaultMaxHeaderBytes, MaxConns: 7,
+		MaxConnsPerIP: DefaultMaxConnsPerIP}
 	if got != want {
 		t.Fatalf("%+v, want %+v", got, want)
+	}
+	if got := (ServerLimits{MaxConnsPerIP: -1}).WithDefaults().MaxConnsPerIP; got != -1 {
+		t.Fatalf("a negative max_conns_per_ip (no cap) became %d", got)
 	}
 }
 
