@@ -296,7 +296,7 @@ func NewAnthropicStream(body io.ReadCloser) Stream {
 			case "invalid_request_error":
 				code, retry = CodeInvalidRequest, false
 			}
-			return nil, &Error{Code: code, Provider: "anthropic", Retryable: retry, Message: msg}
+			return nil, upstreamError("anthropic", code, retry, msg)
 		}
 		return nil, nil // ping, content_block_stop and unknown events carry nothing
 	}

@@ -163,6 +163,18 @@ func StatusError(provider string, status int, header http.Header, message string
 	return e
 }
 
+// upstreamError is an error whose message is the upstream's own text, such as a stream's
+// error event. Like StatusError it keeps only an excerpt (security.Excerpt: at most
+// MaxUpstreamExcerpt bytes, one line, no control characters, registered secrets and
+// credential-shaped text blanked), or "stream error" when nothing of it is left.
+func upstreamError(provider string, code Code, retryable bool, message string) *Error {
+	message = security.Excerpt(message, MaxUpstreamExcerpt)
+	if message == "" {
+		message = "stream error"
+	}
+	return &Error{Code: code, Provider: provider, Retryable: retryable, Message: message}
+}
+
 func looksLikeContextOverflow(msg string) bool {
 	m := strings.ToLower(msg)
 	for _, s := range []string{"context_length_exceeded", "context length", "prompt is too long",

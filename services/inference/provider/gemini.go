@@ -8,6 +8,8 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+
+	"github.com/mxp-mesh/mesh/pkg/common/security"
 )
 
 // DefaultGeminiBaseURL is used when the config has no BaseURL.
@@ -377,7 +379,7 @@ func NewGeminiStream(body io.ReadCloser) Stream {
 			}
 		}
 		if c.Error != nil {
-			return nil, &Error{Code: CodeProviderError, Provider: "gemini", Retryable: true, Message: c.Error.Message}
+			return nil, upstreamError("gemini", CodeProviderError, true, c.Error.Message)
 		}
 		if u := c.UsageMetadata; u != nil {
 			usage = &Usage{InputTokens: u.PromptTokenCount, OutputTokens: u.CandidatesTokenCount + u.ThoughtsTokenCount}
@@ -386,7 +388,8 @@ func NewGeminiStream(body io.ReadCloser) Stream {
 		defer func() { chunks = out }()
 		if pf := c.PromptFeedback; pf != nil && pf.BlockReason != "" {
 			finish = FinishContentFilter
-			out = append(out, Chunk{Refusal: "prompt blocked by Gemini safety filters: " + pf.BlockReason})
+			out = append(out, Chunk{Refusal: "prompt blocked by Gemini safety filters: " +
+				security.Excerpt(pf.BlockReason, MaxUpstreamExcerpt)})
 		}
 		if len(c.Candidates) > 0 {
 			cand := c.Candidates[0]

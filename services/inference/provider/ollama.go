@@ -208,7 +208,7 @@ func NewOllamaStream(body io.ReadCloser) Stream {
 			}
 		}
 		if c.Error != "" {
-			return nil, &Error{Code: CodeProviderError, Provider: "ollama", Retryable: true, Message: c.Error}
+			return nil, upstreamError("ollama", CodeProviderError, true, c.Error)
 		}
 		out := chunks[:0]
 		defer func() { chunks = out }()

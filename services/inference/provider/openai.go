@@ -266,8 +266,7 @@ func NewOpenAIStream(body io.ReadCloser) Stream {
 			}
 		}
 		if c.Error != nil {
-			return nil, &Error{Code: CodeProviderError, Provider: "openai", Retryable: c.Error.Type == "server_error",
-				Message: c.Error.Message}
+			return nil, upstreamError("openai", CodeProviderError, c.Error.Type == "server_error", c.Error.Message)
 		}
 		out := chunks[:0]
 		defer func() { chunks = out }()

@@ -1,10 +1,13 @@
 package provider_test
 
 import (
+	"encoding/json"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/mxp-mesh/mesh/pkg/common/security"
@@ -67,5 +70,81 @@ func eqCode(t *testing.T, got, want provider.Code) {
 	t.Helper()
 	if got != want {
 		t.Errorf("code %s, want %s", got, want)
+	}
+}
+
+// A stream's error event carries the upstream's own text. Whatever it holds (10 KB, a
+// credential-shaped token, a registered key, control characters), the error passed on
+// keeps an excerpt: bounded, one line, the tokens blanked. The old adapters passed the
+// text on whole.
+func TestStreamErrorEventsAreExcerpted(t *testing.T) {
+	provider.NewOpenAI(provider.HTTPConfig{APIKey: fuzzKey})
+	q := hostileErrorText
+	for _, tc := range []struct {
+		name   string
+		stream func(io.ReadCloser) provider.Stream
+		body   string
+		code   provider.Code
+	}{
+		{"openai", provider.NewOpenAIStream, openAIErrorEvent(q), provider.CodeProviderError},
+		{"anthropic", provider.NewAnthropicStream, anthropicErrorEvent(q), provider.CodeOverloaded},
+		{"gemini", provider.NewGeminiStream, geminiErrorEvent(q), provider.CodeProviderError},
+		{"ollama", provider.NewOllamaStream, ollamaErrorEvent(q), provider.CodeProviderError},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := provider.Collect(tc.stream(io.NopCloser(strings.NewReader(tc.body))))
+			e := provider.AsError(err)
+			if e == nil {
+				t.Fatal("no error from a stream error event")
+			}
+			eqCode(t, e.Code, tc.code)
+			checkExcerpt(t, e.Message)
+			for _, secret := range []string{hostileToken, "abcdefghijklmnop", fuzzKey} {
+				if strings.Contains(e.Error(), secret) {
+					t.Errorf("%q passed on in %q", secret, e.Error())
+				}
+			}
+			if !strings.HasPrefix(e.Message, "upstream failed for") {
+				t.Errorf("the upstream's text is lost: %q", e.Message)
+			}
+		})
+	}
+}
+
+// hostileToken is credential-shaped; hostileErrorText is a JSON string of 10 KB holding
+// it, a bearer token, control characters and the registered fuzzKey.
+const hostileToken = "sk-proj-Abc123Def456Ghi789Jkl012"
+
+var hostileErrorText = func() string {
+	q, _ := json.Marshal("upstream failed for " + hostileToken + " \x1b[31mBearer abcdefghijklmnop\x07\r\nkey " +
+		fuzzKey + " " + strings.Repeat("x", 10<<10))
+	return string(q)
+}()
+
+// The error events of each wire format, with q (a JSON string) as the upstream's text.
+func openAIErrorEvent(q string) string {
+	return `data: {"error":{"message":` + q + `,"type":"server_error"}}` + "\n\n"
+}
+
+func anthropicErrorEvent(q string) string {
+	return "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":" + q + "}}\n\n"
+}
+
+func geminiErrorEvent(q string) string { return `data: {"error":{"message":` + q + `}}` + "\n\n" }
+
+func ollamaErrorEvent(q string) string { return `{"error":` + q + "}\n" }
+
+// checkExcerpt fails when msg is not an excerpt: longer than MaxUpstreamExcerpt (and
+// its "…"), or holding a control character or invalid UTF-8.
+func checkExcerpt(t *testing.T, msg string) {
+	t.Helper()
+	if len(msg) > provider.MaxUpstreamExcerpt+len("…") {
+		t.Errorf("message of %d bytes: %.80q…", len(msg), msg)
+	}
+	if !utf8.ValidString(msg) {
+		t.Errorf("invalid UTF-8 in %q", msg)
+	}
+	if i := strings.IndexFunc(msg, unicode.IsControl); i >= 0 {
+		t.Errorf("control character %q in %q", msg[i], msg)
 	}
 }

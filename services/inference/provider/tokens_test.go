@@ -121,8 +121,11 @@ func fuzzStream(f *testing.F, mk func(io.ReadCloser) provider.Stream, seeds ...s
 		s := mk(io.NopCloser(strings.NewReader(string(data))))
 		for range 10000 {
 			if _, err := s.Recv(); err != nil {
-				if strings.Contains(err.Error(), fuzzKey) {
-					t.Fatalf("registered key in the stream error %q", err)
+				if strings.Contains(err.Error(), fuzzKey) || strings.Contains(err.Error(), hostileToken) {
+					t.Fatalf("registered key or credential-shaped token in the stream error %q", err)
+				}
+				if e := provider.AsError(err); e != nil && upstreamText(e.Message) {
+					checkExcerpt(t, e.Message)
 				}
 				return
 			}
@@ -131,24 +134,31 @@ func fuzzStream(f *testing.F, mk func(io.ReadCloser) provider.Stream, seeds ...s
 	})
 }
 
+// upstreamText reports whether an error message is the upstream's own text (a stream's
+// error event), which must be an excerpt, rather than our own wording around a quoted
+// excerpt (a malformed chunk, an interrupted read).
+func upstreamText(msg string) bool {
+	return !strings.HasPrefix(msg, "malformed chunk ") && !strings.HasPrefix(msg, "stream interrupted: ")
+}
+
 func FuzzOpenAIStream(f *testing.F) {
-	fuzzStream(f, provider.NewOpenAIStream, "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"}}]}\n\ndata: [DONE]\n\n",
+	fuzzStream(f, provider.NewOpenAIStream, openAIErrorEvent(hostileErrorText), "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"}}]}\n\ndata: [DONE]\n\n",
 		"data: {\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":0,\"id\":\"a\",\"function\":{\"name\":\"f\",\"arguments\":\"{\"}}]}}]}\n\n")
 }
 
 func FuzzAnthropicStream(f *testing.F) {
-	fuzzStream(f, provider.NewAnthropicStream, "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":3}}}\n\n"+
+	fuzzStream(f, provider.NewAnthropicStream, anthropicErrorEvent(hostileErrorText), "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":3}}}\n\n"+
 		"event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"tool_use\",\"id\":\"t\",\"name\":\"f\"}}\n\n"+
 		"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"{}\"}}\n\n"+
 		"event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n")
 }
 
 func FuzzGeminiStream(f *testing.F) {
-	fuzzStream(f, provider.NewGeminiStream, "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"a\"},{\"functionCall\":{\"name\":\"f\",\"args\":{}}}]},\"finishReason\":\"STOP\"}]}\n\n")
+	fuzzStream(f, provider.NewGeminiStream, geminiErrorEvent(hostileErrorText), "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"a\"},{\"functionCall\":{\"name\":\"f\",\"args\":{}}}]},\"finishReason\":\"STOP\"}]}\n\n")
 }
 
 func FuzzOllamaStream(f *testing.F) {
-	fuzzStream(f, provider.NewOllamaStream, "{\"message\":{\"content\":\"a\"},\"done\":false}\n{\"done\":true,\"eval_count\":1}\n")
+	fuzzStream(f, provider.NewOllamaStream, ollamaErrorEvent(hostileErrorText), "{\"message\":{\"content\":\"a\"},\"done\":false}\n{\"done\":true,\"eval_count\":1}\n")
 }
 
 func FuzzEstimateTokens(f *testing.F) {
