@@ -23,7 +23,7 @@ const probeGuard = 10 * time.Second
 // keepAlive opens a connection from local (nil: any) to addr, completes one keep-alive
 // GET /livez on it and returns it open, idle, with the server waiting for its next
 // request.
-func keepAlive(t *testing.T, addr string, local net.Addr) net.Conn {
+func keepAlive(t testing.TB, addr string, local net.Addr) net.Conn {
 	t.Helper()
 	c, err := (&net.Dialer{LocalAddr: local}).Dial("tcp", addr)
 	if err != nil {
@@ -51,7 +51,7 @@ func livez(c net.Conn) (int, error) {
 }
 
 // probe is a health probe: a fresh connection, one GET /livez, no keep-alive.
-func probe(t *testing.T, addr string) (int, error) {
+func probe(t testing.TB, addr string) (int, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), probeGuard)
 	defer cancel()
@@ -345,4 +345,52 @@ func checkListener(t *testing.T, l *limitListener, m *serverMetrics, maxConns, m
 	if got := testutil.ToFloat64(m.open); int(got) != len(l.conns) {
 		t.Fatalf("gauge %v, %d open", got, len(l.conns))
 	}
+}
+
+// BenchmarkProbeAtIdleCap is the figure of the idle keep-alive attack: a health probe
+// against a server whose max_conns (64) are all idle keep-alive connections of one
+// client, which reopens the evicted one after each probe, beside the same probe against
+// a quiet server in the same run. It reports both latencies and their ratio; the old
+// code gave the probe at the cap no answer until the idle timeout.
+func BenchmarkProbeAtIdleCap(b *testing.B) {
+	const maxConns = 64
+	quiet, _ := limitedServer(b, ServerLimits{MaxConns: maxConns})
+	full, _ := limitedServer(b, ServerLimits{MaxConns: maxConns, MaxConnsPerIP: -1})
+	l := full.ln.(*limitListener)
+	held := map[string]net.Conn{} // by local address, the server's remote address
+	var quietD, fullD time.Duration
+	for b.Loop() {
+		for len(held) < maxConns {
+			c := keepAlive(b, full.Addr(), nil)
+			held[c.LocalAddr().String()] = c
+		}
+		waitListener(l, func() bool { return idleCountLocked(l) == maxConns })
+		start := time.Now()
+		if code, err := probe(b, quiet.Addr()); err != nil || code != http.StatusOK {
+			b.Fatalf("quiet probe: %d %v", code, err)
+		}
+		quietD += time.Since(start)
+		start = time.Now()
+		if code, err := probe(b, full.Addr()); err != nil || code != http.StatusOK {
+			b.Fatalf("probe at the idle cap: %d %v", code, err)
+		}
+		fullD += time.Since(start)
+		waitListener(l, func() bool { return len(l.conns) < maxConns }) // the probe has closed
+		l.mu.Lock()
+		open := map[string]bool{}
+		for c := range l.conns {
+			open[c.RemoteAddr().String()] = true
+		}
+		l.mu.Unlock()
+		for a, c := range held {
+			if !open[a] {
+				c.Close()
+				delete(held, a)
+			}
+		}
+	}
+	n := float64(b.N)
+	b.ReportMetric(quietD.Seconds()*1e3/n, "quiet_probe_ms")
+	b.ReportMetric(fullD.Seconds()*1e3/n, "idle_cap_probe_ms")
+	b.ReportMetric(float64(fullD)/float64(quietD), "idle_cap/quiet")
 }
