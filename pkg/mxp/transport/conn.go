@@ -94,8 +94,9 @@ type Conn struct {
 	rxNonce [12]byte
 	// rxRefused: a STREAM frame of the packet being processed did not fit in the receive
 	// budget, so the packet is not acknowledged (read loop, c.mu held).
-	rxRefused bool
-	stats     connCounters
+	rxRefused   bool
+	recvRetryAt time.Time // when a reservation that did not fit is retried (zero: none waits; recvbudget.go)
+	stats       connCounters
 }
 
 func newConn(ep *endpoint, cfg *Config, peer peerKeys, connID uint64, remote netip.AddrPort, client bool, now time.Time) *Conn {

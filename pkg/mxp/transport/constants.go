@@ -118,4 +118,8 @@ const (
 	DefaultRecvBudget = 64 << 20 // bytes an endpoint's connections may hold in reassembly and receive queues, together
 	MaxRecvFragments  = 4096     // out-of-order fragments one connection may hold; more out-of-order data is dropped unacknowledged
 	OversizePrefix    = 32       // bytes kept of a message over Config.MaxMessageSize (an MXP frame header), reported with its size
+	MaxRecvOutOfOrder = 4 << 20  // out-of-order bytes one connection may hold (at most RecvBudget/8): a lossy bulk path's window
+
+	RecvRetryInterval = 10 * time.Millisecond // a message whose reservation did not fit is retried this often while bytes wait behind it
+	RecvStallTimeout  = time.Second           // data refused and nothing returned to the receive budget this long: the largest holder is evicted
 )

@@ -111,6 +111,7 @@ type endpointCounters struct {
 	datagramsDroppedIn, datagramsDroppedOut  atomic.Uint64 // datagram queue full (receive, send)
 
 	tooLarge, recvBudgetDrops atomic.Uint64 // messages refused by size; data dropped over the receive budget
+	recvEvictions             atomic.Uint64 // connections closed over a stalled receive budget
 }
 
 // newEndpoint opens the socket: bound to laddr (a listener), or connected to raddr (a

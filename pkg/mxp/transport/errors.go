@@ -22,8 +22,12 @@ var (
 	ErrSendBufferFull    = errors.New("transport: send buffer full (Send from OnMessage or OnDatagram does not wait)")
 	// ErrRefused: the listener turned the connection away at a connection cap (its
 	// CloseError, code CloseRefused, gives which one); retry later or elsewhere.
-	ErrRefused  = errors.New("transport: the listener refused the connection (connection limit)")
-	errBadPoint = errors.New("transport: low-order public key")
+	ErrRefused = errors.New("transport: the listener refused the connection (connection limit)")
+	// ErrRecvBudget: the listener closed the connection (CloseRecvBudget) because its
+	// receive budget stayed full while data was refused, and this connection held the
+	// most of it (messages its application did not take, or partial messages).
+	ErrRecvBudget = errors.New("transport: connection evicted: it held the most of a full receive budget")
+	errBadPoint   = errors.New("transport: low-order public key")
 )
 
 // MessageTooLargeError is a received message that was refused because its declared size
@@ -64,10 +68,11 @@ func (e *CloseError) Error() string {
 }
 
 // Is makes errors.Is(err, ErrPeerClosed) true for a close by the peer, ErrRefused for a
-// peer's CloseRefused, and ErrClosed for all.
+// peer's CloseRefused, ErrRecvBudget for a peer's CloseRecvBudget, and ErrClosed for all.
 func (e *CloseError) Is(target error) bool {
 	return target == ErrClosed || (e.Remote && target == ErrPeerClosed) ||
-		(e.Remote && e.Code == CloseRefused && target == ErrRefused)
+		(e.Remote && e.Code == CloseRefused && target == ErrRefused) ||
+		(e.Remote && e.Code == CloseRecvBudget && target == ErrRecvBudget)
 }
 
 // Close codes carried by a CLOSE frame.
@@ -78,4 +83,5 @@ const (
 	CloseIdle          = 3 // informational: closing after the idle timeout
 	CloseRefused       = 4 // the listener refused a new connection at a cap; the reason names it
 	CloseUnreachable   = 5 // the peer stopped answering (DeadPeerTimeout; sent in case it is only slow) or its host refused (ICMP)
+	CloseRecvBudget    = 6 // the listener's receive budget stayed full and this connection held the most of it
 )

@@ -73,12 +73,16 @@ func (s *testSink) refuseLocked(p []byte, size uint64) {
 	s.releaseRecv(varintLen(size) + len(p))
 }
 
-func (s *testSink) chargeRecv(n int, progress bool) bool {
-	limit := s.budget
-	if !progress {
-		limit /= 2
+func (s *testSink) chargeRecv(n int) bool {
+	if s.held+n > s.budget/2 {
+		return false
 	}
-	if s.held+n > limit {
+	s.held += n
+	return true
+}
+
+func (s *testSink) reserveRecv(n int) bool {
+	if s.held+n > s.budget {
 		return false
 	}
 	s.held += n
@@ -94,21 +98,45 @@ func (s *testSink) releaseRecv(n int) {
 
 func (s *testSink) maxMessage() uint64 { return s.limit }
 
-// expectedHeld is what r must have charged: the partial message (its length prefix
-// included) and the fragments with their overhead.
-func expectedHeld(r *recvStream) int {
-	n := r.hdrN
+func (s *testSink) maxOutOfOrder() int { return max(s.budget/8, 1<<10) }
+
+// expectedHeld is what r must have charged: the reservation of the message being read
+// (its length prefix included) and the fragments with their overhead. It also checks the
+// invariants of reassembly.go: a message's buffer never exceeds its reservation, the
+// fragments' charge is what they hold and within the connection's out-of-order cap.
+func expectedHeld(t *testing.T, r *recvStream, s *testSink) int {
+	n := 0
 	switch {
 	case r.want > 0:
-		n = varintLen(uint64(r.want)) + len(r.body)
-	case r.tooLarge > 0:
-		n = 0
-		if r.prefix != nil {
-			n = varintLen(r.tooLarge) + len(r.prefix)
+		n = varintLen(uint64(r.want)) + r.want
+		if cap(r.body) > r.want {
+			t.Fatalf("buffer of %d bytes for a message of %d", cap(r.body), r.want)
 		}
+	case r.tooLarge > 0 && r.prefix != nil:
+		n = varintLen(r.tooLarge) + cap(r.prefix)
 	}
-	for _, f := range r.frags {
-		n += len(f.b) + fragmentOverhead
+	if n != r.reserved {
+		t.Fatalf("reserved %d, the message being read needs %d", r.reserved, n)
+	}
+	f := 0
+	for _, fr := range r.frags {
+		f += len(fr.b) + fragmentOverhead
+	}
+	if f != r.fragHeld || f > s.maxOutOfOrder() {
+		t.Fatalf("fragments hold %d, charged %d, cap %d", f, r.fragHeld, s.maxOutOfOrder())
+	}
+	return n + f
+}
+
+// maxReservation is the largest reservation a stream's messages need (their heldBytes).
+func maxReservation(got []recvd) int {
+	n := 0
+	for _, m := range got {
+		size := uint64(len(m.b))
+		if m.size > 0 {
+			size = m.size
+		}
+		n = max(n, varintLen(size)+len(m.b))
 	}
 	return n
 }
@@ -165,7 +193,7 @@ func FuzzRecvStream(f *testing.F) {
 				t.Fatalf("piece %d: %v (in order it was fine)", i, err)
 			}
 			pending[i] = !ok
-			if h := expectedHeld(&r); h != s.held {
+			if h := expectedHeld(t, &r, s); h != s.held {
 				t.Fatalf("after piece %d: charged %d, holding %d", i, s.held, h)
 			}
 		}
@@ -182,7 +210,7 @@ func FuzzRecvStream(f *testing.F) {
 				if ok {
 					pending[i], moved = false, true
 				}
-				if h := expectedHeld(&r); h != s.held {
+				if h := expectedHeld(t, &r, s); h != s.held {
 					t.Fatalf("retrying piece %d: charged %d, holding %d", i, s.held, h)
 				}
 			}
@@ -195,7 +223,7 @@ func FuzzRecvStream(f *testing.F) {
 				t.Fatalf("message %d: %+v, in order %+v", i, s.got[i], ref.got[i])
 			}
 		}
-		if budget == 0 && len(s.got) != len(ref.got) {
+		if s.budget/2 >= maxReservation(ref.got) && len(s.got) != len(ref.got) {
 			t.Fatalf("unlimited budget: %d messages delivered, %d in order", len(s.got), len(ref.got))
 		}
 	})
@@ -229,7 +257,7 @@ func FuzzRecvStreamPieces(f *testing.F) {
 			if _, err := r.write(uint64(off), stream[off:end], s); err != nil {
 				t.Fatalf("[%d,%d): %v (in order it was fine)", off, end, err)
 			}
-			if h := expectedHeld(&r); h != s.held {
+			if h := expectedHeld(t, &r, s); h != s.held {
 				t.Fatalf("after [%d,%d): charged %d, holding %d", off, end, s.held, h)
 			}
 			if len(r.frags) > MaxRecvFragments {
@@ -250,7 +278,9 @@ func FuzzRecvStreamPieces(f *testing.F) {
 		for off := 0; off < len(stream); off += 16 {
 			write(off, min(len(stream), off+16))
 		}
-		if s.budget/2 >= len(stream)*(1+fragmentOverhead) { // room for every byte as a fragment of its own
+		if s.budget/2 >= maxReservation(ref.got) {
+			// Fragments hold at most half the budget, so every reservation fits: a started
+			// message always completes, and the in-order retransmission delivers them all.
 			if len(s.got) != len(ref.got) {
 				t.Fatalf("%d messages, in order %d", len(s.got), len(ref.got))
 			}

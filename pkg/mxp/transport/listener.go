@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -24,11 +25,12 @@ type Listener struct {
 	perSource *rateLimiter[netip.Addr] // proven initiations per source, under load (read loop)
 	perKey    *rateLimiter[PublicKey]  // authenticated initiations per client key, under load (worker)
 
-	accept  chan *Conn
-	done    chan struct{}
-	load    loadMeter
-	hsQueue chan handshakeJob // initiations waiting for the handshake worker
-	wg      sync.WaitGroup    // the handshake worker
+	accept   chan *Conn
+	done     chan struct{}
+	load     loadMeter
+	hsQueue  chan handshakeJob // initiations waiting for the handshake worker
+	wg       sync.WaitGroup    // the handshake worker
+	evicting atomic.Bool       // an eviction over the receive budget runs (recvbudget.go)
 }
 
 // connKey names a connection on a Listener: the client's key and its connection id.

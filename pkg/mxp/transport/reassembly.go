@@ -4,7 +4,9 @@ import (
 	"errors"
 	"slices"
 	"sort"
+	"sync"
 	"sync/atomic"
+	"time"
 )
 
 var (
@@ -12,23 +14,35 @@ var (
 	errLengthEncoding = errors.New("transport: message length prefix not in its shortest encoding")
 )
 
-// Receive memory is bounded by construction (docs/protocol.md, "Receive memory"):
-//   - a message's buffer grows with the bytes that arrived, never with its declared
-//     length (at most twice what arrived, while it fills);
-//   - a message above the application's limit (Config.MaxMessageSize) is refused from its
-//     length prefix: only its first OversizePrefix bytes are kept, the rest is discarded
-//     as it arrives (still counted by flow control, so the stream stays in sync);
-//   - out-of-order bytes are kept as exact-size copies (fragments), at most
-//     MaxRecvFragments per connection, each charged its length plus fragmentOverhead;
-//   - every byte held (reassembly, received messages and datagrams not yet taken) is
-//     charged against the endpoint's receive budget (Config.RecvBudget); data that does
-//     not fit is dropped unacknowledged, and the sender retransmits it later. New work
-//     (out-of-order bytes, a message started by a connection that holds nothing, a
-//     datagram) may fill only half the budget; the other half is kept for progress: the
-//     in-order bytes of a connection that already holds a partial message or fragments,
-//     which only more of its bytes can free. Without that reserve, connections whose
-//     partial messages (or one connection whose fragments) filled the budget would wait
-//     for each other forever.
+// Receive memory is bounded by construction, and the bound never locks up
+// (docs/protocol.md §5.2, "Receive memory"). Invariants:
+//
+//  1. Bounded. Every byte held (partial and received messages not yet taken, out-of-order
+//     fragments, queued datagrams) is charged against the endpoint's receive budget
+//     (Config.RecvBudget) before it is held; data that does not fit is dropped
+//     unacknowledged and the sender retransmits it. A message's buffer grows with the
+//     bytes that arrived (at most twice them, never above its reservation), so memory
+//     held stays within the budget.
+//  2. Reservation. A message is charged whole when its length prefix is parsed: the
+//     prefix plus its declared length (for a message over the application's limit, the
+//     prefix plus the OversizePrefix bytes kept), all or nothing, without allocating it.
+//     If the reservation does not fit, the message has not started: the bytes after its
+//     prefix are refused (not acknowledged) and the reservation is retried when more of
+//     the stream arrives, and every RecvRetryInterval while fragments wait behind it.
+//     The in-order bytes of a reserved message are never refused and cost nothing more,
+//     so a started message always completes while its sender keeps sending.
+//  3. New work is kept to half. Out-of-order fragments and datagrams are charged only
+//     while the endpoint holds less than half the budget; since a reservation is at most
+//     MaxMessageSize + 8 ≤ RecvBudget/2 (Config validation), fragments alone can never
+//     keep a reservation out. A fragment's charge is returned as its bytes are parsed
+//     (they are then covered by the reservation of their message).
+//  4. Per-connection caps. One connection may hold at most connRecvCap (half the budget,
+//     at least two largest messages) in all, and at most maxOutOfOrder (MaxRecvOutOfOrder,
+//     at most an eighth of the budget) and MaxRecvFragments fragments out of order.
+//  5. A way out. When data is refused over the budget and nothing was returned to it
+//     for RecvStallTimeout, a Listener closes the connection that holds the most, with
+//     CloseRecvBudget (counted in ListenerStats.RecvBudgetEvictions): connections whose
+//     applications stopped reading cannot hold the others forever.
 
 // fragmentOverhead is what one out-of-order fragment costs beyond its bytes: its entry
 // in the fragment list and the allocator's rounding. It is charged so that a peer sending
@@ -42,15 +56,20 @@ const maxFragment = 64 << 10
 // recvBudget is an endpoint's receive budget: the bytes its connections hold in
 // reassembly and receive queues, across all of them.
 type recvBudget struct {
-	limit int64
-	held  atomic.Int64
+	limit    int64
+	held     atomic.Int64
+	releases atomic.Uint64 // how many times bytes were returned (stall detection)
+
+	mu         sync.Mutex // guards the stall state below
+	stallMark  uint64     // releases when the current stall was first seen
+	stallSince time.Time  // zero: no refusal seen since the last release
 }
 
 // take charges n bytes; it reports false (and charges nothing) when they do not fit:
-// within the whole budget for progress, within half of it for new work.
-func (b *recvBudget) take(n int64, progress bool) bool {
+// within the whole budget for a reservation, within half of it for new work.
+func (b *recvBudget) take(n int64, reservation bool) bool {
 	limit := b.limit
-	if !progress {
+	if !reservation {
 		limit /= 2
 	}
 	if b.held.Add(n) > limit {
@@ -61,22 +80,52 @@ func (b *recvBudget) take(n int64, progress bool) bool {
 }
 
 // give returns n bytes charged by take.
-func (b *recvBudget) give(n int64) { b.held.Add(-n) }
+func (b *recvBudget) give(n int64) {
+	b.held.Add(-n)
+	b.releases.Add(1)
+}
+
+// refused records that data was refused over the budget at now; it reports true when
+// nothing was returned to the budget for RecvStallTimeout since refusals began (then the
+// stall clock restarts, so that evictions are at least RecvStallTimeout apart).
+// Contract: any goroutine.
+func (b *recvBudget) refused(now time.Time, stall time.Duration) bool {
+	rel := b.releases.Load()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.stallSince.IsZero() || rel != b.stallMark {
+		b.stallMark, b.stallSince = rel, now
+		return false
+	}
+	if now.Sub(b.stallSince) < stall {
+		return false
+	}
+	b.stallSince = now
+	return true
+}
 
 // messageSink is where a recvStream delivers what it parses and charges what it holds
 // (the Conn, with c.mu held; tests use their own).
 type messageSink interface {
-	// deliverLocked takes a complete message (which becomes the sink's).
+	// deliverLocked takes a complete message (which becomes the sink's, with its
+	// reservation: varintLen(len(m)) + len(m)).
 	deliverLocked(m []byte)
-	// refuseLocked reports a message above maxMessage: its first bytes and declared size.
+	// refuseLocked reports a message above maxMessage: its first bytes and declared size
+	// (with its reservation: varintLen(size) + len(prefix)).
 	refuseLocked(prefix []byte, size uint64)
-	// chargeRecv charges n held bytes; false: over budget, hold nothing. progress: the
-	// bytes are in order and the stream already holds something only they can free.
-	chargeRecv(n int, progress bool) bool
-	// releaseRecv returns n bytes charged by chargeRecv.
+	// reserveRecv charges a message's reservation, against the whole budget and the
+	// connection's cap; false: it does not fit, nothing is charged.
+	reserveRecv(n int) bool
+	// chargeRecv charges n bytes of new work (out-of-order bytes), within half the
+	// budget; false: they do not fit, nothing is charged.
+	chargeRecv(n int) bool
+	// releaseRecv returns n bytes charged by reserveRecv or chargeRecv.
 	releaseRecv(n int)
 	// maxMessage is the application's message limit, in bytes.
 	maxMessage() uint64
+	// maxOutOfOrder is what the stream may hold out of order (fragments with their
+	// overhead), in bytes.
+	maxOutOfOrder() int
 }
 
 // fragment is a run of out-of-order stream bytes.
@@ -91,16 +140,19 @@ func (f *fragment) end() uint64 { return f.off + uint64(len(f.b)) }
 // messages and enforces the flow-control limit it advertises.
 type recvStream struct {
 	frags    []fragment // out-of-order bytes, by offset, not overlapping, all above readOff
+	fragHeld int        // what they are charged (bytes plus fragmentOverhead each)
 	readOff  uint64     // bytes below are parsed
 	consumed uint64     // bytes of messages the application has taken
 	maxData  uint64     // the limit advertised to the peer
 	window   uint64
 
-	hdr  [8]byte // the length prefix being read
-	hdrN int
-	body []byte // the message being filled: the bytes that arrived so far
-	want int    // its declared length (0: no body being read)
+	hdr     [8]byte // the length prefix being read
+	hdrN    int
+	waiting bool // hdr holds a whole prefix whose reservation did not fit yet
+	body    []byte
+	want    int // the declared length of the message being filled (0: none)
 
+	reserved int    // the reservation of the message being read (0: none)
 	tooLarge uint64 // declared length of the refused message being read (0: none)
 	skip     uint64 // its bytes still to come
 	prefix   []byte // its first bytes, kept for refuseLocked
@@ -112,9 +164,9 @@ func (r *recvStream) init(cfg *Config) {
 }
 
 // write accepts a STREAM frame and delivers every message it completes. It reports
-// false when the bytes did not fit in the receive budget or the fragment limit: then
-// nothing of them beyond what was already held may be assumed kept, and the packet must
-// not be acknowledged. Contract: c.mu held (read loop).
+// false when some of the bytes were not kept (a reservation or out-of-order bytes did not
+// fit): then nothing of them beyond what was already held may be assumed kept, and the
+// packet must not be acknowledged. Contract: c.mu held (read loop).
 func (r *recvStream) write(off uint64, data []byte, s messageSink) (bool, error) {
 	end := off + uint64(len(data))
 	if end > r.maxData {
@@ -130,38 +182,56 @@ func (r *recvStream) write(off uint64, data []byte, s messageSink) (bool, error)
 	if off > r.readOff {
 		return r.store(off, data, s), nil
 	}
-	if !s.chargeRecv(len(data), r.holding()) {
-		return false, nil
-	}
-	skipped, err := r.parse(data, s)
-	s.releaseRecv(skipped)
+	n, err := r.parse(data, s)
+	r.readOff += uint64(n)
 	if err != nil {
 		return false, err
 	}
-	r.readOff = end
+	if n < len(data) {
+		return false, nil // a reservation did not fit: the rest was not taken
+	}
 	return true, r.drain(s)
 }
 
-// drain parses the fragments that the in-order bytes have reached. A fragment's bytes
-// stay charged as in-order bytes (except those already covered or discarded); its
-// overhead is returned.
+// retry parses what waits behind a reservation that did not fit; it reports whether the
+// stream still waits. Contract: c.mu held.
+func (r *recvStream) retry(s messageSink) (bool, error) {
+	if !r.waiting {
+		return false, nil
+	}
+	if _, err := r.parse(nil, s); err != nil || r.waiting {
+		return r.waiting, err
+	}
+	err := r.drain(s)
+	return r.waiting, err
+}
+
+// drain parses the fragments that the in-order bytes have reached, returning each
+// fragment's charge as its bytes are parsed (a message's bytes are covered by its
+// reservation); it stops where a reservation does not fit, keeping the rest.
 func (r *recvStream) drain(s messageSink) error {
 	k := 0
 	var err error
 	for k < len(r.frags) && r.frags[k].off <= r.readOff && err == nil {
 		f := &r.frags[k]
-		k++
-		release := fragmentOverhead
 		if fe := f.end(); fe <= r.readOff {
-			release += len(f.b)
-		} else {
-			covered := r.readOff - f.off
-			var skipped int
-			skipped, err = r.parse(f.b[covered:], s)
-			release += int(covered) + skipped
-			r.readOff = fe
+			r.releaseFrag(s, len(f.b)+fragmentOverhead)
+			k++
+			continue
 		}
-		s.releaseRecv(release)
+		covered := int(r.readOff - f.off)
+		var n int
+		n, err = r.parse(f.b[covered:], s)
+		r.readOff += uint64(n)
+		if covered+n < len(f.b) && err == nil {
+			// Waiting for a reservation: the fragment keeps its unparsed bytes.
+			r.releaseFrag(s, covered+n)
+			f.b = f.b[covered+n:]
+			f.off = r.readOff
+			break
+		}
+		r.releaseFrag(s, len(f.b)+fragmentOverhead)
+		k++
 	}
 	if k > 0 {
 		n := copy(r.frags, r.frags[k:])
@@ -174,9 +244,14 @@ func (r *recvStream) drain(s messageSink) error {
 	return err
 }
 
+func (r *recvStream) releaseFrag(s messageSink, n int) {
+	r.fragHeld -= n
+	s.releaseRecv(n)
+}
+
 // store keeps the bytes of [off, off+len(data)) that no fragment holds yet, as exact-size
 // copies (appended to the fragment just before them when contiguous). It reports false
-// when the budget or the fragment limit refused some of them.
+// when the budget or a fragment limit refused some of them.
 func (r *recvStream) store(off uint64, data []byte, s messageSink) bool {
 	end := off + uint64(len(data))
 	i := sort.Search(len(r.frags), func(i int) bool { return r.frags[i].end() > off })
@@ -193,12 +268,12 @@ func (r *recvStream) store(off uint64, data []byte, s messageSink) bool {
 		}
 		b := data[pos-off : gapEnd-off]
 		if prev := i - 1; prev >= 0 && r.frags[prev].end() == pos && len(r.frags[prev].b)+len(b) <= maxFragment {
-			if !s.chargeRecv(len(b), false) {
+			if !r.chargeFrag(s, len(b)) {
 				return false
 			}
 			r.frags[prev].b = append(r.frags[prev].b, b...)
 		} else {
-			if len(r.frags) >= MaxRecvFragments || !s.chargeRecv(len(b)+fragmentOverhead, false) {
+			if len(r.frags) >= MaxRecvFragments || !r.chargeFrag(s, len(b)+fragmentOverhead) {
 				return false
 			}
 			r.frags = slices.Insert(r.frags, i, fragment{off: pos, b: append([]byte(nil), b...)})
@@ -209,12 +284,26 @@ func (r *recvStream) store(off uint64, data []byte, s messageSink) bool {
 	return true
 }
 
+func (r *recvStream) chargeFrag(s messageSink, n int) bool {
+	if r.fragHeld+n > s.maxOutOfOrder() || !s.chargeRecv(n) {
+		return false
+	}
+	r.fragHeld += n
+	return true
+}
+
 // parse consumes in-order stream bytes: length prefixes, message bodies, and the bodies
-// of refused messages, which it discards after their prefix. It returns how many bytes
-// it discarded (they are not held).
-func (r *recvStream) parse(b []byte, s messageSink) (skipped int, err error) {
-	for len(b) > 0 {
+// of refused messages, which it discards after their prefix. It returns how many bytes it
+// consumed: fewer than len(b) when a message's reservation did not fit (r.waiting; the
+// prefix is kept in r.hdr, and parse(nil) tries again).
+func (r *recvStream) parse(b []byte, s messageSink) (int, error) {
+	total := len(b)
+	for len(b) > 0 || r.waiting {
 		switch {
+		case r.waiting:
+			if !r.start(s) {
+				return total - len(b), nil
+			}
 		case r.want > 0:
 			n := min(len(b), r.want-len(r.body))
 			r.body = growTo(r.body, n, r.want)
@@ -222,7 +311,7 @@ func (r *recvStream) parse(b []byte, s messageSink) (skipped int, err error) {
 			b = b[n:]
 			if len(r.body) == r.want {
 				s.deliverLocked(r.body)
-				r.body, r.want = nil, 0
+				r.body, r.want, r.reserved = nil, 0, 0
 			}
 		case r.tooLarge > 0:
 			if keep := cap(r.prefix) - len(r.prefix); keep > 0 {
@@ -232,13 +321,12 @@ func (r *recvStream) parse(b []byte, s messageSink) (skipped int, err error) {
 				r.skip -= uint64(n)
 				if len(r.prefix) == cap(r.prefix) {
 					s.refuseLocked(r.prefix, r.tooLarge)
-					r.prefix = nil
+					r.prefix, r.reserved = nil, 0
 				}
 			} else {
 				n := int(min(uint64(len(b)), r.skip))
 				b = b[n:]
 				r.skip -= uint64(n)
-				skipped += n
 			}
 			if r.skip == 0 && r.prefix == nil {
 				r.tooLarge = 0
@@ -251,26 +339,43 @@ func (r *recvStream) parse(b []byte, s messageSink) (skipped int, err error) {
 				continue
 			}
 			l, _ := readVarint(r.hdr[:r.hdrN])
-			minimal := varintLen(l) == r.hdrN
-			r.hdrN = 0
 			switch {
 			case l > MaxMessageSize:
-				return skipped, errMessageLength
-			case !minimal:
+				return total - len(b), errMessageLength
+			case varintLen(l) != r.hdrN:
 				// Flow-control credit and the receive budget count a message as
 				// varintLen(length) + length bytes; a longer prefix would make them drift.
-				return skipped, errLengthEncoding
-			case l > s.maxMessage():
-				r.tooLarge, r.skip = l, l
-				r.prefix = make([]byte, 0, min(OversizePrefix, l))
-			case l == 0:
-				s.deliverLocked([]byte{})
-			default:
-				r.want = int(l)
+				return total - len(b), errLengthEncoding
 			}
+			r.waiting = true
 		}
 	}
-	return skipped, nil
+	return total, nil
+}
+
+// start reserves the message whose length prefix r.hdr holds and begins it; it reports
+// false (r.waiting stays set) when the reservation does not fit.
+func (r *recvStream) start(s messageSink) bool {
+	l, _ := readVarint(r.hdr[:r.hdrN])
+	n := r.hdrN + int(l)
+	if l > s.maxMessage() {
+		n = r.hdrN + int(min(OversizePrefix, l))
+	}
+	if !s.reserveRecv(n) {
+		return false
+	}
+	r.waiting, r.hdrN, r.reserved = false, 0, n
+	switch {
+	case l > s.maxMessage():
+		r.tooLarge, r.skip = l, l
+		r.prefix = make([]byte, 0, min(OversizePrefix, l))
+	case l == 0:
+		s.deliverLocked([]byte{})
+		r.reserved = 0
+	default:
+		r.want = int(l)
+	}
+	return true
 }
 
 // growTo makes room in b for n more bytes of a message of want bytes: the buffer holds
@@ -297,10 +402,4 @@ func (r *recvStream) consume(total uint64) bool {
 		return true
 	}
 	return false
-}
-
-// holding reports whether the stream holds bytes that only more in-order bytes can free:
-// a partial message (or length prefix) or out-of-order fragments.
-func (r *recvStream) holding() bool {
-	return r.want > 0 || r.tooLarge > 0 || r.hdrN > 0 || len(r.frags) > 0
 }

@@ -71,6 +71,7 @@ func (c *Conn) receiveData(kp *keypair, h dataHeader, b []byte, src netip.AddrPo
 		c.ep.counters.recvBudgetDrops.Add(1)
 		c.ackQueue++
 		c.ackDue = now
+		c.recvRefusedLocked(now)
 		return true
 	}
 	c.recvPNs.add(h.counter, h.counter+1)
@@ -193,6 +194,7 @@ func (c *Conn) onStream(offset uint64, data []byte) error {
 	if !ok && err == nil {
 		c.rxRefused = true
 	}
+	c.waitingLocked(c.now)
 	return err
 }
 
@@ -212,7 +214,7 @@ func (c *Conn) onDatagram(data []byte) {
 		c.stats.datagramsDropped++
 		c.ep.counters.datagramsDroppedIn.Add(1)
 	}
-	if !c.chargeRecv(len(data), false) { // unreliable: dropped, not retransmitted
+	if !c.chargeRecv(len(data)) { // unreliable: dropped, not retransmitted
 		c.stats.datagramsDropped++
 		c.stats.recvBudgetDrops++
 		c.ep.counters.recvBudgetDrops.Add(1)
@@ -251,15 +253,39 @@ func (c *Conn) maxMessage() uint64 { return uint64(c.ep.maxMessage.Load()) }
 // heldClosed marks c.held once a closed connection returned its bytes to the budget.
 const heldClosed = -1 << 62
 
-// chargeRecv charges n bytes the connection is about to hold to the endpoint's receive
-// budget (half of it for new work, all of it for progress; see reassembly.go); false:
-// they do not fit (nothing is charged). Contract: c.mu held.
-func (c *Conn) chargeRecv(n int, progress bool) bool {
-	if c.closed || !c.ep.recv.take(int64(n), progress) {
+// chargeRecv charges n bytes of new work (out-of-order bytes, a datagram) the connection
+// is about to hold to the endpoint's receive budget: within half of it and within the
+// connection's cap (see reassembly.go); false: they do not fit (nothing is charged).
+// Contract: c.mu held.
+func (c *Conn) chargeRecv(n int) bool {
+	return c.takeRecv(n, false)
+}
+
+// reserveRecv charges a message's reservation: within the whole budget and the
+// connection's cap. Contract: c.mu held.
+func (c *Conn) reserveRecv(n int) bool {
+	return c.takeRecv(n, true)
+}
+
+func (c *Conn) takeRecv(n int, reservation bool) bool {
+	if c.closed || c.held.Load()+int64(n) > c.connRecvCap() || !c.ep.recv.take(int64(n), reservation) {
 		return false
 	}
 	c.held.Add(int64(n))
 	return true
+}
+
+// connRecvCap is what one connection may hold: half the budget, and at least two of the
+// largest messages (one being read while the application has not taken the last).
+func (c *Conn) connRecvCap() int64 {
+	return max(c.ep.recv.limit/2, 2*(int64(c.maxMessage())+8))
+}
+
+// maxOutOfOrder is what one connection may hold out of order: MaxRecvOutOfOrder, at most
+// an eighth of the budget (so that out-of-order bytes of a few connections cannot take
+// all of the half kept for new work).
+func (c *Conn) maxOutOfOrder() int {
+	return int(min(MaxRecvOutOfOrder, c.ep.recv.limit/8))
 }
 
 // releaseRecv returns n bytes charged by chargeRecv (nothing once the connection released

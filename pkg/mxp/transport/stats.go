@@ -98,6 +98,7 @@ type ListenerStats struct {
 	MessagesTooLarge      uint64 // messages refused from their length prefix (over Config.MaxMessageSize)
 	RecvBudgetDrops       uint64 // data packets and datagrams dropped over the receive budget or fragment limit
 	RecvHeld              int64  // bytes held now in reassembly and receive queues (against Config.RecvBudget)
+	RecvBudgetEvictions   uint64 // connections closed (CloseRecvBudget) because the receive budget stalled full
 }
 
 func (ep *endpoint) listenerStats(conns int) ListenerStats {
@@ -116,5 +117,6 @@ func (ep *endpoint) listenerStats(conns int) ListenerStats {
 		DatagramsDroppedIn: k.datagramsDroppedIn.Load(), DatagramsDroppedOut: k.datagramsDroppedOut.Load(),
 		SessionIndexes:   ep.index.len(),
 		MessagesTooLarge: k.tooLarge.Load(), RecvBudgetDrops: k.recvBudgetDrops.Load(), RecvHeld: ep.recv.held.Load(),
+		RecvBudgetEvictions: k.recvEvictions.Load(),
 	}
 }

@@ -34,6 +34,9 @@ func (c *Conn) armTimerLocked(now time.Time) {
 	if c.hs.st != nil {
 		earlier(c.hs.nextRetry)
 	}
+	if c.rcv.waiting {
+		earlier(c.recvRetryAt)
+	}
 	if c.timerAt.IsZero() || next.Before(c.timerAt) || !c.timerAt.After(now) {
 		c.timerAt = next
 		c.timer.Reset(max(next.Sub(now), 0))
@@ -83,6 +86,9 @@ func (c *Conn) onTimer() {
 	}
 	if c.current != nil && now.Sub(c.lastSend) >= c.cfg.KeepaliveInterval {
 		c.pingDue = true
+	}
+	if !c.retryRecvLocked(now) {
+		return
 	}
 	c.reorder.forget(now, c.cc.inFlight)
 	c.flushLocked(now)
