@@ -144,8 +144,10 @@ type SecureLimits struct {
 	// together: partial and received frames not yet handled, out-of-order data, queued
 	// datagrams (transport.Config.RecvBudget). Over it, new data is dropped unacknowledged
 	// (the sender retransmits) and counted in mxp_edge_transport_recv_dropped_total.
-	// Out-of-order data and new frames may fill half of it; the rest completes frames
-	// already begun. Default 64 MiB; at least 2 × (limits.max_message_bytes + 8).
+	// A frame is reserved whole at its length prefix and then always completes;
+	// out-of-order data may fill half of it. Full for a second while data is refused: the
+	// connection holding the most is closed (mxp_edge_transport_recv_evictions_total).
+	// Default 64 MiB; at least 2 × (limits.max_message_bytes + 8).
 	RecvBudgetBytes int `yaml:"recv_budget_bytes"`
 }
 

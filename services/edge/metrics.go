@@ -43,6 +43,7 @@ type metrics struct {
 	streams           prometheus.Gauge
 	subscriptions     prometheus.Gauge
 	recvDropped       *prometheus.CounterVec // transport, reason (budget): data packets dropped unacknowledged
+	recvEvictions     *prometheus.CounterVec // transport: connections closed over a stalled receive budget
 	recvHeld          *prometheus.GaugeVec   // transport: bytes held in reassembly and receive queues
 
 	// The series the hot path touches on every frame, resolved once per message type
@@ -123,12 +124,15 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		recvDropped: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "transport_recv_dropped_total",
 			Help: "Data packets and datagrams the secure transport dropped unacknowledged because they did not fit in recv_budget_bytes (or the out-of-order fragment limit); the sender retransmits."},
 			[]string{"transport", "reason"}),
+		recvEvictions: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "transport_recv_evictions_total",
+			Help: "Connections the secure transport closed (CLOSE code 6, receive budget) because recv_budget_bytes stayed full while data was refused and nothing was released for a second: each time, the connection holding the most."},
+			[]string{"transport"}),
 		recvHeld: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "transport_recv_held_bytes",
 			Help: "Bytes the secure transport holds now in reassembly and receive queues, against recv_budget_bytes."}, []string{"transport"}),
 	}
 	reg.MustRegister(m.frames, m.sessions, m.sessionsTotal, m.handshakeFailures, m.packetsDropped, m.datagramsDropped,
 		m.pendingHandshakes, m.dropped, m.peerCloses, m.orphanedCalls, m.route,
-		m.inflight, m.agents, m.streams, m.subscriptions, m.recvDropped, m.recvHeld)
+		m.inflight, m.agents, m.streams, m.subscriptions, m.recvDropped, m.recvEvictions, m.recvHeld)
 	return m
 }
 
@@ -176,6 +180,9 @@ func (e *Edge) pollTransportStats() {
 		add(e.m.datagramsDropped, dirOut, cur.DatagramsDroppedOut, prev.DatagramsDroppedOut)
 		e.m.pendingHandshakes.WithLabelValues(name).Set(float64(cur.PendingHandshakes))
 		add(e.m.recvDropped, "budget", cur.RecvBudgetDrops, prev.RecvBudgetDrops)
+		if cur.RecvBudgetEvictions > prev.RecvBudgetEvictions {
+			e.m.recvEvictions.WithLabelValues(name).Add(float64(cur.RecvBudgetEvictions - prev.RecvBudgetEvictions))
+		}
 		e.m.recvHeld.WithLabelValues(name).Set(float64(cur.RecvHeld))
 	}
 }

@@ -81,10 +81,12 @@ type Config struct {
 	// hold together in reassembly and receive queues: partial and received messages not
 	// yet taken, out-of-order fragments (each charged 48 bytes more than its length) and
 	// queued datagrams. Data that does not fit is dropped and not acknowledged (the sender
-	// retransmits it) and counted (ListenerStats.RecvBudgetDrops). Out-of-order data,
-	// datagrams and messages started by a connection holding nothing may fill only half
-	// of it; the rest is kept for the in-order bytes that complete what connections hold.
-	// Default: 64 MiB; at least 2 × (MaxMessageSize + 8).
+	// retransmits it) and counted (ListenerStats.RecvBudgetDrops). A message is reserved
+	// whole at its length prefix, and then always completes; out-of-order data and
+	// datagrams may fill only half of it; one connection holds at most half of it (at least
+	// two largest messages). When it stays full for RecvStallTimeout while data is
+	// refused, a Listener closes the connection holding the most (CloseRecvBudget). See
+	// reassembly.go. Default: 64 MiB; at least 2 × (MaxMessageSize + 8).
 	RecvBudget int
 	// SendBuffer is how many stream bytes may be queued or unacknowledged before Send
 	// blocks. Default: 24 MiB.
@@ -172,8 +174,8 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	defInt(&c.RecvBudget, DefaultRecvBudget)
 	if c.RecvBudget < 2*(c.MaxMessageSize+8) {
-		// A message is charged whole (with its length prefix) before it is delivered, and
-		// new work may use only half the budget (reassembly.go).
+		// A message is reserved whole (with its length prefix) and fragments may use half
+		// the budget: a reservation must fit in the other half (reassembly.go).
 		return c, fmt.Errorf("transport: RecvBudget %d below 2 × (MaxMessageSize %d + 8)", c.RecvBudget, c.MaxMessageSize)
 	}
 	defInt(&c.SendBuffer, DefaultSendBuffer)
