@@ -31,14 +31,18 @@ var (
 //     the stream arrives, and every RecvRetryInterval while fragments wait behind it.
 //     The in-order bytes of a reserved message are never refused and cost nothing more,
 //     so a started message always completes while its sender keeps sending.
-//  3. New work is kept to half. Out-of-order fragments and datagrams are charged only
+//  3. New work is kept to half. Out-of-order fragments (beyond the message being read)
+//     and datagrams are charged only
 //     while the endpoint holds less than half the budget; since a reservation is at most
 //     MaxMessageSize + 8 ≤ RecvBudget/2 (Config validation), fragments alone can never
 //     keep a reservation out. A fragment's charge is returned as its bytes are parsed
 //     (they are then covered by the reservation of their message).
 //  4. Per-connection caps. One connection may hold at most connRecvCap (half the budget,
 //     at least two largest messages) in all, and at most maxOutOfOrder (MaxRecvOutOfOrder,
-//     at most an eighth of the budget) and MaxRecvFragments fragments out of order.
+//     at most an eighth of the budget) and MaxRecvFragments fragments out of order. Out-
+//     of-order bytes inside the message being read (a loss being repaired) are charged
+//     like a reservation (whole budget, not the out-of-order cap): the reservation bounds
+//     them, and its sender is not refused while it repairs a loss.
 //  5. A way out. When data is refused over the budget and nothing was returned to it
 //     for RecvStallTimeout, a Listener closes the connection that holds the most, with
 //     CloseRecvBudget (counted in ListenerStats.RecvBudgetEvictions): connections whose
@@ -267,13 +271,14 @@ func (r *recvStream) store(off uint64, data []byte, s messageSink) bool {
 			gapEnd = r.frags[i].off
 		}
 		b := data[pos-off : gapEnd-off]
+		covered := r.want > 0 && gapEnd <= r.readOff+uint64(r.want-len(r.body))
 		if prev := i - 1; prev >= 0 && r.frags[prev].end() == pos && len(r.frags[prev].b)+len(b) <= maxFragment {
-			if !r.chargeFrag(s, len(b)) {
+			if !r.chargeFrag(s, len(b), covered) {
 				return false
 			}
 			r.frags[prev].b = append(r.frags[prev].b, b...)
 		} else {
-			if len(r.frags) >= MaxRecvFragments || !r.chargeFrag(s, len(b)+fragmentOverhead) {
+			if len(r.frags) >= MaxRecvFragments || !r.chargeFrag(s, len(b)+fragmentOverhead, covered) {
 				return false
 			}
 			r.frags = slices.Insert(r.frags, i, fragment{off: pos, b: append([]byte(nil), b...)})
@@ -284,8 +289,17 @@ func (r *recvStream) store(off uint64, data []byte, s messageSink) bool {
 	return true
 }
 
-func (r *recvStream) chargeFrag(s messageSink, n int) bool {
-	if r.fragHeld+n > s.maxOutOfOrder() || !s.chargeRecv(n) {
+// chargeFrag charges n bytes of a new fragment. Bytes inside the message being read
+// (covered: its reservation will hold them) are progress of a started message: they may
+// use the whole budget and are not limited by the out-of-order cap (the reservation
+// bounds them), so that a started message's sender is not refused while it repairs a
+// loss. Others are new work: half the budget, within maxOutOfOrder.
+func (r *recvStream) chargeFrag(s messageSink, n int, covered bool) bool {
+	if covered {
+		if !s.reserveRecv(n) {
+			return false
+		}
+	} else if r.fragHeld+n > s.maxOutOfOrder() || !s.chargeRecv(n) {
 		return false
 	}
 	r.fragHeld += n

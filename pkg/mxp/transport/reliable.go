@@ -205,6 +205,11 @@ func (c *Conn) processAckLocked(a *ackFrame, now time.Time) {
 		c.largestAcked, c.anyAcked = largest, true
 	}
 	if !newly {
+		// The peer answers but acknowledges nothing new: it is alive and refusing data
+		// over its receive budget (reassembly.go), not a dead path. Probe again after one
+		// doubling, not an ever longer one: the data is taken as soon as memory frees up
+		// (its receiver may otherwise evict a sender that waits out a long backoff).
+		c.rtoBackoff = min(c.rtoBackoff, 1)
 		return
 	}
 	c.rtoBackoff = 0
