@@ -36,19 +36,27 @@ func (c *Conn) retryRecvLocked(now time.Time) bool {
 		c.recvRetryAt = now.Add(RecvRetryInterval)
 		c.recvRefusedLocked(now)
 	}
-	if c.wakeMsg && c.cfg.OnMessage == nil {
-		// OnMessage runs on the read loop only: it gets these messages at the next packet.
-		c.wakeMsg = false
-		signal(c.readable)
+	if c.wakeMsg {
+		if c.cfg.OnMessage == nil {
+			c.wakeMsg = false
+			signal(c.readable)
+		} else {
+			// OnMessage runs on the read loop only, for a connection that got a packet:
+			// a PING makes the peer answer with one (its sender may have nothing left
+			// to send: these bytes were acknowledged as fragments).
+			c.pingDue = true
+		}
 	}
 	return true
 }
 
-// recvRefusedLocked records that this connection's data was refused over the receive
-// budget; a Listener evicts when the budget stalled (recvBudget.refused).
+// recvRefusedLocked records that this connection's data was refused; a Listener evicts
+// when the budget stalled (recvBudget.refused). A refusal while the budget is at most
+// half full is the connection's own caps, not a stalled budget (any reservation fits).
 // Contract: c.mu held.
 func (c *Conn) recvRefusedLocked(now time.Time) {
-	if c.listener != nil && c.ep.recv.refused(now, RecvStallTimeout) {
+	b := &c.ep.recv
+	if c.listener != nil && b.held.Load() > b.limit/2 && b.refused(now, RecvStallTimeout) {
 		c.listener.evictRecv()
 	}
 }

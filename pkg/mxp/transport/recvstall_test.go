@@ -241,3 +241,62 @@ func waitUntil(t testing.TB, ctx context.Context, what string, cond func() bool)
 		}
 	}
 }
+
+// A message whose length prefix is completed by an acknowledged fragment waits for its
+// reservation with nothing left for its sender to resend: the timer retries it
+// (RecvRetryInterval) once the budget frees up, and the message arrives whole.
+func TestRecvBudgetWaitingReservationRetried(t *testing.T) {
+	checkNoLeak(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	l, err := Listen(ctx, "127.0.0.1:0", stallConfig(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	cs, ss := dialN(t, ctx, l, 3)
+	hog, x := cs[0], cs[1]
+	const size = 7000 // with its prefix and overhead, within the out-of-order cap (8 KiB)
+	stream := appendVarint(nil, size)
+	for i := range size {
+		stream = append(stream, byte(i))
+	}
+	// Out of order first, while the budget is empty: all but the first byte of the
+	// prefix, kept as fragments and acknowledged.
+	want := ss[1].Stats().PacketsReceived
+	for off := 1; off < len(stream); off += 1000 {
+		end := min(off+1000, len(stream))
+		sendFramesForTest(x, append(appendStreamHeader(nil, uint64(off), end-off), stream[off:end]...))
+		want++
+	}
+	waitPackets(t, ctx, ss[1], want)
+	// The hog's two unread messages take 49160 of the 65536 bytes (with the fragments' 7337).
+	for range 2 {
+		if err := hog.Send(ctx, make([]byte, 24<<10)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitUntil(t, ctx, "the hog's messages held", func() bool { return ss[0].Stats().MessagesReceived == 2 })
+	// And a third connection's 3000 bytes: 59499 held with the fragments.
+	if err := cs[2].Send(ctx, make([]byte, 3000)); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, ctx, "the third message held", func() bool { return ss[2].Stats().MessagesReceived == 1 })
+	// The gap: the prefix completes inside a fragment and its reservation (7002 bytes)
+	// does not fit beside them; the packet is acknowledged (its byte
+	// is kept) and the sender has nothing left to send.
+	sendFramesForTest(x, append(appendStreamHeader(nil, 0, 1), stream[0]))
+	waitPackets(t, ctx, ss[1], want+1)
+	if n := ss[1].Stats().MessagesReceived; n != 0 {
+		t.Fatalf("%d messages received before the budget freed up", n)
+	}
+	for _, s := range []*Conn{ss[0], ss[0], ss[2]} {
+		if _, err := s.Receive(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m, err := ss[1].Receive(ctx)
+	if err != nil || len(m) != size || m[0] != 0 || m[size-1] != byte((size-1)%256) {
+		t.Fatalf("the waiting message: %d bytes, %v", len(m), err)
+	}
+}
