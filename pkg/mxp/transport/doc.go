@@ -18,7 +18,9 @@
 // and rx_other.go (recvmmsg, or one read at a time), gso_linux.go and gso_other.go (UDP
 // GSO, or none), listener.go, dial.go, conn.go, lend.go (a dialled Conn lends its socket
 // to a Receive caller), send.go, receive.go, reassembly.go (bounded receive memory:
-// message length prefix, pieces, the receive budget), reliable.go (streams, ACKs, loss
+// message length prefix and reservation, pieces, the receive budget), recvbudget.go (the
+// way out of a full budget: a waiting reservation's retry, eviction of the largest
+// holder), reliable.go (streams, ACKs, loss
 // detection), reorder.go (spurious-loss adaptation), congestion.go (RTT, NewReno,
 // HyStart++), liveness.go (dead-peer detection from unanswered traffic), timers.go,
 // stats.go. The netem subpackage is the damaging relay used by the tests and `mxp relay`.
