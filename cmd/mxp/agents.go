@@ -16,6 +16,7 @@ func init() {
 	var (
 		cf      connFlags
 		caps    stringsFlag
+		name    string
 		prefix  string
 		asJSON  bool
 		limit   int
@@ -24,7 +25,7 @@ func init() {
 	register(&command{
 		Name:  "agents",
 		Short: "list the agents registered in the mesh",
-		Usage: "[--capability C ...] [--json]",
+		Usage: "[--capability C ...] [--name N] [--name-prefix P] [--json]",
 		Long: `agents asks the registry (through the edge) for the agents that have every given
 capability, and prints them as a table, or as a JSON array with --json.
 
@@ -36,6 +37,7 @@ Examples:
 			cf.register(fs)
 			caps = nil
 			fs.Var(&caps, "capability", "only agents with this capability (repeatable)")
+			fs.StringVar(&name, "name", "", "only agents with exactly this name")
 			fs.StringVar(&prefix, "name-prefix", "", "only agents whose name starts with this")
 			fs.BoolVar(&asJSON, "json", false, "print a JSON array")
 			fs.IntVar(&limit, "limit", 0, "at most this many agents (0: the registry's default)")
@@ -52,7 +54,7 @@ Examples:
 			defer cl.Close()
 			qctx, cancel := context.WithTimeout(ctx, timeout)
 			defer cancel()
-			resp, err := cl.Discover(qctx, mxp.DiscoverRequest{Capabilities: caps, NamePrefix: prefix, Limit: limit})
+			resp, err := cl.Discover(qctx, mxp.DiscoverRequest{Capabilities: caps, Name: name, NamePrefix: prefix, Limit: limit})
 			if err != nil {
 				return err
 			}

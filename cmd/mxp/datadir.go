@@ -155,7 +155,9 @@ func resolveTarget(ctx context.Context, cl *client.Client, to string) (mxp.Agent
 	if id, ok := mxp.ServiceByName(to); ok {
 		return id, nil
 	}
-	found, err := cl.Discover(ctx, mxp.DiscoverRequest{NamePrefix: to, Limit: mxp.MaxDiscoverLimit})
+	// The exact-name filter, served from the registry's name index: lookalike names
+	// (to plus anything) cannot fill the page and hide the agent or its other owners.
+	found, err := cl.Discover(ctx, mxp.DiscoverRequest{Name: to, Limit: mxp.MaxDiscoverLimit})
 	if err != nil {
 		return mxp.AgentID{}, fmt.Errorf("looking up agent %q: %w", to, err)
 	}

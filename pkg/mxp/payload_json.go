@@ -168,15 +168,17 @@ func (p *HeartbeatResponse) Validate() error {
 }
 
 // DiscoverRequest is the AgentDiscover payload: find agents that have every one of
-// Capabilities, whose name starts with NamePrefix and that carry Tag (each filter optional;
-// none lists every agent), at most Limit of them (0: the registry's default;
+// Capabilities, whose name is Name, whose name starts with NamePrefix and that carry Tag
+// (each filter optional; none lists every agent), at most Limit of them (0: the registry's default;
 // MaxDiscoverLimit at most). Capability is the reference SDK's single-capability filter;
 // it joins Capabilities. AcceptingOnly (extra to the reference payload) leaves out agents
 // whose heartbeats report that they take no new calls (suspended, retiring); agents that
-// report nothing are kept.
+// report nothing are kept. Name is served from the registry's name index: resolve a name
+// with it, never with NamePrefix, which agents named with that prefix can fill a page of.
 type DiscoverRequest struct {
 	Capabilities  []string `json:"capabilities,omitempty"`
 	Capability    string   `json:"capability,omitempty"`
+	Name          string   `json:"name,omitempty"`
 	NamePrefix    string   `json:"name_prefix,omitempty"`
 	Tag           string   `json:"tag,omitempty"`
 	AcceptingOnly bool     `json:"accepting_only,omitempty"`
@@ -214,6 +216,9 @@ func (p *DiscoverRequest) Validate() error {
 		if err := checkToken(name, "capability", p.Capability, MaxCapabilityLen); err != nil {
 			return err
 		}
+	}
+	if err := checkText(name, "name", p.Name, MaxNameLen); err != nil {
+		return err
 	}
 	if err := checkText(name, "name_prefix", p.NamePrefix, MaxNameLen); err != nil {
 		return err

@@ -28,6 +28,12 @@ type Config struct {
 	HTTPLimits metrics.ServerLimits `yaml:"http_limits"`
 	// Lease is how long a registration lives without a heartbeat. Default 30s.
 	Lease time.Duration `yaml:"lease" flag:"lease" usage:"agent lease (TTL)" reload:"live"`
+	// NameClaimGrace is how long a name stays claimed by its owner (the identity of its
+	// agents) after the last of their leases ends, whether they were deregistered (dead-peer
+	// detection), expired or renamed: during it only the same owner may register the name,
+	// so a restarting agent finds it free of squatters. Default (0): Lease; negative: no
+	// grace (a name is free as soon as no lease holds it). Read at start only.
+	NameClaimGrace time.Duration `yaml:"name_claim_grace"`
 	// HeartbeatInterval is the interval agents are told to heartbeat at (the register
 	// response's heartbeat_interval_seconds); an agent that missed one is shown as
 	// "expiring". It must be shorter than Lease. Zero (the default) derives it from the
@@ -118,6 +124,9 @@ func (c Config) Validate() error {
 	case c.HeartbeatInterval > 0 && c.HeartbeatInterval >= c.Lease:
 		add("heartbeat_interval", "must be shorter than lease (%v), got %v; leave it unset (0) to derive lease/3", c.Lease, c.HeartbeatInterval)
 	}
+	if c.NameClaimGrace > time.Hour {
+		add("name_claim_grace", "must be at most 1h (a name nobody uses stays reserved that long), got %v", c.NameClaimGrace)
+	}
 	if c.ExpiryInterval <= 0 || c.ExpiryInterval > time.Second {
 		add("expiry_interval", "must be in (0, 1s] so expiry is announced within a second, got %v", c.ExpiryInterval)
 	}
@@ -147,4 +156,15 @@ func (c Config) Validate() error {
 		add("shutdown_timeout", "must be positive, got %v", c.ShutdownTimeout)
 	}
 	return errors.Join(errs...)
+}
+
+// nameClaimGrace resolves NameClaimGrace: 0 is the lease, negative none.
+func (c Config) nameClaimGrace() time.Duration {
+	switch {
+	case c.NameClaimGrace == 0:
+		return c.Lease
+	case c.NameClaimGrace < 0:
+		return 0
+	}
+	return c.NameClaimGrace
 }

@@ -16,14 +16,14 @@ import (
 
 // mountHTTP adds the read API:
 //
-//	GET /v1/agents?capability=a&capability=b,c&name_prefix=p&tag=t&accepting_only=true&limit=n&after=id
+//	GET /v1/agents?capability=a&capability=b,c&name=n&name_prefix=p&tag=t&accepting_only=true&limit=n&after=id
 //	GET /v1/agents/{id}
 //
 // Errors are RFC 9457 problem details with the registry's error code.
 func (s *Service) mountHTTP(r chi.Router) {
 	r.Get("/v1/agents", func(w http.ResponseWriter, req *http.Request) {
 		q := req.URL.Query()
-		dr := DiscoverRequest{NamePrefix: q.Get("name_prefix"), Tag: q.Get("tag"), After: q.Get("after")}
+		dr := DiscoverRequest{Name: q.Get("name"), NamePrefix: q.Get("name_prefix"), Tag: q.Get("tag"), After: q.Get("after")}
 		for _, v := range q["capability"] {
 			for c := range strings.SplitSeq(v, ",") {
 				if c = strings.TrimSpace(c); c != "" {

@@ -80,3 +80,18 @@ func newRedisStore(tb testing.TB) *RedisStore {
 func TestRedisStore(t *testing.T) {
 	runStoreSuite(t, func(t *testing.T) Store { return newRedisStore(t) })
 }
+
+func TestRedisStoreNames(t *testing.T) {
+	runNameSuite(t, func(t *testing.T, grace time.Duration) Store {
+		if redisURL == "" {
+			t.Skipf("skipping Redis store tests: %s", redisMissing)
+		}
+		s, err := NewRedisStore(context.Background(), RedisOptions{URL: redisURL,
+			Prefix: fmt.Sprintf("test%d:", prefixSeq.Add(1)), NameClaimGrace: grace})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}

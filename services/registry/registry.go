@@ -44,9 +44,10 @@ type Service struct {
 // OpenStore opens the store cfg.Store names.
 func OpenStore(ctx context.Context, cfg Config) (Store, error) {
 	if cfg.Store == "" || cfg.Store == "memory" {
-		return NewMemoryStore(), nil
+		return NewMemoryStoreWith(MemoryOptions{NameClaimGrace: cfg.nameClaimGrace()}), nil
 	}
-	return NewRedisStore(ctx, RedisOptions{URL: cfg.Store, Password: cfg.Redis.Password.Reveal(), Prefix: cfg.Redis.Prefix})
+	return NewRedisStore(ctx, RedisOptions{URL: cfg.Store, Password: cfg.Redis.Password.Reveal(), Prefix: cfg.Redis.Prefix,
+		NameClaimGrace: cfg.nameClaimGrace()})
 }
 
 // New opens the configured store and builds the registry on deps.

@@ -32,9 +32,12 @@ type Store interface {
 	// a.LastHeartbeat and a.Lifecycle (zero for a fresh registration) are set by the
 	// caller; RegisteredAt is kept from an existing record whose lease has not ended.
 	// It returns the previous record, or nil for a new agent.
-	// Contract: names belong to owners. When an agent with a lease still running at
-	// a.LastHeartbeat has a.Name (or a.ID) and an Owner other than a.Owner, nothing is
-	// written and a *NameHeldError is returned; the check and the write are one atomic step.
+	// Contract: names belong to owners. When an agent of another owner than a.Owner holds
+	// a.ID under a lease still running at a.LastHeartbeat, or another owner's claim on
+	// a.Name has not ended by then (the claim lasts while that owner's agents of the name
+	// have leases and for the store's name claim grace after the last one ends), nothing
+	// is written and a *NameHeldError is returned; the check costs O(1) however many
+	// agents share the name, and the check and the write are one atomic step.
 	Register(ctx context.Context, a Agent) (prev *Agent, err error)
 	// Heartbeat records a heartbeat at now and moves the lease end to expires. When lc is
 	// not nil it replaces the stored lifecycle, and the one it replaced is returned (the
@@ -50,7 +53,7 @@ type Store interface {
 	// ordered by id, starting after q.After. more reports whether results may follow.
 	Discover(ctx context.Context, q Query, now time.Time) (agents []Agent, more bool, err error)
 	// PopExpired removes up to limit agents whose lease ended at or before now and returns
-	// them. Across every process sharing the store, each expiry is returned exactly once.
+	// them (and forgets name claims that ended without agents). Across every process sharing the store, each expiry is returned exactly once.
 	PopExpired(ctx context.Context, now time.Time, limit int) ([]Agent, error)
 	// Count is the number of agents held (including ended leases not yet popped).
 	Count(ctx context.Context) (int, error)

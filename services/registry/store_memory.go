@@ -9,28 +9,41 @@ import (
 	"time"
 )
 
-// MemoryStore keeps registrations in process: a map by id, an index per capability and
-// per name, and a min-heap of lease ends. It serves one registry replica.
+// MemoryStore keeps registrations in process: a map by id, an index per capability, a
+// claim per name (its owner, its agents, the end of the claim), a min-heap of lease ends
+// and one of the ends of claims no agent holds any more. It serves one registry replica.
 type MemoryStore struct {
 	mu     sync.RWMutex
+	grace  time.Duration
 	agents map[string]*memEntry
 	byCap  map[string]map[string]struct{}
-	// byName lists the ids holding each name, for the owner check of Register. A slice,
-	// not a set: most names have one agent, and 100,000 one-entry maps cost the garbage
-	// collector measurably (Discover100k) where 100,000 one-element slices do not.
-	byName map[string][]string
+	byName map[string]*nameClaim
 	leases leaseHeap
+	// vacant holds the claims whose last agent is gone, by claim end, so PopExpired drops
+	// them once they end (the memory of names is bounded by the agents and the grace).
+	vacant claimHeap
 }
 
 type memEntry struct {
-	agent Agent
-	index int // position in the lease heap
+	agent   Agent
+	index   int // position in the lease heap
+	namePos int // position of the id in its name's claim.ids
 }
 
-// NewMemoryStore returns an empty store.
-func NewMemoryStore() *MemoryStore {
-	return &MemoryStore{agents: map[string]*memEntry{}, byCap: map[string]map[string]struct{}{},
-		byName: map[string][]string{}}
+// MemoryOptions configure NewMemoryStoreWith.
+type MemoryOptions struct {
+	// NameClaimGrace is how long a name stays claimed by its owner after the last lease
+	// of its agents ends (see nameClaim); 0 or negative: not at all.
+	NameClaimGrace time.Duration
+}
+
+// NewMemoryStore returns an empty store without a name claim grace.
+func NewMemoryStore() *MemoryStore { return NewMemoryStoreWith(MemoryOptions{}) }
+
+// NewMemoryStoreWith returns an empty store configured by o.
+func NewMemoryStoreWith(o MemoryOptions) *MemoryStore {
+	return &MemoryStore{grace: max(o.NameClaimGrace, 0), agents: map[string]*memEntry{},
+		byCap: map[string]map[string]struct{}{}, byName: map[string]*nameClaim{}}
 }
 
 // Register implements Store.
@@ -44,39 +57,59 @@ func (s *MemoryStore) Register(_ context.Context, a Agent) (*Agent, error) {
 	}
 	if e, ok := s.agents[a.ID]; ok {
 		prev := e.agent
-		s.unindex(prev)
+		s.unindex(e)
 		if prev.ExpiresAt.After(a.LastHeartbeat) { // an ended lease starts afresh
 			a.RegisteredAt = prev.RegisteredAt
 		}
 		e.agent = a
-		s.index(a)
+		s.index(e)
 		heap.Fix(&s.leases, e.index)
 		return &prev, nil
 	}
 	e := &memEntry{agent: a}
 	s.agents[a.ID] = e
-	s.index(a)
+	s.index(e)
 	heap.Push(&s.leases, e)
 	return nil, nil
 }
 
-// heldLocked returns a *NameHeldError when a live agent of another owner holds a.ID or
-// a.Name (see Store.Register). Called with s.mu held.
+// heldLocked returns a *NameHeldError when a live agent of another owner holds a.ID, or
+// another owner's claim on a.Name has not ended (see Store.Register): two lookups, however
+// many agents share the name. Called with s.mu held.
 func (s *MemoryStore) heldLocked(a Agent) error {
 	now := a.LastHeartbeat
 	if e, ok := s.agents[a.ID]; ok && e.agent.ExpiresAt.After(now) && e.agent.Owner != a.Owner {
 		return &NameHeldError{Name: a.Name, Holder: a.ID, ByID: true}
 	}
-	for _, id := range s.byName[a.Name] {
-		if h := s.agents[id].agent; id != a.ID && h.ExpiresAt.After(now) && h.Owner != a.Owner {
-			return &NameHeldError{Name: a.Name, Holder: id}
+	if c := s.byName[a.Name]; c != nil && c.owner != a.Owner && c.heldAt(now, s.grace) {
+		h := ""
+		if len(c.ids) > 0 {
+			h = c.ids[0]
 		}
+		return &NameHeldError{Name: a.Name, Holder: h}
 	}
 	return nil
 }
 
-func (s *MemoryStore) index(a Agent) {
-	s.byName[a.Name] = append(s.byName[a.Name], a.ID)
+// index adds e's agent to its name's claim (taking the claim for its owner when the
+// previous one ended: heldLocked said so) and to its capabilities.
+// Contract: called with s.mu held, after heldLocked accepted e.agent.
+func (s *MemoryStore) index(e *memEntry) {
+	a := e.agent
+	c := s.byName[a.Name]
+	switch {
+	case c == nil:
+		c = &nameClaim{name: a.Name, owner: a.Owner, vacantIdx: -1}
+		s.byName[a.Name] = c
+	case c.owner != a.Owner: // the other owner's claim ended
+		c.owner, c.leaseEnd = a.Owner, time.Time{}
+	}
+	if c.vacantIdx >= 0 {
+		heap.Remove(&s.vacant, c.vacantIdx)
+	}
+	c.extend(a.ExpiresAt)
+	e.namePos = len(c.ids)
+	c.ids = append(c.ids, a.ID)
 	for _, c := range a.Capabilities {
 		set := s.byCap[c]
 		if set == nil {
@@ -87,11 +120,29 @@ func (s *MemoryStore) index(a Agent) {
 	}
 }
 
-func (s *MemoryStore) unindex(a Agent) {
-	if ids := slices.DeleteFunc(s.byName[a.Name], func(id string) bool { return id == a.ID }); len(ids) > 0 {
-		s.byName[a.Name] = ids
-	} else {
-		delete(s.byName, a.Name)
+// unindex removes e's agent from its name's claim and its capabilities. A claim left
+// without agents is kept until it ends (the grace) and dropped by PopExpired, or at once
+// when it has already ended.
+// Contract: called with s.mu held.
+func (s *MemoryStore) unindex(e *memEntry) {
+	a := e.agent
+	if c := s.byName[a.Name]; c != nil && e.namePos < len(c.ids) && c.ids[e.namePos] == a.ID {
+		last := len(c.ids) - 1
+		if e.namePos != last {
+			moved := c.ids[last]
+			c.ids[e.namePos] = moved
+			s.agents[moved].namePos = e.namePos
+		}
+		c.ids[last] = ""
+		c.ids = c.ids[:last]
+		if len(c.ids) == 0 {
+			if s.grace > 0 {
+				c.ids = nil
+				heap.Push(&s.vacant, c)
+			} else {
+				delete(s.byName, a.Name)
+			}
+		}
 	}
 	for _, c := range a.Capabilities {
 		if set := s.byCap[c]; set != nil {
@@ -114,6 +165,9 @@ func (s *MemoryStore) Heartbeat(_ context.Context, id string, now, expires time.
 	e.agent.LastHeartbeat = now
 	e.agent.ExpiresAt = expires
 	heap.Fix(&s.leases, e.index)
+	if c := s.byName[e.agent.Name]; c != nil && c.owner == e.agent.Owner {
+		c.extend(expires)
+	}
 	if lc == nil {
 		return Lifecycle{}, nil
 	}
@@ -136,7 +190,7 @@ func (s *MemoryStore) Deregister(_ context.Context, id string) (Agent, error) {
 
 func (s *MemoryStore) removeLocked(e *memEntry) {
 	heap.Remove(&s.leases, e.index)
-	s.unindex(e.agent)
+	s.unindex(e)
 	delete(s.agents, e.agent.ID)
 }
 
@@ -159,6 +213,9 @@ func (s *MemoryStore) Discover(_ context.Context, q Query, now time.Time) ([]Age
 		if a.ID <= q.After || !a.ExpiresAt.After(now) {
 			return false
 		}
+		if q.Name != "" && a.Name != q.Name {
+			return false
+		}
 		if q.NamePrefix != "" && !strings.HasPrefix(a.Name, q.NamePrefix) {
 			return false
 		}
@@ -178,7 +235,21 @@ func (s *MemoryStore) Discover(_ context.Context, q Query, now time.Time) ([]Age
 	// Keep only the Limit+1 smallest matching ids (a bounded max-heap), so a page costs
 	// O(k log Limit) for k candidates instead of sorting all of them.
 	top := &idHeap{max: q.Limit + 1}
-	if len(q.Capabilities) > 0 {
+	var named []string
+	if q.Name != "" {
+		if c := s.byName[q.Name]; c != nil {
+			named = c.ids
+		}
+	}
+	switch {
+	case q.Name != "" && (len(q.Capabilities) == 0 || len(named) <= len(s.byCap[q.Capabilities[0]])):
+		// Walk the agents of the name; capabilities are checked by lookup.
+		for _, id := range named {
+			if top.wants(id) && match(&s.agents[id].agent) {
+				top.offer(id)
+			}
+		}
+	case len(q.Capabilities) > 0:
 		// Walk the smallest capability set; the others are checked by lookup.
 		smallest := s.byCap[q.Capabilities[0]]
 		for _, c := range q.Capabilities[1:] {
@@ -191,7 +262,7 @@ func (s *MemoryStore) Discover(_ context.Context, q Query, now time.Time) ([]Age
 				top.offer(id)
 			}
 		}
-	} else {
+	default:
 		for id, e := range s.agents {
 			if top.wants(id) && match(&e.agent) {
 				top.offer(id)
@@ -222,6 +293,9 @@ func (s *MemoryStore) PopExpired(_ context.Context, now time.Time, limit int) ([
 		}
 		s.removeLocked(e)
 		out = append(out, e.agent)
+	}
+	for len(s.vacant) > 0 && !s.vacant[0].heldAt(now, s.grace) {
+		delete(s.byName, heap.Pop(&s.vacant).(*nameClaim).name)
 	}
 	return out, nil
 }
@@ -308,4 +382,53 @@ func (h *idHeap) offer(id string) {
 func (h *idHeap) sorted() []string {
 	slices.Sort(h.ids)
 	return h.ids
+}
+
+// nameClaim is an owner's claim on a name: held while an agent of the name has a lease
+// running, and for the grace after the last of those leases ends (whether the agents were
+// deregistered, expired or renamed), so that a restarting owner finds its name free of
+// squatters. Checking it is O(1) however many agents share the name.
+type nameClaim struct {
+	name     string
+	owner    string
+	leaseEnd time.Time // the latest lease end of the owner's agents of this name
+	ids      []string  // the agents of the name (any owner, ended leases until popped)
+	// vacantIdx is the position in MemoryStore.vacant, -1 while agents hold the name.
+	vacantIdx int
+}
+
+// heldAt reports whether the claim still holds at now, given the grace.
+func (c *nameClaim) heldAt(now time.Time, grace time.Duration) bool {
+	return c.leaseEnd.Add(grace).After(now)
+}
+
+// extend moves the claim's end to cover a lease of its owner ending at end.
+func (c *nameClaim) extend(end time.Time) {
+	if end.After(c.leaseEnd) {
+		c.leaseEnd = end
+	}
+}
+
+// claimHeap orders vacant claims by lease end (earliest first).
+type claimHeap []*nameClaim
+
+func (h claimHeap) Len() int           { return len(h) }
+func (h claimHeap) Less(i, j int) bool { return h[i].leaseEnd.Before(h[j].leaseEnd) }
+func (h claimHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].vacantIdx = i
+	h[j].vacantIdx = j
+}
+func (h *claimHeap) Push(x any) {
+	c := x.(*nameClaim)
+	c.vacantIdx = len(*h)
+	*h = append(*h, c)
+}
+func (h *claimHeap) Pop() any {
+	old := *h
+	c := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	c.vacantIdx = -1
+	return c
 }

@@ -24,8 +24,18 @@ import (
 //	cap:<name>   sorted set: ids of agents with the capability, all at score 1, so
 //	             discovery walks them in id order (ZRANGEBYLEX) and tests membership
 //	             (ZMSCORE) without reading whole sets
-//	name:<name>  set: ids of agents with the name (the owner check of Register); the
-//	             agent hash's o field is its owner ("" or absent: none)
+//	byname:<name> sorted set: ids of agents with the name, all at score 1 (walked and
+//	             tested like cap:<name> by discovery's exact-name filter); the agent
+//	             hash's o field is its owner ("" or absent: none), n its name
+//	claim:<name> hash: o (the owner whose claim the name is) and e (the latest lease end
+//	             of that owner's agents of the name, Unix ms): Register's owner check
+//	             reads it alone. Without agents it expires (PEXPIREAT) at e plus the
+//	             grace, at once without a grace. The check compares e plus the grace
+//	             with the registry's clock; the expiry, by the Redis clock, only
+//	             reclaims memory, so keep the clocks in step (NTP)
+//	name:<name>  set: the name index of records written before claims existed, read by
+//	             Register only for a name without a claim; a heartbeat moves its
+//	             agent to byname and claims the name
 //
 // Every write is one Lua script, so it is atomic against the others; PopExpired removes
 // and returns ended leases in one script, so across replicas each expiry is popped (and
@@ -34,13 +44,20 @@ import (
 type RedisStore struct {
 	c      redis.UniversalClient
 	prefix string
+	grace  time.Duration
 }
+
+// graceMS is the name claim grace as a script argument.
+func (s *RedisStore) graceMS() int64 { return s.grace.Milliseconds() }
 
 // RedisOptions configure NewRedisStore.
 type RedisOptions struct {
 	URL      string // redis://[user:password@]host:port/db
 	Password string // overrides the URL's password when set
 	Prefix   string // key prefix; default "mxp:registry:"
+	// NameClaimGrace is how long a name stays claimed by its owner after the last lease
+	// of its agents ends; 0 or negative: not at all (see MemoryOptions).
+	NameClaimGrace time.Duration
 }
 
 // NewRedisStore connects to Redis and checks it answers.
@@ -55,7 +72,7 @@ func NewRedisStore(ctx context.Context, o RedisOptions) (*RedisStore, error) {
 	if o.Prefix == "" {
 		o.Prefix = "mxp:registry:"
 	}
-	s := &RedisStore{c: redis.NewClient(opts), prefix: o.Prefix}
+	s := &RedisStore{c: redis.NewClient(opts), prefix: o.Prefix, grace: max(o.NameClaimGrace, 0)}
 	if err := s.Ping(ctx); err != nil {
 		s.c.Close()
 		return nil, fmt.Errorf("registry: redis at %s: %w", opts.Addr, err)
@@ -63,17 +80,40 @@ func NewRedisStore(ctx context.Context, o RedisOptions) (*RedisStore, error) {
 	return s, nil
 }
 
-var registerScript = redis.NewScript(`
-local p, id, d, now, exp, ls, la, owner, name = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9]
+// claimFn is shared by the scripts that move names: vacate drops a claim at its end once
+// no agent holds its name (at once without a grace), by Redis key expiry.
+const claimFn = `
+local function vacate(p, name, grace)
+  local ck = p .. 'claim:' .. name
+  if redis.call('ZCARD', p .. 'byname:' .. name) > 0 then return end
+  local e = redis.call('HGET', ck, 'e')
+  if grace <= 0 or not e then redis.call('DEL', ck) return end
+  redis.call('PEXPIREAT', ck, tonumber(e) + grace)
+end
+`
+
+// registerScript checks the id and the name's claim (two O(1) reads; the scan of the
+// legacy name:<name> set runs only for a name without a claim, written before claims
+// existed) and writes the agent, its indexes and the claim.
+var registerScript = redis.NewScript(claimFn + `
+local p, id, d, now, exp, ls, la, owner, name, grace = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], tonumber(ARGV[10])
 local key = p .. 'agent:' .. id
 local oldexp = redis.call('ZSCORE', p .. 'leases', id)
-local live = oldexp and tonumber(oldexp) > tonumber(now)
+local live = oldexp and tonumber(oldexp) > now
 if live and (redis.call('HGET', key, 'o') or '') ~= owner then return {'held', id, '1'} end
-for _, h in ipairs(redis.call('SMEMBERS', p .. 'name:' .. name)) do
-  if h ~= id then
-    local e = redis.call('ZSCORE', p .. 'leases', h)
-    if e and tonumber(e) > tonumber(now) and (redis.call('HGET', p .. 'agent:' .. h, 'o') or '') ~= owner then
-      return {'held', h, '0'}
+local ck = p .. 'claim:' .. name
+local c = redis.call('HMGET', ck, 'o', 'e')
+if c[1] then
+  if c[1] ~= owner and tonumber(c[2]) + grace > now then
+    return {'held', redis.call('ZRANGE', p .. 'byname:' .. name, 0, 0)[1] or '', '0'}
+  end
+else
+  for _, h in ipairs(redis.call('SMEMBERS', p .. 'name:' .. name)) do
+    if h ~= id then
+      local e = redis.call('ZSCORE', p .. 'leases', h)
+      if e and tonumber(e) > now and (redis.call('HGET', p .. 'agent:' .. h, 'o') or '') ~= owner then
+        return {'held', h, '0'}
+      end
     end
   end
 end
@@ -81,28 +121,59 @@ local old = redis.call('HMGET', key, 'd', 'reg', 'hb', 'ls', 'la', 'o')
 if old[1] then
   local od = cjson.decode(old[1])
   for _, c in ipairs(od.capabilities) do redis.call('ZREM', p .. 'cap:' .. c, id) end
-  if od.name then redis.call('SREM', p .. 'name:' .. od.name, id) end
+  if od.name then
+    redis.call('SREM', p .. 'name:' .. od.name, id)
+    redis.call('ZREM', p .. 'byname:' .. od.name, id)
+    if od.name ~= name then vacate(p, od.name, grace) end
+  end
 end
-local reg = old[2] or now
-if not live then reg = now end -- an ended lease starts afresh
-redis.call('HSET', key, 'd', d, 'reg', reg, 'hb', now, 'ls', ls, 'la', la, 'o', owner)
+local reg = old[2] or ARGV[4]
+if not live then reg = ARGV[4] end -- an ended lease starts afresh
+redis.call('HSET', key, 'd', d, 'reg', reg, 'hb', ARGV[4], 'ls', ls, 'la', la, 'o', owner, 'n', name)
 redis.call('ZADD', p .. 'leases', exp, id)
 redis.call('ZADD', p .. 'ids', 0, id)
-redis.call('SADD', p .. 'name:' .. name, id)
-for i = 10, #ARGV do redis.call('ZADD', p .. 'cap:' .. ARGV[i], 1, id) end
+redis.call('ZADD', p .. 'byname:' .. name, 1, id)
+if c[1] == owner then
+  if tonumber(exp) > tonumber(c[2]) then redis.call('HSET', ck, 'e', exp) end
+else
+  redis.call('HSET', ck, 'o', owner, 'e', exp)
+end
+redis.call('PERSIST', ck)
+for i = 11, #ARGV do redis.call('ZADD', p .. 'cap:' .. ARGV[i], 1, id) end
 if old[1] then return {old[1], old[2] or '0', old[3] or '0', oldexp or '0', old[4] or '', old[5] or '', old[6] or ''} end
 return false
 `)
 
-// heartbeatScript renews a lease; with ARGV[5] == '1' it also replaces the lifecycle
-// (ls, la) and returns the previous one as {ls, la}. An unknown agent or ended lease
-// returns nil.
+// heartbeatScript renews a lease and the claim of the agent's owner on its name; with
+// ARGV[5] == '1' it also replaces the lifecycle (ls, la) and returns the previous one as
+// {ls, la}. An unknown agent or ended lease returns nil. A record written before names had
+// claims (no n field) is moved to the byname index and its name claimed here.
 var heartbeatScript = redis.NewScript(`
 local p, id, now, exp = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
 local s = redis.call('ZSCORE', p .. 'leases', id)
 if not s or tonumber(s) <= now then return false end
 redis.call('ZADD', p .. 'leases', exp, id)
 local key = p .. 'agent:' .. id
+local on = redis.call('HMGET', key, 'o', 'n')
+local owner, name = on[1] or '', on[2]
+if not name then
+  local d = redis.call('HGET', key, 'd')
+  if d then
+    name = cjson.decode(d).name
+    redis.call('HSET', key, 'n', name)
+    redis.call('SREM', p .. 'name:' .. name, id)
+    redis.call('ZADD', p .. 'byname:' .. name, 1, id)
+  end
+end
+if name then
+  local ck = p .. 'claim:' .. name
+  local c = redis.call('HMGET', ck, 'o', 'e')
+  if not c[1] then
+    redis.call('HSET', ck, 'o', owner, 'e', exp)
+  elseif c[1] == owner and tonumber(exp) > tonumber(c[2]) then
+    redis.call('HSET', ck, 'e', exp)
+  end
+end
 if ARGV[5] ~= '1' then
   redis.call('HSET', key, 'hb', ARGV[3])
   return {}
@@ -112,10 +183,11 @@ redis.call('HSET', key, 'hb', ARGV[3], 'ls', ARGV[6], 'la', ARGV[7])
 return {old[1] or '', old[2] or ''}
 `)
 
-// removeFn is shared by deregister and popExpired: it deletes one agent and returns
-// {d, reg, hb, exp, ls, la, o} (or nil when absent).
-const removeFn = `
-local function remove(p, id)
+// removeFn is shared by deregister and popExpired: it deletes one agent, leaves its
+// name's claim to end after the grace, and returns {d, reg, hb, exp, ls, la, o} (or nil
+// when absent).
+const removeFn = claimFn + `
+local function remove(p, id, grace)
   local key = p .. 'agent:' .. id
   local h = redis.call('HMGET', key, 'd', 'reg', 'hb', 'ls', 'la', 'o')
   local exp = redis.call('ZSCORE', p .. 'leases', id) or '0'
@@ -124,14 +196,18 @@ local function remove(p, id)
   if not h[1] then return nil end
   local d = cjson.decode(h[1])
   for _, c in ipairs(d.capabilities) do redis.call('ZREM', p .. 'cap:' .. c, id) end
-  if d.name then redis.call('SREM', p .. 'name:' .. d.name, id) end
+  if d.name then
+    redis.call('SREM', p .. 'name:' .. d.name, id)
+    redis.call('ZREM', p .. 'byname:' .. d.name, id)
+    vacate(p, d.name, grace)
+  end
   redis.call('DEL', key)
   return {h[1], h[2] or '0', h[3] or '0', exp, h[4] or '', h[5] or '', h[6] or ''}
 end
 `
 
 var deregisterScript = redis.NewScript(removeFn + `
-local r = remove(ARGV[1], ARGV[2])
+local r = remove(ARGV[1], ARGV[2], tonumber(ARGV[3]))
 if not r then return false end
 return r
 `)
@@ -141,7 +217,7 @@ local p = ARGV[1]
 local ids = redis.call('ZRANGEBYSCORE', p .. 'leases', '-inf', ARGV[2], 'LIMIT', 0, tonumber(ARGV[3]))
 local out = {}
 for _, id in ipairs(ids) do
-  local r = remove(p, id)
+  local r = remove(p, id, tonumber(ARGV[4]))
   if r then for _, v in ipairs(r) do table.insert(out, v) end end
 end
 return out
@@ -217,7 +293,7 @@ func decodeLifecycle(ls, la any) Lifecycle {
 // Register implements Store.
 func (s *RedisStore) Register(ctx context.Context, a Agent) (*Agent, error) {
 	ls, la := encodeLifecycle(a.Lifecycle)
-	args := []any{s.prefix, a.ID, string(a.descriptor()), ms(a.LastHeartbeat), ms(a.ExpiresAt), ls, la, a.Owner, a.Name}
+	args := []any{s.prefix, a.ID, string(a.descriptor()), ms(a.LastHeartbeat), ms(a.ExpiresAt), ls, la, a.Owner, a.Name, s.graceMS()}
 	for _, c := range a.Capabilities {
 		args = append(args, c)
 	}
@@ -260,7 +336,7 @@ func (s *RedisStore) Heartbeat(ctx context.Context, id string, now, expires time
 
 // Deregister implements Store.
 func (s *RedisStore) Deregister(ctx context.Context, id string) (Agent, error) {
-	res, err := deregisterScript.Run(ctx, s.c, nil, s.prefix, id).Slice()
+	res, err := deregisterScript.Run(ctx, s.c, nil, s.prefix, id, s.graceMS()).Slice()
 	if errors.Is(err, redis.Nil) {
 		return Agent{}, ErrNotFound
 	}
@@ -272,7 +348,7 @@ func (s *RedisStore) Deregister(ctx context.Context, id string) (Agent, error) {
 
 // PopExpired implements Store.
 func (s *RedisStore) PopExpired(ctx context.Context, now time.Time, limit int) ([]Agent, error) {
-	res, err := popExpiredScript.Run(ctx, s.c, nil, s.prefix, ms(now), limit).Slice()
+	res, err := popExpiredScript.Run(ctx, s.c, nil, s.prefix, ms(now), limit, s.graceMS()).Slice()
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return nil, err
 	}
@@ -332,19 +408,24 @@ func (s *RedisStore) Get(ctx context.Context, id string, now time.Time) (Agent, 
 }
 
 // Discover implements Store. It walks, in id order, the smallest of the required
-// capability indexes (or every id), a page at a time, keeps ids present in the other
-// required indexes, loads those agents and applies the name and tag filters, until
+// capability indexes and, with q.Name, the name's index (or every id), a page at a time,
+// keeps ids present in the other required indexes, loads those agents and applies the name and tag filters, until
 // Limit+1 matches are found (the extra one says "more").
 func (s *RedisStore) Discover(ctx context.Context, q Query, now time.Time) ([]Agent, bool, error) {
 	walk := s.prefix + "ids"
 	var others []string
-	if len(q.Capabilities) > 0 {
-		keys := make([]string, len(q.Capabilities))
+	keys := make([]string, 0, len(q.Capabilities)+1)
+	for _, c := range q.Capabilities {
+		keys = append(keys, s.prefix+"cap:"+c)
+	}
+	if q.Name != "" {
+		keys = append(keys, s.prefix+"byname:"+q.Name)
+	}
+	if len(keys) > 0 {
 		pipe := s.c.Pipeline()
 		cards := make([]*redis.IntCmd, len(keys))
-		for i, c := range q.Capabilities {
-			keys[i] = s.prefix + "cap:" + c
-			cards[i] = pipe.ZCard(ctx, keys[i])
+		for i, k := range keys {
+			cards[i] = pipe.ZCard(ctx, k)
 		}
 		if _, err := pipe.Exec(ctx); err != nil {
 			return nil, false, err
@@ -352,7 +433,7 @@ func (s *RedisStore) Discover(ctx context.Context, q Query, now time.Time) ([]Ag
 		smallest := 0
 		for i := range cards {
 			if cards[i].Val() == 0 {
-				return nil, false, nil // a required capability nobody has
+				return nil, false, nil // a required capability (or the name) nobody has
 			}
 			if cards[i].Val() < cards[smallest].Val() {
 				smallest = i
@@ -387,7 +468,7 @@ func (s *RedisStore) Discover(ctx context.Context, q Query, now time.Time) ([]Ag
 			return nil, false, err
 		}
 		for _, a := range as {
-			if (q.NamePrefix == "" || strings.HasPrefix(a.Name, q.NamePrefix)) && (q.Tag == "" || a.hasTag(q.Tag)) &&
+			if (q.Name == "" || a.Name == q.Name) && (q.NamePrefix == "" || strings.HasPrefix(a.Name, q.NamePrefix)) && (q.Tag == "" || a.hasTag(q.Tag)) &&
 				(!q.AcceptingOnly || a.Lifecycle.AcceptsCalls()) {
 				out = append(out, a)
 			}

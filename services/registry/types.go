@@ -138,8 +138,9 @@ type DeregisterResponse struct {
 }
 
 // DiscoverRequest finds agents. Capability (the reference SDK's single filter) and
-// Capabilities are combined: every listed capability is required. NamePrefix and Tag
-// narrow further. AcceptingOnly leaves out agents whose last heartbeat reported that they
+// Capabilities are combined: every listed capability is required. Name (the exact name,
+// served from the registry's name index, so lookalike names cannot push it off a page),
+// NamePrefix and Tag narrow further. AcceptingOnly leaves out agents whose last heartbeat reported that they
 // take no new calls (suspended, retiring); agents that report nothing are kept. It is off
 // by default, so a plain query lists every registered agent with its lifecycle. Results
 // are ordered by agent id; After is the last id of the previous page (NextAfter of the
@@ -147,6 +148,7 @@ type DeregisterResponse struct {
 type DiscoverRequest struct {
 	Capability    string   `json:"capability,omitempty"`
 	Capabilities  []string `json:"capabilities,omitempty"`
+	Name          string   `json:"name,omitempty"`
 	NamePrefix    string   `json:"name_prefix,omitempty"`
 	Tag           string   `json:"tag,omitempty"`
 	AcceptingOnly bool     `json:"accepting_only,omitempty"`

@@ -180,6 +180,7 @@ func validHostname(h string) bool {
 // Query is a validated discovery query.
 type Query struct {
 	Capabilities []string // all required, sorted
+	Name         string   // the exact name ("" any)
 	NamePrefix   string
 	Tag          string
 	// AcceptingOnly leaves out agents that reported they take no new calls.
@@ -202,6 +203,9 @@ func validateDiscover(r DiscoverRequest, defaultLimit, maxLimit int) (Query, err
 			return Query{}, err
 		}
 	}
+	if utf8.RuneCountInString(r.Name) > MaxNameLen {
+		return Query{}, invalid(CodeInvalidQuery, "name longer than %d characters", MaxNameLen)
+	}
 	if utf8.RuneCountInString(r.NamePrefix) > MaxNameLen {
 		return Query{}, invalid(CodeInvalidQuery, "name_prefix longer than %d characters", MaxNameLen)
 	}
@@ -223,7 +227,7 @@ func validateDiscover(r DiscoverRequest, defaultLimit, maxLimit int) (Query, err
 		}
 		r.After = id
 	}
-	return Query{Capabilities: slices.Compact(slices.Sorted(slices.Values(caps))), NamePrefix: r.NamePrefix, Tag: r.Tag,
+	return Query{Capabilities: slices.Compact(slices.Sorted(slices.Values(caps))), Name: r.Name, NamePrefix: r.NamePrefix, Tag: r.Tag,
 		AcceptingOnly: r.AcceptingOnly, Limit: r.Limit, After: r.After}, nil
 }
 
