@@ -159,7 +159,7 @@ func bigStore(b *testing.B, kind string) Store {
 				pipe := s.c.Pipeline()
 				for i := start; i < start+1000; i++ {
 					a := mk(i)
-					args := []any{s.prefix, a.ID, string(a.descriptor()), ms(a.LastHeartbeat), ms(a.ExpiresAt), "", "", a.Owner, a.Name}
+					args := []any{s.prefix, a.ID, string(a.descriptor()), ms(a.LastHeartbeat), ms(a.ExpiresAt), "", "", a.Owner, a.Name, s.graceMS()}
 					for _, c := range a.Capabilities {
 						args = append(args, c)
 					}
@@ -208,6 +208,43 @@ func BenchmarkDiscover100k(b *testing.B) {
 			b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50_µs")
 			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99_µs")
 		})
+	}
+}
+
+// BenchmarkRegisterSameName measures a registration (an update of one agent) of a name
+// that n other agents of the same owner already hold: the owner check of Register. The
+// per-op time must not grow with n (one claim per name, read in O(1)).
+func BenchmarkRegisterSameName(b *testing.B) {
+	const owner = "key:" + "VICTIMVICTIMVICTIMVICTIMVICTIMVICTIMVICTIM="
+	for _, kind := range []string{"memory", "redis"} {
+		for _, n := range []int{1, 1000, 10000} {
+			b.Run(fmt.Sprintf("%s/n=%d", kind, n), func(b *testing.B) {
+				var st Store
+				if kind == "memory" {
+					st = NewMemoryStore()
+				} else {
+					st = newRedisStore(b)
+				}
+				ctx := context.Background()
+				now := time.Now()
+				mk := func(i int) Agent {
+					a := testAgent(i, "echo", []string{"echo"})
+					a.Owner, a.RegisteredAt, a.LastHeartbeat, a.ExpiresAt = owner, now, now, now.Add(time.Hour)
+					return a
+				}
+				for i := 1; i <= n; i++ {
+					if _, err := st.Register(ctx, mk(i)); err != nil {
+						b.Fatal(err)
+					}
+				}
+				a := mk(n + 1)
+				for b.Loop() {
+					if _, err := st.Register(ctx, a); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
 	}
 }
 

@@ -200,4 +200,3 @@ func TestMemoryStoreForgetsVacantClaims(t *testing.T) {
 		t.Fatalf("claims %d, vacant %d after the grace, want 0", len(s.byName), len(s.vacant))
 	}
 }
-
