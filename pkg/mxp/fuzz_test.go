@@ -175,6 +175,7 @@ func FuzzJSONPayloads(f *testing.F) {
 		`{"agent_id":"6ba7b810-9dad-11d1-80b4-00c04fd430c8"}`,
 		`{"success":true,"needs_register":true,"agent_id":"6ba7b810-9dad-11d1-80b4-00c04fd430c8","timestamp":"2025-01-01T00:00:00Z"}`,
 		`{"capabilities":["a"],"capability":"b","name_prefix":"x","tag":"t","limit":3}`,
+		`{"name":"echo","capabilities":["a"],"limit":1000}`,
 		`{"capability":"a","agents":[],"count":0}`,
 		`{"error":"e","code":"timeout"}`,
 	} {

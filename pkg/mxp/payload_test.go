@@ -72,7 +72,7 @@ func TestJSONPayloadRoundTrip(t *testing.T) {
 			func(b []byte) (any, error) { p, err := DecodeHeartbeatRequest(b); return &p, err }},
 		{"heartbeat response", &HeartbeatResponse{Success: true, NeedsRegister: true, AgentID: testAgent, Timestamp: now, Message: "lease expired"},
 			func(b []byte) (any, error) { p, err := DecodeHeartbeatResponse(b); return &p, err }},
-		{"discover", &DiscoverRequest{Capabilities: []string{"a", "b"}, NamePrefix: "we", Tag: "eu", Limit: 10},
+		{"discover", &DiscoverRequest{Capabilities: []string{"a", "b"}, Name: "weather", NamePrefix: "we", Tag: "eu", Limit: 10},
 			func(b []byte) (any, error) { p, err := DecodeDiscoverRequest(b); return &p, err }},
 		{"discover accepting only", &DiscoverRequest{Capability: "a", AcceptingOnly: true},
 			func(b []byte) (any, error) { p, err := DecodeDiscoverRequest(b); return &p, err }},
