@@ -1,9 +1,11 @@
 package registry
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -45,6 +47,7 @@ func FuzzRegisterPayload(f *testing.F) {
 func FuzzDiscoverPayload(f *testing.F) {
 	f.Add([]byte(`{"capability":"chat","capabilities":["a","b"],"name_prefix":"x","tag":"t","limit":5000,"after":"6ba7b810-9dad-11d1-80b4-00c04fd430c8"}`))
 	f.Add([]byte(`{"limit":-1}`))
+	f.Add([]byte(`{"name":"echo","capability":"chat","limit":1000}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var r DiscoverRequest
 		if err := decodeJSON(data, &r); err != nil {
@@ -139,6 +142,141 @@ func FuzzOwnerHeader(f *testing.F) {
 			b, err := base64.StdEncoding.Strict().DecodeString(key)
 			if err != nil || len(b) != 32 || base64.StdEncoding.EncodeToString(b) != key {
 				t.Fatalf("accepted owner %q is not one canonical key", owner)
+			}
+		}
+	})
+}
+
+// FuzzNameClaims runs random sequences of registrations, heartbeats, deregistrations and
+// expiry collections (8 ids, 3 names, 3 owners, a grace of 0 or 20 s) against the memory
+// store and a direct model of the claim rules (store.go, Register's contract): every
+// outcome must agree, and discovery by exact name must list exactly the live agents of
+// that name. It exercises the claim bookkeeping (positions, the vacant heap) that the
+// O(1) check relies on.
+func FuzzNameClaims(f *testing.F) {
+	f.Add([]byte{0, 1, 0, 1, 2, 1, 0, 0, 0, 2, 0, 2, 3, 0, 0, 0})
+	f.Add([]byte{0, 1, 1, 1, 0, 2, 1, 1, 1, 1, 0, 0, 0, 2, 1, 2, 3, 0, 0, 9})
+	f.Fuzz(func(t *testing.T, ops []byte) {
+		if len(ops) == 0 || len(ops) > 4*256 {
+			return
+		}
+		grace := time.Duration(ops[0]%2) * 20 * time.Second
+		s := NewMemoryStoreWith(MemoryOptions{NameClaimGrace: grace})
+		type magent struct {
+			name, owner string
+			exp         time.Time
+		}
+		type mclaim struct {
+			owner string
+			end   time.Time // latest lease end
+		}
+		agents := map[string]*magent{}
+		claims := map[string]*mclaim{}
+		names := []string{"echo", "echo2", "x"}
+		ownerKeys := []string{"", "key:A", "key:B"}
+		vacate := func(name string) {
+			for _, a := range agents {
+				if a.name == name {
+					return
+				}
+			}
+			if grace == 0 {
+				delete(claims, name)
+			}
+		}
+		ctx := context.Background()
+		now := t0
+		for i := 1; i+3 < len(ops); i += 4 {
+			op, n, name, owner := ops[i]%4, int(ops[i+1]%8)+1, names[int(ops[i+2])%3], ownerKeys[int(ops[i+3])%3]
+			now = now.Add(time.Duration(ops[i+3]/3%16) * time.Second)
+			id := agentID(n)
+			switch op {
+			case 0: // register
+				a := testAgent(n, name, nil)
+				a.Owner, a.RegisteredAt, a.LastHeartbeat, a.ExpiresAt = owner, now, now, now.Add(30*time.Second)
+				want := ""
+				if m := agents[id]; m != nil && m.exp.After(now) && m.owner != owner {
+					want = "id"
+				} else if c := claims[name]; c != nil && c.owner != owner && c.end.Add(grace).After(now) {
+					want = "name"
+				}
+				_, err := s.Register(ctx, a)
+				var held *NameHeldError
+				got := ""
+				if errors.As(err, &held) {
+					got = map[bool]string{true: "id", false: "name"}[held.ByID]
+				} else if err != nil {
+					t.Fatal(err)
+				}
+				if got != want {
+					t.Fatalf("op %d: register %s %q by %q: got %q, want %q", i/4, id, name, owner, got, want)
+				}
+				if got != "" {
+					continue
+				}
+				old := agents[id]
+				agents[id] = &magent{name: name, owner: owner, exp: a.ExpiresAt}
+				if old != nil && old.name != name {
+					vacate(old.name)
+				}
+				if c := claims[name]; c == nil || c.owner != owner {
+					claims[name] = &mclaim{owner: owner, end: a.ExpiresAt}
+				} else if a.ExpiresAt.After(c.end) {
+					c.end = a.ExpiresAt
+				}
+			case 1: // deregister
+				_, err := s.Deregister(ctx, id)
+				m := agents[id]
+				if (m == nil) != errors.Is(err, ErrNotFound) {
+					t.Fatalf("op %d: deregister %s: %v, model has %v", i/4, id, err, m)
+				}
+				if m != nil {
+					delete(agents, id)
+					vacate(m.name)
+				}
+			case 2: // heartbeat
+				exp := now.Add(30 * time.Second)
+				_, err := s.Heartbeat(ctx, id, now, exp, nil)
+				m := agents[id]
+				live := m != nil && m.exp.After(now)
+				if live != (err == nil) {
+					t.Fatalf("op %d: heartbeat %s: %v, model live=%v", i/4, id, err, live)
+				}
+				if live {
+					m.exp = exp
+					if c := claims[m.name]; c != nil && c.owner == m.owner && exp.After(c.end) {
+						c.end = exp
+					}
+				}
+			case 3: // collect expired
+				popped, err := s.PopExpired(ctx, now, 100)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, p := range popped {
+					m := agents[p.ID]
+					if m == nil || m.exp.After(now) {
+						t.Fatalf("op %d: popped %s, model %v", i/4, p.ID, m)
+					}
+					delete(agents, p.ID)
+					vacate(m.name)
+				}
+			}
+			for _, nm := range names {
+				as, _, err := s.Discover(ctx, Query{Name: nm, Limit: 100}, now)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var want []string
+				for id, m := range agents {
+					if m.name == nm && m.exp.After(now) {
+						want = append(want, id)
+					}
+				}
+				slices.Sort(want)
+				if got := ids(as); !slices.Equal(got, want) {
+					t.Fatalf("op %d: discover name %q: %v, want %v", i/4, nm, got, want)
+				}
 			}
 		}
 	})
