@@ -113,3 +113,77 @@ func mustID(s string) mxp.AgentID {
 	}
 	return id
 }
+
+// TestNameSquatAfterOwnerGone is the review's squat on a real mesh: the owner's agent goes
+// away (its connection closes; the edge deregisters it at once, as dead-peer detection
+// does for a killed one). While the owner's claim lasts (name_claim_grace, default the
+// lease), a plaintext peer and another key get conflict on the name; the owner, back
+// with its key and a new id, gets it, and `--to victim` reaches it.
+func TestNameSquatAfterOwnerGone(t *testing.T) {
+	dir := startDev(t)
+	info, err := readEdgeInfo(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	edgeKey, err := transport.ParsePublicKey(info.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dialKey := func(key transport.PrivateKey) *client.Client {
+		c, err := client.DialSecure(ctx, info.EdgeAddr, edgeKey, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	register := func(c *client.Client, id string) error {
+		_, err := c.Register(ctx, mxp.RegisterRequest{ID: mustID(id), Name: "victim",
+			Capabilities: []string{"echo"}, Metadata: mxp.AgentMetadata{Version: "1.0.0"}})
+		return err
+	}
+	ownerKey := mustKey(t)
+	owner := dialKey(ownerKey)
+	if err := register(owner, "ffffffff-0000-4000-8000-000000000001"); err != nil {
+		t.Fatal(err)
+	}
+	owner.Close()
+	caller := dialKey(mustKey(t))
+	for { // the edge deregisters the closed connection's agent: wait until it has
+		found, err := caller.Discover(ctx, mxp.DiscoverRequest{NamePrefix: "victim"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if found.Count == 0 {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatal("the owner's agent was never deregistered")
+		}
+	}
+	plain, err := client.DialCompat(info.CompatAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { plain.Close() })
+	if err := register(plain, "00000000-0000-4000-8000-000000000001"); !errors.Is(err, codeConflict) {
+		t.Fatalf("plaintext squat on a name just left: err = %v, want conflict", err)
+	}
+	if err := register(dialKey(mustKey(t)), "00000000-0000-4000-8000-000000000002"); !errors.Is(err, codeConflict) {
+		t.Fatalf("another key's squat on a name just left: err = %v, want conflict", err)
+	}
+	back := dialKey(ownerKey)
+	serveAs(back, "owner")
+	if err := register(back, "ffffffff-0000-4000-8000-000000000002"); err != nil {
+		t.Fatalf("the owner back: %v", err)
+	}
+	id, err := resolveTarget(ctx, caller, "victim")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := caller.Call(ctx, id, []byte("hi"), 5*time.Second); err != nil || string(got) != "owner" {
+		t.Fatalf("--to victim reached %q (%v), want the owner", got, err)
+	}
+}
