@@ -86,8 +86,9 @@ func (a *Agent) CallJSON(ctx context.Context, to string, req, resp any) error {
 	return nil
 }
 
-// Discover asks the registry for agents: those with every capability in req, a name
-// starting with req.NamePrefix and carrying req.Tag (empty filters match all), and, with
+// Discover asks the registry for agents: those with every capability in req, named
+// req.Name, with a name starting with req.NamePrefix and carrying req.Tag (empty filters
+// match all; look a name up with Name, which lookalike names cannot crowd out), and, with
 // req.AcceptingOnly, only those that take calls. Each record shows the agent's reported
 // lifecycle (Lifecycle, Accepting) once its heartbeats carry it.
 func (a *Agent) Discover(ctx context.Context, req mxp.DiscoverRequest) ([]mxp.AgentRecord, error) {
