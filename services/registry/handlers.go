@@ -43,6 +43,9 @@ func (s *Service) handleRegister(ctx context.Context, req service.Request) (any,
 		if held.ByID {
 			return nil, bus.Errorf(409, CodeConflict, "agent %s is registered by another identity while its lease lives", a.ID)
 		}
+		if held.Holder == "" {
+			return nil, bus.Errorf(409, CodeConflict, "agent name %q is still claimed by another identity (name_claim_grace after its agents left)", a.Name)
+		}
 		return nil, bus.Errorf(409, CodeConflict, "agent name %q is held by another identity while its lease lives", a.Name)
 	}
 	if err != nil {

@@ -14,13 +14,16 @@ var ErrNotFound = errors.New("registry: agent not found")
 // under a lease that has not ended, by an agent of another owner.
 type NameHeldError struct {
 	Name   string // the name asked for
-	Holder string // the id of an agent holding it
+	Holder string // the id of an agent holding it; "" for a claim no agent holds (the grace)
 	ByID   bool   // the id itself is held by another owner (not only the name)
 }
 
 func (e *NameHeldError) Error() string {
-	if e.ByID {
+	switch {
+	case e.ByID:
 		return fmt.Sprintf("registry: agent %s is registered by another identity", e.Holder)
+	case e.Holder == "":
+		return fmt.Sprintf("registry: agent name %q is claimed by another identity (the grace after its agents left)", e.Name)
 	}
 	return fmt.Sprintf("registry: agent name %q is held by another identity (agent %s)", e.Name, e.Holder)
 }
