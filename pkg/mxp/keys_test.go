@@ -1,6 +1,13 @@
 package mxp
 
-import "testing"
+import (
+	"context"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"testing"
+)
 
 func FuzzParseKeys(f *testing.F) {
 	k, _ := GeneratePrivateKey()
@@ -19,4 +26,25 @@ func FuzzParseKeys(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestListenerNeverPrintsKey: a Listener kept the Options (the private key among them)
+// in an unexported field, where fmt prints a key's raw bytes; it keeps only what it uses.
+func TestListenerNeverPrintsKey(t *testing.T) {
+	k, _ := GeneratePrivateKey()
+	l, err := Listen(context.Background(), "127.0.0.1:0", Options{PrivateKey: k, Serve: Echo})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	forms := []string{base64.StdEncoding.EncodeToString(k[:]), hex.EncodeToString(k[:]),
+		strings.ToUpper(hex.EncodeToString(k[:])), fmt.Sprint([32]byte(k)), fmt.Sprintf("%#v", [32]byte(k))}
+	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%x", "%X", "%d"} {
+		out := fmt.Sprintf(verb, l)
+		for _, s := range forms {
+			if strings.Contains(out, s) {
+				t.Fatalf("%s of a Listener prints the private key: %s", verb, out)
+			}
+		}
+	}
 }

@@ -56,7 +56,8 @@ func (o *Options) transportConfig() (transport.Config, error) {
 // Listener accepts MXP connections over the secure UDP transport.
 type Listener struct {
 	l       *transport.Listener
-	opts    Options
+	handler Handler       // Options.Serve (the Options themselves are not kept: they hold the key)
+	inbox   int           // Options.InboxSize
 	dropped atomic.Uint64 // Serve's answers that did not fit in a send buffer
 }
 
@@ -69,7 +70,7 @@ func Listen(ctx context.Context, addr string, opts Options) (*Listener, error) {
 	if err != nil {
 		return nil, err
 	}
-	ml := &Listener{opts: opts}
+	ml := &Listener{handler: opts.Serve, inbox: opts.InboxSize}
 	if opts.Serve != nil {
 		cfg.OnMessage = ml.serve
 		cfg.OnMessageTooLarge = ml.serveTooLarge
@@ -87,7 +88,7 @@ func (l *Listener) serve(ctx context.Context, t *transport.Conn, b []byte) {
 	var r *Frame
 	if f, err := decodeMessage(b); err != nil {
 		r = badFrameAnswer(err)
-	} else if r = l.opts.Serve(ctx, f); r != nil {
+	} else if r = l.handler(ctx, f); r != nil {
 		answering(r, f)
 	}
 	if r != nil && sendFrame(ctx, t, r) != nil {
@@ -112,14 +113,14 @@ func (l *Listener) DroppedAnswers() uint64 { return l.dropped.Load() }
 
 // Accept waits for the next authenticated connection.
 func (l *Listener) Accept(ctx context.Context) (*Conn, error) {
-	if l.opts.Serve != nil {
+	if l.handler != nil {
 		return nil, ErrServing
 	}
 	t, err := l.l.Accept(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return newConn(t, l.opts.InboxSize), nil
+	return newConn(t, l.inbox), nil
 }
 
 // Addr is the listening address.

@@ -486,7 +486,7 @@ func checkAdmission(t *testing.T, l *Listener) {
 	t.Helper()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	cfg := &l.cfg
+	cfg := l.cfg
 	if len(l.conns) > cfg.MaxConnections || l.pending > cfg.MaxPendingHandshakes || l.pending < 0 {
 		t.Fatalf("%d connections, %d pending: over the caps", len(l.conns), l.pending)
 	}

@@ -152,3 +152,16 @@ func parseKey(s string, dst []byte, kind string) error {
 	copy(dst, b)
 	return nil
 }
+
+// Format prints a Conn as its peer's public key and addresses, whatever the verb: its
+// fields hold the configuration, keys included, which a verb that does not suit pointers
+// (%s, %x, %d) would otherwise print raw.
+func (c *Conn) Format(f fmt.State, _ rune) {
+	fmt.Fprintf(f, "transport.Conn{peer %v, %v → %v}", c.peer.public, c.LocalAddr(), c.RemoteAddr())
+}
+
+// Format prints a Listener as its public key and address, whatever the verb (see
+// Conn.Format).
+func (l *Listener) Format(f fmt.State, _ rune) {
+	fmt.Fprintf(f, "transport.Listener{%v at %v}", l.PublicKey(), l.Addr())
+}

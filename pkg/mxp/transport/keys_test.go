@@ -2,6 +2,7 @@ package transport
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -21,8 +22,8 @@ func TestKeysNeverPrinted(t *testing.T) {
 	copy(psk[:], bytes.Repeat([]byte{0xab}, KeySize))
 	cfg := Config{PrivateKey: k, PresharedKey: psk}
 	secrets := map[string][]string{
-		"private": {base64.StdEncoding.EncodeToString(k[:]), hex.EncodeToString(k[:]), fmt.Sprint([KeySize]byte(k))},
-		"psk":     {base64.StdEncoding.EncodeToString(psk[:]), hex.EncodeToString(psk[:]), fmt.Sprint([KeySize]byte(psk))},
+		"private": keyForms(k[:]),
+		"psk":     keyForms(psk[:]),
 	}
 	var outs []string
 	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x", "%X", "%d"} {
@@ -44,6 +45,7 @@ func TestKeysNeverPrinted(t *testing.T) {
 		t.Fatalf("json: %v", err)
 	}
 	outs = append(outs, string(js))
+	outs = append(outs, containersPrinted(t, k, psk)...)
 	for _, out := range outs {
 		for name, forms := range secrets {
 			for _, s := range forms {
@@ -65,4 +67,43 @@ func TestKeysNeverPrinted(t *testing.T) {
 	if pub := k.PublicKey(); fmt.Sprint(pub) != base64.StdEncoding.EncodeToString(pub[:]) {
 		t.Fatalf("public key prints as %v", pub)
 	}
+}
+
+// keyForms are the ways a key's bytes can show in printed text: base64, hex (both
+// cases), fmt's decimal byte list and its Go-syntax byte list.
+func keyForms(b []byte) []string {
+	return []string{base64.StdEncoding.EncodeToString(b), hex.EncodeToString(b),
+		strings.ToUpper(hex.EncodeToString(b)), fmt.Sprint([KeySize]byte(b)), fmt.Sprintf("%#v", [KeySize]byte(b))}
+}
+
+// containersPrinted prints, with every verb, the structs that hold the keys: the static
+// identity, a Listener configured with them and a Conn dialled to it (fmt cannot call
+// PrivateKey.String on an unexported field, so a key held there by value would print raw).
+func containersPrinted(t *testing.T, k PrivateKey, psk PresharedKey) []string {
+	t.Helper()
+	ctx := context.Background()
+	l, err := Listen(ctx, "127.0.0.1:0", Config{PrivateKey: k, PresharedKey: psk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	c, err := Dial(ctx, l.Addr().String(), l.PublicKey(), Config{PrivateKey: k, PresharedKey: psk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	id := newStaticIdentity(k)
+	var outs []string
+	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%x", "%X", "%d"} {
+		outs = append(outs, fmt.Sprintf(verb, id), fmt.Sprintf(verb, *id), fmt.Sprintf(verb, l),
+			fmt.Sprintf(verb, c), fmt.Sprintf(verb, wrapper{l, c}))
+	}
+	return outs
+}
+
+// wrapper holds a Listener and a Conn in unexported fields, as an application's struct
+// would (fmt then cannot call their methods).
+type wrapper struct {
+	l *Listener
+	c *Conn
 }

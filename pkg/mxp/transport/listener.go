@@ -13,7 +13,7 @@ import (
 // Listener accepts secure connections on one UDP socket.
 type Listener struct {
 	ep  *endpoint
-	cfg Config
+	cfg *Config // a pointer, so that a %v of the Listener prints no key (see staticIdentity)
 
 	mu         sync.Mutex
 	conns      map[connKey]*Conn
@@ -56,7 +56,7 @@ func Listen(ctx context.Context, addr string, cfg Config) (*Listener, error) {
 		network = "udp6"
 	}
 	l := &Listener{
-		cfg:        cfg,
+		cfg:        &cfg,
 		conns:      make(map[connKey]*Conn),
 		timestamps: make(map[PublicKey][TimestampSize]byte),
 		sources:    make(map[netip.Addr]*sourceConns),
@@ -67,7 +67,7 @@ func Listen(ctx context.Context, addr string, cfg Config) (*Listener, error) {
 		load:       loadMeter{limit: cfg.UnderLoadHandshakes},
 		hsQueue:    make(chan handshakeJob, HandshakeQueueSize),
 	}
-	ep, err := newEndpoint(network, ua, nil, &l.cfg)
+	ep, err := newEndpoint(network, ua, nil, l.cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -128,7 +128,6 @@ func (l *Listener) Close() error {
 	return nil
 }
 
-// Stats returns the listener's socket-level counters.
 // SetMaxMessageSize changes Config.MaxMessageSize for every connection (a message whose
 // length prefix arrives from now on is judged against n); n outside 1..MaxMessageSize
 // means MaxMessageSize, and n is capped at Config.RecvBudget/2 − 8 (see RecvBudget). The
@@ -141,6 +140,7 @@ func (l *Listener) SetMaxMessageSize(n int) {
 	l.ep.maxMessage.Store(int64(n))
 }
 
+// Stats returns the listener's socket-level counters.
 func (l *Listener) Stats() ListenerStats {
 	l.mu.Lock()
 	conns, pending := len(l.conns), l.pending
@@ -260,7 +260,7 @@ func (l *Listener) completeInitiation(b []byte, src netip.AddrPort, now time.Tim
 	}
 	l.timestamps[in.static] = in.timestamp
 	if !exists {
-		c = newConn(ep, &l.cfg, newPeerKeys(in.static), in.connID, src, false, now)
+		c = newConn(ep, l.cfg, newPeerKeys(in.static), in.connID, src, false, now)
 		c.listener = l
 		c.source, c.pendingAdmit = sourceOf(src), true
 		l.conns[key] = c

@@ -112,18 +112,23 @@ type initiatorState struct {
 	packet      [InitiationSize]byte // the bytes sent, kept for mac1 matching of cookie replies
 }
 
-// staticIdentity is a local static key pair with the values derived from it once.
+// staticIdentity is a local static key pair with the values derived from it once. The
+// private key is reachable only through a function value, never stored as bytes or as a
+// pointer to them: fmt cannot call PrivateKey.String on an unexported field, so a key
+// held here by value would print as raw bytes in a %v of this struct or of anything
+// containing it, and a pointer's target still prints under a verb that does not suit
+// pointers (%s, %x, %d); every verb prints a function as its address.
 type staticIdentity struct {
-	private   PrivateKey
-	key       *ecdh.PrivateKey // private as crypto/ecdh wants it (public key derived once)
+	key       func() *ecdh.PrivateKey // the private key, as crypto/ecdh wants it (public key derived once)
 	public    PublicKey
 	mac1Key   [blake2s.Size]byte // HASH(LabelMAC1 ‖ public): peers compute mac1 on packets to us with it
 	cookieKey [blake2s.Size]byte // HASH(LabelCookie ‖ public): cookie replies from us are sealed with it
 }
 
 func newStaticIdentity(k PrivateKey) *staticIdentity {
-	s := &staticIdentity{private: k, public: k.PublicKey()}
-	s.key, _ = ecdh.X25519().NewPrivateKey(k[:])
+	s := &staticIdentity{public: k.PublicKey()}
+	key, _ := ecdh.X25519().NewPrivateKey(k[:])
+	s.key = func() *ecdh.PrivateKey { return key }
 	s.mac1Key = mixHash(blake2s.Sum256([]byte(LabelMAC1)), s.public[:])
 	s.cookieKey = mixHash(blake2s.Sum256([]byte(LabelCookie)), s.public[:])
 	return s
@@ -231,7 +236,7 @@ func consumeInitiation(local *staticIdentity, b []byte) (*initiation, error) {
 	h := mixHash(initialHash, local.public[:])
 	ck = kdf(ck, in.ephemeral[:], 1)[0]
 	h = mixHash(h, in.ephemeral[:])
-	es, err := dh(local.key, &in.ephemeral)
+	es, err := dh(local.key(), &in.ephemeral)
 	if err != nil {
 		return nil, err
 	}
@@ -335,7 +340,7 @@ func consumeResponse(local *staticIdentity, r *peerKeys, psk *[KeySize]byte, st 
 		return keys, err
 	}
 	ck = kdf(ck, ee[:], 1)[0]
-	se, err := dh(local.key, &epub)
+	se, err := dh(local.key(), &epub)
 	if err != nil {
 		return keys, err
 	}
@@ -352,7 +357,7 @@ func consumeResponse(local *staticIdentity, r *peerKeys, psk *[KeySize]byte, st 
 }
 
 // sharedWith computes the static-static DH with a peer.
-func (s *staticIdentity) sharedWith(p *peerKeys) ([KeySize]byte, error) { return dh(s.key, &p.public) }
+func (s *staticIdentity) sharedWith(p *peerKeys) ([KeySize]byte, error) { return dh(s.key(), &p.public) }
 
 // newEphemeral generates an ephemeral X25519 key.
 func newEphemeral() (*ecdh.PrivateKey, error) { return ecdh.X25519().GenerateKey(rand.Reader) }
