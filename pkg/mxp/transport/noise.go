@@ -357,7 +357,9 @@ func consumeResponse(local *staticIdentity, r *peerKeys, psk *[KeySize]byte, st 
 }
 
 // sharedWith computes the static-static DH with a peer.
-func (s *staticIdentity) sharedWith(p *peerKeys) ([KeySize]byte, error) { return dh(s.key(), &p.public) }
+func (s *staticIdentity) sharedWith(p *peerKeys) ([KeySize]byte, error) {
+	return dh(s.key(), &p.public)
+}
 
 // newEphemeral generates an ephemeral X25519 key.
 func newEphemeral() (*ecdh.PrivateKey, error) { return ecdh.X25519().GenerateKey(rand.Reader) }
