@@ -185,6 +185,30 @@ func (s *session) deliveredTarget(target mxp.AgentID, h nats.Header) mxp.AgentID
 	return caller
 }
 
+// failDelivery fails the caller of a delivered Call at once with code when t and id name
+// an answer to it that the edge refused (compressed, over the size limit, sent as a
+// datagram): the caller gets the refusal instead of waiting for its deadline, and the
+// delivery is forgotten (a later valid answer is then not_found). It reports whether id
+// named a delivery.
+// Contract: removes at most one s.pending entry and pairs it with answered, as every
+// removal except close does.
+func (s *session) failDelivery(t mxp.MessageType, id uint64, code mxp.ErrorCode, text string) bool {
+	if t != mxp.TypeResponse && t != mxp.TypeError {
+		return false
+	}
+	s.mu.Lock()
+	d, ok := s.pending[id]
+	delete(s.pending, id)
+	s.mu.Unlock()
+	if !ok {
+		return false
+	}
+	s.answered()
+	s.e.m.refusedAnswers.WithLabelValues(string(code)).Inc()
+	respondErrorTo(s.e.nc, d.reply, code, text)
+	return true
+}
+
 // answer takes a Response or Error from the peer for a Call delivered to it.
 func (s *session) answer(f mxp.Frame) {
 	s.mu.Lock()

@@ -334,12 +334,12 @@ func (e *Edge) Datagram(p Peer, msg []byte) {
 		e.m.dropped.WithLabelValues("rate_limited").Inc()
 		return
 	}
+	code, text := mxp.CodeInvalidFrame, "the edge takes MXP frames as reliable messages only; this one came as an unreliable datagram and was not handled"
 	if _, _, err := mxp.Decode(msg); err != nil {
-		s.reject(peekID(msg), peekType(msg), mxp.ErrorCodeFor(err), "datagram: "+err.Error())
-		return
+		code, text = mxp.ErrorCodeFor(err), "datagram: "+err.Error()
 	}
-	s.reject(peekID(msg), peekType(msg), mxp.CodeInvalidFrame,
-		"the edge takes MXP frames as reliable messages only; this one came as an unreliable datagram and was not handled")
+	s.failDelivery(peekMessageType(msg), peekID(msg), code, "the agent answered in a datagram, which the edge does not take: "+text)
+	s.reject(peekID(msg), peekType(msg), code, text)
 }
 
 // FrameTooLarge implements tooLargeHandler: the transport refused a frame over
@@ -351,8 +351,9 @@ func (e *Edge) FrameTooLarge(p Peer, prefix []byte, size uint64) {
 	if s == nil {
 		return
 	}
-	s.reject(mxp.PeekMessageID(prefix), peekType(prefix), mxp.CodeTooLarge,
-		fmt.Sprintf("frame of %d bytes is over the edge's limit of %d", size, e.cfg.Load().Limits.MaxMessageBytes))
+	text := fmt.Sprintf("frame of %d bytes is over the edge's limit of %d", size, e.cfg.Load().Limits.MaxMessageBytes)
+	s.failDelivery(peekMessageType(prefix), mxp.PeekMessageID(prefix), mxp.CodeTooLarge, "the agent's answer was refused: "+text)
+	s.reject(mxp.PeekMessageID(prefix), peekType(prefix), mxp.CodeTooLarge, text)
 }
 
 // Closed implements Handler.
@@ -538,6 +539,14 @@ func peekID(b []byte) uint64 {
 	}
 	return uint64(b[8]) | uint64(b[9])<<8 | uint64(b[10])<<16 | uint64(b[11])<<24 |
 		uint64(b[12])<<32 | uint64(b[13])<<40 | uint64(b[14])<<48 | uint64(b[15])<<56
+}
+
+// peekMessageType returns a frame's type byte (0, not a valid type, when too short).
+func peekMessageType(b []byte) mxp.MessageType {
+	if len(b) < 5 {
+		return 0
+	}
+	return mxp.MessageType(b[4])
 }
 
 // peekType returns the label of a frame's type byte ("invalid" when not a valid type).

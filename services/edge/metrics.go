@@ -37,6 +37,7 @@ type metrics struct {
 	dropped           *prometheus.CounterVec   // reason: rate_limited, queue_full, too_many_peers, agents_per_address, datagram, compressed, send_buffer_full, ...
 	peerCloses        *prometheus.CounterVec   // transport, reason: unreachable, idle, peer_closed, closed, error
 	orphanedCalls     prometheus.Counter       // Calls delivered to a peer whose connection closed before it answered
+	refusedAnswers    *prometheus.CounterVec   // code: answers to delivered Calls refused (compressed, too large, datagram); the caller failed at once
 	route             *prometheus.HistogramVec // type
 	inflight          prometheus.Gauge
 	agents            prometheus.Gauge
@@ -109,6 +110,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			[]string{"transport", "reason"}),
 		orphanedCalls: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "orphaned_calls_total",
 			Help: "Calls delivered to an agent whose connection ended before it answered; each caller got Error unreachable at once."}),
+		refusedAnswers: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "refused_answers_total",
+			Help: "Answers to delivered Calls that the edge refused (compressed: invalid_payload, over the size limit: too_large, sent as a datagram: invalid_frame or the decode error's code), by code; each caller got that Error at once."},
+			[]string{"code"}),
 		route: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub, Name: "route_seconds",
 			Help:    "Time from a frame's arrival to its answer (Call, register, heartbeat, discover) or its hand-off to the bus (Event, stream).",
 			Buckets: []float64{25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3, 250e-3, 1, 5, 30}},
@@ -131,7 +135,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Bytes the secure transport holds now in reassembly and receive queues, against recv_budget_bytes."}, []string{"transport"}),
 	}
 	reg.MustRegister(m.frames, m.sessions, m.sessionsTotal, m.handshakeFailures, m.packetsDropped, m.datagramsDropped,
-		m.pendingHandshakes, m.dropped, m.peerCloses, m.orphanedCalls, m.route,
+		m.pendingHandshakes, m.dropped, m.peerCloses, m.orphanedCalls, m.refusedAnswers, m.route,
 		m.inflight, m.agents, m.streams, m.subscriptions, m.recvDropped, m.recvEvictions, m.recvHeld)
 	return m
 }

@@ -162,15 +162,7 @@ func (s *session) handle(in inFrame) {
 func (s *session) refuseCompressed(f mxp.Frame) {
 	s.e.m.dropped.WithLabelValues(dropCompressed).Inc()
 	const text = "the COMPRESSED flag is not supported: the payload profile defines no compression codec"
-	if f.Type == mxp.TypeResponse || f.Type == mxp.TypeError {
-		s.mu.Lock()
-		d, ok := s.pending[f.MessageID]
-		delete(s.pending, f.MessageID)
-		s.mu.Unlock()
-		if ok {
-			respondErrorTo(s.e.nc, d.reply, mxp.CodeInvalidPayload, "the agent answered with a compressed payload: "+text)
-		}
-	}
+	s.failDelivery(f.Type, f.MessageID, mxp.CodeInvalidPayload, "the agent answered with a compressed payload: "+text)
 	if f.Type == mxp.TypeError {
 		s.count(f.Type, dirIn, string(mxp.CodeInvalidPayload))
 		return

@@ -39,6 +39,7 @@ type Stats struct {
 	CongestionWindow, BytesInFlight        int
 	PortUnreachable                        uint64 // ICMP port unreachable reports (dialled connections, Linux)
 	DeadPeer                               bool   // closed because the peer stopped answering (DeadPeerTimeout)
+	Awaiting                               int    // outstanding Awaits: answers the application waits for (see Await)
 }
 
 // Stats returns a snapshot of the connection's counters and estimators.
@@ -59,6 +60,7 @@ func (c *Conn) Stats() Stats {
 		Rekeys: s.rekeys, HandshakesSent: s.handshakesSent,
 		CongestionWindow: c.cc.cwnd, BytesInFlight: c.cc.inFlight,
 		PortUnreachable: s.portUnreachable, DeadPeer: s.deadPeer > 0,
+		Awaiting: int(c.awaiting.Load()),
 	}
 	if s.packetsSent > 0 {
 		st.LossRate = float64(s.packetsLost) / float64(s.packetsSent)
