@@ -13,10 +13,15 @@ import (
 // Every ack-eliciting packet (data, a retransmission, a keepalive PING, a probe) obliges a
 // live peer to acknowledge within an RTT plus MaxAckDelay. The first such packet sent
 // after the last authenticated packet received starts the unanswered clock; any
-// authenticated packet stops it. When it reaches DeadPeerTimeout the connection closes
-// with ErrPeerUnreachable (retransmission timeouts, which back off, keep probing
-// meanwhile). An idle connection therefore notices a dead peer within KeepaliveInterval
-// plus DeadPeerTimeout.
+// authenticated packet stops it. When it reaches the dead-peer timeout, and at least
+// MinDeadPeerProbes probes (retransmission timeouts, which back off, or liveness PINGs)
+// went unanswered meanwhile, the last of them given a retransmission timeout (RTO) to be
+// answered, the connection closes with ErrPeerUnreachable. The dead-peer timeout is
+// max(DeadPeerTimeout, DeadPeerPTOs×RTO), the RTO from the RTT estimate without backoff:
+// on a path whose round trip is a large part of DeadPeerTimeout (a 1.5 s satellite hop)
+// a peer is not condemned for the path's own delay. A loss burst longer than the timeout
+// on a fast path still closes the connection: nothing tells it from a dead peer. An idle
+// connection notices a dead peer within KeepaliveInterval plus the timeout.
 //
 // That leaves the case where nothing is in flight but the application waits: the edge
 // delivered a Call, the agent acknowledged it and was killed; a client's Call was
@@ -64,6 +69,21 @@ func (c *Conn) probeIntervalLocked() time.Duration {
 	return c.cfg.DeadPeerTimeout / ProbeDivisor
 }
 
+// deadPeerTimeoutLocked is the dead-peer timeout: DeadPeerTimeout, or DeadPeerPTOs
+// retransmission timeouts when that is longer (see the notes above).
+func (c *Conn) deadPeerTimeoutLocked() time.Duration {
+	return max(c.cfg.DeadPeerTimeout, DeadPeerPTOs*c.rtt.rto())
+}
+
+// probedLocked counts a probe sent while the unanswered clock runs.
+// Contract: called for each retransmission timeout and each liveness PING, with c.mu held.
+func (c *Conn) probedLocked(now time.Time) {
+	if !c.unanswered.IsZero() {
+		c.deadProbes++
+		c.lastProbe = now
+	}
+}
+
 // livenessDeadlineLocked is the next time the liveness rules need the timer: when the
 // unanswered clock reaches DeadPeerTimeout, or when an awaited peer is due for a probe.
 // Zero: no deadline.
@@ -72,7 +92,11 @@ func (c *Conn) livenessDeadlineLocked() time.Time {
 		return time.Time{}
 	}
 	if !c.unanswered.IsZero() {
-		return c.unanswered.Add(c.cfg.DeadPeerTimeout)
+		d := c.unanswered.Add(c.deadPeerTimeoutLocked())
+		if c.deadProbes > 0 {
+			d = later(d, c.lastProbe.Add(c.rtt.rto()))
+		}
+		return d
 	}
 	if c.awaiting.Load() > 0 {
 		return c.lastRecv.Add(c.probeIntervalLocked())
@@ -90,10 +114,20 @@ func (c *Conn) sentElicitingLocked(now time.Time) {
 
 // heardLocked stops the unanswered clock. Contract: called for every authenticated packet
 // received, with lastRecv already set.
-func (c *Conn) heardLocked() { c.unanswered = time.Time{} }
+func (c *Conn) heardLocked() {
+	c.unanswered, c.deadProbes, c.lastProbe = time.Time{}, 0, time.Time{}
+}
 
-// checkLivenessLocked closes the connection when the peer owed an answer for
-// DeadPeerTimeout, and otherwise asks for a probe PING when one is due. It reports
+// later returns the later of two times.
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+// checkLivenessLocked closes the connection when the peer owed an answer for the
+// dead-peer timeout and left MinDeadPeerProbes probes unanswered, and otherwise asks for a probe PING when one is due. It reports
 // whether it closed. scheduled is when the timer was due: a timer that fires more than a
 // probe interval late means this process was not running (stopped, suspended, starved),
 // so the peer's answers may be waiting unread in the socket; the clock then restarts
@@ -105,16 +139,28 @@ func (c *Conn) checkLivenessLocked(now, scheduled time.Time) bool {
 	}
 	if !c.unanswered.IsZero() {
 		if !scheduled.IsZero() && now.Sub(scheduled) > c.probeIntervalLocked() {
-			c.unanswered, c.pingDue = now, true
+			c.unanswered, c.deadProbes, c.pingDue = now, 0, true
 			return false
 		}
-		if now.Sub(c.unanswered) >= c.cfg.DeadPeerTimeout {
-			c.stats.deadPeer++
-			c.closeLocked(&CloseError{Code: CloseUnreachable,
-				Reason: fmt.Sprintf("no answer from the peer for %v", c.cfg.DeadPeerTimeout), cause: ErrPeerUnreachable}, true)
-			return true
+		timeout := c.deadPeerTimeoutLocked()
+		if now.Sub(c.unanswered) < timeout {
+			return false
 		}
-		return false
+		if c.deadProbes < MinDeadPeerProbes {
+			// Too few probes went out (a quiet connection, a timer that fired once): one
+			// more, answered within an RTO by a live peer.
+			c.pingDue = true
+			c.probedLocked(now)
+			return false
+		}
+		if now.Before(c.lastProbe.Add(c.rtt.rto())) {
+			return false
+		}
+		c.stats.deadPeer++
+		c.closeLocked(&CloseError{Code: CloseUnreachable,
+			Reason: fmt.Sprintf("no answer from the peer for %v (%d probes)", now.Sub(c.unanswered).Round(time.Millisecond), c.deadProbes),
+			cause:  ErrPeerUnreachable}, true)
+		return true
 	}
 	if c.awaiting.Load() > 0 && now.Sub(c.lastRecv) >= c.probeIntervalLocked() {
 		c.pingDue = true

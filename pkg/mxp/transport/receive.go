@@ -95,8 +95,10 @@ func (c *Conn) receiveData(kp *keypair, h dataHeader, b []byte, src netip.AddrPo
 // Contract: called by the read loop once per batch for every connection that got data.
 func (c *Conn) afterReceiveBatch(now time.Time) (woke bool) {
 	if c.cfg.handlersOnLoop() {
-		// The handlers first: the answers they send carry the ACKs, which then need
-		// neither a packet of their own nor the delayed-ACK timer.
+		// The handlers first: the answers they send carry the ACKs, which then need no
+		// packet of their own. But the delayed-ACK timer is armed before they run: a
+		// handler that takes longer than MaxAckDelay then does not hold back the ACK of
+		// the data it handles (the peer's dead-peer clock would run the whole time).
 		c.mu.Lock()
 		wake, wakeDgram := c.wakeMsg && c.cfg.OnMessage != nil, c.wakeDgram && c.cfg.OnDatagram != nil
 		if wake {
@@ -104,6 +106,9 @@ func (c *Conn) afterReceiveBatch(now time.Time) (woke bool) {
 		}
 		if wakeDgram {
 			c.wakeDgram = false
+		}
+		if (wake || wakeDgram) && c.ackQueue > 0 && !c.closed {
+			c.armTimerLocked(now)
 		}
 		c.mu.Unlock()
 		if wake {

@@ -294,6 +294,7 @@ func (c *Conn) onRTOLocked(now time.Time) {
 	}
 	c.rtoBackoff++
 	c.stats.timeouts++
+	c.probedLocked(now)
 	c.probes = MaxProbes
 	c.pingDue = !c.snd.hasNew() && len(c.snd.lost) == 0 // probe with a PING when nothing else goes out
 }

@@ -1,0 +1,80 @@
+package transport
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+// TestSlowHandlerDataAcknowledged is the review's slow-handler scenario (issue 15
+// follow-up): a Listener's OnMessage that blocks must not hold back the ACK of the data
+// it handles. Before the fix the delayed-ACK timer was armed only after the handler
+// returned, so the sender saw its message unanswered for as long as the handler ran and
+// declared the live listener dead after DeadPeerTimeout (here 300 ms, with a handler
+// blocked until the test releases it: on the old code the sender closes first).
+func TestSlowHandlerDataAcknowledged(t *testing.T) {
+	release := make(chan struct{})
+	entered := make(chan struct{}, 1)
+	l, err := Listen(context.Background(), "127.0.0.1:0", Config{PrivateKey: mustKey(t),
+		OnMessage: func(ctx context.Context, c *Conn, m []byte) {
+			entered <- struct{}{}
+			<-release
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	defer close(release)
+	c, err := Dial(context.Background(), l.Addr().String(), l.PublicKey(),
+		Config{PrivateKey: mustKey(t), DeadPeerTimeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Send(context.Background(), []byte("slow")); err != nil {
+		t.Fatal(err)
+	}
+	<-entered
+	// The handler now blocks the listener's read loop. The sender's data must still be
+	// acknowledged; the sender must not close.
+	select {
+	case <-c.Done():
+		t.Fatalf("the sender declared a live listener dead while its handler ran: %v", c.Err())
+	case <-acknowledged(c):
+	}
+	if err := c.Err(); err != nil {
+		t.Fatalf("sender closed: %v", err)
+	}
+}
+
+// acknowledged is closed once nothing c sent is in flight (or c closed).
+func acknowledged(c *Conn) <-chan struct{} {
+	ch := make(chan struct{})
+	go func() {
+		defer close(ch)
+		for c.Stats().BytesInFlight > 0 && c.Err() == nil {
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	return ch
+}
+
+// TestDeadPeerTimeoutFloor: the dead-peer timeout is never shorter than DeadPeerPTOs
+// retransmission timeouts, so a path whose round trip is 1.5 s (RTO about 2 s) is not
+// declared dead by the 2 s default; on a fast path it stays DeadPeerTimeout.
+func TestDeadPeerTimeoutFloor(t *testing.T) {
+	cfg := &Config{DeadPeerTimeout: DefaultDeadPeerTimeout}
+	c := &Conn{cfg: cfg}
+	c.rtt.init()
+	c.rtt.update(time.Millisecond, 0)
+	if got := c.deadPeerTimeoutLocked(); got != DefaultDeadPeerTimeout {
+		t.Fatalf("fast path: timeout %v, want %v", got, DefaultDeadPeerTimeout)
+	}
+	for range 10 {
+		c.rtt.update(1500*time.Millisecond, 0)
+	}
+	got, rto := c.deadPeerTimeoutLocked(), c.rtt.rto()
+	if got < DeadPeerPTOs*rto || got <= 1500*time.Millisecond*DeadPeerPTOs {
+		t.Fatalf("1.5 s round trip: timeout %v, want at least %d×RTO (%v)", got, DeadPeerPTOs, rto)
+	}
+}
