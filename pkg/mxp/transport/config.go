@@ -19,7 +19,11 @@ type Config struct {
 	// connection. It must not block: called from it, Send (on any connection) returns
 	// ErrSendBufferFull instead of waiting for buffer space, and Close (of any
 	// connection, or the Listener's) closes without lingering; long work belongs on
-	// another goroutine. ctx ends when the connection closes. With OnMessage set, a
+	// another goroutine. While it runs, the read loop reads nothing: the ACKs and probes
+	// of EVERY connection of the Listener go unanswered, and a handler that blocks longer
+	// than the peers' DeadPeerTimeout (2 s by default) makes them declare this side dead
+	// and close. (The data the handler handles is still acknowledged: the delayed-ACK
+	// timer is armed before the handler runs.) ctx ends when the connection closes. With OnMessage set, a
 	// Listener still offers connections to Accept, but one that nobody accepts is not
 	// closed when the accept queue is full. msg belongs to the callee.
 	OnMessage func(ctx context.Context, c *Conn, msg []byte)
@@ -55,7 +59,9 @@ type Config struct {
 	// acknowledges within an RTT plus MaxAckDelay. An idle connection sends nothing more
 	// than its keepalives, so a dead idle peer is noticed within KeepaliveInterval plus
 	// this; one with an outstanding Await is probed every DeadPeerTimeout/ProbeDivisor
-	// and noticed within 1.25 times this. Default: 2 s; negative: off (only IdleTimeout
+	// and noticed within 1.25 times this. The timeout is at least DeadPeerPTOs (3)
+	// retransmission timeouts (a slow path is not a dead peer), and MinDeadPeerProbes (2)
+	// probes must go unanswered first. Default: 2 s; negative: off (only IdleTimeout
 	// closes).
 	DeadPeerTimeout time.Duration
 	// RekeyAfter and RejectAfter override RekeyAfterTime and RejectAfterTime (tests use
