@@ -77,6 +77,7 @@ type Conn struct {
 	lastSend, lastRecv time.Time
 	unanswered         time.Time    // when the first ack-eliciting packet since lastRecv was sent (zero: none; see liveness.go)
 	deadProbes         int          // probes sent since unanswered started (see liveness.go)
+	stallTouched       bool         // in the stall helper's list (stall.go); guarded by the read token
 	lastProbe          time.Time    // when the last of them was sent
 	awaiting           atomic.Int32 // outstanding Awaits: the application waits for an answer
 	timer              *time.Timer

@@ -64,6 +64,7 @@ const (
 	DefaultDeadPeerTimeout  = 2 * time.Second        // a connection closes when the peer answered nothing for this long while an answer was owed (ack-eliciting packets sent)
 	ProbeDivisor            = 4                      // while the application awaits an answer (Conn.Await), a PING probes a peer silent for DeadPeerTimeout/ProbeDivisor
 	DeadPeerPTOs            = 3                      // the dead-peer timeout is at least this many retransmission timeouts (RTO, from the RTT estimate): a slow path is not a dead peer
+	HandlerStall            = 50 * time.Millisecond  // OnMessage handlers of one batch running this long: a helper reads the socket meanwhile (stall.go)
 	MinDeadPeerProbes       = 2                      // probes (retransmission timeouts, liveness PINGs) that must go unanswered before a peer is declared dead
 	ReplayWindowSize        = 8192                   // counters accepted behind the highest seen (bits in the window)
 	UnderLoadHandshakes     = 1000                   // handshake packets per second above which the responder asks for cookies

@@ -52,6 +52,7 @@ type endpoint struct {
 	touched []*Conn     // guarded by token: connections that got data in this batch
 	lend    lendState
 	loopG   atomic.Uint64 // the read loop's goroutine id, when OnMessage or OnDatagram is set
+	stall   stallGuard    // reads while OnMessage/OnDatagram handlers stall the read loop (stall.go)
 }
 
 // onReadLoop reports whether the caller runs on this endpoint's read loop, i.e. inside its
@@ -300,11 +301,29 @@ func (ep *endpoint) readBatch() (woke bool, err error) {
 			ep.touched = append(ep.touched, c)
 		}
 	}
+	handlers := ep.cfg.handlersOnLoop()
+	if handlers {
+		ep.beginHandlers()
+	}
 	for i, c := range ep.touched {
 		woke = c.afterReceiveBatch(now) || woke
 		ep.touched[i] = nil
 	}
 	ep.touched = ep.touched[:0]
+	for handlers {
+		// A helper read while the handlers stalled: the messages it received wait for
+		// their handlers (which may stall in turn).
+		more := ep.endHandlers()
+		if len(more) == 0 {
+			break
+		}
+		ep.beginHandlers()
+		now = time.Now()
+		for _, c := range more {
+			c.stallTouched = false
+			woke = c.afterReceiveBatch(now) || woke
+		}
+	}
 	return woke, nil
 }
 

@@ -78,3 +78,72 @@ func TestDeadPeerTimeoutFloor(t *testing.T) {
 		t.Fatalf("1.5 s round trip: timeout %v, want at least %d×RTO (%v)", got, DeadPeerPTOs, rto)
 	}
 }
+
+// TestSlowHandlerOtherClientsLive is the other half of the review's scenario: while the
+// handler of one client's message blocks the Listener's read loop, another client of the
+// same Listener is still acknowledged (a helper reads the socket after HandlerStall), so
+// it does not declare the Listener dead; its message is handled, in order, once the
+// handler returns. On the old code nothing was read during the handler and the other
+// client closed after its dead-peer timeout (300 ms here, the handler blocked until the
+// test releases it).
+func TestSlowHandlerOtherClientsLive(t *testing.T) {
+	release := make(chan struct{})
+	got := make(chan string, 4)
+	l, err := Listen(context.Background(), "127.0.0.1:0", Config{PrivateKey: mustKey(t),
+		OnMessage: func(ctx context.Context, c *Conn, m []byte) {
+			got <- string(m)
+			if string(m) == "slow" {
+				<-release
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	released := false
+	defer func() {
+		if !released {
+			close(release)
+		}
+	}()
+	dial := func() *Conn {
+		c, err := Dial(context.Background(), l.Addr().String(), l.PublicKey(),
+			Config{PrivateKey: mustKey(t), DeadPeerTimeout: 300 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	slow, other := dial(), dial()
+	defer slow.Close()
+	defer other.Close()
+	if err := slow.Send(context.Background(), []byte("slow")); err != nil {
+		t.Fatal(err)
+	}
+	if m := <-got; m != "slow" {
+		t.Fatalf("handler got %q first", m)
+	}
+	// The read loop is now blocked in the handler.
+	if err := other.Send(context.Background(), []byte("hi")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-other.Done():
+		t.Fatalf("another client declared the Listener dead while a handler blocked: %v", other.Err())
+	case <-acknowledged(other):
+	}
+	if err := other.Err(); err != nil {
+		t.Fatalf("other client closed: %v", err)
+	}
+	if n := l.Stats().HandlerStalls; n == 0 {
+		t.Fatal("HandlerStalls = 0 after a stalled handler")
+	}
+	close(release)
+	released = true
+	if m := <-got; m != "hi" {
+		t.Fatalf("after the stall the handler got %q, want hi", m)
+	}
+	if slow.Err() != nil || other.Err() != nil {
+		t.Fatalf("connections closed: %v / %v", slow.Err(), other.Err())
+	}
+}

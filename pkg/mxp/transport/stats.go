@@ -101,6 +101,7 @@ type ListenerStats struct {
 	RecvBudgetDrops       uint64 // data packets and datagrams dropped over the receive budget or fragment limit
 	RecvHeld              int64  // bytes held now in reassembly and receive queues (against Config.RecvBudget)
 	RecvBudgetEvictions   uint64 // connections closed (CloseRecvBudget) because the receive budget stalled full
+	HandlerStalls         uint64 // times OnMessage handlers ran past HandlerStall and a helper read the socket (stall.go)
 }
 
 func (ep *endpoint) listenerStats(conns int) ListenerStats {
@@ -120,5 +121,6 @@ func (ep *endpoint) listenerStats(conns int) ListenerStats {
 		SessionIndexes:   ep.index.len(),
 		MessagesTooLarge: k.tooLarge.Load(), RecvBudgetDrops: k.recvBudgetDrops.Load(), RecvHeld: ep.recv.held.Load(),
 		RecvBudgetEvictions: k.recvEvictions.Load(),
+		HandlerStalls:       ep.stall.helpers.Load(),
 	}
 }
