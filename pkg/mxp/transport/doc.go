@@ -22,7 +22,8 @@
 // way out of a full budget: a waiting reservation's retry, eviction of the largest
 // holder), reliable.go (streams, ACKs, loss
 // detection), reorder.go (spurious-loss adaptation), congestion.go (RTT, NewReno,
-// HyStart++), liveness.go (dead-peer detection from unanswered traffic), timers.go,
+// HyStart++), liveness.go (dead-peer detection from unanswered traffic), stall.go (a
+// helper reads the socket while OnMessage/OnDatagram handlers stall the read loop), timers.go,
 // stats.go. The netem subpackage is the damaging relay used by the tests and `mxp relay`.
 //
 // Concurrency: one read loop per socket processes every received packet; each Conn has
