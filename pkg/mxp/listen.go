@@ -31,10 +31,10 @@ type Options struct {
 	// reads the socket (transport.Config.OnMessage), sending back what it returns, as
 	// Conn.Serve does: no goroutine per connection and no hand-off per frame, the
 	// fastest way to answer small requests. It must not block (long work belongs on a
-	// goroutine of its own): while it runs nothing is read from the socket, so every
-	// other connection's ACKs and probes wait, and a handler that blocks longer than the
-	// clients' dead-peer timeout (2 s by default) makes them all close their connections
-	// with unreachable; an answer that does not fit in the connection's send buffer
+	// goroutine of its own): while it runs no other frame of ANY connection is served,
+	// so a blocked handler delays every client (the transport keeps acknowledging and
+	// answering probes meanwhile, see transport.Config.OnMessage, so they stay
+	// connected); an answer that does not fit in the connection's send buffer
 	// is dropped and counted (Listener.DroppedAnswers). A message that is not a valid
 	// frame is answered with an Error frame (message id 0). Accept is not used then.
 	Serve Handler

@@ -19,11 +19,12 @@ type Config struct {
 	// connection. It must not block: called from it, Send (on any connection) returns
 	// ErrSendBufferFull instead of waiting for buffer space, and Close (of any
 	// connection, or the Listener's) closes without lingering; long work belongs on
-	// another goroutine. While it runs, the read loop reads nothing: the ACKs and probes
-	// of EVERY connection of the Listener go unanswered, and a handler that blocks longer
-	// than the peers' DeadPeerTimeout (2 s by default) makes them declare this side dead
-	// and close. (The data the handler handles is still acknowledged: the delayed-ACK
-	// timer is armed before the handler runs.) ctx ends when the connection closes. With OnMessage set, a
+	// another goroutine. While it runs, no other message of ANY connection of the
+	// Listener reaches its handler: a blocked handler delays them all. Liveness survives
+	// it: the delayed-ACK timer is armed before the handler runs, and after HandlerStall
+	// a helper reads the socket (ACKs, probes, handshakes, messages queued under the
+	// receive budget) until the handler returns (stall.go), so peers do not declare this
+	// side dead. ctx ends when the connection closes. With OnMessage set, a
 	// Listener still offers connections to Accept, but one that nobody accepts is not
 	// closed when the accept queue is full. msg belongs to the callee.
 	OnMessage func(ctx context.Context, c *Conn, msg []byte)
