@@ -149,7 +149,13 @@ func newEndpoint(network string, laddr, raddr *net.UDPAddr, cfg *Config) (*endpo
 }
 
 // start runs the read loop; it returns when the socket is closed.
-func (ep *endpoint) start() { go ep.readLoop() }
+func (ep *endpoint) start() {
+	if ep.cfg.handlersOnLoop() {
+		ep.stall.timer = time.AfterFunc(time.Hour, ep.handlersStalled)
+		ep.stall.timer.Stop()
+	}
+	go ep.readLoop()
+}
 
 // close closes the socket and waits for the read loop to end.
 func (ep *endpoint) close() {
@@ -303,7 +309,7 @@ func (ep *endpoint) readBatch() (woke bool, err error) {
 	}
 	handlers := ep.cfg.handlersOnLoop()
 	if handlers {
-		ep.beginHandlers()
+		ep.beginHandlers(now)
 	}
 	for i, c := range ep.touched {
 		woke = c.afterReceiveBatch(now) || woke
@@ -317,8 +323,8 @@ func (ep *endpoint) readBatch() (woke bool, err error) {
 		if len(more) == 0 {
 			break
 		}
-		ep.beginHandlers()
 		now = time.Now()
+		ep.beginHandlers(now)
 		for _, c := range more {
 			c.stallTouched = false
 			woke = c.afterReceiveBatch(now) || woke

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"net"
 	"os"
-	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -20,15 +19,23 @@ import (
 // for, in order. Packet processing stays exclusive: the read loop does none while the
 // helper runs. Handlers stay serialised, per connection and across the endpoint.
 
-// stallGuard is an endpoint's watch over its handlers.
+// stallGuard is an endpoint's watch over its handlers. The read loop's side costs a few
+// atomic operations per batch; the timer is re-armed at most once per HandlerStall.
 type stallGuard struct {
-	mu      sync.Mutex
-	timer   *time.Timer // fires HandlerStall after begin
-	inside  bool        // the read loop runs handlers (between begin and end)
-	helper  *stallHelper
-	rd      batchReader // the helper's reader, kept for the next stall
+	state   atomic.Int32 // stallOutside, stallInside (the read loop runs handlers), stallHelped
+	start   atomic.Int64 // when the read loop began the current handlers (UnixNano)
+	armed   atomic.Bool  // the timer is pending: whoever sets it (CAS) arms the timer
+	timer   *time.Timer  // created stopped by start, before the read loop runs
+	helper  atomic.Pointer[stallHelper]
+	rd      batchReader // the helpers' reader, kept for the next stall (helper starts are serialised by helper)
 	helpers atomic.Uint64
 }
+
+const (
+	stallOutside = iota
+	stallInside
+	stallHelped
+)
 
 // stallHelper is one helper goroutine's state.
 type stallHelper struct {
@@ -40,16 +47,13 @@ type stallHelper struct {
 // beginHandlers tells the guard that the read loop starts running handlers.
 // Contract: called by the read loop (holding the read token) before the handlers of a
 // batch, and matched by endHandlers.
-func (ep *endpoint) beginHandlers() {
+func (ep *endpoint) beginHandlers(now time.Time) {
 	g := &ep.stall
-	g.mu.Lock()
-	g.inside = true
-	if g.timer == nil {
-		g.timer = time.AfterFunc(HandlerStall, ep.handlersStalled)
-	} else {
+	g.start.Store(now.UnixNano())
+	g.state.Store(stallInside)
+	if !g.armed.Load() && g.armed.CompareAndSwap(false, true) {
 		g.timer.Reset(HandlerStall)
 	}
-	g.mu.Unlock()
 }
 
 // endHandlers stops the helper, if one runs, and returns the connections it received
@@ -57,15 +61,10 @@ func (ep *endpoint) beginHandlers() {
 // Contract: called by the read loop after the handlers; when it returns, no helper reads.
 func (ep *endpoint) endHandlers() []*Conn {
 	g := &ep.stall
-	g.mu.Lock()
-	g.inside = false
-	g.timer.Stop()
-	h := g.helper
-	g.helper = nil
-	g.mu.Unlock()
-	if h == nil {
+	if g.state.Swap(stallOutside) != stallHelped {
 		return nil
 	}
+	h := g.helper.Swap(nil)
 	h.stop.Store(true)
 	_ = ep.udp.SetReadDeadline(time.Now()) // wakes the helper's read
 	<-h.done
@@ -73,22 +72,42 @@ func (ep *endpoint) endHandlers() []*Conn {
 	return h.touched
 }
 
-// handlersStalled starts a helper when the read loop is still in its handlers.
-// Contract: the guard timer's callback.
+// handlersStalled starts a helper when the read loop has been in the same handlers for
+// HandlerStall, re-arms the timer when it is in newer ones, and otherwise lets it lapse.
+// Contract: the guard timer's callback; it runs only while armed is set.
 func (ep *endpoint) handlersStalled() {
 	g := &ep.stall
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if !g.inside || g.helper != nil || ep.closed.Load() {
+	for {
+		if g.state.Load() != stallInside || ep.closed.Load() {
+			g.armed.Store(false)
+			// The read loop may have begun handlers after the load and found the timer
+			// still armed: then watch them.
+			if g.state.Load() == stallInside && g.armed.CompareAndSwap(false, true) {
+				continue
+			}
+			return
+		}
+		if left := HandlerStall - time.Since(time.Unix(0, g.start.Load())); left > 0 {
+			g.timer.Reset(left)
+			return
+		}
+		h := &stallHelper{done: make(chan struct{})}
+		if !g.helper.CompareAndSwap(nil, h) {
+			g.armed.Store(false)
+			return
+		}
+		if !g.state.CompareAndSwap(stallInside, stallHelped) {
+			g.helper.Store(nil) // the handlers ended meanwhile
+			continue
+		}
+		if g.rd == nil {
+			g.rd = newBatchReader(ep)
+		}
+		g.helpers.Add(1)
+		g.armed.Store(false)
+		go ep.helpRead(h, g.rd)
 		return
 	}
-	if g.rd == nil {
-		g.rd = newBatchReader(ep)
-	}
-	h := &stallHelper{done: make(chan struct{})}
-	g.helper = h
-	g.helpers.Add(1)
-	go ep.helpRead(h, g.rd)
 }
 
 // helpRead reads and processes packets until stopped or the socket closes, running no
