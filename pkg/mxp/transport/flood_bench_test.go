@@ -46,6 +46,15 @@ func BenchmarkDialUnderFlood(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer l.Close()
+	// Connections are accepted (a full accept queue would refuse the legitimate client)
+	// and left to end with the client's close, so no CLOSE races the client's dial.
+	go func() {
+		for {
+			if _, err := l.Accept(ctx); err != nil {
+				return
+			}
+		}
+	}()
 	legit := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 2)}
 	ckey := mustKey(b)
 	dials := func(n int) []time.Duration {
