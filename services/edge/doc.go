@@ -17,4 +17,30 @@
 //
 // The transport sits behind Transport and Peer, so the edge's routing does not depend on
 // how frames arrive.
+//
+// Files:
+//
+//   - edge.go: the Edge (New, Run, Reload) and the Handler the transports call (Opened,
+//     Frame, Datagram, FrameTooLarge, Closed), the sweep.
+//   - session.go: one connection's state, its frame loop and dispatch (handle), sending
+//     frames to the peer, bus headers, close.
+//   - call_caller.go: a Call from the caller's side: the peer's Call → the bus request →
+//     its Response or Error back to the peer.
+//   - call_callee.go: a Call from the called agent's side: the bus → delivery to the
+//     agent's peer → its answer published to the caller; expiry and refused answers.
+//   - replies.go: the reply router, one subscription and one deadline timer for every
+//     bus request the edge makes.
+//   - busreply.go: the micro error replies the edge publishes, and bus failures named in
+//     MXP error codes.
+//   - registry.go: AgentRegister, AgentHeartbeat, AgentDiscover, the agent claim and
+//     deregistration.
+//   - events.go: Events and topic subscriptions. stream.go, stream_service.go: streams
+//     between agents, and to a service.
+//   - queue.go: a session's frame queue. metrics.go: the mxp_edge_* series.
+//     metrics_poll.go: the secure transport's counters turned into those series.
+//   - transport.go, secure.go, compat.go: the transports; keyfile.go, allowlist.go: keys;
+//     config.go: Config.
+//
+// A function that moves session state (s.pending, s.agents, s.streams, s.subs, the
+// in-flight counts) says what it may change and under which lock on a Contract: line.
 package edge

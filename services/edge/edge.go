@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -258,7 +257,8 @@ func (e *Edge) Run(ctx context.Context) error {
 // opener's end, stream.a for the acceptor's).
 const EdgeStreamWildcard = bus.EdgeVerbStream + ".*"
 
-// Opened implements Handler.
+// Opened implements Handler. Contract: the only place that adds to e.sessions; the
+// transport calls it once per peer, before any Frame of that peer.
 func (e *Edge) Opened(p Peer) {
 	s := newSession(e, p)
 	e.mu.Lock()
@@ -356,7 +356,8 @@ func (e *Edge) FrameTooLarge(p Peer, prefix []byte, size uint64) {
 	s.reject(mxp.PeekMessageID(prefix), peekType(prefix), mxp.CodeTooLarge, text)
 }
 
-// Closed implements Handler.
+// Closed implements Handler. Contract: the only place that removes from e.sessions; the
+// session is closed (session.close) after it is unreachable from e.sessions.
 func (e *Edge) Closed(p Peer, err error) {
 	e.mu.Lock()
 	s := e.sessions[p]
@@ -390,72 +391,6 @@ func transportName(p Peer) string {
 		return "compat"
 	}
 	return "secure"
-}
-
-// owner returns the session carrying agent id once its registration is confirmed.
-func (e *Edge) owner(id mxp.AgentID) *session {
-	e.mu.RLock()
-	defer e.mu.RUnlock()
-	s := e.agents[id]
-	if s == nil {
-		return nil
-	}
-	s.mu.Lock()
-	c := s.agents[id]
-	s.mu.Unlock()
-	if c == nil || !c.confirmed {
-		return nil
-	}
-	return s
-}
-
-// agentWorker handles calls, probes and stream opens addressed to carried agents.
-func (e *Edge) agentWorker() {
-	for {
-		select {
-		case <-e.ctx.Done():
-			return
-		case msg := <-e.agentMsgs:
-			e.handleAgentMsg(msg)
-		}
-	}
-}
-
-func (e *Edge) handleAgentMsg(msg *nats.Msg) {
-	rest := strings.TrimPrefix(msg.Subject, bus.SubjectAgentPrefix)
-	idText, verb, _ := strings.Cut(rest, ".")
-	id, err := mxp.ParseAgentID(idText)
-	if err != nil {
-		return
-	}
-	s := e.owner(id)
-	if s == nil {
-		if msg.Reply != "" && verb != bus.AgentVerbProbe {
-			respondError(msg, mxp.CodeUnreachable, "agent "+idText+" is not connected to this edge")
-		}
-		return
-	}
-	switch verb {
-	case bus.AgentVerbProbe:
-		_ = msg.Respond(nil)
-	case bus.AgentVerbCall:
-		if s.queue == nil {
-			// A secure peer's Send can block on its flow control; never let one slow
-			// agent hold up deliveries to the others: the session's own goroutine sends.
-			if s.delivering.Add(1) > int64(e.cfg.Load().Limits.MaxInFlight) {
-				s.delivering.Add(-1)
-				respondError(msg, mxp.CodeUnavailable, "the agent has too many calls being delivered")
-				return
-			}
-			if s.deliveries.push(id, msg) {
-				e.wg.Go(s.drainDeliveries)
-			}
-			return
-		}
-		s.deliverCall(id, msg)
-	case bus.AgentVerbStream:
-		s.acceptStream(id, msg)
-	}
 }
 
 // sweep expires calls delivered to agents whose caller's deadline passed, and idle
@@ -510,26 +445,6 @@ func nonBlocking(msg []byte) bool {
 		return true
 	}
 	return !mxp.MessageType(msg[4]).Valid()
-}
-
-// answersDelivery reports whether msg is a Response or Error to a Call the edge delivered
-// on this connection and still waits for. Such a frame is not charged to the connection's
-// rate limit: the edge asked for it, the deliveries bound it (max_in_flight per
-// connection), and dropping it would leave the caller waiting until its deadline. A busy
-// agent answering more Calls per second than rate_per_second would otherwise lose its
-// answers once the burst is spent.
-func (s *session) answersDelivery(msg []byte) bool {
-	if len(msg) < 16 {
-		return false
-	}
-	if t := mxp.MessageType(msg[4]); t != mxp.TypeResponse && t != mxp.TypeError {
-		return false
-	}
-	id := peekID(msg)
-	s.mu.Lock()
-	_, ok := s.pending[id]
-	s.mu.Unlock()
-	return ok
 }
 
 // peekID returns the message id of a frame that may not decode (0 when too short).

@@ -74,6 +74,9 @@ func CheckTopicPattern(p string) error {
 	return nil
 }
 
+// subscribe adds a topic subscription for pattern and acknowledges f once the bus has it.
+// Contract: adds to s.subs under s.mu (and the subscriptions gauge), at most
+// Limits.MaxSubscriptions; starts the session's event goroutine with the first.
 func (s *session) subscribe(f mxp.Frame, pattern string) {
 	if err := CheckTopicPattern(pattern); err != nil {
 		s.reject(f.MessageID, f.Type.String(), mxp.CodeInvalidPayload, err.Error())
@@ -116,6 +119,8 @@ func (s *session) subscribe(f mxp.Frame, pattern string) {
 	s.sendAck(&f)
 }
 
+// unsubscribe ends the subscription to pattern. Contract: removes from s.subs under s.mu,
+// with the subscriptions gauge; not_found when there is none.
 func (s *session) unsubscribe(f mxp.Frame, pattern string) {
 	s.mu.Lock()
 	sub, ok := s.subs[pattern]

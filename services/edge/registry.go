@@ -18,6 +18,10 @@ import (
 // another connection, here or on another edge (probed on the bus); the edge subscribes the
 // agent's subjects before the registry hears of it, so that calls work as soon as the
 // registration is answered.
+// Contract: a fresh id is added to s.agents, s.order, e.agents and e.perSource together,
+// unconfirmed, under e.mu then s.mu; it is confirmed (updateCallerLocked) when the registry
+// accepts it and taken back with forget on any failure. Holds one in-flight slot until
+// the registry answers.
 func (s *session) register(f mxp.Frame, arrived time.Time) {
 	req, err := mxp.DecodeRegisterRequest(f.Payload)
 	if err != nil {
@@ -139,6 +143,8 @@ func (s *session) register(f mxp.Frame, arrived time.Time) {
 
 // claim makes sure no other edge carries id, then subscribes the agent's subjects. It
 // returns an error code and text when the id is taken or the bus fails.
+// Contract: sets the carried agent's sub, or unsubscribes at once when the agent left
+// s.agents meanwhile (forget or close ran).
 func (s *session) claim(id mxp.AgentID, deadline time.Time) (mxp.ErrorCode, string) {
 	e := s.e
 	ctx, cancel := context.WithDeadline(s.ctx, deadline)
@@ -181,7 +187,8 @@ func sourceOf(ap netip.AddrPort) netip.Addr {
 }
 
 // releaseSourceLocked gives back the registration charged to src when a carried agent
-// leaves its session. Called with e.mu held.
+// leaves its session. Contract: e.mu held; called once per carried agent removed (forget,
+// close), each having been charged once by register.
 func (e *Edge) releaseSourceLocked(src netip.Addr) {
 	if n := e.perSource[src] - 1; n > 0 {
 		e.perSource[src] = n
@@ -191,6 +198,8 @@ func (e *Edge) releaseSourceLocked(src netip.Addr) {
 }
 
 // forget drops an agent from the session and the edge (no registry call).
+// Contract: undoes register for id (s.agents, s.order, e.agents when this session owns it,
+// e.perSource, the subscription, the agents gauge when confirmed); safe when id is gone.
 func (s *session) forget(id mxp.AgentID) {
 	e := s.e
 	e.mu.Lock()

@@ -2,11 +2,9 @@ package edge
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,12 +28,6 @@ type carried struct {
 	confirmed bool // the registry accepted the registration
 	since     time.Time
 	src       netip.Addr // the source address charged for it (Edge.perSource)
-}
-
-// delivery is a Call handed to the session's peer and waiting for its Response.
-type delivery struct {
-	reply    string // the caller's bus inbox
-	deadline time.Time
 }
 
 // session is the edge's state for one connection: the agents it registered, the Calls
@@ -254,7 +246,8 @@ func (s *session) sendVia(batch *outBatch, f *mxp.Frame) error {
 }
 
 // updateCallerLocked recomputes callerHdr after the session's agents or their
-// confirmations changed. Called with s.mu held.
+// confirmations changed. Contract: s.mu held; called after every change to s.agents,
+// s.order or a confirmation; it replaces callerHdr, never writes into it.
 func (s *session) updateCallerLocked() {
 	for _, id := range s.order {
 		if c := s.agents[id]; c != nil && c.confirmed {
@@ -320,128 +313,6 @@ func appendHex64(b []byte, v uint64) []byte {
 	return b
 }
 
-// acquire takes one in-flight slot; false when the session is at its limit.
-func (s *session) acquire() bool {
-	if s.inflight.Add(1) > int64(s.e.cfg.Load().Limits.MaxInFlight) {
-		s.inflight.Add(-1)
-		return false
-	}
-	s.e.m.inflight.Inc()
-	return true
-}
-
-func (s *session) release() {
-	s.inflight.Add(-1)
-	s.e.m.inflight.Dec()
-}
-
-// request sends msg on the bus and answers the peer when the reply comes or the deadline
-// passes: Response (the reply's payload) or Error; an Ack first when f asked for one and
-// the message was handed to the bus. after, when set, runs once the outcome is known. It
-// does not block.
-func (s *session) request(f *mxp.Frame, msg *nats.Msg, deadline time.Time, arrived time.Time, after func()) {
-	s.sendAck(f) // before the publish: the answer can overtake anything sent after it
-	_ = s.e.replies.request(msg, deadline, func(reply *nats.Msg, err error, b *outBatch) {
-		defer s.release()
-		if after != nil {
-			defer after()
-		}
-		if s.ctx.Err() != nil {
-			return // the connection is gone; nobody to answer
-		}
-		s.answerFromBus(f, reply, err, msg.Subject, b)
-		s.e.m.observeRoute(f.Type, time.Since(arrived).Seconds())
-	})
-}
-
-// answerFromBus sends the peer the frame for a bus round trip's outcome. With b, a
-// Response goes with SendLater and the peer joins b (errors, rare, go at once).
-func (s *session) answerFromBus(f *mxp.Frame, reply *nats.Msg, err error, subject string, b *outBatch) {
-	if err != nil {
-		code, text := busFailure(err, subject)
-		s.count(f.Type, dirIn, string(code))
-		s.sendError(f.MessageID, f.TraceID, code, text)
-		return
-	}
-	if rerr := bus.ReplyError(reply); rerr != nil {
-		var be *bus.Error
-		code, text := mxp.CodeInternal, rerr.Error()
-		if errors.As(rerr, &be) {
-			code, text = mxp.ErrorCode(be.Code), be.Message
-		}
-		s.count(f.Type, dirIn, string(code))
-		s.sendError(f.MessageID, f.TraceID, code, text)
-		return
-	}
-	s.count(f.Type, dirIn, outcomeOK)
-	s.sendVia(b, &mxp.Frame{Type: mxp.TypeResponse, MessageID: f.MessageID, TraceID: f.TraceID, Payload: reply.Data})
-}
-
-// busFailure names a failed bus request in MXP terms.
-func busFailure(err error, subject string) (mxp.ErrorCode, string) {
-	switch {
-	case errors.Is(err, nats.ErrNoResponders):
-		return mxp.CodeUnreachable, "nothing on the mesh answers at " + subject
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
-		return mxp.CodeTimeout, "no answer from " + subject + " before the deadline"
-	case errors.Is(err, nats.ErrMaxPayload):
-		return mxp.CodeTooLarge, "message over the bus's payload limit"
-	}
-	return mxp.CodeUnavailable, "the bus is unavailable: " + err.Error()
-}
-
-// respondError answers a bus request with a micro error reply carrying an MXP Error
-// payload.
-func respondError(msg *nats.Msg, code mxp.ErrorCode, text string) {
-	if msg.Reply == "" || msg.Sub == nil {
-		return
-	}
-	_ = msg.RespondMsg(errorReply(msg.Reply, code, text))
-}
-
-// respondErrorTo publishes a micro error reply to a reply subject.
-func respondErrorTo(nc *nats.Conn, reply string, code mxp.ErrorCode, text string) {
-	if reply == "" {
-		return
-	}
-	_ = nc.PublishMsg(errorReply(reply, code, text))
-}
-
-// errorReply builds a micro error reply (Nats-Service-Error, Nats-Service-Error-Code,
-// Mxp-Error-Kind) whose body is the MXP Error payload.
-func errorReply(subject string, code mxp.ErrorCode, text string) *nats.Msg {
-	body, _ := json.Marshal(mxp.ErrorPayload{Error: text, Code: code})
-	r := nats.NewMsg(subject)
-	r.Header.Set("Nats-Service-Error", text)
-	r.Header.Set("Nats-Service-Error-Code", strconv.Itoa(statusOf(code)))
-	r.Header.Set(bus.HeaderErrorKind, string(code))
-	r.Data = body
-	return r
-}
-
-// statusOf maps an MXP error code to the HTTP-like status of the micro convention.
-func statusOf(code mxp.ErrorCode) int {
-	switch code {
-	case mxp.CodeInvalidFrame, mxp.CodeInvalidPayload:
-		return 400
-	case mxp.CodeForbidden:
-		return 403
-	case mxp.CodeConflict:
-		return 409
-	case mxp.CodeNotFound, mxp.CodeUnreachable:
-		return 404
-	case mxp.CodeTooLarge:
-		return 413
-	case mxp.CodeRateLimited:
-		return 429
-	case mxp.CodeUnavailable:
-		return 503
-	case mxp.CodeTimeout:
-		return 504
-	}
-	return 500
-}
-
 // close ends the session: its agents are deregistered, Calls delivered to it are answered
 // with unreachable (the agent cannot answer them any more), its streams end with an error on the other side, its subscriptions
 // go.
@@ -450,6 +321,13 @@ func statusOf(code mxp.ErrorCode) int {
 // the caller's stack, and under many concurrent secure calls the race detector reported a
 // race between Once reading it and a stackless write by a goroutine that had finished
 // (a reused stack whose history the detector keeps, the class of Go issue 42599).
+//
+// Contract: the only place that sets closed and closeErr (after which deliverCall and
+// stream.register add nothing); it empties s.agents (with e.agents and e.perSource),
+// s.pending and s.subs, aborts every stream (whose finish removes it from s.streams), and
+// answers every pending caller unreachable. Its
+// removals from s.pending are not paired with answered: the peer's transport connection
+// is ending, and its await count with it.
 func (s *session) close(reason error) {
 	s.closeMu.Lock()
 	defer s.closeMu.Unlock()

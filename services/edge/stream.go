@@ -91,6 +91,8 @@ func (st *stream) localSubject() string {
 
 // register puts the end in the edge's and the session's tables; false if the session
 // already has a stream with this id or is at its limit.
+// Contract: adds the end to s.streams and e.streams together, under e.mu then s.mu, and
+// starts its writer; refused once the session is closed.
 func (st *stream) register() (mxp.ErrorCode, string) {
 	e, s := st.e, st.s
 	e.mu.Lock()
@@ -117,6 +119,8 @@ func (st *stream) register() (mxp.ErrorCode, string) {
 }
 
 // finish removes the end from the tables and stops its writer. Idempotent.
+// Contract: the only place an end leaves s.streams and e.streams (session.close aborts
+// each end, which finishes it).
 func (st *stream) finish() {
 	st.state.Lock()
 	if st.finished {
