@@ -26,11 +26,12 @@ import (
 // end out of credit blocks its session's loop (so the peer's transport, in turn, stops
 // taking its frames) until credit arrives or StreamIdleTimeout passes.
 
-// Inter-edge stream operations (bus.HeaderStreamOp).
+// Inter-edge stream operations (bus.HeaderStreamOp; the contract is in pkg/common/bus,
+// whose AgentStream speaks it too).
 const (
-	opChunk  = "chunk"
-	opCredit = "credit"
-	opClose  = "close"
+	opChunk  = bus.StreamOpChunk
+	opCredit = bus.StreamOpCredit
+	opClose  = bus.StreamOpClose
 	opOpen   = "open" // local only: the StreamOpen the acceptor's writer delivers first
 )
 

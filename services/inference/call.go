@@ -88,9 +88,10 @@ func fallbackEligible(err error) bool {
 	return true
 }
 
-// Chat runs a request and collects the whole result.
+// Chat runs a request and collects the whole result. A provider that can answer whole
+// (provider.Completer: a model hosted by an agent) is asked so, in one exchange.
 func (s *Service) Chat(ctx context.Context, req *ChatRequest) (*ChatResponse, error) {
-	st, err := s.Stream(ctx, req)
+	st, err := s.stream(ctx, req, true)
 	if err != nil {
 		return nil, err
 	}
@@ -116,6 +117,12 @@ func (s *Service) ChatStream(ctx context.Context, req *ChatRequest) (api.Stream,
 // Stream starts a request and returns once the first chunk arrived (so retries and
 // fallbacks are over). The caller must Close the stream.
 func (s *Service) Stream(ctx context.Context, req *ChatRequest) (*Stream, error) {
+	return s.stream(ctx, req, false)
+}
+
+// stream is Stream; collect says the caller will collect the whole answer before using
+// any of it, so a provider.Completer may answer in one exchange.
+func (s *Service) stream(ctx context.Context, req *ChatRequest, collect bool) (*Stream, error) {
 	if err := validate(req); err != nil {
 		s.m.rejected.WithLabelValues("call", string(provider.CodeOf(err))).Inc()
 		return nil, err
@@ -137,7 +144,7 @@ func (s *Service) Stream(ctx context.Context, req *ChatRequest) (*Stream, error)
 			span.AddEvent("fallback", trace.WithAttributes(attribute.String("from", chain[i-1].name),
 				attribute.String("to", t.name), attribute.String("error.type", string(provider.CodeOf(lastErr)))))
 		}
-		st, err := s.try(ctx, r, t, req, span)
+		st, err := s.try(ctx, r, t, req, span, collect)
 		if err == nil {
 			if i > 0 {
 				st.FallbackFrom = chain[0].name
@@ -181,7 +188,7 @@ func endSpan(span trace.Span, err error) {
 }
 
 // try runs one model with retries.
-func (s *Service) try(ctx context.Context, r *routes, t *target, req *ChatRequest, span trace.Span) (*Stream, error) {
+func (s *Service) try(ctx context.Context, r *routes, t *target, req *ChatRequest, span trace.Span, collect bool) (*Stream, error) {
 	preq := req.Request
 	preq.Model = t.upstream
 	if req.ContextBudget != BudgetOff {
@@ -220,7 +227,7 @@ func (s *Service) try(ctx context.Context, r *routes, t *target, req *ChatReques
 	}, func(ctx context.Context) error {
 		attempts++
 		var err error
-		if st, err = s.attempt(ctx, t, &preq, res, span); err == nil {
+		if st, err = s.attempt(ctx, t, &preq, res, span, collect); err == nil {
 			return nil
 		}
 		e := provider.AsError(err)
@@ -243,8 +250,10 @@ func (s *Service) try(ctx context.Context, r *routes, t *target, req *ChatReques
 	return st, nil
 }
 
-// attempt sends the request once and waits for the first chunk.
-func (s *Service) attempt(ctx context.Context, t *target, req *provider.Request, res Resilience, span trace.Span) (*Stream, error) {
+// attempt sends the request once and waits for the first chunk. With collect, a
+// provider.Completer answers whole instead: its answer is the first chunk, so the
+// first-token timeout does not apply (the response timeout does).
+func (s *Service) attempt(ctx context.Context, t *target, req *provider.Request, res Resilience, span trace.Span, collect bool) (*Stream, error) {
 	cb := t.breaker(s.m)
 	done, err := cb.Allow()
 	if err != nil {
@@ -272,14 +281,22 @@ func (s *Service) attempt(ctx context.Context, t *target, req *provider.Request,
 	st := &Stream{s: s, t: t, span: span, start: start, done: done, req: req,
 		cancel: func() { cancelTimeout(); cancel(errClosedByCaller) }, actx: actx, res: res,
 		Provider: ps.name, Model: t.name}
-	ttft := time.AfterFunc(res.FirstTokenTimeout, func() { cancel(errFirstTokenTimeout) })
-	inner, err := ps.adapter.Stream(actx, req)
+	var inner provider.Stream
+	if c, ok := ps.adapter.(provider.Completer); ok && collect {
+		var resp *provider.Response
+		if resp, err = c.Complete(actx, req); err == nil {
+			inner = provider.ResponseStream(resp)
+		}
+	} else {
+		ttft := time.AfterFunc(res.FirstTokenTimeout, func() { cancel(errFirstTokenTimeout) })
+		inner, err = ps.adapter.Stream(actx, req)
+		defer ttft.Stop()
+	}
 	var first provider.Chunk
 	if err == nil {
 		st.inner = inner
 		first, err = inner.Recv()
 	}
-	ttft.Stop()
 	if errors.Is(err, io.EOF) {
 		st.finish(nil)
 		st.eof = true
@@ -505,6 +522,8 @@ func genAISystem(kind string) string {
 		return "gcp.gemini"
 	case KindMock:
 		return "mxp.mock"
+	case KindMxp:
+		return "mxp.agent"
 	}
 	return strings.ToLower(kind)
 }

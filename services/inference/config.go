@@ -20,6 +20,9 @@ const (
 	KindGemini    = "gemini"
 	KindOllama    = "ollama"
 	KindMock      = "mock"
+	// KindMxp is the connector to models hosted by agents on the mesh
+	// (provider.Hosted): "mxp/<agent-name>/<model>", reached over the bus.
+	KindMxp = "mxp"
 )
 
 // Name is the service name: the MXP_INFERENCE_* environment prefix and the flag set.
@@ -193,6 +196,7 @@ var DefaultPrefixes = map[string][]string{
 	KindGemini:    {"gemini-"},
 	KindOllama:    {"ollama/"},
 	KindMock:      {"mock"},
+	KindMxp:       {"mxp/"},
 }
 
 // Defaults returns the built-in configuration: the mock provider only.
@@ -201,7 +205,7 @@ func Defaults() Config {
 		HTTP:         "127.0.0.1:8086",
 		LogLevel:     "info",
 		DefaultModel: "mock",
-		Providers:    map[string]ProviderConfig{KindMock: {Kind: KindMock}},
+		Providers:    map[string]ProviderConfig{KindMock: {Kind: KindMock}, KindMxp: {Kind: KindMxp}},
 		Models: map[string]ModelConfig{
 			"mock": {Provider: KindMock, ContextWindow: 8192, OutputReserve: 1024},
 		},
@@ -302,7 +306,7 @@ func (c *Config) Validate() error {
 		if kind == "" {
 			kind = name
 		}
-		if !slices.Contains([]string{KindOpenAI, KindAnthropic, KindGemini, KindOllama, KindMock}, kind) {
+		if !slices.Contains([]string{KindOpenAI, KindAnthropic, KindGemini, KindOllama, KindMock, KindMxp}, kind) {
 			return fmt.Errorf("inference config: provider %q has unknown kind %q", name, kind)
 		}
 	}

@@ -6,6 +6,7 @@ require (
 	github.com/HdrHistogram/hdrhistogram-go v1.4.0
 	github.com/go-chi/chi/v5 v5.5.0
 	github.com/mxp-mesh/mesh/pkg/common v0.0.0
+	github.com/mxp-mesh/mesh/pkg/mxp v0.0.0
 	github.com/nats-io/nats.go v1.55.0
 	github.com/prometheus/client_golang v1.25.0
 	github.com/sony/gobreaker/v2 v2.4.0
@@ -55,5 +56,7 @@ require (
 )
 
 replace github.com/mxp-mesh/mesh/pkg/common => ../../pkg/common
+
+replace github.com/mxp-mesh/mesh/pkg/mxp => ../../pkg/mxp
 
 replace github.com/mxp-mesh/mesh/pkg/api => ../../pkg/api

@@ -395,7 +395,7 @@ func (s *Service) handleChatCompletions(w http.ResponseWriter, r *http.Request) 
 	// The upstream may take longer than the server's write timeout to answer, and a
 	// stream longer still: the write deadline moves before each write instead.
 	dl := cmetrics.NewStreamDeadline(w, r)
-	st, err := s.Stream(r.Context(), req)
+	st, err := s.stream(r.Context(), req, !stream)
 	dl.Extend()
 	if err != nil {
 		s.writeError(w, err)

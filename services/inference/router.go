@@ -2,7 +2,6 @@ package inference
 
 import (
 	"fmt"
-	"net/http"
 	"reflect"
 	"sort"
 	"strings"
@@ -97,7 +96,7 @@ func buildRoutes(cfg Config, deps *Deps, m *metrics, old *routes) (*routes, erro
 		adapter := deps.Adapters[name]
 		if adapter == nil {
 			var err error
-			if adapter, err = newAdapter(kind, pc, deps.HTTPClient); err != nil {
+			if adapter, err = newAdapter(kind, pc, deps); err != nil {
 				return nil, err
 			}
 		}
@@ -138,8 +137,8 @@ func (r *routes) addPrefixes(ps *providerState) {
 	}
 }
 
-func newAdapter(kind string, pc ProviderConfig, client *http.Client) (provider.ModelAdapter, error) {
-	hc := provider.HTTPConfig{BaseURL: pc.BaseURL, APIKey: pc.APIKey.Reveal(), Client: client}
+func newAdapter(kind string, pc ProviderConfig, deps *Deps) (provider.ModelAdapter, error) {
+	hc := provider.HTTPConfig{BaseURL: pc.BaseURL, APIKey: pc.APIKey.Reveal(), Client: deps.HTTPClient}
 	switch kind {
 	case KindOpenAI:
 		return provider.NewOpenAI(hc), nil
@@ -151,6 +150,8 @@ func newAdapter(kind string, pc ProviderConfig, client *http.Client) (provider.M
 		return provider.NewOllama(hc), nil
 	case KindMock:
 		return &provider.Mock{TokenDelay: pc.TokenDelay}, nil
+	case KindMxp:
+		return provider.NewHosted(deps.Conn, 0), nil
 	}
 	return nil, fmt.Errorf("inference: unknown provider kind %q", kind)
 }

@@ -78,6 +78,10 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
+// InferenceCode is the error's code (pkg/api/inference.CodedError), so that an agent
+// hosting a model served by one of these adapters passes the code on.
+func (e *Error) InferenceCode() string { return string(e.Code) }
+
 // Errorf builds an Error with a code and a formatted message.
 func Errorf(code Code, format string, a ...any) *Error {
 	return &Error{Code: code, Message: fmt.Sprintf(format, a...)}
