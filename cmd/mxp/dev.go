@@ -144,7 +144,7 @@ func runDev(ctx context.Context, env *cliEnv, o devOptions) error {
 	}
 	conns = append(conns, &rdeps)
 	rcfg := registry.DefaultConfig()
-	reg1, err := registry.New(ctx, rcfg, rdeps)
+	reg1, err := registry.New(rcfg, rdeps)
 	if err != nil {
 		return fail(fmt.Errorf("registry: %w", err))
 	}

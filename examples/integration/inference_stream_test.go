@@ -63,7 +63,7 @@ func startStreamMesh(t *testing.T) *streamMesh {
 
 	rcfg := registry.DefaultConfig()
 	rcfg.HTTP = ""
-	reg, err := registry.New(ctx, rcfg, deps("registry"))
+	reg, err := registry.New(rcfg, deps("registry"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -37,6 +37,11 @@ func benchRegistry(b *testing.B, cfg Config, st Store) (*nats.Conn, *Service) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- svc.Run(ctx) }()
+	select {
+	case <-svc.Serving():
+	case err := <-done:
+		b.Fatalf("registry Run ended before serving: %v", err)
+	}
 	client, err := srv.Connect("client")
 	if err != nil {
 		b.Fatal(err)

@@ -41,7 +41,7 @@ func (h *harness) registerAs(t *testing.T, r RegisterRequest, owner string) erro
 // name at once and get conflict; the owner's restart takes it back.
 func TestNameSquatAfterDeregisterRefused(t *testing.T) {
 	cfg := testConfig() // name_claim_grace unset: the lease
-	st, err := OpenStore(context.Background(), cfg)
+	st, err := OpenStore(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

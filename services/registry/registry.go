@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -25,13 +26,18 @@ const Name = "registry"
 // Version of the registry's micro service (shown by $SRV.INFO).
 const Version = "0.1.0"
 
-// Service is the registry. Build it with New and run it with Run (lifecycle.Service).
+// Service is the registry. Build it with New (no I/O) and run it with Run
+// (lifecycle.Service), which checks the store, starts answering on the bus and serves
+// until its context ends.
 type Service struct {
 	cfg   atomic.Pointer[Config]
 	deps  service.Deps
 	store Store
-	ep    *service.Endpoints
+	ep    atomic.Pointer[service.Endpoints] // set while Run serves the bus API
 	now   func() time.Time
+
+	serving chan struct{} // closed once Run answers on the bus
+	once    sync.Once
 
 	events     *prometheus.CounterVec
 	heartbeats *prometheus.CounterVec
@@ -41,18 +47,23 @@ type Service struct {
 	httpReqs   *prometheus.CounterVec
 }
 
-// OpenStore opens the store cfg.Store names.
-func OpenStore(ctx context.Context, cfg Config) (Store, error) {
+// OpenStore builds the store cfg.Store names without contacting it: memory, or a Redis
+// client that dials on first use (Run pings it before serving).
+func OpenStore(cfg Config) (Store, error) {
 	if cfg.Store == "" || cfg.Store == "memory" {
 		return NewMemoryStoreWith(MemoryOptions{NameClaimGrace: cfg.nameClaimGrace()}), nil
 	}
-	return NewRedisStore(ctx, RedisOptions{URL: cfg.Store, Password: cfg.Redis.Password.Reveal(), Prefix: cfg.Redis.Prefix,
+	return redisStoreFor(RedisOptions{URL: cfg.Store, Password: cfg.Redis.Password.Reveal(), Prefix: cfg.Redis.Prefix,
 		NameClaimGrace: cfg.nameClaimGrace()})
 }
 
-// New opens the configured store and builds the registry on deps.
-func New(ctx context.Context, cfg Config, deps service.Deps) (*Service, error) {
-	st, err := OpenStore(ctx, cfg)
+// New builds the registry from cfg on deps (deps.Conn is required). It does no I/O: the
+// store is contacted, and the bus endpoints registered, by Run.
+func New(cfg Config, deps service.Deps) (*Service, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	st, err := OpenStore(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -64,9 +75,9 @@ func New(ctx context.Context, cfg Config, deps service.Deps) (*Service, error) {
 	return s, nil
 }
 
-// NewWithStore builds the registry on an already opened store (which it then owns). It
-// registers the micro endpoints at once (requests are served from here on), the
-// readiness checks and, when deps.Router is set, the /v1/agents routes.
+// NewWithStore builds the registry on a store (which it then owns) with no I/O: it
+// registers its metrics, its readiness checks ("registry" is false until Run answers on
+// the bus) and, when deps.Router is set, the /v1/agents routes.
 func NewWithStore(cfg Config, deps service.Deps, st Store) (*Service, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -75,19 +86,40 @@ func NewWithStore(cfg Config, deps service.Deps, st Store) (*Service, error) {
 		return nil, errors.New("registry: deps.Conn is required")
 	}
 	deps = deps.WithDefaults(Name)
-	s := &Service{deps: deps, store: st, now: time.Now}
+	s := &Service{deps: deps, store: st, now: time.Now, serving: make(chan struct{})}
 	s.cfg.Store(&cfg)
 	if err := s.initMetrics(); err != nil {
 		return nil, err
 	}
-	ep, err := service.NewEndpoints(deps, micro.Config{
+	deps.Health.Add("registry", func(context.Context) error {
+		if s.ep.Load() == nil {
+			return errors.New("registry: not serving")
+		}
+		return nil
+	})
+	deps.Health.Add("store", st.Ping)
+	deps.Health.Add("nats", func(context.Context) error {
+		if st := deps.Conn.Status(); st != nats.CONNECTED {
+			return fmt.Errorf("nats connection is %s", st)
+		}
+		return nil
+	})
+	if deps.Router != nil {
+		s.mountHTTP(deps.Router)
+	}
+	return s, nil
+}
+
+// serve registers the micro endpoints and flushes them to the server, so a request sent
+// once Serving is closed finds them.
+func (s *Service) serve() (*service.Endpoints, error) {
+	ep, err := service.NewEndpoints(s.deps, micro.Config{
 		Name: Name, Version: Version, QueueGroup: bus.QueueRegistry,
 		Description: "MXP agent registry: register, heartbeat, deregister, discover",
-	}, cfg.Limits)
+	}, s.Config().Limits)
 	if err != nil {
 		return nil, err
 	}
-	s.ep = ep
 	for _, e := range []struct {
 		name, subject string
 		h             service.HandlerFunc
@@ -102,23 +134,15 @@ func NewWithStore(cfg Config, deps service.Deps, st Store) (*Service, error) {
 			return nil, err
 		}
 	}
-	// Make sure the server has the subscriptions before anyone is told we are up.
-	if err := deps.Conn.Flush(); err != nil {
+	if err := s.deps.Conn.Flush(); err != nil {
 		ep.Stop(context.Background())
 		return nil, fmt.Errorf("registry: flush subscriptions: %w", err)
 	}
-	deps.Health.Add("store", st.Ping)
-	deps.Health.Add("nats", func(context.Context) error {
-		if st := deps.Conn.Status(); st != nats.CONNECTED {
-			return fmt.Errorf("nats connection is %s", st)
-		}
-		return nil
-	})
-	if deps.Router != nil {
-		s.mountHTTP(deps.Router)
-	}
-	return s, nil
+	return ep, nil
 }
+
+// Serving is closed once Run answers on the bus.
+func (s *Service) Serving() <-chan struct{} { return s.serving }
 
 func (s *Service) initMetrics() error {
 	ns := metrics.Namespace
@@ -162,15 +186,38 @@ func (s *Service) Config() Config { return *s.cfg.Load() }
 // limits and request limits take effect for the next request.
 func (s *Service) SetConfig(c Config) {
 	s.cfg.Store(&c)
-	s.ep.SetLimits(c.Limits)
+	if ep := s.ep.Load(); ep != nil {
+		ep.SetLimits(c.Limits)
+	}
 }
 
 // Store is the store the registry runs on.
 func (s *Service) Store() Store { return s.store }
 
-// Run collects ended leases until ctx is cancelled, then stops intake, drains in-flight
-// requests, and closes the store.
+// storeOpener is a store that connects to something (Redis): Run opens it before
+// serving, so a store unreachable at start fails the service instead of serving 503s.
+type storeOpener interface {
+	Open(ctx context.Context) error
+}
+
+// Run opens the store, registers the bus endpoints (Serving is closed then), collects
+// ended leases until ctx is cancelled, then stops intake, drains in-flight requests and
+// closes the store. A store that cannot be opened fails Run before anything is served.
 func (s *Service) Run(ctx context.Context) error {
+	if o, ok := s.store.(storeOpener); ok {
+		if err := o.Open(ctx); err != nil {
+			s.store.Close()
+			return fmt.Errorf("registry: %s store: %w", s.store.Kind(), err)
+		}
+	}
+	ep, err := s.serve()
+	if err != nil {
+		s.store.Close()
+		return err
+	}
+	s.ep.Store(ep)
+	ep.SetLimits(s.Config().Limits) // a SetConfig before the Store above is not lost
+	s.once.Do(func() { close(s.serving) })
 	expiryDone := make(chan struct{})
 	expiryCtx, stopExpiry := context.WithCancel(context.Background())
 	go func() {
@@ -181,7 +228,8 @@ func (s *Service) Run(ctx context.Context) error {
 	<-ctx.Done()
 	dctx, cancel := lifecycle.DrainContext(ctx)
 	defer cancel()
-	err := s.ep.Stop(dctx)
+	err = ep.Stop(dctx)
+	s.ep.Store(nil)
 	stopExpiry()
 	<-expiryDone
 	return errors.Join(err, s.store.Close())

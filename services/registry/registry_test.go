@@ -57,6 +57,12 @@ func addReplica(t *testing.T, b *bus.Bus, cfg Config, st Store) *harness {
 	ctx, cancel := context.WithCancel(context.Background())
 	h := &harness{bus: b, client: b.Conn, svc: svc, router: r, cancel: cancel, done: make(chan error, 1)}
 	go func() { h.done <- svc.Run(ctx) }()
+	select {
+	case <-svc.Serving():
+	case err := <-h.done:
+		h.done <- err
+		t.Fatalf("registry Run ended before serving: %v", err)
+	}
 	t.Cleanup(func() {
 		h.stop(t)
 		nc.Close()

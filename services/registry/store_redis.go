@@ -45,6 +45,7 @@ type RedisStore struct {
 	c      redis.UniversalClient
 	prefix string
 	grace  time.Duration
+	addr   string // host:port, for errors
 }
 
 // graceMS is the name claim grace as a script argument.
@@ -62,6 +63,20 @@ type RedisOptions struct {
 
 // NewRedisStore connects to Redis and checks it answers.
 func NewRedisStore(ctx context.Context, o RedisOptions) (*RedisStore, error) {
+	s, err := redisStoreFor(o)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Open(ctx); err != nil {
+		s.c.Close()
+		return nil, fmt.Errorf("registry: %w", err)
+	}
+	return s, nil
+}
+
+// redisStoreFor builds the store without contacting Redis: the client dials on first
+// use, so New can build a registry with no I/O (Run pings before serving).
+func redisStoreFor(o RedisOptions) (*RedisStore, error) {
 	opts, err := redis.ParseURL(o.URL)
 	if err != nil {
 		return nil, fmt.Errorf("registry: redis url: %w", err)
@@ -72,12 +87,7 @@ func NewRedisStore(ctx context.Context, o RedisOptions) (*RedisStore, error) {
 	if o.Prefix == "" {
 		o.Prefix = "mxp:registry:"
 	}
-	s := &RedisStore{c: redis.NewClient(opts), prefix: o.Prefix, grace: max(o.NameClaimGrace, 0)}
-	if err := s.Ping(ctx); err != nil {
-		s.c.Close()
-		return nil, fmt.Errorf("registry: redis at %s: %w", opts.Addr, err)
-	}
-	return s, nil
+	return &RedisStore{c: redis.NewClient(opts), prefix: o.Prefix, grace: max(o.NameClaimGrace, 0), addr: opts.Addr}, nil
 }
 
 // claimFn is shared by the scripts that move names: vacate drops a claim at its end once
@@ -518,6 +528,14 @@ func (s *RedisStore) Count(ctx context.Context) (int, error) {
 
 // Ping implements Store.
 func (s *RedisStore) Ping(ctx context.Context) error { return s.c.Ping(ctx).Err() }
+
+// Open checks that Redis answers (the registry's Run calls it before serving).
+func (s *RedisStore) Open(ctx context.Context) error {
+	if err := s.Ping(ctx); err != nil {
+		return fmt.Errorf("redis at %s: %w", s.addr, err)
+	}
+	return nil
+}
 
 // Close implements Store.
 func (s *RedisStore) Close() error { return s.c.Close() }

@@ -68,7 +68,7 @@ func Start(dir string, logger *slog.Logger) (*Mesh, error) {
 	}
 	rcfg := registry.DefaultConfig()
 	rcfg.HTTP = ""
-	reg, err := registry.New(ctx, rcfg, regDeps)
+	reg, err := registry.New(rcfg, regDeps)
 	if err != nil {
 		return fail(fmt.Errorf("meshtest: registry: %w", err))
 	}

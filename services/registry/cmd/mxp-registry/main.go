@@ -35,7 +35,7 @@ var program = service.Program[registry.Config]{
 	},
 	Start: func(ctx context.Context, s *service.Setup[registry.Config]) ([]lifecycle.Service, error) {
 		base, cfg := s.Base, s.Config
-		svc, err := registry.New(ctx, cfg, base.Deps())
+		svc, err := registry.New(cfg, base.Deps())
 		if err != nil {
 			return nil, err
 		}

@@ -177,7 +177,9 @@ func TestLeaseAloneDerivesHeartbeat(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer srv.Shutdown()
-			logs := &signalWriter{want: `"msg":"mxp-registry starting"`, seen: make(chan struct{})}
+			// "registry running" is logged once the bus endpoints answer (after the
+			// start line).
+			logs := &signalWriter{want: `"msg":"registry running"`, seen: make(chan struct{})}
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			done := make(chan int, 1)
