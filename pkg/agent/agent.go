@@ -34,7 +34,7 @@ type Config struct {
 	KeyFile  string
 	DataDir  string // default ".mxp"
 
-	HeartbeatInterval time.Duration // default 10s
+	HeartbeatInterval time.Duration // default: the interval the registry asks for (10s if it does not say)
 	Workers           int           // handlers running at once; default 16
 	QueueSize         int           // accepted messages waiting for a worker; default 256
 	ShutdownTimeout   time.Duration // how long Retire lets in-flight handlers finish; default 10s

@@ -14,75 +14,52 @@ import (
 	"github.com/mxp-mesh/mesh/pkg/mxp"
 )
 
-// FrameConn moves whole MXP frames between an agent and its edge. The secure MXP
-// connection implements it; tests use an in-memory pipe. Receive's payload may be
-// reused by the next Receive; Send must be safe for concurrent use.
-type FrameConn interface {
-	Send(ctx context.Context, f *mxp.Frame) error
-	Receive(ctx context.Context) (mxp.Frame, error)
-	Close() error
-}
+// FrameConn moves whole MXP frames between an agent and its edge: the secure MXP
+// connection (*mxp.Conn), the plaintext one of DialPlaintext, or an in-memory pipe in
+// tests. It is mxp.FrameConn: RunConn runs mxp.Conn's correlator over one that is not an
+// *mxp.Conn already.
+type FrameConn = mxp.FrameConn
 
-// awaiter is implemented by a FrameConn whose transport can probe the peer while an answer
-// is owed (*mxp.Conn): a request's roundTrip brackets its wait with Await and EndAwait,
-// so an edge that dies holding the request fails it within about the transport's
-// DeadPeerTimeout (CodeUnreachable) instead of at the request's deadline.
-type awaiter interface {
-	Await()
-	EndAwait()
-}
-
-// DefaultInboundBuffer is how many decoded inbound messages a link holds for the agent.
+// DefaultInboundBuffer was the size of a link's queue of decoded inbound messages. A link
+// no longer queues them: the goroutine that reads the connection hands each one to the
+// dispatcher (see Agent.serve), whose QueueSize bounds what waits.
+//
+// Deprecated: inbound messages wait in the dispatcher's queue (Config.QueueSize).
 const DefaultInboundBuffer = 256
 
 // ErrLinkClosed is returned by operations on a closed connection.
 var ErrLinkClosed = errors.New("agent: connection closed")
 
-// link is the agent's side of the MXP conversation over a FrameConn: it correlates the
-// Responses and Errors to the agent's own requests by message id, decodes the messages
-// addressed to the agent into Inbound values, and encodes the agent's replies. It
-// implements meshConn.
+// link is the agent's side of the MXP conversation over an mxp.Conn, which correlates the
+// answers to the agent's own requests by message id (the one correlator, mxp.Conn.Call):
+// the link decodes the messages addressed to the agent into Inbound values (Recv), routes
+// the chunks of the streams the agent opened, and encodes the agent's replies. Recv reads
+// the connection on its caller's goroutine: no goroutine of the link's own stands between
+// the socket and the dispatcher. It implements meshConn.
 type link struct {
-	fc   FrameConn
+	c    *mxp.Conn
 	self mxp.AgentID
 	log  *slog.Logger
 
-	nextID atomic.Uint64
-
 	mu      sync.Mutex
-	pending map[uint64]chan mxp.Frame // our requests waiting for their answer
 	streams map[mxp.StreamID]*ClientStream
 	closed  bool
-	err     error // why the read loop stopped
-
-	inbound chan Inbound
-	done    chan struct{} // closed when the read loop stops
-	quit    chan struct{} // closed by Close
-	quitMu  sync.Once
+	err     error // why the connection ended
 
 	malformed atomic.Uint64 // inbound frames we could not use
 }
 
+// newLink runs a link over fc (an *mxp.Conn as it is; any other FrameConn under
+// mxp.NewConn).
 func newLink(fc FrameConn, self mxp.AgentID, log *slog.Logger) *link {
-	l := &link{
-		fc: fc, self: self, log: log,
-		pending: map[uint64]chan mxp.Frame{}, streams: map[mxp.StreamID]*ClientStream{},
-		inbound: make(chan Inbound, DefaultInboundBuffer), done: make(chan struct{}), quit: make(chan struct{}),
+	c, ok := fc.(*mxp.Conn)
+	if !ok {
+		c = mxp.NewConn(fc, 0)
 	}
-	var seed [8]byte
-	_, _ = rand.Read(seed[:])
-	l.nextID.Store(binary.LittleEndian.Uint64(seed[:]) >> 1) // ids need only be unique per connection
-	go l.readLoop()
-	return l
+	return &link{c: c, self: self, log: log, streams: map[mxp.StreamID]*ClientStream{}}
 }
 
-func (l *link) newID() uint64 {
-	for {
-		if id := l.nextID.Add(1); id != 0 {
-			return id
-		}
-	}
-}
+func (l *link) newID() uint64 { return l.c.NextID() }
 
 // traceFor returns the trace id a request from ctx should carry: the handler's, so a
 // call made while serving a call continues its trace, or a new one.
@@ -95,23 +72,56 @@ func traceFor(ctx context.Context) uint64 {
 	return binary.LittleEndian.Uint64(b[:]) | 1
 }
 
-// write encodes and sends one frame.
+// write sends one frame.
 func (l *link) write(ctx context.Context, f *mxp.Frame) error {
+	if err := l.c.Send(ctx, f); err != nil {
+		return l.connErr(ctx, err)
+	}
+	return nil
+}
+
+// connErr types an error of the connection: once it closed, ErrLinkClosed with the cause
+// (CodeUnreachable when the edge stopped answering); other errors as they are.
+func (l *link) connErr(ctx context.Context, err error) error {
+	if ctx.Err() != nil || errors.Is(err, ErrLinkClosed) {
+		return err
+	}
+	var re *mxp.RemoteError
+	if errors.As(err, &re) {
+		return err
+	}
 	select {
-	case <-l.done:
+	case <-l.c.Done():
+		l.end(err)
 		return l.closedErr()
 	default:
+		return err
 	}
-	return l.fc.Send(ctx, f)
 }
 
 func (l *link) closedErr() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.err != nil {
+	if l.err != nil && !errors.Is(l.err, mxp.ErrConnClosed) || l.err != nil && mxp.ErrorCodeFor(l.err) == mxp.CodeUnreachable {
 		return fmt.Errorf("%w: %w", ErrLinkClosed, l.err)
 	}
 	return ErrLinkClosed
+}
+
+// end records why the connection ended (the first cause counts) and fails the streams
+// the agent opened.
+func (l *link) end(cause error) {
+	l.mu.Lock()
+	if l.err == nil {
+		l.err = cause
+	}
+	l.closed = true
+	streams := l.streams
+	l.streams = map[mxp.StreamID]*ClientStream{}
+	l.mu.Unlock()
+	for _, s := range streams {
+		s.fail(fmt.Errorf("%w: %w", ErrLinkClosed, cause))
+	}
 }
 
 // request sends a frame and waits for the Response or Error with its message id. An Error
@@ -120,42 +130,23 @@ func (l *link) request(ctx context.Context, typ mxp.MessageType, flags mxp.Flags
 	return l.roundTrip(ctx, &mxp.Frame{Type: typ, Flags: flags, MessageID: l.newID(), TraceID: traceFor(ctx), Payload: payload})
 }
 
-// roundTrip sends f and waits for the frame that answers its message id: a Response, an
-// Error (returned as an error) or, for a frame with FlagRequiresAck that gets no Response,
-// an Ack.
+// roundTrip sends f and waits for the frame that answers its message id (mxp.Conn.Call):
+// a Response, an Error (returned as an error) or, for a frame with FlagRequiresAck that
+// gets no Response, an Ack. While it waits the transport probes the edge, so an edge that
+// dies holding the request fails it within about the transport's DeadPeerTimeout
+// (CodeUnreachable) instead of at the request's deadline.
 func (l *link) roundTrip(ctx context.Context, f *mxp.Frame) (mxp.Frame, error) {
-	id := f.MessageID
-	ch := make(chan mxp.Frame, 1)
 	l.mu.Lock()
-	if l.closed {
-		l.mu.Unlock()
-		return mxp.Frame{}, l.closedErr()
-	}
-	l.pending[id] = ch
+	closed := l.closed
 	l.mu.Unlock()
-	if a, ok := l.fc.(awaiter); ok {
-		a.Await()
-		defer a.EndAwait()
-	}
-	defer func() {
-		l.mu.Lock()
-		delete(l.pending, id)
-		l.mu.Unlock()
-	}()
-	if err := l.write(ctx, f); err != nil {
-		return mxp.Frame{}, err
-	}
-	select {
-	case r := <-ch:
-		if r.Type == mxp.TypeError {
-			return r, remoteError(r.Payload)
-		}
-		return r, nil
-	case <-ctx.Done():
-		return mxp.Frame{}, ctx.Err()
-	case <-l.done:
+	if closed {
 		return mxp.Frame{}, l.closedErr()
 	}
+	r, err := l.c.Call(ctx, f)
+	if err != nil {
+		return r, l.connErr(ctx, err)
+	}
+	return r, nil
 }
 
 // remoteError turns an Error payload into an error; a payload that does not parse is
@@ -168,48 +159,34 @@ func remoteError(payload []byte) error {
 	return ep.Err()
 }
 
-// readLoop reads frames until the connection fails or is closed.
-func (l *link) readLoop() {
-	defer close(l.done)
-	ctx := context.Background()
+// Recv returns the next message for the agent (meshConn). It reads the connection on the
+// caller's goroutine (mxp.Conn.Receive) and deals with what is not for the agent's
+// handlers itself: chunks of the streams the agent opened, refusals of its StreamOpens,
+// frames it cannot use (answered with an Error). Contract: one caller at a time.
+func (l *link) Recv(ctx context.Context) (Inbound, error) {
 	for {
-		f, err := l.fc.Receive(ctx)
+		f, err := l.c.Receive(ctx)
 		if err != nil {
-			l.mu.Lock()
-			l.err = err
-			l.closed = true
-			streams := l.streams
-			l.streams = map[mxp.StreamID]*ClientStream{}
-			l.mu.Unlock()
-			for _, s := range streams {
-				s.fail(fmt.Errorf("%w: %w", ErrLinkClosed, err))
+			if ctx.Err() != nil {
+				return Inbound{}, ctx.Err()
 			}
-			close(l.inbound)
-			return
+			l.end(err)
+			return Inbound{}, l.closedErr()
 		}
-		f.Payload = append([]byte(nil), f.Payload...) // the FrameConn may reuse its buffer
-		l.handleFrame(ctx, f)
+		if in, ok := l.handleFrame(ctx, f); ok {
+			return in, nil
+		}
 	}
 }
 
-func (l *link) handleFrame(ctx context.Context, f mxp.Frame) {
+// handleFrame decodes f, a frame that answers no pending request: a message for the
+// agent's handlers is returned (ok); the rest is dealt with here.
+func (l *link) handleFrame(ctx context.Context, f mxp.Frame) (Inbound, bool) {
 	switch f.Type {
 	case mxp.TypeResponse, mxp.TypeError, mxp.TypeAck:
-		l.mu.Lock()
-		ch := l.pending[f.MessageID]
-		if ch != nil {
-			delete(l.pending, f.MessageID) // each request is answered once
-		}
-		l.mu.Unlock()
-		if ch != nil {
-			ch <- f // buffered
-			return
-		}
-		if f.Type == mxp.TypeAck {
-			return // an Ack for a frame whose Response already came, or that awaits none
-		}
+		// mxp.Conn delivered the answers to pending requests; this one answers none.
 		if f.Type == mxp.TypeError && l.failStreamByMessage(f) {
-			return
+			return Inbound{}, false
 		}
 		l.malformed.Add(1)
 		l.log.Debug("agent: answer to no pending request", "type", f.Type.String(), "message_id", f.MessageID)
@@ -217,44 +194,44 @@ func (l *link) handleFrame(ctx context.Context, f mxp.Frame) {
 		p, err := mxp.DecodeCall(f.Payload)
 		if err != nil {
 			l.refuse(ctx, f, err)
-			return
+			return Inbound{}, false
 		}
-		in := Inbound{Meta: Meta{Kind: KindCall, MessageID: f.MessageID, TraceID: f.TraceID, From: callerID(p.Target, l.self)}, Payload: p.Data}
+		call := Inbound{Meta: Meta{Kind: KindCall, MessageID: f.MessageID, TraceID: f.TraceID, From: callerID(p.Target, l.self)}, Payload: p.Data}
 		if p.TimeoutSeconds > 0 {
-			in.Deadline = time.Now().Add(time.Duration(p.TimeoutSeconds) * time.Second)
+			call.Deadline = time.Now().Add(time.Duration(p.TimeoutSeconds) * time.Second)
 		}
-		l.deliver(in)
+		return call, true
 	case mxp.TypeEvent:
 		p, err := mxp.DecodeEvent(f.Payload)
 		if err != nil {
 			l.malformed.Add(1) // events get no reply
-			return
+			return Inbound{}, false
 		}
-		l.deliver(Inbound{Meta: Meta{Kind: KindEvent, MessageID: f.MessageID, TraceID: f.TraceID, Topic: p.Topic}, Payload: p.Data})
+		return Inbound{Meta: Meta{Kind: KindEvent, MessageID: f.MessageID, TraceID: f.TraceID, Topic: p.Topic}, Payload: p.Data}, true
 	case mxp.TypeStreamOpen:
 		p, err := mxp.DecodeStreamOpen(f.Payload)
 		if err != nil {
 			l.refuse(ctx, f, err)
-			return
+			return Inbound{}, false
 		}
-		l.deliver(Inbound{Meta: Meta{Kind: KindStreamOpen, MessageID: f.MessageID, TraceID: f.TraceID,
-			From: callerID(p.Target, l.self), StreamID: p.StreamID.String()}, Payload: p.Data})
+		return Inbound{Meta: Meta{Kind: KindStreamOpen, MessageID: f.MessageID, TraceID: f.TraceID,
+			From: callerID(p.Target, l.self), StreamID: p.StreamID.String()}, Payload: p.Data}, true
 	case mxp.TypeStreamChunk:
 		p, err := mxp.DecodeStreamChunk(f.Payload)
 		if err != nil {
 			l.refuse(ctx, f, err)
-			return
+			return Inbound{}, false
 		}
 		if s := l.clientStream(p.StreamID); s != nil {
 			s.push(ctx, p.Data)
-			return
+			return Inbound{}, false
 		}
-		l.deliver(Inbound{Meta: Meta{Kind: KindStreamChunk, MessageID: f.MessageID, TraceID: f.TraceID, StreamID: p.StreamID.String()}, Payload: p.Data})
+		return Inbound{Meta: Meta{Kind: KindStreamChunk, MessageID: f.MessageID, TraceID: f.TraceID, StreamID: p.StreamID.String()}, Payload: p.Data}, true
 	case mxp.TypeStreamClose:
 		p, err := mxp.DecodeStreamClose(f.Payload)
 		if err != nil {
 			l.refuse(ctx, f, err)
-			return
+			return Inbound{}, false
 		}
 		if s := l.clientStream(p.StreamID); s != nil {
 			l.dropClientStream(p.StreamID)
@@ -263,12 +240,13 @@ func (l *link) handleFrame(ctx context.Context, f mxp.Frame) {
 			} else {
 				s.fail(nil)
 			}
-			return
+			return Inbound{}, false
 		}
-		l.deliver(Inbound{Meta: Meta{Kind: KindStreamClose, MessageID: f.MessageID, TraceID: f.TraceID, StreamID: p.StreamID.String()}})
+		return Inbound{Meta: Meta{Kind: KindStreamClose, MessageID: f.MessageID, TraceID: f.TraceID, StreamID: p.StreamID.String()}}, true
 	default: // registry traffic is for the mesh, not for agents
 		l.refuse(ctx, f, Errorf(CodeInvalidArgument, "an agent does not accept %s frames", f.Type))
 	}
+	return Inbound{}, false
 }
 
 // callerID is the caller named in a delivered Call or StreamOpen. The edge puts the
@@ -279,15 +257,6 @@ func callerID(id, self mxp.AgentID) string {
 		return ""
 	}
 	return id.String()
-}
-
-// deliver queues a decoded message for Recv. It blocks while the agent is behind, which
-// pushes back on the connection rather than growing memory.
-func (l *link) deliver(in Inbound) {
-	select {
-	case l.inbound <- in:
-	case <-l.quit:
-	}
 }
 
 // refuse answers a frame the agent cannot use with an Error frame carrying its message id.
@@ -307,19 +276,6 @@ func (l *link) sendError(ctx context.Context, id, trace uint64, ep mxp.ErrorPayl
 	defer cancel()
 	if err := l.write(ctx, &mxp.Frame{Type: mxp.TypeError, MessageID: id, TraceID: trace, Payload: payload}); err != nil {
 		l.log.Debug("agent: Error frame not sent", "message_id", id, "error", err)
-	}
-}
-
-// Recv returns the next message for the agent (meshConn).
-func (l *link) Recv(ctx context.Context) (Inbound, error) {
-	select {
-	case in, ok := <-l.inbound:
-		if !ok {
-			return Inbound{}, l.closedErr()
-		}
-		return in, nil
-	case <-ctx.Done():
-		return Inbound{}, ctx.Err()
 	}
 }
 
@@ -376,13 +332,10 @@ func streamClose(id string, ep *mxp.ErrorPayload) ([]byte, error) {
 	return (&mxp.StreamClosePayload{StreamID: sid, Error: ep}).AppendPayload(nil)
 }
 
-// Close closes the connection; the read loop ends and pending requests fail.
+// Close closes the connection: pending requests fail, and so do the streams the agent
+// opened.
 func (l *link) Close() error {
-	l.mu.Lock()
-	l.closed = true
-	l.mu.Unlock()
-	l.quitMu.Do(func() { close(l.quit) })
-	err := l.fc.Close()
-	<-l.done
+	err := l.c.Close()
+	l.end(ErrLinkClosed)
 	return err
 }

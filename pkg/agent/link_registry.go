@@ -12,11 +12,12 @@ import (
 // DeregisterTimeout bounds the wait for the registry's answer to a deregistration.
 const DeregisterTimeout = 2 * time.Second
 
-// Register sends AgentRegister and waits for the registry's answer (registryClient).
-func (l *link) Register(ctx context.Context, r Registration) error {
+// Register sends AgentRegister and waits for the registry's answer (registryClient); it
+// returns the heartbeat interval the registry asks for (0 when it does not say).
+func (l *link) Register(ctx context.Context, r Registration) (time.Duration, error) {
 	id, err := mxp.ParseAgentID(r.ID)
 	if err != nil {
-		return Errorf(CodeInvalidArgument, "agent id %q: %v", r.ID, err)
+		return 0, Errorf(CodeInvalidArgument, "agent id %q: %v", r.ID, err)
 	}
 	req := mxp.RegisterRequest{ID: id, Name: r.Name, Capabilities: r.Capabilities,
 		Metadata: mxp.AgentMetadata{Version: r.Version, Description: r.Description, Tags: r.Tags}}
@@ -25,20 +26,20 @@ func (l *link) Register(ctx context.Context, r Registration) error {
 	}
 	payload, err := req.AppendPayload(nil)
 	if err != nil {
-		return &Error{Code: CodeInvalidArgument, Message: err.Error(), Err: err}
+		return 0, &Error{Code: CodeInvalidArgument, Message: err.Error(), Err: err}
 	}
 	f, err := l.request(ctx, mxp.TypeAgentRegister, 0, payload)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	resp, err := mxp.DecodeRegisterResponse(f.Payload)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if !resp.Success {
-		return Errorf(CodeUnavailable, "registry refused the registration: %s", resp.Message)
+		return 0, Errorf(CodeUnavailable, "registry refused the registration: %s", resp.Message)
 	}
-	return nil
+	return resp.HeartbeatInterval(), nil
 }
 
 // heartbeatRequest is mxp.HeartbeatRequest plus the agent's state. The registry reads

@@ -127,7 +127,7 @@ func (e *fakeEdge) loop() {
 			e.mu.Lock()
 			e.registered = append(e.registered, r)
 			e.mu.Unlock()
-			e.answer(f, &mxp.RegisterResponse{Success: true, AgentID: r.ID, Message: "ok"})
+			e.answer(f, &mxp.RegisterResponse{Success: true, AgentID: r.ID, Message: "ok", LeaseSeconds: 2, HeartbeatSeconds: 0.5})
 		case mxp.TypeAgentHeartbeat:
 			var hb heartbeatRequest
 			if err := jsonUnmarshal(f.Payload, &hb); err != nil {
@@ -547,5 +547,17 @@ func TestAgentSubscribesAndReceivesEvents(t *testing.T) {
 	a.Retire()
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Register returns the heartbeat interval the registry's answer asks for.
+func TestLinkRegisterReturnsHeartbeatInterval(t *testing.T) {
+	agentEnd, edgeEnd := framePipe()
+	newFakeEdge(t, edgeEnd)
+	l := newLink(agentEnd, mxp.NewAgentID(), quietLogger())
+	defer l.Close()
+	every, err := l.Register(context.Background(), Registration{ID: mxp.NewAgentID().String(), Name: "n"})
+	if err != nil || every != 500*time.Millisecond {
+		t.Fatalf("Register = %v, %v; want 500ms", every, err)
 	}
 }

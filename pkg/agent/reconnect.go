@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/mxp-mesh/mesh/pkg/mxp"
 )
@@ -119,7 +120,7 @@ func (r *redialer) redial(ctx context.Context, old *link, cause error) error {
 
 func (r *redialer) Send(ctx context.Context, out Outbound) error { return r.current().Send(ctx, out) }
 
-func (r *redialer) Register(ctx context.Context, reg Registration) error {
+func (r *redialer) Register(ctx context.Context, reg Registration) (time.Duration, error) {
 	return r.current().Register(ctx, reg)
 }
 

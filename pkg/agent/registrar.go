@@ -30,7 +30,9 @@ type Registration struct {
 // registryClient is the registry as the registration loop needs it. The mesh connection
 // implements it with AgentRegister and AgentHeartbeat frames; tests use a fake.
 type registryClient interface {
-	Register(ctx context.Context, r Registration) error
+	// Register registers r; heartbeat is the interval the registry asks for, 0 when it
+	// does not say.
+	Register(ctx context.Context, r Registration) (heartbeat time.Duration, err error)
 	// Heartbeat renews the lease. metadata carries the agent's state (see heartbeatMeta).
 	// needsRegister is the registry asking for a fresh registration (it lost the lease).
 	Heartbeat(ctx context.Context, id string, metadata map[string]string) (needsRegister bool, err error)
@@ -39,12 +41,15 @@ type registryClient interface {
 }
 
 // registrar keeps an agent registered: it registers with exponential backoff and jitter,
-// heartbeats every interval, re-registers at once when the registry answers
+// heartbeats at the interval the registry asked for in its last registration answer
+// (interval, when set, overrides it; DefaultHeartbeatInterval when neither says),
+// re-registers at once when the registry answers
 // needs_register (or after a heartbeat fails), and deregisters exactly once.
 type registrar struct {
 	client   registryClient
 	reg      Registration
-	interval time.Duration
+	interval time.Duration // configured (Config.HeartbeatInterval); 0: the registry's
+	every    atomic.Int64  // the interval in use, in ns (see beatInterval)
 	initial  time.Duration // first backoff
 	maxWait  time.Duration // backoff cap
 	state    func() State  // the lifecycle state, reported in heartbeats
@@ -87,9 +92,6 @@ func (r *registrar) reportNow() {
 }
 
 func (r *registrar) defaults() {
-	if r.interval <= 0 {
-		r.interval = DefaultHeartbeatInterval
-	}
 	if r.initial <= 0 {
 		r.initial = DefaultRegisterBackoff
 	}
@@ -140,8 +142,9 @@ func (r *registrar) registerWithBackoff(ctx context.Context) error {
 		if r.capabilities != nil {
 			reg.Capabilities = r.capabilities()
 		}
-		err := r.client.Register(ctx, reg)
+		asked, err := r.client.Register(ctx, reg)
 		if err == nil {
+			r.every.Store(int64(r.beatInterval(asked)))
 			r.registered.Store(true)
 			r.registers.Add(1)
 			if r.onRegistered != nil {
@@ -161,12 +164,35 @@ func (r *registrar) registerWithBackoff(ctx context.Context) error {
 	}
 }
 
+// beatInterval is the heartbeat interval after a registration whose answer asked for
+// asked (0: not said): the configured interval when there is one, else the registry's,
+// else DefaultHeartbeatInterval. A fixed 10 s against a registry with a shorter lease
+// would lose the lease between heartbeats.
+func (r *registrar) beatInterval(asked time.Duration) time.Duration {
+	switch {
+	case r.interval > 0:
+		return r.interval
+	case asked > 0:
+		return asked
+	}
+	return DefaultHeartbeatInterval
+}
+
+// heartbeatInterval is the interval in use: set by each registration.
+func (r *registrar) heartbeatInterval() time.Duration {
+	if d := time.Duration(r.every.Load()); d > 0 {
+		return d
+	}
+	return r.beatInterval(0)
+}
+
 // heartbeatUntilLost heartbeats every interval, and at once when reportNow asks, and
 // returns nil when the registration must be renewed, or ctx's error. A registration
 // resets the lifecycle the registry shows (an agent that reports nothing is assumed to
 // take calls), so an agent that is not active heartbeats right after registering.
 func (r *registrar) heartbeatUntilLost(ctx context.Context) error {
-	t := time.NewTicker(r.interval)
+	every := r.heartbeatInterval()
+	t := time.NewTicker(every)
 	defer t.Stop()
 	now := r.state() != StateActive
 	for {
@@ -178,7 +204,7 @@ func (r *registrar) heartbeatUntilLost(ctx context.Context) error {
 				r.registered.Store(false)
 				return nil
 			case <-r.report:
-				t.Reset(r.interval)
+				t.Reset(every)
 			case <-t.C:
 			}
 		}

@@ -7,15 +7,17 @@ import (
 	"log/slog"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
 // fakeRegistry scripts the registry's answers and records what it was asked.
 type fakeRegistry struct {
 	mu            sync.Mutex
-	registerFails int    // fail this many registrations first
-	beats         []bool // needs_register answers, in order; then false
-	beatErrs      int    // fail this many heartbeats (after the scripted ones)
+	registerFails int           // fail this many registrations first
+	beats         []bool        // needs_register answers, in order; then false
+	beatErrs      int           // fail this many heartbeats (after the scripted ones)
+	asked         time.Duration // the heartbeat interval registrations answer with
 	registers     int
 	heartbeats    []map[string]string
 	deregisters   int
@@ -30,17 +32,17 @@ func (f *fakeRegistry) emit(ev string) {
 	}
 }
 
-func (f *fakeRegistry) Register(ctx context.Context, r Registration) error {
+func (f *fakeRegistry) Register(ctx context.Context, r Registration) (time.Duration, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.registerFails > 0 {
 		f.registerFails--
 		f.emit("register-failed")
-		return Errorf(CodeUnavailable, "registry down")
+		return 0, Errorf(CodeUnavailable, "registry down")
 	}
 	f.registers++
 	f.emit("registered")
-	return nil
+	return f.asked, nil
 }
 
 func (f *fakeRegistry) Heartbeat(ctx context.Context, id string, meta map[string]string) (bool, error) {
@@ -236,6 +238,47 @@ func TestRegistrarReportsAtOnce(t *testing.T) {
 			if len(fake.heartbeats) > 0 && fake.heartbeats[0]["state"] != tt.state.String() {
 				t.Fatalf("heartbeat metadata %v", fake.heartbeats[0])
 			}
+		})
+	}
+}
+
+// The registrar heartbeats at the interval the registry's answer asks for, not at a
+// fixed 10 s: with a 2 s lease (heartbeat ~666 ms) a fixed 10 s would lose the lease
+// between heartbeats. A configured interval overrides the registry's.
+func TestRegistrarHeartbeatsAtTheRegistrysInterval(t *testing.T) {
+	for _, tt := range []struct {
+		name          string
+		asked, config time.Duration
+		want          time.Duration
+	}{
+		{"registry's", 666 * time.Millisecond, 0, 666 * time.Millisecond},
+		{"configured overrides", 666 * time.Millisecond, 3 * time.Second, 3 * time.Second},
+		{"default when unsaid", 0, 0, DefaultHeartbeatInterval},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				fake := &fakeRegistry{asked: tt.asked, events: make(chan string, 1024)}
+				r := &registrar{client: fake, reg: Registration{ID: "a1", Name: "n"}, interval: tt.config,
+					state: func() State { return StateActive }, log: quietLogger()}
+				ctx, cancel := context.WithCancel(context.Background())
+				done := make(chan error, 1)
+				start := time.Now()
+				go func() { done <- r.run(ctx) }()
+				next := func(want string) { // a bubble's deadlock ends a wait that never ends
+					if ev := <-fake.events; ev != want {
+						t.Fatalf("event %q, want %q", ev, want)
+					}
+				}
+				next("registered")
+				for i := 1; i <= 3; i++ {
+					next("beat")
+					if got := time.Since(start); got != time.Duration(i)*tt.want {
+						t.Fatalf("heartbeat %d after %v, want %v", i, got, time.Duration(i)*tt.want)
+					}
+				}
+				cancel()
+				<-done
+			})
 		})
 	}
 }

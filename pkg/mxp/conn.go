@@ -12,20 +12,89 @@ import (
 	"github.com/mxp-mesh/mesh/pkg/mxp/transport"
 )
 
-// Conn sends and receives MXP frames over one secure transport connection. Each frame is
-// one reliable transport message (SendDatagram opts out of reliability). It is safe for
-// concurrent use; Call correlates answers by message id so many calls share a Conn.
+// Conn sends and receives MXP frames over one secure transport connection (Dial, Accept)
+// or over any FrameConn (NewConn: the plaintext UDP of DialPlaintext, in-memory pipes in
+// tests). Each frame is one reliable transport message (SendDatagram opts out of
+// reliability). It is safe for concurrent use and is the one correlator of MXP answers:
+// Call, Request and Start match Responses, Errors and Acks to their request by message
+// id, so many requests share a Conn; every other frame waits for Receive.
+//
+// Nobody reads for the Conn in the background: the goroutines that wait (in Call, Wait or
+// Receive) take turns reading. One of them at a time reads the connection (on the secure
+// transport, the socket itself: see transport's lend.go) and routes what it reads: an
+// answer to its own request or a frame for its own Receive is returned on the spot, with
+// no goroutine hand-off; an answer for another waiter wakes that waiter, which is the one
+// hand-off concurrency needs. When the reader returns, it hands the reading on to a
+// waiter. With nobody waiting, received messages stay queued in the transport (its
+// receive budget and flow control bound them), which acknowledges and answers probes on
+// its own.
 type Conn struct {
-	t      *transport.Conn
-	inbox  chan Frame
+	t      *transport.Conn // the secure transport; nil over a FrameConn
+	fc     FrameConn       // NewConn's; nil over the secure transport
+	ctx    context.Context // ends at Close: bounds the answers to bad frames
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu      sync.Mutex
-	pending map[uint64]chan Frame // Call waiters by message id
+	mu        sync.Mutex
+	pending   map[uint64]*waiter // requests waiting for their answer, by message id
+	reading   bool               // a waiter is reading the connection
+	followers []*waiter          // waiters not reading, woken to read or by their frame
+	queue     []Frame            // frames for Receive, in order
+	queueHead int
+	queueCap  int   // Options.InboxSize: at this many queued frames, waiters stop reading
+	failed    error // FrameConn: why it ended (under mu)
 
-	nextID   atomic.Uint64
-	rejected atomic.Uint64 // messages that were not valid frames
+	closed    chan struct{} // FrameConn: closed when it fails or Close is called
+	closeOnce sync.Once
+
+	nextID      atomic.Uint64
+	rejected    atomic.Uint64 // messages that were not valid frames
+	droppedDgrm atomic.Uint64 // datagrams dropped because the queue for Receive was full
+}
+
+// FrameConn moves whole MXP frames, one at a time, in both directions. NewConn runs the
+// Conn's correlator over one: the plaintext UDP of DialPlaintext, or an in-memory pipe in
+// tests. Receive must honour ctx and may reuse the returned payload's memory at the next
+// Receive (NewConn copies it); Send must be safe for concurrent use.
+type FrameConn interface {
+	Send(ctx context.Context, f *Frame) error
+	Receive(ctx context.Context) (Frame, error)
+	Close() error
+}
+
+// waiter is a goroutine in Call, Wait or Receive. ch (capacity 1) wakes it when its answer
+// came (got), when a frame was queued for it (recv), or to take its turn at reading.
+type waiter struct {
+	ch   chan struct{}
+	f    Frame
+	got  bool
+	recv bool // a Receive waiter
+}
+
+var waiterPool = sync.Pool{New: func() any { return &waiter{ch: make(chan struct{}, 1)} }}
+
+func getWaiter(recv bool) *waiter {
+	w := waiterPool.Get().(*waiter)
+	w.recv = recv
+	return w
+}
+
+// putWaiter recycles w. Contract: w is in neither pending nor followers, so nothing
+// signals it any more; a signal left in ch is drained.
+func putWaiter(w *waiter) {
+	select {
+	case <-w.ch:
+	default:
+	}
+	*w = waiter{ch: w.ch}
+	waiterPool.Put(w)
+}
+
+func wake(w *waiter) {
+	select {
+	case w.ch <- struct{}{}:
+	default:
+	}
 }
 
 // ErrConnClosed is returned by Receive and Call once the connection is closed.
@@ -34,62 +103,225 @@ var ErrConnClosed = transport.ErrClosed
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
 
 func newConn(t *transport.Conn, inbox int) *Conn {
+	c := newConnCommon(inbox)
+	c.t = t
+	c.wg.Add(1)
+	go c.datagramLoop()
+	return c
+}
+
+// NewConn runs a Conn over fc: the same correlator (Call, Request, Start, Receive) as over
+// the secure transport. inbox is Options.InboxSize (0: the default). Without the
+// transport there is no peer key (PeerKey is zero), no probing of a silent peer (Await is
+// a no-op) and SendDatagram sends reliably. Close closes fc.
+func NewConn(fc FrameConn, inbox int) *Conn {
+	c := newConnCommon(inbox)
+	c.fc = fc
+	c.closed = make(chan struct{})
+	return c
+}
+
+func newConnCommon(inbox int) *Conn {
 	if inbox <= 0 {
 		inbox = 1024
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	c := &Conn{t: t, inbox: make(chan Frame, inbox), cancel: cancel, pending: make(map[uint64]chan Frame)}
+	c := &Conn{ctx: ctx, cancel: cancel, pending: make(map[uint64]*waiter), queueCap: inbox}
 	var seed [8]byte
 	if k, err := GeneratePrivateKey(); err == nil { // random start: ids do not reveal call counts
 		copy(seed[:], k[:8])
 	}
 	c.nextID.Store(uint64(seed[0]) | uint64(seed[1])<<8 | uint64(seed[2])<<16 | uint64(seed[3])<<24)
-	c.wg.Add(2)
-	go c.readLoop(ctx, t.Receive)
-	go c.readLoop(ctx, t.ReceiveDatagram)
 	return c
 }
 
-// readLoop decodes incoming messages: answers go to their Call, the rest to the inbox.
-func (c *Conn) readLoop(ctx context.Context, recv func(context.Context) ([]byte, error)) {
-	defer c.wg.Done()
+// NextID returns a fresh message id (never 0), unique on this connection.
+func (c *Conn) NextID() uint64 {
 	for {
-		// Close ends recv by closing the transport connection; a context that the
-		// transport never sees ended spares it a read-deadline hook per message.
-		b, err := recv(context.Background())
+		if id := c.nextID.Add(1); id != 0 {
+			return id
+		}
+	}
+}
+
+// isAnswer reports whether frames of type t answer a request (by its message id).
+func isAnswer(t MessageType) bool {
+	return t == TypeResponse || t == TypeError || t == TypeAck
+}
+
+// readFrame reads the next valid frame. Messages that are not valid frames are answered
+// (reportBadFrame, reportTooLarge), counted and skipped. Contract: the caller reads (c.reading).
+func (c *Conn) readFrame(ctx context.Context) (Frame, error) {
+	if c.fc != nil {
+		f, err := c.fc.Receive(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				c.fail(err)
+			}
+			return Frame{}, err
+		}
+		f.Payload = append([]byte(nil), f.Payload...) // the FrameConn may reuse its buffer
+		return f, nil
+	}
+	for {
+		b, err := c.t.Receive(ctx)
 		var tooLarge *transport.MessageTooLargeError
 		if errors.As(err, &tooLarge) { // refused by the transport; the connection goes on
 			c.rejected.Add(1)
-			c.reportTooLarge(ctx, tooLarge)
+			c.reportTooLarge(c.ctx, tooLarge)
 			continue
 		}
+		if err != nil {
+			return Frame{}, err
+		}
+		f, err := decodeMessage(b)
+		if err != nil {
+			c.rejected.Add(1)
+			c.reportBadFrame(c.ctx, err)
+			continue
+		}
+		return f, nil
+	}
+}
+
+// readOnce reads one frame as the reader and routes it: an answer to a pending request
+// wakes its waiter (an Ack nobody waits for is dropped); anything else is returned with
+// mine set when direct (a Receive that found the queue empty), otherwise queued for
+// Receive. It ends the caller's turn at reading. Contract: the caller set c.reading.
+func (c *Conn) readOnce(ctx context.Context, direct bool) (f Frame, mine bool, err error) {
+	f, err = c.readFrame(ctx)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.reading = false
+	if err != nil {
+		return Frame{}, false, err
+	}
+	if c.routeAnswerLocked(f) {
+		return Frame{}, false, nil
+	}
+	if direct {
+		return f, true, nil
+	}
+	c.queueLocked(f)
+	return Frame{}, false, nil
+}
+
+// routeAnswerLocked delivers f to the request it answers and reports whether f was an
+// answer that is now dealt with (delivered, or an Ack that nobody awaits).
+func (c *Conn) routeAnswerLocked(f Frame) bool {
+	if !isAnswer(f.Type) {
+		return false
+	}
+	if w := c.pending[f.MessageID]; w != nil {
+		delete(c.pending, f.MessageID) // each request is answered once
+		w.f, w.got = f, true
+		c.dropFollowerLocked(w)
+		wake(w)
+		return true
+	}
+	return f.Type == TypeAck // an Ack for a request already answered, or that awaits none
+}
+
+// queueLocked queues f for Receive and wakes a Receive waiter.
+func (c *Conn) queueLocked(f Frame) {
+	c.queue = append(c.queue, f)
+	for i, w := range c.followers {
+		if w.recv {
+			c.followers = append(c.followers[:i], c.followers[i+1:]...)
+			wake(w)
+			return
+		}
+	}
+}
+
+func (c *Conn) queuedLocked() int { return len(c.queue) - c.queueHead }
+
+func (c *Conn) popLocked() (Frame, bool) {
+	if c.queueHead == len(c.queue) {
+		return Frame{}, false
+	}
+	f := c.queue[c.queueHead]
+	c.queue[c.queueHead] = Frame{}
+	c.queueHead++
+	if c.queueHead == len(c.queue) {
+		c.queue, c.queueHead = c.queue[:0], 0
+	}
+	return f, true
+}
+
+func (c *Conn) dropFollowerLocked(w *waiter) {
+	for i, x := range c.followers {
+		if x == w {
+			c.followers = append(c.followers[:i], c.followers[i+1:]...)
+			return
+		}
+	}
+}
+
+// mayReadLocked reports whether w may take its turn at reading now: nobody reads, and a
+// Call waiter reads only while the queue for Receive has room (a full queue stops the
+// reading until Receive takes frames, so memory stays bounded).
+func (c *Conn) mayReadLocked(w *waiter) bool {
+	return !c.reading && (w.recv || c.queuedLocked() < c.queueCap)
+}
+
+// handOn gives the turn at reading to a waiting goroutine when nobody reads. Every
+// waiter calls it on its way out, so waiters never all sleep while a frame is owed.
+func (c *Conn) handOn() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.reading {
+		return
+	}
+	for i, w := range c.followers {
+		if c.mayReadLocked(w) {
+			c.followers = append(c.followers[:i], c.followers[i+1:]...)
+			wake(w)
+			return
+		}
+	}
+}
+
+// datagramLoop routes the transport's datagrams (Events and heartbeats that opted out of
+// reliability) as readOnce routes messages. When the queue for Receive is full a datagram
+// is dropped and counted (DroppedDatagrams): datagrams are unreliable by contract.
+func (c *Conn) datagramLoop() {
+	defer c.wg.Done()
+	for {
+		b, err := c.t.ReceiveDatagram(context.Background())
 		if err != nil {
 			return
 		}
 		f, err := decodeMessage(b)
 		if err != nil {
 			c.rejected.Add(1)
-			c.reportBadFrame(ctx, err)
+			c.reportBadFrame(c.ctx, err)
 			continue
 		}
-		if f.Type == TypeResponse || f.Type == TypeError {
-			c.mu.Lock()
-			ch, ok := c.pending[f.MessageID]
-			if ok {
-				delete(c.pending, f.MessageID)
-			}
-			c.mu.Unlock()
-			if ok {
-				ch <- f
-				continue
+		c.mu.Lock()
+		if !c.routeAnswerLocked(f) {
+			if c.queuedLocked() < c.queueCap {
+				c.queueLocked(f)
+			} else {
+				c.droppedDgrm.Add(1)
 			}
 		}
-		select {
-		case c.inbox <- f:
-		case <-ctx.Done():
-			return
-		}
+		c.mu.Unlock()
 	}
+}
+
+// DroppedDatagrams counts received datagrams dropped because InboxSize frames already
+// waited for Receive.
+func (c *Conn) DroppedDatagrams() uint64 { return c.droppedDgrm.Load() }
+
+// fail ends a Conn over a FrameConn whose Receive failed with err.
+func (c *Conn) fail(err error) {
+	c.mu.Lock()
+	if c.failed == nil {
+		c.failed = err
+	}
+	c.mu.Unlock()
+	c.closeOnce.Do(func() { close(c.closed) })
 }
 
 // decodeMessage decodes a transport message, which must be exactly one frame.
@@ -147,7 +379,17 @@ func (c *Conn) reportBadFrame(ctx context.Context, cause error) {
 }
 
 // Send sends f reliably: it arrives once, intact and in order with the other frames.
-func (c *Conn) Send(ctx context.Context, f *Frame) error { return sendFrame(ctx, c.t, f) }
+func (c *Conn) Send(ctx context.Context, f *Frame) error {
+	if c.fc != nil {
+		select {
+		case <-c.closed:
+			return c.closedErr()
+		default:
+		}
+		return c.fc.Send(ctx, f)
+	}
+	return sendFrame(ctx, c.t, f)
+}
 
 // sendFrame encodes f into a pooled buffer and sends it reliably on t.
 func sendFrame(ctx context.Context, t *transport.Conn, f *Frame) error {
@@ -165,7 +407,11 @@ func sendFrame(ctx context.Context, t *transport.Conn, f *Frame) error {
 
 // SendDatagram sends f once without reliability (for Events and heartbeats that opt in);
 // it fails with transport.ErrDatagramTooLarge when the frame does not fit in one packet.
+// Over a FrameConn it is Send.
 func (c *Conn) SendDatagram(f *Frame) error {
+	if c.fc != nil {
+		return c.Send(context.Background(), f)
+	}
 	bp := bufPool.Get().(*[]byte)
 	b, err := AppendFrame((*bp)[:0], f)
 	if err == nil {
@@ -176,26 +422,90 @@ func (c *Conn) SendDatagram(f *Frame) error {
 	return err
 }
 
-// Receive returns the next frame that is not the answer to a pending Call.
+// Receive returns the next frame that is not the answer to a pending request, in order.
+// Frames that arrived before the connection closed are returned before its error.
 func (c *Conn) Receive(ctx context.Context) (Frame, error) {
-	select {
-	case f := <-c.inbox:
-		return f, nil
-	case <-ctx.Done():
-		return Frame{}, ctx.Err()
-	case <-c.t.Done():
-		select {
-		case f := <-c.inbox:
+	w := getWaiter(true)
+	defer func() {
+		c.mu.Lock()
+		c.dropFollowerLocked(w)
+		c.mu.Unlock()
+		putWaiter(w)
+		c.handOn()
+	}()
+	for {
+		c.mu.Lock()
+		if f, ok := c.popLocked(); ok {
+			c.mu.Unlock()
 			return f, nil
-		default:
 		}
-		return Frame{}, c.closedErr()
+		if c.mayReadLocked(w) {
+			c.reading = true
+			c.mu.Unlock()
+			f, mine, err := c.readOnce(ctx, true)
+			if err != nil {
+				return Frame{}, c.readErr(ctx)
+			}
+			if mine {
+				return f, nil
+			}
+			continue
+		}
+		if closed, err := c.follow(ctx, w); err != nil {
+			return Frame{}, err
+		} else if closed {
+			c.mu.Lock()
+			f, ok := c.popLocked()
+			c.dropFollowerLocked(w)
+			reading := c.reading
+			c.mu.Unlock()
+			if ok {
+				return f, nil
+			}
+			if reading { // the reader sees the end itself
+				return Frame{}, c.closedErr()
+			}
+		}
 	}
+}
+
+// follow makes w wait, not reading, until it is woken (its answer or frame came, or it is
+// its turn to read), ctx ends (its error) or the connection closes (closed). Contract:
+// the caller holds mu, which follow releases.
+func (c *Conn) follow(ctx context.Context, w *waiter) (closed bool, err error) {
+	c.followers = append(c.followers, w)
+	c.mu.Unlock()
+	select {
+	case <-w.ch:
+		return false, nil
+	case <-ctx.Done():
+		return false, ctx.Err()
+	case <-c.Done():
+		return true, nil
+	}
+}
+
+// readErr is what a waiter whose read failed returns: ctx's error, or why the connection
+// closed.
+func (c *Conn) readErr(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return c.closedErr()
 }
 
 // closedErr is why the connection closed, typed: it matches ErrConnClosed and, when the
 // peer stopped answering or was refused (transport.ErrPeerUnreachable), CodeUnreachable.
 func (c *Conn) closedErr() error {
+	if c.fc != nil {
+		c.mu.Lock()
+		err := c.failed
+		c.mu.Unlock()
+		if err == nil || errors.Is(err, ErrConnClosed) {
+			return ErrConnClosed
+		}
+		return fmt.Errorf("%w: %w", ErrConnClosed, err)
+	}
 	err := c.t.Err()
 	if err == nil {
 		return ErrConnClosed
@@ -210,81 +520,203 @@ func (c *Conn) closedErr() error {
 // it sent (Call does this itself): while any Await is outstanding a silent peer is
 // probed, so a peer that dies holding the request closes the connection within about
 // the transport's DeadPeerTimeout, and everything waiting on it fails with
-// CodeUnreachable. Each Await must be matched by one EndAwait.
-func (c *Conn) Await() { c.t.Await() }
-
-// EndAwait ends one Await.
-func (c *Conn) EndAwait() { c.t.EndAwait() }
-
-// Call sends f (a Call; MessageID 0 means "assign one") and waits for the Response or
-// Error frame with the same message id. An Error frame is returned with a *RemoteError.
-// When the connection dies meanwhile the Call fails at once: with an error matching
-// CodeUnreachable when the peer stopped answering (see Await), ErrConnClosed otherwise.
-func (c *Conn) Call(ctx context.Context, f *Frame) (Frame, error) {
-	if f.MessageID == 0 {
-		f.MessageID = c.nextID.Add(1)
-	}
-	ch := make(chan Frame, 1)
-	c.mu.Lock()
-	if _, dup := c.pending[f.MessageID]; dup {
-		c.mu.Unlock()
-		return Frame{}, errors.New("mxp: a call with this message id is already in flight")
-	}
-	c.pending[f.MessageID] = ch
-	c.mu.Unlock()
-	c.t.Await()
-	defer c.t.EndAwait()
-	forget := func() {
-		c.mu.Lock()
-		delete(c.pending, f.MessageID)
-		c.mu.Unlock()
-	}
-	if err := c.Send(ctx, f); err != nil {
-		forget()
-		return Frame{}, err
-	}
-	select {
-	case r := <-ch:
-		if r.Type == TypeError {
-			p, err := DecodeErrorPayload(r.Payload)
-			if err != nil {
-				return r, err
-			}
-			return r, p.Err()
-		}
-		return r, nil
-	case <-ctx.Done():
-		forget()
-		return Frame{}, ctx.Err()
-	case <-c.t.Done():
-		forget()
-		return Frame{}, c.closedErr()
+// CodeUnreachable. Each Await must be matched by one EndAwait. A no-op over a FrameConn.
+func (c *Conn) Await() {
+	if c.t != nil {
+		c.t.Await()
 	}
 }
 
-// PeerKey is the peer's authenticated public key.
-func (c *Conn) PeerKey() PublicKey { return c.t.PeerKey() }
+// EndAwait ends one Await.
+func (c *Conn) EndAwait() {
+	if c.t != nil {
+		c.t.EndAwait()
+	}
+}
 
-// RemoteAddr is the peer's address.
-func (c *Conn) RemoteAddr() net.Addr { return c.t.RemoteAddr() }
+// Call sends f (MessageID 0 means "assign one") and waits for the frame with the same
+// message id that answers it: a Response, an Error (returned with a *RemoteError) or, for
+// a frame with FlagRequiresAck that gets no Response, an Ack. When the connection dies
+// meanwhile the Call fails at once: with an error matching CodeUnreachable when the peer
+// stopped answering (see Await), ErrConnClosed otherwise. Request is another name for it.
+func (c *Conn) Call(ctx context.Context, f *Frame) (Frame, error) {
+	p, err := c.Start(ctx, f)
+	if err != nil {
+		return Frame{}, err
+	}
+	return p.Wait(ctx)
+}
 
-// LocalAddr is the local socket address.
-func (c *Conn) LocalAddr() net.Addr { return c.t.LocalAddr() }
+// Request is Call (the name the edge's clients use).
+func (c *Conn) Request(ctx context.Context, f *Frame) (Frame, error) { return c.Call(ctx, f) }
 
-// Stats reports RTT, loss and byte counters of the connection.
-func (c *Conn) Stats() transport.Stats { return c.t.Stats() }
+// Pending is a request sent and not yet answered (see Start).
+type Pending struct {
+	c  *Conn
+	id uint64
+	w  *waiter
+}
+
+// Start sends f (MessageID 0 means "assign one") and returns at once; Wait then waits for
+// its answer. It lets a caller keep a window of requests in flight while sending them in
+// order (stream chunks with FlagRequiresAck, for example). Every Pending must be waited
+// for once.
+func (c *Conn) Start(ctx context.Context, f *Frame) (*Pending, error) {
+	if f.MessageID == 0 {
+		f.MessageID = c.NextID()
+	}
+	w := getWaiter(false)
+	c.mu.Lock()
+	if _, dup := c.pending[f.MessageID]; dup {
+		c.mu.Unlock()
+		putWaiter(w)
+		return nil, errors.New("mxp: a call with this message id is already in flight")
+	}
+	c.pending[f.MessageID] = w
+	c.mu.Unlock()
+	c.Await()
+	p := &Pending{c: c, id: f.MessageID, w: w}
+	if err := c.Send(ctx, f); err != nil {
+		p.end()
+		return nil, err
+	}
+	return p, nil
+}
+
+// end forgets the request and recycles its waiter. Contract: called once.
+func (p *Pending) end() {
+	c := p.c
+	c.mu.Lock()
+	if c.pending[p.id] == p.w {
+		delete(c.pending, p.id)
+	}
+	c.dropFollowerLocked(p.w)
+	c.mu.Unlock()
+	putWaiter(p.w)
+	c.EndAwait()
+	c.handOn()
+}
+
+// Wait waits for the answer (see Call). It must be called once.
+func (p *Pending) Wait(ctx context.Context) (Frame, error) {
+	defer p.end()
+	c, w := p.c, p.w
+	for {
+		c.mu.Lock()
+		if w.got {
+			r := w.f
+			c.mu.Unlock()
+			if r.Type == TypeError {
+				ep, err := DecodeErrorPayload(r.Payload)
+				if err != nil {
+					return r, &RemoteError{Code: CodeInvalidPayload, Message: "unreadable Error payload: " + err.Error()}
+				}
+				return r, ep.Err()
+			}
+			return r, nil
+		}
+		if c.mayReadLocked(w) {
+			c.reading = true
+			c.mu.Unlock()
+			if _, _, err := c.readOnce(ctx, false); err != nil {
+				return Frame{}, c.readErr(ctx)
+			}
+			continue
+		}
+		if closed, err := c.follow(ctx, w); err != nil {
+			return Frame{}, err
+		} else if closed {
+			c.mu.Lock()
+			got := w.got
+			c.mu.Unlock()
+			if !got {
+				return Frame{}, c.closedErr()
+			}
+		}
+	}
+}
+
+// PeerKey is the peer's authenticated public key (zero over a FrameConn).
+func (c *Conn) PeerKey() PublicKey {
+	if c.t == nil {
+		return PublicKey{}
+	}
+	return c.t.PeerKey()
+}
+
+// addresses is what a Conn has of its connection's addresses: the transport's, or the
+// FrameConn's when it tells them.
+type addresses interface {
+	LocalAddr() net.Addr
+	RemoteAddr() net.Addr
+}
+
+func (c *Conn) addresses() addresses {
+	if c.t != nil {
+		return c.t
+	}
+	if a, ok := c.fc.(addresses); ok {
+		return a
+	}
+	return noAddresses{}
+}
+
+type noAddresses struct{}
+
+func (noAddresses) LocalAddr() net.Addr  { return nil }
+func (noAddresses) RemoteAddr() net.Addr { return nil }
+
+// RemoteAddr is the peer's address (nil over a FrameConn that does not tell).
+func (c *Conn) RemoteAddr() net.Addr { return c.addresses().RemoteAddr() }
+
+// LocalAddr is the local socket address (nil over a FrameConn that does not tell).
+func (c *Conn) LocalAddr() net.Addr { return c.addresses().LocalAddr() }
+
+// Stats reports RTT, loss and byte counters of the connection (zero over a FrameConn).
+func (c *Conn) Stats() transport.Stats {
+	if c.t == nil {
+		return transport.Stats{}
+	}
+	return c.t.Stats()
+}
 
 // RejectedFrames counts received messages that were not valid MXP frames: each was
 // dropped and answered with an Error frame (message id 0) naming the fault.
 func (c *Conn) RejectedFrames() uint64 { return c.rejected.Load() }
 
 // Done is closed when the connection closes.
-func (c *Conn) Done() <-chan struct{} { return c.t.Done() }
+func (c *Conn) Done() <-chan struct{} {
+	if c.t == nil {
+		return c.closed
+	}
+	return c.t.Done()
+}
+
+// Err is why the connection closed (see Call), or nil while it is open.
+func (c *Conn) Err() error {
+	select {
+	case <-c.Done():
+		return c.closedErr()
+	default:
+		return nil
+	}
+}
 
 // Close flushes sent frames (bounded by the transport's Linger), closes the connection
 // and waits for its goroutines.
 func (c *Conn) Close() error {
-	err := c.t.Close()
+	var err error
+	if c.fc != nil {
+		c.mu.Lock()
+		if c.failed == nil {
+			c.failed = ErrConnClosed
+		}
+		c.mu.Unlock()
+		c.closeOnce.Do(func() { close(c.closed) })
+		err = c.fc.Close()
+	} else {
+		err = c.t.Close()
+	}
 	c.cancel()
 	c.wg.Wait()
 	return err

@@ -5,45 +5,34 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	"github.com/mxp-mesh/mesh/pkg/mxp/transport/netem"
 )
 
-// udpEcho is the plain-UDP baseline: a client socket and an echoing server on loopback.
+// udpEcho is the plain-UDP baseline: a client socket and an echoing server on loopback
+// (netem's, which `mxp udp-echo` also runs).
 type udpEcho struct {
-	srv, cli *net.UDPConn
-	msg, buf []byte
+	p   *netem.UDPPinger
+	msg []byte
 }
 
 func newUDPEcho(b *testing.B, size int) *udpEcho {
-	srv, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	srv, err := netem.ListenUDPEcho("127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
 	}
-	go func() {
-		buf := make([]byte, 2048)
-		for {
-			k, a, err := srv.ReadFromUDPAddrPort(buf)
-			if err != nil {
-				return
-			}
-			srv.WriteToUDPAddrPort(buf[:k], a)
-		}
-	}()
-	cli, err := net.DialUDP("udp4", nil, srv.LocalAddr().(*net.UDPAddr))
+	p, err := netem.DialUDPPinger(srv.Addr().String())
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { cli.Close(); srv.Close() })
-	return &udpEcho{srv: srv, cli: cli, msg: make([]byte, size), buf: make([]byte, 2048)}
+	b.Cleanup(func() { p.Close(); srv.Close() })
+	return &udpEcho{p: p, msg: make([]byte, size)}
 }
 
 // roundTrips runs n plain UDP round trips and returns the time they took.
 func (u *udpEcho) roundTrips(n int) time.Duration {
-	start := time.Now()
-	for range n {
-		u.cli.Write(u.msg)
-		u.cli.Read(u.buf)
-	}
-	return time.Since(start)
+	d, _ := u.p.RoundTrips(n, u.msg)
+	return d
 }
 
 // BenchmarkEchoRTT256 measures the round trip of a 256-byte message over the secure

@@ -69,3 +69,22 @@ func TestConfigValidate(t *testing.T) {
 		}
 	}
 }
+
+func TestUDPEcho(t *testing.T) {
+	e, err := ListenUDPEcho("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	p, err := DialUDPPinger(e.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if _, err := p.RoundTrip([]byte("hello"), 10*time.Second); err != nil || string(p.buf[:5]) != "hello" {
+		t.Fatalf("round trip: %v %q", err, p.buf[:5])
+	}
+	if _, err := p.RoundTrips(10, make([]byte, 256)); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,235 @@
+package mxp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// chanConn is a FrameConn over channels: what the Conn sends goes to out, what the test
+// puts in in is received. receives counts Receive calls.
+type chanConn struct {
+	in, out  chan Frame
+	closed   chan struct{}
+	once     sync.Once
+	receives atomic.Int64
+	entered  chan struct{} // a signal per Receive call
+}
+
+func newChanConn() *chanConn {
+	return &chanConn{in: make(chan Frame, 1024), out: make(chan Frame, 1024), closed: make(chan struct{}), entered: make(chan struct{}, 1024)}
+}
+
+func (p *chanConn) Send(ctx context.Context, f *Frame) error {
+	select {
+	case p.out <- *f:
+		return nil
+	case <-p.closed:
+		return errors.New("closed")
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (p *chanConn) Receive(ctx context.Context) (Frame, error) {
+	p.receives.Add(1)
+	p.entered <- struct{}{}
+	select {
+	case f := <-p.in:
+		return f, nil
+	case <-p.closed:
+		return Frame{}, errors.New("pipe closed")
+	case <-ctx.Done():
+		return Frame{}, ctx.Err()
+	}
+}
+
+func (p *chanConn) Close() error { p.once.Do(func() { close(p.closed) }); return nil }
+
+// Nothing reads for a Conn in the background: the connection is read only by the
+// goroutines that wait for something from it.
+func TestConnReadsOnlyWhenWaited(t *testing.T) {
+	p := newChanConn()
+	c := NewConn(p, 0)
+	defer c.Close()
+	p.in <- Frame{Type: TypeEvent, MessageID: 1}
+	if n := p.receives.Load(); n != 0 {
+		t.Fatalf("%d reads with nobody waiting", n)
+	}
+	f, err := c.Receive(context.Background())
+	if err != nil || f.MessageID != 1 {
+		t.Fatalf("Receive = %+v, %v", f, err)
+	}
+}
+
+// Many concurrent requests, answered in reverse order with Responses, Errors and Acks,
+// interleaved with frames for Receive: every request gets its own answer, Receive gets
+// the rest in order, whoever happens to read.
+func TestConnCorrelatesConcurrentRequests(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	p := newChanConn()
+	c := NewConn(p, 0)
+	defer c.Close()
+	const n = 64
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			typ := []Flags{0, FlagRequiresAck}[i%2]
+			r, err := c.Call(ctx, &Frame{Type: TypeCall, Flags: typ, Payload: []byte{byte(i)}})
+			switch {
+			case i%3 == 2:
+				if ErrorCodeFor(err) != CodeNotFound {
+					err = fmt.Errorf("call %d: %v, want not_found", i, err)
+				} else {
+					err = nil
+				}
+			case err == nil && (len(r.Payload) != 1 || r.Payload[0] != byte(i)):
+				err = fmt.Errorf("call %d got %v", i, r.Payload)
+			}
+			errs <- err
+		}()
+	}
+	var calls []Frame
+	for range n {
+		calls = append(calls, <-p.out)
+	}
+	got := make(chan []uint64, 1)
+	go func() { // the application's receive loop, running meanwhile
+		var ids []uint64
+		for len(ids) < n {
+			f, err := c.Receive(ctx)
+			if err != nil {
+				break
+			}
+			ids = append(ids, f.MessageID)
+		}
+		got <- ids
+	}()
+	for k := n - 1; k >= 0; k-- {
+		f := calls[k]
+		i := int(f.Payload[0])
+		switch {
+		case i%3 == 2:
+			ep := NewErrorPayload(&RemoteError{Code: CodeNotFound, Message: "no"})
+			b, _ := ep.AppendPayload(nil)
+			p.in <- Frame{Type: TypeError, MessageID: f.MessageID, Payload: b}
+		case f.Flags&FlagRequiresAck != 0:
+			p.in <- Frame{Type: TypeAck, MessageID: f.MessageID, Payload: f.Payload}
+			p.in <- Frame{Type: TypeAck, MessageID: f.MessageID} // a second Ack is dropped
+		default:
+			p.in <- Frame{Type: TypeResponse, MessageID: f.MessageID, Payload: f.Payload}
+		}
+		p.in <- Frame{Type: TypeEvent, MessageID: uint64(1000 + n - 1 - k)}
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	ids := <-got
+	for j, id := range ids {
+		if id != uint64(1000+j) {
+			t.Fatalf("Receive order %v", ids)
+		}
+	}
+}
+
+// A reader whose request is cancelled hands the reading on: the other request still
+// gets its answer.
+func TestConnCancelledReaderHandsOn(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	p := newChanConn()
+	c := NewConn(p, 0)
+	defer c.Close()
+	actx, acancel := context.WithCancel(ctx)
+	aerr := make(chan error, 1)
+	go func() {
+		_, err := c.Call(actx, &Frame{Type: TypeCall, MessageID: 1})
+		aerr <- err
+	}()
+	<-p.out
+	berr := make(chan error, 1)
+	go func() {
+		_, err := c.Call(ctx, &Frame{Type: TypeCall, MessageID: 2})
+		berr <- err
+	}()
+	<-p.out
+	acancel()
+	if err := <-aerr; !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled call: %v", err)
+	}
+	p.in <- Frame{Type: TypeResponse, MessageID: 1} // late: nobody waits, goes to Receive
+	p.in <- Frame{Type: TypeResponse, MessageID: 2}
+	if err := <-berr; err != nil {
+		t.Fatalf("second call: %v", err)
+	}
+	if f, err := c.Receive(ctx); err != nil || f.MessageID != 1 {
+		t.Fatalf("late answer: %+v, %v", f, err)
+	}
+}
+
+// With InboxSize frames waiting for Receive, requests stop reading (memory stays
+// bounded); once Receive takes one, reading resumes and the request is answered.
+func TestConnFullInboxStopsReading(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	p := newChanConn()
+	c := NewConn(p, 2)
+	defer c.Close()
+	p.in <- Frame{Type: TypeEvent, MessageID: 10}
+	p.in <- Frame{Type: TypeEvent, MessageID: 11}
+	p.in <- Frame{Type: TypeEvent, MessageID: 12}
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Call(ctx, &Frame{Type: TypeCall, MessageID: 1})
+		done <- err
+	}()
+	<-p.out
+	p.in <- Frame{Type: TypeResponse, MessageID: 1}
+	<-p.entered // the call reads event 10
+	<-p.entered // and 11: two frames wait for Receive, the inbox is full
+	select {
+	case <-p.entered:
+		t.Fatal("the call read on with the inbox full")
+	case err := <-done:
+		t.Fatalf("call answered while the inbox was full: %v", err)
+	default:
+	}
+	for want := uint64(10); want <= 12; want++ {
+		if f, err := c.Receive(ctx); err != nil || f.MessageID != want {
+			t.Fatalf("Receive = %+v, %v; want %d", f, err, want)
+		}
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// When the FrameConn fails, waiting requests and Receive fail with ErrConnClosed.
+func TestConnFrameConnFailure(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	p := newChanConn()
+	c := NewConn(p, 0)
+	errs := make(chan error, 2)
+	go func() { _, err := c.Call(ctx, &Frame{Type: TypeCall}); errs <- err }()
+	go func() { _, err := c.Receive(ctx); errs <- err }()
+	<-p.out
+	p.Close()
+	for range 2 {
+		if err := <-errs; !errors.Is(err, ErrConnClosed) {
+			t.Fatalf("after failure: %v", err)
+		}
+	}
+	<-c.Done()
+	if c.Err() == nil {
+		t.Fatal("Err nil after failure")
+	}
+	c.Close()
+}
