@@ -21,8 +21,8 @@ var (
 //     fragments, queued datagrams) is charged against the endpoint's receive budget
 //     (Config.RecvBudget) before it is held; data that does not fit is dropped
 //     unacknowledged and the sender retransmits it. A message's buffer grows with the
-//     bytes that arrived (at most twice them, never above its reservation), so memory
-//     held stays within the budget.
+//     bytes that arrived (at most bodyGrowth times them, never above its reservation), so
+//     memory held stays within the budget.
 //  2. Reservation. A message is charged whole when its length prefix is parsed: the
 //     prefix plus its declared length (for a message over the application's limit, the
 //     prefix plus the OversizePrefix bytes kept), all or nothing, without allocating it.
@@ -392,14 +392,30 @@ func (r *recvStream) start(s messageSink) bool {
 	return true
 }
 
-// growTo makes room in b for n more bytes of a message of want bytes: the buffer holds
-// at most twice what arrived (doubling, capped at want), so that a declared length
-// allocates nothing by itself. A message that arrives whole gets one exact allocation.
+// bodyGrowth bounds a message's buffer by the bytes that arrived (it holds at most
+// bodyGrowth times them) and is the factor it grows by. The buffer is filled on the read
+// loop, which bounds a connection's bulk throughput: every byte copied or allocated there
+// is paid in throughput, so the buffer grows in few, large steps (doubling copied and
+// allocated a message about twice over).
+const bodyGrowth = 16
+
+// growTo makes room in b for n more bytes of a message of want bytes, whose reservation
+// is held (charged: the buffer grows only to keep the heap in step with what arrived).
+// The buffer holds at most bodyGrowth times the bytes received: it grows by that factor
+// up to want/bodyGrowth, and to want itself once the bytes received are at least
+// want/bodyGrowth. So a message gets one exact allocation when it arrives whole, or when
+// its first bytes are at least 1/bodyGrowth of it; a larger one is copied once at
+// want/bodyGrowth bytes, and at most 2·want/(bodyGrowth-1) bytes in all (allocated: want
+// plus what was copied).
 func growTo(b []byte, n, want int) []byte {
 	if cap(b)-len(b) >= n {
 		return b
 	}
-	c := min(want, max(len(b)+n, 2*cap(b)))
+	got := len(b) + n
+	c := want
+	if got < (want+bodyGrowth-1)/bodyGrowth {
+		c = max(got, min(bodyGrowth*cap(b), (want+bodyGrowth-1)/bodyGrowth))
+	}
 	nb := make([]byte, len(b), c)
 	copy(nb, b)
 	return nb
