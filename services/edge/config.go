@@ -83,8 +83,9 @@ type Config struct {
 	StreamIdleTimeout time.Duration `yaml:"stream_idle_timeout"`
 
 	// Services maps a well-known service name to the bus subject that answers Calls to
-	// it. Defaults: registry → mxp.registry.discover, inference → mxp.inference.chat,
-	// tools → mxp.tools.call, policy → mxp.policy.call.
+	// it. Defaults: the table of the services the mesh runs, bus.ServiceCallSubjects
+	// (registry → mxp.registry.discover, inference → mxp.inference.chat); a Call to a
+	// well-known service without an entry (tools, policy) is answered unreachable.
 	Services map[string]string `yaml:"services"`
 }
 
@@ -255,12 +256,7 @@ func (c Config) WithDefaults() Config {
 	if sl.HandshakeRatePerKey == 0 {
 		sl.HandshakeRatePerKey = transport.DefaultHandshakeRatePerKey
 	}
-	svc := map[string]string{
-		"registry":  "mxp.registry.discover",
-		"inference": "mxp.inference.chat",
-		"tools":     "mxp.tools.call",
-		"policy":    "mxp.policy.call",
-	}
+	svc := bus.ServiceCallSubjects()
 	for k, v := range c.Services {
 		svc[strings.ToLower(k)] = v
 	}
