@@ -8,48 +8,52 @@ import (
 	"github.com/mxp-mesh/mesh/pkg/mxp"
 )
 
-// Code classifies an error an agent returns or receives. It travels in the "code" field of
-// an MXP Error payload (mxp.ErrorCode, same values), so a caller in any language can
-// branch on it; the codes the edge and services send (unreachable, timeout, rate_limited,
-// ...) are Codes too.
-type Code string
+// Code classifies an error an agent returns or receives. It is the mesh's one error
+// vocabulary, mxp.ErrorCode (an alias, so agent.Code and mxp.ErrorCode values mix
+// freely): it travels in the "code" field of an MXP Error payload, so a caller in any
+// language can branch on it, and the codes the edge and services send (unreachable,
+// timeout, rate_limited, ...) are Codes too. The constants below name the codes an agent
+// sends or most often sees; docs/errors.md lists every code.
+type Code = mxp.ErrorCode
 
 // The error codes an agent can send or see. docs/errors.md says what each means and what
 // to do about it.
 const (
 	// CodeInvalidArgument: the request or tool arguments do not match what the handler
 	// accepts (bad JSON, schema violation). Retrying the same request will fail again.
-	CodeInvalidArgument Code = "invalid_argument"
+	CodeInvalidArgument = mxp.CodeInvalidArgument
 	// CodeNotFound: the named tool, agent, stream or handler does not exist.
-	CodeNotFound Code = Code(mxp.CodeNotFound)
+	CodeNotFound = mxp.CodeNotFound
 	// CodeUnavailable: the agent is not taking new work (suspended, retiring, stopped) or
 	// the mesh is starting or draining. Retry later or elsewhere.
-	CodeUnavailable Code = Code(mxp.CodeUnavailable)
+	CodeUnavailable = mxp.CodeUnavailable
 	// CodeOverloaded: the agent's bounded work queue is full. Back off and retry.
-	CodeOverloaded Code = "overloaded"
+	CodeOverloaded = mxp.CodeOverloaded
 	// CodeTimeout: the caller's deadline passed before an answer was ready.
-	CodeTimeout Code = Code(mxp.CodeTimeout)
+	CodeTimeout = mxp.CodeTimeout
 	// CodeCanceled: the work was cancelled (the caller went away or the agent shut down).
-	CodeCanceled Code = "canceled"
+	CodeCanceled = mxp.CodeCanceled
 	// CodeForbidden: the caller is not allowed to do this.
-	CodeForbidden Code = Code(mxp.CodeForbidden)
+	CodeForbidden = mxp.CodeForbidden
 	// CodeStepLimit: a tool-calling loop hit its step limit without a final answer.
-	CodeStepLimit Code = "step_limit"
+	CodeStepLimit = mxp.CodeStepLimit
 	// CodeInternal: a handler panicked or failed with an error that carries no code.
-	CodeInternal Code = Code(mxp.CodeInternal)
+	CodeInternal = mxp.CodeInternal
 
 	// Codes the mesh itself sends (see pkg/mxp and docs/protocol.md).
 
 	// CodeUnreachable: no agent or service answers at the target.
-	CodeUnreachable Code = Code(mxp.CodeUnreachable)
+	CodeUnreachable = mxp.CodeUnreachable
 	// CodeRateLimited: the sender exceeded a rate or concurrency limit of the edge.
-	CodeRateLimited Code = Code(mxp.CodeRateLimited)
+	CodeRateLimited = mxp.CodeRateLimited
 	// CodeTooLarge: a frame, payload or result exceeds a size limit.
-	CodeTooLarge Code = Code(mxp.CodeTooLarge)
+	CodeTooLarge = mxp.CodeTooLarge
 	// CodeInvalidPayload: a payload does not follow the MXP payload profile.
-	CodeInvalidPayload Code = Code(mxp.CodeInvalidPayload)
+	CodeInvalidPayload = mxp.CodeInvalidPayload
 	// CodeInvalidFrame: a frame failed to decode.
-	CodeInvalidFrame Code = Code(mxp.CodeInvalidFrame)
+	CodeInvalidFrame = mxp.CodeInvalidFrame
+	// CodeConflict: the agent name or id is held by another identity.
+	CodeConflict = mxp.CodeConflict
 )
 
 // Error is an error with a Code. Return one from a handler (see Errorf) to choose the code
@@ -104,7 +108,7 @@ func CodeOf(err error) Code {
 	case errors.Is(err, context.Canceled):
 		return CodeCanceled
 	}
-	return Code(mxp.ErrorCodeFor(err)) // remote errors, mxp codes, frame and payload errors
+	return mxp.ErrorCodeFor(err) // remote errors, mxp codes, frame and payload errors
 }
 
 // AsError converts any error into the *Error that is sent to a caller.

@@ -321,7 +321,7 @@ func errorPayload(e *Error) mxp.ErrorPayload {
 	if msg == "" {
 		msg = string(e.Code)
 	}
-	return mxp.ErrorPayload{Error: msg, Code: mxp.ErrorCode(e.Code)}
+	return mxp.ErrorPayload{Error: msg, Code: e.Code}
 }
 
 func streamClose(id string, ep *mxp.ErrorPayload) ([]byte, error) {

@@ -42,14 +42,6 @@ func (l *link) Register(ctx context.Context, r Registration) (time.Duration, err
 	return resp.HeartbeatInterval(), nil
 }
 
-// heartbeatRequest is mxp.HeartbeatRequest plus the agent's state. The registry reads
-// agent_id; metadata is extra to the reference payload and ignored by peers that do not
-// know it.
-type heartbeatRequest struct {
-	mxp.HeartbeatRequest
-	Metadata map[string]string `json:"metadata,omitempty"`
-}
-
 // Heartbeat sends AgentHeartbeat with the agent's state and reports whether the registry
 // asks for a new registration (registryClient).
 func (l *link) Heartbeat(ctx context.Context, agentID string, metadata map[string]string) (bool, error) {
@@ -73,11 +65,13 @@ func heartbeatPayload(agentID string, metadata map[string]string) ([]byte, error
 	if err != nil {
 		return nil, Errorf(CodeInvalidArgument, "agent id %q: %v", agentID, err)
 	}
-	req := heartbeatRequest{HeartbeatRequest: mxp.HeartbeatRequest{AgentID: id}, Metadata: metadata}
-	if err := req.Validate(); err != nil {
-		return nil, err
+	req := mxp.HeartbeatRequest{AgentID: id}
+	if len(metadata) > 0 {
+		if req.Metadata, err = json.Marshal(metadata); err != nil {
+			return nil, err
+		}
 	}
-	return json.Marshal(req)
+	return req.AppendPayload(nil)
 }
 
 // Deregister sends a final heartbeat (FlagFinal), which removes the registration, and

@@ -67,13 +67,16 @@ func (p *pipeEnd) Close() error {
 
 var echoID = mxp.AgentID{0xec, 0x40, 1}
 
+// beat is what the fake registry saw of a heartbeat: its lifecycle report.
+type beat struct{ Metadata map[string]string }
+
 // fakeEdge plays the edge and registry for one agent over a pipe end.
 type fakeEdge struct {
 	t          *testing.T
 	end        *pipeEnd
 	mu         sync.Mutex
 	registered []mxp.RegisterRequest
-	beats      []heartbeatRequest
+	beats      []beat
 	finals     int
 	events     []mxp.EventPayload
 	records    []mxp.AgentRecord
@@ -129,8 +132,12 @@ func (e *fakeEdge) loop() {
 			e.mu.Unlock()
 			e.answer(f, &mxp.RegisterResponse{Success: true, AgentID: r.ID, Message: "ok", LeaseSeconds: 2, HeartbeatSeconds: 0.5})
 		case mxp.TypeAgentHeartbeat:
-			var hb heartbeatRequest
-			if err := jsonUnmarshal(f.Payload, &hb); err != nil {
+			hb, err := mxp.DecodeHeartbeatRequest(f.Payload)
+			var seen beat
+			if err == nil && len(hb.Metadata) > 0 {
+				err = jsonUnmarshal(hb.Metadata, &seen.Metadata)
+			}
+			if err != nil {
 				e.fail(f, mxp.CodeInvalidPayload, err.Error())
 				continue
 			}
@@ -138,7 +145,7 @@ func (e *fakeEdge) loop() {
 			if f.Flags.Has(mxp.FlagFinal) {
 				e.finals++
 			} else {
-				e.beats = append(e.beats, hb)
+				e.beats = append(e.beats, seen)
 			}
 			e.mu.Unlock()
 			e.answer(f, &mxp.HeartbeatResponse{Success: true, AgentID: hb.AgentID, Timestamp: time.Now()})

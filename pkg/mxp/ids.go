@@ -20,10 +20,24 @@ func NewAgentID() AgentID { return AgentID(uuid.New()) }
 func ParseAgentID(s string) (AgentID, error) {
 	u, err := uuid.Parse(strings.TrimSpace(s))
 	if err != nil {
-		return AgentID{}, fmt.Errorf("mxp: invalid agent id %q: %w", s, err)
+		return AgentID{}, &AgentIDError{Text: s, Err: err}
 	}
 	return AgentID(u), nil
 }
+
+// AgentIDError is the error of ParseAgentID (and of decoding an AgentID from JSON): Text
+// is not a UUID. Decoders of payloads report it with CodeInvalidAgentID.
+type AgentIDError struct {
+	Text string
+	Err  error
+}
+
+func (e *AgentIDError) Error() string {
+	return fmt.Sprintf("mxp: invalid agent id %.64q: %v", e.Text, e.Err)
+}
+
+// Unwrap returns uuid's error.
+func (e *AgentIDError) Unwrap() error { return e.Err }
 
 // String returns the UUID text form.
 func (id AgentID) String() string { return uuid.UUID(id).String() }

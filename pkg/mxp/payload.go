@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/mxp-mesh/mesh/pkg/mxp/transport"
@@ -16,11 +17,14 @@ var ErrInvalidPayload = errors.New("mxp: invalid payload")
 
 // PayloadError reports a payload that does not follow the payload profile
 // (docs/protocol.md, "Payloads"): Payload names its Go type ("CallPayload",
-// "RegisterRequest", ...), Reason says what is wrong, Err is the underlying error (a JSON
+// "RegisterRequest", ...), Reason says what is wrong, Code is the error code that names
+// the failure more precisely than CodeInvalidPayload (CodeInvalidName,
+// CodeInvalidCapability, ...; "" when none does), Err is the underlying error (a JSON
 // syntax error, for example) or nil.
 type PayloadError struct {
 	Payload string
 	Reason  string
+	Code    ErrorCode
 	Err     error
 }
 
@@ -43,28 +47,14 @@ func payloadErr(payload, format string, a ...any) *PayloadError {
 	return &PayloadError{Payload: payload, Reason: fmt.Sprintf(format, a...)}
 }
 
-// ErrorCode is the machine-readable code of an Error payload. The standard codes are the
-// constants below; a service may send others. An ErrorCode is also an error, so the codes
-// serve as sentinels: errors.Is(err, CodeTimeout) holds for a RemoteError with that code.
-type ErrorCode string
-
-// The standard error codes.
-const (
-	CodeInvalidFrame   ErrorCode = "invalid_frame"   // the frame failed to decode (any frame error kind but PayloadTooLarge)
-	CodeInvalidPayload ErrorCode = "invalid_payload" // the payload does not follow the profile for its type
-	CodeUnreachable    ErrorCode = "unreachable"     // no agent or service answers at the target id
-	CodeTimeout        ErrorCode = "timeout"         // the target did not answer within the deadline
-	CodeRateLimited    ErrorCode = "rate_limited"    // the sender exceeded a rate or concurrency limit
-	CodeTooLarge       ErrorCode = "too_large"       // a frame, payload or result exceeds a size limit
-	CodeForbidden      ErrorCode = "forbidden"       // the sender may not do this (identity, capability or policy)
-	CodeInternal       ErrorCode = "internal"        // a fault inside the mesh; the sender did nothing wrong
-	CodeUnavailable    ErrorCode = "unavailable"     // the service is starting, draining or overloaded; retry later
-	CodeNotFound       ErrorCode = "not_found"       // the named thing (agent, tool, stream, model) does not exist
-	CodeConflict       ErrorCode = "conflict"        // the agent name or id is held by another identity while its lease lives
-)
-
-// Error makes an ErrorCode usable as a sentinel error.
-func (c ErrorCode) Error() string { return "mxp: " + string(c) }
+// withCode sets the error's specific code (PayloadError.Code) when err is a
+// *PayloadError, and returns err.
+func withCode(err error, code ErrorCode) error {
+	if pe, ok := err.(*PayloadError); ok {
+		pe.Code = code
+	}
+	return err
+}
 
 // RemoteError is an Error payload received from a peer, as a Go error: errors.Is(err,
 // CodeTimeout) matches its code.
@@ -87,8 +77,8 @@ func (e *RemoteError) Is(target error) bool {
 }
 
 // ErrorCodeFor returns the standard code that describes err to the peer that caused it:
-// CodeTooLarge for PayloadTooLarge, CodeInvalidFrame for the other frame errors,
-// CodeInvalidPayload for a PayloadError, the code of a RemoteError or ErrorCode, CodeTimeout
+// CodeTooLarge for PayloadTooLarge, CodeInvalidFrame for the other frame errors, the Code
+// of a PayloadError (CodeInvalidPayload when it has none), the code of a RemoteError or ErrorCode, CodeTimeout
 // for context.DeadlineExceeded, CodeUnreachable for a connection whose peer stopped
 // answering (transport.ErrPeerUnreachable), CodeUnavailable for context.Canceled and other
 // closed connections, and CodeInternal for anything else.
@@ -96,6 +86,7 @@ func ErrorCodeFor(err error) ErrorCode {
 	var (
 		re *RemoteError
 		ec ErrorCode
+		pe *PayloadError
 	)
 	switch {
 	case errors.Is(err, ErrPayloadTooLarge), errors.Is(err, transport.ErrMessageTooLarge):
@@ -103,6 +94,8 @@ func ErrorCodeFor(err error) ErrorCode {
 	case errors.Is(err, ErrBufferTooSmall), errors.Is(err, ErrInvalidMagic), errors.Is(err, ErrReservedFieldNonZero),
 		errors.Is(err, ErrInvalidMessageType), errors.Is(err, ErrInvalidFlags), errors.Is(err, ErrChecksumMismatch):
 		return CodeInvalidFrame
+	case errors.As(err, &pe) && pe.Code != "":
+		return pe.Code
 	case errors.Is(err, ErrInvalidPayload):
 		return CodeInvalidPayload
 	case errors.As(err, &re):
@@ -122,18 +115,56 @@ func ErrorCodeFor(err error) ErrorCode {
 }
 
 // Limits of the payload profile. Decoders reject payloads beyond them with a PayloadError.
+// They are the mesh's one set: the SDK checks them before sending, the edge when a frame
+// arrives and the registry when it stores, all with the functions of this package
+// (CheckName, CheckCapability, CheckTag and the payloads' Validate methods), so whatever
+// one accepts the others accept.
 const (
-	MaxNameLen       = 256  // bytes of an agent name
-	MaxCapabilities  = 256  // capabilities of one agent, or required by one discovery
-	MaxCapabilityLen = 128  // bytes of one capability
-	MaxTags          = 64   // tags of one agent
-	MaxTagLen        = 128  // bytes of one tag
-	MaxDiscoverLimit = 1000 // agents in one discovery answer
-	MaxTopicLen      = 255  // bytes of an event topic
-	MaxErrorCodeLen  = 64   // bytes of an error code
+	MaxNameLen       = 256     // bytes of an agent name
+	MaxCapabilities  = 64      // capabilities of one agent, or required by one discovery
+	MaxCapabilityLen = 128     // bytes of one capability
+	MaxTags          = 64      // tags of one agent
+	MaxTagLen        = 128     // bytes of one tag
+	MaxMetadataSize  = 4 << 10 // bytes of an agent's metadata as JSON (version, description, tags, other keys)
+	MaxDiscoverLimit = 1000    // agents in one discovery answer
+	MaxTopicLen      = 255     // bytes of an event topic
+	MaxErrorCodeLen  = 64      // bytes of an error code
 )
 
-// checkToken validates a capability or tag: 1..max bytes of UTF-8 with no spaces or
+// CheckName reports whether s is a valid agent name: 1 to MaxNameLen bytes of valid
+// UTF-8, not only white space, without control characters. Any other character is
+// allowed ("Echo", "summarise:v2", "régie 7"). The error is a *PayloadError with
+// CodeInvalidName.
+func CheckName(s string) error { return checkName("RegisterRequest", "name", s) }
+
+func checkName(payload, what, s string) error {
+	if strings.TrimSpace(s) == "" {
+		return &PayloadError{Payload: payload, Reason: "missing " + what, Code: CodeInvalidName}
+	}
+	if err := checkText(payload, what, s, MaxNameLen); err != nil {
+		return withCode(err, CodeInvalidName)
+	}
+	if strings.IndexFunc(s, unicode.IsControl) >= 0 {
+		return &PayloadError{Payload: payload, Reason: fmt.Sprintf("%s %.32q contains a control character", what, s), Code: CodeInvalidName}
+	}
+	return nil
+}
+
+// CheckCapability reports whether s is a valid capability: 1 to MaxCapabilityLen bytes of
+// valid UTF-8 with no white space or control characters (case and punctuation are kept:
+// "Echo" and "echo" are two capabilities, "summarise:v2" is one). The error is a
+// *PayloadError with CodeInvalidCapability.
+func CheckCapability(s string) error {
+	return withCode(checkToken("RegisterRequest", "capability", s, MaxCapabilityLen), CodeInvalidCapability)
+}
+
+// CheckTag reports whether s is a valid tag: the capability rule with MaxTagLen. The
+// error is a *PayloadError with CodeInvalidMetadata.
+func CheckTag(s string) error {
+	return withCode(checkToken("RegisterRequest", "tag", s, MaxTagLen), CodeInvalidMetadata)
+}
+
+// checkToken validates a capability or tag: 1..max bytes of UTF-8 with no white space or
 // control characters.
 func checkToken(payload, what, s string, max int) error {
 	if s == "" {
@@ -145,19 +176,21 @@ func checkToken(payload, what, s string, max int) error {
 	if !utf8.ValidString(s) {
 		return payloadErr(payload, "%s %q is not valid UTF-8", what, s)
 	}
-	if i := strings.IndexFunc(s, func(r rune) bool { return r <= ' ' || r == 0x7f }); i >= 0 {
+	if i := strings.IndexFunc(s, func(r rune) bool { return r <= ' ' || r == 0x7f || unicode.IsSpace(r) || unicode.IsControl(r) }); i >= 0 {
 		return payloadErr(payload, "%s %q contains a space or control character", what, s)
 	}
 	return nil
 }
 
-func checkTokens(payload, what string, list []string, maxCount, maxLen int) error {
+// checkTokens validates a list of capabilities or tags: at most maxCount, each a token,
+// and sets code on the error: tooMany for the count, each for a bad token.
+func checkTokens(payload, what string, list []string, maxCount, maxLen int, tooMany, each ErrorCode) error {
 	if len(list) > maxCount {
-		return payloadErr(payload, "%d %ss (max %d)", len(list), what, maxCount)
+		return &PayloadError{Payload: payload, Reason: fmt.Sprintf("%d %ss (max %d)", len(list), what, maxCount), Code: tooMany}
 	}
 	for _, s := range list {
 		if err := checkToken(payload, what, s, maxLen); err != nil {
-			return err
+			return withCode(err, each)
 		}
 	}
 	return nil

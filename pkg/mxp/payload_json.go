@@ -3,10 +3,13 @@ package mxp
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/netip"
 	"reflect"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // The JSON payloads of the agent lifecycle, field for field those of the reference agents
@@ -28,70 +31,147 @@ type RegisterRequest struct {
 	Metadata     AgentMetadata  `json:"metadata"`
 }
 
-// AgentMetadata describes an agent. Decoding accepts "tags" as a list or as one
-// comma-separated string (the reference SDK's string-map form of metadata).
+// AgentMetadata describes an agent: version, description and tags, plus any other string
+// keys the agent sends (kept in Extra, stored and shown by the registry). It travels as
+// one JSON object; decoding accepts "tags" as a list or as one comma-separated string (the
+// reference SDK's string-map form of metadata) and refuses values of other keys that are
+// not strings (an *MetadataError).
 type AgentMetadata struct {
-	Version     string   `json:"version"`
-	Description string   `json:"description,omitempty"`
-	Tags        []string `json:"tags,omitempty"`
+	Version     string            `json:"version"`
+	Description string            `json:"description,omitempty"`
+	Tags        []string          `json:"tags,omitempty"`
+	Extra       map[string]string `json:"-"`
 }
 
-// UnmarshalJSON accepts tags as a JSON list or a comma-separated string; other keys are
-// ignored.
+// MetadataError is the error of decoding metadata that is not an object of strings (tags
+// aside). Decoders of the registry payloads report it as a PayloadError with
+// CodeInvalidMetadata.
+type MetadataError struct{ Reason string }
+
+func (e *MetadataError) Error() string { return "metadata: " + e.Reason }
+
+// MarshalJSON writes version (always), description and tags (when set) and Extra as one
+// object, keys sorted; a key of Extra never overrides a field.
+func (m AgentMetadata) MarshalJSON() ([]byte, error) {
+	if len(m.Extra) == 0 { // the usual case, without a map
+		type plain AgentMetadata
+		return json.Marshal(plain(m))
+	}
+	obj := make(map[string]any, len(m.Extra)+3)
+	for k, v := range m.Extra {
+		obj[k] = v
+	}
+	obj["version"] = m.Version
+	delete(obj, "description")
+	delete(obj, "tags")
+	if m.Description != "" {
+		obj["description"] = m.Description
+	}
+	if len(m.Tags) > 0 {
+		obj["tags"] = m.Tags
+	}
+	return json.Marshal(obj) // encoding/json sorts map keys
+}
+
+// UnmarshalJSON accepts the object form described on AgentMetadata; null is the zero
+// value.
 func (m *AgentMetadata) UnmarshalJSON(b []byte) error {
-	var raw struct {
-		Version     string          `json:"version"`
-		Description string          `json:"description"`
-		Tags        json.RawMessage `json:"tags"`
+	if bytes.Equal(bytes.TrimSpace(b), []byte("null")) {
+		*m = AgentMetadata{}
+		return nil
 	}
+	var raw map[string]json.RawMessage
 	if err := json.Unmarshal(b, &raw); err != nil {
-		return err
+		return &MetadataError{Reason: "not a JSON object"}
 	}
-	*m = AgentMetadata{Version: raw.Version, Description: raw.Description}
-	tags := bytes.TrimSpace(raw.Tags)
-	switch {
-	case len(tags) == 0 || string(tags) == "null":
-	case tags[0] == '"':
-		var s string
-		if err := json.Unmarshal(tags, &s); err != nil {
-			return err
-		}
-		for _, t := range strings.Split(s, ",") {
-			if t = strings.TrimSpace(t); t != "" {
-				m.Tags = append(m.Tags, t)
+	out := AgentMetadata{}
+	for k, v := range raw {
+		if k == "tags" {
+			tags := bytes.TrimSpace(v)
+			switch {
+			case len(tags) == 0 || string(tags) == "null":
+			case tags[0] == '"':
+				var s string
+				if err := json.Unmarshal(tags, &s); err != nil {
+					return &MetadataError{Reason: "tags is not a string"}
+				}
+				for t := range strings.SplitSeq(s, ",") {
+					if t = strings.TrimSpace(t); t != "" {
+						out.Tags = append(out.Tags, t)
+					}
+				}
+			default:
+				if err := json.Unmarshal(tags, &out.Tags); err != nil {
+					return &MetadataError{Reason: "tags must be a list of strings or a comma-separated string"}
+				}
 			}
+			continue
 		}
-	default:
-		if err := json.Unmarshal(tags, &m.Tags); err != nil {
-			return err
+		var s string
+		if err := json.Unmarshal(v, &s); err != nil {
+			return &MetadataError{Reason: fmt.Sprintf("%.64q must be a string", k)}
+		}
+		switch k {
+		case "version":
+			out.Version = s
+		case "description":
+			out.Description = s
+		default:
+			if out.Extra == nil {
+				out.Extra = map[string]string{}
+			}
+			out.Extra[k] = s
 		}
 	}
+	*m = out
 	return nil
 }
 
-// Validate checks the request against the profile's rules: a non-zero id, a name, 0 to
-// MaxCapabilities capabilities and 0 to MaxTags tags without spaces.
+// Validate checks the metadata: version at most MaxNameLen bytes, tags by CheckTag (at
+// most MaxTags), and the whole at most MaxMetadataSize bytes of JSON. The error is a
+// *PayloadError with CodeInvalidMetadata or CodeMetadataTooLarge.
+func (m *AgentMetadata) Validate() error {
+	const name = "RegisterRequest"
+	if err := checkText(name, "metadata.version", m.Version, MaxNameLen); err != nil {
+		return withCode(err, CodeInvalidMetadata)
+	}
+	if err := checkTokens(name, "tag", m.Tags, MaxTags, MaxTagLen, CodeInvalidMetadata, CodeInvalidMetadata); err != nil {
+		return err
+	}
+	size := len(m.Version) + len(m.Description)
+	for k, v := range m.Extra {
+		size += len(k) + len(v)
+		if !utf8.ValidString(k) || !utf8.ValidString(v) {
+			return &PayloadError{Payload: name, Reason: "metadata is not valid UTF-8", Code: CodeInvalidMetadata}
+		}
+	}
+	if size > MaxMetadataSize || len(m.Tags)*MaxTagLen > MaxMetadataSize {
+		b, err := json.Marshal(m)
+		if err != nil {
+			return &PayloadError{Payload: name, Reason: "metadata", Code: CodeInvalidMetadata, Err: err}
+		}
+		if len(b) > MaxMetadataSize {
+			return &PayloadError{Payload: name, Reason: fmt.Sprintf("metadata is %d bytes of JSON (max %d)", len(b), MaxMetadataSize), Code: CodeMetadataTooLarge}
+		}
+	}
+	return checkText(name, "metadata.description", m.Description, MaxMetadataSize)
+}
+
+// Validate checks the request against the profile's rules: a non-zero id, a name
+// (CheckName), 0 to MaxCapabilities capabilities (CheckCapability) and the metadata
+// (AgentMetadata.Validate). The error is a *PayloadError whose Code names the field.
 func (p *RegisterRequest) Validate() error {
 	const name = "RegisterRequest"
 	if p.ID.IsZero() {
-		return payloadErr(name, "missing id")
+		return &PayloadError{Payload: name, Reason: "missing id", Code: CodeInvalidAgentID}
 	}
-	if strings.TrimSpace(p.Name) == "" {
-		return payloadErr(name, "missing name")
-	}
-	if err := checkText(name, "name", p.Name, MaxNameLen); err != nil {
+	if err := checkName(name, "name", p.Name); err != nil {
 		return err
 	}
-	if err := checkTokens(name, "capability", p.Capabilities, MaxCapabilities, MaxCapabilityLen); err != nil {
+	if err := checkTokens(name, "capability", p.Capabilities, MaxCapabilities, MaxCapabilityLen, CodeTooManyCapabilities, CodeInvalidCapability); err != nil {
 		return err
 	}
-	if err := checkText(name, "metadata.version", p.Metadata.Version, MaxNameLen); err != nil {
-		return err
-	}
-	if err := checkText(name, "metadata.description", p.Metadata.Description, 4<<10); err != nil {
-		return err
-	}
-	return checkTokens(name, "tag", p.Metadata.Tags, MaxTags, MaxTagLen)
+	return p.Metadata.Validate()
 }
 
 // RegisterResponse answers a RegisterRequest: {"success","agent_id","message"}, and from
@@ -133,18 +213,56 @@ func (p *RegisterResponse) HeartbeatInterval() time.Duration {
 	return time.Duration(min(p.HeartbeatSeconds, maxHintSeconds) * float64(time.Second))
 }
 
-// HeartbeatRequest is the AgentHeartbeat payload: {"agent_id"}. A heartbeat frame with
-// FlagFinal deregisters the agent.
+// HeartbeatRequest is the AgentHeartbeat payload: {"agent_id"}, and from this mesh's SDK
+// also "metadata" (extra to the reference payload): the agent's lifecycle report, a JSON
+// object such as {"state":"suspended","accepting":"false"}, at most
+// MaxHeartbeatMetadataSize bytes, which the registry checks and stores (its README,
+// "Lifecycle"). A heartbeat frame with FlagFinal deregisters the agent.
 type HeartbeatRequest struct {
+	AgentID  AgentID         `json:"agent_id"`
+	Metadata json.RawMessage `json:"metadata,omitempty"`
+}
+
+// MaxHeartbeatMetadataSize bounds a heartbeat's metadata.
+const MaxHeartbeatMetadataSize = 1 << 10
+
+// Validate checks that the heartbeat names an agent and that its metadata, if any, is a
+// JSON object of at most MaxHeartbeatMetadataSize bytes.
+func (p *HeartbeatRequest) Validate() error {
+	if p.AgentID.IsZero() {
+		return &PayloadError{Payload: "HeartbeatRequest", Reason: "missing agent_id", Code: CodeInvalidAgentID}
+	}
+	md := bytes.TrimSpace(p.Metadata)
+	switch {
+	case len(md) == 0 || string(md) == "null":
+	case len(md) > MaxHeartbeatMetadataSize:
+		return &PayloadError{Payload: "HeartbeatRequest", Reason: fmt.Sprintf("metadata is %d bytes (max %d)", len(md), MaxHeartbeatMetadataSize), Code: CodeMetadataTooLarge}
+	case md[0] != '{' || !json.Valid(md):
+		return &PayloadError{Payload: "HeartbeatRequest", Reason: "metadata must be a JSON object", Code: CodeInvalidMetadata}
+	}
+	return nil
+}
+
+// DeregisterRequest removes an agent from the registry: {"agent_id"}. It is the body of
+// the registry's deregister subject on the bus; an agent deregisters through its edge
+// with a final heartbeat (HeartbeatRequest with FlagFinal).
+type DeregisterRequest struct {
 	AgentID AgentID `json:"agent_id"`
 }
 
-// Validate checks that the heartbeat names an agent.
-func (p *HeartbeatRequest) Validate() error {
+// Validate checks that the request names an agent.
+func (p *DeregisterRequest) Validate() error {
 	if p.AgentID.IsZero() {
-		return payloadErr("HeartbeatRequest", "missing agent_id")
+		return &PayloadError{Payload: "DeregisterRequest", Reason: "missing agent_id", Code: CodeInvalidAgentID}
 	}
 	return nil
+}
+
+// DeregisterResponse answers a DeregisterRequest: {"success","agent_id","message"}.
+type DeregisterResponse struct {
+	Success bool    `json:"success"`
+	AgentID AgentID `json:"agent_id"`
+	Message string  `json:"message"`
 }
 
 // HeartbeatResponse answers a HeartbeatRequest:
@@ -175,6 +293,8 @@ func (p *HeartbeatResponse) Validate() error {
 // whose heartbeats report that they take no new calls (suspended, retiring); agents that
 // report nothing are kept. Name is served from the registry's name index: resolve a name
 // with it, never with NamePrefix, which agents named with that prefix can fill a page of.
+// Results are ordered by agent id; After (extra to the reference payload) is the last id
+// of the previous page (DiscoverResponse.NextAfter).
 type DiscoverRequest struct {
 	Capabilities  []string `json:"capabilities,omitempty"`
 	Capability    string   `json:"capability,omitempty"`
@@ -183,6 +303,7 @@ type DiscoverRequest struct {
 	Tag           string   `json:"tag,omitempty"`
 	AcceptingOnly bool     `json:"accepting_only,omitempty"`
 	Limit         int      `json:"limit,omitempty"`
+	After         string   `json:"after,omitempty"`
 }
 
 // Required returns every capability the request requires: Capabilities plus Capability,
@@ -206,40 +327,57 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// Validate checks the filters and the limit.
+// Validate checks the filters (capabilities by CheckCapability, at most MaxCapabilities
+// in all; name and prefix at most MaxNameLen bytes of UTF-8; the tag by CheckTag), the
+// limit and the page token. The error is a *PayloadError with CodeInvalidCapability for
+// a bad capability and CodeInvalidQuery otherwise.
 func (p *DiscoverRequest) Validate() error {
 	const name = "DiscoverRequest"
-	if err := checkTokens(name, "capability", p.Capabilities, MaxCapabilities, MaxCapabilityLen); err != nil {
+	n := len(p.Capabilities)
+	if p.Capability != "" {
+		n++
+	}
+	if n > MaxCapabilities {
+		return &PayloadError{Payload: name, Reason: fmt.Sprintf("%d capabilities in the query (max %d)", n, MaxCapabilities), Code: CodeInvalidQuery}
+	}
+	if err := checkTokens(name, "capability", p.Capabilities, MaxCapabilities, MaxCapabilityLen, CodeInvalidQuery, CodeInvalidCapability); err != nil {
 		return err
 	}
 	if p.Capability != "" {
 		if err := checkToken(name, "capability", p.Capability, MaxCapabilityLen); err != nil {
-			return err
+			return withCode(err, CodeInvalidCapability)
 		}
 	}
 	if err := checkText(name, "name", p.Name, MaxNameLen); err != nil {
-		return err
+		return withCode(err, CodeInvalidQuery)
 	}
 	if err := checkText(name, "name_prefix", p.NamePrefix, MaxNameLen); err != nil {
-		return err
+		return withCode(err, CodeInvalidQuery)
 	}
 	if p.Tag != "" {
 		if err := checkToken(name, "tag", p.Tag, MaxTagLen); err != nil {
-			return err
+			return withCode(err, CodeInvalidQuery)
 		}
 	}
 	if p.Limit < 0 || p.Limit > MaxDiscoverLimit {
-		return payloadErr(name, "limit %d out of range [0, %d]", p.Limit, MaxDiscoverLimit)
+		return &PayloadError{Payload: name, Reason: fmt.Sprintf("limit %d out of range [0, %d]", p.Limit, MaxDiscoverLimit), Code: CodeInvalidQuery}
+	}
+	if p.After != "" {
+		if id, err := ParseAgentID(p.After); err != nil || id.IsZero() {
+			return &PayloadError{Payload: name, Reason: fmt.Sprintf("after %.64q is not an agent id", p.After), Code: CodeInvalidQuery}
+		}
 	}
 	return nil
 }
 
 // DiscoverResponse answers a DiscoverRequest with the matching agents. Capability echoes
-// the request's first required capability, for the reference SDK.
+// the request's first required capability, for the reference SDK. NextAfter is set when
+// more results may follow: pass it as DiscoverRequest.After.
 type DiscoverResponse struct {
 	Capability string        `json:"capability"`
 	Agents     []AgentRecord `json:"agents"`
 	Count      int           `json:"count"`
+	NextAfter  string        `json:"next_after,omitempty"`
 }
 
 // Validate checks that Count matches Agents and every record names an agent.
@@ -265,23 +403,36 @@ const (
 	StatusDegraded AgentStatus = "Degraded" // online but reporting trouble
 )
 
-// AgentRecord is one agent in a DiscoverResponse. Status says whether heartbeats arrive
-// on time; Lifecycle and Accepting (extra to the reference payload, absent until the agent
-// reports them in its heartbeat metadata) are the agent's own lifecycle state ("active",
-// "suspended", ...) and whether it takes new calls.
+// The agent states of AgentRecord.State (this mesh's registry; the reference SDK reads
+// Status).
+const (
+	StateOnline   = "online"   // heartbeating on time
+	StateExpiring = "expiring" // missed at least one heartbeat; the lease has not ended yet
+)
+
+// AgentRecord is one agent in a DiscoverResponse (and in the registry's HTTP API and
+// events). Status says whether heartbeats arrive on time; State (extra to the reference
+// payload) says the same in this mesh's spelling (StateOnline, StateExpiring);
+// Lifecycle and Accepting (extra, absent until the agent reports them in its heartbeat
+// metadata) are the agent's own lifecycle state ("active", "suspended", ...) and whether
+// it takes new calls. LeaseExpiresAt and Metadata (extra) are the registration's lease
+// end and its full metadata, Extra keys included.
 type AgentRecord struct {
-	ID            AgentID        `json:"id"`
-	Name          string         `json:"name"`
-	Version       string         `json:"version"`
-	Description   string         `json:"description,omitempty"`
-	Capabilities  []string       `json:"capabilities"`
-	Tags          []string       `json:"tags,omitempty"`
-	Address       netip.AddrPort `json:"address"`
-	Status        AgentStatus    `json:"status"`
-	Lifecycle     string         `json:"lifecycle,omitempty"`
-	Accepting     *bool          `json:"accepting,omitempty"`
-	LastHeartbeat time.Time      `json:"last_heartbeat"`
-	RegisteredAt  time.Time      `json:"registered_at"`
+	ID             AgentID        `json:"id"`
+	Name           string         `json:"name"`
+	Version        string         `json:"version"`
+	Description    string         `json:"description,omitempty"`
+	Capabilities   []string       `json:"capabilities"`
+	Tags           []string       `json:"tags,omitempty"`
+	Address        netip.AddrPort `json:"address"`
+	State          string         `json:"state,omitempty"`
+	Status         AgentStatus    `json:"status"`
+	Lifecycle      string         `json:"lifecycle,omitempty"`
+	Accepting      *bool          `json:"accepting,omitempty"`
+	LastHeartbeat  time.Time      `json:"last_heartbeat"`
+	RegisteredAt   time.Time      `json:"registered_at"`
+	LeaseExpiresAt time.Time      `json:"lease_expires_at,omitzero"`
+	Metadata       AgentMetadata  `json:"metadata,omitzero"`
 	// Owner is the identity that holds the agent's name: "key:<public key>" for an agent
 	// registered over the secure transport, empty for one registered without a verified
 	// key (the plaintext listener). Agents of one name share one owner (docs/protocol.md).
@@ -338,7 +489,18 @@ func decodeJSON[T any, PT interface {
 }](b []byte) (T, error) {
 	var v T
 	if err := json.Unmarshal(b, &v); err != nil {
-		return *new(T), &PayloadError{Payload: reflect.TypeFor[T]().Name(), Reason: "malformed JSON", Err: err}
+		pe := &PayloadError{Payload: reflect.TypeFor[T]().Name(), Reason: "malformed JSON", Err: err}
+		var (
+			me  *MetadataError
+			ide *AgentIDError
+		)
+		switch {
+		case errors.As(err, &me):
+			pe.Reason, pe.Code = "bad metadata", CodeInvalidMetadata
+		case errors.As(err, &ide):
+			pe.Reason, pe.Code = "bad agent id", CodeInvalidAgentID
+		}
+		return *new(T), pe
 	}
 	if err := PT(&v).Validate(); err != nil {
 		return *new(T), err
@@ -363,6 +525,9 @@ func (p *DiscoverRequest) AppendPayload(dst []byte) ([]byte, error) { return app
 
 // AppendPayload validates p and appends its JSON encoding to dst.
 func (p *DiscoverResponse) AppendPayload(dst []byte) ([]byte, error) { return appendJSON(dst, p) }
+
+// AppendPayload validates p and appends its JSON encoding to dst.
+func (p *DeregisterRequest) AppendPayload(dst []byte) ([]byte, error) { return appendJSON(dst, p) }
 
 // AppendPayload validates p and appends its JSON encoding to dst.
 func (p *ErrorPayload) AppendPayload(dst []byte) ([]byte, error) { return appendJSON(dst, p) }
@@ -397,7 +562,16 @@ func DecodeDiscoverResponse(b []byte) (DiscoverResponse, error) {
 	return decodeJSON[DiscoverResponse](b)
 }
 
-// DecodeErrorPayload parses and validates an Error payload.
+// DecodeDeregisterRequest parses and validates the body of the registry's deregister
+// subject.
+func DecodeDeregisterRequest(b []byte) (DeregisterRequest, error) {
+	return decodeJSON[DeregisterRequest](b)
+}
+
+// DecodeErrorPayload parses and validates an Error payload. A legacy spelling of a code
+// ("payload_too_large", ...) is returned as its canonical code (ErrorCode.Canonical).
 func DecodeErrorPayload(b []byte) (ErrorPayload, error) {
-	return decodeJSON[ErrorPayload](b)
+	p, err := decodeJSON[ErrorPayload](b)
+	p.Code = p.Code.Canonical()
+	return p, err
 }

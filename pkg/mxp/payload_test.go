@@ -114,7 +114,7 @@ func TestJSONPayloadRejects(t *testing.T) {
 		reason string
 	}{
 		{"register not json", wrap(DecodeRegisterRequest), `{"id":`, "malformed JSON"},
-		{"register bad id", wrap(DecodeRegisterRequest), `{"id":"nope","name":"a"}`, "malformed JSON"},
+		{"register bad id", wrap(DecodeRegisterRequest), `{"id":"nope","name":"a"}`, "bad agent id"},
 		{"register no id", wrap(DecodeRegisterRequest), `{"name":"a"}`, "missing id"},
 		{"register null", wrap(DecodeRegisterRequest), `null`, "missing id"},
 		{"register no name", wrap(DecodeRegisterRequest), `{"id":"` + id + `","name":"  "}`, "missing name"},
@@ -137,6 +137,14 @@ func TestJSONPayloadRejects(t *testing.T) {
 		{"error no code", wrap(DecodeErrorPayload), `{"error":"x"}`, "missing code"},
 		{"error empty", wrap(DecodeErrorPayload), ``, "malformed JSON"},
 	}
+	// The registry's payloads name the field at fault with a code of its own.
+	specific := map[string]ErrorCode{
+		"register bad id": CodeInvalidAgentID, "register no id": CodeInvalidAgentID, "register null": CodeInvalidAgentID,
+		"register no name": CodeInvalidName, "register long name": CodeInvalidName,
+		"register space in capability": CodeInvalidCapability, "register empty capability": CodeInvalidCapability,
+		"heartbeat no id": CodeInvalidAgentID, "heartbeat empty id": CodeInvalidAgentID,
+		"discover negative limit": CodeInvalidQuery, "discover limit too high": CodeInvalidQuery, "discover bad tag": CodeInvalidQuery,
+	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			err := tt.decode([]byte(tt.in))
@@ -147,8 +155,12 @@ func TestJSONPayloadRejects(t *testing.T) {
 			if !strings.Contains(err.Error(), tt.reason) {
 				t.Errorf("err %q does not say %q", err, tt.reason)
 			}
-			if ErrorKind(err) != "InvalidPayload" || ErrorCodeFor(err) != CodeInvalidPayload {
-				t.Errorf("kind %q code %q", ErrorKind(err), ErrorCodeFor(err))
+			code, ok := specific[tt.name]
+			if !ok {
+				code = CodeInvalidPayload
+			}
+			if ErrorKind(err) != "InvalidPayload" || ErrorCodeFor(err) != code {
+				t.Errorf("kind %q code %q, want %q", ErrorKind(err), string(ErrorCodeFor(err)), string(code))
 			}
 		})
 	}

@@ -2,9 +2,7 @@ package edge
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"strconv"
 
 	"github.com/nats-io/nats.go"
 
@@ -45,34 +43,5 @@ func respondErrorTo(nc *nats.Conn, reply string, code mxp.ErrorCode, text string
 // errorReply builds a micro error reply (Nats-Service-Error, Nats-Service-Error-Code,
 // Mxp-Error-Kind) whose body is the MXP Error payload.
 func errorReply(subject string, code mxp.ErrorCode, text string) *nats.Msg {
-	body, _ := json.Marshal(mxp.ErrorPayload{Error: text, Code: code})
-	r := nats.NewMsg(subject)
-	r.Header.Set("Nats-Service-Error", text)
-	r.Header.Set("Nats-Service-Error-Code", strconv.Itoa(statusOf(code)))
-	r.Header.Set(bus.HeaderErrorKind, string(code))
-	r.Data = body
-	return r
-}
-
-// statusOf maps an MXP error code to the HTTP-like status of the micro convention.
-func statusOf(code mxp.ErrorCode) int {
-	switch code {
-	case mxp.CodeInvalidFrame, mxp.CodeInvalidPayload:
-		return 400
-	case mxp.CodeForbidden:
-		return 403
-	case mxp.CodeConflict:
-		return 409
-	case mxp.CodeNotFound, mxp.CodeUnreachable:
-		return 404
-	case mxp.CodeTooLarge:
-		return 413
-	case mxp.CodeRateLimited:
-		return 429
-	case mxp.CodeUnavailable:
-		return 503
-	case mxp.CodeTimeout:
-		return 504
-	}
-	return 500
+	return bus.ErrorReply(subject, &bus.Error{Code: code, Message: text})
 }

@@ -108,7 +108,7 @@ func (s *session) answerFromBus(f *mxp.Frame, reply *nats.Msg, err error, subjec
 		var be *bus.Error
 		code, text := mxp.CodeInternal, rerr.Error()
 		if errors.As(rerr, &be) {
-			code, text = mxp.ErrorCode(be.Code), be.Message
+			code, text = be.Code, be.Message
 		}
 		s.count(f.Type, dirIn, string(code))
 		s.sendError(f.MessageID, f.TraceID, code, text)

@@ -25,7 +25,9 @@ import (
 func (s *session) register(f mxp.Frame, arrived time.Time) {
 	req, err := mxp.DecodeRegisterRequest(f.Payload)
 	if err != nil {
-		s.reject(f.MessageID, f.Type.String(), mxp.CodeInvalidPayload, err.Error())
+		// The code names the field at fault (invalid_name, invalid_capability, ...), as
+		// the registry would: both check with the same functions of pkg/mxp.
+		s.reject(f.MessageID, f.Type.String(), mxp.ErrorCodeFor(err), err.Error())
 		return
 	}
 	if svc, ok := mxp.ServiceName(req.ID); ok {
@@ -244,7 +246,9 @@ func (s *session) owns(id mxp.AgentID) bool {
 func (s *session) heartbeat(f mxp.Frame, arrived time.Time) {
 	req, err := mxp.DecodeHeartbeatRequest(f.Payload)
 	if err != nil {
-		s.reject(f.MessageID, f.Type.String(), mxp.CodeInvalidPayload, err.Error())
+		// The code names the field at fault (invalid_name, invalid_capability, ...), as
+		// the registry would: both check with the same functions of pkg/mxp.
+		s.reject(f.MessageID, f.Type.String(), mxp.ErrorCodeFor(err), err.Error())
 		return
 	}
 	if !s.owns(req.AgentID) {
@@ -272,7 +276,9 @@ func (s *session) heartbeat(f mxp.Frame, arrived time.Time) {
 // discover routes an AgentDiscover to the registry.
 func (s *session) discover(f mxp.Frame, arrived time.Time) {
 	if _, err := mxp.DecodeDiscoverRequest(f.Payload); err != nil {
-		s.reject(f.MessageID, f.Type.String(), mxp.CodeInvalidPayload, err.Error())
+		// The code names the field at fault (invalid_name, invalid_capability, ...), as
+		// the registry would: both check with the same functions of pkg/mxp.
+		s.reject(f.MessageID, f.Type.String(), mxp.ErrorCodeFor(err), err.Error())
 		return
 	}
 	if !s.acquire() {

@@ -175,7 +175,7 @@ func readServiceMsg(h nats.Header, data []byte, want int, subject string) (kind 
 	if rerr := bus.ReplyError(&nats.Msg{Header: h, Data: data}); rerr != nil {
 		var be *bus.Error
 		if errors.As(rerr, &be) {
-			return svcEnd, &mxp.ErrorPayload{Error: be.Message, Code: mxp.ErrorCode(be.Code)}
+			return svcEnd, &mxp.ErrorPayload{Error: be.Message, Code: be.Code}
 		}
 		return svcEnd, &mxp.ErrorPayload{Error: rerr.Error(), Code: mxp.CodeInternal}
 	}

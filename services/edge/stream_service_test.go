@@ -118,7 +118,7 @@ func TestServiceStreamRelay(t *testing.T) {
 		{
 			name: "typed error from the service",
 			script: func(nc *nats.Conn, req *nats.Msg) {
-				_ = bus.PublishError(nc, req.Reply, bus.Errorf(404, "model_not_found", "no model %q", "nope"))
+				_ = bus.PublishError(nc, req.Reply, bus.Errorf(mxp.CodeModelNotFound, "no model %q", "nope"))
 			},
 			wantCode: "model_not_found",
 		},
@@ -126,7 +126,7 @@ func TestServiceStreamRelay(t *testing.T) {
 			name: "error after chunks",
 			script: func(nc *nats.Conn, req *nats.Msg) {
 				publishChunk(nc, req.Reply, 0, `{"text":"Hel"}`)
-				_ = bus.PublishError(nc, req.Reply, bus.Errorf(502, "provider_error", "connection reset"))
+				_ = bus.PublishError(nc, req.Reply, bus.Errorf(mxp.CodeProviderError, "connection reset"))
 			},
 			want:     []string{`{"text":"Hel"}`},
 			wantCode: "provider_error",

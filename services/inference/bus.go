@@ -19,7 +19,7 @@ import (
 // busError turns any error into the bus's typed error reply.
 func busError(err error) *bus.Error {
 	e := provider.AsError(err)
-	return &bus.Error{Status: HTTPStatus(e.Code), Code: string(e.Code), Message: e.Error()}
+	return &bus.Error{Code: e.Code, Message: e.Error()}
 }
 
 // busLimits are the bus intake limits: the request size and concurrency from config, a

@@ -84,7 +84,7 @@ func TestBusChat(t *testing.T) {
 				if berr == nil {
 					t.Fatalf("want error %s, got %s", tc.wantKind, msg.Data)
 				}
-				eq(t, "kind", berr.Code, tc.wantKind)
+				eq(t, "kind", string(berr.Code), tc.wantKind)
 				return
 			}
 			var resp ChatResponse
@@ -156,7 +156,7 @@ func TestBusStream(t *testing.T) {
 	chunks, end = busStream(t, nc, `{"model":"mock","messages":[{"role":"robot","content":"x"}]}`)
 	eq(t, "chunks before error", len(chunks), 0)
 	berr, _ := bus.ReplyError(end).(*bus.Error)
-	if berr == nil || berr.Code != "invalid_request" || berr.Status != 400 {
+	if berr == nil || berr.Code != "invalid_request" || berr.Status() != 400 {
 		t.Errorf("terminal error %+v", berr)
 	}
 }
@@ -195,7 +195,7 @@ func TestBusPerAgentRateLimit(t *testing.T) {
 			t.Fatal(err)
 		}
 		if berr, ok := bus.ReplyError(reply).(*bus.Error); ok && berr != nil {
-			return berr.Code
+			return string(berr.Code)
 		}
 		return "ok"
 	}

@@ -237,31 +237,6 @@ func contentText(raw json.RawMessage) (string, error) {
 	return b.String(), nil
 }
 
-// HTTPStatus maps an error code to the HTTP status of the OpenAI-compatible API.
-func HTTPStatus(code provider.Code) int {
-	switch code {
-	case provider.CodeInvalidRequest, provider.CodeContextOverflow, provider.CodeContentFiltered:
-		return http.StatusBadRequest
-	case provider.CodeUnauthenticated:
-		return http.StatusUnauthorized
-	case provider.CodePermissionDenied:
-		return http.StatusForbidden
-	case provider.CodeNotFound:
-		return http.StatusNotFound
-	case provider.CodeRateLimited:
-		return http.StatusTooManyRequests
-	case provider.CodeTimeout:
-		return http.StatusGatewayTimeout
-	case provider.CodeCircuitOpen, provider.CodeOverloaded, provider.CodeUnavailable:
-		return http.StatusServiceUnavailable
-	case provider.CodeCanceled:
-		return 499
-	case provider.CodeProviderError:
-		return http.StatusBadGateway
-	}
-	return http.StatusInternalServerError
-}
-
 type oaiError struct {
 	Error struct {
 		Message string  `json:"message"`
@@ -277,7 +252,7 @@ func errorBody(err error) oaiError {
 	out.Error.Message = e.Error()
 	out.Error.Code = string(e.Code)
 	out.Error.Type = "api_error"
-	if st := HTTPStatus(e.Code); st == 400 || st == 404 {
+	if st := e.Code.HTTPStatus(); st == 400 || st == 404 {
 		out.Error.Type = "invalid_request_error"
 	} else if e.Code == provider.CodeUnauthenticated {
 		out.Error.Type = "authentication_error"
@@ -296,7 +271,7 @@ func (s *Service) writeError(w http.ResponseWriter, err error) {
 func (s *Service) writeErrorStatus(w http.ResponseWriter, status int, err error) {
 	e := provider.AsError(err)
 	if status == 0 {
-		status = HTTPStatus(e.Code)
+		status = e.Code.HTTPStatus()
 	}
 	if e.RetryAfter > 0 {
 		w.Header().Set("Retry-After", fmt.Sprint(int(e.RetryAfter.Seconds()+0.999)))

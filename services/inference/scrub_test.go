@@ -104,7 +104,7 @@ func TestUpstreamEchoedKeyNeverLeaves(t *testing.T) {
 			if berr == nil {
 				t.Fatalf("bus: want an error, got %s", msg.Data)
 			}
-			eq(t, "bus code", berr.Code, string(provider.CodeUnauthenticated))
+			eq(t, "bus code", berr.Code, provider.CodeUnauthenticated)
 			if l := leaks(berr.Message+string(msg.Data)+fmt.Sprint(msg.Header), key); l != nil {
 				t.Errorf("bus error carries the key %q: %s %v", l, msg.Data, msg.Header)
 			}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/mxp-mesh/mesh/pkg/common/bus"
+	"github.com/mxp-mesh/mesh/pkg/mxp"
 )
 
 func TestRecordState(t *testing.T) {
@@ -64,7 +65,7 @@ func TestStoreFailure(t *testing.T) {
 	} {
 		err := h.call(t, tc.subject, tc.body, nil)
 		var be *bus.Error
-		if !errors.As(err, &be) || be.Code != CodeStoreUnavailable || be.Status != 503 {
+		if !errors.As(err, &be) || be.Code != mxp.CodeStoreUnavailable || be.Status() != 503 {
 			t.Errorf("%s: %v", tc.subject, err)
 		}
 		if be != nil && (errors.Is(err, errDown) || strings.Contains(be.Message, "refused")) {

@@ -112,7 +112,7 @@ func FuzzHeartbeatPayload(f *testing.F) {
 func checkTyped(t *testing.T, err error) {
 	t.Helper()
 	var be *bus.Error
-	if !errors.As(err, &be) || be.Status != 400 || be.Code == "" {
+	if !errors.As(err, &be) || be.Status() != 400 || be.Code == "" {
 		t.Fatalf("untyped error %v", err)
 	}
 }

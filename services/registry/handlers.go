@@ -8,13 +8,14 @@ import (
 
 	"github.com/mxp-mesh/mesh/pkg/common/bus"
 	"github.com/mxp-mesh/mesh/pkg/common/service"
+	"github.com/mxp-mesh/mesh/pkg/mxp"
 )
 
 // storeError turns a store failure into a reply, counting and logging it.
 func (s *Service) storeError(ctx context.Context, op string, err error) error {
 	s.storeErrs.WithLabelValues(op).Inc()
 	s.deps.Logger.ErrorContext(ctx, "store operation failed", "op", op, "err", err)
-	return bus.Errorf(503, CodeStoreUnavailable, "registry store unavailable; retry")
+	return bus.Errorf(mxp.CodeStoreUnavailable, "registry store unavailable; retry")
 }
 
 func (s *Service) handleRegister(ctx context.Context, req service.Request) (any, error) {
@@ -41,12 +42,12 @@ func (s *Service) handleRegister(ctx context.Context, req service.Request) (any,
 		s.deps.Logger.InfoContext(ctx, "registration refused: name held by another identity",
 			"agent_id", a.ID, "name", a.Name, "holder", held.Holder)
 		if held.ByID {
-			return nil, bus.Errorf(409, CodeConflict, "agent %s is registered by another identity while its lease lives", a.ID)
+			return nil, bus.Errorf(mxp.CodeConflict, "agent %s is registered by another identity while its lease lives", a.ID)
 		}
 		if held.Holder == "" {
-			return nil, bus.Errorf(409, CodeConflict, "agent name %q is still claimed by another identity (name_claim_grace after its agents left)", a.Name)
+			return nil, bus.Errorf(mxp.CodeConflict, "agent name %q is still claimed by another identity (name_claim_grace after its agents left)", a.Name)
 		}
-		return nil, bus.Errorf(409, CodeConflict, "agent name %q is held by another identity while its lease lives", a.Name)
+		return nil, bus.Errorf(mxp.CodeConflict, "agent name %q is held by another identity while its lease lives", a.Name)
 	}
 	if err != nil {
 		return nil, s.storeError(ctx, "register", err)
@@ -134,7 +135,7 @@ func (s *Service) handleDeregister(ctx context.Context, req service.Request) (an
 	a, err := s.store.Deregister(ctx, id)
 	switch {
 	case errors.Is(err, ErrNotFound):
-		return nil, bus.Errorf(404, CodeNotFound, "agent %s is not registered", id)
+		return nil, bus.Errorf(mxp.CodeNotFound, "agent %s is not registered", id)
 	case err != nil:
 		return nil, s.storeError(ctx, "deregister", err)
 	}
@@ -185,7 +186,7 @@ func (s *Service) get(ctx context.Context, rawID string) (AgentRecord, error) {
 	a, err := s.store.Get(ctx, id, now)
 	switch {
 	case errors.Is(err, ErrNotFound):
-		return AgentRecord{}, bus.Errorf(404, CodeNotFound, "agent %s is not registered", id)
+		return AgentRecord{}, bus.Errorf(mxp.CodeNotFound, "agent %s is not registered", id)
 	case err != nil:
 		return AgentRecord{}, s.storeError(ctx, "get", err)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/mxp-mesh/mesh/pkg/common/bus"
+	"github.com/mxp-mesh/mesh/pkg/mxp"
 )
 
 // mountHTTP adds the read API:
@@ -34,7 +35,7 @@ func (s *Service) mountHTTP(r chi.Router) {
 		if v := q.Get("accepting_only"); v != "" {
 			b, err := strconv.ParseBool(v)
 			if err != nil {
-				s.writeProblem(w, "agents", invalid(CodeInvalidQuery, "accepting_only %q is not a boolean", trunc(v)))
+				s.writeProblem(w, "agents", invalid(mxp.CodeInvalidQuery, "accepting_only %q is not a boolean", trunc(v)))
 				return
 			}
 			dr.AcceptingOnly = b
@@ -42,7 +43,7 @@ func (s *Service) mountHTTP(r chi.Router) {
 		if l := q.Get("limit"); l != "" {
 			n, err := strconv.Atoi(l)
 			if err != nil {
-				s.writeProblem(w, "agents", invalid(CodeInvalidQuery, "limit %q is not an integer", l))
+				s.writeProblem(w, "agents", invalid(mxp.CodeInvalidQuery, "limit %q is not an integer", l))
 				return
 			}
 			dr.Limit = n
@@ -72,22 +73,23 @@ func (s *Service) mountHTTP(r chi.Router) {
 
 // Problem is an RFC 9457 problem details body.
 type Problem struct {
-	Type   string `json:"type"`
-	Title  string `json:"title"`
-	Status int    `json:"status"`
-	Detail string `json:"detail"`
-	Code   string `json:"code"`
+	Type   string        `json:"type"`
+	Title  string        `json:"title"`
+	Status int           `json:"status"`
+	Detail string        `json:"detail"`
+	Code   mxp.ErrorCode `json:"code"`
 }
 
 func (s *Service) writeProblem(w http.ResponseWriter, route string, err error) {
 	var be *bus.Error
 	if !errors.As(err, &be) {
-		be = bus.Errorf(500, bus.CodeInternal, "internal error")
+		be = bus.Errorf(mxp.CodeInternal, "internal error")
 	}
-	s.httpReqs.WithLabelValues(route, be.Code).Inc()
+	status := be.Status()
+	s.httpReqs.WithLabelValues(route, string(be.Code)).Inc()
 	w.Header().Set("Content-Type", "application/problem+json")
-	w.WriteHeader(be.Status)
-	json.NewEncoder(w).Encode(Problem{Type: "about:blank", Title: http.StatusText(be.Status), Status: be.Status, Detail: be.Message, Code: be.Code})
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(Problem{Type: "about:blank", Title: http.StatusText(status), Status: status, Detail: be.Message, Code: be.Code})
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

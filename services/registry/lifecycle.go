@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"strings"
+
+	"github.com/mxp-mesh/mesh/pkg/mxp"
 )
 
 // Lifecycle states an agent may report in its heartbeat metadata (the Go SDK's names).
@@ -85,11 +87,11 @@ func validateHeartbeatMetadata(raw json.RawMessage, maxBytes int) (*Lifecycle, e
 		return nil, nil
 	}
 	if len(raw) > maxBytes {
-		return nil, invalid(CodeMetadataTooLarge, "heartbeat metadata is %d bytes; at most %d", len(raw), maxBytes)
+		return nil, invalid(mxp.CodeMetadataTooLarge, "heartbeat metadata is %d bytes; at most %d", len(raw), maxBytes)
 	}
 	var fields map[string]json.RawMessage
 	if raw[0] != '{' || json.Unmarshal(raw, &fields) != nil {
-		return nil, invalid(CodeInvalidMetadata, "heartbeat metadata must be a JSON object")
+		return nil, invalid(mxp.CodeInvalidMetadata, "heartbeat metadata must be a JSON object")
 	}
 	var lc Lifecycle
 	for k, v := range fields {
@@ -97,22 +99,22 @@ func validateHeartbeatMetadata(raw json.RawMessage, maxBytes int) (*Lifecycle, e
 		case "state":
 			var s string
 			if err := json.Unmarshal(v, &s); err != nil {
-				return nil, invalid(CodeInvalidMetadata, "heartbeat metadata.state must be a string")
+				return nil, invalid(mxp.CodeInvalidMetadata, "heartbeat metadata.state must be a string")
 			}
 			s = strings.ToLower(s)
 			if !validLifecycleName(s) {
-				return nil, invalid(CodeInvalidMetadata, "heartbeat metadata.state %q must be 1-%d characters of [a-z0-9_-] starting with a letter", trunc(s), MaxLifecycleLen)
+				return nil, invalid(mxp.CodeInvalidMetadata, "heartbeat metadata.state %q must be 1-%d characters of [a-z0-9_-] starting with a letter", trunc(s), MaxLifecycleLen)
 			}
 			lc.State = s
 		case "accepting":
 			acc, ok := parseAccepting(v)
 			if !ok {
-				return nil, invalid(CodeInvalidMetadata, "heartbeat metadata.accepting must be true or false")
+				return nil, invalid(mxp.CodeInvalidMetadata, "heartbeat metadata.accepting must be true or false")
 			}
 			lc.Accepting = &acc
 		default:
 			if len(v) == 0 || v[0] == '{' || v[0] == '[' {
-				return nil, invalid(CodeInvalidMetadata, "heartbeat metadata.%s must be a string, number, boolean or null", trunc(k))
+				return nil, invalid(mxp.CodeInvalidMetadata, "heartbeat metadata.%s must be a string, number, boolean or null", trunc(k))
 			}
 		}
 	}

@@ -13,14 +13,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/mxp-mesh/mesh/pkg/common/bus"
+	"github.com/mxp-mesh/mesh/pkg/mxp"
 )
 
 func TestHeartbeatMetadata(t *testing.T) {
 	tests := []struct {
 		name string
 		in   string
-		want *Lifecycle // nil: reports nothing
-		code string     // error code, if rejected
+		want *Lifecycle    // nil: reports nothing
+		code mxp.ErrorCode // error code, if rejected
 	}{
 		{"absent", ``, nil, ""},
 		{"null", `null`, nil, ""},
@@ -36,25 +37,25 @@ func TestHeartbeatMetadata(t *testing.T) {
 		{"accepting alone", `{"accepting":false}`, &Lifecycle{Accepting: boolPtr(false)}, ""},
 		{"unknown scalar keys ignored", `{"state":"active","load":0.5,"zone":"eu","x":null,"y":true}`, active(), ""},
 		{"unknown keys only", `{"zone":"eu"}`, nil, ""},
-		{"not an object", `["suspended"]`, nil, CodeInvalidMetadata},
-		{"a string", `"suspended"`, nil, CodeInvalidMetadata},
-		{"state not a string", `{"state":3}`, nil, CodeInvalidMetadata},
-		{"state empty", `{"state":""}`, nil, CodeInvalidMetadata},
-		{"state with space", `{"state":"on hold"}`, nil, CodeInvalidMetadata},
-		{"state starts with digit", `{"state":"1st"}`, nil, CodeInvalidMetadata},
-		{"state too long", `{"state":"` + strings.Repeat("a", MaxLifecycleLen+1) + `"}`, nil, CodeInvalidMetadata},
-		{"accepting not boolean", `{"accepting":"maybe"}`, nil, CodeInvalidMetadata},
-		{"accepting a number", `{"accepting":1}`, nil, CodeInvalidMetadata},
-		{"nested value", `{"state":"active","extra":{"a":1}}`, nil, CodeInvalidMetadata},
-		{"list value", `{"tags":["a"]}`, nil, CodeInvalidMetadata},
-		{"too large", `{"note":"` + strings.Repeat("n", 200) + `"}`, nil, CodeMetadataTooLarge},
+		{"not an object", `["suspended"]`, nil, mxp.CodeInvalidMetadata},
+		{"a string", `"suspended"`, nil, mxp.CodeInvalidMetadata},
+		{"state not a string", `{"state":3}`, nil, mxp.CodeInvalidMetadata},
+		{"state empty", `{"state":""}`, nil, mxp.CodeInvalidMetadata},
+		{"state with space", `{"state":"on hold"}`, nil, mxp.CodeInvalidMetadata},
+		{"state starts with digit", `{"state":"1st"}`, nil, mxp.CodeInvalidMetadata},
+		{"state too long", `{"state":"` + strings.Repeat("a", MaxLifecycleLen+1) + `"}`, nil, mxp.CodeInvalidMetadata},
+		{"accepting not boolean", `{"accepting":"maybe"}`, nil, mxp.CodeInvalidMetadata},
+		{"accepting a number", `{"accepting":1}`, nil, mxp.CodeInvalidMetadata},
+		{"nested value", `{"state":"active","extra":{"a":1}}`, nil, mxp.CodeInvalidMetadata},
+		{"list value", `{"tags":["a"]}`, nil, mxp.CodeInvalidMetadata},
+		{"too large", `{"note":"` + strings.Repeat("n", 200) + `"}`, nil, mxp.CodeMetadataTooLarge},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := validateHeartbeatMetadata(json.RawMessage(tc.in), 128)
 			if tc.code != "" {
 				var be *bus.Error
-				if !errors.As(err, &be) || be.Code != tc.code || be.Status != 400 {
+				if !errors.As(err, &be) || be.Code != tc.code || be.Status() != tc.code.HTTPStatus() {
 					t.Fatalf("err = %v, want code %s", err, tc.code)
 				}
 				return
@@ -249,20 +250,21 @@ func TestHeartbeatMetadataErrors(t *testing.T) {
 	before, _ := h.svc.Store().Get(t.Context(), agentID(1), time.Now())
 	id := agentID(1)
 	tests := []struct {
-		name, body, code string
+		name, body string
+		code       mxp.ErrorCode
 	}{
-		{"metadata a list", `{"agent_id":"` + id + `","metadata":[1]}`, CodeInvalidMetadata},
-		{"metadata a number", `{"agent_id":"` + id + `","metadata":7}`, CodeInvalidMetadata},
-		{"bad state", `{"agent_id":"` + id + `","metadata":{"state":"on hold"}}`, CodeInvalidMetadata},
-		{"bad accepting", `{"agent_id":"` + id + `","metadata":{"accepting":"yes"}}`, CodeInvalidMetadata},
-		{"nested value", `{"agent_id":"` + id + `","metadata":{"state":"active","x":{}}}`, CodeInvalidMetadata},
-		{"too large", `{"agent_id":"` + id + `","metadata":{"note":"` + strings.Repeat("n", DefaultHeartbeatMetadataSize) + `"}}`, CodeMetadataTooLarge},
-		{"bad id checked first", `{"agent_id":"x","metadata":{"state":"active"}}`, CodeInvalidAgentID},
+		{"metadata a list", `{"agent_id":"` + id + `","metadata":[1]}`, mxp.CodeInvalidMetadata},
+		{"metadata a number", `{"agent_id":"` + id + `","metadata":7}`, mxp.CodeInvalidMetadata},
+		{"bad state", `{"agent_id":"` + id + `","metadata":{"state":"on hold"}}`, mxp.CodeInvalidMetadata},
+		{"bad accepting", `{"agent_id":"` + id + `","metadata":{"accepting":"yes"}}`, mxp.CodeInvalidMetadata},
+		{"nested value", `{"agent_id":"` + id + `","metadata":{"state":"active","x":{}}}`, mxp.CodeInvalidMetadata},
+		{"too large", `{"agent_id":"` + id + `","metadata":{"note":"` + strings.Repeat("n", DefaultHeartbeatMetadataSize) + `"}}`, mxp.CodeMetadataTooLarge},
+		{"bad id checked first", `{"agent_id":"x","metadata":{"state":"active"}}`, mxp.CodeInvalidAgentID},
 	}
 	for _, tc := range tests {
 		err := h.call(t, bus.SubjectRegistryHeartbeat, tc.body, nil)
 		var be *bus.Error
-		if !errors.As(err, &be) || be.Code != tc.code || be.Status != 400 || be.Message == "" {
+		if !errors.As(err, &be) || be.Code != tc.code || be.Status() != tc.code.HTTPStatus() || be.Message == "" {
 			t.Errorf("%s: err = %v, want code %s", tc.name, err, tc.code)
 		}
 	}
@@ -285,7 +287,7 @@ func TestHeartbeatMetadataErrors(t *testing.T) {
 			for _, l := range m.GetLabel() {
 				labels[l.GetName()] = l.GetValue()
 			}
-			if labels["endpoint"] == "heartbeat" && labels["code"] == CodeInvalidMetadata {
+			if labels["endpoint"] == "heartbeat" && labels["code"] == string(mxp.CodeInvalidMetadata) {
 				counted = m.GetCounter().GetValue()
 			}
 		}

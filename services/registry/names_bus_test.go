@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/mxp-mesh/mesh/pkg/common/bus"
+	"github.com/mxp-mesh/mesh/pkg/mxp"
 )
 
 // owners returns two distinct Mxp-Owner header values.
@@ -55,8 +56,8 @@ func TestNameSquatAfterDeregisterRefused(t *testing.T) {
 	}
 	var be *bus.Error
 	for _, owner := range []string{other, ""} {
-		if err := h.registerAs(t, reg(1, "echo"), owner); !errors.As(err, &be) || be.Code != CodeConflict {
-			t.Fatalf("owner %q squatted a name just deregistered: %v, want %s", owner, err, CodeConflict)
+		if err := h.registerAs(t, reg(1, "echo"), owner); !errors.As(err, &be) || be.Code != mxp.CodeConflict {
+			t.Fatalf("owner %q squatted a name just deregistered: %v, want %s", owner, err, mxp.CodeConflict)
 		}
 	}
 	if err := h.registerAs(t, reg(10, "echo"), victim); err != nil {

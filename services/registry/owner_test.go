@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/mxp-mesh/mesh/pkg/common/bus"
+	"github.com/mxp-mesh/mesh/pkg/mxp"
 )
 
 // TestRegisterConflictOverTheBus: a registration whose name is held by another owner
@@ -37,14 +38,14 @@ func TestRegisterConflictOverTheBus(t *testing.T) {
 		t.Fatal(err)
 	}
 	var be *bus.Error
-	if err := send(reg(1, "echo"), ""); !errors.As(err, &be) || be.Code != CodeConflict {
-		t.Fatalf("unowned registration of a held name: %v, want %s", err, CodeConflict)
+	if err := send(reg(1, "echo"), ""); !errors.As(err, &be) || be.Code != mxp.CodeConflict {
+		t.Fatalf("unowned registration of a held name: %v, want %s", err, mxp.CodeConflict)
 	}
-	if err := send(reg(2, "echo"), other); !errors.As(err, &be) || be.Code != CodeConflict {
-		t.Fatalf("another key: %v, want %s", err, CodeConflict)
+	if err := send(reg(2, "echo"), other); !errors.As(err, &be) || be.Code != mxp.CodeConflict {
+		t.Fatalf("another key: %v, want %s", err, mxp.CodeConflict)
 	}
-	if err := send(reg(3, "echo"), "key:short"); !errors.As(err, &be) || be.Code != bus.CodeBadRequest {
-		t.Fatalf("malformed owner: %v, want %s", err, bus.CodeBadRequest)
+	if err := send(reg(3, "echo"), "key:short"); !errors.As(err, &be) || be.Code != mxp.CodeInvalidArgument {
+		t.Fatalf("malformed owner: %v, want %s", err, mxp.CodeInvalidArgument)
 	}
 	if n := testutil.ToFloat64(h.svc.conflicts); n != 2 {
 		t.Fatalf("register_conflicts_total = %v, want 2", n)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/mxp-mesh/mesh/pkg/common/bus"
 	"github.com/mxp-mesh/mesh/pkg/common/service"
+	"github.com/mxp-mesh/mesh/pkg/mxp"
 )
 
 var quiet = slog.New(slog.DiscardHandler)
@@ -234,7 +235,7 @@ func runServiceSuite(t *testing.T, newStore storeFactory) {
 			t.Fatalf("deregistered event %v %s", ok, subj)
 		}
 		var be *bus.Error
-		if err := h.call(t, bus.SubjectRegistryDeregister, DeregisterRequest{AgentID: agentID(3)}, nil); !errors.As(err, &be) || be.Code != CodeNotFound || be.Status != 404 {
+		if err := h.call(t, bus.SubjectRegistryDeregister, DeregisterRequest{AgentID: agentID(3)}, nil); !errors.As(err, &be) || be.Code != mxp.CodeNotFound || be.Status() != 404 {
 			t.Fatalf("second deregister: %v", err)
 		}
 	})
@@ -292,7 +293,7 @@ func runServiceSuite(t *testing.T, newStore storeFactory) {
 				t.Errorf("GET %s: %d %s", tc.path, resp.StatusCode, body)
 			}
 		}
-		if got := testutil.ToFloat64(h.svc.httpReqs.WithLabelValues("agents", CodeInvalidCapability)); got != 1 {
+		if got := testutil.ToFloat64(h.svc.httpReqs.WithLabelValues("agents", string(mxp.CodeInvalidCapability))); got != 1 {
 			t.Errorf("bad HTTP input not counted: %v", got)
 		}
 	})
@@ -319,33 +320,33 @@ func TestValidationErrors(t *testing.T) {
 		name    string
 		subject string
 		body    any
-		code    string
+		code    mxp.ErrorCode
 	}{
-		{"not json", bus.SubjectRegistryRegister, "{", CodeInvalidJSON},
-		{"empty", bus.SubjectRegistryRegister, "", CodeInvalidJSON},
-		{"bad id", bus.SubjectRegistryRegister, with(func(r *RegisterRequest) { r.ID = "agent-1" }), CodeInvalidAgentID},
-		{"nil id", bus.SubjectRegistryRegister, with(func(r *RegisterRequest) { r.ID = "00000000-0000-0000-0000-000000000000" }), CodeInvalidAgentID},
-		{"empty name", bus.SubjectRegistryRegister, with(func(r *RegisterRequest) { r.Name = "" }), CodeInvalidName},
-		{"long name", bus.SubjectRegistryRegister, with(func(r *RegisterRequest) { r.Name = strings.Repeat("é", 97) }), CodeInvalidName},
-		{"control in name", bus.SubjectRegistryRegister, with(func(r *RegisterRequest) { r.Name = "a\nb" }), CodeInvalidName},
-		{"bad capability", bus.SubjectRegistryRegister, with(func(r *RegisterRequest) { r.Capabilities = []string{"Chat"} }), CodeInvalidCapability},
-		{"long capability", bus.SubjectRegistryRegister, with(func(r *RegisterRequest) { r.Capabilities = []string{long} }), CodeInvalidCapability},
-		{"too many capabilities", bus.SubjectRegistryRegister, with(func(r *RegisterRequest) { r.Capabilities = manyCaps }), CodeTooManyCapabilities},
-		{"no port", bus.SubjectRegistryRegister, with(func(r *RegisterRequest) { r.Address = "127.0.0.1" }), CodeInvalidAddress},
-		{"bad port", bus.SubjectRegistryRegister, with(func(r *RegisterRequest) { r.Address = "127.0.0.1:70000" }), CodeInvalidAddress},
-		{"bad host", bus.SubjectRegistryRegister, with(func(r *RegisterRequest) { r.Address = "bad_host!:80" }), CodeInvalidAddress},
+		{"not json", bus.SubjectRegistryRegister, "{", mxp.CodeInvalidPayload},
+		{"empty", bus.SubjectRegistryRegister, "", mxp.CodeInvalidPayload},
+		{"bad id", bus.SubjectRegistryRegister, with(func(r *RegisterRequest) { r.ID = "agent-1" }), mxp.CodeInvalidAgentID},
+		{"nil id", bus.SubjectRegistryRegister, with(func(r *RegisterRequest) { r.ID = "00000000-0000-0000-0000-000000000000" }), mxp.CodeInvalidAgentID},
+		{"empty name", bus.SubjectRegistryRegister, with(func(r *RegisterRequest) { r.Name = "" }), mxp.CodeInvalidName},
+		{"long name", bus.SubjectRegistryRegister, with(func(r *RegisterRequest) { r.Name = strings.Repeat("é", 97) }), mxp.CodeInvalidName},
+		{"control in name", bus.SubjectRegistryRegister, with(func(r *RegisterRequest) { r.Name = "a\nb" }), mxp.CodeInvalidName},
+		{"bad capability", bus.SubjectRegistryRegister, with(func(r *RegisterRequest) { r.Capabilities = []string{"Chat"} }), mxp.CodeInvalidCapability},
+		{"long capability", bus.SubjectRegistryRegister, with(func(r *RegisterRequest) { r.Capabilities = []string{long} }), mxp.CodeInvalidCapability},
+		{"too many capabilities", bus.SubjectRegistryRegister, with(func(r *RegisterRequest) { r.Capabilities = manyCaps }), mxp.CodeTooManyCapabilities},
+		{"no port", bus.SubjectRegistryRegister, with(func(r *RegisterRequest) { r.Address = "127.0.0.1" }), mxp.CodeInvalidAddress},
+		{"bad port", bus.SubjectRegistryRegister, with(func(r *RegisterRequest) { r.Address = "127.0.0.1:70000" }), mxp.CodeInvalidAddress},
+		{"bad host", bus.SubjectRegistryRegister, with(func(r *RegisterRequest) { r.Address = "bad_host!:80" }), mxp.CodeInvalidAddress},
 		{"metadata too large", bus.SubjectRegistryRegister, with(func(r *RegisterRequest) {
 			r.Metadata.Description = strings.Repeat("d", 5000)
-		}), CodeMetadataTooLarge},
-		{"bad tag", bus.SubjectRegistryRegister, with(func(r *RegisterRequest) { r.Metadata.Tags = []string{""} }), CodeInvalidMetadata},
-		{"metadata not object", bus.SubjectRegistryRegister, `{"id":"` + agentID(1) + `","name":"x","capabilities":[],"address":"h:1","metadata":5}`, CodeInvalidJSON},
-		{"heartbeat bad id", bus.SubjectRegistryHeartbeat, HeartbeatRequest{AgentID: "x"}, CodeInvalidAgentID},
-		{"heartbeat not json", bus.SubjectRegistryHeartbeat, "[]", CodeInvalidJSON},
-		{"deregister bad id", bus.SubjectRegistryDeregister, DeregisterRequest{}, CodeInvalidAgentID},
-		{"discover bad capability", bus.SubjectRegistryDiscover, DiscoverRequest{Capability: "A"}, CodeInvalidCapability},
-		{"discover negative limit", bus.SubjectRegistryDiscover, DiscoverRequest{Limit: -1}, CodeInvalidQuery},
-		{"discover bad after", bus.SubjectRegistryDiscover, DiscoverRequest{After: "x"}, CodeInvalidQuery},
-		{"payload too large", bus.SubjectRegistryRegister, strings.Repeat(" ", 70<<10), bus.CodeTooLarge},
+		}), mxp.CodeMetadataTooLarge},
+		{"bad tag", bus.SubjectRegistryRegister, with(func(r *RegisterRequest) { r.Metadata.Tags = []string{""} }), mxp.CodeInvalidMetadata},
+		{"metadata not object", bus.SubjectRegistryRegister, `{"id":"` + agentID(1) + `","name":"x","capabilities":[],"address":"h:1","metadata":5}`, mxp.CodeInvalidPayload},
+		{"heartbeat bad id", bus.SubjectRegistryHeartbeat, HeartbeatRequest{AgentID: "x"}, mxp.CodeInvalidAgentID},
+		{"heartbeat not json", bus.SubjectRegistryHeartbeat, "[]", mxp.CodeInvalidPayload},
+		{"deregister bad id", bus.SubjectRegistryDeregister, DeregisterRequest{}, mxp.CodeInvalidAgentID},
+		{"discover bad capability", bus.SubjectRegistryDiscover, DiscoverRequest{Capability: "A"}, mxp.CodeInvalidCapability},
+		{"discover negative limit", bus.SubjectRegistryDiscover, DiscoverRequest{Limit: -1}, mxp.CodeInvalidQuery},
+		{"discover bad after", bus.SubjectRegistryDiscover, DiscoverRequest{After: "x"}, mxp.CodeInvalidQuery},
+		{"payload too large", bus.SubjectRegistryRegister, strings.Repeat(" ", 70<<10), mxp.CodeTooLarge},
 	}
 	for _, tc := range tests {
 		err := h.call(t, tc.subject, tc.body, nil)

@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/mxp-mesh/mesh/pkg/common/bus"
+	"github.com/mxp-mesh/mesh/pkg/mxp"
 )
 
 // Validation limits (the protocol's numbers, in one place).
@@ -27,33 +28,17 @@ const (
 	DefaultMetadataSize = 4096
 )
 
-// Error codes of registry replies (the "code" of the Error payload).
-const (
-	CodeInvalidJSON         = bus.CodeInvalidJSON
-	CodeInvalidAgentID      = "invalid_agent_id"
-	CodeInvalidName         = "invalid_name"
-	CodeInvalidCapability   = "invalid_capability"
-	CodeTooManyCapabilities = "too_many_capabilities"
-	CodeInvalidAddress      = "invalid_address"
-	CodeInvalidMetadata     = "invalid_metadata"
-	CodeMetadataTooLarge    = "metadata_too_large"
-	CodeInvalidQuery        = "invalid_query"
-	CodeNotFound            = bus.CodeNotFound
-	CodeStoreUnavailable    = "store_unavailable"
-	CodeConflict            = bus.CodeConflict // the name or id is held by another owner
-)
-
-func invalid(code, format string, args ...any) *bus.Error {
-	return bus.Errorf(400, code, format, args...)
+func invalid(code mxp.ErrorCode, format string, args ...any) *bus.Error {
+	return bus.Errorf(code, format, args...)
 }
 
 // decodeJSON decodes a request body strictly enough to name what is wrong.
 func decodeJSON(data []byte, v any) error {
 	if len(data) == 0 {
-		return invalid(CodeInvalidJSON, "empty body; want a JSON object")
+		return invalid(mxp.CodeInvalidPayload, "empty body; want a JSON object")
 	}
 	if err := json.Unmarshal(data, v); err != nil {
-		return invalid(CodeInvalidJSON, "body is not valid JSON for this request: %v", err)
+		return invalid(mxp.CodeInvalidPayload, "body is not valid JSON for this request: %v", err)
 	}
 	return nil
 }
@@ -61,14 +46,14 @@ func decodeJSON(data []byte, v any) error {
 // ValidAgentID checks and canonicalises an agent id (a UUID, lower-case hyphenated form).
 func ValidAgentID(id string) (string, error) {
 	if len(id) > 45 { // the longest form uuid.Parse accepts (urn:uuid: prefix)
-		return "", invalid(CodeInvalidAgentID, "agent id is %d bytes; want a UUID", len(id))
+		return "", invalid(mxp.CodeInvalidAgentID, "agent id is %d bytes; want a UUID", len(id))
 	}
 	u, err := uuid.Parse(id)
 	if err != nil {
-		return "", invalid(CodeInvalidAgentID, "agent id %q is not a UUID", id)
+		return "", invalid(mxp.CodeInvalidAgentID, "agent id %q is not a UUID", id)
 	}
 	if u == uuid.Nil {
-		return "", invalid(CodeInvalidAgentID, "agent id must not be the nil UUID")
+		return "", invalid(mxp.CodeInvalidAgentID, "agent id must not be the nil UUID")
 	}
 	return u.String(), nil
 }
@@ -76,12 +61,12 @@ func ValidAgentID(id string) (string, error) {
 // ValidCapability checks one capability name.
 func ValidCapability(c string) error {
 	if len(c) == 0 || len(c) > MaxCapabilityLen {
-		return invalid(CodeInvalidCapability, "capability %q must be 1-%d characters", trunc(c), MaxCapabilityLen)
+		return invalid(mxp.CodeInvalidCapability, "capability %q must be 1-%d characters", trunc(c), MaxCapabilityLen)
 	}
 	for i := 0; i < len(c); i++ {
 		b := c[i]
 		if !(b >= 'a' && b <= 'z' || b >= '0' && b <= '9' || b == '.' || b == '_' || b == '-') {
-			return invalid(CodeInvalidCapability, "capability %q: character %q not in [a-z0-9._-]", trunc(c), b)
+			return invalid(mxp.CodeInvalidCapability, "capability %q: character %q not in [a-z0-9._-]", trunc(c), b)
 		}
 	}
 	return nil
@@ -95,13 +80,13 @@ func validateRegister(r RegisterRequest, maxMetadata int) (Agent, error) {
 		return Agent{}, err
 	}
 	if n := utf8.RuneCountInString(r.Name); n == 0 || n > MaxNameLen || !utf8.ValidString(r.Name) {
-		return Agent{}, invalid(CodeInvalidName, "name must be 1-%d characters of valid UTF-8, got %d", MaxNameLen, n)
+		return Agent{}, invalid(mxp.CodeInvalidName, "name must be 1-%d characters of valid UTF-8, got %d", MaxNameLen, n)
 	}
 	if strings.IndexFunc(r.Name, unicode.IsControl) >= 0 {
-		return Agent{}, invalid(CodeInvalidName, "name must not contain control characters")
+		return Agent{}, invalid(mxp.CodeInvalidName, "name must not contain control characters")
 	}
 	if len(r.Capabilities) > MaxCapabilities {
-		return Agent{}, invalid(CodeTooManyCapabilities, "%d capabilities; at most %d per agent", len(r.Capabilities), MaxCapabilities)
+		return Agent{}, invalid(mxp.CodeTooManyCapabilities, "%d capabilities; at most %d per agent", len(r.Capabilities), MaxCapabilities)
 	}
 	for _, c := range r.Capabilities {
 		if err := ValidCapability(c); err != nil {
@@ -115,7 +100,7 @@ func validateRegister(r RegisterRequest, maxMetadata int) (Agent, error) {
 	md := r.Metadata
 	for _, t := range md.Tags {
 		if len(t) == 0 || len(t) > MaxTagLen || strings.IndexFunc(t, unicode.IsControl) >= 0 || !utf8.ValidString(t) {
-			return Agent{}, invalid(CodeInvalidMetadata, "tag %q must be 1-%d printable characters", trunc(t), MaxTagLen)
+			return Agent{}, invalid(mxp.CodeInvalidMetadata, "tag %q must be 1-%d printable characters", trunc(t), MaxTagLen)
 		}
 	}
 	if md.Tags != nil {
@@ -123,12 +108,12 @@ func validateRegister(r RegisterRequest, maxMetadata int) (Agent, error) {
 	}
 	for k, v := range md.Extra {
 		if !utf8.ValidString(k) || !utf8.ValidString(v) {
-			return Agent{}, invalid(CodeInvalidMetadata, "metadata must be valid UTF-8")
+			return Agent{}, invalid(mxp.CodeInvalidMetadata, "metadata must be valid UTF-8")
 		}
 	}
 	b, _ := json.Marshal(md)
 	if len(b) > maxMetadata {
-		return Agent{}, bus.Errorf(400, CodeMetadataTooLarge, "metadata is %d bytes; at most %d", len(b), maxMetadata)
+		return Agent{}, bus.Errorf(mxp.CodeMetadataTooLarge, "metadata is %d bytes; at most %d", len(b), maxMetadata)
 	}
 	return Agent{ID: id, Name: r.Name, Capabilities: caps, Address: r.Address, Metadata: md}, nil
 }
@@ -140,21 +125,21 @@ func validAddress(a string) error {
 		return nil
 	}
 	if len(a) > MaxAddressLen {
-		return invalid(CodeInvalidAddress, "address must be host:port, at most %d bytes", MaxAddressLen)
+		return invalid(mxp.CodeInvalidAddress, "address must be host:port, at most %d bytes", MaxAddressLen)
 	}
 	host, port, err := net.SplitHostPort(a)
 	if err != nil {
-		return invalid(CodeInvalidAddress, "address %q is not host:port", trunc(a))
+		return invalid(mxp.CodeInvalidAddress, "address %q is not host:port", trunc(a))
 	}
 	p, err := strconv.Atoi(port)
 	if err != nil || p < 1 || p > 65535 {
-		return invalid(CodeInvalidAddress, "address %q: port must be 1-65535", trunc(a))
+		return invalid(mxp.CodeInvalidAddress, "address %q: port must be 1-65535", trunc(a))
 	}
 	if net.ParseIP(host) != nil {
 		return nil
 	}
 	if !validHostname(host) {
-		return invalid(CodeInvalidAddress, "address %q: host is neither an IP address nor a DNS name", trunc(a))
+		return invalid(mxp.CodeInvalidAddress, "address %q: host is neither an IP address nor a DNS name", trunc(a))
 	}
 	return nil
 }
@@ -196,7 +181,7 @@ func validateDiscover(r DiscoverRequest, defaultLimit, maxLimit int) (Query, err
 		caps = append(caps, r.Capability)
 	}
 	if len(caps) > MaxCapabilities {
-		return Query{}, invalid(CodeInvalidQuery, "%d capabilities in the query; at most %d", len(caps), MaxCapabilities)
+		return Query{}, invalid(mxp.CodeInvalidQuery, "%d capabilities in the query; at most %d", len(caps), MaxCapabilities)
 	}
 	for _, c := range caps {
 		if err := ValidCapability(c); err != nil {
@@ -204,17 +189,17 @@ func validateDiscover(r DiscoverRequest, defaultLimit, maxLimit int) (Query, err
 		}
 	}
 	if utf8.RuneCountInString(r.Name) > MaxNameLen {
-		return Query{}, invalid(CodeInvalidQuery, "name longer than %d characters", MaxNameLen)
+		return Query{}, invalid(mxp.CodeInvalidQuery, "name longer than %d characters", MaxNameLen)
 	}
 	if utf8.RuneCountInString(r.NamePrefix) > MaxNameLen {
-		return Query{}, invalid(CodeInvalidQuery, "name_prefix longer than %d characters", MaxNameLen)
+		return Query{}, invalid(mxp.CodeInvalidQuery, "name_prefix longer than %d characters", MaxNameLen)
 	}
 	if len(r.Tag) > MaxTagLen {
-		return Query{}, invalid(CodeInvalidQuery, "tag longer than %d characters", MaxTagLen)
+		return Query{}, invalid(mxp.CodeInvalidQuery, "tag longer than %d characters", MaxTagLen)
 	}
 	switch {
 	case r.Limit < 0:
-		return Query{}, invalid(CodeInvalidQuery, "limit must be >= 0, got %d", r.Limit)
+		return Query{}, invalid(mxp.CodeInvalidQuery, "limit must be >= 0, got %d", r.Limit)
 	case r.Limit == 0:
 		r.Limit = defaultLimit
 	case r.Limit > maxLimit:
@@ -223,7 +208,7 @@ func validateDiscover(r DiscoverRequest, defaultLimit, maxLimit int) (Query, err
 	if r.After != "" {
 		id, err := ValidAgentID(r.After)
 		if err != nil {
-			return Query{}, invalid(CodeInvalidQuery, "after must be an agent id")
+			return Query{}, invalid(mxp.CodeInvalidQuery, "after must be an agent id")
 		}
 		r.After = id
 	}
@@ -240,10 +225,10 @@ func validOwner(h nats.Header) (string, error) {
 	}
 	key, ok := strings.CutPrefix(v, bus.OwnerKeyPrefix)
 	if !ok || len(key) != base64.StdEncoding.EncodedLen(32) {
-		return "", invalid(bus.CodeBadRequest, "header %s: %q is not %s<base64 public key>", bus.HeaderOwner, trunc(v), bus.OwnerKeyPrefix)
+		return "", invalid(mxp.CodeInvalidArgument, "header %s: %q is not %s<base64 public key>", bus.HeaderOwner, trunc(v), bus.OwnerKeyPrefix)
 	}
 	if b, err := base64.StdEncoding.Strict().DecodeString(key); err != nil || len(b) != 32 {
-		return "", invalid(bus.CodeBadRequest, "header %s: %q is not %s<base64 public key>", bus.HeaderOwner, trunc(v), bus.OwnerKeyPrefix)
+		return "", invalid(mxp.CodeInvalidArgument, "header %s: %q is not %s<base64 public key>", bus.HeaderOwner, trunc(v), bus.OwnerKeyPrefix)
 	}
 	return v, nil
 }

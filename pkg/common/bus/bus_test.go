@@ -10,6 +10,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
+
+	"github.com/mxp-mesh/mesh/pkg/mxp"
 )
 
 func TestHeaders(t *testing.T) {
@@ -170,8 +172,17 @@ func TestErrorReplyRoundTrip(t *testing.T) {
 	}
 	defer svc.Stop()
 	err = svc.AddEndpoint("typed", micro.HandlerFunc(func(r micro.Request) {
-		RespondError(r, Errorf(400, "invalid_agent_id", "agent id %q is not a UUID", "x"))
+		RespondError(r, Errorf(mxp.CodeInvalidAgentID, "agent id %q is not a UUID", "x"))
 	}), micro.WithEndpointSubject("t.typed"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A service built before the codes were merged sends the old spelling with its old
+	// status; the reply reads as today's code.
+	err = svc.AddEndpoint("legacy", micro.HandlerFunc(func(r micro.Request) {
+		r.Error("413", "too big", []byte(`{"error":"too big","code":"payload_too_large"}`),
+			micro.WithHeaders(micro.Headers{HeaderErrorKind: []string{"payload_too_large"}}))
+	}), micro.WithEndpointSubject("t.legacy"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,12 +193,14 @@ func TestErrorReplyRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
-		subj, code string
-		status     int
-		leak       string
+		subj   string
+		code   mxp.ErrorCode
+		status int
+		leak   string
 	}{
-		{"t.typed", "invalid_agent_id", 400, ""},
-		{"t.untyped", CodeInternal, 500, "password"},
+		{"t.typed", mxp.CodeInvalidAgentID, 400, ""},
+		{"t.untyped", mxp.CodeInternal, 500, "password"},
+		{"t.legacy", mxp.CodeTooLarge, 413, ""},
 	} {
 		msg, err := b.Conn.Request(tc.subj, nil, 5*time.Second)
 		if err != nil {
@@ -197,7 +210,7 @@ func TestErrorReplyRoundTrip(t *testing.T) {
 			t.Fatalf("%s: Nats-Service-Error-Code = %q", tc.subj, msg.Header.Get(micro.ErrorCodeHeader))
 		}
 		var e *Error
-		if !errors.As(ReplyError(msg), &e) || e.Code != tc.code || e.Status != tc.status {
+		if !errors.As(ReplyError(msg), &e) || e.Code != tc.code || e.Status() != tc.status {
 			t.Fatalf("%s: ReplyError = %v", tc.subj, ReplyError(msg))
 		}
 		if tc.leak != "" && strings.Contains(string(msg.Data)+e.Message, tc.leak) {

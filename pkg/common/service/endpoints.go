@@ -20,6 +20,7 @@ import (
 	"github.com/mxp-mesh/mesh/pkg/common/metrics"
 	"github.com/mxp-mesh/mesh/pkg/common/security"
 	"github.com/mxp-mesh/mesh/pkg/common/tracing"
+	"github.com/mxp-mesh/mesh/pkg/mxp"
 )
 
 // Request is what a handler receives.
@@ -107,7 +108,7 @@ func (e *Endpoints) dispatch(name string, r micro.Request, h HandlerFunc) {
 	req := Request{Subject: r.Subject(), Data: r.Data(), Header: nats.Header(r.Headers()), Reply: r.Reply()}
 	req.AgentID = bus.AgentID(req.Header)
 	if !e.inflight.Acquire() {
-		e.reply(name, req, bus.Errorf(503, bus.CodeShuttingDown, "%s is shutting down; retry", e.name), time.Now())
+		e.reply(name, req, bus.Errorf(mxp.CodeUnavailable, "%s is shutting down; retry", e.name), time.Now())
 		return
 	}
 	e.sem <- struct{}{} // back-pressure: at most MaxConcurrent handlers run
@@ -127,7 +128,7 @@ func (e *Endpoints) handle(name string, req Request, h HandlerFunc) {
 	lim := e.limits.Load()
 	hdr := req.Header
 	if len(req.Data) > lim.MaxPayloadBytes {
-		e.reply(name, req, bus.Errorf(413, bus.CodeTooLarge, "payload of %d bytes exceeds the limit of %d", len(req.Data), lim.MaxPayloadBytes), start)
+		e.reply(name, req, bus.Errorf(mxp.CodeTooLarge, "payload of %d bytes exceeds the limit of %d", len(req.Data), lim.MaxPayloadBytes), start)
 		return
 	}
 	if lim.RatePerSecond > 0 {
@@ -136,18 +137,18 @@ func (e *Endpoints) handle(name string, req Request, h HandlerFunc) {
 			key = "anonymous"
 		}
 		if !e.limiter.Allow(key) {
-			e.reply(name, req, bus.Errorf(429, bus.CodeRateLimited, "rate limit of %.0f/s exceeded", lim.RatePerSecond), start)
+			e.reply(name, req, bus.Errorf(mxp.CodeRateLimited, "rate limit of %.0f/s exceeded", lim.RatePerSecond), start)
 			return
 		}
 	}
 	ctx, cancel := context.WithTimeout(tracing.Extract(context.Background(), hdr), lim.RequestTimeout)
 	defer cancel()
 	if dl, ok, err := bus.Deadline(hdr); err != nil {
-		e.reply(name, req, bus.Errorf(400, bus.CodeBadRequest, "%v", err), start)
+		e.reply(name, req, bus.Errorf(mxp.CodeInvalidArgument, "%v", err), start)
 		return
 	} else if ok {
 		if !time.Now().Before(dl) {
-			e.reply(name, req, bus.Errorf(504, bus.CodeDeadline, "deadline passed before handling"), start)
+			e.reply(name, req, bus.Errorf(mxp.CodeTimeout, "deadline passed before handling"), start)
 			return
 		}
 		var c2 context.CancelFunc
@@ -190,19 +191,19 @@ func (e *Endpoints) respond(reply string, body []byte) error {
 }
 
 func (e *Endpoints) reply(name string, r Request, err error, start time.Time) {
-	code := bus.CodeInternal
+	code := mxp.CodeInternal
 	var be *bus.Error
 	if errors.As(err, &be) {
 		code = be.Code
 	}
 	if r.Reply == "" {
-		e.observe(name, code, start)
+		e.observe(name, string(code), start)
 		return
 	}
 	if rerr := bus.PublishError(e.deps.Conn, r.Reply, err); rerr != nil {
 		e.deps.Logger.Warn("error reply failed", "endpoint", name, "err", rerr)
 	}
-	e.observe(name, code, start)
+	e.observe(name, string(code), start)
 }
 
 func (e *Endpoints) observe(name, code string, start time.Time) {

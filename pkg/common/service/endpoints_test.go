@@ -15,6 +15,7 @@ import (
 
 	"github.com/mxp-mesh/mesh/pkg/common/bus"
 	"github.com/mxp-mesh/mesh/pkg/common/security"
+	"github.com/mxp-mesh/mesh/pkg/mxp"
 )
 
 func startBus(t *testing.T) *bus.Bus {
@@ -57,7 +58,7 @@ func TestEndpointsDiscipline(t *testing.T) {
 			sawDeadline.Store(true)
 		}
 		if string(r.Data) == "fail" {
-			return nil, bus.Errorf(400, "bad_thing", "thing %q is bad", r.Data)
+			return nil, bus.Errorf(mxp.CodeInvalidArgument, "thing %q is bad", r.Data)
 		}
 		if string(r.Data) == "crash" {
 			return nil, errors.New("secret internals")
@@ -69,18 +70,18 @@ func TestEndpointsDiscipline(t *testing.T) {
 		data     string
 		agent    string
 		deadline time.Duration
-		code     string
+		code     mxp.ErrorCode
 		contains string
 	}{
 		{"ok", "hi", "a1", 0, "", `"echo":"hi"`},
-		{"typed error", "fail", "a2", 0, "bad_thing", ""},
-		{"internal error hidden", "crash", "a3", 0, bus.CodeInternal, ""},
-		{"too large", strings.Repeat("x", 17), "a4", 0, bus.CodeTooLarge, ""},
-		{"deadline passed", "hi", "a5", -time.Second, bus.CodeDeadline, ""},
+		{"typed error", "fail", "a2", 0, mxp.CodeInvalidArgument, ""},
+		{"internal error hidden", "crash", "a3", 0, mxp.CodeInternal, ""},
+		{"too large", strings.Repeat("x", 17), "a4", 0, mxp.CodeTooLarge, ""},
+		{"deadline passed", "hi", "a5", -time.Second, mxp.CodeTimeout, ""},
 		{"deadline carried", "hi", "a6", time.Second, "", `"agent":"a6"`},
 		{"rate: burst 1", "hi", "r", 0, "", "echo"},
 		{"rate: burst 2", "hi", "r", 0, "", "echo"},
-		{"rate: limited", "hi", "r", 0, bus.CodeRateLimited, ""},
+		{"rate: limited", "hi", "r", 0, mxp.CodeRateLimited, ""},
 	}
 	for _, tc := range tests {
 		h := nats.Header{}
@@ -104,8 +105,8 @@ func TestEndpointsDiscipline(t *testing.T) {
 	if !sawDeadline.Load() {
 		t.Error("Mxp-Deadline not applied to the handler context")
 	}
-	if got := testutil.ToFloat64(ep.requests.WithLabelValues("echo", bus.CodeTooLarge)); got != 1 {
-		t.Errorf("payload_too_large counter = %v", got)
+	if got := testutil.ToFloat64(ep.requests.WithLabelValues("echo", string(mxp.CodeTooLarge))); got != 1 {
+		t.Errorf("too_large counter = %v", got)
 	}
 	// $SRV.PING answers through micro.
 	if _, err := b.Conn.Request("$SRV.PING.echo", nil, 5*time.Second); err != nil {

@@ -10,6 +10,7 @@ import (
 	"github.com/mxp-mesh/mesh/pkg/common/bus"
 	"github.com/mxp-mesh/mesh/pkg/common/security"
 	"github.com/mxp-mesh/mesh/pkg/common/service"
+	"github.com/mxp-mesh/mesh/pkg/mxp"
 )
 
 // A service answers on the bus through Endpoints: typed errors, limits, deadlines,
@@ -20,7 +21,7 @@ func ExampleEndpoints() {
 	ep, _ := service.NewEndpoints(service.Deps{Conn: b.Conn}, micro.Config{Name: "greeter", Version: "1.0.0"}, security.Limits{MaxPayloadBytes: 64})
 	ep.Handle("hello", "demo.hello", func(ctx context.Context, r service.Request) (any, error) {
 		if len(r.Data) == 0 {
-			return nil, bus.Errorf(400, "missing_name", "say who to greet")
+			return nil, bus.Errorf(mxp.CodeInvalidArgument, "say who to greet")
 		}
 		return map[string]string{"greeting": "hello " + string(r.Data)}, nil
 	})
@@ -32,5 +33,5 @@ func ExampleEndpoints() {
 	fmt.Println(bus.ReplyError(msg))
 	// Output:
 	// {"greeting":"hello mesh"}
-	// missing_name (400): say who to greet
+	// invalid_argument (400): say who to greet
 }

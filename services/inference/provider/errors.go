@@ -11,27 +11,31 @@ import (
 	"time"
 
 	"github.com/mxp-mesh/mesh/pkg/common/security"
+	"github.com/mxp-mesh/mesh/pkg/mxp"
 )
 
-// Code is a typed error code, shared by the HTTP API, the bus API and metrics labels.
-type Code string
+// Code is the error code of the inference service: a subset of the mesh's one error
+// vocabulary, mxp.ErrorCode (an alias), shared by the HTTP API, the bus API and metrics
+// labels; its HTTP status is the code's (mxp.ErrorCode.HTTPStatus).
+type Code = mxp.ErrorCode
 
-// Error codes. They are part of the public API: callers switch on them.
+// The codes the inference service sends. They are part of the public API: callers switch
+// on them, and OpenAI-compatible clients read them in the error body's "code".
 const (
-	CodeInvalidRequest   Code = "invalid_request"
-	CodeUnauthenticated  Code = "unauthenticated"
-	CodePermissionDenied Code = "permission_denied"
-	CodeNotFound         Code = "model_not_found"
-	CodeRateLimited      Code = "rate_limited"
-	CodeOverloaded       Code = "overloaded"
-	CodeProviderError    Code = "provider_error"
-	CodeTimeout          Code = "timeout"
-	CodeCircuitOpen      Code = "circuit_open"
-	CodeContextOverflow  Code = "context_overflow"
-	CodeContentFiltered  Code = "content_filtered"
-	CodeUnavailable      Code = "unavailable"
-	CodeCanceled         Code = "canceled"
-	CodeInternal         Code = "internal"
+	CodeInvalidRequest   = mxp.CodeInvalidRequest
+	CodeUnauthenticated  = mxp.CodeUnauthenticated
+	CodePermissionDenied = mxp.CodePermissionDenied
+	CodeNotFound         = mxp.CodeModelNotFound
+	CodeRateLimited      = mxp.CodeRateLimited
+	CodeOverloaded       = mxp.CodeOverloaded
+	CodeProviderError    = mxp.CodeProviderError
+	CodeTimeout          = mxp.CodeTimeout
+	CodeCircuitOpen      = mxp.CodeCircuitOpen
+	CodeContextOverflow  = mxp.CodeContextOverflow
+	CodeContentFiltered  = mxp.CodeContentFiltered
+	CodeUnavailable      = mxp.CodeUnavailable
+	CodeCanceled         = mxp.CodeCanceled
+	CodeInternal         = mxp.CodeInternal
 )
 
 // Error is the one error type adapters and the service return.
