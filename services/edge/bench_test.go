@@ -2,6 +2,8 @@ package edge
 
 import (
 	"context"
+	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -93,6 +95,7 @@ func atRate(b *testing.B, n int, rate float64, call func(i int, data []byte) err
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	var failed atomic.Int64
+	var firstErr atomic.Value
 	data := make([]byte, benchPayload)
 	interval := time.Duration(float64(time.Second) / rate)
 	start := time.Now()
@@ -107,6 +110,7 @@ func atRate(b *testing.B, n int, rate float64, call func(i int, data []byte) err
 			lat := time.Since(t0)
 			if err != nil {
 				failed.Add(1)
+				firstErr.CompareAndSwap(nil, err)
 				return
 			}
 			mu.Lock()
@@ -116,7 +120,7 @@ func atRate(b *testing.B, n int, rate float64, call func(i int, data []byte) err
 	}
 	wg.Wait()
 	if f := failed.Load(); f > 0 {
-		b.Fatalf("%d of %d calls failed", f, n)
+		b.Fatalf("%d of %d calls failed, the first with: %v", f, n, firstErr.Load())
 	}
 	return h, time.Since(start)
 }
@@ -142,67 +146,140 @@ func BenchmarkCallLatencyAt5k(b *testing.B) {
 	}
 }
 
+// benchWindows is how many windows a comparison benchmark splits its calls into. The
+// machine is shared and noisy: each window runs the baseline and the mesh back to back, so
+// both see the same load, and the median of the windows' figures is reported, which one
+// window disturbed by another process's burst cannot move.
+const benchWindows = 5
+
+// median returns the median of v (the mean of the middle two for an even count); v is
+// sorted in place.
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	slices.Sort(v)
+	if len(v)%2 == 1 {
+		return v[len(v)/2]
+	}
+	return (v[len(v)/2-1] + v[len(v)/2]) / 2
+}
+
+// settle starts a measurement window from a collected heap, so that no window inherits
+// the previous one's garbage (a collection landing in one window and not another is most
+// of the spread between windows).
+func settle() { runtime.GC() }
+
+// closedLoop runs n calls with 64 in flight (each of 64 goroutines calls, then calls
+// again) and returns the rate and the latency histogram in microseconds.
+func closedLoop(b *testing.B, n int, call func(int, []byte) error) (float64, *hdrhistogram.Histogram) {
+	h := hdrhistogram.New(1, 60_000_000, 3)
+	var mu sync.Mutex
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	data := make([]byte, benchPayload)
+	start := time.Now()
+	for range 64 {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1))
+				if i > n {
+					return
+				}
+				t0 := time.Now()
+				if err := call(i, data); err != nil {
+					b.Error(err)
+					return
+				}
+				mu.Lock()
+				_ = h.RecordValue(max(time.Since(t0).Microseconds(), 1))
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return float64(n) / time.Since(start).Seconds(), h
+}
+
 // BenchmarkCallThroughput: calls/s with 64 calls in flight over 4 connections, beside NATS
-// request/reply with 64 in flight.
+// request/reply with 64 in flight. The calls run in benchWindows windows, each the NATS
+// baseline then the mesh; calls/s, nats-calls/s and x_baseline are the windows' medians
+// (x_baseline the median of each window's own ratio), p99 the mesh's over all windows.
 func BenchmarkCallThroughput(b *testing.B) {
 	for _, tr := range []string{"compat", "secure"} {
 		b.Run(tr, func(b *testing.B) {
 			m := newBenchMesh(b, tr == "secure", 4)
-			closed := func(n int, call func(int, []byte) error) (float64, *hdrhistogram.Histogram) {
-				h := hdrhistogram.New(1, 60_000_000, 3)
-				var mu sync.Mutex
-				var next atomic.Int64
-				var wg sync.WaitGroup
-				data := make([]byte, benchPayload)
-				start := time.Now()
-				for range 64 {
-					wg.Go(func() {
-						for {
-							i := int(next.Add(1))
-							if i > n {
-								return
-							}
-							t0 := time.Now()
-							if err := call(i, data); err != nil {
-								b.Error(err)
-								return
-							}
-							mu.Lock()
-							_ = h.RecordValue(max(time.Since(t0).Microseconds(), 1))
-							mu.Unlock()
-						}
-					})
-				}
-				wg.Wait()
-				return float64(n) / time.Since(start).Seconds(), h
-			}
-			n := max(b.N, 5000)
-			baseRate, _ := closed(n, m.natsCall)
+			per := max(b.N, 5000*benchWindows) / benchWindows
+			all := hdrhistogram.New(1, 60_000_000, 3)
+			var rates, baseRates, ratios []float64
 			b.ResetTimer()
-			rate, h := closed(n, m.meshCall)
+			for range benchWindows {
+				b.StopTimer()
+				settle()
+				baseRate, _ := closedLoop(b, per, m.natsCall)
+				settle()
+				b.StartTimer()
+				rate, h := closedLoop(b, per, m.meshCall)
+				all.Merge(h)
+				rates, baseRates, ratios = append(rates, rate), append(baseRates, baseRate), append(ratios, rate/baseRate)
+			}
 			b.StopTimer()
-			b.ReportMetric(rate, "calls/s")
-			b.ReportMetric(float64(h.ValueAtQuantile(99)), "p99-µs")
-			b.ReportMetric(baseRate, "nats-calls/s")
-			b.ReportMetric(rate/baseRate, "x_baseline")
+			b.ReportMetric(median(rates), "calls/s")
+			b.ReportMetric(float64(all.ValueAtQuantile(99)), "p99-µs")
+			b.ReportMetric(median(baseRates), "nats-calls/s")
+			b.ReportMetric(median(ratios), "x_baseline")
 		})
 	}
 }
 
+// maxRateWindows and maxRateWindow: each step of BenchmarkMaxRateP99Under5ms offers its
+// rate for maxRateWindows windows of maxRateWindow and judges the step by their medians.
+const (
+	maxRateWindows = 3
+	maxRateWindow  = 500 * time.Millisecond
+)
+
 // BenchmarkMaxRateP99Under5ms steps the offered rate up and reports the highest rate the
-// mesh sustained (≥ 97% delivered) with p99 under 5 ms, for 1 s at each step.
+// mesh sustained (≥ 97% delivered) with p99 under 5 ms. A step passes when the median over
+// its windows of the p99 is under 5 ms and the median delivered share is ≥ 97%: one window
+// hit by another process's burst (the machine is shared) neither fails a step nor passes
+// one. After the coarse steps, three bisections between the last rate that passed and the
+// first that failed place the figure within 1/8 of that gap, so that two runs in a row
+// agree to well within the coarse steps (which double at the low end).
 func BenchmarkMaxRateP99Under5ms(b *testing.B) {
 	m := newBenchMesh(b, false, 8)
-	best := 0.0
+	passes := func(rate float64) bool {
+		n := max(int(rate*maxRateWindow.Seconds()), 1)
+		var p50s, p99s, shares []float64
+		for range maxRateWindows {
+			settle()
+			h, took := atRate(b, n, rate, m.meshCall)
+			p50s = append(p50s, float64(h.ValueAtQuantile(50)))
+			p99s = append(p99s, float64(h.ValueAtQuantile(99)))
+			shares = append(shares, float64(n)/took.Seconds()/rate)
+		}
+		p50, p99, share := median(p50s), median(p99s), median(shares)
+		b.Logf("offered %6.0f/s: achieved %6.0f/s, p50 %5.0fµs p99 %6.0fµs (medians of %d windows)", rate, share*rate, p50, p99, maxRateWindows)
+		return p99 < 5000 && share >= 0.97
+	}
+	best, failed := 0.0, 0.0
 	for _, rate := range []float64{2000, 5000, 10000, 15000, 20000, 30000, 40000, 60000} {
-		n := int(rate) // one second
-		h, took := atRate(b, n, rate, m.meshCall)
-		achieved := float64(n) / took.Seconds()
-		b.Logf("offered %6.0f/s: achieved %6.0f/s, p50 %5dµs p99 %6dµs", rate, achieved, h.ValueAtQuantile(50), h.ValueAtQuantile(99))
-		if h.ValueAtQuantile(99) >= 5000 || achieved < 0.97*rate {
+		if !passes(rate) {
+			failed = rate
 			break
 		}
 		best = rate
+	}
+	for range 3 {
+		if failed == 0 {
+			break
+		}
+		mid := (best + failed) / 2
+		if passes(mid) {
+			best = mid
+		} else {
+			failed = mid
+		}
 	}
 	b.ReportMetric(best, "max-calls/s")
 }

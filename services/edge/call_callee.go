@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/mxp-mesh/mesh/pkg/common/bus"
 	"github.com/mxp-mesh/mesh/pkg/mxp"
+	"github.com/mxp-mesh/mesh/pkg/mxp/transport"
 )
 
 // The callee's side of a Call, in the order it runs: a message on mxp.agent.<id>.call (the
@@ -48,9 +50,11 @@ func (e *Edge) agentWorker() {
 // handleAgentMsg routes one message on an agent subject: a probe is answered (the agent is
 // here), a Call delivered, a StreamOpen accepted; for an agent not carried here (any
 // more), the requester gets unreachable.
-// Contract: runs on an agentWorker and never waits on a secure peer's Send: such a Call is
-// queued on s.deliveries, counted in s.delivering (at most Limits.MaxInFlight, over it the
-// caller gets unavailable) until drainDeliveries has handed it over.
+// Contract: runs on an agentWorker and never waits on a secure peer's Send. With no Call
+// queued for the peer before it, a Call is handed over here when the peer has room
+// (TrySend): no goroutine hand-off on the hot path. Otherwise it is queued on
+// s.deliveries, counted in s.delivering (at most Limits.MaxInFlight, over it the caller
+// gets unavailable) until drainDeliveries has handed it over, in order.
 func (e *Edge) handleAgentMsg(msg *nats.Msg) {
 	rest := strings.TrimPrefix(msg.Subject, bus.SubjectAgentPrefix)
 	idText, verb, _ := strings.Cut(rest, ".")
@@ -71,7 +75,11 @@ func (e *Edge) handleAgentMsg(msg *nats.Msg) {
 	case bus.AgentVerbCall:
 		if s.queue == nil {
 			// A secure peer's Send can block on its flow control; never let one slow
-			// agent hold up deliveries to the others: the session's own goroutine sends.
+			// agent hold up deliveries to the others: when the peer has no room, the
+			// session's own goroutine sends.
+			if s.try != nil && s.deliveries.idle() && s.deliverCall(id, msg, true) {
+				return
+			}
 			if s.delivering.Add(1) > int64(e.cfg.Load().Limits.MaxInFlight) {
 				s.delivering.Add(-1)
 				respondError(msg, mxp.CodeUnavailable, "the agent has too many calls being delivered")
@@ -82,7 +90,7 @@ func (e *Edge) handleAgentMsg(msg *nats.Msg) {
 			}
 			return
 		}
-		s.deliverCall(id, msg)
+		s.deliverCall(id, msg, false)
 	case bus.AgentVerbStream:
 		s.acceptStream(id, msg)
 	}
@@ -141,6 +149,14 @@ func (q *deliveryQueue) push(target mxp.AgentID, msg *nats.Msg) bool {
 	return true
 }
 
+// idle reports whether no Call waits in the queue and no goroutine drains it: a Call
+// handed over now does not overtake one that came before it.
+func (q *deliveryQueue) idle() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return !q.draining
+}
+
 // pop takes the oldest Call; false (and the queue no longer draining) when it is empty.
 func (q *deliveryQueue) pop() (queuedCall, bool) {
 	q.mu.Lock()
@@ -170,20 +186,23 @@ func (s *session) drainDeliveries() {
 		if !ok {
 			return
 		}
-		s.deliverCall(c.target, c.msg)
+		s.deliverCall(c.target, c.msg, false)
 		s.delivering.Add(-1)
 	}
 }
 
 // deliverCall hands a Call from the bus to the agent's peer. The frame gets an id of the
-// edge's; the peer's Response with that id is published to the caller's inbox.
-// Contract: adds at most one s.pending entry, with awaitAnswer; when the send fails it
-// takes the entry back (with answered) unless answer, failDelivery or expireDeliveries
-// took it first, and answers the caller. A session already closed answers unreachable
-// and records nothing.
-func (s *session) deliverCall(target mxp.AgentID, msg *nats.Msg) {
+// edge's; the peer's Response with that id is published to the caller's inbox. With try,
+// the frame goes by trySend: when the peer has no room, deliverCall leaves no trace (no
+// delivery recorded, no answer to the caller) and returns false, and the caller queues the
+// Call for a goroutine that may wait; it returns true otherwise.
+// Contract: adds at most one s.pending entry, with awaitAnswer; when the send fails (or
+// finds no room with try) it takes the entry back (with answered) unless answer,
+// failDelivery, expireDeliveries or close took it first; on a failure it answers the
+// caller. A session already closed answers unreachable and records nothing.
+func (s *session) deliverCall(target mxp.AgentID, msg *nats.Msg, try bool) bool {
 	if msg.Reply == "" {
-		return // a Call nobody waits for: nothing to answer
+		return true // a Call nobody waits for: nothing to answer
 	}
 	deadline, ok, _ := bus.Deadline(msg.Header)
 	if !ok {
@@ -192,7 +211,7 @@ func (s *session) deliverCall(target mxp.AgentID, msg *nats.Msg) {
 	remaining := time.Until(deadline)
 	if remaining <= 0 {
 		respondError(msg, mxp.CodeTimeout, "the caller's deadline passed before delivery")
-		return
+		return true
 	}
 	traceID, _, _ := bus.TraceID(msg.Header)
 	id := s.nextID.Add(1)
@@ -200,7 +219,7 @@ func (s *session) deliverCall(target mxp.AgentID, msg *nats.Msg) {
 	if s.closeErr != nil {
 		s.mu.Unlock()
 		respondError(msg, mxp.CodeUnreachable, "the agent's connection closed")
-		return
+		return true
 	}
 	s.pending[id] = delivery{reply: msg.Reply, deadline: deadline}
 	s.mu.Unlock()
@@ -210,7 +229,13 @@ func (s *session) deliverCall(target mxp.AgentID, msg *nats.Msg) {
 	cp := mxp.CallPayload{Target: s.deliveredTarget(target, msg.Header), TimeoutSeconds: secs, Data: msg.Data}
 	bp := framePool.Get().(*[]byte)
 	payload, _ := cp.AppendPayload((*bp)[:0])
-	err := s.send(&mxp.Frame{Type: mxp.TypeCall, MessageID: id, TraceID: traceID, Payload: payload})
+	frame := &mxp.Frame{Type: mxp.TypeCall, MessageID: id, TraceID: traceID, Payload: payload}
+	var err error
+	if try {
+		err = s.trySend(frame)
+	} else {
+		err = s.send(frame)
+	}
 	*bp = payload[:0]
 	framePool.Put(bp)
 	if err != nil {
@@ -220,6 +245,9 @@ func (s *session) deliverCall(target mxp.AgentID, msg *nats.Msg) {
 		s.mu.Unlock()
 		if still {
 			s.answered()
+			if try && errors.Is(err, transport.ErrSendBufferFull) {
+				return false // the caller queues it
+			}
 			code := mxp.CodeUnavailable
 			if err == ErrFrameTooLarge {
 				code = mxp.CodeTooLarge
@@ -227,6 +255,7 @@ func (s *session) deliverCall(target mxp.AgentID, msg *nats.Msg) {
 			respondError(msg, code, "cannot deliver the call to the agent: "+err.Error())
 		}
 	}
+	return true
 }
 
 // deliveredTarget is what the target field of a Call or StreamOpen delivered to this

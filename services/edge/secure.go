@@ -230,6 +230,14 @@ func (p *securePeer) Send(ctx context.Context, frame []byte) error {
 	return p.c.Send(ctx, frame)
 }
 
+// TrySend sends frame unless the connection's send buffer is full (see trySendPeer).
+func (p *securePeer) TrySend(frame []byte) error {
+	if p.closed.Load() {
+		return ErrPeerClosed
+	}
+	return p.c.TrySend(frame)
+}
+
 // SendLater queues frame for the next Flush (see batchPeer).
 func (p *securePeer) SendLater(ctx context.Context, frame []byte) error {
 	if p.closed.Load() {

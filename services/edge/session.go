@@ -44,10 +44,11 @@ type session struct {
 	inflight   atomic.Int64 // requests of the peer waiting on the bus
 	delivering atomic.Int64 // calls being handed to a peer whose Send may block
 	deliveries deliveryQueue
-	later      batchPeer  // the peer, when it can queue frames for one flush (nil otherwise)
-	await      awaitPeer  // the peer, when its transport probes it while Calls are owed (nil otherwise)
-	closeMu    sync.Mutex // held while close runs; later callers wait for it, as with a sync.Once
-	closed     bool       // guarded by closeMu
+	later      batchPeer   // the peer, when it can queue frames for one flush (nil otherwise)
+	try        trySendPeer // the peer, when it can send without waiting (nil otherwise)
+	await      awaitPeer   // the peer, when its transport probes it while Calls are owed (nil otherwise)
+	closeMu    sync.Mutex  // held while close runs; later callers wait for it, as with a sync.Once
+	closed     bool        // guarded by closeMu
 
 	mu     sync.Mutex
 	agents map[mxp.AgentID]*carried
@@ -78,6 +79,7 @@ func newSession(e *Edge, p Peer) *session {
 	}
 	s.peerHdr = []string{p.ID()}
 	s.later, _ = p.(batchPeer)
+	s.try, _ = p.(trySendPeer)
 	s.await, _ = p.(awaitPeer)
 	s.ctx, s.cancel = context.WithCancel(e.ctx)
 	// Ids the edge originates start high so that they stand apart from the peer's own.
@@ -205,7 +207,16 @@ func (s *session) send(f *mxp.Frame) error { return s.sendVia(nil, f) }
 
 // sendVia is send; with batch and a peer that batches, the frame is queued with
 // SendLater and the peer added to batch, whose owner flushes it.
-func (s *session) sendVia(batch *outBatch, f *mxp.Frame) error {
+func (s *session) sendVia(batch *outBatch, f *mxp.Frame) error { return s.transmit(batch, false, f) }
+
+// trySend is send without waiting for a peer that can (trySendPeer): when the peer has no
+// room it returns transport.ErrSendBufferFull, uncounted, and f is not sent; the caller
+// sends it later from a goroutine that may wait. A peer without TrySend gets Send.
+func (s *session) trySend(f *mxp.Frame) error { return s.transmit(nil, true, f) }
+
+// transmit encodes f and hands it to the peer: with try, by TrySend (see trySend); with
+// batch, by SendLater (see sendVia); by Send otherwise.
+func (s *session) transmit(batch *outBatch, try bool, f *mxp.Frame) error {
 	bp := framePool.Get().(*[]byte)
 	defer func() {
 		if cap(*bp) <= 256<<10 {
@@ -227,11 +238,16 @@ func (s *session) sendVia(batch *outBatch, f *mxp.Frame) error {
 			fmt.Sprintf("%s of %d bytes does not fit this connection's %d-byte limit", f.Type, len(b), max))
 		return ErrFrameTooLarge
 	}
-	if batch != nil && s.later != nil {
+	switch {
+	case try && s.try != nil:
+		if err = s.try.TrySend(b); errors.Is(err, transport.ErrSendBufferFull) {
+			return err // not sent, not counted: the caller sends it later
+		}
+	case batch != nil && s.later != nil:
 		if err = s.later.SendLater(s.ctx, b); err == nil {
 			batch.add(s.later)
 		}
-	} else {
+	default:
 		err = s.peer.Send(s.ctx, b)
 	}
 	if err != nil {

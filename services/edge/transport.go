@@ -39,6 +39,15 @@ type batchPeer interface {
 	Flush()
 }
 
+// trySendPeer is a Peer whose Send may wait (the secure transport's flow control) and that
+// can also hand a frame over without waiting: TrySend returns
+// transport.ErrSendBufferFull at once, queuing nothing, when the peer has no room. The
+// edge delivers a Call on the goroutine that took it from the bus when the peer has room,
+// and on the session's delivery goroutine only when it has not. Optional.
+type trySendPeer interface {
+	TrySend(frame []byte) error
+}
+
 // awaitPeer is a Peer whose transport can probe it while the edge waits for its answer
 // (the secure transport): the edge brackets every Call delivered to the peer with Await
 // and EndAwait, so a peer that dies holding a Call is found dead within about the

@@ -159,6 +159,30 @@ func (c *Conn) Send(ctx context.Context, msg []byte) error { return c.send(ctx, 
 // msg may wait: a caller of SendLater must call Flush when its burst ends.
 func (c *Conn) SendLater(ctx context.Context, msg []byte) error { return c.send(ctx, msg, false) }
 
+// TrySend is Send without the wait: when the send buffer has no room for msg it returns
+// ErrSendBufferFull at once and queues nothing, so that a goroutine serving many
+// connections can hand a message to one that has room without ever being held up by
+// one that has none (and queue it elsewhere, for a goroutine that may wait).
+func (c *Conn) TrySend(msg []byte) error {
+	if len(msg) > MaxMessageSize {
+		return ErrMessageTooLarge
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return c.closeErr
+	}
+	if !c.snd.hasRoom(len(msg)) {
+		return ErrSendBufferFull
+	}
+	c.snd.push(msg)
+	c.stats.messagesSent++
+	if c.shouldFlushLocked(true) {
+		c.flushLocked(time.Now())
+	}
+	return nil
+}
+
 // Flush transmits what SendLater queued, as far as the congestion window and the peer's
 // flow control allow (the rest goes as ACKs open them).
 func (c *Conn) Flush() {

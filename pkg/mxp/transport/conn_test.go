@@ -203,3 +203,53 @@ func TestSendLaterFlush(t *testing.T) {
 		}
 	}
 }
+
+// TestTrySend checks TrySend's contract: it queues and transmits like Send while the send
+// buffer has room, returns ErrSendBufferFull at once (queuing nothing) when it has none,
+// and works again once the peer's reads have freed the buffer; what it queued arrives in
+// order.
+func TestTrySend(t *testing.T) {
+	checkNoLeak(t)
+	_, c, s := pair(t, Config{SendBuffer: 1 << 20}, Config{})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	msg := make([]byte, 1<<20)
+	sent := 0
+	for ; sent < 64; sent++ { // 64 MiB: more than the send buffer and the peer's 24 MiB window
+		msg[0] = byte(sent)
+		err := c.TrySend(msg)
+		if errors.Is(err, ErrSendBufferFull) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("TrySend %d: %v", sent, err)
+		}
+	}
+	if sent == 0 || sent == 64 {
+		t.Fatalf("TrySend queued %d messages of 1 MiB with a 1 MiB send buffer; want some, then ErrSendBufferFull", sent)
+	}
+	for i := range sent {
+		m, err := s.Receive(ctx)
+		if err != nil || len(m) != len(msg) || m[0] != byte(i) {
+			t.Fatalf("message %d: %d bytes, first %v, %v", i, len(m), m[0], err)
+		}
+	}
+	// The refused message was not queued: the next one to arrive is the one sent now,
+	// once ACKs have made room (Send waits for it; TrySend is then accepted too).
+	if err := c.Send(ctx, []byte("after")); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.TrySend([]byte("try")); err != nil {
+		t.Fatalf("TrySend with room: %v", err)
+	}
+	for _, want := range []string{"after", "try"} {
+		m, err := s.Receive(ctx)
+		if err != nil || string(m) != want {
+			t.Fatalf("got %q, %v; want %q", m, err, want)
+		}
+	}
+	if err := c.TrySend(make([]byte, MaxMessageSize+1)); !errors.Is(err, ErrMessageTooLarge) {
+		t.Fatalf("TrySend over MaxMessageSize: %v", err)
+	}
+}
+
