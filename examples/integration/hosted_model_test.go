@@ -73,7 +73,7 @@ func startHostedMesh(t testing.TB, cfg inference.Config, edgeNames ...string) *h
 	}
 	rcfg := registry.DefaultConfig()
 	rcfg.HTTP = ""
-	reg, err := registry.New(ctx, rcfg, service.Deps{Logger: quiet(), Conn: conn("registry")})
+	reg, err := registry.New(rcfg, service.Deps{Logger: quiet(), Conn: conn("registry")})
 	if err != nil {
 		t.Fatal(err)
 	}
