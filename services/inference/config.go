@@ -248,6 +248,26 @@ const (
 	EnvOllamaHost    = "OLLAMA_HOST"
 )
 
+// providerEnv names, per provider kind, the variable that enables it (a key, or Ollama's
+// host) and the one that moves its base URL: ApplyEnv reads them, and a model_not_found
+// error names the one that would enable the model.
+var providerEnv = []struct{ kind, enable, base string }{
+	{KindOpenAI, EnvOpenAIKey, EnvOpenAIBase},
+	{KindAnthropic, EnvAnthropicKey, EnvAnthropicBase},
+	{KindGemini, EnvGeminiKey, EnvGeminiBase},
+	{KindOllama, EnvOllamaHost, ""},
+}
+
+// enablingEnv is the variable that turns provider kind on ("" for a kind that none does).
+func enablingEnv(kind string) string {
+	for _, e := range providerEnv {
+		if e.kind == kind {
+			return e.enable
+		}
+	}
+	return ""
+}
+
 // ApplyEnv turns providers on from the environment (lookup is os.LookupEnv in
 // production): a key variable enables openai, anthropic or gemini, OLLAMA_HOST enables
 // ollama, and the *_BASE_URL variables point a provider elsewhere. The environment wins
@@ -272,9 +292,11 @@ func ApplyEnv(cfg Config, lookup func(string) (string, bool)) Config {
 		}
 		cfg.Providers[name] = p
 	}
-	set(KindOpenAI, EnvOpenAIKey, EnvOpenAIBase)
-	set(KindAnthropic, EnvAnthropicKey, EnvAnthropicBase)
-	set(KindGemini, EnvGeminiKey, EnvGeminiBase)
+	for _, e := range providerEnv {
+		if e.kind != KindOllama {
+			set(e.kind, e.enable, e.base)
+		}
+	}
 	if host, ok := lookup(EnvOllamaHost); ok && host != "" {
 		p := cfg.Providers[KindOllama]
 		if p.Kind == "" {

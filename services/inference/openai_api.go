@@ -27,6 +27,23 @@ func (s *Service) Routes(r chi.Router) {
 	r.Post("/v1/chat/completions", s.handleChatCompletions)
 	r.Get("/v1/models", s.handleModels)
 	r.Get("/readyz/inference", s.handleReady)
+	// Every other /v1 path (the routes above, and other services' on a shared router such
+	// as mxp dev's /v1/agents, are more specific and win) answers as OpenAI does: a 404
+	// with an error body, which OpenAI clients parse, instead of a plain-text 404 they
+	// report as a malformed response.
+	r.HandleFunc("/v1/*", handleUnknownV1)
+}
+
+// handleUnknownV1 answers a path of the OpenAI API that the mesh does not serve.
+func handleUnknownV1(w http.ResponseWriter, r *http.Request) {
+	var out oaiError
+	out.Error.Type = "invalid_request_error"
+	out.Error.Code = "unknown_url"
+	out.Error.Message = fmt.Sprintf("the mesh does not serve %s %s; its OpenAI-compatible API serves POST /v1/chat/completions and GET /v1/models",
+		r.Method, r.URL.Path)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusNotFound)
+	json.NewEncoder(w).Encode(out)
 }
 
 func (s *Service) handleReady(w http.ResponseWriter, _ *http.Request) {

@@ -3,6 +3,7 @@ package inference
 import (
 	"fmt"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -171,8 +172,11 @@ func (r *routes) resolve(name string) (*target, error) {
 	if mc, ok := r.cfg.Models[name]; ok && mc.Provider != "" {
 		ps, ok := r.providers[mc.Provider]
 		if !ok {
-			return nil, &provider.Error{Code: provider.CodeNotFound, Model: name,
-				Message: fmt.Sprintf("model %q is on provider %q, which is not enabled", name, mc.Provider)}
+			msg := fmt.Sprintf("model %q is on provider %q, which is not enabled", name, mc.Provider)
+			if env := enablingEnv(mc.Provider); env != "" {
+				msg += fmt.Sprintf(" (set %s to enable it)", env)
+			}
+			return nil, &provider.Error{Code: provider.CodeNotFound, Model: name, Message: msg}
 		}
 		return r.target(name, mc, ps, mc.Upstream, true), nil
 	}
@@ -185,8 +189,36 @@ func (r *routes) resolve(name string) (*target, error) {
 			return r.target(name, r.cfg.Models[name], p.prov, upstream, r.named[name]), nil
 		}
 	}
-	return nil, &provider.Error{Code: provider.CodeNotFound, Model: name,
-		Message: fmt.Sprintf("no enabled provider serves model %q", name)}
+	return nil, &provider.Error{Code: provider.CodeNotFound, Model: name, Message: r.notServed(name)}
+}
+
+// notServed says why no provider serves model name and what would: the variable that
+// enables the provider kind whose default prefixes match the name (the longest match), or
+// else the models and prefixes that are served.
+func (r *routes) notServed(name string) string {
+	kind, best := "", 0
+	for k, prefixes := range DefaultPrefixes {
+		for _, p := range prefixes {
+			if strings.HasPrefix(name, p) && len(p) > best && enablingEnv(k) != "" {
+				kind, best = k, len(p)
+			}
+		}
+	}
+	if kind != "" {
+		return fmt.Sprintf("no enabled provider serves model %q: set %s to enable the %s provider", name, enablingEnv(kind), kind)
+	}
+	served := make([]string, 0, len(r.cfg.Models)+len(r.prefixes))
+	for m, mc := range r.cfg.Models {
+		if _, ok := r.providers[mc.Provider]; ok {
+			served = append(served, m)
+		}
+	}
+	for _, p := range r.prefixes {
+		served = append(served, p.prefix+"*")
+	}
+	sort.Strings(served)
+	served = slices.Compact(served)
+	return fmt.Sprintf("no enabled provider serves model %q (served: %s)", name, strings.Join(served, ", "))
 }
 
 func (r *routes) target(name string, mc ModelConfig, ps *providerState, upstream string, configured bool) *target {
