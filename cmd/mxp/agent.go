@@ -47,7 +47,7 @@ Examples:
 		Flags: func(fs *flag.FlagSet) {
 			cf.register(fs)
 			caps = nil
-			fs.StringVar(&name, "name", "echo", "agent name (`mxp call --to NAME` finds it)")
+			fs.StringVar(&name, "name", "echo", "agent `NAME` (mxp call --to NAME finds it)")
 			fs.StringVar(&id, "id", "", "agent id (a UUID); default a new random id")
 			fs.Var(&caps, "capability", "a capability to register (repeatable; default echo)")
 			fs.DurationVar(&heartbeat, "heartbeat", 0, "heartbeat interval; 0: the one the registry asks for (10s if it does not say)")

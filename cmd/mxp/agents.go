@@ -41,22 +41,23 @@ Examples:
 			fs.StringVar(&prefix, "name-prefix", "", "only agents whose name starts with this")
 			fs.BoolVar(&asJSON, "json", false, "print a JSON array")
 			fs.IntVar(&limit, "limit", 0, "at most this many agents (0: the registry's default)")
-			fs.DurationVar(&timeout, "timeout", 10*time.Second, "how long to wait for the registry")
+			fs.DurationVar(&timeout, "timeout", 10*time.Second, "how long the command may take, from its first packet")
 		},
 		Run: func(ctx context.Context, env *cliEnv, args []string) error {
 			if len(args) > 0 {
 				return usagef("unexpected argument %q", args[0])
 			}
-			cl, _, err := cf.dial(ctx)
-			if err != nil {
-				return err
-			}
-			defer cl.Close()
+			// --timeout bounds the whole command, from the handshake's first packet.
 			qctx, cancel := context.WithTimeout(ctx, timeout)
 			defer cancel()
+			cl, _, err := cf.dial(qctx)
+			if err != nil {
+				return timeoutOr(err, timeout)
+			}
+			defer cl.Close()
 			resp, err := cl.Discover(qctx, mxp.DiscoverRequest{Capabilities: caps, Name: name, NamePrefix: prefix, Limit: limit})
 			if err != nil {
-				return err
+				return timeoutOr(err, timeout)
 			}
 			if asJSON {
 				enc := json.NewEncoder(env.Stdout)

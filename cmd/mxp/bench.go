@@ -72,7 +72,7 @@ Examples:
 			fs.DurationVar(&o.Duration, "duration", 10*time.Second, "how long to send")
 			fs.IntVar(&o.Size, "size", 256, "payload bytes per call")
 			fs.IntVar(&o.Connections, "connections", 1, "connections to the edge, used in turn")
-			fs.DurationVar(&o.Timeout, "timeout", 5*time.Second, "per-call timeout")
+			fs.DurationVar(&o.Timeout, "timeout", 5*time.Second, "per-call timeout (and of the handshake and the lookup of --to)")
 			fs.BoolVar(&o.JSON, "json", false, "print the final report as JSON")
 		},
 		Run: func(ctx context.Context, env *cliEnv, args []string) error {
@@ -92,22 +92,34 @@ Examples:
 					c.Close()
 				}
 			}()
+			// Each handshake, and the lookup of --to, take at most --timeout (as a call does).
 			for range o.Connections {
-				c, _, err := cf.dial(ctx)
+				dctx, cancel := context.WithTimeout(ctx, o.Timeout)
+				c, _, err := cf.dial(dctx)
+				cancel()
 				if err != nil {
-					return err
+					return timeoutOr(err, o.Timeout)
 				}
 				conns = append(conns, c)
 			}
-			target, err := resolveTarget(ctx, conns[0], o.To)
+			rctx, cancel := context.WithTimeout(ctx, o.Timeout)
+			target, err := resolveTarget(rctx, conns[0], o.To)
+			cancel()
 			if err != nil {
-				return err
+				return timeoutOr(err, o.Timeout)
 			}
-			rep := runBench(ctx, env, conns, target, o)
+			rep, ended := runBench(ctx, env, conns, target, o)
 			if o.JSON {
-				return json.NewEncoder(env.Stdout).Encode(rep)
+				if err := json.NewEncoder(env.Stdout).Encode(rep); err != nil {
+					return err
+				}
+			} else {
+				printBenchReport(env, o, target, rep)
 			}
-			printBenchReport(env, o, target, rep)
+			if ended != nil {
+				fmt.Fprintf(env.Stderr, "bench: stopped early: %v (the report covers the calls before it)\n", ended)
+				return exitError{1}
+			}
 			return nil
 		},
 	})
@@ -149,12 +161,30 @@ func errorKind(err error) string {
 	return "transport"
 }
 
-func runBench(ctx context.Context, env *cliEnv, conns []*client.Client, target mxp.AgentID, o benchOptions) BenchReport {
+// errConnectionEnded is runBench's cause when a connection to the edge ended mid-run
+// (the mesh stopped): every later call on it would fail at once, and a closed loop would
+// count millions of "closed" errors until --duration ran out.
+var errConnectionEnded = errors.New("the connection to the edge ended")
+
+// runBench runs the load until o.Duration passes, ctx ends, or a connection ends; in the
+// last case it stops at once and returns why with the report.
+func runBench(ctx context.Context, env *cliEnv, conns []*client.Client, target mxp.AgentID, o benchOptions) (BenchReport, error) {
 	r := &benchRun{hist: newLatencyUS(), errs: map[string]int64{}}
 	payload := []byte(strings.Repeat("x", o.Size))
-	runCtx, stop := context.WithTimeout(ctx, o.Duration)
-	defer stop()
+	durCtx, stopDur := context.WithTimeout(ctx, o.Duration)
+	defer stopDur()
+	runCtx, stop := context.WithCancelCause(durCtx)
+	defer stop(nil)
 	start := time.Now()
+	for _, c := range conns {
+		go func() {
+			select {
+			case <-c.Done():
+				stop(fmt.Errorf("%w after %v: %v", errConnectionEnded, time.Since(start).Round(time.Millisecond), c.Err()))
+			case <-runCtx.Done():
+			}
+		}()
+	}
 	var next atomic.Uint64
 	call := func() {
 		c := conns[next.Add(1)%uint64(len(conns))]
@@ -231,7 +261,10 @@ func runBench(ctx context.Context, env *cliEnv, conns []*client.Client, target m
 		ThroughputPerS: float64(r.ok.Load()) / elapsed.Seconds(),
 		LatencyUS: BenchLatency{P50: r.hist.quantile(50), P90: r.hist.quantile(90),
 			P99: r.hist.quantile(99), P999: r.hist.quantile(99.9)}}
-	return rep
+	if cause := context.Cause(runCtx); errors.Is(cause, errConnectionEnded) {
+		return rep, cause
+	}
+	return rep, nil
 }
 
 func printBenchReport(env *cliEnv, o benchOptions, target mxp.AgentID, rep BenchReport) {

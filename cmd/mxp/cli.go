@@ -37,7 +37,8 @@ type exitError struct{ code int }
 
 func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
 
-// usageError is a mistake on the command line: it is printed with the command's usage.
+// usageError is a mistake on the command line: it is printed as one line, followed by
+// where the command's help is (not the help itself, which would bury the line).
 type usageError struct{ msg string }
 
 func (e usageError) Error() string { return e.msg }
@@ -50,9 +51,11 @@ var root = &command{
 	Long: `mxp runs the mesh and talks to it.
 
 Examples:
-  mxp dev                       run every service in one process
-  mxp frame decode < frames.hex decode hex frames, one per line
-  mxp version                   print the build and protocol versions`,
+  mxp dev                          run every service in one process
+  mxp agent echo                   (another terminal) an agent that echoes each Call
+  mxp call --to echo --data hello  call it
+  mxp frame decode < frames.hex    decode hex frames, one per line
+  mxp --version                    print the build and protocol versions`,
 }
 
 // register adds cmd under the root (path empty) or under the group named by path.
@@ -77,6 +80,9 @@ func register(cmd *command, path ...string) {
 // execute finds the command named by args, parses its flags and runs it. It returns the
 // process exit status.
 func execute(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 1 && (args[0] == "--version" || args[0] == "-version") {
+		args = []string{"version"}
+	}
 	cmd, path, rest := root, []string{root.Name}, args
 	for len(rest) > 0 && cmd.children != nil {
 		next, ok := cmd.children[rest[0]]
@@ -88,8 +94,11 @@ func execute(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	fullName := strings.Join(path, " ")
 	if cmd.Run == nil {
 		if len(rest) > 0 && rest[0] != "-h" && rest[0] != "--help" && rest[0] != "help" {
-			fmt.Fprintf(stderr, "%s: unknown command %q\n\n", fullName, rest[0])
-			printHelp(stderr, cmd, fullName, nil)
+			what := "command"
+			if strings.HasPrefix(rest[0], "-") {
+				what = "flag"
+			}
+			usageLine(stderr, fullName, fmt.Sprintf("unknown %s %q", what, rest[0]))
 			return 2
 		}
 		printHelp(stdout, cmd, fullName, nil)
@@ -105,8 +114,7 @@ func execute(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 			printHelp(stdout, cmd, fullName, fs)
 			return 0
 		}
-		fmt.Fprintf(stderr, "%s: %v\n\n", fullName, err)
-		printHelp(stderr, cmd, fullName, fs)
+		usageLine(stderr, fullName, err.Error())
 		return 2
 	}
 	env := &cliEnv{Stdin: stdin, Stdout: stdout, Stderr: stderr, Flags: fs}
@@ -119,8 +127,7 @@ func execute(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	case errors.As(err, &ee):
 		return ee.code
 	case errors.As(err, &ue):
-		fmt.Fprintf(stderr, "%s: %s\n\n", fullName, ue.msg)
-		printHelp(stderr, cmd, fullName, fs)
+		usageLine(stderr, fullName, ue.msg)
 		return 2
 	case errors.Is(err, context.Canceled):
 		return 130
@@ -128,6 +135,11 @@ func execute(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		fmt.Fprintf(stderr, "%s: %v\n", fullName, err)
 		return 1
 	}
+}
+
+// usageLine prints a command-line mistake as one line and where the help is.
+func usageLine(w io.Writer, fullName, msg string) {
+	fmt.Fprintf(w, "%s: %s\nsee '%s --help'\n", fullName, msg, fullName)
 }
 
 func printHelp(w io.Writer, cmd *command, fullName string, fs *flag.FlagSet) {

@@ -60,7 +60,7 @@ func readEdgeInfo(dir string) (EdgeInfo, error) {
 	var info EdgeInfo
 	b, err := os.ReadFile(filepath.Join(dir, edgeInfoFile))
 	if errors.Is(err, fs.ErrNotExist) {
-		return info, fmt.Errorf("no mesh found in %s (start one with `mxp dev`, or pass --edge and --edge-key)", dir)
+		return info, fmt.Errorf("no mesh found in %s (start one with `mxp dev`; for another mesh set %s and %s, or pass --edge and --edge-key)", dir, envEdge, envEdgeKey)
 	}
 	if err != nil {
 		return info, err
@@ -87,6 +87,18 @@ func dialable(addr string) string {
 	return net.JoinHostPort(host, port)
 }
 
+// The environment the client commands read, so that a mesh that is not a local `mxp dev`
+// (Docker Compose, Kubernetes) is reached with no flags: `make compose-up` prints the
+// export lines. A flag overrides its variable; both override the data directory.
+const (
+	envEdge    = "MXP_EDGE"     // --edge
+	envEdgeKey = "MXP_EDGE_KEY" // --edge-key
+)
+
+// defaultDialTimeout bounds the handshake of a command whose context has no deadline
+// (mxp agent echo); a command with --timeout bounds it with that instead.
+const defaultDialTimeout = 10 * time.Second
+
 // connFlags are the flags every client command shares.
 type connFlags struct {
 	dataDir string
@@ -97,23 +109,28 @@ type connFlags struct {
 
 func (c *connFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.dataDir, "data-dir", defaultDataDir, "the data directory `DIR` of mxp dev (edge.json, keys)")
-	fs.StringVar(&c.edge, "edge", "", "edge address (secure transport); default from the data directory")
-	fs.StringVar(&c.edgeKey, "edge-key", "", "the edge's public key (base64); default from the data directory")
+	fs.StringVar(&c.edge, "edge", os.Getenv(envEdge), "edge address (secure transport); default $"+envEdge+", else from the data directory")
+	fs.StringVar(&c.edgeKey, "edge-key", os.Getenv(envEdgeKey), "the edge's public key (base64); default $"+envEdgeKey+", else from the data directory")
 	fs.StringVar(&c.compat, "compat", "", "use the edge's plaintext listener at this address instead")
 }
 
-// dial connects to the edge the flags or the data directory name.
+// dial connects to the edge the flags, the environment or the data directory name. The
+// handshake ends by ctx's deadline (defaultDialTimeout when it has none); when nothing
+// answers by then, or the host refuses, the error is a nothingAnswersError naming the
+// address, where the address and key came from, and what to check.
 func (c *connFlags) dial(ctx context.Context) (*client.Client, string, error) {
 	if c.compat != "" {
 		cl, err := client.DialCompat(c.compat)
 		return cl, c.compat + " (plaintext)", err
 	}
 	addr, keyText := c.edge, c.edgeKey
+	from := "--edge/$" + envEdge + " and --edge-key/$" + envEdgeKey
 	if addr == "" || keyText == "" {
 		info, err := readEdgeInfo(c.dataDir)
 		if err != nil {
 			return nil, "", err
 		}
+		from = filepath.Join(c.dataDir, edgeInfoFile)
 		if addr == "" {
 			addr = info.EdgeAddr
 		}
@@ -133,17 +150,48 @@ func (c *connFlags) dial(ctx context.Context) (*client.Client, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	cl, err := client.DialSecure(dctx, addr, edgeKey, key)
-	if err != nil {
-		return nil, "", fmt.Errorf("connecting to the edge at %s: %w", addr, err)
+	dctx, cancel := ctx, context.CancelFunc(func() {})
+	if _, ok := ctx.Deadline(); !ok {
+		dctx, cancel = context.WithTimeout(ctx, defaultDialTimeout)
 	}
-	return cl, addr, nil
+	defer cancel()
+	start := time.Now()
+	cl, err := client.DialSecure(dctx, addr, edgeKey, key)
+	switch {
+	case err == nil:
+		return cl, addr, nil
+	case !errors.Is(ctx.Err(), context.Canceled) &&
+		(errors.Is(dctx.Err(), context.DeadlineExceeded) || mxp.ErrorCodeFor(err) == mxp.CodeUnreachable):
+		return nil, "", &nothingAnswersError{Addr: addr, After: time.Since(start), From: from, Err: err}
+	}
+	return nil, "", fmt.Errorf("connecting to the edge at %s: %w", addr, err)
 }
 
-// resolveTarget turns --to into an id: a UUID, a service name (registry, inference,
-// tools, policy) or the name of a registered agent (the first online one of that name).
+// nothingAnswersError is a handshake with the edge that got no answer: nothing listens
+// at Addr, or something does that cannot read the handshake (another edge, whose key is
+// not the one pinned).
+type nothingAnswersError struct {
+	Addr  string
+	After time.Duration
+	From  string // where the address and key came from
+	Err   error
+}
+
+func (e *nothingAnswersError) Error() string {
+	return fmt.Sprintf("nothing answers at %s (after %v): check that the mesh is running (mxp dev, or make compose-up) "+
+		"and that the edge address and key (from %s) are its current ones", e.Addr, e.After.Round(time.Millisecond), e.From)
+}
+
+func (e *nothingAnswersError) Unwrap() error { return e.Err }
+
+// servicesServed names the well-known services (mxp.ServiceNames) that this repository
+// ships and `mxp dev` runs, for help and error text: the protocol also reserves ids for
+// services that nothing answers yet (tools, policy), which a newcomer must not be sent to.
+// TestServicesServed keeps it equal to the services/ folders that are well-known services.
+const servicesServed = "registry, inference"
+
+// resolveTarget turns --to into an id: a UUID, a well-known service name (mxp.ServiceByName)
+// or the name of a registered agent (the first online one of that name).
 // A name belongs to one identity (the registry refuses a second owner while a lease
 // lives); if the agents of the name still show more than one owner (records from before
 // owners existed, or two edges racing), the name is refused as ambiguous rather than
@@ -191,7 +239,7 @@ func pickByName(agents []mxp.AgentRecord, name string) (mxp.AgentID, error) {
 	if fallback != nil {
 		return fallback.ID, nil
 	}
-	return mxp.AgentID{}, fmt.Errorf("no agent, service or agent id %q (services: %s; see `mxp agents`)", name, strings.Join(mxp.ServiceNames(), ", "))
+	return mxp.AgentID{}, fmt.Errorf("no agent, service or agent id %q (services: %s; see `mxp agents`)", name, servicesServed)
 }
 
 // stringsFlag is a repeatable string flag.

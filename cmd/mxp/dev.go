@@ -50,7 +50,7 @@ Examples:
 			fs.StringVar(&edgeAddr, "edge-addr", "127.0.0.1:9000", "UDP address of the edge's secure transport")
 			fs.StringVar(&compatAddr, "compat-addr", "", "UDP address of the plaintext listener for the reference SDK (off when empty)")
 			fs.BoolVar(&compatRemote, "compat-allow-remote", false, "allow the plaintext listener on a non-loopback address")
-			fs.StringVar(&httpAddr, "http-addr", "127.0.0.1:8080", "HTTP address of /metrics, /livez, /readyz and the service APIs")
+			fs.StringVar(&httpAddr, "http-addr", "127.0.0.1:"+defaultDevHTTPPort, "HTTP address of /metrics, /livez, /readyz and the service APIs")
 			fs.StringVar(&natsAddr, "nats-addr", defaultNATSAddr, "TCP address of the embedded NATS server (\"off\": in-process only)")
 			fs.StringVar(&dataDir, "data-dir", defaultDataDir, "data directory: the edge key and edge.json for the client commands")
 			fs.StringVar(&logLevel, "log-level", "warn", "debug, info, warn or error (JSON logs on stderr)")
@@ -66,6 +66,9 @@ Examples:
 		},
 	})
 }
+
+// defaultDevHTTPPort is the port of mxp dev's default --http-addr (mxp infer's default too).
+const defaultDevHTTPPort = "8080"
 
 // defaultNATSAddr is where the embedded NATS server of `mxp dev` listens by default.
 const defaultNATSAddr = "127.0.0.1:4222"

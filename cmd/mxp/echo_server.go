@@ -15,7 +15,13 @@ func init() {
 		Usage: "--listen ADDR --key FILE",
 		Long: `echo-server accepts secure MXP connections and echoes each Call. It prints its public
 key and address on start (clients pass the key to ping --server-pubkey). It runs until
-interrupted.`,
+interrupted. It is the peer of mxp ping (a bare MXP server, not a mesh: a mesh's edge routes
+Calls to agents, use mxp call or mxp bench there).
+
+Examples:
+  mxp keygen --out server.key
+  mxp echo-server --listen 127.0.0.1:9300 --key server.key
+  mxp ping --addr 127.0.0.1:9300 --server-pubkey <the public key it printed>`,
 		Flags: func(fs *flag.FlagSet) {
 			fs.String("listen", "127.0.0.1:9000", "UDP address to listen on")
 			fs.String("key", "", "private key file (from mxp keygen --out); required")

@@ -51,7 +51,12 @@ on a line are ignored, as Decode leaves them to the caller.
 payload_text when it is UTF-8) and, for an error, its kind and fields.
 --raw reads stdin as the bytes of one binary frame.
 
-Exit status: 0 when every frame decoded, 1 otherwise.`,
+Exit status: 0 when every frame decoded, 1 otherwise.
+
+Examples:
+  mxp frame encode --type call --payload hi | mxp frame decode
+  mxp frame decode --json < frames.hex
+  mxp frame decode --raw < frame.bin`,
 	Flags: func(fs *flag.FlagSet) {
 		fs.Bool("json", false, "print JSON lines, with the payload")
 		fs.Bool("raw", false, "read one binary frame from stdin instead of hex lines")

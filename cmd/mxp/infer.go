@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -12,12 +13,15 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
 // defaultInferenceURL is where `mxp infer` finds the OpenAI-compatible API when neither
-// --url nor MXP_INFERENCE_URL says otherwise (mxp-inference's default HTTP address).
-const defaultInferenceURL = "http://127.0.0.1:8086/v1"
+// --url, MXP_INFERENCE_URL nor a running mxp dev's edge.json says otherwise: the default
+// --http-addr of mxp dev, the mesh the README starts. (A separate mxp-inference serves
+// 8086; make compose-up prints the MXP_INFERENCE_URL for it.)
+const defaultInferenceURL = "http://127.0.0.1:" + defaultDevHTTPPort + "/v1"
 
 func init() {
 	register(&command{
@@ -28,7 +32,7 @@ func init() {
 (POST /v1/chat/completions), so it works against mxp dev, mxp-inference or any
 OpenAI-compatible server. The base URL comes from --url, else MXP_INFERENCE_URL, else
 the HTTP address of the running mxp dev (its data directory's edge.json), else
-` + defaultInferenceURL + ` (mxp-inference's default). A bearer token for the mesh (not
+` + defaultInferenceURL + ` (mxp dev's default). A bearer token for the mesh (not
 a provider key) comes from --api-key or MXP_API_KEY.
 
 Errors print the service's typed code (invalid_request, rate_limited, timeout,
@@ -114,6 +118,10 @@ func runInfer(ctx context.Context, env *cliEnv, args []string) error {
 		req.Header.Set("Authorization", "Bearer "+key)
 	}
 	resp, err := http.DefaultClient.Do(req)
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		return fmt.Errorf("nothing answers at %s (connection refused): check that the mesh is running (mxp dev, or make compose-up), "+
+			"or point --url or MXP_INFERENCE_URL at its OpenAI-compatible API", base)
+	}
 	if err != nil {
 		return fmt.Errorf("inference service at %s: %w", base, err)
 	}
@@ -160,7 +168,9 @@ func inferError(resp *http.Response) error {
 	data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	var e inferAPIError
 	if json.Unmarshal(data, &e) == nil && e.Error != nil {
-		return fmt.Errorf("%s (HTTP %d): %s", e.Error.Code, resp.StatusCode, e.Error.Message)
+		// The mesh's messages start with their code; it is printed once.
+		msg := strings.TrimPrefix(e.Error.Message, e.Error.Code+": ")
+		return fmt.Errorf("%s (HTTP %d): %s", e.Error.Code, resp.StatusCode, msg)
 	}
 	return fmt.Errorf("HTTP %d: %s", resp.StatusCode, strings.TrimSpace(string(data)))
 }

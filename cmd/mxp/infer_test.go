@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -94,5 +96,41 @@ func TestInfer(t *testing.T) {
 				tc.checkBody(t)
 			}
 		})
+	}
+}
+
+// TestInferDefaultsToDev: with no --url, MXP_INFERENCE_URL or mesh in the data directory,
+// infer tries mxp dev's default HTTP address (it named mxp-inference's 8086 while mxp dev
+// serves 8080); when nothing answers it says where it tried and what to check.
+func TestInferDefaultsToDev(t *testing.T) {
+	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
+	root.children["dev"].Flags(fs)
+	if want := "http://" + fs.Lookup("http-addr").DefValue + "/v1"; defaultInferenceURL != want {
+		t.Fatalf("infer's default %s, mxp dev serves %s", defaultInferenceURL, want)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := "http://" + ln.Addr().String() + "/v1"
+	ln.Close()
+	t.Setenv("MXP_INFERENCE_URL", closed)
+	code, _, errOut := runCLI(context.Background(), "infer", "--prompt", "hi", "--data-dir", t.TempDir())
+	if code != 1 || !strings.Contains(errOut, "nothing answers at "+closed) || !strings.Contains(errOut, "check that the mesh is running") {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+}
+
+// TestInferModelNotFound: on a real mxp dev, a model whose provider is off is reported
+// once (the code was repeated: "model_not_found (HTTP 404): model_not_found: ...") with the
+// variable that enables it.
+func TestInferModelNotFound(t *testing.T) {
+	t.Setenv("OPENAI_API_KEY", "")
+	dir := startDev(t)
+	t.Setenv("MXP_INFERENCE_URL", "")
+	code, out, errOut := runCLI(context.Background(), "infer", "--model", "gpt-4o-mini", "--prompt", "hi", "--data-dir", dir)
+	want := "mxp infer: model_not_found (HTTP 404): no enabled provider serves model \"gpt-4o-mini\": set OPENAI_API_KEY to enable the openai provider\n"
+	if code != 1 || out != "" || errOut != want {
+		t.Fatalf("exit %d\nstdout %q\nstderr %q\nwant   %q", code, out, errOut, want)
 	}
 }

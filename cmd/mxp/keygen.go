@@ -22,7 +22,11 @@ func init() {
 		Usage: "[--out FILE]",
 		Long: `keygen writes a new private key (base64, mode 0600) to --out and prints the public
 key that peers pin. Without --out the private key is printed on the first line and the
-public key on the second. An existing file is never overwritten.`,
+public key on the second. An existing file is never overwritten.
+
+Examples:
+  mxp keygen --out server.key      then: mxp echo-server --key server.key
+  mxp keygen                       print a private and a public key`,
 		Flags: func(fs *flag.FlagSet) {
 			fs.String("out", "", "write the private key to this new file (mode 0600)")
 		},

@@ -42,7 +42,15 @@ func init() {
 		Long: `ping dials the server (pinning --server-pubkey), sends --count Calls with random
 payloads of --size bytes from --concurrency workers, checks each Response byte for byte and
 prints each round trip and a summary. The exit status is non-zero if the handshake failed
-or any call was lost or corrupted.`,
+or any call was lost or corrupted.
+
+ping talks to mxp echo-server, which answers a bare Call with its payload. A mesh's edge
+does not: it routes Calls to agents by target (use mxp call or mxp bench against a mesh).
+
+Examples:
+  mxp echo-server --listen 127.0.0.1:9300 --key server.key &
+  mxp ping --addr 127.0.0.1:9300 --server-pubkey <its public key> --count 100
+  mxp ping --addr 127.0.0.1:9300 --server-pubkey <its public key> --concurrency 8 --size 1024 --json`,
 		Flags: func(fs *flag.FlagSet) {
 			fs.String("addr", "127.0.0.1:9000", "server UDP address")
 			fs.String("server-pubkey", "", "the server's public key (base64); required")
@@ -90,6 +98,7 @@ func runPing(ctx context.Context, env *cliEnv, args []string) error {
 		sum     pingSummary
 		rtts    = newLatencyUS()
 		next    int
+		refused int // calls the server answered with an MXP Error
 		wg      sync.WaitGroup
 		printMu sync.Mutex
 	)
@@ -113,6 +122,10 @@ func runPing(ctx context.Context, env *cliEnv, args []string) error {
 			rtt := time.Since(start)
 			cancel()
 			mu.Lock()
+			var re *mxp.RemoteError
+			if errors.As(err, &re) {
+				refused++
+			}
 			switch {
 			case err != nil:
 				sum.Lost++
@@ -153,6 +166,13 @@ func runPing(ctx context.Context, env *cliEnv, args []string) error {
 	} else {
 		fmt.Fprintf(env.Stdout, "--- %s ping statistics ---\n%d sent, %d received, %d corrupted, %d lost\nrtt p50=%dus p90=%dus p99=%dus max=%dus\n",
 			flagString(env, "addr"), sum.Sent, sum.Received, sum.Corrupted, sum.Lost, sum.RTT.P50, sum.RTT.P90, sum.RTT.P99, sum.RTT.Max)
+	}
+	if refused > 0 {
+		// An echo server answers every Call; Errors mean a server that routes Calls by
+		// their target: a mesh's edge, most likely (the README's tour points here).
+		fmt.Fprintf(env.Stderr, "ping: %s answered %d of %d calls with an MXP Error, so it is not an echo server: ping is for mxp echo-server. "+
+			"A mesh's edge routes each Call to its target; use mxp call --to NAME or mxp bench --to NAME there.\n",
+			flagString(env, "addr"), refused, count)
 	}
 	if sum.Lost > 0 || sum.Corrupted > 0 {
 		return exitError{1}

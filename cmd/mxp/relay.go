@@ -16,8 +16,11 @@ func init() {
 		Usage: "--listen ADDR --to ADDR [--loss P] [--dup P] [--reorder P] [--delay D] [--jitter D]",
 		Long: `relay forwards UDP datagrams from clients of --listen to --to and back, dropping,
 duplicating, reordering and delaying them as asked. Use it to see how agents behave on a
-bad network, e.g.:
-  mxp relay --listen 127.0.0.1:9001 --to 127.0.0.1:9000 --loss 0.1 --delay 2ms --jitter 2ms`,
+bad network: point the client at --listen instead of the edge.
+
+Examples:
+  mxp relay --listen 127.0.0.1:9001 --to 127.0.0.1:9000 --loss 0.1 --delay 2ms --jitter 2ms
+  mxp call --edge 127.0.0.1:9001 --to echo --data hello      (through the relay)`,
 		Flags: func(fs *flag.FlagSet) {
 			fs.String("listen", "127.0.0.1:9001", "UDP address clients send to")
 			fs.String("to", "", "upstream UDP address; required")

@@ -12,6 +12,12 @@ func init() {
 	register(&command{
 		Name:  "version",
 		Short: "print the build, protocol and Go versions",
+		Long: `version prints the CLI's build version, the MXP protocol version it speaks and the Go
+toolchain it was built with. mxp --version is the same.
+
+Examples:
+  mxp version
+  mxp --version`,
 		Run: func(_ context.Context, env *cliEnv, args []string) error {
 			if len(args) > 0 {
 				return usagef("version takes no arguments")
