@@ -83,12 +83,11 @@ images:
 	$(MAKE) --no-print-directory build BIN=$(IMAGE_BIN)
 	BIN=$(IMAGE_BIN) TAG=$(IMAGE_TAG) ./deploy/docker/build-images.sh
 
-compose-up: images
-	$(COMPOSE) up -d
-	@for i in $$(seq 1 30); do \
-		k=$$($(COMPOSE) logs --no-color edge 2>/dev/null | grep -o '"public_key":"[^"]*"' | tail -1 | cut -d'"' -f4); \
-		if [ -n "$$k" ]; then echo "edge public key: $$k"; exit 0; fi; sleep 1; \
-	done; echo "the edge has not logged its public key yet: $(COMPOSE) logs edge"
+# compose-up checks the published ports before building, builds the images, starts the
+# project (stopping it again if that fails) and prints the MXP_EDGE, MXP_EDGE_KEY and
+# MXP_INFERENCE_URL export lines for the client commands (deploy/docker/compose-up.sh).
+compose-up:
+	GO=$(GO) MAKE=$(MAKE) COMPOSE="$(COMPOSE)" ./deploy/docker/compose-up.sh
 
 compose-down:
 	$(COMPOSE) down -v
