@@ -44,7 +44,7 @@ func TestModelNotFoundNamesTheKey(t *testing.T) {
 		{"claude-3-5-haiku", `set ANTHROPIC_API_KEY to enable the anthropic provider`},
 		{"gemini-2.0-flash", `set GEMINI_API_KEY to enable the gemini provider`},
 		{"ollama/llama3", `set OLLAMA_HOST to enable the ollama provider`},
-		{"zzz", `no enabled provider serves model "zzz" (served: mock, mock*)`},
+		{"zzz", `no enabled provider serves model "zzz" (served: mock, mock*`},
 	} {
 		resp := post(t, srv.URL, "", `{"model":"`+tc.model+`","messages":[{"role":"user","content":"x"}]}`)
 		var v oaiError
