@@ -81,6 +81,10 @@ func (s *session) release() {
 // Nothing is sent to a session whose connection has gone.
 func (s *session) request(f *mxp.Frame, msg *nats.Msg, deadline time.Time, arrived time.Time, after func()) {
 	s.sendAck(f) // before the publish: the answer can overtake anything sent after it
+	// The answer needs the frame's type and ids, not its payload, which may be the
+	// transport's buffer (reused once Frame returns): the closure keeps a copy without it,
+	// in itself rather than in a second allocation.
+	req := mxp.Frame{Type: f.Type, Flags: f.Flags, MessageID: f.MessageID, TraceID: f.TraceID}
 	_ = s.e.replies.request(msg, deadline, func(reply *nats.Msg, err error, b *outBatch) {
 		defer s.release()
 		if after != nil {
@@ -89,8 +93,9 @@ func (s *session) request(f *mxp.Frame, msg *nats.Msg, deadline time.Time, arriv
 		if s.ctx.Err() != nil {
 			return // the connection is gone; nobody to answer
 		}
-		s.answerFromBus(f, reply, err, msg.Subject, b)
-		s.e.m.observeRoute(f.Type, time.Since(arrived).Seconds())
+		r := req // taking req's address would move it out of the closure into an allocation
+		s.answerFromBus(&r, reply, err, msg.Subject, b)
+		s.e.m.observeRoute(req.Type, time.Since(arrived).Seconds())
 	})
 }
 

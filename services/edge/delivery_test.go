@@ -142,3 +142,43 @@ func TestCallDeliveredInlineWhenPeerHasRoom(t *testing.T) {
 	}
 	s.close(nil)
 }
+
+// TestRegisterKeepsItsPayload: the plaintext listener reads every datagram into one buffer,
+// and the edge handles a registration without copying the frame (inline, before Frame
+// returns) but sends it to the registry later, from another goroutine, after a probe of
+// the bus. A frame that arrives meanwhile must not overwrite what the registry gets.
+func TestRegisterKeepsItsPayload(t *testing.T) {
+	b := testBus(t)
+	reg := startFakeRegistry(t, b)
+	te := startEdge(t, b, nil)
+	c := dial(t, te.addr)
+	id := mxp.NewAgentID()
+	req := mxp.RegisterRequest{ID: id, Name: "keeps-its-payload", Capabilities: []string{"echo"}, Metadata: mxp.AgentMetadata{Version: "1.0.0"},
+		Address: netip.MustParseAddrPort("127.0.0.1:7000")} // given: the edge sends the frame's own payload on
+	payload, err := req.AppendPayload(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := c.Start(ctxT(t), &mxp.Frame{Type: mxp.TypeAgentRegister, Payload: payload})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Right behind it, a frame as long, of other bytes: it lands in the listener's buffer
+	// while the registration waits for its probe.
+	other := make([]byte, len(payload))
+	for i := range other {
+		other[i] = 'z'
+	}
+	if err := c.Send(ctxT(t), &mxp.Frame{Type: mxp.TypeAgentDiscover, Payload: other}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Wait(ctxT(t)); err != nil {
+		t.Fatalf("register: %v", err)
+	}
+	reg.mu.Lock()
+	got, ok := reg.agents[id]
+	reg.mu.Unlock()
+	if !ok || got.Name != req.Name {
+		t.Fatalf("the registry got %+v (found %v), want the agent %q", got, ok, req.Name)
+	}
+}

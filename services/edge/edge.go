@@ -299,15 +299,17 @@ func (e *Edge) Frame(p Peer, msg []byte) {
 		}
 		return
 	}
-	buf := make([]byte, len(msg))
-	copy(buf, msg)
 	// Frames whose handling never blocks skip the queue when the session is idle: one
-	// goroutine hand-off less on the hot path, the order kept.
+	// goroutine hand-off less on the hot path, the order kept. Handled before Frame
+	// returns, such a frame needs no copy of msg: what its handling keeps past the call
+	// (a registration's payload) it copies itself.
 	if nonBlocking(msg) && s.queue.tryInline() {
-		s.handle(inFrame{raw: buf, at: time.Now()})
+		s.handle(inFrame{raw: msg, at: time.Now()})
 		s.queue.done()
 		return
 	}
+	buf := make([]byte, len(msg))
+	copy(buf, msg)
 	if !s.queue.push(inFrame{raw: buf, at: time.Now()}) {
 		e.m.dropped.WithLabelValues("queue_full").Inc()
 		s.reject(peekID(msg), peekType(msg), mxp.CodeUnavailable, "the connection's queue is full; slow down")

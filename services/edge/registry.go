@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -34,6 +35,9 @@ func (s *session) register(f mxp.Frame, arrived time.Time) {
 		s.reject(f.MessageID, f.Type.String(), mxp.CodeForbidden, "agent id "+req.ID.String()+" is reserved for the "+svc+" service")
 		return
 	}
+	// The request goes to the registry from another goroutine, after Frame has returned and
+	// the transport may have reused the frame's buffer (Handler.Frame): keep a copy.
+	f.Payload = bytes.Clone(f.Payload)
 	if !req.Address.IsValid() {
 		// An agent reached through its edge connection may leave the address empty
 		// (docs/protocol.md); the registry gets the address the connection comes from.
