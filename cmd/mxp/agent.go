@@ -2,15 +2,16 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/mxp-mesh/mesh/pkg/agent"
 	"github.com/mxp-mesh/mesh/pkg/mxp"
-	"github.com/mxp-mesh/mesh/services/edge/client"
 )
 
 func init() {
@@ -64,170 +65,138 @@ Examples:
 			if len(caps) == 0 {
 				caps = stringsFlag{"echo"}
 			}
+			if count > 1 && id != "" {
+				return usagef("--id names one agent; it cannot be used with --count")
+			}
+			t, err := cf.target()
+			if err != nil {
+				return err
+			}
 			if count > 1 {
-				if id != "" {
-					return usagef("--id names one agent; it cannot be used with --count")
-				}
-				return runEchoAgents(ctx, env, &cf, name, caps, heartbeat, count)
+				return runEchoAgents(ctx, env, t, name, caps, heartbeat, count)
 			}
-			agentID := mxp.NewAgentID()
-			if id != "" {
-				var err error
-				if agentID, err = mxp.ParseAgentID(id); err != nil {
-					return usagef("--id: %v", err)
-				}
-			}
-			cl, where, err := cf.dial(ctx)
+			a, err := newEchoAgent(env, t, name, id, caps, heartbeat, true, quiet)
 			if err != nil {
 				return err
 			}
-			defer cl.Close()
-			req := echoRegistration(agentID, name, caps)
-			rr, err := cl.Register(ctx, req)
-			if err != nil {
-				return fmt.Errorf("register: %w", err)
-			}
-			fmt.Fprintf(env.Stdout, "echo agent %s registered as %q (capabilities: %s) via %s\n", agentID, name, caps.String(), where)
-			fmt.Fprintf(env.Stdout, "try: mxp call --to %s --data hello\n", name)
-			calls, err := serveEchoAgent(ctx, env, cl, req, rr, heartbeat, quiet, nil)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(env.Stdout, "echo agent %s stopped after %d calls\n", agentID, calls)
-			return nil
+			calls, err := runEchoAgent(ctx, a, t)
+			fmt.Fprintf(env.Stdout, "echo agent %s stopped after %d calls\n", a.ID(), calls.Load())
+			return err
 		},
 	}, "agent")
 }
 
-func echoRegistration(id mxp.AgentID, name string, caps []string) mxp.RegisterRequest {
-	return mxp.RegisterRequest{ID: id, Name: name, Capabilities: caps,
-		Metadata: mxp.AgentMetadata{Version: mxp.Version, Description: "echoes each call's payload"}}
+// echoAgent is an SDK agent that answers every Call with the Call's own data, and counts.
+type echoAgent struct {
+	*agent.Agent
+	calls *atomic.Uint64
 }
 
-// runEchoAgents runs count echo agents, each on its own connection, until ctx ends.
-func runEchoAgents(ctx context.Context, env *cliEnv, cf *connFlags, name string, caps []string, every time.Duration, count int) error {
+// newEchoAgent builds the echo agent: an agent of the SDK (pkg/agent), as any user's
+// agent would be, so the README's tour and `mxp bench` measure the SDK. When announce, it
+// prints a line once registered; unless quiet, one per call.
+func newEchoAgent(env *cliEnv, t edgeTarget, name, id string, caps []string, heartbeat time.Duration, announce, quiet bool) (echoAgent, error) {
+	a, err := agent.New(agent.Config{Name: name, ID: id, Capabilities: caps, Version: mxp.Version,
+		Description: "echoes each call's payload", EdgeAddr: t.addr, EdgeKey: t.key, KeyFile: t.keyFile,
+		HeartbeatInterval: heartbeat, Logger: slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	if err != nil {
+		return echoAgent{}, usagef("%v", err)
+	}
+	calls := new(atomic.Uint64)
+	a.HandleCall(func(ctx context.Context, payload []byte) ([]byte, error) {
+		n := calls.Add(1)
+		if !quiet {
+			fmt.Fprintf(env.Stdout, "call %d: %d bytes echoed\n", n, len(payload))
+		}
+		return payload, nil
+	})
+	if announce {
+		a.Lifecycle().OnTransition(func(tr agent.Transition) {
+			if tr.From == agent.StateReady && tr.To == agent.StateActive {
+				fmt.Fprintf(env.Stdout, "echo agent %s registered as %q (capabilities: %s) via %s\n", a.ID(), name, strings.Join(caps, ","), t.where)
+				fmt.Fprintf(env.Stdout, "try: mxp call --to %s --data hello\n", name)
+			}
+		})
+	}
+	return echoAgent{Agent: a, calls: calls}, nil
+}
+
+// runEchoAgent runs a until ctx ends (then it retires: drains, deregisters), over the
+// secure transport with reconnection (Agent.Run), or over the plaintext listener.
+func runEchoAgent(ctx context.Context, a echoAgent, t edgeTarget) (*atomic.Uint64, error) {
+	if t.compat == "" {
+		return a.calls, a.Run(ctx)
+	}
+	c, err := mxp.DialPlaintext(ctx, t.compat)
+	if err != nil {
+		return a.calls, err
+	}
+	return a.calls, a.RunConn(ctx, c)
+}
+
+// runEchoAgents runs count echo agents, each on its own connection, until ctx ends; then
+// retires them at most 64 at a time: ten thousand agents stopped together would send ten
+// thousand deregistrations in the same instant, more than the edge and the registry
+// answer within the deadline on a small machine.
+func runEchoAgents(ctx context.Context, env *cliEnv, t edgeTarget, name string, caps []string, every time.Duration, count int) error {
 	var (
 		wg       sync.WaitGroup
 		started  atomic.Int64
 		calls    atomic.Uint64
 		firstErr atomic.Value
 	)
-	sem := make(chan struct{}, 64)     // connections set up at once
-	leaving := make(chan struct{}, 64) // agents deregistering at once when ctx ends
+	agents := make([]echoAgent, 0, count)
+	stopped := make([]chan struct{}, 0, count) // closed when the agent's Run returned
+	ups := make([]chan struct{}, 0, count)     // closed when the agent became active
+	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	defer stop()
 	for i := 1; i <= count && ctx.Err() == nil; i++ {
-		sem <- struct{}{}
-		wg.Go(func() {
-			cl, _, err := cf.dial(ctx)
-			if err == nil {
-				req := echoRegistration(mxp.NewAgentID(), fmt.Sprintf("%s-%d", name, i), caps)
-				var rr mxp.RegisterResponse
-				if rr, err = cl.Register(ctx, req); err == nil {
-					<-sem
-					started.Add(1)
-					n, _ := serveEchoAgent(ctx, env, cl, req, rr, every, true, leaving)
-					calls.Add(n)
-					cl.Close()
-					return
-				}
-				cl.Close()
+		a, err := newEchoAgent(env, t, fmt.Sprintf("%s-%d", name, i), "", caps, every, false, true)
+		if err != nil {
+			return err
+		}
+		up := make(chan struct{})
+		a.Lifecycle().OnTransition(func(tr agent.Transition) {
+			if tr.From == agent.StateReady && tr.To == agent.StateActive { // once per agent
+				started.Add(1)
+				close(up)
 			}
-			<-sem
-			firstErr.CompareAndSwap(nil, err)
 		})
-	}
-	// Report once every agent is up (or failed).
-	for range cap(sem) {
-		sem <- struct{}{}
+		done := make(chan struct{})
+		agents, stopped, ups = append(agents, a), append(stopped, done), append(ups, up)
+		wg.Go(func() {
+			defer close(done)
+			n, err := runEchoAgent(runCtx, a, t)
+			calls.Add(n.Load())
+			if err != nil {
+				firstErr.CompareAndSwap(nil, err)
+			}
+		})
+		if i%64 == 0 || i == count { // connections set up 64 at a time
+			for j := max(0, len(agents)-64); j < len(agents); j++ {
+				select {
+				case <-ctx.Done():
+				case <-stopped[j]:
+				case <-ups[j]:
+				}
+			}
+		}
 	}
 	if err, _ := firstErr.Load().(error); err != nil && ctx.Err() == nil {
 		fmt.Fprintf(env.Stderr, "some agents failed to start: %v\n", err)
 	}
 	fmt.Fprintf(env.Stdout, "%d echo agents registered as %s-1..%s-%d\n", started.Load(), name, name, count)
-	for range cap(sem) {
-		<-sem
+	<-ctx.Done()
+	sem := make(chan struct{}, 64)
+	for i, a := range agents {
+		sem <- struct{}{}
+		go func() {
+			a.Retire()
+			<-stopped[i]
+			<-sem
+		}()
 	}
 	wg.Wait()
 	fmt.Fprintf(env.Stdout, "%d echo agents stopped after %d calls\n", started.Load(), calls.Load())
 	return nil
-}
-
-// defaultEchoHeartbeat is the echo agent's heartbeat interval when neither --heartbeat nor
-// the registry gives one (the SDK's default).
-const defaultEchoHeartbeat = 10 * time.Second
-
-// echoHeartbeat is the interval an echo agent heartbeats at: every (--heartbeat) when set,
-// otherwise the interval the registry asked for in rr, otherwise defaultEchoHeartbeat. An
-// agent that kept a fixed 10s against a registry with a shorter lease lost its lease
-// between heartbeats.
-func echoHeartbeat(every time.Duration, rr mxp.RegisterResponse) time.Duration {
-	switch {
-	case every > 0:
-		return every
-	case rr.HeartbeatInterval() > 0:
-		return rr.HeartbeatInterval()
-	}
-	return defaultEchoHeartbeat
-}
-
-// serveEchoAgent answers calls and heartbeats until ctx ends, then deregisters. It
-// heartbeats at echoHeartbeat(every, rr), and follows the interval of each re-registration
-// (the registry's lease may have changed). leaving,
-// when not nil, bounds how many agents deregister at once (its capacity): ten thousand
-// agents stopped together would otherwise send ten thousand deregistrations in the same
-// instant, more than the edge and the registry answer within the deadline on a small
-// machine.
-func serveEchoAgent(ctx context.Context, env *cliEnv, cl *client.Client, req mxp.RegisterRequest, rr mxp.RegisterResponse, every time.Duration, quiet bool, leaving chan struct{}) (uint64, error) {
-	tick := time.NewTicker(echoHeartbeat(every, rr))
-	defer tick.Stop()
-	var calls uint64
-	for {
-		select {
-		case <-ctx.Done():
-			if leaving != nil {
-				leaving <- struct{}{}
-				defer func() { <-leaving }()
-			}
-			dctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-			_, err := cl.Heartbeat(dctx, req.ID, true)
-			cancel()
-			if err != nil && !quiet {
-				fmt.Fprintf(env.Stderr, "deregister: %v\n", err)
-			}
-			return calls, nil
-		case <-cl.Done():
-			return calls, fmt.Errorf("connection to the edge lost: %w", cl.Err())
-		case <-tick.C:
-			hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			hb, err := cl.Heartbeat(hctx, req.ID, false)
-			cancel()
-			switch {
-			case err != nil && !errors.Is(err, context.Canceled):
-				fmt.Fprintf(env.Stderr, "heartbeat: %v\n", err)
-			case err == nil && hb.NeedsRegister:
-				rr, err := cl.Register(ctx, req)
-				if err != nil {
-					fmt.Fprintf(env.Stderr, "re-register: %v\n", err)
-					break
-				}
-				tick.Reset(echoHeartbeat(every, rr))
-			}
-		case f := <-cl.Inbound():
-			if f.Type != mxp.TypeCall {
-				continue
-			}
-			cp, err := mxp.DecodeCall(f.Payload)
-			if err != nil {
-				_ = cl.RespondError(ctx, f, mxp.CodeInvalidPayload, err.Error())
-				continue
-			}
-			if err := cl.Respond(ctx, f, cp.Data); err != nil {
-				fmt.Fprintf(env.Stderr, "respond: %v\n", err)
-				continue
-			}
-			calls++
-			if !quiet {
-				fmt.Fprintf(env.Stdout, "call %d: %d bytes echoed\n", calls, len(cp.Data))
-			}
-		}
-	}
 }

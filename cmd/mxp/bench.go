@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/mxp-mesh/mesh/pkg/mxp"
-	"github.com/mxp-mesh/mesh/services/edge/client"
 )
 
 // benchOptions are the settings of one `mxp bench` run.
@@ -86,7 +85,7 @@ Examples:
 			case o.Duration <= 0, o.Size < 0, o.Size > mxp.MaxPayloadSize-mxp.CallHeaderSize, o.Connections < 1:
 				return usagef("--duration, --size and --connections must be positive (size at most %d)", mxp.MaxPayloadSize-mxp.CallHeaderSize)
 			}
-			conns := make([]*client.Client, 0, o.Connections)
+			conns := make([]*mxp.Conn, 0, o.Connections)
 			defer func() {
 				for _, c := range conns {
 					c.Close()
@@ -155,7 +154,7 @@ func errorKind(err error) string {
 		return string(re.Code)
 	case errors.Is(err, context.DeadlineExceeded):
 		return "timeout"
-	case errors.Is(err, client.ErrClosed):
+	case errors.Is(err, mxp.ErrConnClosed):
 		return "closed"
 	}
 	return "transport"
@@ -168,7 +167,7 @@ var errConnectionEnded = errors.New("the connection to the edge ended")
 
 // runBench runs the load until o.Duration passes, ctx ends, or a connection ends; in the
 // last case it stops at once and returns why with the report.
-func runBench(ctx context.Context, env *cliEnv, conns []*client.Client, target mxp.AgentID, o benchOptions) (BenchReport, error) {
+func runBench(ctx context.Context, env *cliEnv, conns []*mxp.Conn, target mxp.AgentID, o benchOptions) (BenchReport, error) {
 	r := &benchRun{hist: newLatencyUS(), errs: map[string]int64{}}
 	payload := []byte(strings.Repeat("x", o.Size))
 	durCtx, stopDur := context.WithTimeout(ctx, o.Duration)
@@ -190,7 +189,7 @@ func runBench(ctx context.Context, env *cliEnv, conns []*client.Client, target m
 		c := conns[next.Add(1)%uint64(len(conns))]
 		cctx, cancel := context.WithTimeout(context.Background(), o.Timeout)
 		t0 := time.Now()
-		_, err := c.Call(cctx, target, payload, o.Timeout)
+		_, err := c.CallAgent(cctx, target, payload, o.Timeout)
 		r.record(time.Since(t0), err)
 		cancel()
 	}

@@ -71,7 +71,7 @@ Examples:
 			if err != nil {
 				return timeoutOr(err, timeout)
 			}
-			out, err := cl.Call(cctx, target, []byte(data), time.Until(deadline))
+			out, err := cl.CallAgent(cctx, target, []byte(data), time.Until(deadline))
 			var re *mxp.RemoteError
 			switch {
 			case errors.As(err, &re):

@@ -14,9 +14,7 @@ import (
 	"time"
 
 	"github.com/mxp-mesh/mesh/pkg/mxp"
-	"github.com/mxp-mesh/mesh/pkg/mxp/transport"
 	"github.com/mxp-mesh/mesh/services/edge"
-	"github.com/mxp-mesh/mesh/services/edge/client"
 )
 
 // The data directory (default ./.mxp) is how `mxp dev` tells the client commands where the
@@ -114,21 +112,32 @@ func (c *connFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.compat, "compat", "", "use the edge's plaintext listener at this address instead")
 }
 
-// dial connects to the edge the flags, the environment or the data directory name. The
-// handshake ends by ctx's deadline (defaultDialTimeout when it has none); when nothing
-// answers by then, or the host refuses, the error is a nothingAnswersError naming the
-// address, where the address and key came from, and what to check.
-func (c *connFlags) dial(ctx context.Context) (*client.Client, string, error) {
+// edgeTarget is the edge the flags, the environment or the data directory name: its
+// plaintext listener (compat set), or its secure transport at addr with public key key,
+// which a client dials with the private key in keyFile.
+type edgeTarget struct {
+	compat    string
+	addr, key string
+	edgeKey   mxp.PublicKey
+	keyFile   string
+	clientKey mxp.PrivateKey
+	where     string // for messages: the address, "(plaintext)" for compat
+	from      string // where the address and key came from
+}
+
+// target resolves the flags, the environment and the data directory into the edge to
+// use. For the secure transport it creates the client key file when missing (whole,
+// before any reader: see edge.LoadOrCreateKey).
+func (c *connFlags) target() (edgeTarget, error) {
 	if c.compat != "" {
-		cl, err := client.DialCompat(c.compat)
-		return cl, c.compat + " (plaintext)", err
+		return edgeTarget{compat: c.compat, where: c.compat + " (plaintext)"}, nil
 	}
 	addr, keyText := c.edge, c.edgeKey
 	from := "--edge/$" + envEdge + " and --edge-key/$" + envEdgeKey
 	if addr == "" || keyText == "" {
 		info, err := readEdgeInfo(c.dataDir)
 		if err != nil {
-			return nil, "", err
+			return edgeTarget{}, err
 		}
 		from = filepath.Join(c.dataDir, edgeInfoFile)
 		if addr == "" {
@@ -138,17 +147,40 @@ func (c *connFlags) dial(ctx context.Context) (*client.Client, string, error) {
 			keyText = info.PublicKey
 		}
 		if addr == "" && info.CompatAddr != "" {
-			cl, err := client.DialCompat(info.CompatAddr)
-			return cl, info.CompatAddr + " (plaintext)", err
+			return edgeTarget{compat: info.CompatAddr, where: info.CompatAddr + " (plaintext)"}, nil
 		}
 	}
-	edgeKey, err := transport.ParsePublicKey(strings.TrimSpace(keyText))
+	keyText = strings.TrimSpace(keyText)
+	edgeKey, err := mxp.ParsePublicKey(keyText)
 	if err != nil {
-		return nil, "", fmt.Errorf("edge key: %w", err)
+		return edgeTarget{}, fmt.Errorf("edge key: %w", err)
 	}
-	key, _, err := edge.LoadOrCreateKey(filepath.Join(c.dataDir, clientKeyFile))
+	keyFile := filepath.Join(c.dataDir, clientKeyFile)
+	key, _, err := edge.LoadOrCreateKey(keyFile)
+	if err != nil {
+		return edgeTarget{}, err
+	}
+	return edgeTarget{addr: addr, key: keyText, edgeKey: edgeKey, keyFile: keyFile, clientKey: key, where: addr, from: from}, nil
+}
+
+// dial connects to the edge the flags, the environment or the data directory name (see
+// edgeTarget.dial).
+func (c *connFlags) dial(ctx context.Context) (*mxp.Conn, string, error) {
+	t, err := c.target()
 	if err != nil {
 		return nil, "", err
+	}
+	return t.dial(ctx)
+}
+
+// dial connects to the edge t names. The handshake ends by ctx's deadline
+// (defaultDialTimeout when it has none); when nothing answers by then, or the host
+// refuses, the error is a nothingAnswersError naming the address, where the address and
+// key came from, and what to check.
+func (t edgeTarget) dial(ctx context.Context) (*mxp.Conn, string, error) {
+	if t.compat != "" {
+		cl, err := mxp.DialPlaintext(ctx, t.compat)
+		return cl, t.where, err
 	}
 	dctx, cancel := ctx, context.CancelFunc(func() {})
 	if _, ok := ctx.Deadline(); !ok {
@@ -156,15 +188,15 @@ func (c *connFlags) dial(ctx context.Context) (*client.Client, string, error) {
 	}
 	defer cancel()
 	start := time.Now()
-	cl, err := client.DialSecure(dctx, addr, edgeKey, key)
+	cl, err := mxp.Dial(dctx, t.addr, mxp.Options{PrivateKey: t.clientKey, ServerKey: t.edgeKey})
 	switch {
 	case err == nil:
-		return cl, addr, nil
+		return cl, t.where, nil
 	case !errors.Is(ctx.Err(), context.Canceled) &&
 		(errors.Is(dctx.Err(), context.DeadlineExceeded) || mxp.ErrorCodeFor(err) == mxp.CodeUnreachable):
-		return nil, "", &nothingAnswersError{Addr: addr, After: time.Since(start), From: from, Err: err}
+		return nil, "", &nothingAnswersError{Addr: t.addr, After: time.Since(start), From: t.from, Err: err}
 	}
-	return nil, "", fmt.Errorf("connecting to the edge at %s: %w", addr, err)
+	return nil, "", fmt.Errorf("connecting to the edge at %s: %w", t.addr, err)
 }
 
 // nothingAnswersError is a handshake with the edge that got no answer: nothing listens
@@ -196,7 +228,7 @@ const servicesServed = "registry, inference"
 // lives); if the agents of the name still show more than one owner (records from before
 // owners existed, or two edges racing), the name is refused as ambiguous rather than
 // resolved to whichever id sorts first: the caller must pick an id.
-func resolveTarget(ctx context.Context, cl *client.Client, to string) (mxp.AgentID, error) {
+func resolveTarget(ctx context.Context, cl *mxp.Conn, to string) (mxp.AgentID, error) {
 	if id, err := mxp.ParseAgentID(to); err == nil {
 		return id, nil
 	}

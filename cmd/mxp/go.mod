@@ -4,12 +4,15 @@ go 1.26.0
 
 require (
 	github.com/HdrHistogram/hdrhistogram-go v1.4.0
+	github.com/mxp-mesh/mesh/pkg/agent v0.0.0
 	github.com/mxp-mesh/mesh/pkg/common v0.0.0
 	github.com/mxp-mesh/mesh/pkg/mxp v0.0.0
 	github.com/mxp-mesh/mesh/services/edge v0.0.0
 	github.com/mxp-mesh/mesh/services/inference v0.0.0
 	github.com/mxp-mesh/mesh/services/registry v0.0.0
 )
+
+require github.com/cenkalti/backoff/v4 v4.3.0 // indirect
 
 require (
 	github.com/antithesishq/antithesis-sdk-go v0.8.0-default-no-op // indirect
@@ -27,7 +30,7 @@ require (
 	github.com/klauspost/cpuid/v2 v2.4.0 // indirect
 	github.com/minio/highwayhash v1.0.4 // indirect
 	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
-	github.com/mxp-mesh/mesh/pkg/api v0.0.0
+	github.com/mxp-mesh/mesh/pkg/api v0.0.0 // indirect
 	github.com/nats-io/jwt/v2 v2.8.2 // indirect
 	github.com/nats-io/nats-server/v2 v2.15.2 // indirect
 	github.com/nats-io/nats.go v1.55.0 // indirect
@@ -63,6 +66,7 @@ require (
 )
 
 replace (
+	github.com/mxp-mesh/mesh/pkg/agent => ../../pkg/agent
 	github.com/mxp-mesh/mesh/pkg/common => ../../pkg/common
 	github.com/mxp-mesh/mesh/pkg/mxp => ../../pkg/mxp
 	github.com/mxp-mesh/mesh/services/edge => ../../services/edge

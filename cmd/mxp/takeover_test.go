@@ -8,7 +8,6 @@ import (
 
 	"github.com/mxp-mesh/mesh/pkg/mxp"
 	"github.com/mxp-mesh/mesh/pkg/mxp/transport"
-	"github.com/mxp-mesh/mesh/services/edge/client"
 )
 
 // codeConflict is mxp.CodeConflict, spelled so that this test also builds on the code
@@ -16,7 +15,7 @@ import (
 const codeConflict = mxp.ErrorCode("conflict")
 
 // serveAs answers every Call delivered on c with reply.
-func serveAs(c *client.Client, reply string) {
+func serveAs(c *mxp.Conn, reply string) {
 	go func() {
 		for f := range c.Inbound() {
 			if f.Type == mxp.TypeCall {
@@ -44,15 +43,15 @@ func TestNameTakeoverRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dialKey := func(key transport.PrivateKey) *client.Client {
-		c, err := client.DialSecure(ctx, info.EdgeAddr, edgeKey, key)
+	dialKey := func(key transport.PrivateKey) *mxp.Conn {
+		c, err := mxp.Dial(ctx, info.EdgeAddr, mxp.Options{PrivateKey: key, ServerKey: edgeKey})
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { c.Close() })
 		return c
 	}
-	register := func(c *client.Client, id string) error {
+	register := func(c *mxp.Conn, id string) error {
 		_, err := c.Register(ctx, mxp.RegisterRequest{ID: mustID(id), Name: "victim",
 			Capabilities: []string{"echo"}, Metadata: mxp.AgentMetadata{Version: "1.0.0"}})
 		return err
@@ -64,7 +63,7 @@ func TestNameTakeoverRefused(t *testing.T) {
 	}
 	serveAs(owner, "owner")
 
-	plain, err := client.DialCompat(info.CompatAddr)
+	plain, err := mxp.DialPlaintext(ctx, info.CompatAddr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +90,7 @@ func TestNameTakeoverRefused(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := caller.Call(ctx, id, []byte("secret"), 5*time.Second)
+		got, err := caller.CallAgent(ctx, id, []byte("secret"), 5*time.Second)
 		if err != nil || string(got) != "owner" {
 			t.Fatalf("--to victim reached %q (%v), want the owner", got, err)
 		}
@@ -131,15 +130,15 @@ func TestNameSquatAfterOwnerGone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dialKey := func(key transport.PrivateKey) *client.Client {
-		c, err := client.DialSecure(ctx, info.EdgeAddr, edgeKey, key)
+	dialKey := func(key transport.PrivateKey) *mxp.Conn {
+		c, err := mxp.Dial(ctx, info.EdgeAddr, mxp.Options{PrivateKey: key, ServerKey: edgeKey})
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { c.Close() })
 		return c
 	}
-	register := func(c *client.Client, id string) error {
+	register := func(c *mxp.Conn, id string) error {
 		_, err := c.Register(ctx, mxp.RegisterRequest{ID: mustID(id), Name: "victim",
 			Capabilities: []string{"echo"}, Metadata: mxp.AgentMetadata{Version: "1.0.0"}})
 		return err
@@ -163,7 +162,7 @@ func TestNameSquatAfterOwnerGone(t *testing.T) {
 			t.Fatal("the owner's agent was never deregistered")
 		}
 	}
-	plain, err := client.DialCompat(info.CompatAddr)
+	plain, err := mxp.DialPlaintext(ctx, info.CompatAddr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,7 +182,7 @@ func TestNameSquatAfterOwnerGone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, err := caller.Call(ctx, id, []byte("hi"), 5*time.Second); err != nil || string(got) != "owner" {
+	if got, err := caller.CallAgent(ctx, id, []byte("hi"), 5*time.Second); err != nil || string(got) != "owner" {
 		t.Fatalf("--to victim reached %q (%v), want the owner", got, err)
 	}
 }

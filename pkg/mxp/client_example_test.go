@@ -39,3 +39,54 @@ func ExampleDial() {
 	fmt.Println(resp.Type, string(resp.Payload), err)
 	// Output: Response hello <nil>
 }
+
+// An agent on the edge's plaintext listener (mxp dev --compat-addr 127.0.0.1:9001):
+// register, answer Calls with their data. The secure transport (Dial) works the same.
+func ExampleConn_Register() {
+	ctx := context.Background()
+	c, err := mxp.DialPlaintext(ctx, "127.0.0.1:9001")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer c.Close()
+	id := mxp.NewAgentID()
+	if _, err := c.Register(ctx, mxp.RegisterRequest{ID: id, Name: "echo", Capabilities: []string{"echo"},
+		Metadata: mxp.AgentMetadata{Version: "1.0.0"}}); err != nil {
+		fmt.Println(err)
+		return
+	}
+	for {
+		f, err := c.Receive(ctx)
+		if err != nil {
+			return
+		}
+		if f.Type != mxp.TypeCall {
+			continue
+		}
+		call, err := mxp.DecodeCall(f.Payload)
+		if err != nil {
+			_ = c.RespondError(ctx, f, mxp.CodeInvalidPayload, err.Error())
+			continue
+		}
+		_ = c.Respond(ctx, f, call.Data)
+	}
+}
+
+// A caller: Call a service (or an agent, by id) through the edge.
+func ExampleConn_CallAgent() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := mxp.DialPlaintext(ctx, "127.0.0.1:9001")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer c.Close()
+	out, err := c.CallAgent(ctx, mxp.ServiceRegistry, []byte(`{"capability":"echo"}`), 5*time.Second)
+	if err != nil {
+		fmt.Println(err) // a *mxp.RemoteError for an Error frame: errors.Is(err, mxp.CodeUnreachable), ...
+		return
+	}
+	fmt.Println(string(out))
+}

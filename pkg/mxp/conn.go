@@ -47,6 +47,9 @@ type Conn struct {
 	closed    chan struct{} // FrameConn: closed when it fails or Close is called
 	closeOnce sync.Once
 
+	inbound     chan Frame // Inbound's, fed by its goroutine
+	inboundOnce sync.Once
+
 	nextID      atomic.Uint64
 	rejected    atomic.Uint64 // messages that were not valid frames
 	droppedDgrm atomic.Uint64 // datagrams dropped because the queue for Receive was full

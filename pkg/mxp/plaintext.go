@@ -55,12 +55,23 @@ func (p *plaintextConn) Send(ctx context.Context, f *Frame) error {
 		return err
 	}
 	p.wbuf = b
+	return p.writeLocked(ctx, b)
+}
+
+// SendRaw sends b as one datagram, as it is (Conn.SendRaw).
+func (p *plaintextConn) SendRaw(ctx context.Context, b []byte) error {
+	p.wmu.Lock()
+	defer p.wmu.Unlock()
+	return p.writeLocked(ctx, b)
+}
+
+func (p *plaintextConn) writeLocked(ctx context.Context, b []byte) error {
 	if dl, ok := ctx.Deadline(); ok {
 		_ = p.c.SetWriteDeadline(dl)
 	} else {
 		_ = p.c.SetWriteDeadline(time.Time{})
 	}
-	_, err = p.c.Write(b)
+	_, err := p.c.Write(b)
 	return err
 }
 

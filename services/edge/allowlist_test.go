@@ -3,6 +3,7 @@ package edge
 import (
 	"context"
 	"fmt"
+	"github.com/mxp-mesh/mesh/pkg/mxp"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,7 +12,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/mxp-mesh/mesh/pkg/mxp/transport"
-	"github.com/mxp-mesh/mesh/services/edge/client"
 )
 
 // TestAllowKeys: with allow_keys_file set, only the listed client keys connect; the
@@ -30,14 +30,14 @@ func TestAllowKeys(t *testing.T) {
 	te := startEdgeCfg(t, bs, Config{Addr: "127.0.0.1:0", KeyFile: filepath.Join(dir, "edge.key"), AllowKeysFile: list})
 	edgeKey, _ := transport.ParsePublicKey(te.PublicKey())
 	addr := te.Addrs()["secure"]
-	c, err := client.DialSecure(ctxT(t), addr, edgeKey, allowed)
+	c, err := mxp.Dial(ctxT(t), addr, mxp.Options{PrivateKey: allowed, ServerKey: edgeKey})
 	if err != nil {
 		t.Fatalf("an allowed key: %v", err)
 	}
 	c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), transport.DefaultHandshakeTimeout/10)
 	defer cancel()
-	if c, err := client.DialSecure(ctx, addr, edgeKey, stranger); err == nil {
+	if c, err := mxp.Dial(ctx, addr, mxp.Options{PrivateKey: stranger, ServerKey: edgeKey}); err == nil {
 		c.Close()
 		t.Fatal("a key not in the list connected")
 	}

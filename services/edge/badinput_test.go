@@ -8,13 +8,13 @@ import (
 	"time"
 
 	"github.com/mxp-mesh/mesh/pkg/mxp"
-	"github.com/mxp-mesh/mesh/services/edge/client"
 )
 
-// rawConn sends raw datagrams and reads the frames the edge answers with.
-func rawSendExpectError(t *testing.T, c *client.Client, conn client.Conn, msg []byte, wantID uint64, wantCode mxp.ErrorCode) {
+// rawSendExpectError sends msg as it is (mxp.Conn.SendRaw) and expects the edge to answer
+// with an Error of wantCode for message wantID.
+func rawSendExpectError(t *testing.T, c *mxp.Conn, msg []byte, wantID uint64, wantCode mxp.ErrorCode) {
 	t.Helper()
-	if err := conn.Send(context.Background(), msg); err != nil {
+	if err := c.SendRaw(context.Background(), msg); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -51,11 +51,10 @@ func TestBadInputGetsErrorAndMetric(t *testing.T) {
 	goodID := registerAgent(t, good, "good", "echo")
 	serveEcho(good, nil)
 
-	conn, err := client.DialUDP(e.addr)
+	bad, err := mxp.DialPlaintext(context.Background(), e.addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	bad := client.New(conn, 0)
 	t.Cleanup(func() { bad.Close() })
 
 	badChecksum := frame(t, mxp.TypeCall, 77, make([]byte, 30))
@@ -97,7 +96,7 @@ func TestBadInputGetsErrorAndMetric(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			before := framesMetric(e.Edge, tc.typ, "in", tc.outcome)
-			rawSendExpectError(t, bad, conn, tc.msg, tc.id, tc.code)
+			rawSendExpectError(t, bad, tc.msg, tc.id, tc.code)
 			if after := framesMetric(e.Edge, tc.typ, "in", tc.outcome); after != before+1 {
 				t.Fatalf("metric frames_total{%s,in,%s} went %v → %v", tc.typ, tc.outcome, before, after)
 			}
@@ -105,7 +104,7 @@ func TestBadInputGetsErrorAndMetric(t *testing.T) {
 	}
 	// The good agent's traffic was untouched throughout.
 	other := dial(t, e.addr)
-	if got, err := other.Call(ctxT(t), goodID, []byte("still fine"), 5*time.Second); err != nil || string(got) != "still fine" {
+	if got, err := other.CallAgent(ctxT(t), goodID, []byte("still fine"), 5*time.Second); err != nil || string(got) != "still fine" {
 		t.Fatalf("good traffic after bad input: %q, %v", got, err)
 	}
 }
@@ -139,7 +138,7 @@ func TestRateLimitFlood(t *testing.T) {
 	}
 	// The flood is per connection: another connection's call still goes through.
 	other := dial(t, e.addr)
-	if got, err := other.Call(ctxT(t), goodID, []byte("unaffected"), 5*time.Second); err != nil || string(got) != "unaffected" {
+	if got, err := other.CallAgent(ctxT(t), goodID, []byte("unaffected"), 5*time.Second); err != nil || string(got) != "unaffected" {
 		t.Fatalf("other connection during flood: %q, %v", got, err)
 	}
 }
@@ -154,7 +153,7 @@ func TestInFlightLimit(t *testing.T) {
 	errs := make(chan error, 3)
 	for range 3 {
 		go func() {
-			_, err := a.Call(ctxT(t), bID, nil, time.Second)
+			_, err := a.CallAgent(ctxT(t), bID, nil, time.Second)
 			errs <- err
 		}()
 	}
@@ -193,7 +192,7 @@ func TestAnswersNotChargedToRateLimit(t *testing.T) {
 		caller := dial(t, e.addr)
 		for i := range 5 {
 			want := []byte{byte(c), byte(i)}
-			if got, err := caller.Call(ctxT(t), agentID, want, 5*time.Second); err != nil || string(got) != string(want) {
+			if got, err := caller.CallAgent(ctxT(t), agentID, want, 5*time.Second); err != nil || string(got) != string(want) {
 				t.Fatalf("caller %d call %d: %q, %v", c, i, got, err)
 			}
 		}

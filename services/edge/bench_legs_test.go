@@ -11,14 +11,13 @@ import (
 	"github.com/HdrHistogram/hdrhistogram-go"
 
 	"github.com/mxp-mesh/mesh/pkg/mxp"
-	"github.com/mxp-mesh/mesh/services/edge/client"
 )
 
 // serveStampedEcho answers each Call with its payload, bytes 8..16 overwritten with the
 // time (unix nanoseconds) the agent answered: with the caller's send time in bytes 0..8,
 // the caller can split the round trip into its outbound and return legs (one process,
 // one clock).
-func serveStampedEcho(c *client.Client) {
+func serveStampedEcho(c *mxp.Conn) {
 	go func() {
 		for f := range c.Inbound() {
 			if f.Type != mxp.TypeCall {
@@ -139,7 +138,7 @@ func BenchmarkCallLegs(b *testing.B) {
 					binary.LittleEndian.PutUint64(data, uint64(sent.UnixNano()))
 					ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 					defer cancel()
-					resp, err := m.callers[i%len(m.callers)].Call(ctx, m.bID, data, 10*time.Second)
+					resp, err := m.callers[i%len(m.callers)].CallAgent(ctx, m.bID, data, 10*time.Second)
 					got := time.Now().UnixNano()
 					if err != nil {
 						return err

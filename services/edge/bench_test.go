@@ -13,14 +13,13 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/mxp-mesh/mesh/pkg/mxp"
-	"github.com/mxp-mesh/mesh/services/edge/client"
 )
 
 // benchMesh is a bus with a registry, two edges (plaintext and secure listeners on each),
 // an echo agent B on edge 2 and callers on edge 1, plus a plain NATS echo responder for
 // the baseline.
 type benchMesh struct {
-	callers []*client.Client
+	callers []*mxp.Conn
 	bID     mxp.AgentID
 	nc      *nats.Conn // baseline requester
 }
@@ -28,20 +27,20 @@ type benchMesh struct {
 const benchPayload = 256
 
 func newBenchMesh(b *testing.B, secure bool, callers int) *benchMesh {
-	return newBenchMeshWith(b, secure, callers, func(c *client.Client) { serveEcho(c, nil) })
+	return newBenchMeshWith(b, secure, callers, func(c *mxp.Conn) { serveEcho(c, nil) })
 }
 
 // newBenchMeshWith is newBenchMesh with agent B served by serve.
-func newBenchMeshWith(b *testing.B, secure bool, callers int, serve func(*client.Client)) *benchMesh {
+func newBenchMeshWith(b *testing.B, secure bool, callers int, serve func(*mxp.Conn)) *benchMesh {
 	bs := testBus(b)
 	startFakeRegistry(b, bs)
 	var e1, e2 *testEdge
-	dialer := func(te *testEdge) *client.Client { return dial(b, te.addr) }
+	dialer := func(te *testEdge) *mxp.Conn { return dial(b, te.addr) }
 	if secure {
 		te1, key1 := startSecureEdge(b, bs)
 		te2, key2 := startSecureEdge(b, bs)
 		e1, e2 = te1, te2
-		dialer = func(te *testEdge) *client.Client {
+		dialer = func(te *testEdge) *mxp.Conn {
 			if te == e1 {
 				return dialSecure(b, te.addr, key1)
 			}
@@ -77,7 +76,7 @@ func newBenchMeshWith(b *testing.B, secure bool, callers int, serve func(*client
 func (m *benchMesh) meshCall(i int, data []byte) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	_, err := m.callers[i%len(m.callers)].Call(ctx, m.bID, data, 10*time.Second)
+	_, err := m.callers[i%len(m.callers)].CallAgent(ctx, m.bID, data, 10*time.Second)
 	return err
 }
 

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/mxp-mesh/mesh/pkg/mxp"
-	"github.com/mxp-mesh/mesh/services/edge/client"
 )
 
 // twoEdges is the mesh of the issue's tests: one bus, a registry, two edges (both with
@@ -18,7 +17,7 @@ import (
 type twoEdges struct {
 	reg      *fakeRegistry
 	e1, e2   *testEdge
-	a, b     *client.Client
+	a, b     *mxp.Conn
 	aID, bID mxp.AgentID
 	bCalls   *countingSet
 }
@@ -40,7 +39,7 @@ func TestCallAcrossEdgesByIDAndCapability(t *testing.T) {
 	serveEcho(m.b, m.bCalls)
 	ctx := ctxT(t)
 
-	got, err := m.a.Call(ctx, m.bID, []byte("hello"), 5*time.Second)
+	got, err := m.a.CallAgent(ctx, m.bID, []byte("hello"), 5*time.Second)
 	if err != nil || string(got) != "hello" {
 		t.Fatalf("call by id = %q, %v", got, err)
 	}
@@ -52,7 +51,7 @@ func TestCallAcrossEdgesByIDAndCapability(t *testing.T) {
 	if found.Count != 1 || found.Agents[0].ID != m.bID {
 		t.Fatalf("discover echo = %+v, want only bob", found)
 	}
-	got, err = m.a.Call(ctx, found.Agents[0].ID, []byte(`{"n":42}`), 0)
+	got, err = m.a.CallAgent(ctx, found.Agents[0].ID, []byte(`{"n":42}`), 0)
 	if err != nil || string(got) != `{"n":42}` {
 		t.Fatalf("call by capability = %q, %v", got, err)
 	}
@@ -70,7 +69,7 @@ func TestCallErrorsFromTheTarget(t *testing.T) {
 			}
 		}
 	}()
-	_, err := m.a.Call(ctxT(t), m.bID, []byte("x"), 5*time.Second)
+	_, err := m.a.CallAgent(ctxT(t), m.bID, []byte("x"), 5*time.Second)
 	var re *mxp.RemoteError
 	if !errors.As(err, &re) || re.Code != "permission_denied" || re.Message != "not you" {
 		t.Fatalf("err = %v, want the agent's permission_denied", err)
@@ -79,7 +78,7 @@ func TestCallErrorsFromTheTarget(t *testing.T) {
 
 func TestCallTimeout(t *testing.T) {
 	m := newTwoEdges(t, nil) // B never answers
-	_, err := m.a.Call(ctxT(t), m.bID, []byte("x"), time.Second)
+	_, err := m.a.CallAgent(ctxT(t), m.bID, []byte("x"), time.Second)
 	if !errors.Is(err, mxp.CodeTimeout) {
 		t.Fatalf("err = %v, want timeout", err)
 	}
@@ -95,7 +94,7 @@ func TestConcurrentCallsNoneLostNoneDuplicated(t *testing.T) {
 	for i := range n {
 		wg.Go(func() {
 			want := "call-" + strconv.Itoa(i)
-			got, err := m.a.Call(ctx, m.bID, []byte(want), 15*time.Second)
+			got, err := m.a.CallAgent(ctx, m.bID, []byte(want), 15*time.Second)
 			if err != nil {
 				errs <- fmt.Errorf("%s: %w", want, err)
 				return
@@ -125,11 +124,11 @@ func TestConcurrentCallsNoneLostNoneDuplicated(t *testing.T) {
 func TestEdgeStopMakesCallsUnreachable(t *testing.T) {
 	m := newTwoEdges(t, nil)
 	serveEcho(m.b, nil)
-	if _, err := m.a.Call(ctxT(t), m.bID, []byte("up"), 5*time.Second); err != nil {
+	if _, err := m.a.CallAgent(ctxT(t), m.bID, []byte("up"), 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	m.e2.stop()
-	_, err := m.a.Call(ctxT(t), m.bID, []byte("down"), 30*time.Second)
+	_, err := m.a.CallAgent(ctxT(t), m.bID, []byte("down"), 30*time.Second)
 	if !errors.Is(err, mxp.CodeUnreachable) {
 		t.Fatalf("err = %v, want unreachable (not a timeout)", err)
 	}
@@ -145,7 +144,7 @@ func TestDisconnectDeregisters(t *testing.T) {
 	m.b.Close() // B goes silent; its plaintext connection times out
 	waitFor(t, "B's registration gone", func() bool { return !m.reg.has(m.bID) })
 	waitFor(t, "B's edge forgot it", func() bool { return m.e2.owner(m.bID) == nil })
-	_, err := m.a.Call(ctxT(t), m.bID, []byte("x"), 30*time.Second)
+	_, err := m.a.CallAgent(ctxT(t), m.bID, []byte("x"), 30*time.Second)
 	if !errors.Is(err, mxp.CodeUnreachable) {
 		t.Fatalf("err = %v, want unreachable", err)
 	}
@@ -179,7 +178,7 @@ func TestOwnership(t *testing.T) {
 	ctx := ctxT(t)
 	thief := dial(t, m.e1.addr)
 	// The same id from another connection: on B's edge and on another edge.
-	for _, c := range []*client.Client{dial(t, m.e2.addr), thief} {
+	for _, c := range []*mxp.Conn{dial(t, m.e2.addr), thief} {
 		_, err := c.Register(ctx, mxp.RegisterRequest{ID: m.bID, Name: "mallory", Metadata: mxp.AgentMetadata{Version: "1"}})
 		if !errors.Is(err, mxp.CodeForbidden) {
 			t.Fatalf("hijacking register: err = %v, want forbidden", err)
@@ -211,7 +210,7 @@ func TestUnreachableTargets(t *testing.T) {
 		"service not running":   mxp.ServicePolicy,
 		"inference not running": mxp.ServiceInference,
 	} {
-		_, err := m.a.Call(ctxT(t), target, []byte("x"), 30*time.Second)
+		_, err := m.a.CallAgent(ctxT(t), target, []byte("x"), 30*time.Second)
 		if !errors.Is(err, mxp.CodeUnreachable) {
 			t.Errorf("%s: err = %v, want unreachable", name, err)
 		}
@@ -221,7 +220,7 @@ func TestUnreachableTargets(t *testing.T) {
 func TestCallToService(t *testing.T) {
 	m := newTwoEdges(t, nil)
 	// Calls to the registry's id go to its discover endpoint.
-	r, err := m.a.Call(ctxT(t), mxp.ServiceRegistry, []byte(`{"capability":"math"}`), 5*time.Second)
+	r, err := m.a.CallAgent(ctxT(t), mxp.ServiceRegistry, []byte(`{"capability":"math"}`), 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -278,14 +277,14 @@ func TestCallerIdentityDelivered(t *testing.T) {
 			}
 		}
 	}()
-	if _, err := m.a.Call(ctxT(t), m.bID, nil, 5*time.Second); err != nil {
+	if _, err := m.a.CallAgent(ctxT(t), m.bID, nil, 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	if got := <-targets; got != m.aID {
 		t.Fatalf("delivered target %s, want the caller %s", got, m.aID)
 	}
 	anon := dial(t, m.e1.addr)
-	if _, err := anon.Call(ctxT(t), m.bID, nil, 5*time.Second); err != nil {
+	if _, err := anon.CallAgent(ctxT(t), m.bID, nil, 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	if got := <-targets; got != m.bID {

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/mxp-mesh/mesh/pkg/mxp"
-	"github.com/mxp-mesh/mesh/services/edge/client"
 )
 
 var sprintf = fmt.Sprintf
@@ -21,7 +20,7 @@ func eventFrame(t *testing.T, topic string, data []byte, flags mxp.Flags) *mxp.F
 	return &mxp.Frame{Type: mxp.TypeEvent, Flags: flags, Payload: payload}
 }
 
-func nextEvent(t *testing.T, c *client.Client) mxp.EventPayload {
+func nextEvent(t *testing.T, c *mxp.Conn) mxp.EventPayload {
 	t.Helper()
 	for {
 		select {

@@ -13,7 +13,6 @@ import (
 	"github.com/mxp-mesh/mesh/pkg/common/service"
 	"github.com/mxp-mesh/mesh/pkg/mxp"
 	"github.com/mxp-mesh/mesh/pkg/mxp/transport"
-	"github.com/mxp-mesh/mesh/services/edge/client"
 )
 
 func droppedMetric(e *Edge, reason string) float64 {
@@ -191,11 +190,10 @@ func TestCompressedRefused(t *testing.T) {
 		}
 	}()
 
-	conn, err := client.DialUDP(e.addr)
+	raw, err := mxp.DialPlaintext(context.Background(), e.addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw := client.New(conn, 0)
 	t.Cleanup(func() { raw.Close() })
 	call := mxp.CallPayload{Target: targetID, Data: []byte("hello")}
 	body, err := call.AppendPayload(nil)
@@ -211,7 +209,7 @@ func TestCompressedRefused(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		rawSendExpectError(t, raw, conn, b, uint64(100+i), mxp.CodeInvalidPayload)
+		rawSendExpectError(t, raw, b, uint64(100+i), mxp.CodeInvalidPayload)
 	}
 	if n := got.Load(); n != 0 {
 		t.Fatalf("a compressed Call was routed to its target (%d deliveries)", n)
@@ -221,7 +219,7 @@ func TestCompressedRefused(t *testing.T) {
 	}
 
 	caller := dial(t, e.addr)
-	_, err = caller.Call(ctxT(t), targetID, []byte("plain"), 0)
+	_, err = caller.CallAgent(ctxT(t), targetID, []byte("plain"), 0)
 	var re *mxp.RemoteError
 	if !asRemote(err, &re) || re.Code != mxp.CodeInvalidPayload {
 		t.Fatalf("call answered compressed: err = %v, want invalid_payload", err)
@@ -242,7 +240,7 @@ func TestRegistrationsCappedPerSourceAddress(t *testing.T) {
 	const sockets, perSocket = 100, 64
 	var ok, limited atomic.Int64
 	var wg sync.WaitGroup
-	clients := make([]*client.Client, sockets)
+	clients := make([]*mxp.Conn, sockets)
 	for i := range clients {
 		clients[i] = dial(t, e.addr)
 	}

@@ -18,7 +18,6 @@ import (
 	"github.com/mxp-mesh/mesh/pkg/common/service"
 	"github.com/mxp-mesh/mesh/pkg/mxp"
 	"github.com/mxp-mesh/mesh/pkg/mxp/transport"
-	"github.com/mxp-mesh/mesh/services/edge/client"
 )
 
 // testBus starts an in-process NATS server for a test.
@@ -169,9 +168,9 @@ func startEdgeCfg(t testing.TB, b *bus.Bus, cfg Config) *testEdge {
 	return &testEdge{Edge: e, addr: e.Addrs()["compat"], stop: stop}
 }
 
-func dial(t testing.TB, addr string) *client.Client {
+func dial(t testing.TB, addr string) *mxp.Conn {
 	t.Helper()
-	c, err := client.DialCompat(addr)
+	c, err := mxp.DialPlaintext(context.Background(), addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,7 +197,7 @@ func ctxT(t testing.TB) context.Context {
 }
 
 // registerAgent registers a new agent over c and returns its id.
-func registerAgent(t testing.TB, c *client.Client, name string, caps ...string) mxp.AgentID {
+func registerAgent(t testing.TB, c *mxp.Conn, name string, caps ...string) mxp.AgentID {
 	t.Helper()
 	id := mxp.NewAgentID()
 	_, err := c.Register(ctxT(t), mxp.RegisterRequest{ID: id, Name: name, Capabilities: caps, Metadata: mxp.AgentMetadata{Version: "1.0.0"}})
@@ -209,7 +208,7 @@ func registerAgent(t testing.TB, c *client.Client, name string, caps ...string) 
 }
 
 // serveEcho answers every Call on c with its data, and counts them.
-func serveEcho(c *client.Client, calls *countingSet) {
+func serveEcho(c *mxp.Conn, calls *countingSet) {
 	go func() {
 		for f := range c.Inbound() {
 			if f.Type != mxp.TypeCall {
@@ -258,13 +257,13 @@ func startSecureEdge(t testing.TB, b *bus.Bus) (*testEdge, transport.PublicKey) 
 	return te, pub
 }
 
-func dialSecure(t testing.TB, addr string, edgeKey transport.PublicKey) *client.Client {
+func dialSecure(t testing.TB, addr string, edgeKey transport.PublicKey) *mxp.Conn {
 	t.Helper()
 	key, err := transport.GeneratePrivateKey()
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := client.DialSecure(ctxT(t), addr, edgeKey, key)
+	c, err := mxp.Dial(ctxT(t), addr, mxp.Options{PrivateKey: key, ServerKey: edgeKey})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,7 +17,6 @@ import (
 	"github.com/mxp-mesh/mesh/pkg/mxp"
 	"github.com/mxp-mesh/mesh/pkg/mxp/transport"
 	"github.com/mxp-mesh/mesh/pkg/mxp/transport/netem"
-	"github.com/mxp-mesh/mesh/services/edge/client"
 )
 
 // killedAgentEnv makes the test binary, re-executed, the agent of TestKilledAgentHoldingCall:
@@ -94,7 +93,7 @@ func TestKilledAgentHoldingCall(t *testing.T) {
 	defer cancel()
 	errc := make(chan error, 1)
 	go func() {
-		_, err := caller.Call(ctx, id, []byte("hold this"), 20*time.Second)
+		_, err := caller.CallAgent(ctx, id, []byte("hold this"), 20*time.Second)
 		errc <- err
 	}()
 	for line := range lines {
@@ -112,7 +111,7 @@ func TestKilledAgentHoldingCall(t *testing.T) {
 		t.Fatalf("caller of a killed agent: %v, want unreachable (not timeout)", err)
 	}
 	start := time.Now()
-	_, err = caller.Call(ctx, id, []byte("anyone?"), 20*time.Second)
+	_, err = caller.CallAgent(ctx, id, []byte("anyone?"), 20*time.Second)
 	t.Logf("a new Call to the killed agent: %v after %v", err, time.Since(start).Round(time.Microsecond))
 	if !errors.Is(err, mxp.CodeUnreachable) {
 		t.Fatalf("new call to a killed agent: %v, want unreachable", err)
@@ -146,7 +145,7 @@ func TestEdgeVanishesClientCallsFail(t *testing.T) {
 	defer cancel()
 	errc := make(chan error, 1)
 	go func() {
-		_, err := caller.Call(ctx, id, []byte("wait for me"), 20*time.Second)
+		_, err := caller.CallAgent(ctx, id, []byte("wait for me"), 20*time.Second)
 		errc <- err
 	}()
 	f := <-holder.Inbound() // the Call reached the agent: the caller's request is in flight
@@ -157,12 +156,12 @@ func TestEdgeVanishesClientCallsFail(t *testing.T) {
 	relay.Close()
 	err = <-errc
 	t.Logf("edge vanished: the client's call failed after %v: %v", time.Since(vanished).Round(time.Millisecond), err)
-	if !errors.Is(err, mxp.CodeUnreachable) || !errors.Is(err, client.ErrClosed) {
+	if !errors.Is(err, mxp.CodeUnreachable) || !errors.Is(err, mxp.ErrConnClosed) {
 		t.Fatalf("client call when the edge vanished: %v, want unreachable", err)
 	}
 	key, _ := transport.GeneratePrivateKey()
 	start := time.Now()
-	_, err = client.DialSecure(ctx, relay.Addr().String(), k, key)
+	_, err = mxp.Dial(ctx, relay.Addr().String(), mxp.Options{PrivateKey: key, ServerKey: k})
 	t.Logf("dial of the vanished edge failed after %v: %v", time.Since(start).Round(time.Microsecond), err)
 	if !errors.Is(err, mxp.CodeUnreachable) {
 		t.Fatalf("dial of a dead edge address: %v, want unreachable", err)

@@ -8,7 +8,6 @@ import (
 
 	"github.com/mxp-mesh/mesh/pkg/mxp"
 	"github.com/mxp-mesh/mesh/pkg/mxp/transport"
-	"github.com/mxp-mesh/mesh/services/edge/client"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
@@ -28,11 +27,10 @@ func TestRefusedAnswersFailCaller(t *testing.T) {
 		t.Fatal(err)
 	}
 	key, _ := transport.GeneratePrivateKey()
-	tc, err := transport.Dial(ctxT(t), e.Addrs()["secure"], pub, transport.Config{PrivateKey: key})
+	agent, err := mxp.Dial(ctxT(t), e.Addrs()["secure"], mxp.Options{PrivateKey: key, ServerKey: pub})
 	if err != nil {
 		t.Fatal(err)
 	}
-	agent := client.New(rawSecure{tc}, 0)
 	t.Cleanup(func() { agent.Close() })
 	targetID := registerAgent(t, agent, "target")
 
@@ -50,7 +48,7 @@ func TestRefusedAnswersFailCaller(t *testing.T) {
 				Payload: make([]byte, 8192)})
 		}},
 		{"datagram", mxp.CodeInvalidFrame, func(call mxp.Frame) error {
-			return tc.SendDatagram(frame(t, mxp.TypeResponse, call.MessageID, []byte("ok")))
+			return agent.SendDatagram(&mxp.Frame{Type: mxp.TypeResponse, MessageID: call.MessageID, Payload: []byte("ok")})
 		}},
 	}
 	next := make(chan int)
@@ -71,7 +69,7 @@ func TestRefusedAnswersFailCaller(t *testing.T) {
 		res := make(chan error, 1)
 		go func() {
 			// A deadline far beyond the test's: on the old code the caller waited for it.
-			_, err := caller.Call(ctxT(t), targetID, []byte("hello"), time.Hour)
+			_, err := caller.CallAgent(ctxT(t), targetID, []byte("hello"), time.Hour)
 			res <- err
 		}()
 		next <- i

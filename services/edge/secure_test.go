@@ -23,13 +23,13 @@ func TestSecureTransportEndToEnd(t *testing.T) {
 	bID := registerAgent(t, b, "bob", "echo")
 	serveEcho(b, nil)
 
-	got, err := a.Call(ctxT(t), bID, []byte("over noise"), 5*time.Second)
+	got, err := a.CallAgent(ctxT(t), bID, []byte("over noise"), 5*time.Second)
 	if err != nil || string(got) != "over noise" {
 		t.Fatalf("secure call = %q, %v", got, err)
 	}
 	e3 := startEdge(t, bs, nil)
 	c := dial(t, e3.addr)
-	if got, err := c.Call(ctxT(t), bID, []byte("from plaintext"), 5*time.Second); err != nil || string(got) != "from plaintext" {
+	if got, err := c.CallAgent(ctxT(t), bID, []byte("from plaintext"), 5*time.Second); err != nil || string(got) != "from plaintext" {
 		t.Fatalf("plaintext → secure call = %q, %v", got, err)
 	}
 	if n := framesMetric(e2.Edge, "Call", "out", "ok"); n != 2 {
@@ -37,7 +37,7 @@ func TestSecureTransportEndToEnd(t *testing.T) {
 	}
 	b.Close()
 	waitFor(t, "B deregistered after its secure connection closed", func() bool { return !reg.has(bID) })
-	if _, err := a.Call(ctxT(t), bID, []byte("x"), 30*time.Second); !errors.Is(err, mxp.CodeUnreachable) {
+	if _, err := a.CallAgent(ctxT(t), bID, []byte("x"), 30*time.Second); !errors.Is(err, mxp.CodeUnreachable) {
 		t.Fatalf("after close: err = %v, want unreachable", err)
 	}
 }

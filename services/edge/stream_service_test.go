@@ -18,7 +18,6 @@ import (
 	"github.com/mxp-mesh/mesh/pkg/common/bus"
 	"github.com/mxp-mesh/mesh/pkg/common/service"
 	"github.com/mxp-mesh/mesh/pkg/mxp"
-	"github.com/mxp-mesh/mesh/services/edge/client"
 )
 
 // fakeInference answers mxp.inference.stream the way the inference service does (chunks
@@ -61,7 +60,7 @@ const testSummary = `{"model":"mock-1","provider":"mock","finish_reason":"stop",
 
 // openServiceStream sends a StreamOpen to target with data and returns the stream id and
 // the answer to the open.
-func openServiceStream(t *testing.T, c *client.Client, target mxp.AgentID, data string) (mxp.StreamID, error) {
+func openServiceStream(t *testing.T, c *mxp.Conn, target mxp.AgentID, data string) (mxp.StreamID, error) {
 	t.Helper()
 	sid := mxp.NewStreamID()
 	p := mxp.StreamOpenPayload{StreamID: sid, Target: target, Kind: mxp.StreamKindJSON, Data: []byte(data)}
@@ -74,7 +73,7 @@ func openServiceStream(t *testing.T, c *client.Client, target mxp.AgentID, data 
 }
 
 // readServiceStream collects the chunks of stream sid until its StreamClose.
-func readServiceStream(t *testing.T, c *client.Client, sid mxp.StreamID) (chunks []string, closeErr *mxp.ErrorPayload) {
+func readServiceStream(t *testing.T, c *mxp.Conn, sid mxp.StreamID) (chunks []string, closeErr *mxp.ErrorPayload) {
 	t.Helper()
 	for {
 		f := nextStreamFrame(t, c)

@@ -7,10 +7,9 @@ import (
 	"time"
 
 	"github.com/mxp-mesh/mesh/pkg/mxp"
-	"github.com/mxp-mesh/mesh/services/edge/client"
 )
 
-func openStream(t *testing.T, c *client.Client, target mxp.AgentID) mxp.StreamID {
+func openStream(t *testing.T, c *mxp.Conn, target mxp.AgentID) mxp.StreamID {
 	t.Helper()
 	sid := mxp.NewStreamID()
 	p := mxp.StreamOpenPayload{StreamID: sid, Target: target, Kind: mxp.StreamKindBytes, Data: []byte("hi")}
@@ -29,7 +28,7 @@ func chunkFrame(sid mxp.StreamID, data []byte) *mxp.Frame {
 }
 
 // nextStreamFrame returns the next stream frame delivered to c.
-func nextStreamFrame(t *testing.T, c *client.Client) mxp.Frame {
+func nextStreamFrame(t *testing.T, c *mxp.Conn) mxp.Frame {
 	t.Helper()
 	for {
 		select {
@@ -78,7 +77,7 @@ func TestStreamTenThousandChunksInOrder(t *testing.T) {
 	// The sender keeps a window of acknowledged chunks in flight (the plaintext
 	// transport can lose datagrams under a flood; acks keep it honest).
 	const window = 32
-	var inflight []*client.Pending
+	var inflight []*mxp.Pending
 	for i := range n {
 		data := binary.LittleEndian.AppendUint64(nil, uint64(i))
 		p, err := m.a.Start(ctxT(t), chunkFrame(sid, data))
@@ -142,7 +141,7 @@ func TestStreamEndsWithErrorWhenAPeerDisconnects(t *testing.T) {
 	}
 }
 
-func keepAlive(c *client.Client, id mxp.AgentID, every time.Duration) {
+func keepAlive(c *mxp.Conn, id mxp.AgentID, every time.Duration) {
 	for {
 		select {
 		case <-c.Done():

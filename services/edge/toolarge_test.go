@@ -1,21 +1,12 @@
 package edge
 
 import (
-	"context"
 	"path/filepath"
 	"testing"
 
 	"github.com/mxp-mesh/mesh/pkg/mxp"
 	"github.com/mxp-mesh/mesh/pkg/mxp/transport"
-	"github.com/mxp-mesh/mesh/services/edge/client"
 )
-
-// rawSecure is a client.Conn on a transport connection the test holds, to send any bytes.
-type rawSecure struct{ c *transport.Conn }
-
-func (r rawSecure) Send(ctx context.Context, b []byte) error { return r.c.Send(ctx, b) }
-func (r rawSecure) Recv() ([]byte, error)                    { return r.c.Receive(context.Background()) }
-func (r rawSecure) Close() error                             { return r.c.Close() }
 
 // TestSecureFrameOverLimitRefusedFromPrefix: on the secure transport a frame over
 // limits.max_message_bytes is refused from its length prefix (the transport counts it,
@@ -31,12 +22,10 @@ func TestSecureFrameOverLimitRefusedFromPrefix(t *testing.T) {
 		t.Fatal(err)
 	}
 	key, _ := transport.GeneratePrivateKey()
-	tc, err := transport.Dial(ctxT(t), e.Addrs()["secure"], pub, transport.Config{PrivateKey: key})
+	c, err := mxp.Dial(ctxT(t), e.Addrs()["secure"], mxp.Options{PrivateKey: key, ServerKey: pub})
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn := rawSecure{tc}
-	c := client.New(conn, 0)
 	t.Cleanup(func() { c.Close() })
 	var st *SecureTransport
 	for _, tr := range e.ts {
@@ -47,7 +36,7 @@ func TestSecureFrameOverLimitRefusedFromPrefix(t *testing.T) {
 
 	big := frame(t, mxp.TypeCall, 88, make([]byte, 256<<10))
 	before := framesMetric(e.Edge, "Call", "in", "too_large")
-	rawSendExpectError(t, c, conn, big, 88, mxp.CodeTooLarge)
+	rawSendExpectError(t, c, big, 88, mxp.CodeTooLarge)
 	if after := framesMetric(e.Edge, "Call", "in", "too_large"); after != before+1 {
 		t.Fatalf("frames_total{Call,in,too_large} went %v → %v", before, after)
 	}
@@ -55,7 +44,7 @@ func TestSecureFrameOverLimitRefusedFromPrefix(t *testing.T) {
 		t.Fatalf("transport MessagesTooLarge = %d, want 1 (refused before reassembly)", got)
 	}
 	// The connection goes on: a frame under the limit is handled as usual.
-	rawSendExpectError(t, c, conn, frame(t, mxp.TypeCall, 89, []byte{1, 2, 3}), 89, mxp.CodeInvalidPayload)
+	rawSendExpectError(t, c, frame(t, mxp.TypeCall, 89, []byte{1, 2, 3}), 89, mxp.CodeInvalidPayload)
 
 	// A reload raising the limit reaches the transport: 5000 bytes now pass it.
 	cfg := e.Config()
@@ -63,7 +52,7 @@ func TestSecureFrameOverLimitRefusedFromPrefix(t *testing.T) {
 	if err := e.Reload(cfg); err != nil {
 		t.Fatal(err)
 	}
-	rawSendExpectError(t, c, conn, frame(t, mxp.TypeCall, 90, make([]byte, 5000)), 90, mxp.CodeInvalidPayload)
+	rawSendExpectError(t, c, frame(t, mxp.TypeCall, 90, make([]byte, 5000)), 90, mxp.CodeInvalidPayload)
 	if got := st.Stats().MessagesTooLarge; got != 1 {
 		t.Fatalf("after the reload, transport MessagesTooLarge = %d, want still 1", got)
 	}

@@ -56,7 +56,7 @@ func TestTraceHeadersOfCalls(t *testing.T) {
 	ctx := ctxT(t)
 
 	toAgent := captureHeaders(t, bs, bus.AgentSubject(bID.String(), bus.AgentVerbCall))
-	if _, err := a.Call(ctx, bID, []byte("traced"), 5*time.Second); err != nil {
+	if _, err := a.CallAgent(ctx, bID, []byte("traced"), 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	h := nextHeader(t, toAgent)
@@ -80,7 +80,7 @@ func TestTraceHeadersOfCalls(t *testing.T) {
 	}
 
 	toService := captureHeaders(t, bs, "mxp.registry.discover")
-	if _, err := a.Call(ctx, mxp.ServiceRegistry, []byte(`{"capability":"echo"}`), 5*time.Second); err != nil {
+	if _, err := a.CallAgent(ctx, mxp.ServiceRegistry, []byte(`{"capability":"echo"}`), 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	h = nextHeader(t, toService)

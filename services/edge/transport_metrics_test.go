@@ -12,7 +12,6 @@ import (
 	"github.com/mxp-mesh/mesh/pkg/common/config"
 	"github.com/mxp-mesh/mesh/pkg/mxp"
 	"github.com/mxp-mesh/mesh/pkg/mxp/transport"
-	"github.com/mxp-mesh/mesh/services/edge/client"
 )
 
 // udpTap sits between a client and the edge: it forwards both ways and keeps the last
@@ -109,7 +108,7 @@ func TestSecureCountersSayWhatHappened(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := client.DialSecure(ctxT(t), tap.front.LocalAddr().String(), key, ck)
+	c, err := mxp.Dial(ctxT(t), tap.front.LocalAddr().String(), mxp.Options{PrivateKey: ck, ServerKey: key})
 	if err != nil {
 		t.Fatal(err)
 	}

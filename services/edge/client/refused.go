@@ -1,8 +1,0 @@
-package client
-
-import (
-	"errors"
-	"syscall"
-)
-
-func isRefused(err error) bool { return errors.Is(err, syscall.ECONNREFUSED) }
