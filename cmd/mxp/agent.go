@@ -80,7 +80,9 @@ Examples:
 				return err
 			}
 			calls, err := runEchoAgent(ctx, a, t)
-			fmt.Fprintf(env.Stdout, "echo agent %s stopped after %d calls\n", a.ID(), calls.Load())
+			if a.State() != agent.StateInit { // it ran
+				fmt.Fprintf(env.Stdout, "echo agent %s stopped after %d calls\n", a.ID(), calls.Load())
+			}
 			return err
 		},
 	}, "agent")
@@ -125,7 +127,15 @@ func newEchoAgent(env *cliEnv, t edgeTarget, name, id string, caps []string, hea
 // secure transport with reconnection (Agent.Run), or over the plaintext listener.
 func runEchoAgent(ctx context.Context, a echoAgent, t edgeTarget) (*atomic.Uint64, error) {
 	if t.compat == "" {
-		return a.calls, a.Run(ctx)
+		start := time.Now()
+		err := a.Run(ctx)
+		if err != nil && a.State() == agent.StateInit && ctx.Err() == nil {
+			if c := mxp.ErrorCodeFor(err); c == mxp.CodeUnreachable || c == mxp.CodeTimeout {
+				// The first handshake got no answer: say so as every client command does.
+				err = &nothingAnswersError{Addr: t.addr, After: time.Since(start), From: t.from, Err: err}
+			}
+		}
+		return a.calls, err
 	}
 	c, err := mxp.DialPlaintext(ctx, t.compat)
 	if err != nil {

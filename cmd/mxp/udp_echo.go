@@ -16,7 +16,10 @@ func init() {
 		Long: `udp-echo sends every UDP datagram back to its sender, with nothing of MXP: no
 encryption, no framing, no reliability. A round trip to it is the floor that a round trip
 of mxp ping to mxp echo-server is measured against (make bench does, in processes of their
-own). It prints its address on start and runs until interrupted.`,
+own). It prints its address on start and runs until interrupted.
+
+Examples:
+  mxp udp-echo --listen 127.0.0.1:9002`,
 		Flags: func(fs *flag.FlagSet) {
 			fs.String("listen", "127.0.0.1:9002", "UDP address to listen on")
 		},
