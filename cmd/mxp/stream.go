@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/mxp-mesh/mesh/pkg/mxp"
-	"github.com/mxp-mesh/mesh/services/edge/client"
 )
 
 func init() {
@@ -91,14 +90,14 @@ var streamKinds = map[string]mxp.StreamKind{"text": mxp.StreamKindText, "json": 
 // *mxp.RemoteError), the connection ends, or ctx ends (the stream is closed from this
 // side and ctx's error returned). Output that does not end in a newline gets one, so
 // that the shell prompt starts on its own line.
-func runStream(ctx, openCtx context.Context, cl *client.Client, target mxp.AgentID, kind mxp.StreamKind, data []byte, w io.Writer) error {
+func runStream(ctx, openCtx context.Context, cl *mxp.Conn, target mxp.AgentID, kind mxp.StreamKind, data []byte, w io.Writer) error {
 	sid := mxp.NewStreamID()
 	payload, err := (&mxp.StreamOpenPayload{StreamID: sid, Target: target, Kind: kind, Data: data}).AppendPayload(nil)
 	if err != nil {
 		return usagef("--data: %v", err)
 	}
 	open := &mxp.Frame{Type: mxp.TypeStreamOpen, MessageID: cl.NextID(), TraceID: cl.NextID(), Payload: payload}
-	// Chunks that arrive before the open's Response wait in cl.Inbound.
+	// Chunks that arrive before the open's Response wait for cl.Inbound (mxp.Conn queues them for Receive).
 	if _, err := cl.Request(openCtx, open); err != nil {
 		return err
 	}
