@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -23,6 +24,7 @@ import (
 	"github.com/mxp-mesh/mesh/pkg/agent/llm"
 	"github.com/mxp-mesh/mesh/pkg/common/bus"
 	"github.com/mxp-mesh/mesh/pkg/common/service"
+	"github.com/mxp-mesh/mesh/pkg/mxp"
 	"github.com/mxp-mesh/mesh/services/edge"
 	"github.com/mxp-mesh/mesh/services/inference"
 	"github.com/mxp-mesh/mesh/services/registry"
@@ -456,4 +458,97 @@ func postChat(t testing.TB, base, model, text string, stream bool) *http.Respons
 		t.Fatal(err)
 	}
 	return resp
+}
+
+// BenchmarkHostedModel measures what serving a model from an agent costs over calling the
+// agent directly, in one run: each iteration makes, in turn, a direct Call from an agent
+// on edge B to an echo agent on edge A (the ChatRequest's JSON as payload, echoed back;
+// the baseline), the same request as a whole chat through the inference service to the
+// model "mxp/host/echo" hosted on edge A (one Call from the service to the agent), the
+// agent's model streamed straight to the caller (a stream between the two agents; the
+// streaming baseline), and the same chat streamed through the service (a stream from the
+// caller to the service, and one from the service to the agent). It reports each path's
+// median, the whole chat's over the direct Call's and the streamed chat's over the direct
+// stream's.
+func BenchmarkHostedModel(b *testing.B) {
+	m := startHostedMesh(b, inference.Defaults(), "a", "b")
+	host := m.agent(b, "a", "host")
+	if _, err := llm.ServeModel(host, "echo", &echoModel{}); err != nil {
+		b.Fatal(err)
+	}
+	echo := m.agent(b, "a", "echo")
+	echo.HandleCall(func(_ context.Context, p []byte) ([]byte, error) { return p, nil })
+	caller := m.agent(b, "b", "caller")
+	for _, a := range []*agent.Agent{host, echo, caller} {
+		meshtest.Run(b, a)
+	}
+	model := llm.Mesh(caller)
+	ctx := context.Background()
+	req := llm.NewChatRequest("mxp/host/echo", llm.Message{Role: llm.RoleUser, Content: "one two three"})
+	own := req // what the agent itself receives from the service: its model's own name
+	own.Model = "echo"
+	payload, _ := json.Marshal(&own)
+
+	direct := func() error { _, err := caller.Call(ctx, echo.ID(), payload); return err }
+	whole := func() error { _, err := model.Chat(ctx, &req); return err }
+	streamed := func() error {
+		st, err := model.OpenStream(ctx, &req)
+		if err != nil {
+			return err
+		}
+		for {
+			if _, err := st.Recv(); err != nil {
+				if errors.Is(err, io.EOF) {
+					return nil
+				}
+				return err
+			}
+		}
+	}
+	directStream := func() error { // the agent's model, streamed to the caller without the service
+		cs, err := caller.OpenStream(ctx, host.ID(), mxp.StreamKindJSON, payload)
+		if err != nil {
+			return err
+		}
+		for {
+			if _, err := cs.Recv(ctx); err != nil {
+				if errors.Is(err, io.EOF) {
+					return nil
+				}
+				return err
+			}
+		}
+	}
+	paths := []func() error{direct, whole, directStream, streamed}
+	for range 50 { // warm the connections, pools and the registry lookup
+		for _, p := range paths {
+			if err := p(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	times := make([][]time.Duration, len(paths))
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		for j := range paths {
+			p := (i + j) % len(paths) // rotate the order: the first after a pause pays for waking up
+			start := time.Now()
+			if err := paths[p](); err != nil {
+				b.Fatal(err)
+			}
+			times[p] = append(times[p], time.Since(start))
+		}
+	}
+	b.StopTimer()
+	med := make([]float64, len(paths))
+	for p, ts := range times {
+		slices.Sort(ts)
+		med[p] = float64(ts[len(ts)/2].Microseconds())
+	}
+	b.ReportMetric(med[0], "direct_call_p50_us")
+	b.ReportMetric(med[1], "hosted_chat_p50_us")
+	b.ReportMetric(med[2], "direct_stream_p50_us")
+	b.ReportMetric(med[3], "hosted_stream_p50_us")
+	b.ReportMetric(med[1]/med[0], "chat/call")
+	b.ReportMetric(med[3]/med[2], "stream/stream")
 }
