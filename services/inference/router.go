@@ -152,7 +152,7 @@ func newAdapter(kind string, pc ProviderConfig, deps *Deps) (provider.ModelAdapt
 	case KindMock:
 		return &provider.Mock{TokenDelay: pc.TokenDelay}, nil
 	case KindMxp:
-		return provider.NewHosted(deps.Conn, 0), nil
+		return NewHosted(deps.Conn, 0), nil
 	}
 	return nil, fmt.Errorf("inference: unknown provider kind %q", kind)
 }

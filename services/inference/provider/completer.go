@@ -6,7 +6,8 @@ import (
 )
 
 // Completer is a ModelAdapter that can also answer a request whole, in one exchange,
-// more cheaply than by streaming it (Hosted: one Call to the agent instead of a stream).
+// more cheaply than by streaming it (the service's Hosted connector: one Call to the agent
+// instead of a stream).
 // The service uses it when its caller collects the answer anyway (a non-streamed chat);
 // the answer then counts as the first token, so only the response timeout bounds it.
 type Completer interface {

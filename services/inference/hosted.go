@@ -1,4 +1,4 @@
-package provider
+package inference
 
 import (
 	"context"
@@ -16,6 +16,7 @@ import (
 	"github.com/mxp-mesh/mesh/pkg/common/bus"
 	"github.com/mxp-mesh/mesh/pkg/common/tracing"
 	"github.com/mxp-mesh/mesh/pkg/mxp"
+	"github.com/mxp-mesh/mesh/services/inference/provider"
 )
 
 // DefaultHostedResolveTTL is how long Hosted keeps the answer of a registry lookup (which
@@ -26,7 +27,7 @@ const DefaultHostedResolveTTL = 2 * time.Second
 // kind; the contract is in pkg/api/inference, hosted.go). Its model names are
 // "<agent-name>/<model>" (the service strips the "mxp/" of the name callers use). For each
 // request it looks the agent up in the registry by exact name and by the capability
-// "model.<model>" (an answer kept for ResolveTTL), then reaches it through the edge that
+// "model.<model>" (an answer kept for the TTL, DefaultHostedResolveTTL), then reaches it through the edge that
 // carries it: a stream (Stream) or, for a caller that collects the answer anyway, one Call
 // (Complete). The service wraps it with the same breaker, retries, fallbacks and metrics
 // as every provider; errors are typed here:
@@ -69,13 +70,13 @@ func (h *Hosted) Name() string { return "mxp" }
 
 // target parses req's model, finds an agent serving it and encodes the request the agent
 // receives (the model's own name in Model).
-func (h *Hosted) target(ctx context.Context, req *Request) (id, agentName string, body []byte, err error) {
+func (h *Hosted) target(ctx context.Context, req *provider.Request) (id, agentName string, body []byte, err error) {
 	if h.nc == nil {
-		return "", "", nil, &Error{Code: CodeUnavailable, Provider: h.Name(), Message: "the inference service has no bus connection to reach agents"}
+		return "", "", nil, &provider.Error{Code: provider.CodeUnavailable, Provider: h.Name(), Message: "the inference service has no bus connection to reach agents"}
 	}
 	agentName, model, err := api.ParseHostedModel(req.Model)
 	if err != nil {
-		return "", "", nil, &Error{Code: CodeInvalidRequest, Provider: h.Name(), Message: err.Error()}
+		return "", "", nil, &provider.Error{Code: provider.CodeInvalidRequest, Provider: h.Name(), Message: err.Error()}
 	}
 	id, err = h.resolve(ctx, agentName, model)
 	if err != nil {
@@ -84,7 +85,7 @@ func (h *Hosted) target(ctx context.Context, req *Request) (id, agentName string
 	out := api.ChatRequest{Request: *req}
 	out.Model = model
 	if body, err = json.Marshal(&out); err != nil {
-		return "", "", nil, &Error{Code: CodeInvalidRequest, Provider: h.Name(), Message: "encoding the request: " + err.Error()}
+		return "", "", nil, &provider.Error{Code: provider.CodeInvalidRequest, Provider: h.Name(), Message: "encoding the request: " + err.Error()}
 	}
 	return id, agentName, body, nil
 }
@@ -117,7 +118,7 @@ func (h *Hosted) lookup(ctx context.Context, agentName, model string) ([]string,
 	q := mxp.DiscoverRequest{Name: agentName, Capabilities: []string{api.HostedCapability(model)}}
 	body, err := json.Marshal(&q)
 	if err != nil {
-		return nil, &Error{Code: CodeInvalidRequest, Provider: h.Name(), Message: err.Error()}
+		return nil, &provider.Error{Code: provider.CodeInvalidRequest, Provider: h.Name(), Message: err.Error()}
 	}
 	msg := &nats.Msg{Subject: bus.SubjectRegistryDiscover, Header: nats.Header{}, Data: body}
 	if dl, ok := ctx.Deadline(); ok {
@@ -134,7 +135,7 @@ func (h *Hosted) lookup(ctx context.Context, agentName, model string) ([]string,
 	}
 	resp, err := mxp.DecodeDiscoverResponse(reply.Data)
 	if err != nil {
-		return nil, &Error{Code: CodeUnavailable, Provider: h.Name(), Retryable: true,
+		return nil, &provider.Error{Code: provider.CodeUnavailable, Provider: h.Name(), Retryable: true,
 			Message: "the registry's answer is unreadable: " + err.Error()}
 	}
 	var accepting, other []string
@@ -154,7 +155,7 @@ func (h *Hosted) lookup(ctx context.Context, agentName, model string) ([]string,
 		}
 		return ids, nil
 	}
-	return nil, &Error{Code: CodeNotFound, Provider: h.Name(), Model: agentName + "/" + model,
+	return nil, &provider.Error{Code: provider.CodeNotFound, Provider: h.Name(), Model: agentName + "/" + model,
 		Message: fmt.Sprintf("no online agent named %q serves model %q (capability %s)", agentName, model, api.HostedCapability(model))}
 }
 
@@ -177,17 +178,17 @@ func headers(ctx context.Context) nats.Header {
 
 // fail types err of a request to agent id and forgets the lookup when the agent was not
 // there to answer.
-func (h *Hosted) fail(err error, req *Request, agentName string) *Error {
+func (h *Hosted) fail(err error, req *provider.Request, agentName string) *provider.Error {
 	_, model, _ := api.ParseHostedModel(req.Model)
 	e := hostedError(err, agentName, model)
-	if e.Code == CodeUnavailable || e.Code == CodeNotFound {
+	if e.Code == provider.CodeUnavailable || e.Code == provider.CodeNotFound {
 		h.forget(agentName, model)
 	}
 	return e
 }
 
 // Stream opens a stream to the agent and returns once its edge accepted it.
-func (h *Hosted) Stream(ctx context.Context, req *Request) (Stream, error) {
+func (h *Hosted) Stream(ctx context.Context, req *provider.Request) (provider.Stream, error) {
 	id, agentName, body, err := h.target(ctx, req)
 	if err != nil {
 		return nil, err
@@ -201,7 +202,7 @@ func (h *Hosted) Stream(ctx context.Context, req *Request) (Stream, error) {
 
 // Complete asks the agent for the whole answer in one Call: a caller that collects the
 // answer anyway (a non-streamed chat) saves the stream's open and credit traffic.
-func (h *Hosted) Complete(ctx context.Context, req *Request) (*Response, error) {
+func (h *Hosted) Complete(ctx context.Context, req *provider.Request) (*provider.Response, error) {
 	id, agentName, body, err := h.target(ctx, req)
 	if err != nil {
 		return nil, err
@@ -216,7 +217,7 @@ func (h *Hosted) Complete(ctx context.Context, req *Request) (*Response, error) 
 	}
 	var resp api.ChatResponse
 	if err := json.Unmarshal(reply.Data, &resp); err != nil {
-		return nil, &Error{Code: CodeProviderError, Provider: h.Name(), Retryable: true,
+		return nil, &provider.Error{Code: provider.CodeProviderError, Provider: h.Name(), Retryable: true,
 			Message: fmt.Sprintf("agent %s answered with no ChatResponse: %.64q", agentName, reply.Data)}
 	}
 	return &resp.Response, nil
@@ -227,24 +228,24 @@ type hostedStream struct {
 	h     *Hosted
 	ctx   context.Context
 	as    *bus.AgentStream
-	req   *Request
+	req   *provider.Request
 	agent string
 }
 
-func (s *hostedStream) Recv() (Chunk, error) {
+func (s *hostedStream) Recv() (provider.Chunk, error) {
 	b, err := s.as.Recv(s.ctx)
 	if errors.Is(err, io.EOF) {
-		return Chunk{}, io.EOF
+		return provider.Chunk{}, io.EOF
 	}
 	if err != nil {
 		if s.ctx.Err() != nil {
-			return Chunk{}, AsError(s.ctx.Err())
+			return provider.Chunk{}, provider.AsError(s.ctx.Err())
 		}
-		return Chunk{}, s.h.fail(err, s.req, s.agent)
+		return provider.Chunk{}, s.h.fail(err, s.req, s.agent)
 	}
-	var c Chunk
+	var c provider.Chunk
 	if err := json.Unmarshal(b, &c); err != nil {
-		return Chunk{}, &Error{Code: CodeProviderError, Provider: s.h.Name(), Retryable: true,
+		return provider.Chunk{}, &provider.Error{Code: provider.CodeProviderError, Provider: s.h.Name(), Retryable: true,
 			Message: fmt.Sprintf("agent %s sent a chunk that is not a JSON Chunk: %.64q", s.agent, b)}
 	}
 	return c, nil
@@ -256,8 +257,8 @@ func (s *hostedStream) Buffered() bool { return s.as.Buffered() }
 func (s *hostedStream) Close() error { return s.as.Close() }
 
 // hostedError maps an agent's (or its edge's) error to the service's codes.
-func hostedError(err error, agentName, model string) *Error {
-	var e *Error
+func hostedError(err error, agentName, model string) *provider.Error {
+	var e *provider.Error
 	if errors.As(err, &e) {
 		return e
 	}
@@ -266,26 +267,26 @@ func hostedError(err error, agentName, model string) *Error {
 	if errors.As(err, &re) {
 		msg = re.Message
 	}
-	out := &Error{Provider: "mxp", Model: agentName + "/" + model, Message: "agent " + agentName + ": " + msg, Err: err}
-	switch Code(code) {
-	case CodeInvalidRequest, CodeUnauthenticated, CodePermissionDenied, CodeContextOverflow, CodeContentFiltered,
-		CodeNotFound, CodeCanceled:
-		out.Code = Code(code)
-	case CodeRateLimited, CodeOverloaded, CodeProviderError, CodeTimeout, CodeUnavailable:
-		out.Code, out.Retryable = Code(code), true
+	out := &provider.Error{Provider: "mxp", Model: agentName + "/" + model, Message: "agent " + agentName + ": " + msg, Err: err}
+	switch provider.Code(code) {
+	case provider.CodeInvalidRequest, provider.CodeUnauthenticated, provider.CodePermissionDenied, provider.CodeContextOverflow, provider.CodeContentFiltered,
+		provider.CodeNotFound, provider.CodeCanceled:
+		out.Code = provider.Code(code)
+	case provider.CodeRateLimited, provider.CodeOverloaded, provider.CodeProviderError, provider.CodeTimeout, provider.CodeUnavailable:
+		out.Code, out.Retryable = provider.Code(code), true
 	default:
 		switch code {
 		case mxp.CodeNotFound:
-			out.Code = CodeNotFound
+			out.Code = provider.CodeNotFound
 		case mxp.CodeUnreachable:
-			out.Code, out.Retryable = CodeUnavailable, true
+			out.Code, out.Retryable = provider.CodeUnavailable, true
 			out.Message = "agent " + agentName + " is registered but not reachable: " + msg
 		case mxp.CodeInvalidPayload, mxp.CodeTooLarge, "invalid_argument":
-			out.Code = CodeInvalidRequest
+			out.Code = provider.CodeInvalidRequest
 		case mxp.CodeForbidden:
-			out.Code = CodePermissionDenied
+			out.Code = provider.CodePermissionDenied
 		default: // internal, a panic in the agent's model, codes we do not know
-			out.Code, out.Retryable = CodeProviderError, true
+			out.Code, out.Retryable = provider.CodeProviderError, true
 		}
 	}
 	return out
