@@ -203,13 +203,18 @@ func (f *funcChunks) Close() error {
 	return nil
 }
 
-// endlessModel streams a chunk at a time until its context ends, which it reports on
-// stopped.
+// endlessModel streams five chunks, then generates for ever: it waits for its context to
+// end, which it reports on stopped. (A model that sent chunks as fast as it can would
+// have each sent after the caller's close refused by the edge, one Error frame each.)
 func endlessModel(stopped chan<- error) llm.ChatStreamer {
 	return llm.ChatStreamerFunc(func(ctx context.Context, req *llm.ChatRequest) (llm.Stream, error) {
 		var once sync.Once
 		report := func(err error) { once.Do(func() { stopped <- err }) }
+		n := 0
 		return &funcChunks{next: func() (llm.Chunk, error) {
+			if n++; n > 5 {
+				<-ctx.Done()
+			}
 			if err := ctx.Err(); err != nil {
 				report(err)
 				return llm.Chunk{}, err
