@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/mxp-mesh/mesh/pkg/common/bus"
 	"github.com/mxp-mesh/mesh/pkg/mxp"
@@ -33,6 +35,7 @@ import (
 type delivery struct {
 	reply    string // the caller's bus inbox
 	deadline time.Time
+	span     trace.Span // the delivery's span (startDeliverySpan); nil when not traced
 }
 
 // agentWorker handles calls, probes and stream opens addressed to carried agents.
@@ -192,14 +195,16 @@ func (s *session) drainDeliveries() {
 }
 
 // deliverCall hands a Call from the bus to the agent's peer. The frame gets an id of the
-// edge's; the peer's Response with that id is published to the caller's inbox. With try,
+// edge's (picked from the delivery's span when the edge traces, see tracing.go); the
+// peer's Response with that id is published to the caller's inbox. With try,
 // the frame goes by trySend: when the peer has no room, deliverCall leaves no trace (no
 // delivery recorded, no answer to the caller) and returns false, and the caller queues the
 // Call for a goroutine that may wait; it returns true otherwise.
 // Contract: adds at most one s.pending entry, with awaitAnswer; when the send fails (or
 // finds no room with try) it takes the entry back (with answered) unless answer,
 // failDelivery, expireDeliveries or close took it first; on a failure it answers the
-// caller. A session already closed answers unreachable and records nothing.
+// caller. A session already closed answers unreachable and records nothing. Each attempt
+// has its own span: one that found no room ends with mxp.delivery=queued.
 func (s *session) deliverCall(target mxp.AgentID, msg *nats.Msg, try bool) bool {
 	if msg.Reply == "" {
 		return true // a Call nobody waits for: nothing to answer
@@ -214,14 +219,19 @@ func (s *session) deliverCall(target mxp.AgentID, msg *nats.Msg, try bool) bool 
 		return true
 	}
 	traceID, _, _ := bus.TraceID(msg.Header)
-	id := s.nextID.Add(1)
+	span := s.startDeliverySpan(msg.Header, target)
+	id := deliveryID(span, traceID)
 	s.mu.Lock()
 	if s.closeErr != nil {
 		s.mu.Unlock()
 		respondError(msg, mxp.CodeUnreachable, "the agent's connection closed")
+		endSpan(span, mxp.CodeUnreachable)
 		return true
 	}
-	s.pending[id] = delivery{reply: msg.Reply, deadline: deadline}
+	if _, taken := s.pending[id]; id == 0 || taken {
+		id = s.nextID.Add(1) // untraced, or (odds 2^-64) a traced id already waiting
+	}
+	s.pending[id] = delivery{reply: msg.Reply, deadline: deadline, span: span}
 	s.mu.Unlock()
 	s.awaitAnswer()
 
@@ -246,6 +256,10 @@ func (s *session) deliverCall(target mxp.AgentID, msg *nats.Msg, try bool) bool 
 		if still {
 			s.answered()
 			if try && errors.Is(err, transport.ErrSendBufferFull) {
+				if span != nil {
+					span.SetAttributes(attribute.String("mxp.delivery", "queued"))
+					span.End()
+				}
 				return false // the caller queues it
 			}
 			code := mxp.CodeUnavailable
@@ -253,6 +267,7 @@ func (s *session) deliverCall(target mxp.AgentID, msg *nats.Msg, try bool) bool 
 				code = mxp.CodeTooLarge
 			}
 			respondError(msg, code, "cannot deliver the call to the agent: "+err.Error())
+			endSpan(span, code)
 		}
 	}
 	return true
@@ -339,19 +354,23 @@ func (s *session) answer(f mxp.Frame) {
 		return
 	}
 	var out *nats.Msg
+	var code mxp.ErrorCode // the span's outcome: the agent's error code, "" for a Response
 	if f.Type == mxp.TypeError {
 		ep, err := mxp.DecodeErrorPayload(f.Payload)
 		if err != nil {
 			ep = mxp.ErrorPayload{Error: "the agent sent a malformed Error payload", Code: mxp.CodeInternal}
 		}
 		out = errorReply(d.reply, ep.Code, ep.Error)
+		code = ep.Code
 	} else {
 		out = &nats.Msg{Subject: d.reply, Data: f.Payload}
 	}
 	if err := s.e.nc.PublishMsg(out); err != nil {
+		endSpan(d.span, mxp.CodeUnavailable)
 		s.reject(f.MessageID, f.Type.String(), mxp.CodeUnavailable, "cannot hand the answer to the bus: "+err.Error())
 		return
 	}
+	endSpan(d.span, code)
 	s.count(f.Type, dirIn, outcomeOK)
 	s.sendAck(&f)
 }
@@ -377,6 +396,7 @@ func (s *session) failDelivery(t mxp.MessageType, id uint64, code mxp.ErrorCode,
 	s.answered()
 	s.e.m.refusedAnswers.WithLabelValues(string(code)).Inc()
 	respondErrorTo(s.e.nc, d.reply, code, text)
+	endSpan(d.span, code)
 	return true
 }
 
@@ -391,6 +411,7 @@ func (s *session) expireDeliveries(now time.Time) {
 		if now.After(d.deadline) {
 			delete(s.pending, id)
 			s.answered()
+			endSpan(d.span, mxp.CodeTimeout)
 		}
 	}
 }

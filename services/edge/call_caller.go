@@ -75,11 +75,13 @@ func (s *session) release() {
 // request sends msg on the bus and answers the peer when the reply comes or the deadline
 // passes: Response (the reply's payload) or Error; an Ack first when f asked for one and
 // the message was handed to the bus. after, when set, runs once the outcome is known. It
-// does not block.
+// does not block. When the edge traces, the request's span (startRequestSpan) covers it,
+// from here to the answer.
 // Contract: the caller holds an in-flight slot (acquire); it is released exactly once,
 // when the router completes the request (reply, deadline, publish error or shutdown).
 // Nothing is sent to a session whose connection has gone.
 func (s *session) request(f *mxp.Frame, msg *nats.Msg, deadline time.Time, arrived time.Time, after func()) {
+	span := s.startRequestSpan(f, msg.Subject, msg.Header)
 	s.sendAck(f) // before the publish: the answer can overtake anything sent after it
 	// The answer needs the frame's type and ids, not its payload, which may be the
 	// transport's buffer (reused once Frame returns): the closure keeps a copy without it,
@@ -91,23 +93,25 @@ func (s *session) request(f *mxp.Frame, msg *nats.Msg, deadline time.Time, arriv
 			defer after()
 		}
 		if s.ctx.Err() != nil {
+			endSpan(span, mxp.CodeUnavailable)
 			return // the connection is gone; nobody to answer
 		}
 		r := req // taking req's address would move it out of the closure into an allocation
-		s.answerFromBus(&r, reply, err, msg.Subject, b)
+		endSpan(span, s.answerFromBus(&r, reply, err, msg.Subject, b))
 		s.e.m.observeRoute(req.Type, time.Since(arrived).Seconds())
 	})
 }
 
-// answerFromBus sends the peer the frame for a bus round trip's outcome. With b, a
+// answerFromBus sends the peer the frame for a bus round trip's outcome and returns the
+// outcome's error code ("" for a Response). With b, a
 // Response goes with SendLater and the peer joins b (errors, rare, go at once).
 // Contract: sends exactly one frame (Response or Error) for f and counts f once.
-func (s *session) answerFromBus(f *mxp.Frame, reply *nats.Msg, err error, subject string, b *outBatch) {
+func (s *session) answerFromBus(f *mxp.Frame, reply *nats.Msg, err error, subject string, b *outBatch) mxp.ErrorCode {
 	if err != nil {
 		code, text := busFailure(err, subject)
 		s.count(f.Type, dirIn, string(code))
 		s.sendError(f.MessageID, f.TraceID, code, text)
-		return
+		return code
 	}
 	if rerr := bus.ReplyError(reply); rerr != nil {
 		var be *bus.Error
@@ -117,8 +121,9 @@ func (s *session) answerFromBus(f *mxp.Frame, reply *nats.Msg, err error, subjec
 		}
 		s.count(f.Type, dirIn, string(code))
 		s.sendError(f.MessageID, f.TraceID, code, text)
-		return
+		return code
 	}
 	s.count(f.Type, dirIn, outcomeOK)
 	s.sendVia(b, &mxp.Frame{Type: mxp.TypeResponse, MessageID: f.MessageID, TraceID: f.TraceID, Payload: reply.Data})
+	return ""
 }

@@ -13,11 +13,13 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/mxp-mesh/mesh/pkg/common/bus"
 	"github.com/mxp-mesh/mesh/pkg/common/lifecycle"
 	"github.com/mxp-mesh/mesh/pkg/common/security"
 	"github.com/mxp-mesh/mesh/pkg/common/service"
+	"github.com/mxp-mesh/mesh/pkg/common/tracing"
 	"github.com/mxp-mesh/mesh/pkg/mxp"
 	"github.com/mxp-mesh/mesh/pkg/mxp/transport"
 )
@@ -39,6 +41,7 @@ type Edge struct {
 	m       *metrics
 	limiter *security.Limiter
 	ts      []Transport
+	tracer  trace.Tracer // nil unless tracing.Enabled(Deps.Tracer): see tracing.go
 
 	mu       sync.RWMutex // read-locked on the per-frame lookups (Frame, owner)
 	sessions map[Peer]*session
@@ -79,6 +82,7 @@ func New(cfg Config, deps Deps) (*Edge, error) {
 		log:       d.Logger.With("edge_id", cfg.ID),
 		nc:        d.Conn,
 		m:         newMetrics(d.Metrics),
+		tracer:    d.Tracer,
 		sessions:  map[Peer]*session{},
 		agents:    map[mxp.AgentID]*session{},
 		perSource: map[netip.Addr]int{},
@@ -86,8 +90,12 @@ func New(cfg Config, deps Deps) (*Edge, error) {
 		agentMsgs: make(chan *nats.Msg, 65536),
 		services:  map[mxp.AgentID]string{},
 	}
+	if !tracing.Enabled(e.tracer) {
+		e.tracer = nil
+	}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
 	e.cfg.Store(&cfg)
+	e.m.registerQueues(d.Metrics, e)
 	e.replies = newReplyRouter(e.nc, cfg.ID)
 	for name, subj := range cfg.Services {
 		id, _ := mxp.ServiceByName(name)

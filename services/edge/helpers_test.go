@@ -144,11 +144,21 @@ func startEdge(t testing.TB, b *bus.Bus, mod func(*Config)) *testEdge {
 
 func startEdgeCfg(t testing.TB, b *bus.Bus, cfg Config) *testEdge {
 	t.Helper()
+	return startEdgeWith(t, b, cfg, service.Deps{})
+}
+
+// startEdgeWith is startEdgeCfg with deps (its Conn and a nil Logger are filled in).
+func startEdgeWith(t testing.TB, b *bus.Bus, cfg Config, deps service.Deps) *testEdge {
+	t.Helper()
 	nc, err := b.NewConn("edge")
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := New(cfg, Deps{Deps: service.Deps{Conn: nc, Logger: slog.New(slog.DiscardHandler)}})
+	deps.Conn = nc
+	if deps.Logger == nil {
+		deps.Logger = slog.New(slog.DiscardHandler)
+	}
+	e, err := New(cfg, Deps{Deps: deps})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -83,3 +83,10 @@ func (q *frameQueue) tryInline() bool {
 	q.busy = true
 	return true
 }
+
+// len returns the number of frames waiting (the one being handled not included).
+func (q *frameQueue) len() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.items) - q.head
+}

@@ -94,15 +94,17 @@ func (s *session) register(f mxp.Frame, arrived time.Time) {
 	deadline := arrived.Add(cfg.RegistryTimeout)
 	go func() {
 		defer s.release()
+		msg := &nats.Msg{Subject: bus.SubjectRegistryRegister, Header: s.headers(&f, deadline, true), Data: f.Payload}
+		span := s.startRequestSpan(&f, msg.Subject, msg.Header)
 		if fresh {
 			if code, text := s.claim(req.ID, deadline); code != "" {
 				s.forget(req.ID)
 				s.count(f.Type, dirIn, string(code))
 				s.sendError(f.MessageID, f.TraceID, code, text)
+				endSpan(span, code)
 				return
 			}
 		}
-		msg := &nats.Msg{Subject: bus.SubjectRegistryRegister, Header: s.headers(&f, deadline, true), Data: f.Payload}
 		if key := s.peer.Identity(); key != "" {
 			// The registry binds the name to the key the transport verified; a plaintext
 			// registration carries no owner and cannot take a name a key holds.
@@ -118,6 +120,7 @@ func (s *session) register(f mxp.Frame, arrived time.Time) {
 			if err == nil && bus.ReplyError(reply) == nil && fresh && e.ctx.Err() == nil {
 				e.wg.Go(func() { e.deregister([]mxp.AgentID{req.ID}) })
 			}
+			endSpan(span, mxp.CodeUnavailable)
 			return
 		}
 		ok := err == nil && bus.ReplyError(reply) == nil
@@ -142,7 +145,7 @@ func (s *session) register(f mxp.Frame, arrived time.Time) {
 		} else if fresh {
 			s.forget(req.ID)
 		}
-		s.answerFromBus(&f, reply, err, msg.Subject, nil)
+		endSpan(span, s.answerFromBus(&f, reply, err, msg.Subject, nil))
 		e.m.route.WithLabelValues(f.Type.String()).Observe(time.Since(arrived).Seconds())
 	}()
 }

@@ -2,6 +2,7 @@ package edge
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -305,18 +306,27 @@ func (s *session) headers(f *mxp.Frame, deadline time.Time, w3c bool) nats.Heade
 	return h
 }
 
-// traceparent is the W3C traceparent of an MXP trace: the trace id mapped as package
-// tracing maps it, the span id derived from the message id.
+// traceparent is the W3C traceparent of an MXP message: the trace id and the span id it
+// stands for, as package mxp maps them (W3CTraceID, MessageSpanID), sampled.
+func traceparent(traceID, msgID uint64) string {
+	return formatTraceparent(mxp.W3CTraceID(traceID), mxp.MessageSpanID(traceID, msgID), true)
+}
+
+// formatTraceparent formats a W3C traceparent (version 00).
 // It is built by hand: this runs for every traced message, and fmt costs several times
 // more.
-func traceparent(traceID, msgID uint64) string {
-	span := msgID ^ traceID | 1
+func formatTraceparent(traceID [16]byte, spanID [8]byte, sampled bool) string {
 	b := make([]byte, 0, len("00-")+32+len("-")+16+len("-01"))
-	b = append(b, "00-0000000000000000"...) // version, then the trace id's high 64 bits
-	b = appendHex64(b, traceID)
+	b = append(b, "00-"...)
+	b = appendHex64(b, binary.BigEndian.Uint64(traceID[:8]))
+	b = appendHex64(b, binary.BigEndian.Uint64(traceID[8:]))
 	b = append(b, '-')
-	b = appendHex64(b, span)
-	b = append(b, "-01"...)
+	b = appendHex64(b, binary.BigEndian.Uint64(spanID[:]))
+	if sampled {
+		b = append(b, "-01"...)
+	} else {
+		b = append(b, "-00"...)
+	}
 	return string(b)
 }
 
@@ -393,6 +403,7 @@ func (s *session) close(reason error) {
 		}
 		for _, d := range pending {
 			respondErrorTo(e.nc, d.reply, mxp.CodeUnreachable, text)
+			endSpan(d.span, mxp.CodeUnreachable)
 		}
 		e.m.orphanedCalls.Add(float64(len(pending)))
 	}

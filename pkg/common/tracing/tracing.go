@@ -2,23 +2,26 @@
 // across NATS: W3C traceparent/tracestate in message headers, and the MXP trace id
 // (Mxp-Trace-Id, 64 bits) mapped into the 128-bit OpenTelemetry trace id.
 //
-// Mapping: an MXP trace id T becomes the trace id whose first 8 bytes are zero and whose
-// last 8 bytes are T big-endian (hex: 16 zeros then T as 16 hex digits). Back: the last 8
-// bytes of any trace id are its MXP trace id. So a trace started by an MXP agent keeps its
-// id end to end, and a trace started elsewhere (an HTTP client with traceparent) still
-// yields a stable MXP id (the low 64 bits). T = 0 means "no trace" in MXP and maps to the
-// invalid trace id.
+// Mapping (defined once, in package mxp: W3CTraceID, MessageSpanID): an MXP trace id T
+// becomes the trace id whose first 8 bytes are zero and whose last 8 bytes are T
+// big-endian (hex: 16 zeros then T as 16 hex digits). Back: the last 8 bytes of any trace
+// id are its MXP trace id. So a trace started by an MXP agent keeps its id end to end,
+// and a trace started elsewhere (an HTTP client with traceparent) still yields a stable
+// MXP id (the low 64 bits). T = 0 means "no trace" in MXP and maps to the invalid trace
+// id. A message with id M stands for the span M XOR T, so a sender that picks M from its
+// span id (mxp.MessageIDForSpan) is the parent of the receiver's span.
 //
 // With OTEL_EXPORTER_OTLP_ENDPOINT set, spans are exported over OTLP/HTTP (the SDK reads
-// the usual OTEL_EXPORTER_OTLP_* variables); otherwise no exporter is installed and spans
-// only carry context (ids in logs and headers).
+// the usual OTEL_EXPORTER_OTLP_* variables, and OTEL_TRACES_SAMPLER for the sampler);
+// otherwise Setup returns a no-op provider: no span is recorded (recording spans nobody
+// exports would only cost the hot paths), and context still travels (ids in logs and
+// headers).
 //
 // It must not start spans on its own: services decide what to trace.
 package tracing
 
 import (
 	"context"
-	"encoding/binary"
 	"os"
 
 	"github.com/nats-io/nats.go"
@@ -29,26 +32,42 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.26.0"
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/mxp-mesh/mesh/pkg/common/bus"
+	"github.com/mxp-mesh/mesh/pkg/mxp"
 )
 
 // Setup installs a TracerProvider for service and returns it with its shutdown function
-// (flushes pending spans). It also installs the W3C propagator globally.
-func Setup(ctx context.Context, service, version string) (*sdktrace.TracerProvider, func(context.Context) error, error) {
-	res := resource.NewSchemaless(semconv.ServiceName("mxp-"+service), semconv.ServiceVersion(version))
-	opts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res)}
-	if os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || os.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != "" {
-		exp, err := otlptracehttp.New(ctx)
-		if err != nil {
-			return nil, nil, err
-		}
-		opts = append(opts, sdktrace.WithBatcher(exp))
-	}
-	tp := sdktrace.NewTracerProvider(opts...)
-	otel.SetTracerProvider(tp)
+// (flushes pending spans). It also installs the W3C propagator globally. Without an OTLP
+// endpoint in the environment the provider is a no-op one (see the package comment):
+// services given its tracers skip their spans' work entirely (Enabled).
+func Setup(ctx context.Context, service, version string) (trace.TracerProvider, func(context.Context) error, error) {
 	otel.SetTextMapPropagator(Propagator)
+	if os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") == "" && os.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") == "" {
+		tp := noop.NewTracerProvider()
+		otel.SetTracerProvider(tp)
+		return tp, func(context.Context) error { return nil }, nil
+	}
+	exp, err := otlptracehttp.New(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	res := resource.NewSchemaless(semconv.ServiceName("mxp-"+service), semconv.ServiceVersion(version))
+	tp := sdktrace.NewTracerProvider(sdktrace.WithResource(res), sdktrace.WithBatcher(exp))
+	otel.SetTracerProvider(tp)
 	return tp, tp.Shutdown, nil
+}
+
+// Enabled reports whether spans from t can be recorded: false for nil and for the no-op
+// tracer (what Setup gives without an exporter, and service.Deps' default). A hot path
+// keeps its tracer only when Enabled, and then pays nothing at all while tracing is off.
+func Enabled(t trace.Tracer) bool {
+	if t == nil {
+		return false
+	}
+	_, isNoop := t.(noop.Tracer)
+	return !isNoop
 }
 
 // Propagator is W3C Trace Context plus Baggage.
@@ -73,15 +92,24 @@ func (c HeaderCarrier) Keys() []string {
 	return out
 }
 
-// TraceIDFromMXP maps an MXP trace id into an OTel trace id (see the package comment).
-func TraceIDFromMXP(id uint64) trace.TraceID {
-	var t trace.TraceID
-	binary.BigEndian.PutUint64(t[8:], id)
-	return t
-}
+// TraceIDFromMXP maps an MXP trace id into an OTel trace id (mxp.W3CTraceID).
+func TraceIDFromMXP(id uint64) trace.TraceID { return mxp.W3CTraceID(id) }
 
 // MXPFromTraceID maps an OTel trace id back to an MXP trace id (its low 64 bits).
-func MXPFromTraceID(t trace.TraceID) uint64 { return binary.BigEndian.Uint64(t[8:]) }
+func MXPFromTraceID(t trace.TraceID) uint64 { return mxp.TraceIDOfW3C(t) }
+
+// MessageContext returns ctx with the remote span context that MXP message msgID of
+// trace traceID stands for (mxp.MessageSpanID), sampled: a span started from it is the
+// child of the span that sent the message. ctx is returned as is when traceID is 0.
+func MessageContext(ctx context.Context, traceID, msgID uint64) context.Context {
+	if traceID == 0 {
+		return ctx
+	}
+	return trace.ContextWithRemoteSpanContext(ctx, trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID: mxp.W3CTraceID(traceID), SpanID: mxp.MessageSpanID(traceID, msgID),
+		TraceFlags: trace.FlagsSampled, Remote: true,
+	}))
+}
 
 // Inject writes ctx's span context into h: traceparent (and tracestate), and
 // Mxp-Trace-Id when absent.
@@ -108,10 +136,5 @@ func Extract(ctx context.Context, h nats.Header) context.Context {
 		return ctx
 	}
 	msgID, _, _ := bus.MsgID(h)
-	var sid trace.SpanID
-	binary.BigEndian.PutUint64(sid[:], msgID^tid|1) // non-zero
-	sc := trace.NewSpanContext(trace.SpanContextConfig{
-		TraceID: TraceIDFromMXP(tid), SpanID: sid, TraceFlags: trace.FlagsSampled, Remote: true,
-	})
-	return trace.ContextWithRemoteSpanContext(ctx, sc)
+	return MessageContext(ctx, tid, msgID)
 }

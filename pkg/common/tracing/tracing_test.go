@@ -66,11 +66,23 @@ func TestPropagationOverHeaders(t *testing.T) {
 	})
 }
 
+func TestEnabled(t *testing.T) {
+	if Enabled(nil) {
+		t.Fatal("nil tracer enabled")
+	}
+	if !Enabled(sdktrace.NewTracerProvider().Tracer("x")) {
+		t.Fatal("SDK tracer not enabled")
+	}
+}
+
 func TestSetupWithoutExporter(t *testing.T) {
 	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "")
 	tp, shutdown, err := Setup(context.Background(), "test", "0.0.0")
 	if err != nil || tp == nil {
 		t.Fatal(err)
+	}
+	if Enabled(tp.Tracer("test")) {
+		t.Fatal("without an exporter the provider records spans nobody exports")
 	}
 	if err := shutdown(context.Background()); err != nil {
 		t.Fatal(err)
