@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // DefaultShutdownTimeout bounds a graceful shutdown when Config.ShutdownTimeout is zero.
@@ -40,6 +41,11 @@ type Config struct {
 	ShutdownTimeout   time.Duration // how long Retire lets in-flight handlers finish; default 10s
 
 	Logger *slog.Logger // default slog.Default()
+
+	// TracerProvider, when set, traces the agent: a span for each Call it makes and each
+	// message its handlers serve, in the mesh's trace (see tracing.go). Nil: no spans, at
+	// no cost. Pass otel.GetTracerProvider() to use the application's global provider.
+	TracerProvider trace.TracerProvider
 }
 
 // meshConn is the agent's connection to the mesh as the runtime needs it: the registry
@@ -57,9 +63,10 @@ type meshConn interface {
 // Agent is one agent: its lifecycle, handlers and registration. Build it with New, add
 // handlers, then Run it. Handlers must be set before Run.
 type Agent struct {
-	cfg Config
-	log *slog.Logger
-	lc  *Lifecycle
+	cfg    Config
+	log    *slog.Logger
+	lc     *Lifecycle
+	tracer trace.Tracer // from Config.TracerProvider; nil: no spans
 
 	mu        sync.Mutex
 	extraCaps []string // added by Advertise
@@ -93,7 +100,11 @@ func New(cfg Config) (*Agent, error) {
 		log = slog.Default()
 	}
 	log = log.With("agent_id", cfg.ID, "agent", cfg.Name)
-	return &Agent{cfg: cfg, log: log, lc: NewLifecycle(), retire: make(chan struct{})}, nil
+	a := &Agent{cfg: cfg, log: log, lc: NewLifecycle(), retire: make(chan struct{})}
+	if cfg.TracerProvider != nil {
+		a.tracer = cfg.TracerProvider.Tracer(tracerName)
+	}
+	return a, nil
 }
 
 // ID returns the agent id.
@@ -203,7 +214,7 @@ func (a *Agent) serve(ctx context.Context, conn meshConn) (err error) {
 	disp, err := NewDispatcher(DispatcherConfig{
 		Workers: a.cfg.Workers, QueueSize: a.cfg.QueueSize,
 		Call: call, Event: event, Stream: stream,
-		Send: conn.Send, Admit: a.admit, Logger: a.log,
+		Send: conn.Send, Admit: a.admit, Logger: a.log, Tracer: a.tracer,
 	})
 	if err != nil {
 		_, _ = a.lc.Fire(EventAbort)

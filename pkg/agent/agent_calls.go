@@ -64,7 +64,10 @@ func (a *Agent) Call(ctx context.Context, to string, payload []byte) ([]byte, er
 	if err != nil {
 		return nil, err
 	}
-	return l.call(ctx, target, payload)
+	ctx, span := a.startRequest(ctx, "agent.call", to)
+	out, err := l.call(ctx, target, payload)
+	endSpan(span, err)
+	return out, err
 }
 
 // CallJSON is Call with req encoded as JSON and the Response decoded into resp.
@@ -96,7 +99,10 @@ func (a *Agent) Discover(ctx context.Context, req mxp.DiscoverRequest) ([]mxp.Ag
 	if err != nil {
 		return nil, err
 	}
-	return l.discover(ctx, req)
+	ctx, span := a.startRequest(ctx, "agent.discover", "registry")
+	out, err := l.discover(ctx, req)
+	endSpan(span, err)
+	return out, err
 }
 
 // CallCapability calls an agent offering capability and returns the first answer. It

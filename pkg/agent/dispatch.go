@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Dispatcher defaults, used when the matching DispatcherConfig field is zero.
@@ -57,10 +59,15 @@ type DispatcherConfig struct {
 	Admit func(m Meta) *Error
 	// Logger receives handler panics, failed events and failed sends; default slog.Default().
 	Logger *slog.Logger
+	// Tracer, when set, gives each handled Call, Event and stream a span ("agent.handle",
+	// see tracing.go), in the handler's context; nil: no spans.
+	Tracer trace.Tracer
 }
 
-// DispatcherStats counts what a Dispatcher did. All counters only grow.
+// DispatcherStats counts what a Dispatcher did. All counters only grow; Queued is a
+// gauge.
 type DispatcherStats struct {
+	Queued     int    // accepted messages waiting for a worker now (at most QueueSize)
 	Received   uint64 // messages passed to Dispatch
 	Completed  uint64 // handlers that returned nil
 	Failed     uint64 // handlers that returned an error
@@ -133,6 +140,7 @@ func NewDispatcher(cfg DispatcherConfig) (*Dispatcher, error) {
 // Stats returns the counters so far.
 func (d *Dispatcher) Stats() DispatcherStats {
 	return DispatcherStats{
+		Queued:   len(d.queue),
 		Received: d.received.Load(), Completed: d.completed.Load(), Failed: d.failed.Load(),
 		Panics: d.panics.Load(), Overloaded: d.overloaded.Load(), Refused: d.refused.Load(),
 		SendErrors: d.sendErrors.Load(),
@@ -282,7 +290,10 @@ func (d *Dispatcher) run(j job) {
 		defer d.dropStream(in.StreamID)
 		defer j.stream.closeInput(Errorf(CodeCanceled, "stream handler returned"))
 	}
-	if err := ctx.Err(); err != nil { // expired while queued, or the agent gave up
+	ctx, span := startHandle(ctx, d.cfg.Tracer, in.Meta)
+	var err error
+	defer func() { endSpan(span, err) }()
+	if err = ctx.Err(); err != nil { // expired while queued, or the agent gave up
 		d.failed.Add(1)
 		if d.root.Err() != nil {
 			err = Errorf(CodeUnavailable, "agent stopped before handling the message")
@@ -293,7 +304,8 @@ func (d *Dispatcher) run(j job) {
 		return
 	}
 
-	payload, err := d.invoke(ctx, j)
+	var payload []byte
+	payload, err = d.invoke(ctx, j)
 	switch {
 	case err == nil:
 		d.completed.Add(1)

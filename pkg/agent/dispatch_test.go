@@ -162,6 +162,9 @@ func TestDispatchBackpressure(t *testing.T) {
 			t.Fatalf("queued call %d refused: %v", i, err)
 		}
 	}
+	if st := d.Stats(); st.Queued != 2 {
+		t.Fatalf("queue depth %d with the worker busy and two calls waiting, want 2", st.Queued)
+	}
 	// The queue is full: the next ones are refused, not piled up.
 	for i := uint64(4); i <= 50; i++ {
 		err := d.Dispatch(call(i, "x"))
@@ -187,8 +190,8 @@ func TestDispatchBackpressure(t *testing.T) {
 	if !got[1] || !got[2] || !got[3] {
 		t.Fatalf("accepted calls answered: %v", got)
 	}
-	if st := d.Stats(); st.Overloaded != 47 {
-		t.Fatalf("overloaded = %d", st.Overloaded)
+	if st := d.Stats(); st.Overloaded != 47 || st.Queued != 0 {
+		t.Fatalf("overloaded = %d, queued = %d", st.Overloaded, st.Queued)
 	}
 }
 

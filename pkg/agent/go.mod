@@ -27,6 +27,8 @@ require (
 	github.com/mxp-mesh/mesh/pkg/api v0.0.0
 	github.com/mxp-mesh/mesh/pkg/mxp v0.0.0
 	github.com/prometheus/client_golang v1.25.0
+	go.opentelemetry.io/otel v1.47.0
+	go.opentelemetry.io/otel/trace v1.47.0
 )
 
 replace github.com/mxp-mesh/mesh/pkg/mxp => ../../pkg/mxp

@@ -125,9 +125,12 @@ func (l *link) end(cause error) {
 }
 
 // request sends a frame and waits for the Response or Error with its message id. An Error
-// frame comes back as *mxp.RemoteError (see CodeOf).
+// frame comes back as *mxp.RemoteError (see CodeOf). Its ids are requestIDs': a traced
+// request's message id comes from its span (odds 2^-64 that it is one already in flight,
+// which mxp.Conn refuses).
 func (l *link) request(ctx context.Context, typ mxp.MessageType, flags mxp.Flags, payload []byte) (mxp.Frame, error) {
-	return l.roundTrip(ctx, &mxp.Frame{Type: typ, Flags: flags, MessageID: l.newID(), TraceID: traceFor(ctx), Payload: payload})
+	id, trace := requestIDs(ctx, l.newID)
+	return l.roundTrip(ctx, &mxp.Frame{Type: typ, Flags: flags, MessageID: id, TraceID: trace, Payload: payload})
 }
 
 // roundTrip sends f and waits for the frame that answers its message id (mxp.Conn.Call):

@@ -44,10 +44,11 @@ var (
 	descRegFails   = prometheus.NewDesc("mxp_agent_registry_failures_total", "Failed register or heartbeat attempts.", labels, nil)
 	descMessages   = prometheus.NewDesc("mxp_agent_messages_total", "Inbound messages by outcome.", append(labels, "outcome"), nil)
 	descSendErrors = prometheus.NewDesc("mxp_agent_send_errors_total", "Replies that could not be sent.", labels, nil)
+	descQueued     = prometheus.NewDesc("mxp_agent_dispatch_queued", "Accepted messages waiting for a handler worker now (the dispatcher queue's depth; at most Config.QueueSize).", labels, nil)
 )
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descState, descRegistered, descRegs, descBeats, descRegFails, descMessages, descSendErrors} {
+	for _, d := range []*prometheus.Desc{descState, descRegistered, descRegs, descBeats, descRegFails, descMessages, descSendErrors, descQueued} {
 		ch <- d
 	}
 }
@@ -72,4 +73,5 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descMessages, prometheus.CounterValue, float64(o.v), append(lv, o.name)...)
 	}
 	ch <- prometheus.MustNewConstMetric(descSendErrors, prometheus.CounterValue, float64(h.SendErrors), lv...)
+	ch <- prometheus.MustNewConstMetric(descQueued, prometheus.GaugeValue, float64(h.Queued), lv...)
 }

@@ -36,6 +36,9 @@ func TestStatsAndCollector(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := `
+# HELP mxp_agent_dispatch_queued Accepted messages waiting for a handler worker now (the dispatcher queue's depth; at most Config.QueueSize).
+# TYPE mxp_agent_dispatch_queued gauge
+mxp_agent_dispatch_queued{agent="tester",agent_id="ID"} 0
 # HELP mxp_agent_messages_total Inbound messages by outcome.
 # TYPE mxp_agent_messages_total counter
 mxp_agent_messages_total{agent="tester",agent_id="ID",outcome="completed"} 1
@@ -48,7 +51,7 @@ mxp_agent_messages_total{agent="tester",agent_id="ID",outcome="refused"} 1
 mxp_agent_state{agent="tester",agent_id="ID"} 3
 `
 	want = strings.ReplaceAll(want, "ID", a.ID())
-	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "mxp_agent_messages_total", "mxp_agent_state"); err != nil {
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "mxp_agent_dispatch_queued", "mxp_agent_messages_total", "mxp_agent_state"); err != nil {
 		t.Fatal(err)
 	}
 	a.Retire()

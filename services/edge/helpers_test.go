@@ -219,6 +219,17 @@ func registerAgent(t testing.TB, c *mxp.Conn, name string, caps ...string) mxp.A
 
 // serveEcho answers every Call on c with its data, and counts them.
 func serveEcho(c *mxp.Conn, calls *countingSet) {
+	serveCalls(c, func(_ mxp.Frame, data []byte) ([]byte, mxp.ErrorCode) {
+		if calls != nil {
+			calls.add(string(data))
+		}
+		return data, ""
+	})
+}
+
+// serveCalls answers every Call on c with what answer returns for the frame and its
+// data: a Response, or an Error when the code is not empty.
+func serveCalls(c *mxp.Conn, answer func(f mxp.Frame, data []byte) ([]byte, mxp.ErrorCode)) {
 	go func() {
 		for f := range c.Inbound() {
 			if f.Type != mxp.TypeCall {
@@ -228,10 +239,11 @@ func serveEcho(c *mxp.Conn, calls *countingSet) {
 			if err != nil {
 				continue
 			}
-			if calls != nil {
-				calls.add(string(cp.Data))
+			if out, code := answer(f, cp.Data); code != "" {
+				_ = c.RespondError(context.Background(), f, code, string(code))
+			} else {
+				_ = c.Respond(context.Background(), f, out)
 			}
-			_ = c.Respond(context.Background(), f, cp.Data)
 		}
 	}()
 }

@@ -15,7 +15,6 @@ import (
 	cmetrics "github.com/mxp-mesh/mesh/pkg/common/metrics"
 	"github.com/mxp-mesh/mesh/pkg/common/service"
 	"github.com/mxp-mesh/mesh/pkg/mxp"
-	"github.com/mxp-mesh/mesh/services/edge/client"
 )
 
 // startTracedEdge is an edge whose spans end up in the returned recorder.
@@ -28,26 +27,16 @@ func startTracedEdge(t *testing.T, bs *bus.Bus) (*testEdge, *tracetest.SpanRecor
 	return te, rec
 }
 
-// serveCalls answers each Call on c with answer's result (nil data: an Error internal),
+// recordCalls answers each Call on c with its data (an Error forbidden for "fail"),
 // after sending the delivered frame on got.
-func serveCalls(c *client.Client, got chan<- mxp.Frame) {
-	go func() {
-		for f := range c.Inbound() {
-			if f.Type != mxp.TypeCall {
-				continue
-			}
-			cp, err := mxp.DecodeCall(f.Payload)
-			if err != nil {
-				continue
-			}
-			got <- f
-			if string(cp.Data) == "fail" {
-				_ = c.RespondError(context.Background(), f, mxp.CodeForbidden, "no")
-				continue
-			}
-			_ = c.Respond(context.Background(), f, cp.Data)
+func recordCalls(c *mxp.Conn, got chan<- mxp.Frame) {
+	serveCalls(c, func(f mxp.Frame, data []byte) ([]byte, mxp.ErrorCode) {
+		got <- f
+		if string(data) == "fail" {
+			return nil, mxp.CodeForbidden
 		}
-	}()
+		return data, ""
+	})
 }
 
 // ended returns the ended span named name, waiting for it (the edge ends a span after
@@ -78,7 +67,7 @@ func TestEdgeSpansOfACall(t *testing.T) {
 	a, b := dial(t, te.addr), dial(t, te.addr)
 	bID := registerAgent(t, b, "bob", "echo")
 	delivered := make(chan mxp.Frame, 4)
-	serveCalls(b, delivered)
+	recordCalls(b, delivered)
 	toAgent := captureHeaders(t, bs, bus.AgentSubject(bID.String(), bus.AgentVerbCall))
 	ctx := ctxT(t)
 
@@ -151,8 +140,8 @@ func TestEdgeWithoutTracerKeepsItsIDs(t *testing.T) {
 	a, b := dial(t, te.addr), dial(t, te.addr)
 	bID := registerAgent(t, b, "bob", "echo")
 	delivered := make(chan mxp.Frame, 1)
-	serveCalls(b, delivered)
-	if _, err := a.Call(ctxT(t), bID, []byte("x"), 5*time.Second); err != nil {
+	recordCalls(b, delivered)
+	if _, err := a.CallAgent(ctxT(t), bID, []byte("x"), 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	if df := <-delivered; df.MessageID < 1<<63 {

@@ -7,7 +7,10 @@
 package meshtest
 
 import (
+	"bufio"
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +19,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/mxp-mesh/mesh/pkg/agent"
 	"github.com/mxp-mesh/mesh/pkg/common/bus"
@@ -38,8 +43,20 @@ type Mesh struct {
 	errs   []error
 }
 
+// Options tune StartWith.
+type Options struct {
+	Logger *slog.Logger // every service's logger; nil discards
+	Tracer trace.Tracer // every service's tracer (the edge, the registry, inference); nil: none
+}
+
 // Start runs the mesh until Close. dir holds the edge's key file.
 func Start(dir string, logger *slog.Logger) (*Mesh, error) {
+	return StartWith(dir, Options{Logger: logger})
+}
+
+// StartWith is Start with options.
+func StartWith(dir string, o Options) (*Mesh, error) {
+	logger := o.Logger
 	if logger == nil {
 		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -59,7 +76,7 @@ func Start(dir string, logger *slog.Logger) (*Mesh, error) {
 		if err != nil {
 			return service.Deps{}, err
 		}
-		return service.Deps{Logger: logger, Conn: nc}, nil
+		return service.Deps{Logger: logger, Conn: nc, Tracer: o.Tracer}, nil
 	}
 
 	regDeps, err := conn("registry")
@@ -78,7 +95,7 @@ func Start(dir string, logger *slog.Logger) (*Mesh, error) {
 	if err != nil {
 		return fail(err)
 	}
-	inf, err := inference.New(inference.Defaults(), inference.Deps{Logger: logger, Conn: infDeps.Conn})
+	inf, err := inference.New(inference.Defaults(), inference.Deps{Logger: logger, Conn: infDeps.Conn, Tracer: o.Tracer})
 	if err != nil {
 		return fail(fmt.Errorf("meshtest: inference: %w", err))
 	}
@@ -169,4 +186,35 @@ func Run(t testing.TB, a *agent.Agent) func() error {
 		}
 	})
 	return wait
+}
+
+// Logs collects the services' JSON log lines (a Writer for log.Options) while they run,
+// safely for their concurrent writes.
+type Logs struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+// Write implements io.Writer.
+func (l *Logs) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+// Lines parses every line written so far; a line that is not a JSON object is an error.
+func (l *Logs) Lines() ([]map[string]any, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []map[string]any
+	sc := bufio.NewScanner(bytes.NewReader(l.b.Bytes()))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var line map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
+			return nil, fmt.Errorf("log line is not JSON: %s", sc.Text())
+		}
+		out = append(out, line)
+	}
+	return out, sc.Err()
 }

@@ -91,8 +91,38 @@ func FieldsFrom(ctx context.Context) Fields {
 	return f
 }
 
-// ContextHandler adds the context's ids to each record before passing it on.
-type ContextHandler struct{ next slog.Handler }
+// ContextHandler adds the context's ids to each record before passing it on. An id the
+// line already carries under the same key (an attribute of the record, or of the logger
+// made With it) is not added again: the explicit one wins, and the line stays JSON with
+// unique keys.
+type ContextHandler struct {
+	next   slog.Handler
+	preset idKeys // id keys the logger's own attributes (WithAttrs) already carry
+}
+
+// idKeys is a set of the id keys the handler adds.
+type idKeys uint8
+
+const (
+	hasTraceID idKeys = 1 << iota
+	hasSpanID
+	hasMsgID
+	hasAgentID
+)
+
+func idKey(key string) idKeys {
+	switch key {
+	case KeyTraceID:
+		return hasTraceID
+	case KeySpanID:
+		return hasSpanID
+	case KeyMsgID:
+		return hasMsgID
+	case KeyAgentID:
+		return hasAgentID
+	}
+	return 0
+}
 
 // NewContextHandler wraps next.
 func NewContextHandler(next slog.Handler) *ContextHandler { return &ContextHandler{next: next} }
@@ -106,21 +136,28 @@ func (h *ContextHandler) Enabled(ctx context.Context, l slog.Level) bool {
 // trace id of the active span is logged (32 hex digits).
 func (h *ContextHandler) Handle(ctx context.Context, r slog.Record) error {
 	if ctx != nil {
+		has := h.preset
+		r.Attrs(func(a slog.Attr) bool {
+			has |= idKey(a.Key)
+			return true
+		})
 		f := FieldsFrom(ctx)
 		sc := trace.SpanContextFromContext(ctx)
-		switch {
-		case f.TraceID != 0:
-			r.AddAttrs(slog.String(KeyTraceID, fmt.Sprintf("%016x", f.TraceID)))
-		case sc.HasTraceID():
-			r.AddAttrs(slog.String(KeyTraceID, sc.TraceID().String()))
+		if has&hasTraceID == 0 {
+			switch {
+			case f.TraceID != 0:
+				r.AddAttrs(slog.String(KeyTraceID, fmt.Sprintf("%016x", f.TraceID)))
+			case sc.HasTraceID():
+				r.AddAttrs(slog.String(KeyTraceID, sc.TraceID().String()))
+			}
 		}
-		if sc.HasSpanID() {
+		if sc.HasSpanID() && has&hasSpanID == 0 {
 			r.AddAttrs(slog.String(KeySpanID, sc.SpanID().String()))
 		}
-		if f.MsgID != 0 {
+		if f.MsgID != 0 && has&hasMsgID == 0 {
 			r.AddAttrs(slog.String(KeyMsgID, fmt.Sprintf("%016x", f.MsgID)))
 		}
-		if f.AgentID != "" {
+		if f.AgentID != "" && has&hasAgentID == 0 {
 			r.AddAttrs(slog.String(KeyAgentID, f.AgentID))
 		}
 	}
@@ -129,10 +166,15 @@ func (h *ContextHandler) Handle(ctx context.Context, r slog.Record) error {
 
 // WithAttrs implements slog.Handler.
 func (h *ContextHandler) WithAttrs(as []slog.Attr) slog.Handler {
-	return &ContextHandler{next: h.next.WithAttrs(as)}
+	preset := h.preset
+	for _, a := range as {
+		preset |= idKey(a.Key)
+	}
+	return &ContextHandler{next: h.next.WithAttrs(as), preset: preset}
 }
 
-// WithGroup implements slog.Handler.
+// WithGroup implements slog.Handler. The ids then go into the group, beside the record's
+// attributes, so what the logger carried outside it no longer counts.
 func (h *ContextHandler) WithGroup(name string) slog.Handler {
 	return &ContextHandler{next: h.next.WithGroup(name)}
 }

@@ -55,6 +55,34 @@ func TestContextFields(t *testing.T) {
 	}
 }
 
+// An id the line carries explicitly is not written twice (duplicate JSON keys): the
+// explicit one wins, from the record or from the logger's With.
+func TestContextFieldsNotDuplicated(t *testing.T) {
+	ctx := WithFields(context.Background(), Fields{TraceID: 0xabc, MsgID: 7, AgentID: "caller"})
+	for _, tc := range []struct {
+		name string
+		log  func(l *slog.Logger)
+	}{
+		{"record", func(l *slog.Logger) { l.InfoContext(ctx, "hello", KeyAgentID, "subject") }},
+		{"with", func(l *slog.Logger) { l.With(KeyAgentID, "subject").InfoContext(ctx, "hello") }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			tc.log(New(Options{Service: "registry", Writer: &buf}))
+			if n := bytes.Count(buf.Bytes(), []byte(`"`+KeyAgentID+`"`)); n != 1 {
+				t.Fatalf("%d %s keys in %s", n, KeyAgentID, buf.String())
+			}
+			var line map[string]any
+			if err := json.Unmarshal(buf.Bytes(), &line); err != nil {
+				t.Fatal(err)
+			}
+			if line[KeyAgentID] != "subject" || line[KeyTraceID] != "0000000000000abc" || line[KeyMsgID] != "0000000000000007" {
+				t.Fatalf("line = %v", line)
+			}
+		})
+	}
+}
+
 func TestLevelVarLive(t *testing.T) {
 	var buf bytes.Buffer
 	lv := new(slog.LevelVar)

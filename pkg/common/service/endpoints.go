@@ -161,9 +161,16 @@ func (e *Endpoints) handle(name string, req Request, h HandlerFunc) {
 	ctx = mlog.WithFields(ctx, f)
 	ctx, span := e.deps.Tracer.Start(ctx, e.name+"."+name, trace.WithSpanKind(trace.SpanKindServer))
 	defer span.End()
+	outcome := "ok"
+	// One debug line per handled request, with the request's trace, message and agent ids
+	// (and span id when traced): the access log of a service, off at the default level.
+	defer func() {
+		e.deps.Logger.DebugContext(ctx, "request handled", "endpoint", name, "outcome", outcome, "duration", time.Since(start))
+	}()
 
 	res, err := h(ctx, req)
 	if err != nil {
+		outcome = string(errorCode(err))
 		span.SetStatus(codes.Error, err.Error())
 		var be *bus.Error
 		if !errors.As(err, &be) {
@@ -190,12 +197,17 @@ func (e *Endpoints) respond(reply string, body []byte) error {
 	return e.deps.Conn.Publish(reply, body)
 }
 
-func (e *Endpoints) reply(name string, r Request, err error, start time.Time) {
-	code := mxp.CodeInternal
+// errorCode is the code err is answered with: its *bus.Error's, else internal.
+func errorCode(err error) mxp.ErrorCode {
 	var be *bus.Error
 	if errors.As(err, &be) {
-		code = be.Code
+		return be.Code
 	}
+	return mxp.CodeInternal
+}
+
+func (e *Endpoints) reply(name string, r Request, err error, start time.Time) {
+	code := errorCode(err)
 	if r.Reply == "" {
 		e.observe(name, string(code), start)
 		return

@@ -1,0 +1,229 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"testing"
+	"time"
+
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/mxp-mesh/mesh/examples/internal/meshtest"
+	"github.com/mxp-mesh/mesh/pkg/agent"
+	mlog "github.com/mxp-mesh/mesh/pkg/common/log"
+	"github.com/mxp-mesh/mesh/pkg/mxp"
+)
+
+// spanSink is a SpanProcessor that hands every ended span to a channel, so a test waits
+// on the spans themselves rather than polling for them. It never blocks the mesh: a span
+// that finds the channel full (over a thousand unread) is dropped.
+type spanSink chan sdktrace.ReadOnlySpan
+
+func (s spanSink) OnStart(context.Context, sdktrace.ReadWriteSpan) {}
+func (s spanSink) OnEnd(sp sdktrace.ReadOnlySpan) {
+	select {
+	case s <- sp:
+	default:
+	}
+}
+func (s spanSink) Shutdown(context.Context) error   { return nil }
+func (s spanSink) ForceFlush(context.Context) error { return nil }
+
+// waitSpans reads ended spans until every name in want has one in trace tid, and returns
+// them by name.
+func waitSpans(t *testing.T, sink spanSink, tid trace.TraceID, want ...string) map[string]sdktrace.ReadOnlySpan {
+	t.Helper()
+	got := map[string]sdktrace.ReadOnlySpan{}
+	timeout := time.After(20 * time.Second)
+	for {
+		missing := 0
+		for _, n := range want {
+			if got[n] == nil {
+				missing++
+			}
+		}
+		if missing == 0 {
+			return got
+		}
+		select {
+		case s := <-sink:
+			if s.SpanContext().TraceID() == tid {
+				if got[s.Name()] != nil {
+					t.Fatalf("two %s spans in trace %s", s.Name(), tid)
+				}
+				got[s.Name()] = s
+			}
+		case <-timeout:
+			t.Fatalf("spans of trace %s: have %v, want %v", tid, keys(got), want)
+		}
+	}
+}
+
+func keys(m map[string]sdktrace.ReadOnlySpan) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+// One Call followed from an SDK caller through the edge, the bus and the callee agent,
+// and from the callee's handler to the registry: every hop's span is in one trace, each
+// the child of the hop before, and the registry's log line for the request carries the
+// trace, message and agent ids (and the span id) of that hop.
+func TestOneTraceAcrossTheMesh(t *testing.T) {
+	sink := make(spanSink, 1024)
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(sink))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	var logs meshtest.Logs
+	level := new(slog.LevelVar)
+	level.Set(slog.LevelDebug)
+	m, err := meshtest.StartWith(t.TempDir(), meshtest.Options{
+		Logger: mlog.New(mlog.Options{Service: "mesh", Level: level, Writer: &logs}),
+		Tracer: tp.Tracer("mesh"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := m.Close(); err != nil {
+			t.Errorf("mesh: %v", err)
+		}
+	})
+	traced := func(name string) *agent.Agent {
+		a, err := agent.New(agent.Config{Name: name, EdgeAddr: m.EdgeAddr, EdgeKey: m.EdgeKey,
+			KeyFile: t.TempDir() + "/agent.key", HeartbeatInterval: time.Second, Logger: quiet(), TracerProvider: tp})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	callee := traced("callee")
+	inHandler := make(chan trace.SpanContext, 1)
+	callee.HandleCall(func(ctx context.Context, p []byte) ([]byte, error) {
+		inHandler <- trace.SpanContextFromContext(ctx)
+		recs, err := callee.Discover(ctx, mxp.DiscoverRequest{Name: "callee"})
+		if err != nil {
+			return nil, err
+		}
+		return fmt.Appendf(nil, "%s:%d", p, len(recs)), nil
+	})
+	runAgent(t, m, callee)
+	caller := traced("caller")
+	runAgent(t, m, caller)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := caller.Call(ctx, callee.ID(), []byte("hi"))
+	if err != nil || string(out) != "hi:1" {
+		t.Fatalf("call = %q, %v", out, err)
+	}
+	handlerSC := <-inHandler
+	tid := handlerSC.TraceID()
+	if !tid.IsValid() || [16]byte(tid) != mxp.W3CTraceID(mxp.TraceIDOfW3C(tid)) {
+		t.Fatalf("the handler's trace id %s is not an MXP trace", tid)
+	}
+	chain := []string{"agent.call", "edge.call", "edge.deliver", "agent.handle", "agent.discover", "edge.discover", "registry.discover"}
+	spans := waitSpans(t, sink, tid, chain...)
+	for i, name := range chain {
+		s := spans[name]
+		if i == 0 {
+			continue
+		}
+		parent := spans[chain[i-1]]
+		if s.Parent().SpanID() != parent.SpanContext().SpanID() {
+			t.Errorf("%s's parent is %s, want %s (%s)", name, s.Parent().SpanID(), chain[i-1], parent.SpanContext().SpanID())
+		}
+	}
+	if handlerSC.SpanID() != spans["agent.handle"].SpanContext().SpanID() {
+		t.Errorf("the handler's context carries span %s, not agent.handle", handlerSC.SpanID())
+	}
+	for name, kind := range map[string]trace.SpanKind{"agent.call": trace.SpanKindClient, "edge.call": trace.SpanKindServer,
+		"edge.deliver": trace.SpanKindClient, "agent.handle": trace.SpanKindServer, "registry.discover": trace.SpanKindServer} {
+		if spans[name].SpanKind() != kind {
+			t.Errorf("%s is a %v span, want %v", name, spans[name].SpanKind(), kind)
+		}
+	}
+
+	// The registry's line for the discover: the MXP trace id, the message id the SDK sent
+	// (the one its agent.discover span stands for), the calling agent, the span.
+	traceID := mxp.TraceIDOfW3C(tid)
+	msgID := mxp.MessageIDForSpan(traceID, spans["agent.discover"].SpanContext().SpanID())
+	want := map[string]string{
+		mlog.KeyTraceID: fmt.Sprintf("%016x", traceID),
+		mlog.KeyMsgID:   fmt.Sprintf("%016x", msgID),
+		mlog.KeyAgentID: callee.ID(),
+		mlog.KeySpanID:  spans["registry.discover"].SpanContext().SpanID().String(),
+	}
+	var found map[string]any
+	lines, err := logs.Lines()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range lines {
+		if line["msg"] == "request handled" && line["endpoint"] == "discover" && line[mlog.KeyTraceID] == want[mlog.KeyTraceID] {
+			found = line
+		}
+	}
+	if found == nil {
+		t.Fatalf("no registry log line for the discover of trace %s", want[mlog.KeyTraceID])
+	}
+	for k, v := range want {
+		if found[k] != v {
+			t.Errorf("log line %s = %v, want %s (line %v)", k, found[k], v, found)
+		}
+	}
+	if found["outcome"] != "ok" {
+		t.Errorf("log line outcome %v", found["outcome"])
+	}
+}
+
+// A Call made under an application span whose trace MXP cannot carry (a random 128-bit
+// trace id) continues in the MXP trace of its low 64 bits, linked to the application's
+// span; the mesh's spans are in that trace.
+func TestCallUnderAWideTrace(t *testing.T) {
+	sink := make(spanSink, 1024)
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(sink))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	m, err := meshtest.StartWith(t.TempDir(), meshtest.Options{Tracer: tp.Tracer("mesh")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Close() })
+	callee := newAgent(t, m, "callee")
+	callee.HandleCall(func(ctx context.Context, p []byte) ([]byte, error) { return p, nil })
+	runAgent(t, m, callee)
+	caller, err := agent.New(agent.Config{Name: "caller", EdgeAddr: m.EdgeAddr, EdgeKey: m.EdgeKey,
+		KeyFile: t.TempDir() + "/agent.key", HeartbeatInterval: time.Second, Logger: quiet(), TracerProvider: tp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runAgent(t, m, caller)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ctx, app := tp.Tracer("app").Start(ctx, "app")
+	appSC := app.SpanContext()
+	if _, err := caller.Call(ctx, callee.ID(), []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	app.End()
+	tid := trace.TraceID(mxp.W3CTraceID(mxp.TraceIDOfW3C(appSC.TraceID())))
+	if tid == appSC.TraceID() {
+		t.Skip("the random application trace id happens to fit in 64 bits")
+	}
+	spans := waitSpans(t, sink, tid, "agent.call", "edge.call", "edge.deliver")
+	call := spans["agent.call"]
+	if call.Parent().SpanID() != appSC.SpanID() {
+		t.Errorf("agent.call's parent %s, want the application's span id %s", call.Parent().SpanID(), appSC.SpanID())
+	}
+	if links := call.Links(); len(links) != 1 || !links[0].SpanContext.Equal(appSC) {
+		t.Errorf("agent.call's links %v, want the application's span", links)
+	}
+	if spans["edge.call"].Parent().SpanID() != call.SpanContext().SpanID() ||
+		spans["edge.deliver"].Parent().SpanID() != spans["edge.call"].SpanContext().SpanID() {
+		t.Error("the mesh's spans do not chain under agent.call")
+	}
+}
