@@ -10,6 +10,55 @@ import (
 	"github.com/mxp-mesh/mesh/pkg/mxp"
 )
 
+// targetFlags are the flags of a command that reaches one agent or service (call,
+// stream): the connection, --to and --timeout.
+type targetFlags struct {
+	connFlags
+	to      string
+	timeout time.Duration
+}
+
+func (t *targetFlags) register(fs *flag.FlagSet, timeoutUsage string) {
+	t.connFlags.register(fs)
+	fs.StringVar(&t.to, "to", "", "target: agent id, agent name or service name (required)")
+	fs.DurationVar(&t.timeout, "timeout", 30*time.Second, timeoutUsage)
+}
+
+// open checks --to and --timeout, connects and resolves --to, all within ctx (the caller
+// bounds it with --timeout). Errors are as the command reports them (timeoutOr).
+func (t *targetFlags) open(ctx context.Context) (*mxp.Conn, mxp.AgentID, error) {
+	if t.to == "" {
+		return nil, mxp.AgentID{}, usagef("--to is required")
+	}
+	if t.timeout <= 0 {
+		return nil, mxp.AgentID{}, usagef("--timeout must be positive")
+	}
+	cl, _, err := t.dial(ctx)
+	if err != nil {
+		return nil, mxp.AgentID{}, timeoutOr(err, t.timeout)
+	}
+	target, err := resolveTarget(ctx, cl, t.to)
+	if err != nil {
+		cl.Close()
+		return nil, mxp.AgentID{}, timeoutOr(err, t.timeout)
+	}
+	return cl, target, nil
+}
+
+// remoteResult reports the outcome of a request to an agent: an MXP Error as "error:
+// CODE: message" on stderr with exit status 1, other errors as timeoutOr does.
+func remoteResult(env *cliEnv, err error, timeout time.Duration) error {
+	var re *mxp.RemoteError
+	switch {
+	case errors.As(err, &re):
+		fmt.Fprintf(env.Stderr, "error: %s: %s\n", string(re.Code), re.Message)
+		return exitError{1}
+	case err != nil:
+		return timeoutOr(err, timeout)
+	}
+	return nil
+}
+
 // timeoutOr is err as a client command reports it: the end of --timeout as "timeout: no
 // answer within D" (the step that ran out does not matter to the user), anything else as
 // it is.
@@ -23,10 +72,8 @@ func timeoutOr(err error, timeout time.Duration) error {
 
 func init() {
 	var (
-		cf      connFlags
-		to      string
-		data    string
-		timeout time.Duration
+		tf   targetFlags
+		data string
 	)
 	register(&command{
 		Name:  "call",
@@ -43,42 +90,25 @@ Examples:
   mxp call --to registry --data '{"capability":"echo"}'
   mxp call --to inference --data '{"messages":[{"role":"user","content":"hi"}]}'`,
 		Flags: func(fs *flag.FlagSet) {
-			cf.register(fs)
-			fs.StringVar(&to, "to", "", "target: agent id, agent name or service name (required)")
+			tf.register(fs, "how long the command may take, from its first packet (handshake, lookup and call)")
 			fs.StringVar(&data, "data", "", "the Call's data, sent as is")
-			fs.DurationVar(&timeout, "timeout", 30*time.Second, "how long the command may take, from its first packet (handshake, lookup and call)")
 		},
 		Run: func(ctx context.Context, env *cliEnv, args []string) error {
 			if len(args) > 0 {
 				return usagef("unexpected argument %q", args[0])
 			}
-			if to == "" {
-				return usagef("--to is required")
-			}
-			if timeout <= 0 {
-				return usagef("--timeout must be positive")
-			}
 			// --timeout bounds the whole command, from the handshake's first packet.
-			deadline := time.Now().Add(timeout)
+			deadline := time.Now().Add(tf.timeout)
 			cctx, cancel := context.WithDeadline(ctx, deadline)
 			defer cancel()
-			cl, _, err := cf.dial(cctx)
+			cl, target, err := tf.open(cctx)
 			if err != nil {
-				return timeoutOr(err, timeout)
+				return err
 			}
 			defer cl.Close()
-			target, err := resolveTarget(cctx, cl, to)
-			if err != nil {
-				return timeoutOr(err, timeout)
-			}
 			out, err := cl.CallAgent(cctx, target, []byte(data), time.Until(deadline))
-			var re *mxp.RemoteError
-			switch {
-			case errors.As(err, &re):
-				fmt.Fprintf(env.Stderr, "error: %s: %s\n", string(re.Code), re.Message)
-				return exitError{1}
-			case err != nil:
-				return timeoutOr(err, timeout)
+			if err != nil {
+				return remoteResult(env, err, tf.timeout)
 			}
 			fmt.Fprintf(env.Stdout, "%s\n", out)
 			return nil

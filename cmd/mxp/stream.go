@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -13,11 +12,9 @@ import (
 
 func init() {
 	var (
-		cf      connFlags
-		to      string
-		data    string
-		kind    string
-		timeout time.Duration
+		tf   targetFlags
+		data string
+		kind string
 	)
 	register(&command{
 		Name:  "stream",
@@ -38,47 +35,26 @@ Examples:
   mxp stream --to reviewer --data '{"code":"print(1)","language":"Python"}' --kind text
   mxp stream --to 6ba7b810-9dad-11d1-80b4-00c04fd430c8 --data '{}' --timeout 5s`,
 		Flags: func(fs *flag.FlagSet) {
-			cf.register(fs)
-			fs.StringVar(&to, "to", "", "target: agent id, agent name or service name (required)")
+			tf.register(fs, "how long opening the stream may take, from the first packet")
 			fs.StringVar(&data, "data", "", "the opening request, sent as is")
 			fs.StringVar(&kind, "kind", "text", "how the chunks are meant to be read: text, json or bytes (a hint to the agent)")
-			fs.DurationVar(&timeout, "timeout", 30*time.Second, "how long opening the stream may take, from the first packet")
 		},
 		Run: func(ctx context.Context, env *cliEnv, args []string) error {
 			if len(args) > 0 {
 				return usagef("unexpected argument %q", args[0])
 			}
-			if to == "" {
-				return usagef("--to is required")
-			}
-			if timeout <= 0 {
-				return usagef("--timeout must be positive")
-			}
 			k, ok := streamKinds[kind]
 			if !ok {
 				return usagef("--kind %q: want text, json or bytes", kind)
 			}
-			octx, cancel := context.WithTimeout(ctx, timeout)
+			octx, cancel := context.WithTimeout(ctx, tf.timeout)
 			defer cancel()
-			cl, _, err := cf.dial(octx)
+			cl, target, err := tf.open(octx)
 			if err != nil {
-				return timeoutOr(err, timeout)
+				return err
 			}
 			defer cl.Close()
-			target, err := resolveTarget(octx, cl, to)
-			if err != nil {
-				return timeoutOr(err, timeout)
-			}
-			err = runStream(ctx, octx, cl, target, k, []byte(data), env.Stdout)
-			var re *mxp.RemoteError
-			switch {
-			case errors.As(err, &re):
-				fmt.Fprintf(env.Stderr, "error: %s: %s\n", string(re.Code), re.Message)
-				return exitError{1}
-			case err != nil:
-				return timeoutOr(err, timeout)
-			}
-			return nil
+			return remoteResult(env, runStream(ctx, octx, cl, target, k, []byte(data), env.Stdout), tf.timeout)
 		},
 	})
 }
