@@ -77,6 +77,7 @@ func runStream(ctx, openCtx context.Context, cl *mxp.Conn, target mxp.AgentID, k
 	if _, err := cl.Request(openCtx, open); err != nil {
 		return err
 	}
+	in := cl.Inbound()
 	last := byte('\n')
 	defer func() {
 		if last != '\n' {
@@ -92,9 +93,10 @@ func runStream(ctx, openCtx context.Context, cl *mxp.Conn, target mxp.AgentID, k
 				cancel()
 			}
 			return ctx.Err()
-		case <-cl.Done():
-			return fmt.Errorf("the connection to the edge ended before the stream did: %w", cl.Err())
-		case f := <-cl.Inbound():
+		case f, ok := <-in:
+			if !ok {
+				return fmt.Errorf("the connection to the edge ended before the stream did: %w", cl.Err())
+			}
 			switch f.Type {
 			case mxp.TypeStreamChunk:
 				p, err := mxp.DecodeStreamChunk(f.Payload)
