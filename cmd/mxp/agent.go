@@ -95,12 +95,14 @@ type echoAgent struct {
 }
 
 // newEchoAgent builds the echo agent: an agent of the SDK (pkg/agent), as any user's
-// agent would be, so the README's tour and `mxp bench` measure the SDK. When announce, it
+// agent would be, so the README's tour and `mxp bench` measure the SDK. Its handler
+// returns at once, so it runs inline (Config.InlineHandlers): no goroutine hand-off
+// between the socket and the handler. When announce, it
 // prints a line once registered; unless quiet, one per call.
 func newEchoAgent(env *cliEnv, t edgeTarget, name, id string, caps []string, heartbeat time.Duration, announce, quiet bool) (echoAgent, error) {
 	a, err := agent.New(agent.Config{Name: name, ID: id, Capabilities: caps, Version: mxp.Version,
 		Description: "echoes each call's payload", EdgeAddr: t.addr, EdgeKey: t.key, KeyFile: t.keyFile,
-		HeartbeatInterval: heartbeat, Logger: slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+		HeartbeatInterval: heartbeat, InlineHandlers: true, Logger: slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	if err != nil {
 		return echoAgent{}, usagef("%v", err)
 	}

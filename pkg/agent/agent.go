@@ -38,7 +38,12 @@ type Config struct {
 	HeartbeatInterval time.Duration // default: the interval the registry asks for (10s if it does not say)
 	Workers           int           // handlers running at once; default 16
 	QueueSize         int           // accepted messages waiting for a worker; default 256
-	ShutdownTimeout   time.Duration // how long Retire lets in-flight handlers finish; default 10s
+	// InlineHandlers runs the Call and Event handlers on the goroutine that reads the
+	// connection (DispatcherConfig.Inline): no hand-off to a worker, but nothing else is
+	// read while one runs. Only for handlers that return within microseconds and never
+	// block, such as `mxp agent echo`'s.
+	InlineHandlers  bool
+	ShutdownTimeout time.Duration // how long Retire lets in-flight handlers finish; default 10s
 
 	Logger *slog.Logger // default slog.Default()
 
@@ -212,7 +217,7 @@ func (a *Agent) serve(ctx context.Context, conn meshConn) (err error) {
 		return err
 	}
 	disp, err := NewDispatcher(DispatcherConfig{
-		Workers: a.cfg.Workers, QueueSize: a.cfg.QueueSize,
+		Workers: a.cfg.Workers, QueueSize: a.cfg.QueueSize, Inline: a.cfg.InlineHandlers,
 		Call: call, Event: event, Stream: stream,
 		Send: conn.Send, Admit: a.admit, Logger: a.log, Tracer: a.tracer,
 	})

@@ -47,6 +47,12 @@ type DispatcherConfig struct {
 	QueueWait    time.Duration // how long Dispatch waits for queue (or stream buffer) space before refusing with CodeOverloaded; default 50ms
 	StreamBuffer int           // chunks buffered per open stream; default 64
 	SendTimeout  time.Duration // bound on sending one reply; default 5s
+	// Inline runs the Call and Event handlers on the goroutine that calls Dispatch (an
+	// agent's: the one that reads the connection) instead of a worker: no goroutine
+	// hand-off between the socket and the handler, but while one runs no other message
+	// is read. Only for handlers that return within microseconds and never block (an
+	// echo); streams always run on workers. Default false.
+	Inline bool
 
 	Call   CallHandler   // nil: calls are answered with CodeNotFound
 	Event  EventHandler  // nil: events are dropped (and counted)
@@ -88,7 +94,7 @@ type Dispatcher struct {
 	queue  chan job
 	root   context.Context
 	cancel context.CancelFunc
-	wg     sync.WaitGroup // workers
+	wg     sync.WaitGroup // workers, and inline handlers running
 
 	mu      sync.RWMutex // guards closing and sends on queue
 	closing bool
@@ -170,6 +176,14 @@ func (d *Dispatcher) Dispatch(in Inbound) error {
 		}
 	}
 	j := job{in: in}
+	if d.cfg.Inline && in.Kind != KindStreamOpen {
+		if !d.startInline() {
+			return d.refuse(in, Errorf(CodeUnavailable, "agent is shutting down"))
+		}
+		defer d.wg.Done()
+		d.run(j)
+		return nil
+	}
 	if in.Kind == KindStreamOpen {
 		if in.StreamID == "" {
 			return d.refuse(in, Errorf(CodeInvalidArgument, "stream open without a stream id"))
@@ -190,6 +204,18 @@ func (d *Dispatcher) Dispatch(in Inbound) error {
 		return d.refuse(in, err)
 	}
 	return nil
+}
+
+// startInline counts an inline handler in wg, as a worker, so that Shutdown waits for it;
+// false once Shutdown began.
+func (d *Dispatcher) startInline() bool {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	if d.closing {
+		return false
+	}
+	d.wg.Add(1)
+	return true
 }
 
 func (d *Dispatcher) missingHandler(k Kind) *Error {

@@ -463,3 +463,60 @@ func BenchmarkDispatchCall(b *testing.B) {
 	}
 	wg.Wait()
 }
+
+// With Inline, a Call's handler runs on the goroutine that calls Dispatch: the reply is
+// sent before Dispatch returns (no worker hand-off); a panic is still an Error reply;
+// Shutdown waits for an inline handler that is running, and refuses Calls after it.
+func TestDispatchInline(t *testing.T) {
+	started, release := make(chan struct{}), make(chan struct{})
+	handler := func(ctx context.Context, p []byte) ([]byte, error) {
+		switch string(p) {
+		case "panic":
+			panic("kaboom")
+		case "block":
+			close(started)
+			<-release
+		}
+		return p, nil
+	}
+	d, box, _ := newTestDispatcher(t, DispatcherConfig{Call: handler, Inline: true})
+	if err := d.Dispatch(call(1, "hi")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case out := <-box.ch:
+		if out.Kind != KindResponse || string(out.Payload) != "hi" || out.MessageID != 1 {
+			t.Fatalf("reply %+v", out)
+		}
+	default:
+		t.Fatal("Dispatch returned before the inline handler replied")
+	}
+	if err := d.Dispatch(call(2, "panic")); err != nil {
+		t.Fatal(err)
+	}
+	if out := <-box.ch; out.Kind != KindError || out.Err.Code != CodeInternal {
+		t.Fatalf("panic reply %+v", out)
+	}
+	go func() { _ = d.Dispatch(call(3, "block")) }()
+	<-started
+	shut := make(chan error, 1)
+	go func() { shut <- d.Shutdown(context.Background()) }()
+	for { // Shutdown began: Calls are refused from now on
+		if err := d.Dispatch(call(4, "late")); CodeOf(err) == CodeUnavailable {
+			break
+		}
+		<-box.ch // a Call that got in before Shutdown began: its reply
+	}
+	select {
+	case err := <-shut:
+		t.Fatalf("Shutdown returned while an inline handler ran: %v", err)
+	default:
+	}
+	close(release)
+	if err := <-shut; err != nil {
+		t.Fatal(err)
+	}
+	if s := d.Stats(); s.Completed < 2 || s.Panics != 1 {
+		t.Fatalf("stats %+v", s)
+	}
+}
