@@ -101,9 +101,10 @@ func (s *testSink) maxMessage() uint64 { return s.limit }
 func (s *testSink) maxOutOfOrder() int { return max(s.budget/8, 1<<10) }
 
 // expectedHeld is what r must have charged: the reservation of the message being read
-// (its length prefix included) and the fragments with their overhead. It also checks the
-// invariants of reassembly.go: a message's buffer never exceeds its reservation, the
-// fragments' charge is what they hold and within the connection's out-of-order cap.
+// (its length prefix included) and the fragCharged fragments with their overhead. It also
+// checks the invariants of reassembly.go: the message being read holds at most its
+// reservation (its buffer and the fragCovered copies), fragments in place alias its
+// buffer, and the charged fragments are within the connection's out-of-order cap.
 func expectedHeld(t *testing.T, r *recvStream, s *testSink) int {
 	n := 0
 	switch {
@@ -118,13 +119,28 @@ func expectedHeld(t *testing.T, r *recvStream, s *testSink) int {
 	if n != r.reserved {
 		t.Fatalf("reserved %d, the message being read needs %d", r.reserved, n)
 	}
-	f := 0
+	base := r.readOff - uint64(len(r.body))
+	msgEnd := base + uint64(r.want)
+	f, covered := 0, 0
 	for _, fr := range r.frags {
-		f += len(fr.b) + fragmentOverhead
+		switch fr.kind {
+		case fragCharged:
+			f += len(fr.b) + fragmentOverhead
+		case fragCovered:
+			covered += len(fr.b) + fragmentOverhead
+			if r.want == 0 || fr.end() > msgEnd || cap(r.body) == r.want {
+				t.Fatalf("a copy at %d..%d inside a message ending at %d, buffer %d of %d", fr.off, fr.end(), msgEnd, cap(r.body), r.want)
+			}
+		case fragInPlace:
+			if r.want == 0 || fr.end() > msgEnd || cap(r.body) != r.want || &fr.b[0] != &r.body[:r.want][fr.off-base] {
+				t.Fatalf("fragment in place at %d..%d, not in the buffer of the message at %d..%d", fr.off, fr.end(), base, msgEnd)
+			}
+		}
 	}
-	// Bytes inside the message being read are not limited by the out-of-order cap (its
-	// reservation bounds them); the rest is.
-	if f != r.fragHeld || f > s.maxOutOfOrder()+r.reserved+len(r.frags)*fragmentOverhead {
+	if covered != r.coveredHeld || cap(r.body)+covered > r.reserved && r.want > 0 {
+		t.Fatalf("copies inside the message hold %d (counted %d) beside a buffer of %d; reserved %d", covered, r.coveredHeld, cap(r.body), r.reserved)
+	}
+	if f != r.fragHeld || f > s.maxOutOfOrder() {
 		t.Fatalf("fragments hold %d, charged %d, cap %d", f, r.fragHeld, s.maxOutOfOrder())
 	}
 	return n + f
@@ -237,6 +253,11 @@ func FuzzRecvStream(f *testing.F) {
 // after every write, and the fragment limit must hold.
 func FuzzRecvStreamPieces(f *testing.F) {
 	f.Add([]byte{3, 'a', 'b', 'c', 0, 1, 'x', 2, 'y', 'z'}, []byte{5, 3, 1, 2, 8, 2, 0, 9}, uint16(300), uint16(2))
+	// A message of 2,000 bytes (over 16 fragment overheads: copies beside its buffer, then
+	// in place) and a short one after it, with holes.
+	big := append([]byte{0x47, 0xd0}, bytes.Repeat([]byte("0123456789"), 200)...)
+	big = append(big, 2, 'o', 'k')
+	f.Add(big, []byte{40, 30, 90, 100, 200, 250, 250, 250, 3, 10, 160, 255, 230, 20}, uint16(6000), uint16(0))
 	f.Fuzz(func(t *testing.T, stream, plan []byte, budget, limit uint16) {
 		if len(stream) == 0 {
 			return

@@ -39,11 +39,16 @@ var (
 //     (they are then covered by the reservation of their message).
 //  4. Per-connection caps. One connection may hold at most connRecvCap (half the budget,
 //     at least two largest messages) in all, and at most maxOutOfOrder (MaxRecvOutOfOrder,
-//     at most an eighth of the budget) and MaxRecvFragments fragments out of order. Out-
-//     of-order bytes inside the message being read (a loss being repaired) are charged
-//     like a reservation (whole budget, not the out-of-order cap): the reservation bounds
-//     them, and its sender is not refused while it repairs a loss.
-//  5. A way out. When data is refused over the budget and nothing was returned to it
+//     at most an eighth of the budget) and MaxRecvFragments fragments out of order.
+//  5. A started message holds at most its reservation. Out-of-order bytes inside the
+//     message being read (a loss being repaired) cost nothing more: while fewer than
+//     1/bodyGrowth of the message arrived they are copies beside a buffer of at most
+//     that size (together under twice 1/bodyGrowth of the message), and once that much
+//     arrived the buffer has the message's size and they are written in place (frags of
+//     kind fragInPlace, which alias the buffer). So the sender of a started message is
+//     never refused while it repairs a loss, even while the application has not taken
+//     the message before (two largest messages fill the connection's cap).
+//  6. A way out. When data is refused over the budget and nothing was returned to it
 //     for RecvStallTimeout, a Listener closes the connection that holds the most, with
 //     CloseRecvBudget (counted in ListenerStats.RecvBudgetEvictions): connections whose
 //     applications stopped reading cannot hold the others forever.
@@ -134,21 +139,30 @@ type messageSink interface {
 
 // fragment is a run of out-of-order stream bytes.
 type fragment struct {
-	off uint64
-	b   []byte
+	off  uint64
+	b    []byte
+	kind uint8
 }
+
+// Kinds of fragment: where its bytes are and what they cost (invariants 3 and 5).
+const (
+	fragCharged = iota // a copy charged as new work (in fragHeld)
+	fragCovered        // a copy inside the message being read, within its reservation (in coveredHeld)
+	fragInPlace        // inside the message being read, written in its buffer: b aliases it
+)
 
 func (f *fragment) end() uint64 { return f.off + uint64(len(f.b)) }
 
 // recvStream is the receiving half: it reassembles the stream, parses length-prefixed
 // messages and enforces the flow-control limit it advertises.
 type recvStream struct {
-	frags    []fragment // out-of-order bytes, by offset, not overlapping, all above readOff
-	fragHeld int        // what they are charged (bytes plus fragmentOverhead each)
-	readOff  uint64     // bytes below are parsed
-	consumed uint64     // bytes of messages the application has taken
-	maxData  uint64     // the limit advertised to the peer
-	window   uint64
+	frags       []fragment // out-of-order bytes, by offset, not overlapping, all above readOff
+	fragHeld    int        // what the fragCharged ones are charged (bytes plus fragmentOverhead each)
+	coveredHeld int        // what the fragCovered ones hold, counted the same way
+	readOff     uint64     // bytes below are parsed
+	consumed    uint64     // bytes of messages the application has taken
+	maxData     uint64     // the limit advertised to the peer
+	window      uint64
 
 	hdr     [8]byte // the length prefix being read
 	hdrN    int
@@ -157,6 +171,7 @@ type recvStream struct {
 	want    int // the declared length of the message being filled (0: none)
 
 	reserved int    // the reservation of the message being read (0: none)
+	settle   bool   // its buffer reached its size: fragments inside it are to be moved in
 	tooLarge uint64 // declared length of the refused message being read (0: none)
 	skip     uint64 // its bytes still to come
 	prefix   []byte // its first bytes, kept for refuseLocked
@@ -192,9 +207,15 @@ func (r *recvStream) write(off uint64, data []byte, s messageSink) (bool, error)
 		return false, err
 	}
 	if n < len(data) {
-		return false, nil // a reservation did not fit: the rest was not taken
+		// A reservation did not fit: the rest was not taken. Fragments of the message
+		// just completed are dropped (those in place alias the application's buffer).
+		return false, r.drain(s)
 	}
-	return true, r.drain(s)
+	err = r.drain(s)
+	if r.settle {
+		r.settleLocked(s)
+	}
+	return true, err
 }
 
 // retry parses what waits behind a reservation that did not fit; it reports whether the
@@ -207,6 +228,9 @@ func (r *recvStream) retry(s messageSink) (bool, error) {
 		return r.waiting, err
 	}
 	err := r.drain(s)
+	if r.settle {
+		r.settleLocked(s)
+	}
 	return r.waiting, err
 }
 
@@ -219,7 +243,7 @@ func (r *recvStream) drain(s messageSink) error {
 	for k < len(r.frags) && r.frags[k].off <= r.readOff && err == nil {
 		f := &r.frags[k]
 		if fe := f.end(); fe <= r.readOff {
-			r.releaseFrag(s, len(f.b)+fragmentOverhead)
+			r.releaseFrag(s, f, len(f.b)+fragmentOverhead)
 			k++
 			continue
 		}
@@ -229,12 +253,12 @@ func (r *recvStream) drain(s messageSink) error {
 		r.readOff += uint64(n)
 		if covered+n < len(f.b) && err == nil {
 			// Waiting for a reservation: the fragment keeps its unparsed bytes.
-			r.releaseFrag(s, covered+n)
+			r.releaseFrag(s, f, covered+n)
 			f.b = f.b[covered+n:]
 			f.off = r.readOff
 			break
 		}
-		r.releaseFrag(s, len(f.b)+fragmentOverhead)
+		r.releaseFrag(s, f, len(f.b)+fragmentOverhead)
 		k++
 	}
 	if k > 0 {
@@ -248,16 +272,27 @@ func (r *recvStream) drain(s messageSink) error {
 	return err
 }
 
-func (r *recvStream) releaseFrag(s messageSink, n int) {
-	r.fragHeld -= n
-	s.releaseRecv(n)
+// releaseFrag returns n of what fragment f holds (parsed, moved in place or dropped).
+func (r *recvStream) releaseFrag(s messageSink, f *fragment, n int) {
+	switch f.kind {
+	case fragCharged:
+		r.fragHeld -= n
+		s.releaseRecv(n)
+	case fragCovered:
+		r.coveredHeld -= n
+	}
 }
 
-// store keeps the bytes of [off, off+len(data)) that no fragment holds yet, as exact-size
-// copies (appended to the fragment just before them when contiguous). It reports false
-// when the budget or a fragment limit refused some of them.
+// store keeps the bytes of [off, off+len(data)) that no fragment holds yet: inside the
+// message being read as fragCovered copies or in its buffer (storeCovered), beyond it as
+// exact-size copies charged as new work (appended to the fragment just before them when
+// contiguous). It reports false when the budget or a fragment limit refused some of them.
 func (r *recvStream) store(off uint64, data []byte, s messageSink) bool {
 	end := off + uint64(len(data))
+	msgEnd := r.readOff // the end of the message being read (none: nothing is inside it)
+	if r.want > 0 {
+		msgEnd += uint64(r.want - len(r.body))
+	}
 	i := sort.Search(len(r.frags), func(i int) bool { return r.frags[i].end() > off })
 	pos := off
 	for pos < end {
@@ -270,40 +305,127 @@ func (r *recvStream) store(off uint64, data []byte, s messageSink) bool {
 		if i < len(r.frags) && r.frags[i].off < end {
 			gapEnd = r.frags[i].off
 		}
+		if pos < msgEnd {
+			gapEnd = min(gapEnd, msgEnd) // a fragment lies inside the message or beyond it
+		}
 		b := data[pos-off : gapEnd-off]
-		covered := r.want > 0 && gapEnd <= r.readOff+uint64(r.want-len(r.body))
-		if prev := i - 1; prev >= 0 && r.frags[prev].end() == pos && len(r.frags[prev].b)+len(b) <= maxFragment {
-			if !r.chargeFrag(s, len(b), covered) {
-				return false
+		ok := true
+		if pos < msgEnd {
+			i, ok = r.storeCovered(i, pos, b, s)
+		} else if prev := i - 1; prev >= 0 && r.frags[prev].kind == fragCharged && r.frags[prev].end() == pos && len(r.frags[prev].b)+len(b) <= maxFragment {
+			if ok = r.chargeFrag(s, len(b)); ok {
+				r.frags[prev].b = append(r.frags[prev].b, b...)
 			}
-			r.frags[prev].b = append(r.frags[prev].b, b...)
-		} else {
-			if len(r.frags) >= MaxRecvFragments || !r.chargeFrag(s, len(b)+fragmentOverhead, covered) {
-				return false
-			}
+		} else if ok = len(r.frags) < MaxRecvFragments && r.chargeFrag(s, len(b)+fragmentOverhead); ok {
 			r.frags = slices.Insert(r.frags, i, fragment{off: pos, b: append([]byte(nil), b...)})
 			i++
+		}
+		if !ok {
+			return false
 		}
 		pos = gapEnd
 	}
 	return true
 }
 
-// chargeFrag charges n bytes of a new fragment. Bytes inside the message being read
-// (covered: its reservation will hold them) are progress of a started message: they may
-// use the whole budget and are not limited by the out-of-order cap (the reservation
-// bounds them), so that a started message's sender is not refused while it repairs a
-// loss. Others are new work: half the budget, within maxOutOfOrder.
-func (r *recvStream) chargeFrag(s messageSink, n int, covered bool) bool {
-	if covered {
-		if !s.reserveRecv(n) {
-			return false
-		}
-	} else if r.fragHeld+n > s.maxOutOfOrder() || !s.chargeRecv(n) {
+// chargeFrag charges n bytes of a fragCharged fragment: new work, within half the budget
+// and within maxOutOfOrder.
+func (r *recvStream) chargeFrag(s messageSink, n int) bool {
+	if r.fragHeld+n > s.maxOutOfOrder() || !s.chargeRecv(n) {
 		return false
 	}
 	r.fragHeld += n
 	return true
+}
+
+// storeCovered keeps b, the stream bytes at pos inside the message being read, where
+// frags[i] is the first fragment after them; it returns the index of the fragment that
+// holds them, and false when the fragment limit refused them. They cost nothing beyond
+// the message's reservation (invariant 5): a copy while the bytes received of the message
+// (the buffer's and the copies', with their overhead) stay under 1/bodyGrowth of it, else
+// the buffer takes its full size and they are written in it.
+func (r *recvStream) storeCovered(i int, pos uint64, b []byte, s messageSink) (int, bool) {
+	if cap(r.body) < r.want {
+		if (len(r.body)+r.coveredHeld+len(b)+fragmentOverhead)*bodyGrowth < r.want {
+			if prev := i - 1; prev >= 0 && r.frags[prev].kind == fragCovered && r.frags[prev].end() == pos && len(r.frags[prev].b)+len(b) <= maxFragment {
+				r.frags[prev].b = append(r.frags[prev].b, b...)
+				r.coveredHeld += len(b)
+				return prev, true
+			}
+			if len(r.frags) >= MaxRecvFragments {
+				return i, false
+			}
+			r.frags = slices.Insert(r.frags, i, fragment{off: pos, b: append([]byte(nil), b...), kind: fragCovered})
+			r.coveredHeld += len(b) + fragmentOverhead
+			return i, true
+		}
+		nb := make([]byte, len(r.body), r.want)
+		copy(nb, r.body)
+		r.body = nb
+		r.settleLocked(s) // what is inside the message moves in
+		i = sort.Search(len(r.frags), func(i int) bool { return r.frags[i].end() > pos })
+	}
+	buf, base := r.body[:r.want], r.readOff-uint64(len(r.body)) // base: the stream offset of buf[0]
+	end := pos + uint64(len(b))
+	copy(buf[pos-base:], b)
+	if prev := i - 1; prev >= 0 && r.frags[prev].kind == fragInPlace && r.frags[prev].end() == pos {
+		i-- // extends the fragment before
+	} else {
+		if len(r.frags) >= MaxRecvFragments {
+			return i, false
+		}
+		r.frags = slices.Insert(r.frags, i, fragment{off: pos, kind: fragInPlace})
+	}
+	if next := i + 1; next < len(r.frags) && r.frags[next].kind == fragInPlace && r.frags[next].off == end {
+		end = r.frags[next].end() // and the one after: one fragment
+		r.frags = slices.Delete(r.frags, next, next+1)
+	}
+	f := &r.frags[i]
+	f.b = buf[f.off-base : end-base]
+	return i, true
+}
+
+// settleLocked moves the fragments inside the message being read into its buffer once
+// the buffer has the message's size (invariant 5), returning what they were charged.
+// Contract: readOff is where the buffer's bytes end.
+func (r *recvStream) settleLocked(s messageSink) {
+	r.settle = false
+	if r.want == 0 || cap(r.body) < r.want {
+		return
+	}
+	buf, base := r.body[:r.want], r.readOff-uint64(len(r.body))
+	msgEnd := base + uint64(r.want)
+	var out []fragment
+	for k := range r.frags {
+		f := r.frags[k]
+		if f.off >= msgEnd || f.kind == fragInPlace {
+			out = appendFrag(out, f, buf, base)
+			continue
+		}
+		hi := min(f.end(), msgEnd)
+		copy(buf[f.off-base:], f.b[:hi-f.off])
+		moved := fragment{off: f.off, b: buf[f.off-base : hi-base], kind: fragInPlace}
+		if hi == f.end() {
+			r.releaseFrag(s, &f, len(f.b)+fragmentOverhead)
+			out = appendFrag(out, moved, buf, base)
+			continue
+		}
+		// A charged fragment across the message's end keeps its bytes beyond it.
+		r.releaseFrag(s, &f, int(hi-f.off))
+		out = appendFrag(out, moved, buf, base)
+		out = append(out, fragment{off: hi, b: append([]byte(nil), f.b[hi-f.off:]...), kind: fragCharged})
+	}
+	r.frags = out
+}
+
+// appendFrag appends f to frags, merged with the last one when both are in place and
+// contiguous.
+func appendFrag(frags []fragment, f fragment, buf []byte, base uint64) []fragment {
+	if n := len(frags); n > 0 && f.kind == fragInPlace && frags[n-1].kind == fragInPlace && frags[n-1].end() == f.off {
+		frags[n-1].b = buf[frags[n-1].off-base : f.end()-base]
+		return frags
+	}
+	return append(frags, f)
 }
 
 // parse consumes in-order stream bytes: length prefixes, message bodies, and the bodies
@@ -320,12 +442,15 @@ func (r *recvStream) parse(b []byte, s messageSink) (int, error) {
 			}
 		case r.want > 0:
 			n := min(len(b), r.want-len(r.body))
-			r.body = growTo(r.body, n, r.want)
+			if cap(r.body)-len(r.body) < n {
+				r.body = growTo(r.body, n, r.want)
+				r.settle = cap(r.body) == r.want && (r.coveredHeld > 0 || len(r.frags) > 0)
+			}
 			r.body = append(r.body, b[:n]...)
 			b = b[n:]
 			if len(r.body) == r.want {
 				s.deliverLocked(r.body)
-				r.body, r.want, r.reserved = nil, 0, 0
+				r.body, r.want, r.reserved, r.settle = nil, 0, 0, false
 			}
 		case r.tooLarge > 0:
 			if keep := cap(r.prefix) - len(r.prefix); keep > 0 {
