@@ -1,6 +1,7 @@
 // Package meshtest starts a whole MXP mesh in one process for the examples' tests: an
 // embedded NATS bus, the registry (memory store), the inference service (built-in mock
-// provider) and an edge with the secure transport on a loopback port. It wires the same
+// provider and models hosted by agents; its OpenAI-compatible API on a loopback HTTP
+// server, InferenceURL) and an edge with the secure transport on a loopback port. It wires the same
 // constructors `mxp dev` does, with no network beyond loopback and no API keys.
 //
 // It is test support only: it must not be imported by the examples' programs themselves.
@@ -15,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http/httptest"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -35,6 +37,11 @@ import (
 type Mesh struct {
 	EdgeAddr string // the edge's secure UDP address (127.0.0.1:port)
 	EdgeKey  string // the edge's public key, base64
+	// InferenceURL is the base URL of the inference service's OpenAI-compatible API
+	// (http://127.0.0.1:port/v1), as `mxp dev` serves it on its HTTP address.
+	InferenceURL string
+
+	http *httptest.Server
 
 	bus    *bus.Bus
 	cancel context.CancelFunc
@@ -100,6 +107,8 @@ func StartWith(dir string, o Options) (*Mesh, error) {
 		return fail(fmt.Errorf("meshtest: inference: %w", err))
 	}
 	m.run("inference", func() error { return inf.Run(ctx) })
+	m.http = httptest.NewServer(inf.Handler())
+	m.InferenceURL = m.http.URL + "/v1"
 
 	keyFile := filepath.Join(dir, "edge.key")
 	key, err := mxp.GeneratePrivateKey()
@@ -141,6 +150,9 @@ func (m *Mesh) run(name string, fn func() error) {
 
 // Close stops every service and the bus, and returns what they reported.
 func (m *Mesh) Close() error {
+	if m.http != nil {
+		m.http.Close()
+	}
 	m.cancel()
 	m.wg.Wait()
 	if m.bus != nil {
