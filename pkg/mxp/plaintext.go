@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"sync"
 	"syscall"
 	"time"
@@ -89,6 +90,11 @@ func (p *plaintextConn) Receive(ctx context.Context) (Frame, error) {
 				return Frame{}, ctx.Err()
 			}
 			if errors.Is(err, syscall.ECONNREFUSED) {
+				continue
+			}
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				// A deadline set by an earlier reader's cancellation that fired late.
+				_ = p.c.SetReadDeadline(time.Time{})
 				continue
 			}
 			return Frame{}, err
