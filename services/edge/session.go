@@ -286,12 +286,9 @@ func (s *session) updateCallerLocked() {
 // sampled traceparent (looking for message tracing): about 18 allocations per Call.
 func (s *session) headers(f *mxp.Frame, deadline time.Time, w3c bool) nats.Header {
 	h := make(nats.Header, 6) // sized for every header set below: no map growth
-	bus.SetMsgID(h, f.MessageID)
-	if f.TraceID != 0 {
-		bus.SetTraceID(h, f.TraceID)
-		if w3c {
-			h.Set(bus.HeaderTraceparent, traceparent(f.TraceID, f.MessageID))
-		}
+	bus.SetIDsAndDeadline(h, f.MessageID, f.TraceID, deadline)
+	if f.TraceID != 0 && w3c {
+		h.Set(bus.HeaderTraceparent, traceparent(f.TraceID, f.MessageID))
 	}
 	s.mu.Lock()
 	caller := s.callerHdr
@@ -300,9 +297,6 @@ func (s *session) headers(f *mxp.Frame, deadline time.Time, w3c bool) nats.Heade
 		h[bus.HeaderAgentID] = caller
 	}
 	h[bus.HeaderPeer] = s.peerHdr
-	if !deadline.IsZero() {
-		bus.SetDeadline(h, deadline)
-	}
 	return h
 }
 

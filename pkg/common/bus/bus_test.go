@@ -14,6 +14,68 @@ import (
 	"github.com/mxp-mesh/mesh/pkg/mxp"
 )
 
+// SetIDsAndDeadline writes what SetMsgID, SetTraceID and SetDeadline write, header for
+// header, and leaves out what they would not be called for; appending to one of its
+// values does not write into another's.
+func TestSetIDsAndDeadline(t *testing.T) {
+	dl := time.UnixMilli(1_700_000_000_123)
+	for _, tc := range []struct {
+		name           string
+		msgID, traceID uint64
+		deadline       time.Time
+	}{
+		{"all", 0x0102030405060708, 42, dl},
+		{"no trace", 7, 0, dl},
+		{"no deadline", 7, 0xffffffffffffffff, time.Time{}},
+		{"id only", 0, 0, time.Time{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			want := nats.Header{}
+			SetMsgID(want, tc.msgID)
+			if tc.traceID != 0 {
+				SetTraceID(want, tc.traceID)
+			}
+			if !tc.deadline.IsZero() {
+				SetDeadline(want, tc.deadline)
+			}
+			got := nats.Header{}
+			SetIDsAndDeadline(got, tc.msgID, tc.traceID, tc.deadline)
+			if len(got) != len(want) {
+				t.Fatalf("headers %v, want %v", got, want)
+			}
+			for k, v := range want {
+				if len(got[k]) != 1 || got[k][0] != v[0] {
+					t.Fatalf("%s = %q, want %q", k, got[k], v)
+				}
+			}
+			got.Add(HeaderMsgID, "second") // must not overwrite the next value
+			if tc.traceID != 0 && got.Get(HeaderTraceID) != want.Get(HeaderTraceID) {
+				t.Fatalf("adding to %s changed %s to %q", HeaderMsgID, HeaderTraceID, got.Get(HeaderTraceID))
+			}
+		})
+	}
+}
+
+func BenchmarkSetIDsAndDeadline(b *testing.B) {
+	dl := time.Now().Add(time.Minute)
+	b.Run("one-call", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := range b.N {
+			h := make(nats.Header, 4)
+			SetIDsAndDeadline(h, uint64(i), uint64(i)*7, dl)
+		}
+	})
+	b.Run("three-setters", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := range b.N {
+			h := make(nats.Header, 4)
+			SetMsgID(h, uint64(i))
+			SetTraceID(h, uint64(i)*7)
+			SetDeadline(h, dl)
+		}
+	})
+}
+
 func TestHeaders(t *testing.T) {
 	h := nats.Header{}
 	SetMsgID(h, 0x0102030405060708)
