@@ -71,7 +71,9 @@ func NewAgent(opts Options, log *slog.Logger) (*agent.Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	tools.Advertise(a)
+	if err := tools.Advertise(a); err != nil {
+		return nil, err
+	}
 	a.HandleCall(agent.JSONCall(func(ctx context.Context, req AskRequest) (AskResponse, error) {
 		if strings.TrimSpace(req.Prompt) == "" {
 			return AskResponse{}, agent.Errorf(agent.CodeInvalidArgument, "prompt is empty")

@@ -12,6 +12,8 @@ import (
 
 	"github.com/google/uuid"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/mxp-mesh/mesh/pkg/mxp"
 )
 
 // DefaultShutdownTimeout bounds a graceful shutdown when Config.ShutdownTimeout is zero.
@@ -87,7 +89,11 @@ type Agent struct {
 	out  atomic.Value               // outbound: the connection for calls out, set by Run/RunConn
 }
 
-// New checks cfg and returns an agent in StateInit.
+// New checks cfg and returns an agent in StateInit. The name, capabilities, version,
+// description and tags are checked with the rules the edge and the registry apply
+// (mxp.RegisterRequest.Validate: docs/protocol.md, "Names and capabilities"), so an agent
+// that New accepts is never refused registration for them; the error is an *Error with
+// the code of the field at fault (invalid_name, invalid_capability, ...).
 func New(cfg Config) (*Agent, error) {
 	if cfg.Name == "" {
 		return nil, errors.New("agent: Config.Name is required")
@@ -96,6 +102,12 @@ func New(cfg Config) (*Agent, error) {
 		cfg.ID = uuid.NewString()
 	} else if _, err := uuid.Parse(cfg.ID); err != nil {
 		return nil, fmt.Errorf("agent: Config.ID %q is not a UUID: %w", cfg.ID, err)
+	}
+	id, _ := mxp.ParseAgentID(cfg.ID)
+	req := mxp.RegisterRequest{ID: id, Name: cfg.Name, Capabilities: cfg.Capabilities,
+		Metadata: mxp.AgentMetadata{Version: cfg.Version, Description: cfg.Description, Tags: cfg.Tags}}
+	if err := req.Validate(); err != nil {
+		return nil, &Error{Code: CodeOf(err), Message: "agent: Config: " + err.Error(), Err: err}
 	}
 	if cfg.ShutdownTimeout <= 0 {
 		cfg.ShutdownTimeout = DefaultShutdownTimeout
@@ -127,9 +139,20 @@ func (a *Agent) State() State { return a.lc.State() }
 // Advertise adds capabilities to those the agent registers (Config.Capabilities), for
 // example "tool.<name>" for each tool an llm.Toolbox serves. Duplicates are ignored. On a
 // running agent the registration is renewed at once, so the mesh learns them without
-// waiting for the next heartbeat.
-func (a *Agent) Advertise(capabilities ...string) {
+// waiting for the next heartbeat. A capability the mesh would refuse (mxp.CheckCapability),
+// or more than mxp.MaxCapabilities in all, is an *Error (invalid_capability,
+// too_many_capabilities) and none of the call's capabilities is added.
+func (a *Agent) Advertise(capabilities ...string) error {
+	for _, c := range capabilities {
+		if err := mxp.CheckCapability(c); err != nil {
+			return &Error{Code: CodeOf(err), Message: "agent: Advertise: " + err.Error(), Err: err}
+		}
+	}
 	a.mu.Lock()
+	if n := len(a.cfg.Capabilities) + len(a.extraCaps) + len(capabilities); n > mxp.MaxCapabilities {
+		a.mu.Unlock()
+		return Errorf(mxp.CodeTooManyCapabilities, "agent: Advertise: %d capabilities in all (max %d)", n, mxp.MaxCapabilities)
+	}
 	for _, c := range capabilities {
 		if !slices.Contains(a.extraCaps, c) {
 			a.extraCaps = append(a.extraCaps, c)
@@ -139,6 +162,7 @@ func (a *Agent) Advertise(capabilities ...string) {
 	if r := a.reg.Load(); r != nil {
 		r.renewNow()
 	}
+	return nil
 }
 
 // HandleCall sets the handler for Calls. It panics when the agent is already running.

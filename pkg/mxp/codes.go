@@ -42,7 +42,7 @@ const (
 	CodeInvalidName         ErrorCode = "invalid_name"          // the agent name breaks the name rule (CheckName)
 	CodeInvalidCapability   ErrorCode = "invalid_capability"    // a capability breaks the capability rule (CheckCapability)
 	CodeTooManyCapabilities ErrorCode = "too_many_capabilities" // more than MaxCapabilities
-	CodeInvalidAddress      ErrorCode = "invalid_address"       // the address is not host:port
+	CodeInvalidAddress      ErrorCode = "invalid_address"       // the address names no port
 	CodeInvalidMetadata     ErrorCode = "invalid_metadata"      // a tag or a metadata value is malformed
 	CodeMetadataTooLarge    ErrorCode = "metadata_too_large"    // metadata over the registry's configured size
 	CodeInvalidQuery        ErrorCode = "invalid_query"         // a discovery filter, limit or page token is malformed

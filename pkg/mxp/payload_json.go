@@ -158,7 +158,7 @@ func (m *AgentMetadata) Validate() error {
 }
 
 // Validate checks the request against the profile's rules: a non-zero id, a name
-// (CheckName), 0 to MaxCapabilities capabilities (CheckCapability) and the metadata
+// (CheckName), an address that is absent or has a port, 0 to MaxCapabilities capabilities (CheckCapability) and the metadata
 // (AgentMetadata.Validate). The error is a *PayloadError whose Code names the field.
 func (p *RegisterRequest) Validate() error {
 	const name = "RegisterRequest"
@@ -167,6 +167,9 @@ func (p *RegisterRequest) Validate() error {
 	}
 	if err := checkName(name, "name", p.Name); err != nil {
 		return err
+	}
+	if p.Address.IsValid() && p.Address.Port() == 0 {
+		return &PayloadError{Payload: name, Reason: "address " + p.Address.String() + " has port 0", Code: CodeInvalidAddress}
 	}
 	if err := checkTokens(name, "capability", p.Capabilities, MaxCapabilities, MaxCapabilityLen, CodeTooManyCapabilities, CodeInvalidCapability); err != nil {
 		return err
@@ -310,10 +313,13 @@ type DiscoverRequest struct {
 // without duplicates.
 func (p *DiscoverRequest) Required() []string {
 	out := make([]string, 0, len(p.Capabilities)+1)
-	for _, c := range append(p.Capabilities, p.Capability) {
+	for _, c := range p.Capabilities {
 		if c != "" && !contains(out, c) {
 			out = append(out, c)
 		}
+	}
+	if c := p.Capability; c != "" && !contains(out, c) {
+		out = append(out, c)
 	}
 	return out
 }

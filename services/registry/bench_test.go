@@ -16,6 +16,7 @@ import (
 
 	"github.com/mxp-mesh/mesh/pkg/common/bus"
 	"github.com/mxp-mesh/mesh/pkg/common/service"
+	"github.com/mxp-mesh/mesh/pkg/mxp"
 )
 
 // benchRegistry runs a registry on an embedded server over loopback TCP (as a separate
@@ -83,7 +84,7 @@ func benchHeartbeats(b *testing.B, lifecycle bool) {
 				if _, err := client.Request(bus.SubjectRegistryRegister, body, 5*time.Second); err != nil {
 					b.Fatal(err)
 				}
-				bodies[i], _ = json.Marshal(HeartbeatRequest{AgentID: agentID(i + 1)})
+				bodies[i], _ = json.Marshal(mxp.HeartbeatRequest{AgentID: aid(i + 1)})
 				if lifecycle {
 					bodies[i] = []byte(heartbeatBody(i+1, "active", "true"))
 				}
@@ -202,7 +203,7 @@ func BenchmarkDiscover100k(b *testing.B) {
 			b.ResetTimer()
 			for i := 0; b.Loop(); i++ {
 				t := time.Now()
-				resp, err := svc.discover(ctx, DiscoverRequest{Capability: fmt.Sprintf("cap-%d", i%bigCaps)})
+				resp, err := svc.discover(ctx, mxp.DiscoverRequest{Capability: fmt.Sprintf("cap-%d", i%bigCaps)})
 				lat = append(lat, time.Since(t))
 				if err != nil || resp.Count != 100 {
 					b.Fatalf("discover: %d agents, %v", resp.Count, err)
@@ -276,7 +277,7 @@ func BenchmarkExpiryLag(b *testing.B) {
 			}
 			for w := range 8 {
 				wg.Go(func() {
-					body, _ := json.Marshal(HeartbeatRequest{AgentID: agentID(1_000_000 + w)})
+					body, _ := json.Marshal(mxp.HeartbeatRequest{AgentID: aid(1_000_000 + w)})
 					for {
 						select {
 						case <-stop:

@@ -9,6 +9,7 @@ import (
 	"github.com/mxp-mesh/mesh/pkg/common/bus"
 	"github.com/mxp-mesh/mesh/pkg/common/config"
 	"github.com/mxp-mesh/mesh/pkg/common/security"
+	"github.com/mxp-mesh/mesh/pkg/mxp"
 )
 
 // Config is the registry's configuration. DefaultConfig documents every default; each
@@ -48,10 +49,12 @@ type Config struct {
 	// DiscoverDefaultLimit and DiscoverMaxLimit bound discovery results. Defaults 100, 1000.
 	DiscoverDefaultLimit int `yaml:"discover_default_limit" reload:"live"`
 	DiscoverMaxLimit     int `yaml:"discover_max_limit" reload:"live"`
-	// MaxMetadataBytes bounds a registration's metadata (as JSON). Default 4096.
+	// MaxMetadataBytes bounds a registration's metadata (as JSON). Default and maximum
+	// 4096 (mxp.MaxMetadataSize: the edge and the SDK refuse more, so a larger bound would
+	// promise what never arrives); lower it to tighten.
 	MaxMetadataBytes int `yaml:"max_metadata_bytes" reload:"live"`
 	// MaxHeartbeatMetadataBytes bounds a heartbeat's metadata (the agent's lifecycle, as
-	// JSON). Default 1024.
+	// JSON). Default and maximum 1024 (mxp.MaxHeartbeatMetadataSize).
 	MaxHeartbeatMetadataBytes int `yaml:"max_heartbeat_metadata_bytes" reload:"live"`
 	// LogLevel is debug, info, warn or error. Default info.
 	LogLevel string `yaml:"log_level" flag:"log-level" usage:"debug, info, warn or error" reload:"live"`
@@ -136,11 +139,11 @@ func (c Config) Validate() error {
 	if c.DiscoverDefaultLimit <= 0 || c.DiscoverMaxLimit < c.DiscoverDefaultLimit {
 		add("discover_max_limit", "need 0 < discover_default_limit (%d) <= discover_max_limit (%d)", c.DiscoverDefaultLimit, c.DiscoverMaxLimit)
 	}
-	if c.MaxMetadataBytes < 64 {
-		add("max_metadata_bytes", "must be at least 64, got %d", c.MaxMetadataBytes)
+	if c.MaxMetadataBytes < 64 || c.MaxMetadataBytes > mxp.MaxMetadataSize {
+		add("max_metadata_bytes", "must be 64 to %d (mxp.MaxMetadataSize), got %d", mxp.MaxMetadataSize, c.MaxMetadataBytes)
 	}
-	if c.MaxHeartbeatMetadataBytes < 64 {
-		add("max_heartbeat_metadata_bytes", "must be at least 64, got %d", c.MaxHeartbeatMetadataBytes)
+	if c.MaxHeartbeatMetadataBytes < 64 || c.MaxHeartbeatMetadataBytes > mxp.MaxHeartbeatMetadataSize {
+		add("max_heartbeat_metadata_bytes", "must be 64 to %d (mxp.MaxHeartbeatMetadataSize), got %d", mxp.MaxHeartbeatMetadataSize, c.MaxHeartbeatMetadataBytes)
 	}
 	if c.LogLevel != "" {
 		switch strings.ToLower(c.LogLevel) {

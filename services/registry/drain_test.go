@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/mxp-mesh/mesh/pkg/common/bus"
+	"github.com/mxp-mesh/mesh/pkg/mxp"
 )
 
 // blockingStore holds heartbeats until released, to catch shutdown with work in flight.
@@ -29,12 +30,12 @@ func TestShutdownDrainsInFlight(t *testing.T) {
 	h := newHarness(t, testConfig(), st)
 	h.call(t, bus.SubjectRegistryRegister, reg(1, "a", "x"), nil)
 	const n = 3
-	replies := make(chan HeartbeatResponse, n)
+	replies := make(chan mxp.HeartbeatResponse, n)
 	for range n {
 		go func() {
-			body, _ := json.Marshal(HeartbeatRequest{AgentID: agentID(1)})
+			body, _ := json.Marshal(mxp.HeartbeatRequest{AgentID: aid(1)})
 			msg, err := h.client.Request(bus.SubjectRegistryHeartbeat, body, 10*time.Second)
-			var hr HeartbeatResponse
+			var hr mxp.HeartbeatResponse
 			if err == nil {
 				json.Unmarshal(msg.Data, &hr)
 			}

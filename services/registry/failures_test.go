@@ -15,13 +15,14 @@ func TestRecordState(t *testing.T) {
 	hb := 10 * time.Second
 	a := Agent{ID: agentID(1), LastHeartbeat: t0, ExpiresAt: t0.Add(30 * time.Second), Capabilities: []string{"b", "a"}}
 	tests := []struct {
-		at            time.Duration
-		state, status string
+		at     time.Duration
+		state  string
+		status mxp.AgentStatus
 	}{
-		{0, StateOnline, "Online"},
-		{10 * time.Second, StateOnline, "Online"},
-		{11 * time.Second, StateExpiring, "Degraded"},
-		{29 * time.Second, StateExpiring, "Degraded"},
+		{0, mxp.StateOnline, "Online"},
+		{10 * time.Second, mxp.StateOnline, "Online"},
+		{11 * time.Second, mxp.StateExpiring, "Degraded"},
+		{29 * time.Second, mxp.StateExpiring, "Degraded"},
 	}
 	for _, tc := range tests {
 		r := a.Record(t0.Add(tc.at), hb)
@@ -59,9 +60,9 @@ func TestStoreFailure(t *testing.T) {
 		body    any
 	}{
 		{bus.SubjectRegistryRegister, reg(1, "a", "x")},
-		{bus.SubjectRegistryHeartbeat, HeartbeatRequest{AgentID: agentID(1)}},
-		{bus.SubjectRegistryDeregister, DeregisterRequest{AgentID: agentID(1)}},
-		{bus.SubjectRegistryDiscover, DiscoverRequest{}},
+		{bus.SubjectRegistryHeartbeat, mxp.HeartbeatRequest{AgentID: aid(1)}},
+		{bus.SubjectRegistryDeregister, mxp.DeregisterRequest{AgentID: aid(1)}},
+		{bus.SubjectRegistryDiscover, mxp.DiscoverRequest{}},
 	} {
 		err := h.call(t, tc.subject, tc.body, nil)
 		var be *bus.Error

@@ -13,9 +13,10 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/mxp-mesh/mesh/pkg/common/bus"
+	"github.com/mxp-mesh/mesh/pkg/mxp"
 )
 
-// FuzzRegisterPayload: any body yields a valid agent or a typed 400 error; a valid agent
+// FuzzRegisterPayload: any body yields a valid agent or a typed 4xx error; a valid agent
 // survives a JSON round trip unchanged (what the Redis store relies on).
 func FuzzRegisterPayload(f *testing.F) {
 	f.Add([]byte(`{"id":"6ba7b810-9dad-11d1-80b4-00c04fd430c8","name":"a","capabilities":["chat","chat"],"address":"127.0.0.1:1","metadata":{"version":"1","tags":"x,y","k":"v"}}`))
@@ -23,9 +24,9 @@ func FuzzRegisterPayload(f *testing.F) {
 	f.Add([]byte(`{"metadata":{"tags":[1]}}`))
 	f.Add([]byte(`[]`))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		var r RegisterRequest
-		if err := decodeJSON(data, &r); err != nil {
-			checkTyped(t, err)
+		r, err := mxp.DecodeRegisterRequest(data)
+		if err != nil {
+			checkTyped(t, payloadError(err))
 			return
 		}
 		a, err := validateRegister(r, DefaultMetadataSize)
@@ -49,9 +50,9 @@ func FuzzDiscoverPayload(f *testing.F) {
 	f.Add([]byte(`{"limit":-1}`))
 	f.Add([]byte(`{"name":"echo","capability":"chat","limit":1000}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		var r DiscoverRequest
-		if err := decodeJSON(data, &r); err != nil {
-			checkTyped(t, err)
+		r, err := mxp.DecodeDiscoverRequest(data)
+		if err != nil {
+			checkTyped(t, payloadError(err))
 			return
 		}
 		q, err := validateDiscover(r, 100, 1000)
@@ -77,16 +78,12 @@ func FuzzHeartbeatPayload(f *testing.F) {
 	f.Add([]byte(`{"agent_id":"6ba7b810-9dad-11d1-80b4-00c04fd430c8","metadata":[]}`))
 	f.Add([]byte(`{"metadata":{"accepting":"maybe"}}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		var r HeartbeatRequest
-		if err := decodeJSON(data, &r); err != nil {
-			checkTyped(t, err)
-			return
-		}
-		id, err := ValidAgentID(r.AgentID)
+		r, err := mxp.DecodeHeartbeatRequest(data)
 		if err != nil {
-			checkTyped(t, err)
+			checkTyped(t, payloadError(err))
 			return
 		}
+		id := r.AgentID.String()
 		lc, err := validateHeartbeatMetadata(r.Metadata, DefaultHeartbeatMetadataSize)
 		if err != nil {
 			checkTyped(t, err)
@@ -112,7 +109,7 @@ func FuzzHeartbeatPayload(f *testing.F) {
 func checkTyped(t *testing.T, err error) {
 	t.Helper()
 	var be *bus.Error
-	if !errors.As(err, &be) || be.Status() != 400 || be.Code == "" {
+	if !errors.As(err, &be) || be.Status()/100 != 4 || be.Code == "" {
 		t.Fatalf("untyped error %v", err)
 	}
 }

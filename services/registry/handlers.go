@@ -20,9 +20,9 @@ func (s *Service) storeError(ctx context.Context, op string, err error) error {
 
 func (s *Service) handleRegister(ctx context.Context, req service.Request) (any, error) {
 	cfg := s.Config()
-	var r RegisterRequest
-	if err := decodeJSON(req.Data, &r); err != nil {
-		return nil, err
+	r, err := mxp.DecodeRegisterRequest(req.Data)
+	if err != nil {
+		return nil, payloadError(err)
 	}
 	a, err := validateRegister(r, cfg.MaxMetadataBytes)
 	if err != nil {
@@ -64,7 +64,7 @@ func (s *Service) handleRegister(ctx context.Context, req service.Request) (any,
 		msg = "updated"
 	}
 	s.deps.Logger.DebugContext(ctx, "agent "+msg, "agent_id", a.ID, "name", a.Name)
-	return RegisterResponse{Success: true, AgentID: a.ID, Message: msg,
+	return mxp.RegisterResponse{Success: true, AgentID: r.ID, Message: msg,
 		LeaseSeconds: cfg.Lease.Seconds(), HeartbeatSeconds: cfg.EffectiveHeartbeatInterval().Seconds()}, nil
 }
 
@@ -73,14 +73,11 @@ func (s *Service) handleRegister(ctx context.Context, req service.Request) (any,
 // report is news (Lifecycle.changedFrom).
 func (s *Service) handleHeartbeat(ctx context.Context, req service.Request) (any, error) {
 	cfg := s.Config()
-	var r HeartbeatRequest
-	if err := decodeJSON(req.Data, &r); err != nil {
-		return nil, err
-	}
-	id, err := ValidAgentID(r.AgentID)
+	r, err := mxp.DecodeHeartbeatRequest(req.Data)
 	if err != nil {
-		return nil, err
+		return nil, payloadError(err)
 	}
+	id := r.AgentID.String()
 	lc, err := validateHeartbeatMetadata(r.Metadata, cfg.MaxHeartbeatMetadataBytes)
 	if err != nil {
 		return nil, err
@@ -90,7 +87,7 @@ func (s *Service) handleHeartbeat(ctx context.Context, req service.Request) (any
 	switch {
 	case errors.Is(err, ErrNotFound):
 		s.heartbeats.WithLabelValues("needs_register").Inc()
-		return HeartbeatResponse{Success: false, NeedsRegister: true, AgentID: id, Timestamp: now.UTC(),
+		return mxp.HeartbeatResponse{Success: false, NeedsRegister: true, AgentID: r.AgentID, Timestamp: now.UTC(),
 			Message: "unknown agent or lease ended; register again"}, nil
 	case err != nil:
 		return nil, s.storeError(ctx, "heartbeat", err)
@@ -99,7 +96,7 @@ func (s *Service) handleHeartbeat(ctx context.Context, req service.Request) (any
 	if lc != nil && lc.changedFrom(prev) {
 		s.publishLifecycle(ctx, id, prev, now)
 	}
-	return HeartbeatResponse{Success: true, AgentID: id, Timestamp: now.UTC()}, nil
+	return mxp.HeartbeatResponse{Success: true, AgentID: r.AgentID, Timestamp: now.UTC()}, nil
 }
 
 // publishLifecycle announces a changed lifecycle with the agent's current record. The
@@ -124,14 +121,11 @@ func (s *Service) publishLifecycle(ctx context.Context, id string, prev Lifecycl
 }
 
 func (s *Service) handleDeregister(ctx context.Context, req service.Request) (any, error) {
-	var r DeregisterRequest
-	if err := decodeJSON(req.Data, &r); err != nil {
-		return nil, err
-	}
-	id, err := ValidAgentID(r.AgentID)
+	r, err := mxp.DecodeDeregisterRequest(req.Data)
 	if err != nil {
-		return nil, err
+		return nil, payloadError(err)
 	}
+	id := r.AgentID.String()
 	a, err := s.store.Deregister(ctx, id)
 	switch {
 	case errors.Is(err, ErrNotFound):
@@ -141,32 +135,33 @@ func (s *Service) handleDeregister(ctx context.Context, req service.Request) (an
 	}
 	now := s.now()
 	s.publish(ctx, bus.SubjectRegistryDeregistered, "deregistered", a, now, 0)
-	return DeregisterResponse{Success: true, AgentID: id, Message: "deregistered"}, nil
+	return mxp.DeregisterResponse{Success: true, AgentID: r.AgentID, Message: "deregistered"}, nil
 }
 
 func (s *Service) handleDiscover(ctx context.Context, req service.Request) (any, error) {
-	var r DiscoverRequest
+	var r mxp.DiscoverRequest
 	if len(bytes.TrimSpace(req.Data)) > 0 {
-		if err := decodeJSON(req.Data, &r); err != nil {
-			return nil, err
+		var err error
+		if r, err = mxp.DecodeDiscoverRequest(req.Data); err != nil {
+			return nil, payloadError(err)
 		}
 	}
 	return s.discover(ctx, r)
 }
 
 // discover is shared by the bus endpoint and the HTTP API.
-func (s *Service) discover(ctx context.Context, r DiscoverRequest) (DiscoverResponse, error) {
+func (s *Service) discover(ctx context.Context, r mxp.DiscoverRequest) (mxp.DiscoverResponse, error) {
 	cfg := s.Config()
 	q, err := validateDiscover(r, cfg.DiscoverDefaultLimit, cfg.DiscoverMaxLimit)
 	if err != nil {
-		return DiscoverResponse{}, err
+		return mxp.DiscoverResponse{}, err
 	}
 	now := s.now()
 	as, more, err := s.store.Discover(ctx, q, now)
 	if err != nil {
-		return DiscoverResponse{}, s.storeError(ctx, "discover", err)
+		return mxp.DiscoverResponse{}, s.storeError(ctx, "discover", err)
 	}
-	resp := DiscoverResponse{Capability: r.Capability, Agents: make([]AgentRecord, len(as)), Count: len(as)}
+	resp := mxp.DiscoverResponse{Capability: r.Capability, Agents: make([]mxp.AgentRecord, len(as)), Count: len(as)}
 	for i, a := range as {
 		resp.Agents[i] = a.Record(now, cfg.EffectiveHeartbeatInterval())
 	}
@@ -177,18 +172,18 @@ func (s *Service) discover(ctx context.Context, r DiscoverRequest) (DiscoverResp
 }
 
 // get is the HTTP API's single-agent lookup.
-func (s *Service) get(ctx context.Context, rawID string) (AgentRecord, error) {
+func (s *Service) get(ctx context.Context, rawID string) (mxp.AgentRecord, error) {
 	id, err := ValidAgentID(rawID)
 	if err != nil {
-		return AgentRecord{}, err
+		return mxp.AgentRecord{}, err
 	}
 	now := s.now()
 	a, err := s.store.Get(ctx, id, now)
 	switch {
 	case errors.Is(err, ErrNotFound):
-		return AgentRecord{}, bus.Errorf(mxp.CodeNotFound, "agent %s is not registered", id)
+		return mxp.AgentRecord{}, bus.Errorf(mxp.CodeNotFound, "agent %s is not registered", id)
 	case err != nil:
-		return AgentRecord{}, s.storeError(ctx, "get", err)
+		return mxp.AgentRecord{}, s.storeError(ctx, "get", err)
 	}
 	return a.Record(now, s.Config().EffectiveHeartbeatInterval()), nil
 }

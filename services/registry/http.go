@@ -24,7 +24,7 @@ import (
 func (s *Service) mountHTTP(r chi.Router) {
 	r.Get("/v1/agents", func(w http.ResponseWriter, req *http.Request) {
 		q := req.URL.Query()
-		dr := DiscoverRequest{Name: q.Get("name"), NamePrefix: q.Get("name_prefix"), Tag: q.Get("tag"), After: q.Get("after")}
+		dr := mxp.DiscoverRequest{Name: q.Get("name"), NamePrefix: q.Get("name_prefix"), Tag: q.Get("tag"), After: q.Get("after")}
 		for _, v := range q["capability"] {
 			for c := range strings.SplitSeq(v, ",") {
 				if c = strings.TrimSpace(c); c != "" {
@@ -46,7 +46,9 @@ func (s *Service) mountHTTP(r chi.Router) {
 				s.writeProblem(w, "agents", invalid(mxp.CodeInvalidQuery, "limit %q is not an integer", l))
 				return
 			}
-			dr.Limit = n
+			// The HTTP API caps a large limit instead of refusing it (the bus, like the
+			// edge, refuses one over mxp.MaxDiscoverLimit).
+			dr.Limit = min(n, mxp.MaxDiscoverLimit)
 		}
 		ctx, cancel := context.WithTimeout(req.Context(), 10*time.Second)
 		defer cancel()

@@ -19,8 +19,8 @@ const (
 
 // Heartbeat metadata limits.
 const (
-	MaxLifecycleLen              = 32   // bytes of [a-z0-9_-], starting with a letter
-	DefaultHeartbeatMetadataSize = 1024 // bytes of the metadata object's JSON
+	MaxLifecycleLen              = 32                           // bytes of [a-z0-9_-], starting with a letter
+	DefaultHeartbeatMetadataSize = mxp.MaxHeartbeatMetadataSize // bytes of the metadata object's JSON (the most pkg/mxp lets through)
 )
 
 // Lifecycle is what an agent last reported about itself in a heartbeat's metadata:

@@ -123,7 +123,7 @@ func runLifecycleSuite(t *testing.T, newStore storeFactory) {
 		{"agent 3 resumes", heartbeatBody(3, "active", "true"), true, "suspended"},
 	}
 	for _, st := range steps {
-		var hr HeartbeatResponse
+		var hr mxp.HeartbeatResponse
 		if err := h.call(t, bus.SubjectRegistryHeartbeat, st.body, &hr); err != nil || !hr.Success {
 			t.Fatalf("%s: %+v %v", st.name, hr, err)
 		}
@@ -143,7 +143,7 @@ func runLifecycleSuite(t *testing.T, newStore storeFactory) {
 		if ev.Previous != nil {
 			prev = ev.Previous.State
 		}
-		if subj != bus.SubjectRegistryLifecycle || ev.Type != "lifecycle" || ev.Agent.ID != hb.AgentID ||
+		if subj != bus.SubjectRegistryLifecycle || ev.Type != "lifecycle" || ev.Agent.ID.String() != hb.AgentID ||
 			ev.Agent.Lifecycle != hb.Metadata["state"] || ev.Agent.Accepting == nil || prev != st.previous {
 			t.Fatalf("%s: lifecycle event %s %+v (previous %+v)", st.name, subj, ev, ev.Previous)
 		}
@@ -155,21 +155,21 @@ func runLifecycleSuite(t *testing.T, newStore storeFactory) {
 	// Discovery shows the lifecycle; accepting_only leaves agent 2 out.
 	tests := []struct {
 		name string
-		req  DiscoverRequest
+		req  mxp.DiscoverRequest
 		want []string
 	}{
-		{"every agent", DiscoverRequest{Capability: "review"}, []string{agentID(1), agentID(2), agentID(3)}},
-		{"accepting only", DiscoverRequest{Capability: "review", AcceptingOnly: true}, []string{agentID(1), agentID(3)}},
+		{"every agent", mxp.DiscoverRequest{Capability: "review"}, []string{agentID(1), agentID(2), agentID(3)}},
+		{"accepting only", mxp.DiscoverRequest{Capability: "review", AcceptingOnly: true}, []string{agentID(1), agentID(3)}},
 	}
 	for _, tc := range tests {
-		var dr DiscoverResponse
+		var dr mxp.DiscoverResponse
 		if err := h.call(t, bus.SubjectRegistryDiscover, tc.req, &dr); err != nil {
 			t.Fatal(err)
 		}
 		var got []string
 		for _, a := range dr.Agents {
-			got = append(got, a.ID)
-			if a.ID == agentID(2) && (a.Lifecycle != "suspended" || a.Accepting == nil || *a.Accepting || a.State != StateOnline) {
+			got = append(got, a.ID.String())
+			if a.ID == aid(2) && (a.Lifecycle != "suspended" || a.Accepting == nil || *a.Accepting || a.State != mxp.StateOnline) {
 				t.Fatalf("%s: suspended agent shown as %+v", tc.name, a)
 			}
 		}
@@ -223,7 +223,7 @@ func runLifecycleSuite(t *testing.T, newStore storeFactory) {
 	}
 
 	// Expiry and deregistration events carry the last report.
-	var dr DeregisterResponse
+	var dr mxp.DeregisterResponse
 	if err := h.call(t, bus.SubjectRegistryDeregister, heartbeatBody(2, "suspended", "false"), &dr); err != nil || !dr.Success {
 		t.Fatalf("deregister with metadata: %+v %v", dr, err)
 	}

@@ -23,7 +23,7 @@ func owners() (victim, other string) {
 }
 
 // registerAs sends a registration with an Mxp-Owner header ("" for none).
-func (h *harness) registerAs(t *testing.T, r RegisterRequest, owner string) error {
+func (h *harness) registerAs(t *testing.T, r mxp.RegisterRequest, owner string) error {
 	t.Helper()
 	body, _ := json.Marshal(r)
 	msg := &nats.Msg{Subject: bus.SubjectRegistryRegister, Header: nats.Header{}, Data: body}
@@ -51,7 +51,7 @@ func TestNameSquatAfterDeregisterRefused(t *testing.T) {
 	if err := h.registerAs(t, reg(9, "echo"), victim); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.call(t, bus.SubjectRegistryDeregister, DeregisterRequest{AgentID: agentID(9)}, nil); err != nil {
+	if err := h.call(t, bus.SubjectRegistryDeregister, mxp.DeregisterRequest{AgentID: aid(9)}, nil); err != nil {
 		t.Fatal(err)
 	}
 	var be *bus.Error
@@ -87,11 +87,11 @@ func TestDiscoverExactNameOverTheBus(t *testing.T) {
 	if err := h.registerAs(t, reg(1<<20, "echo"), victim); err != nil {
 		t.Fatal(err)
 	}
-	var resp DiscoverResponse
+	var resp mxp.DiscoverResponse
 	if err := h.call(t, bus.SubjectRegistryDiscover, json.RawMessage(fmt.Sprintf(`{"name":"echo","limit":%d}`, cfg.DiscoverMaxLimit)), &resp); err != nil {
 		t.Fatal(err)
 	}
-	if len(resp.Agents) != 1 || resp.Agents[0].ID != agentID(1<<20) || resp.Agents[0].Owner != victim {
+	if len(resp.Agents) != 1 || resp.Agents[0].ID != aid(1<<20) || resp.Agents[0].Owner != victim {
 		t.Fatalf("discover by name: %d agents, first %+v", len(resp.Agents), resp.Agents[0])
 	}
 }

@@ -22,7 +22,7 @@ func TestRegisterConflictOverTheBus(t *testing.T) {
 	h := newHarness(t, testConfig(), NewMemoryStore())
 	victim := bus.OwnerKeyPrefix + base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{1}, 32))
 	other := bus.OwnerKeyPrefix + base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{2}, 32))
-	send := func(r RegisterRequest, owner string) error {
+	send := func(r mxp.RegisterRequest, owner string) error {
 		body, _ := json.Marshal(r)
 		msg := &nats.Msg{Subject: bus.SubjectRegistryRegister, Header: nats.Header{}, Data: body}
 		if owner != "" {
@@ -50,11 +50,11 @@ func TestRegisterConflictOverTheBus(t *testing.T) {
 	if n := testutil.ToFloat64(h.svc.conflicts); n != 2 {
 		t.Fatalf("register_conflicts_total = %v, want 2", n)
 	}
-	var resp DiscoverResponse
-	if err := h.call(t, bus.SubjectRegistryDiscover, DiscoverRequest{NamePrefix: "echo"}, &resp); err != nil {
+	var resp mxp.DiscoverResponse
+	if err := h.call(t, bus.SubjectRegistryDiscover, mxp.DiscoverRequest{NamePrefix: "echo"}, &resp); err != nil {
 		t.Fatal(err)
 	}
-	if len(resp.Agents) != 1 || resp.Agents[0].ID != agentID(9) || resp.Agents[0].Owner != victim {
+	if len(resp.Agents) != 1 || resp.Agents[0].ID != aid(9) || resp.Agents[0].Owner != victim {
 		t.Fatalf("discover: %+v", resp.Agents)
 	}
 }

@@ -243,7 +243,7 @@ func (s *Service) publish(ctx context.Context, subject, typ string, a Agent, now
 
 // publishEvent sends ev on subject (see publish).
 func (s *Service) publishEvent(ctx context.Context, subject string, ev Event) {
-	typ, id := ev.Type, ev.Agent.ID
+	typ, id := ev.Type, ev.Agent.ID.String()
 	body, err := json.Marshal(ev)
 	if err != nil {
 		s.deps.Logger.ErrorContext(ctx, "event encode failed", "err", err)

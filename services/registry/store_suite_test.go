@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/mxp-mesh/mesh/pkg/mxp"
 )
 
 // storeFactory returns a fresh, empty store.
@@ -21,7 +23,7 @@ var t0 = time.UnixMilli(time.Now().UnixMilli())
 func testAgent(n int, name string, caps []string, tags ...string) Agent {
 	return Agent{
 		ID: agentID(n), Name: name, Capabilities: caps, Address: "127.0.0.1:7000",
-		Metadata:     Metadata{Version: "1.0.0", Tags: tags},
+		Metadata:     mxp.AgentMetadata{Version: "1.0.0", Tags: tags},
 		RegisteredAt: t0, LastHeartbeat: t0, ExpiresAt: t0.Add(30 * time.Second),
 	}
 }
@@ -426,4 +428,13 @@ func runStoreSuite(t *testing.T, newStore storeFactory) {
 
 func TestMemoryStore(t *testing.T) {
 	runStoreSuite(t, func(t *testing.T) Store { return NewMemoryStore() })
+}
+
+// aid is agentID(n) as an mxp.AgentID, for the wire payloads.
+func aid(n int) mxp.AgentID {
+	id, err := mxp.ParseAgentID(agentID(n))
+	if err != nil {
+		panic(err)
+	}
+	return id
 }

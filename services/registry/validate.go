@@ -3,14 +3,8 @@ package registry
 import (
 	"encoding/base64"
 	"encoding/json"
-	"net"
 	"slices"
-	"strconv"
 	"strings"
-	"unicode"
-	"unicode/utf8"
-
-	"github.com/google/uuid"
 
 	"github.com/nats-io/nats.go"
 
@@ -18,148 +12,58 @@ import (
 	"github.com/mxp-mesh/mesh/pkg/mxp"
 )
 
-// Validation limits (the protocol's numbers, in one place).
+// Limits of the registry's own (configurable) checks; every other limit is pkg/mxp's.
 const (
-	MaxNameLen          = 96  // runes
-	MaxCapabilityLen    = 64  // bytes of [a-z0-9._-]
-	MaxCapabilities     = 64  // per agent
-	MaxTagLen           = 64  // bytes
-	MaxAddressLen       = 262 // a 253-byte host name, ':' and a port
-	DefaultMetadataSize = 4096
+	DefaultMetadataSize = mxp.MaxMetadataSize // max_metadata_bytes: at most mxp.MaxMetadataSize
 )
 
 func invalid(code mxp.ErrorCode, format string, args ...any) *bus.Error {
 	return bus.Errorf(code, format, args...)
 }
 
-// decodeJSON decodes a request body strictly enough to name what is wrong.
-func decodeJSON(data []byte, v any) error {
-	if len(data) == 0 {
-		return invalid(mxp.CodeInvalidPayload, "empty body; want a JSON object")
-	}
-	if err := json.Unmarshal(data, v); err != nil {
-		return invalid(mxp.CodeInvalidPayload, "body is not valid JSON for this request: %v", err)
-	}
-	return nil
+// payloadError is the reply to a body pkg/mxp's decoder refused: the code its check names
+// (invalid_name, invalid_capability, ..., invalid_payload for malformed JSON), the same
+// the edge sends for the same frame, and its message.
+func payloadError(err error) *bus.Error {
+	return &bus.Error{Code: mxp.ErrorCodeFor(err), Message: err.Error()}
 }
 
-// ValidAgentID checks and canonicalises an agent id (a UUID, lower-case hyphenated form).
+// ValidAgentID checks and canonicalises an agent id (a UUID in any form pkg/mxp's
+// ParseAgentID accepts, not the nil UUID; returned lower-case hyphenated).
 func ValidAgentID(id string) (string, error) {
 	if len(id) > 45 { // the longest form uuid.Parse accepts (urn:uuid: prefix)
 		return "", invalid(mxp.CodeInvalidAgentID, "agent id is %d bytes; want a UUID", len(id))
 	}
-	u, err := uuid.Parse(id)
+	u, err := mxp.ParseAgentID(id)
 	if err != nil {
 		return "", invalid(mxp.CodeInvalidAgentID, "agent id %q is not a UUID", id)
 	}
-	if u == uuid.Nil {
+	if u.IsZero() {
 		return "", invalid(mxp.CodeInvalidAgentID, "agent id must not be the nil UUID")
 	}
 	return u.String(), nil
 }
 
-// ValidCapability checks one capability name.
-func ValidCapability(c string) error {
-	if len(c) == 0 || len(c) > MaxCapabilityLen {
-		return invalid(mxp.CodeInvalidCapability, "capability %q must be 1-%d characters", trunc(c), MaxCapabilityLen)
-	}
-	for i := 0; i < len(c); i++ {
-		b := c[i]
-		if !(b >= 'a' && b <= 'z' || b >= '0' && b <= '9' || b == '.' || b == '_' || b == '-') {
-			return invalid(mxp.CodeInvalidCapability, "capability %q: character %q not in [a-z0-9._-]", trunc(c), b)
-		}
-	}
-	return nil
-}
-
-// validateRegister checks a registration and returns the agent to store (id
-// canonicalised, capabilities sorted and de-duplicated, tags de-duplicated).
-func validateRegister(r RegisterRequest, maxMetadata int) (Agent, error) {
-	id, err := ValidAgentID(r.ID)
-	if err != nil {
-		return Agent{}, err
-	}
-	if n := utf8.RuneCountInString(r.Name); n == 0 || n > MaxNameLen || !utf8.ValidString(r.Name) {
-		return Agent{}, invalid(mxp.CodeInvalidName, "name must be 1-%d characters of valid UTF-8, got %d", MaxNameLen, n)
-	}
-	if strings.IndexFunc(r.Name, unicode.IsControl) >= 0 {
-		return Agent{}, invalid(mxp.CodeInvalidName, "name must not contain control characters")
-	}
-	if len(r.Capabilities) > MaxCapabilities {
-		return Agent{}, invalid(mxp.CodeTooManyCapabilities, "%d capabilities; at most %d per agent", len(r.Capabilities), MaxCapabilities)
-	}
-	for _, c := range r.Capabilities {
-		if err := ValidCapability(c); err != nil {
-			return Agent{}, err
-		}
-	}
+// validateRegister turns a registration that pkg/mxp's checks accepted into the agent to
+// store (id canonical, capabilities sorted and de-duplicated, tags de-duplicated). Its only
+// check of its own is the configured metadata bound, maxMetadata, when it is below
+// mxp.MaxMetadataSize.
+func validateRegister(r mxp.RegisterRequest, maxMetadata int) (Agent, error) {
 	caps := slices.Compact(slices.Sorted(slices.Values(r.Capabilities)))
-	if err := validAddress(r.Address); err != nil {
-		return Agent{}, err
-	}
 	md := r.Metadata
-	for _, t := range md.Tags {
-		if len(t) == 0 || len(t) > MaxTagLen || strings.IndexFunc(t, unicode.IsControl) >= 0 || !utf8.ValidString(t) {
-			return Agent{}, invalid(mxp.CodeInvalidMetadata, "tag %q must be 1-%d printable characters", trunc(t), MaxTagLen)
-		}
-	}
 	if md.Tags != nil {
 		md.Tags = slices.Compact(slices.Sorted(slices.Values(md.Tags)))
 	}
-	for k, v := range md.Extra {
-		if !utf8.ValidString(k) || !utf8.ValidString(v) {
-			return Agent{}, invalid(mxp.CodeInvalidMetadata, "metadata must be valid UTF-8")
+	if maxMetadata < mxp.MaxMetadataSize {
+		if b, _ := json.Marshal(md); len(b) > maxMetadata {
+			return Agent{}, invalid(mxp.CodeMetadataTooLarge, "metadata is %d bytes; at most %d", len(b), maxMetadata)
 		}
 	}
-	b, _ := json.Marshal(md)
-	if len(b) > maxMetadata {
-		return Agent{}, bus.Errorf(mxp.CodeMetadataTooLarge, "metadata is %d bytes; at most %d", len(b), maxMetadata)
+	addr := ""
+	if r.Address.IsValid() {
+		addr = r.Address.String()
 	}
-	return Agent{ID: id, Name: r.Name, Capabilities: caps, Address: r.Address, Metadata: md}, nil
-}
-
-// validAddress accepts host:port where host is an IP address or a DNS name, or "" for an
-// agent that is reached only through its edge connection (docs/protocol.md).
-func validAddress(a string) error {
-	if a == "" {
-		return nil
-	}
-	if len(a) > MaxAddressLen {
-		return invalid(mxp.CodeInvalidAddress, "address must be host:port, at most %d bytes", MaxAddressLen)
-	}
-	host, port, err := net.SplitHostPort(a)
-	if err != nil {
-		return invalid(mxp.CodeInvalidAddress, "address %q is not host:port", trunc(a))
-	}
-	p, err := strconv.Atoi(port)
-	if err != nil || p < 1 || p > 65535 {
-		return invalid(mxp.CodeInvalidAddress, "address %q: port must be 1-65535", trunc(a))
-	}
-	if net.ParseIP(host) != nil {
-		return nil
-	}
-	if !validHostname(host) {
-		return invalid(mxp.CodeInvalidAddress, "address %q: host is neither an IP address nor a DNS name", trunc(a))
-	}
-	return nil
-}
-
-func validHostname(h string) bool {
-	if h == "" || len(h) > 253 {
-		return false
-	}
-	for label := range strings.SplitSeq(strings.TrimSuffix(h, "."), ".") {
-		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
-			return false
-		}
-		for i := 0; i < len(label); i++ {
-			b := label[i]
-			if !(b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '-') {
-				return false
-			}
-		}
-	}
-	return true
+	return Agent{ID: r.ID.String(), Name: r.Name, Capabilities: caps, Address: addr, Metadata: md}, nil
 }
 
 // Query is a validated discovery query.
@@ -174,45 +78,23 @@ type Query struct {
 	After         string // exclusive lower bound on agent id
 }
 
-// validateDiscover checks a discovery request against the configured limits.
-func validateDiscover(r DiscoverRequest, defaultLimit, maxLimit int) (Query, error) {
-	caps := slices.Clone(r.Capabilities)
-	if r.Capability != "" {
-		caps = append(caps, r.Capability)
-	}
-	if len(caps) > MaxCapabilities {
-		return Query{}, invalid(mxp.CodeInvalidQuery, "%d capabilities in the query; at most %d", len(caps), MaxCapabilities)
-	}
-	for _, c := range caps {
-		if err := ValidCapability(c); err != nil {
-			return Query{}, err
-		}
-	}
-	if utf8.RuneCountInString(r.Name) > MaxNameLen {
-		return Query{}, invalid(mxp.CodeInvalidQuery, "name longer than %d characters", MaxNameLen)
-	}
-	if utf8.RuneCountInString(r.NamePrefix) > MaxNameLen {
-		return Query{}, invalid(mxp.CodeInvalidQuery, "name_prefix longer than %d characters", MaxNameLen)
-	}
-	if len(r.Tag) > MaxTagLen {
-		return Query{}, invalid(mxp.CodeInvalidQuery, "tag longer than %d characters", MaxTagLen)
+// validateDiscover checks a discovery request with pkg/mxp's rules (DiscoverRequest.Validate)
+// and applies the configured limits: 0 means defaultLimit, more than maxLimit is maxLimit.
+func validateDiscover(r mxp.DiscoverRequest, defaultLimit, maxLimit int) (Query, error) {
+	if err := r.Validate(); err != nil {
+		return Query{}, payloadError(err)
 	}
 	switch {
-	case r.Limit < 0:
-		return Query{}, invalid(mxp.CodeInvalidQuery, "limit must be >= 0, got %d", r.Limit)
 	case r.Limit == 0:
 		r.Limit = defaultLimit
 	case r.Limit > maxLimit:
 		r.Limit = maxLimit
 	}
 	if r.After != "" {
-		id, err := ValidAgentID(r.After)
-		if err != nil {
-			return Query{}, invalid(mxp.CodeInvalidQuery, "after must be an agent id")
-		}
-		r.After = id
+		id, _ := mxp.ParseAgentID(r.After) // Validate checked it
+		r.After = id.String()
 	}
-	return Query{Capabilities: slices.Compact(slices.Sorted(slices.Values(caps))), Name: r.Name, NamePrefix: r.NamePrefix, Tag: r.Tag,
+	return Query{Capabilities: slices.Compact(slices.Sorted(slices.Values(r.Required()))), Name: r.Name, NamePrefix: r.NamePrefix, Tag: r.Tag,
 		AcceptingOnly: r.AcceptingOnly, Limit: r.Limit, After: r.After}, nil
 }
 

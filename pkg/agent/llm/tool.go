@@ -217,8 +217,9 @@ func (b *Toolbox) Capabilities() []string {
 }
 
 // Advertise makes the agent a register the capability of every tool in b (Capabilities)
-// along with its own, at once if it is running. Call it again after adding tools.
-func (b *Toolbox) Advertise(a *agent.Agent) { a.Advertise(b.Capabilities()...) }
+// along with its own, at once if it is running. Call it again after adding tools. The
+// error is agent.Advertise's (more than mxp.MaxCapabilities in all).
+func (b *Toolbox) Advertise(a *agent.Agent) error { return a.Advertise(b.Capabilities()...) }
 
 // ModelTools returns the tools in the shape a model request carries them, sorted by name.
 func (b *Toolbox) ModelTools() []inference.Tool {

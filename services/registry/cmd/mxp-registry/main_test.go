@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/mxp-mesh/mesh/pkg/common/bus"
-	"github.com/mxp-mesh/mesh/services/registry"
+	"github.com/mxp-mesh/mesh/pkg/mxp"
 )
 
 type syncBuffer struct {
@@ -94,7 +94,7 @@ func TestRunAlone(t *testing.T) {
 	defer nc.Close()
 	id := "6ba7b810-9dad-11d1-80b4-00c04fd430c8"
 	body := fmt.Sprintf(`{"id":%q,"name":"cli","capabilities":["chat"],"address":"127.0.0.1:9000","metadata":{"version":"1","tags":["x"]}}`, id)
-	var rr registry.RegisterResponse
+	var rr mxp.RegisterResponse
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		msg, err := nc.Request(bus.SubjectRegistryRegister, []byte(body), time.Second)
@@ -203,7 +203,7 @@ func TestLeaseAloneDerivesHeartbeat(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var rr registry.RegisterResponse
+			var rr mxp.RegisterResponse
 			if err := json.Unmarshal(msg.Data, &rr); err != nil {
 				t.Fatal(err)
 			}
