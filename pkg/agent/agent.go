@@ -95,9 +95,6 @@ type Agent struct {
 // that New accepts is never refused registration for them; the error is an *Error with
 // the code of the field at fault (invalid_name, invalid_capability, ...).
 func New(cfg Config) (*Agent, error) {
-	if cfg.Name == "" {
-		return nil, errors.New("agent: Config.Name is required")
-	}
 	if cfg.ID == "" {
 		cfg.ID = uuid.NewString()
 	} else if _, err := uuid.Parse(cfg.ID); err != nil {
