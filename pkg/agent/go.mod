@@ -22,7 +22,7 @@ require (
 )
 
 require (
-	github.com/cenkalti/backoff/v4 v4.3.0
+	github.com/cenkalti/backoff/v5 v5.0.3
 	github.com/google/uuid v1.6.0
 	github.com/mxp-mesh/mesh/pkg/api v0.0.0
 	github.com/mxp-mesh/mesh/pkg/mxp v0.0.0

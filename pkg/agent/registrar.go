@@ -7,7 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/cenkalti/backoff/v4"
+	"github.com/cenkalti/backoff/v5"
 )
 
 // Registration defaults, used when the matching field is zero.
@@ -123,12 +123,14 @@ func (r *registrar) run(ctx context.Context) error {
 }
 
 func (r *registrar) newBackoff() *backoff.ExponentialBackOff {
+	// cenkalti/backoff/v5, the mesh's one backoff library (pkg/common/resilience.Retry
+	// takes its exponential sequence from it too). A v5 ExponentialBackOff never gives up:
+	// the agent retries while it runs.
 	b := backoff.NewExponentialBackOff()
 	b.InitialInterval = r.initial
 	b.MaxInterval = r.maxWait
 	b.RandomizationFactor = 0.5 // jitter: each wait is 50%–150% of the nominal one
 	b.Multiplier = 2
-	b.MaxElapsedTime = 0 // never give up while the agent runs
 	b.Reset()
 	return b
 }

@@ -20,7 +20,6 @@ require (
 require (
 	github.com/antithesishq/antithesis-sdk-go v0.8.0-default-no-op // indirect
 	github.com/beorn7/perks v1.0.1 // indirect
-	github.com/cenkalti/backoff/v5 v5.0.3 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/go-logr/logr v1.4.4 // indirect
 	github.com/go-logr/stdr v1.2.2 // indirect
@@ -54,6 +53,9 @@ require (
 	google.golang.org/protobuf v1.36.12 // indirect
 )
 
-require github.com/mxp-mesh/mesh/pkg/mxp v0.0.0
+require (
+	github.com/cenkalti/backoff/v5 v5.0.3
+	github.com/mxp-mesh/mesh/pkg/mxp v0.0.0
+)
 
 replace github.com/mxp-mesh/mesh/pkg/mxp => ../mxp

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"math/rand/v2"
 	"time"
+
+	"github.com/cenkalti/backoff/v5"
 )
 
 // Retry defaults: what a zero Policy field means.
@@ -72,15 +74,26 @@ func (p Policy) withDefaults() Policy {
 	return p
 }
 
+// schedule is the exponential sequence of caps, Cap(1), Cap(2), ...: cenkalti/backoff's
+// ExponentialBackOff without its own jitter (RandomizationFactor 0), so the one backoff
+// library of the mesh (the SDK's registrar and reconnects use it too) computes the
+// sequence and Retry adds full jitter (Rand) on top. p has its defaults.
+func (p Policy) schedule() *backoff.ExponentialBackOff {
+	b := &backoff.ExponentialBackOff{InitialInterval: min(p.Initial, p.Max), Multiplier: p.Multiplier, MaxInterval: p.Max}
+	b.Reset()
+	return b
+}
+
 // Cap is the upper bound of the wait before retry number attempt (1 = the first retry):
 // min(Max, Initial·Multiplier^(attempt-1)).
 func (p Policy) Cap(attempt int) time.Duration {
 	p = p.withDefaults()
-	c := float64(p.Initial)
-	for i := 1; i < attempt && c < float64(p.Max); i++ {
-		c *= p.Multiplier
+	b := p.schedule()
+	c := b.NextBackOff()
+	for i := 1; i < attempt && c < p.Max; i++ {
+		c = b.NextBackOff()
 	}
-	return time.Duration(min(c, float64(p.Max)))
+	return c
 }
 
 // Backoff is the full-jitter delay before retry number attempt: uniform in [0, Cap(attempt)].
@@ -138,6 +151,7 @@ func Sleep(ctx context.Context, d time.Duration) error {
 // when the wait was cut short.
 func Retry(ctx context.Context, p Policy, fn func(ctx context.Context) error) error {
 	p = p.withDefaults()
+	caps := p.schedule()
 	for attempt := 1; ; attempt++ {
 		err := fn(ctx)
 		if err == nil {
@@ -153,7 +167,7 @@ func Retry(ctx context.Context, p Policy, fn func(ctx context.Context) error) er
 		if attempt >= p.MaxAttempts {
 			return err
 		}
-		wait := p.Backoff(attempt)
+		wait := time.Duration(p.Rand() * float64(caps.NextBackOff())) // full jitter: uniform in [0, Cap(attempt)]
 		if ra := p.RetryAfter(err); ra > 0 {
 			if ra > p.MaxRetryAfter {
 				return err
