@@ -233,3 +233,102 @@ func TestConnFrameConnFailure(t *testing.T) {
 	}
 	c.Close()
 }
+
+// FuzzConnCorrelator feeds a Conn an arbitrary interleaving of answers (some duplicated),
+// Acks and other frames while requests wait and a Receive loop runs: every request gets
+// its own answer, and Receive gets every frame that answers no waiting request, in
+// order (a duplicate Response or Error is such a frame; a duplicate Ack is dropped).
+// Whoever reads, nothing is lost or misrouted.
+func FuzzConnCorrelator(f *testing.F) {
+	f.Add([]byte{0, 1, 2, 3, 4, 5, 6, 7, 8, 9})
+	f.Add([]byte{9, 9, 9, 0, 0, 0, 3, 255, 128})
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, script []byte) {
+		if len(script) > 256 {
+			script = script[:256]
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		p := newChanConn()
+		p.entered = make(chan struct{}, 4096)
+		c := NewConn(p, 4096)
+		defer c.Close()
+		const calls = 8
+		got := make(chan error, calls)
+		for i := range calls {
+			go func() {
+				flags := Flags(0)
+				if i%2 == 1 {
+					flags = FlagRequiresAck
+				}
+				r, err := c.Call(ctx, &Frame{Type: TypeCall, Flags: flags, MessageID: uint64(i + 1)})
+				if err == nil && (r.MessageID != uint64(i+1) || len(r.Payload) != 1 || r.Payload[0] != byte(i)) {
+					err = fmt.Errorf("call %d got %+v", i+1, r)
+				}
+				got <- err
+			}()
+		}
+		for range calls {
+			<-p.out
+		}
+		var frames, want []Frame // what the peer sends; what Receive must return, in order
+		answered := make([]bool, calls)
+		answer := func(i int, typ MessageType) {
+			fr := Frame{Type: typ, MessageID: uint64(i + 1), Payload: []byte{byte(i)}}
+			frames = append(frames, fr)
+			switch {
+			case !answered[i]:
+				answered[i] = true
+			case typ != TypeAck:
+				want = append(want, fr)
+			}
+		}
+		for k, b := range script {
+			switch i := int(b>>1) % calls; {
+			case b&1 == 0:
+				typ := TypeResponse
+				if i%2 == 1 {
+					typ = TypeAck
+				}
+				answer(i, typ)
+			default:
+				fr := Frame{Type: TypeEvent, MessageID: uint64(1000 + k)}
+				frames, want = append(frames, fr), append(want, fr)
+			}
+		}
+		for i := range calls { // every request is answered in the end
+			if !answered[i] {
+				answer(i, TypeResponse)
+			}
+		}
+		received := make(chan []Frame, 1)
+		go func() { // the application's receive loop, reading along with the requests
+			var rs []Frame
+			for len(rs) < len(want) {
+				r, err := c.Receive(ctx)
+				if err != nil {
+					break
+				}
+				rs = append(rs, r)
+			}
+			received <- rs
+		}()
+		for _, fr := range frames {
+			p.in <- fr
+		}
+		for range calls {
+			if err := <-got; err != nil {
+				t.Fatal(err)
+			}
+		}
+		rs := <-received
+		if len(rs) != len(want) {
+			t.Fatalf("Receive got %d frames, want %d", len(rs), len(want))
+		}
+		for j, w := range want {
+			if r := rs[j]; r.Type != w.Type || r.MessageID != w.MessageID {
+				t.Fatalf("Receive %d = %+v; want %+v", j, r, w)
+			}
+		}
+	})
+}
