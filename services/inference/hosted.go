@@ -71,12 +71,12 @@ func (h *Hosted) Name() string { return "mxp" }
 // target parses req's model, finds an agent serving it and encodes the request the agent
 // receives (the model's own name in Model).
 func (h *Hosted) target(ctx context.Context, req *provider.Request) (id, agentName string, body []byte, err error) {
-	if h.nc == nil {
-		return "", "", nil, &provider.Error{Code: provider.CodeUnavailable, Provider: h.Name(), Message: "the inference service has no bus connection to reach agents"}
-	}
 	agentName, model, err := api.ParseHostedModel(req.Model)
 	if err != nil {
 		return "", "", nil, &provider.Error{Code: provider.CodeInvalidRequest, Provider: h.Name(), Message: err.Error()}
+	}
+	if h.nc == nil {
+		return "", "", nil, &provider.Error{Code: provider.CodeUnavailable, Provider: h.Name(), Message: "the inference service has no bus connection to reach agents"}
 	}
 	id, err = h.resolve(ctx, agentName, model)
 	if err != nil {
@@ -256,7 +256,10 @@ func (s *hostedStream) Buffered() bool { return s.as.Buffered() }
 
 func (s *hostedStream) Close() error { return s.as.Close() }
 
-// hostedError maps an agent's (or its edge's) error to the service's codes.
+// hostedError maps an agent's (or its edge's) error to the service's codes: the inference
+// codes pass as they are; the mesh's say what they mean for a model (unreachable: the agent
+// is registered but gone, unavailable; not_found: model_not_found; a bad payload or
+// argument: invalid_request; anything else the agent failed with: provider_error).
 func hostedError(err error, agentName, model string) *provider.Error {
 	var e *provider.Error
 	if errors.As(err, &e) {
@@ -267,27 +270,23 @@ func hostedError(err error, agentName, model string) *provider.Error {
 	if errors.As(err, &re) {
 		msg = re.Message
 	}
-	out := &provider.Error{Provider: "mxp", Model: agentName + "/" + model, Message: "agent " + agentName + ": " + msg, Err: err}
-	switch provider.Code(code) {
-	case provider.CodeInvalidRequest, provider.CodeUnauthenticated, provider.CodePermissionDenied, provider.CodeContextOverflow, provider.CodeContentFiltered,
-		provider.CodeNotFound, provider.CodeCanceled:
-		out.Code = provider.Code(code)
+	out := &provider.Error{Code: code, Provider: "mxp", Model: agentName + "/" + model, Message: "agent " + agentName + ": " + msg, Err: err}
+	switch code {
+	case provider.CodeInvalidRequest, provider.CodeUnauthenticated, provider.CodePermissionDenied, provider.CodeContextOverflow,
+		provider.CodeContentFiltered, provider.CodeNotFound, provider.CodeCanceled:
 	case provider.CodeRateLimited, provider.CodeOverloaded, provider.CodeProviderError, provider.CodeTimeout, provider.CodeUnavailable:
-		out.Code, out.Retryable = provider.Code(code), true
-	default:
-		switch code {
-		case mxp.CodeNotFound:
-			out.Code = provider.CodeNotFound
-		case mxp.CodeUnreachable:
-			out.Code, out.Retryable = provider.CodeUnavailable, true
-			out.Message = "agent " + agentName + " is registered but not reachable: " + msg
-		case mxp.CodeInvalidPayload, mxp.CodeTooLarge, "invalid_argument":
-			out.Code = provider.CodeInvalidRequest
-		case mxp.CodeForbidden:
-			out.Code = provider.CodePermissionDenied
-		default: // internal, a panic in the agent's model, codes we do not know
-			out.Code, out.Retryable = provider.CodeProviderError, true
-		}
+		out.Retryable = true
+	case mxp.CodeNotFound:
+		out.Code = provider.CodeNotFound
+	case mxp.CodeUnreachable:
+		out.Code, out.Retryable = provider.CodeUnavailable, true
+		out.Message = "agent " + agentName + " is registered but not reachable: " + msg
+	case mxp.CodeInvalidPayload, mxp.CodeInvalidArgument, mxp.CodeTooLarge:
+		out.Code = provider.CodeInvalidRequest
+	case mxp.CodeForbidden:
+		out.Code = provider.CodePermissionDenied
+	default: // internal, a panic in the agent's model, codes we do not know
+		out.Code, out.Retryable = provider.CodeProviderError, true
 	}
 	return out
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/mxp-mesh/mesh/pkg/agent"
 	"github.com/mxp-mesh/mesh/pkg/api/inference"
+	"github.com/mxp-mesh/mesh/pkg/mxp"
 )
 
 // Serving models to the mesh. An agent that serves a model under a name is reachable as
@@ -78,7 +79,7 @@ func NewModelHost() *ModelHost { return &ModelHost{models: map[string]ChatStream
 // collected. Adding a name again replaces its model.
 func (h *ModelHost) Add(name string, m ChatStreamer) error {
 	if err := inference.CheckHostedModel(name); err != nil {
-		return agent.Errorf(agent.CodeInvalidArgument, "llm: serving a model: %v", err)
+		return agent.Errorf(agent.CodeInvalidArgument, "llm: serving a model: %w", err)
 	}
 	if m == nil {
 		return agent.Errorf(agent.CodeInvalidArgument, "llm: serving model %q: the model is nil", name)
@@ -127,10 +128,10 @@ func ServeModel(a *agent.Agent, name string, m ChatStreamer) (*ModelHost, error)
 func (h *ModelHost) request(payload []byte) (*ChatRequest, ChatStreamer, error) {
 	var req ChatRequest
 	if err := json.Unmarshal(payload, &req); err != nil {
-		return nil, nil, agent.Errorf(codeInvalidRequest, "the request is not a ChatRequest: %v", err)
+		return nil, nil, agent.Errorf(mxp.CodeInvalidRequest, "the request is not a ChatRequest: %v", err)
 	}
 	if len(req.Messages) == 0 {
-		return nil, nil, agent.Errorf(codeInvalidRequest, "messages: at least one message is required")
+		return nil, nil, agent.Errorf(mxp.CodeInvalidRequest, "messages: at least one message is required")
 	}
 	h.mu.RLock()
 	m, ok := h.models[req.Model]
@@ -207,10 +208,6 @@ func (h *ModelHost) HandleStream(ctx context.Context, s *agent.Stream) error {
 		}
 	}
 }
-
-// codeInvalidRequest is the inference service's code for a request it cannot use; a
-// hosted model answers it so the service passes it on unchanged.
-const codeInvalidRequest agent.Code = "invalid_request"
 
 // codedError is the error a hosted model's failure is sent as: an *agent.Error keeps its
 // code, an inference.CodedError (a provider adapter's error) sends its inference code,

@@ -33,9 +33,6 @@ const (
 // the stream then fails instead of growing.
 const MaxAgentStreamBuffer = 1024
 
-// codeCanceled is the code of a stream its opener closed (the SDK's agent.CodeCanceled).
-const codeCanceled mxp.ErrorCode = "canceled"
-
 // agentStreamCreditBatch is how many taken chunks an AgentStream returns as credit at once
 // (sooner when nothing more is buffered, so the agent's edge never waits on a batch).
 const agentStreamCreditBatch = 16
@@ -118,7 +115,7 @@ func AgentError(err error, agentID string) error {
 	case errors.As(err, &re):
 		return re
 	case errors.As(err, &be):
-		return &mxp.RemoteError{Code: mxp.ErrorCode(be.Code), Message: be.Message}
+		return &mxp.RemoteError{Code: be.Code, Message: be.Message}
 	case errors.Is(err, nats.ErrNoResponders):
 		return &mxp.RemoteError{Code: mxp.CodeUnreachable, Message: "no edge carries agent " + agentID}
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
@@ -231,12 +228,12 @@ func (s *AgentStream) Close() error {
 	remote := s.remote
 	s.mu.Unlock()
 	if remote != "" {
-		body, _ := json.Marshal(mxp.ErrorPayload{Error: "the opener closed the stream", Code: codeCanceled})
+		body, _ := json.Marshal(mxp.ErrorPayload{Error: "the opener closed the stream", Code: mxp.CodeCanceled})
 		_ = s.publish(remote, StreamOpClose, body)
 	}
 	s.mu.Lock()
 	if s.err == nil {
-		s.err = &mxp.RemoteError{Code: codeCanceled, Message: "the stream was closed"}
+		s.err = &mxp.RemoteError{Code: mxp.CodeCanceled, Message: "the stream was closed"}
 	}
 	s.ended, s.remote = true, ""
 	s.mu.Unlock()

@@ -1,0 +1,110 @@
+package llm
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"testing"
+
+	"github.com/mxp-mesh/mesh/pkg/agent"
+	"github.com/mxp-mesh/mesh/pkg/api/inference"
+	"github.com/mxp-mesh/mesh/pkg/mxp"
+)
+
+// codedErr is a provider adapter's typed error, as the inference service's are.
+type codedErr struct{ code string }
+
+func (e codedErr) Error() string         { return "upstream said " + e.code }
+func (e codedErr) InferenceCode() string { return e.code }
+
+func TestModelHostCall(t *testing.T) {
+	h := NewModelHost()
+	if err := h.Add("echo", AdapterModel{Adapter: scriptAdapter{}}); err != nil {
+		t.Fatal(err)
+	}
+	streamed := 0
+	if err := h.Add("streamer", ChatStreamerFunc(func(ctx context.Context, req *ChatRequest) (Stream, error) {
+		streamed++
+		return AdapterModel{Adapter: scriptAdapter{}}.ChatStream(ctx, req)
+	})); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Add("limited", Streaming(ChatModelFunc(func(context.Context, *ChatRequest) (*ChatResponse, error) {
+		return nil, codedErr{"rate_limited"}
+	}))); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.Capabilities(); len(got) != 3 || got[0] != "model.echo" || got[2] != "model.streamer" {
+		t.Fatalf("capabilities %q", got)
+	}
+	call := func(model string, body any) (*ChatResponse, error) {
+		payload, _ := json.Marshal(body)
+		if s, ok := body.(string); ok {
+			payload = []byte(s)
+		}
+		out, err := h.HandleCall(context.Background(), payload)
+		if err != nil {
+			return nil, err
+		}
+		var resp ChatResponse
+		if err := json.Unmarshal(out, &resp); err != nil {
+			t.Fatal(err)
+		}
+		return &resp, nil
+	}
+	req := func(model string) ChatRequest {
+		return NewChatRequest(model, Message{Role: RoleUser, Content: "hello there"})
+	}
+	resp, err := call("echo", req("echo"))
+	if err != nil || resp.Text != "Reply to: hello there" || resp.Model != "echo" || resp.Provider != "script" {
+		t.Fatalf("echo: %+v, %v", resp, err)
+	}
+	if resp, err := call("streamer", req("streamer")); err != nil || resp.Text != "Reply to: hello there" || streamed != 1 {
+		t.Fatalf("a streamer is collected: %+v, %v (streamed %d)", resp, err, streamed)
+	}
+	for _, tc := range []struct {
+		body any
+		code mxp.ErrorCode
+	}{
+		{"{not json", mxp.CodeInvalidRequest},
+		{NewChatRequest("echo"), mxp.CodeInvalidRequest}, // no messages
+		{req("nosuch"), mxp.CodeNotFound},
+		{req("limited"), "rate_limited"}, // the adapter's own code passes
+	} {
+		if _, err := call("", tc.body); agent.CodeOf(err) != tc.code {
+			t.Errorf("%v: %v, want %s", tc.body, err, tc.code)
+		}
+	}
+}
+
+func TestModelHostAdd(t *testing.T) {
+	h := NewModelHost()
+	for _, name := range []string{"", "Echo", "a/b", "with space"} {
+		if err := h.Add(name, AdapterModel{Adapter: scriptAdapter{}}); agent.CodeOf(err) != agent.CodeInvalidArgument ||
+			!errors.Is(err, inference.ErrHostedModelName) {
+			t.Errorf("Add(%q) = %v", name, err)
+		}
+	}
+	if err := h.Add("ok", nil); agent.CodeOf(err) != agent.CodeInvalidArgument {
+		t.Errorf("a nil model: %v", err)
+	}
+}
+
+func TestCodedError(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, tc := range []struct {
+		ctx  context.Context
+		err  error
+		code mxp.ErrorCode
+	}{
+		{context.Background(), agent.Errorf(agent.CodeOverloaded, "busy"), agent.CodeOverloaded},
+		{context.Background(), codedErr{"context_overflow"}, "context_overflow"},
+		{ctx, context.Canceled, agent.CodeCanceled},
+		{context.Background(), errors.New("boom"), agent.CodeInternal},
+	} {
+		if got := agent.CodeOf(codedError(tc.ctx, tc.err)); got != tc.code {
+			t.Errorf("%v: %s, want %s", tc.err, got, tc.code)
+		}
+	}
+}

@@ -1,0 +1,88 @@
+package inference
+
+import (
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestParseHostedModel(t *testing.T) {
+	for _, tc := range []struct {
+		in, agent, model string
+		ok               bool
+	}{
+		{"mxp/host/echo", "host", "echo", true},
+		{"host/echo", "host", "echo", true},
+		{"mxp/Host Name/echo", "", "", false},   // a space in the agent name
+		{"mxp/host/meta/llama3", "", "", false}, // '/' is not a capability character
+		{"mxp/host/llama3.2-1b_q4", "host", "llama3.2-1b_q4", true},
+		{"mxp/Ünïcode-agent/m", "Ünïcode-agent", "m", true},
+		{"mxp/host", "", "", false},
+		{"mxp//echo", "", "", false},
+		{"mxp/host/", "", "", false},
+		{"mxp/host/Echo", "", "", false},
+		{"mxp/host/" + strings.Repeat("a", MaxHostedModelLen), "host", strings.Repeat("a", MaxHostedModelLen), true},
+		{"mxp/host/" + strings.Repeat("a", MaxHostedModelLen+1), "", "", false},
+		{"mxp/" + strings.Repeat("h", 257) + "/m", "", "", false},
+		{"mxp/h\xff/m", "", "", false},
+	} {
+		agent, model, err := ParseHostedModel(tc.in)
+		if (err == nil) != tc.ok || agent != tc.agent || model != tc.model {
+			t.Errorf("ParseHostedModel(%.40q) = %q, %q, %v; want %q, %q, ok %v", tc.in, agent, model, err, tc.agent, tc.model, tc.ok)
+		}
+		if err != nil && !errors.Is(err, ErrHostedModelName) {
+			t.Errorf("ParseHostedModel(%.40q): %v is not ErrHostedModelName", tc.in, err)
+		}
+	}
+	if got := HostedCapability("echo"); got != "model.echo" {
+		t.Fatalf("HostedCapability = %q", got)
+	}
+}
+
+// FuzzParseHostedModel: whatever the input, a name that parses splits back into itself,
+// and its parts are what an agent may register.
+func FuzzParseHostedModel(f *testing.F) {
+	for _, s := range []string{"mxp/host/echo", "host/echo", "mxp//", "mxp/a/b/c", "mxp/\x00/m", "mxp/host/ECHO"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		agent, model, err := ParseHostedModel(in)
+		if err != nil {
+			if !errors.Is(err, ErrHostedModelName) || agent != "" || model != "" {
+				t.Fatalf("%q: %q, %q, %v", in, agent, model, err)
+			}
+			return
+		}
+		if agent+"/"+model != strings.TrimPrefix(in, HostedPrefix) {
+			t.Fatalf("%q split into %q and %q", in, agent, model)
+		}
+		if agent == "" || strings.ContainsAny(agent, "/ \t\n") {
+			t.Fatalf("%q: agent name %q", in, agent)
+		}
+		if err := CheckHostedModel(model); err != nil {
+			t.Fatalf("%q: model %q: %v", in, model, err)
+		}
+		if len(HostedCapability(model)) > 128 {
+			t.Fatalf("%q: capability over 128 bytes", in)
+		}
+	})
+}
+
+// TestResponseChunks: a response streamed as its chunks folds back into itself.
+func TestResponseChunks(t *testing.T) {
+	for _, r := range []Response{
+		{Text: "hello", FinishReason: FinishStop, Usage: Usage{InputTokens: 3, OutputTokens: 1}},
+		{Refusal: "no", FinishReason: FinishRefusal},
+		{ToolCalls: []ToolCall{{ID: "a", Name: "f", Arguments: `{"x":1}`}, {ID: "b", Name: "g", Arguments: `{}`}},
+			FinishReason: FinishToolCalls, Usage: Usage{InputTokens: 9, OutputTokens: 4, Estimated: true}},
+	} {
+		var acc Accumulator
+		for _, c := range r.Chunks() {
+			acc.Add(c)
+		}
+		if got := acc.Response(); !reflect.DeepEqual(*got, r) {
+			t.Errorf("folded %+v, want %+v", *got, r)
+		}
+	}
+}
