@@ -18,4 +18,10 @@
 // would then depend on. It must not import any service, nor pkg/common (the service
 // foundation, which compiles the NATS server and OpenTelemetry): only pkg/mxp and the
 // services' wire contracts in pkg/api. scripts/check-deps.sh (make lint) enforces it.
+//
+// Observability: Agent.Stats and Agent.Collector (Prometheus: registrations, handler
+// outcomes, the dispatcher queue's depth mxp_agent_dispatch_queued); with
+// Config.TracerProvider, spans for the calls the agent makes and the messages it handles,
+// in the mesh's trace (tracing.go). Tracing uses the OpenTelemetry API only: the
+// application brings the provider.
 package agent

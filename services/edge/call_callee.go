@@ -228,8 +228,10 @@ func (s *session) deliverCall(target mxp.AgentID, msg *nats.Msg, try bool) bool 
 		endSpan(span, mxp.CodeUnreachable)
 		return true
 	}
-	if _, taken := s.pending[id]; id == 0 || taken {
-		id = s.nextID.Add(1) // untraced, or (odds 2^-64) a traced id already waiting
+	if id == 0 {
+		id = s.nextID.Add(1) // untraced
+	} else if _, taken := s.pending[id]; taken {
+		id = s.nextID.Add(1) // a traced id already waiting (odds 2^-64)
 	}
 	s.pending[id] = delivery{reply: msg.Reply, deadline: deadline, span: span}
 	s.mu.Unlock()

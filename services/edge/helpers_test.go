@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"log/slog"
 	"path/filepath"
 	"strings"
@@ -13,6 +14,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/mxp-mesh/mesh/pkg/common/bus"
 	"github.com/mxp-mesh/mesh/pkg/common/service"
@@ -142,6 +145,12 @@ func startEdge(t testing.TB, b *bus.Bus, mod func(*Config)) *testEdge {
 	return startEdgeCfg(t, b, cfg)
 }
 
+// traceEdges makes the edges the tests and benchmarks start trace (go test -args
+// -edge.trace): spans sampled as OTEL_TRACES_SAMPLER says (default: parent-based, always
+// on) and exported in batches to an exporter that drops them, the production shape minus
+// the network. Benchmarks run with it to price tracing on the hot path.
+var traceEdges = flag.Bool("edge.trace", false, "the edges started by tests and benchmarks record spans (exported in batches to a discarding exporter)")
+
 func startEdgeCfg(t testing.TB, b *bus.Bus, cfg Config) *testEdge {
 	t.Helper()
 	return startEdgeWith(t, b, cfg, service.Deps{})
@@ -157,6 +166,11 @@ func startEdgeWith(t testing.TB, b *bus.Bus, cfg Config, deps service.Deps) *tes
 	deps.Conn = nc
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
+	}
+	if deps.Tracer == nil && *traceEdges {
+		tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(tracetest.NewNoopExporter()))
+		t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+		deps.Tracer = tp.Tracer("edge")
 	}
 	e, err := New(cfg, Deps{Deps: deps})
 	if err != nil {
