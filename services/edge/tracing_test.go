@@ -194,3 +194,39 @@ func TestQueueGauges(t *testing.T) {
 		t.Fatalf("frames queued %v, want 1", got)
 	}
 }
+
+// BenchmarkCallSpans is the edge's tracing work for one Call through the mesh (the
+// caller's edge's request span and its traceparent, the callee's edge's delivery span
+// taken from it and the delivered id), after the Call's bus headers (the bookkeeping of
+// BenchmarkCallBookkeeping) for scale: off (no provider: what every edge without an OTLP
+// endpoint runs), sampled (spans recorded and batched to a discarding exporter), and
+// not sampled (a provider whose sampler drops everything).
+func BenchmarkCallSpans(b *testing.B) {
+	te := startEdge(b, testBus(b), nil)
+	s := newSession(te.Edge, discardPeer{})
+	target := mxp.NewAgentID()
+	deadline := time.Now().Add(time.Minute)
+	for _, tc := range []struct {
+		name    string
+		sampler sdktrace.Sampler
+	}{{"off", nil}, {"sampled", sdktrace.AlwaysSample()}, {"not-sampled", sdktrace.NeverSample()}} {
+		b.Run(tc.name, func(b *testing.B) {
+			te.tracer = nil
+			if tc.sampler != nil {
+				tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(tc.sampler), sdktrace.WithBatcher(tracetest.NewNoopExporter()))
+				b.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+				te.tracer = tp.Tracer("edge")
+			}
+			b.ReportAllocs()
+			for i := range b.N {
+				f := &mxp.Frame{Type: mxp.TypeCall, MessageID: uint64(i) + 1, TraceID: 0x0123456789abcdef}
+				h := s.headers(f, deadline, false)
+				span := s.startRequestSpan(f, "mxp.agent.x.call", h)
+				d := s.startDeliverySpan(h, target)
+				_ = deliveryID(d, f.TraceID)
+				endSpan(d, "")
+				endSpan(span, "")
+			}
+		})
+	}
+}
