@@ -32,12 +32,15 @@ const tracerName = "github.com/mxp-mesh/mesh/pkg/agent"
 // link.
 type callIDsKey struct{}
 
-type callIDs struct{ msg, trace uint64 }
+type callIDs struct{ msg, trace uint64 } // msg 0: none picked
 
 // requestIDs returns the message and trace id of a request made from ctx: those
 // startRequest picked for a traced request, else newID's and the trace of ctx (traceFor).
 func requestIDs(ctx context.Context, newID func() uint64) (msgID, traceID uint64) {
 	if ids, ok := ctx.Value(callIDsKey{}).(callIDs); ok {
+		if ids.msg == 0 {
+			ids.msg = newID()
+		}
 		return ids.msg, ids.trace
 	}
 	return newID(), traceFor(ctx)
@@ -72,13 +75,16 @@ func (a *Agent) startRequest(ctx context.Context, name, target string) (context.
 		}
 		sctx = trace.ContextWithRemoteSpanContext(ctx, trace.NewSpanContext(remote))
 	}
+	from := trace.SpanContextFromContext(sctx).SpanID()
 	sctx, span := a.tracer.Start(sctx, name, opts...)
-	if sc := span.SpanContext(); sc.IsValid() && sc.TraceID() == mxp.W3CTraceID(traceID) {
-		if id := mxp.MessageIDForSpan(traceID, sc.SpanID()); id != 0 {
-			sctx = context.WithValue(sctx, callIDsKey{}, callIDs{msg: id, trace: traceID})
-		}
+	// A no-op provider (the global one before the application sets its own) hands back
+	// the parent's span context: an id derived from it would be the same for every
+	// request under that parent, so only a span of its own gives the request its id.
+	ids := callIDs{trace: traceID} // msg 0: the link's own id
+	if sc := span.SpanContext(); sc.IsValid() && sc.SpanID() != from && sc.TraceID() == mxp.W3CTraceID(traceID) {
+		ids.msg = mxp.MessageIDForSpan(traceID, sc.SpanID())
 	}
-	return sctx, span
+	return context.WithValue(sctx, callIDsKey{}, ids), span
 }
 
 // startHandle starts the span of a handler serving in, the child of the span in's

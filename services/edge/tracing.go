@@ -71,13 +71,20 @@ func (s *session) startDeliverySpan(h nats.Header, target mxp.AgentID) trace.Spa
 		return nil
 	}
 	ctx := tracing.Extract(context.Background(), h)
-	if !trace.SpanContextFromContext(ctx).IsValid() {
+	parent := trace.SpanContextFromContext(ctx)
+	if !parent.IsValid() {
 		return nil
 	}
 	_, span := t.Start(ctx, spanDeliver, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(
 		attribute.String("mxp.target", target.String()),
 		attribute.String("mxp.peer", s.peerHdr[0]),
 	))
+	if span.SpanContext().SpanID() == parent.SpanID() {
+		// A tracer that makes no span of its own (a no-op one tracing.Enabled did not
+		// recognise, the global delegate) hands back the parent: the delivered id must
+		// not come from it, or deliveries under one parent would share it.
+		return nil
+	}
 	return span
 }
 

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/codes"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
@@ -146,6 +147,30 @@ func TestEdgeWithoutTracerKeepsItsIDs(t *testing.T) {
 	}
 	if df := <-delivered; df.MessageID < 1<<63 {
 		t.Fatalf("delivered id %x is not one of the edge's", df.MessageID)
+	}
+}
+
+// A tracer that makes no span of its own (the global delegate before a provider is set)
+// hands back the parent: the edge then numbers delivered Calls itself, or every delivery
+// under one parent would get the same id.
+func TestPassThroughTracerKeepsDeliveryIDs(t *testing.T) {
+	bs := testBus(t)
+	startFakeRegistry(t, bs)
+	te := startEdgeWith(t, bs, Config{CompatAddr: "127.0.0.1:0", Addr: "off"}, service.Deps{Tracer: otel.Tracer("edge")})
+	if te.tracer == nil {
+		t.Fatal("the global tracer was taken for a no-op one")
+	}
+	a, b := dial(t, te.addr), dial(t, te.addr)
+	bID := registerAgent(t, b, "bob", "echo")
+	delivered := make(chan mxp.Frame, 1)
+	recordCalls(b, delivered)
+	cp := mxp.CallPayload{Target: bID, TimeoutSeconds: 5, Data: []byte("x")}
+	payload, _ := cp.AppendPayload(nil)
+	if _, err := a.Request(ctxT(t), &mxp.Frame{Type: mxp.TypeCall, MessageID: 9, TraceID: 0x77, Payload: payload}); err != nil {
+		t.Fatal(err)
+	}
+	if df := <-delivered; df.MessageID < 1<<63 || df.TraceID != 0x77 {
+		t.Fatalf("delivered id %x (trace %x): not one of the edge's own", df.MessageID, df.TraceID)
 	}
 }
 
