@@ -4,6 +4,7 @@ go 1.26.0
 
 require (
 	github.com/mxp-mesh/mesh/pkg/agent v0.0.0-00010101000000-000000000000
+	github.com/mxp-mesh/mesh/mesh v0.0.0
 	github.com/mxp-mesh/mesh/pkg/common v0.0.0
 	github.com/mxp-mesh/mesh/pkg/mxp v0.0.0
 	github.com/mxp-mesh/mesh/services/edge v0.0.0
@@ -65,6 +66,7 @@ require (
 )
 
 replace (
+	github.com/mxp-mesh/mesh/mesh => ../mesh
 	github.com/mxp-mesh/mesh/pkg/agent => ../pkg/agent
 	github.com/mxp-mesh/mesh/pkg/common => ../pkg/common
 	github.com/mxp-mesh/mesh/pkg/mxp => ../pkg/mxp

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Checks the dependency rules of docs/architecture.md ("Dependency rules"):
-#   1. no package under pkg/ imports services/ (their tests included);
+#   1. no package under pkg/ imports services/ or the module list mesh/ (their tests
+#      included);
 #   2. the SDK (pkg/agent, pkg/agent/llm, pkg/agent/memory) and the wire contracts
 #      (pkg/api/...) compile nothing of services/, the NATS server or the OpenTelemetry
 #      SDK;
-#   3. pkg/api imports the standard library only.
+#   3. pkg/api imports the standard library only;
+#   4. no service imports another service or the module list (services meet on the bus;
+#      mesh/ imports them all).
 # It prints each SDK package's dependency count (all / outside the standard library) and
 # exits 1 on the first broken rule it reports (all are reported).
 set -euo pipefail
@@ -12,12 +15,23 @@ cd "$(dirname "$0")/.."
 GO=${GO:-go}
 status=0
 
-# 1. pkg/ never imports services/. -test includes the packages' test imports.
+# 1. pkg/ never imports services/ or mesh/; 4. a service never imports another service or
+# mesh/. -test includes the packages' test imports.
 while IFS= read -r dir; do
-	case "$dir" in */pkg/*) ;; *) continue ;; esac
-	bad=$(cd "$dir" && $GO list -deps -test ./... | grep -E '^github\.com/mxp-mesh/mesh/services/' || true)
+	case "$dir" in
+	*/pkg/*)
+		bad=$(cd "$dir" && $GO list -deps -test ./... | grep -E '^github\.com/mxp-mesh/mesh/(services/|mesh$|mesh[/ .])' || true)
+		what="services/ or mesh/"
+		;;
+	*/services/*)
+		self="github.com/mxp-mesh/mesh/services/$(basename "$dir")"
+		bad=$(cd "$dir" && $GO list -deps -test ./... | grep -E '^github\.com/mxp-mesh/mesh/(services/|mesh$|mesh[/ .])' | grep -vE "^$self([/ ._]|\$)" || true)
+		what="another service or mesh/"
+		;;
+	*) continue ;;
+	esac
 	if [ -n "$bad" ]; then
-		echo "check-deps: ${dir#"$PWD"/} imports services/:"
+		echo "check-deps: ${dir#"$PWD"/} imports $what:"
 		echo "$bad" | sed 's/^/  /'
 		status=1
 	fi

@@ -2,41 +2,45 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
-	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
-	"github.com/mxp-mesh/mesh/pkg/common/bus"
+	"github.com/mxp-mesh/mesh/mesh"
 	"github.com/mxp-mesh/mesh/pkg/common/health"
-	"github.com/mxp-mesh/mesh/pkg/common/lifecycle"
 	mlog "github.com/mxp-mesh/mesh/pkg/common/log"
-	"github.com/mxp-mesh/mesh/pkg/common/metrics"
 	"github.com/mxp-mesh/mesh/pkg/common/service"
-	"github.com/mxp-mesh/mesh/services/edge"
-	"github.com/mxp-mesh/mesh/services/inference"
-	"github.com/mxp-mesh/mesh/services/registry"
 )
 
 func init() {
 	var (
-		edgeAddr, compatAddr, httpAddr, natsAddr, dataDir, logLevel string
-		compatRemote                                                bool
+		edgeAddr, compatAddr, httpAddr, natsAddr, dataDir, logLevel, target, configFile string
+		compatRemote                                                                    bool
 	)
 	register(&command{
 		Name:  "dev",
 		Short: "run the whole mesh in one process (embedded NATS, edge, registry, inference)",
 		Usage: "",
-		Long: `dev runs every service of the mesh in one process, with no flags, API keys or network:
+		Long: `dev runs the services of the mesh in one process, with no flags, API keys or network:
 an embedded NATS server, the edge (secure UDP transport), the registry (memory store)
 and the inference service (a deterministic built-in model; real providers turn on from
 OPENAI_API_KEY, ANTHROPIC_API_KEY, GEMINI_API_KEY, OLLAMA_HOST). /metrics, /livez,
 /readyz and the services' HTTP APIs (/v1/agents, the OpenAI-compatible /v1/...) are
 served on --http-addr.
+
+It runs the mesh's module list (the mesh package), the same services the mxp-<name>
+binaries run alone: --target picks them (all, or a subset such as edge,registry). Each
+service reads its section of the --config file (edge:, registry:, inference:; bus:,
+http:, log: and shutdown_timeout at the top level) and its MXP_<SERVICE>_* variables
+(MXP_MESH_* for the shared keys); the flags below win over both, and their defaults sit
+under both. The file reloads on change and on SIGHUP (the keys each service reloads
+live). Traces export over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set.
 
 The edge key is created in the data directory on the first run and reused after; dev
 writes edge.json there so that the client commands (mxp agent, call, agents, bench)
@@ -45,23 +49,31 @@ find the mesh with no flags. Ctrl-C stops everything gracefully.
 Examples:
   mxp dev
   mxp dev --compat-addr 127.0.0.1:9001      also accept the reference SDK's plaintext frames
+  mxp dev --target edge,registry            no inference service
+  mxp dev --config mesh.yaml                a section per service, reloaded on change
   mxp dev --edge-addr 127.0.0.1:9100 --http-addr 127.0.0.1:8081 --data-dir /tmp/mesh`,
 		Flags: func(fs *flag.FlagSet) {
-			fs.StringVar(&edgeAddr, "edge-addr", "127.0.0.1:9000", "UDP address of the edge's secure transport")
-			fs.StringVar(&compatAddr, "compat-addr", "", "UDP address of the plaintext listener for the reference SDK (off when empty)")
-			fs.BoolVar(&compatRemote, "compat-allow-remote", false, "allow the plaintext listener on a non-loopback address")
-			fs.StringVar(&httpAddr, "http-addr", "127.0.0.1:"+defaultDevHTTPPort, "HTTP address of /metrics, /livez, /readyz and the service APIs")
-			fs.StringVar(&natsAddr, "nats-addr", defaultNATSAddr, "TCP address of the embedded NATS server (\"off\": in-process only)")
+			fs.StringVar(&edgeAddr, "edge-addr", "127.0.0.1:9000", "UDP address of the edge's secure transport (edge.addr)")
+			fs.StringVar(&compatAddr, "compat-addr", "", "UDP address of the plaintext listener for the reference SDK, off when empty (edge.compat_addr)")
+			fs.BoolVar(&compatRemote, "compat-allow-remote", false, "allow the plaintext listener on a non-loopback address (edge.compat_allow_remote)")
+			fs.StringVar(&httpAddr, "http-addr", "127.0.0.1:"+defaultDevHTTPPort, "HTTP address of /metrics, /livez, /readyz and the service APIs (http.addr)")
+			fs.StringVar(&natsAddr, "nats-addr", defaultNATSAddr, "TCP address of the embedded NATS server (\"off\": in-process only; bus.embedded)")
 			fs.StringVar(&dataDir, "data-dir", defaultDataDir, "data directory: the edge key and edge.json for the client commands")
-			fs.StringVar(&logLevel, "log-level", "warn", "debug, info, warn or error (JSON logs on stderr)")
+			fs.StringVar(&logLevel, "log-level", "warn", "debug, info, warn or error, JSON logs on stderr (log.level)")
+			fs.StringVar(&target, "target", service.TargetAll, "services to run: all, or a comma-separated subset of "+strings.Join(moduleNames(), ","))
+			fs.StringVar(&configFile, "config", "", "YAML config file: a section per service (also MXP_MESH_CONFIG)")
 		},
 		Run: func(ctx context.Context, env *cliEnv, args []string) error {
 			if len(args) > 0 {
 				return usagef("dev takes no arguments")
 			}
+			set := map[string]bool{}
+			env.Flags.Visit(func(f *flag.Flag) { set[f.Name] = true })
 			return runDev(ctx, env, devOptions{
 				EdgeAddr: edgeAddr, CompatAddr: compatAddr, CompatAllowRemote: compatRemote,
 				HTTPAddr: httpAddr, NATSAddr: natsAddr, DataDir: dataDir, LogLevel: logLevel,
+				Targets: strings.Split(target, ","), ConfigFile: configFile,
+				set: func(name string) bool { return set[name] },
 			})
 		},
 	})
@@ -76,149 +88,121 @@ const defaultNATSAddr = "127.0.0.1:4222"
 type devOptions struct {
 	EdgeAddr, CompatAddr, HTTPAddr, NATSAddr, DataDir, LogLevel string
 	CompatAllowRemote                                           bool
+	// Targets are the modules to run (service.TargetAll or names); ConfigFile is the
+	// shared config file ("" for none).
+	Targets    []string
+	ConfigFile string
+	// Env is the environment the services read (nil: the process's).
+	Env []string
+	// set reports whether a flag was given on the command line: a given flag overrides
+	// the file and the environment, a default sits under them. Nil: every option given.
+	set func(flag string) bool
 	// ready, when set, receives the edge info once everything serves (tests).
 	ready func(EdgeInfo)
 }
 
-// runDev wires every service the way each cmd/mxp-<name> does, on one bus and one HTTP
-// server, and runs them until ctx ends.
+func moduleNames() []string {
+	var out []string
+	for _, m := range mesh.Modules {
+		out = append(out, m.Name)
+	}
+	return out
+}
+
+// layers turns the dev flags into the module runner's layers: each flag is a key of a
+// module's section (or of the shared keys), an override when given and a preset (under
+// the file and environment) when not.
+func (o devOptions) layers() (preset, override map[string]map[string]string, err error) {
+	preset, override = map[string]map[string]string{}, map[string]map[string]string{}
+	put := func(flagName, module, key, value string) {
+		m := preset
+		if o.set == nil || o.set(flagName) {
+			m = override
+		}
+		if m[module] == nil {
+			m[module] = map[string]string{}
+		}
+		m[module][key] = value
+	}
+	put("edge-addr", "edge", "addr", o.EdgeAddr)
+	put("compat-addr", "edge", "compat_addr", o.CompatAddr)
+	put("compat-allow-remote", "edge", "compat_allow_remote", strconv.FormatBool(o.CompatAllowRemote))
+	put("data-dir", "edge", "key_file", filepath.Join(o.DataDir, edgeKeyFile))
+	put("http-addr", service.ProcessName, "http.addr", o.HTTPAddr)
+	put("log-level", service.ProcessName, "log.level", o.LogLevel)
+	// The bus: embedded NATS, listening on loopback so other processes (a separate
+	// mxp-<service>, the nats CLI) can join, or in-process only.
+	if o.NATSAddr == "off" {
+		put("nats-addr", service.ProcessName, "bus.embedded.dont_listen", "true")
+		return preset, override, nil
+	}
+	host, port, err := net.SplitHostPort(o.NATSAddr)
+	if err != nil {
+		return nil, nil, usagef("--nats-addr: %v", err)
+	}
+	if _, err := strconv.Atoi(port); err != nil {
+		return nil, nil, usagef("--nats-addr: port %q", port)
+	}
+	if o.NATSAddr == defaultNATSAddr && !tcpFree(o.NATSAddr) {
+		// Another NATS owns the default port: the embedded one takes any free port (the
+		// banner and edge.json name it).
+		port = "0"
+	}
+	put("nats-addr", service.ProcessName, "bus.embedded.host", host)
+	put("nats-addr", service.ProcessName, "bus.embedded.port", port)
+	return preset, override, nil
+}
+
+// runDev runs the mesh's module list (mesh.Start: the targets on one bus and one HTTP
+// server, each service built as its mxp-<name> binary builds it) until ctx ends, and
+// writes edge.json and the banner for the client commands.
 func runDev(ctx context.Context, env *cliEnv, o devOptions) error {
 	service.SetProcessGC()
-	level := new(slog.LevelVar)
-	lv, err := mlog.ParseLevel(o.LogLevel)
-	if err != nil {
+	if _, err := mlog.ParseLevel(o.LogLevel); err != nil {
 		return usagef("--log-level: %v", err)
 	}
-	level.Set(lv)
-	// One JSON log stream; each service's lines carry its name.
-	logger := slog.New(mlog.NewContextHandler(slog.NewJSONHandler(env.Stderr, &slog.HandlerOptions{Level: level})))
 	if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data directory: %w", err)
 	}
-
-	// The bus: embedded NATS, listening on loopback so other processes (a separate
-	// mxp-<service>, the nats CLI) can join, or in-process only.
-	embedded := bus.EmbeddedConfig{DontListen: o.NATSAddr == "off"}
-	if !embedded.DontListen {
-		host, port, err := net.SplitHostPort(o.NATSAddr)
-		if err != nil {
-			return usagef("--nats-addr: %v", err)
-		}
-		embedded.Host = host
-		if embedded.Port, err = strconv.Atoi(port); err != nil {
-			return usagef("--nats-addr: port %q", port)
-		}
+	preset, override, err := o.layers()
+	if err != nil {
+		return err
 	}
-	if !embedded.DontListen && o.NATSAddr == defaultNATSAddr && !tcpFree(o.NATSAddr) {
-		// Another NATS owns the default port: the embedded one takes any free port (the
-		// banner and edge.json name it).
-		embedded.Port = 0
+	m, err := mesh.Start(ctx, mesh.Options{Targets: o.Targets, ConfigFile: o.ConfigFile, Env: o.Env,
+		LogWriter: env.Stderr, Preset: preset, Override: override})
+	var cerr *service.ConfigError
+	if errors.As(err, &cerr) {
+		return usagef("%v", err)
 	}
-	b, err := bus.Start(bus.Config{Embedded: embedded}, "mxp-dev", logger)
 	if err != nil {
 		return err
 	}
 
-	reg := metrics.NewRegistry("mxp-dev")
-	checker := health.NewChecker(nil)
-	srv := metrics.NewServer(metrics.ServerConfig{Addr: o.HTTPAddr, Pprof: true}, reg, checker)
-	deps := func(name string) (service.Deps, error) {
-		nc, err := b.NewConn("mxp-dev-" + name)
-		if err != nil {
-			return service.Deps{}, err
+	info := EdgeInfo{HTTPAddr: "http://" + dialable(m.HTTPAddr()), PID: os.Getpid(), StartedAt: time.Now().UTC()}
+	if m.HTTPAddr() == "" {
+		info.HTTPAddr = ""
+	}
+	if m.Bus.Server != nil {
+		info.NATSURL = m.Bus.Server.ClientURL()
+	}
+	if e := m.Edge(); e != nil {
+		addrs := e.Addrs()
+		info.EdgeAddr, info.PublicKey = dialable(addrs["secure"]), e.PublicKey()
+		if a := addrs["compat"]; a != "" {
+			info.CompatAddr = dialable(a)
 		}
-		return service.Deps{Logger: logger.With(mlog.KeyService, name), Conn: nc, Metrics: reg, Health: checker, Router: srv.Router()}, nil
-	}
-	var runner lifecycle.Runner
-	runner.Logger, runner.Health = logger, checker
-	var conns []*service.Deps
-	fail := func(err error) error {
-		for _, d := range conns {
-			d.Conn.Close()
+		if err := writeEdgeInfo(o.DataDir, info); err != nil {
+			cctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+			cancel()
+			_ = m.Run(cctx) // releases what was built
+			return fmt.Errorf("writing %s: %w", edgeInfoFile, err)
 		}
-		b.Close()
-		return err
+		defer os.Remove(filepath.Join(o.DataDir, edgeInfoFile))
 	}
-
-	// Registry.
-	rdeps, err := deps("registry")
-	if err != nil {
-		return fail(err)
-	}
-	conns = append(conns, &rdeps)
-	rcfg := registry.DefaultConfig()
-	reg1, err := registry.New(rcfg, rdeps)
-	if err != nil {
-		return fail(fmt.Errorf("registry: %w", err))
-	}
-	runner.Add(reg1)
-
-	// Inference, with its OpenAI-compatible API on the same HTTP server.
-	ideps, err := deps("inference")
-	if err != nil {
-		return fail(err)
-	}
-	conns = append(conns, &ideps)
-	icfg := inference.ApplyEnv(inference.Defaults(), os.LookupEnv)
-	inf, err := inference.New(icfg, inference.Deps{Logger: ideps.Logger, Registerer: reg, Conn: ideps.Conn})
-	if err != nil {
-		return fail(fmt.Errorf("inference: %w", err))
-	}
-	inf.Routes(srv.Router())
-	checker.Add("inference", func(context.Context) error {
-		if rd := inf.Ready(); !rd.Ready {
-			return fmt.Errorf("inference not ready")
-		}
-		return nil
-	})
-	runner.Add(lifecycle.Func{N: "inference", F: inf.Run})
-
-	// Edge.
-	edeps, err := deps("edge")
-	if err != nil {
-		return fail(err)
-	}
-	conns = append(conns, &edeps)
-	ecfg := edge.Config{
-		Addr: o.EdgeAddr, CompatAddr: o.CompatAddr, CompatAllowRemote: o.CompatAllowRemote,
-		KeyFile: filepath.Join(o.DataDir, edgeKeyFile),
-	}
-	e, err := edge.New(ecfg, edge.Deps{Deps: edeps})
-	if err != nil {
-		return fail(fmt.Errorf("edge: %w", err))
-	}
-	runner.Add(e)
-
-	if err := srv.Start(); err != nil {
-		return fail(fmt.Errorf("http: %w", err))
-	}
-	runner.OnStop("service bus connections", func(ctx context.Context) error {
-		for _, d := range conns {
-			_ = bus.Drain(d.Conn, 5*time.Second)
-		}
-		return nil
-	})
-	runner.OnStop("http", srv.Shutdown)
-	runner.OnStop("nats", func(context.Context) error { return b.Close() })
-
-	addrs := e.Addrs()
-	info := EdgeInfo{
-		EdgeAddr: dialable(addrs["secure"]), PublicKey: e.PublicKey(),
-		HTTPAddr: "http://" + dialable(srv.Addr()), PID: os.Getpid(), StartedAt: time.Now().UTC(),
-	}
-	if a := addrs["compat"]; a != "" {
-		info.CompatAddr = dialable(a)
-	}
-	if !embedded.DontListen {
-		info.NATSURL = b.Server.ClientURL()
-	}
-	if err := writeEdgeInfo(o.DataDir, info); err != nil {
-		return fail(fmt.Errorf("writing %s: %w", edgeInfoFile, err))
-	}
-	printBanner(env, o, info)
+	printBanner(env, o, m.Targets(), info)
 	if o.ready != nil {
 		go func() {
-			waitReady(ctx, checker)
+			waitReady(ctx, m.Health)
 			o.ready(info)
 		}()
 	}
@@ -237,9 +221,7 @@ func runDev(ctx context.Context, env *cliEnv, o devOptions) error {
 		case <-runCtx.Done():
 		}
 	}()
-	err = runner.Run(runCtx)
-	_ = os.Remove(filepath.Join(o.DataDir, edgeInfoFile))
-	return err
+	return m.Run(runCtx)
 }
 
 // tcpFree reports whether addr can be listened on now.
@@ -258,18 +240,26 @@ func waitReady(ctx context.Context, c *health.Checker) {
 	}
 }
 
-func printBanner(env *cliEnv, o devOptions, info EdgeInfo) {
+func printBanner(env *cliEnv, o devOptions, targets []string, info EdgeInfo) {
 	w := env.Stdout
-	fmt.Fprintf(w, "MXP mesh running (mxp dev)\n")
-	fmt.Fprintf(w, "  edge (secure UDP)   %s\n", info.EdgeAddr)
-	fmt.Fprintf(w, "  edge public key     %s\n", info.PublicKey)
+	fmt.Fprintf(w, "MXP mesh running (mxp dev: %s)\n", strings.Join(targets, ", "))
+	if info.EdgeAddr != "" {
+		fmt.Fprintf(w, "  edge (secure UDP)   %s\n", info.EdgeAddr)
+		fmt.Fprintf(w, "  edge public key     %s\n", info.PublicKey)
+	}
 	if info.CompatAddr != "" {
 		fmt.Fprintf(w, "  plaintext listener  %s (reference SDK, unencrypted)\n", info.CompatAddr)
 	}
-	fmt.Fprintf(w, "  HTTP                %s  (/metrics /livez /readyz /v1/agents /v1/chat/completions)\n", info.HTTPAddr)
+	if info.HTTPAddr != "" {
+		fmt.Fprintf(w, "  HTTP                %s  (/metrics /livez /readyz /v1/agents /v1/chat/completions)\n", info.HTTPAddr)
+	}
 	if info.NATSURL != "" {
 		fmt.Fprintf(w, "  NATS                %s\n", info.NATSURL)
 	}
 	fmt.Fprintf(w, "  data directory      %s (edge.key, edge.json)\n", o.DataDir)
+	if info.EdgeAddr == "" {
+		fmt.Fprintf(w, "\nNo edge runs here (--target): agents reach this mesh through an edge on the same bus.\n\nCtrl-C stops the mesh.\n")
+		return
+	}
 	fmt.Fprintf(w, "\nIn another terminal:\n  mxp agent echo\n  mxp call --to echo --data hello\n\nCtrl-C stops the mesh.\n")
 }

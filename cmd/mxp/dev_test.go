@@ -41,18 +41,29 @@ func startDev(t *testing.T) string {
 // returns once it has stopped; the test's cleanup stops it otherwise.
 func startStoppableDev(t *testing.T) (dir string, stop func()) {
 	t.Helper()
-	dir = t.TempDir()
+	dir, _, _, stop = startDevWith(t, devOptions{EdgeAddr: "127.0.0.1:0", CompatAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0",
+		NATSAddr: "off", LogLevel: "error"})
+	return dir, stop
+}
+
+// startDevWith runs `mxp dev` with o (its data directory a temporary one) and returns that
+// directory, the edge info and the output once every target is ready, and a function
+// that stops the mesh (as Ctrl-C does) and returns once it has stopped; the test's
+// cleanup stops it otherwise.
+func startDevWith(t *testing.T, o devOptions) (string, EdgeInfo, *syncBuffer, func()) {
+	t.Helper()
+	o.DataDir = t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan EdgeInfo, 1)
 	done := make(chan error, 1)
 	var out syncBuffer
+	o.ready = func(i EdgeInfo) { ready <- i }
 	go func() {
 		env := &cliEnv{Stdout: &out, Stderr: &out}
-		done <- runDev(ctx, env, devOptions{EdgeAddr: "127.0.0.1:0", CompatAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0",
-			NATSAddr: "off", DataDir: dir, LogLevel: "error", ready: func(i EdgeInfo) { ready <- i }})
+		done <- runDev(ctx, env, o)
 	}()
 	var once sync.Once
-	stop = func() {
+	stop := func() {
 		once.Do(func() {
 			cancel()
 			if err := <-done; err != nil {
@@ -61,8 +72,9 @@ func startStoppableDev(t *testing.T) (dir string, stop func()) {
 		})
 	}
 	t.Cleanup(stop)
+	var info EdgeInfo
 	select {
-	case info := <-ready:
+	case info = <-ready:
 		if info.PublicKey == "" || info.EdgeAddr == "" {
 			t.Fatalf("edge info %+v", info)
 		}
@@ -74,7 +86,7 @@ func startStoppableDev(t *testing.T) (dir string, stop func()) {
 	if s := out.String(); !strings.Contains(s, "edge public key") || !strings.Contains(s, "mxp agent echo") {
 		t.Fatalf("banner:\n%s", s)
 	}
-	return dir, stop
+	return o.DataDir, info, &out, stop
 }
 
 // runCLI executes an mxp command line and returns its exit status, stdout and stderr.
@@ -206,4 +218,12 @@ func deadPID(t *testing.T) int {
 		t.Skip("cannot run a child process:", err)
 	}
 	return cmd.Process.Pid
+}
+
+// TestDevHelp: mxp dev --help names --target (with the modules) and --config.
+func TestDevHelp(t *testing.T) {
+	if code, out, _ := runCLI(context.Background(), "dev", "--help"); code != 0 || !strings.Contains(out, "-target") ||
+		!strings.Contains(out, "-config") || !strings.Contains(out, "registry,inference,edge") {
+		t.Errorf("mxp dev --help lacks --target or --config:\n%s", out)
+	}
 }

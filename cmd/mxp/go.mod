@@ -4,6 +4,7 @@ go 1.26.0
 
 require (
 	github.com/HdrHistogram/hdrhistogram-go v1.4.0
+	github.com/mxp-mesh/mesh/mesh v0.0.0
 	github.com/mxp-mesh/mesh/pkg/agent v0.0.0
 	github.com/mxp-mesh/mesh/pkg/common v0.0.0
 	github.com/mxp-mesh/mesh/pkg/mxp v0.0.0
@@ -66,6 +67,7 @@ require (
 )
 
 replace (
+	github.com/mxp-mesh/mesh/mesh => ../../mesh
 	github.com/mxp-mesh/mesh/pkg/agent => ../../pkg/agent
 	github.com/mxp-mesh/mesh/pkg/common => ../../pkg/common
 	github.com/mxp-mesh/mesh/pkg/mxp => ../../pkg/mxp

@@ -15,7 +15,7 @@ import (
 
 func TestBasicAgentInTheMesh(t *testing.T) {
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	m, err := meshtest.Start(t.TempDir(), quiet)
+	m, err := meshtest.Start(t.TempDir(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -42,7 +42,7 @@ func get(t *testing.T, url string) (int, string) {
 
 func TestEnterpriseAgent(t *testing.T) {
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	m, err := meshtest.Start(t.TempDir(), quiet)
+	m, err := meshtest.Start(t.TempDir(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,7 @@ import (
 // bytes each way, with calls issued from 8×GOMAXPROCS goroutines; calls/s is the
 // throughput the two agents sustain on one connection each.
 func BenchmarkAgentCall(b *testing.B) {
-	m, err := meshtest.Start(b.TempDir(), quiet())
+	m, err := meshtest.Start(b.TempDir(), nil)
 	if err != nil {
 		b.Fatal(err)
 	}

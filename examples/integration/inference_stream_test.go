@@ -2,8 +2,8 @@ package integration
 
 import (
 	"context"
-	"errors"
 	"io"
+	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -15,80 +15,39 @@ import (
 	"github.com/mxp-mesh/mesh/examples/internal/meshtest"
 	"github.com/mxp-mesh/mesh/pkg/agent"
 	"github.com/mxp-mesh/mesh/pkg/agent/llm"
-	"github.com/mxp-mesh/mesh/pkg/common/bus"
-	"github.com/mxp-mesh/mesh/pkg/common/service"
-	"github.com/mxp-mesh/mesh/services/edge"
-	"github.com/mxp-mesh/mesh/services/inference"
 	"github.com/mxp-mesh/mesh/services/inference/provider"
-	"github.com/mxp-mesh/mesh/services/registry"
 )
 
-// streamMesh is a mesh like meshtest's, whose inference service also serves "mock-slow"
-// (the mock provider with a delay per chunk) and reports its metrics to reg.
+// streamMesh is meshtest's mesh whose inference service also serves "mock-slow" (the
+// mock provider with a delay per chunk), set in the mesh's config file; its metrics are
+// read from the process's registry.
 type streamMesh struct {
 	addr, key string
-	reg       *prometheus.Registry
+	reg       prometheus.Gatherer
 }
 
 func startStreamMesh(t *testing.T) *streamMesh {
 	t.Helper()
-	b, err := bus.Start(bus.Config{Embedded: bus.EmbeddedConfig{DontListen: true}}, "stream-mesh", quiet())
+	dir := t.TempDir()
+	file := filepath.Join(dir, "mesh.yaml")
+	if err := os.WriteFile(file, []byte(`inference:
+  providers:
+    slow: {kind: mock, prefixes: [slow-], token_delay: 20ms}
+  models:
+    mock-slow: {provider: slow, context_window: 8192, output_reserve: 1024}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mt, err := meshtest.StartWith(dir, meshtest.Options{ConfigFile: file})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{}, 3)
 	t.Cleanup(func() {
-		cancel()
-		for range 3 {
-			<-done
+		if err := mt.Close(); err != nil {
+			t.Errorf("mesh: %v", err)
 		}
-		b.Close()
 	})
-	deps := func(name string) service.Deps {
-		nc, err := b.NewConn(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return service.Deps{Logger: quiet(), Conn: nc}
-	}
-	run := func(name string, fn func() error) {
-		go func() {
-			if err := fn(); err != nil && !errors.Is(err, context.Canceled) {
-				t.Errorf("%s: %v", name, err)
-			}
-			done <- struct{}{}
-		}()
-	}
-
-	rcfg := registry.DefaultConfig()
-	rcfg.HTTP = ""
-	reg, err := registry.New(rcfg, deps("registry"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	run("registry", func() error { return reg.Run(ctx) })
-
-	icfg := inference.Defaults()
-	icfg.Providers["slow"] = inference.ProviderConfig{Kind: inference.KindMock, Prefixes: []string{"slow-"}, TokenDelay: 20 * time.Millisecond}
-	icfg.Models["mock-slow"] = inference.ModelConfig{Provider: "slow", ContextWindow: 8192, OutputReserve: 1024}
-	m := &streamMesh{reg: prometheus.NewRegistry()}
-	inf, err := inference.New(icfg, inference.Deps{Logger: quiet(), Conn: deps("inference").Conn, Registerer: m.reg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	run("inference", func() error { return inf.Run(ctx) })
-
-	keyFile := filepath.Join(t.TempDir(), "edge.key")
-	ecfg := edge.Defaults()
-	ecfg.Addr, ecfg.KeyFile, ecfg.HTTP = "127.0.0.1:0", keyFile, ""
-	e, err := edge.New(ecfg, edge.Deps{Deps: deps("edge")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	run("edge", func() error { return e.Run(ctx) })
-	m.addr, m.key = e.Addrs()["secure"], e.PublicKey()
-	return m
+	return &streamMesh{addr: mt.EdgeAddr, key: mt.EdgeKey, reg: mt.Mesh.Metrics}
 }
 
 func (m *streamMesh) agent(t *testing.T, name string) *agent.Agent {

@@ -20,7 +20,7 @@ func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)
 
 func startMesh(t *testing.T) *meshtest.Mesh {
 	t.Helper()
-	m, err := meshtest.Start(t.TempDir(), quiet())
+	m, err := meshtest.Start(t.TempDir(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,8 +1,9 @@
-// Package meshtest starts a whole MXP mesh in one process for the examples' tests: an
-// embedded NATS bus, the registry (memory store), the inference service (built-in mock
-// provider and models hosted by agents; its OpenAI-compatible API on a loopback HTTP
-// server, InferenceURL) and an edge with the secure transport on a loopback port. It wires the same
-// constructors `mxp dev` does, with no network beyond loopback and no API keys.
+// Package meshtest starts a whole MXP mesh in one process for the examples' tests: the
+// mesh package's module list (the registry with its memory store, the inference service
+// with its built-in mock provider and models hosted by agents, an edge with the secure
+// transport on a loopback port) on an in-process NATS bus, through mesh.Start, the
+// function `mxp dev` runs; the HTTP server (metrics, health, the inference service's
+// OpenAI-compatible API, InferenceURL) on a loopback port. No API keys.
 //
 // It is test support only: it must not be imported by the examples' programs themselves.
 package meshtest
@@ -14,9 +15,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"net/http/httptest"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -24,13 +23,9 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/mxp-mesh/mesh/mesh"
 	"github.com/mxp-mesh/mesh/pkg/agent"
-	"github.com/mxp-mesh/mesh/pkg/common/bus"
 	"github.com/mxp-mesh/mesh/pkg/common/service"
-	"github.com/mxp-mesh/mesh/pkg/mxp"
-	"github.com/mxp-mesh/mesh/services/edge"
-	"github.com/mxp-mesh/mesh/services/inference"
-	"github.com/mxp-mesh/mesh/services/registry"
 )
 
 // Mesh is a running in-process mesh.
@@ -40,127 +35,68 @@ type Mesh struct {
 	// InferenceURL is the base URL of the inference service's OpenAI-compatible API
 	// (http://127.0.0.1:port/v1), as `mxp dev` serves it on its HTTP address.
 	InferenceURL string
+	// Mesh is the process: its services (Mesh.Inference(), ...), metrics and health.
+	Mesh *mesh.Mesh
 
-	http *httptest.Server
-
-	bus    *bus.Bus
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	mu     sync.Mutex
-	errs   []error
+	done   chan error
 }
 
 // Options tune StartWith.
 type Options struct {
 	Logger *slog.Logger // every service's logger; nil discards
 	Tracer trace.Tracer // every service's tracer (the edge, the registry, inference); nil: none
+	// ConfigFile is a file in the mesh's format (a section per service, e.g. extra
+	// inference models); "" for none.
+	ConfigFile string
 }
 
-// Start runs the mesh until Close. dir holds the edge's key file.
+// Start runs the mesh until Close. dir holds the edge's key file (created).
 func Start(dir string, logger *slog.Logger) (*Mesh, error) {
 	return StartWith(dir, Options{Logger: logger})
 }
 
-// StartWith is Start with options.
+// StartWith is Start with options. It returns once every service is ready.
 func StartWith(dir string, o Options) (*Mesh, error) {
-	logger := o.Logger
-	if logger == nil {
-		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	b, err := bus.Start(bus.Config{Embedded: bus.EmbeddedConfig{DontListen: true}}, "meshtest", logger)
+	p, err := mesh.Start(context.Background(), mesh.Options{
+		ConfigFile: o.ConfigFile, Env: []string{}, Logger: o.Logger, Tracer: o.Tracer,
+		Preset: map[string]map[string]string{
+			service.ProcessName: {"bus.embedded.dont_listen": "true", "http.addr": "127.0.0.1:0"},
+			"edge":              {"addr": "127.0.0.1:0", "key_file": filepath.Join(dir, "edge.key")},
+		},
+	})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("meshtest: %w", err)
 	}
-	m := &Mesh{bus: b}
 	ctx, cancel := context.WithCancel(context.Background())
-	m.cancel = cancel
-	fail := func(err error) (*Mesh, error) {
-		m.Close()
-		return nil, err
-	}
-	conn := func(name string) (service.Deps, error) {
-		nc, err := b.NewConn(name)
-		if err != nil {
-			return service.Deps{}, err
+	m := &Mesh{Mesh: p, cancel: cancel, done: make(chan error, 1)}
+	e := p.Edge()
+	m.EdgeAddr, m.EdgeKey = e.Addrs()["secure"], e.PublicKey()
+	m.InferenceURL = "http://" + p.HTTPAddr() + "/v1"
+	go func() { m.done <- p.Run(ctx) }()
+	deadline := time.Now().Add(20 * time.Second)
+	for rep := p.Health.Ready(ctx); !rep.Ready; rep = p.Health.Ready(ctx) {
+		if time.Now().After(deadline) {
+			m.Close()
+			return nil, fmt.Errorf("meshtest: mesh not ready: %+v", rep)
 		}
-		return service.Deps{Logger: logger, Conn: nc, Tracer: o.Tracer}, nil
+		time.Sleep(5 * time.Millisecond)
 	}
-
-	regDeps, err := conn("registry")
-	if err != nil {
-		return fail(err)
-	}
-	rcfg := registry.DefaultConfig()
-	rcfg.HTTP = ""
-	reg, err := registry.New(rcfg, regDeps)
-	if err != nil {
-		return fail(fmt.Errorf("meshtest: registry: %w", err))
-	}
-	m.run("registry", func() error { return reg.Run(ctx) })
-
-	infDeps, err := conn("inference")
-	if err != nil {
-		return fail(err)
-	}
-	inf, err := inference.New(inference.Defaults(), inference.Deps{Logger: logger, Conn: infDeps.Conn, Tracer: o.Tracer})
-	if err != nil {
-		return fail(fmt.Errorf("meshtest: inference: %w", err))
-	}
-	m.run("inference", func() error { return inf.Run(ctx) })
-	m.http = httptest.NewServer(inf.Handler())
-	m.InferenceURL = m.http.URL + "/v1"
-
-	keyFile := filepath.Join(dir, "edge.key")
-	key, err := mxp.GeneratePrivateKey()
-	if err != nil {
-		return fail(err)
-	}
-	if err := mxp.SavePrivateKey(keyFile, key); err != nil {
-		return fail(err)
-	}
-	edgeDeps, err := conn("edge")
-	if err != nil {
-		return fail(err)
-	}
-	ecfg := edge.Defaults()
-	ecfg.Addr, ecfg.KeyFile = "127.0.0.1:0", keyFile
-	e, err := edge.New(ecfg, edge.Deps{Deps: edgeDeps})
-	if err != nil {
-		return fail(fmt.Errorf("meshtest: edge: %w", err))
-	}
-	m.run("edge", func() error { return e.Run(ctx) })
-	for _, addr := range e.Addrs() {
-		m.EdgeAddr = addr
-	}
-	m.EdgeKey = key.PublicKey().String()
 	return m, nil
-}
-
-func (m *Mesh) run(name string, fn func() error) {
-	m.wg.Add(1)
-	go func() {
-		defer m.wg.Done()
-		if err := fn(); err != nil && !errors.Is(err, context.Canceled) {
-			m.mu.Lock()
-			m.errs = append(m.errs, fmt.Errorf("%s: %w", name, err))
-			m.mu.Unlock()
-		}
-	}()
 }
 
 // Close stops every service and the bus, and returns what they reported.
 func (m *Mesh) Close() error {
-	if m.http != nil {
-		m.http.Close()
-	}
 	m.cancel()
-	m.wg.Wait()
-	if m.bus != nil {
-		_ = m.bus.Close()
+	err := <-m.done
+	m.done <- err // a second Close returns the same
+	if errors.Is(err, context.Canceled) {
+		return nil
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return errors.Join(m.errs...)
+	return err
 }
 
 // Run runs a (with Agent.Run, so over the secure transport) until the test ends, and

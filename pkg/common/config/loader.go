@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -33,6 +34,19 @@ type Loader[T any] struct {
 	// FlagSet receives the config flags; callers may add their own before Load. Nil means
 	// a new ContinueOnError set named for the service.
 	FlagSet *flag.FlagSet
+
+	// Section, when set, reads the file as a mapping of sections (the file of a process
+	// that runs several services, pkg/common/service.Process) and takes this service's
+	// config from the top-level key Section; a file without it sets nothing. The
+	// MXP_<SERVICE>_CONFIG variable is then not consulted: the process names the file.
+	Section string
+	// Skip lists top-level file keys that other loaders read (the other sections of a
+	// shared file); they are not errors here. Without Section only.
+	Skip []string
+	// Preset values (key → value, as in the environment) are laid over Defaults, under
+	// the file: a program's own defaults (mxp dev's addresses). Override values are laid
+	// over the environment, with the flags: a program's own flags that set a key.
+	Preset, Override map[string]string
 
 	parsed   bool
 	flagVals map[string]string // key → raw value of flags that were set
@@ -133,14 +147,21 @@ func (l *Loader[T]) Load() (T, error) {
 			envMap[k] = v
 		}
 	}
+	byKey := make(map[string]field, len(fields))
+	for _, f := range fields {
+		byKey[f.key] = f
+	}
+	if err := applyValues(byKey, l.Preset, "preset"); err != nil {
+		return cfg, err
+	}
 	path := l.File
-	if p, ok := envMap[prefix+"CONFIG"]; ok && p != "" && !l.fileFromFlag() {
+	if p, ok := envMap[prefix+"CONFIG"]; ok && p != "" && !l.fileFromFlag() && l.Section == "" {
 		path = p
 	}
 	delete(envMap, prefix+"CONFIG")
 	l.filePath = path
 	if path != "" {
-		if err := applyFile(rv, path); err != nil {
+		if err := applyFile(rv, path, l.Section, l.Skip); err != nil {
 			return cfg, err
 		}
 	}
@@ -163,6 +184,9 @@ func (l *Loader[T]) Load() (T, error) {
 				errs = append(errs, &Error{Key: f.key, Source: "flag --" + l.flagName[f.key], Err: err})
 			}
 		}
+	}
+	if err := applyValues(byKey, l.Override, "override"); err != nil {
+		errs = append(errs, err)
 	}
 	if len(errs) > 0 {
 		return cfg, errors.Join(errs...)
@@ -199,7 +223,27 @@ func validate[T any](cfg *T) error {
 	return nil
 }
 
-func applyFile(rv reflect.Value, path string) error {
+// applyValues sets each key of vals (raw values, parsed as the environment's are); an
+// unknown key or a bad value is an error naming the key and source.
+func applyValues(byKey map[string]field, vals map[string]string, source string) error {
+	var errs []error
+	for k, v := range vals {
+		f, ok := byKey[k]
+		if !ok {
+			errs = append(errs, &Error{Key: k, Source: source, Err: errors.New("no such config key")})
+			continue
+		}
+		if err := setString(f.value, v); err != nil {
+			errs = append(errs, &Error{Key: k, Source: source, Err: err})
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// applyFile lays the YAML file at path over rv: the whole file, or with section set the
+// value of that top-level key (the file must then be a mapping). Top-level keys in skip
+// are left to other loaders.
+func applyFile(rv reflect.Value, path, section string, skip []string) error {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return &Error{Source: "file " + path, Err: err}
@@ -211,8 +255,33 @@ func applyFile(rv reflect.Value, path string) error {
 	if len(doc.Content) == 0 {
 		return nil // empty file: nothing to override
 	}
+	root := doc.Content[0]
+	if section != "" || len(skip) > 0 {
+		if root.Kind != yaml.MappingNode {
+			return &Error{Source: fmt.Sprintf("file %s:%d", path, root.Line), Err: errors.New("want a mapping of sections")}
+		}
+		var kept []*yaml.Node
+		var found *yaml.Node
+		for i := 0; i+1 < len(root.Content); i += 2 {
+			k := root.Content[i].Value
+			switch {
+			case section != "" && k == section:
+				found = root.Content[i+1]
+			case section == "" && !slices.Contains(skip, k):
+				kept = append(kept, root.Content[i], root.Content[i+1])
+			}
+		}
+		if section != "" {
+			if found == nil {
+				return nil // no section for this service: nothing to override
+			}
+			root = found
+		} else {
+			root = &yaml.Node{Kind: yaml.MappingNode, Line: root.Line, Content: kept}
+		}
+	}
 	var errs []error
-	applyNode(doc.Content[0], rv, "", path, &errs)
+	applyNode(root, rv, section, path, &errs) // errors name section.key
 	return errors.Join(errs...)
 }
 

@@ -46,6 +46,14 @@ func NewRegistry(service string) *Registry {
 	return r
 }
 
+// ForService returns a view of r for another service of the same process (pkg/common/
+// service.Process: several services, one /metrics): the metrics it registers land in r,
+// and its config digest and reloads carry service="name" in mxp_config_info and
+// mxp_config_reloads_total.
+func (r *Registry) ForService(name string) *Registry {
+	return &Registry{Registry: r.Registry, service: name, configInfo: r.configInfo, reloads: r.reloads}
+}
+
 // Service is the service name the registry was made for.
 func (r *Registry) Service() string { return r.service }
 

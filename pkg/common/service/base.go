@@ -27,20 +27,38 @@ type BaseConfig struct {
 	Version string
 	// Bus selects the embedded server or an external URL.
 	Bus bus.Config
-	// Shared, when set, is an already running bus (mxp dev): the service gets its own
-	// connection to it, and Bus is ignored.
-	Shared *bus.Bus
+	// Shared, when set, holds what the services of one process share (Process: mxp dev,
+	// several targets): the service gets its own connection to the shared bus, a view of
+	// the shared metrics registry (its config metrics labelled with its name), its checks
+	// on the shared health checker and its routes on the shared HTTP server. Bus and HTTP
+	// are then ignored, and the process starts and stops what is shared.
+	Shared *Shared
 	// HTTP serves /metrics, /livez, /readyz, /debug/pprof and the service's routes;
 	// an empty Addr disables it.
 	HTTP metrics.ServerConfig
 	// LogLevel is the starting level (debug, info, warn, error); LogWriter defaults to stderr.
 	LogLevel  string
 	LogWriter io.Writer
+	// Logger, when set, is the service's logger as given (tests that collect the lines);
+	// LogLevel and LogWriter are then not used.
+	Logger *slog.Logger
+	// Tracer, when set, is the service's tracer (tests that record spans); no provider
+	// is set up from the OTEL_* variables.
+	Tracer trace.Tracer
 	// ShutdownTimeout bounds the graceful shutdown. Default 30s.
 	ShutdownTimeout time.Duration
 }
 
-// Base holds the shared resources of one service process (or one service inside mxp dev).
+// Shared is what the services of one process share; see BaseConfig.Shared.
+type Shared struct {
+	Bus     *bus.Bus
+	Metrics *metrics.Registry
+	Health  *health.Checker
+	HTTP    *metrics.Server // nil when the process serves no HTTP
+}
+
+// Base holds the resources of one service: its own process's, or its share of a process
+// that runs several (BaseConfig.Shared).
 type Base struct {
 	Logger  *slog.Logger
 	Level   *slog.LevelVar
@@ -68,35 +86,48 @@ func NewBase(ctx context.Context, cfg BaseConfig) (*Base, error) {
 		}
 		b.Level.Set(l)
 	}
-	b.Logger = mlog.New(mlog.Options{Service: cfg.Service, Level: b.Level, Writer: cfg.LogWriter})
-	tp, stop, err := tracing.Setup(ctx, cfg.Service, cfg.Version)
-	if err != nil {
-		return nil, fmt.Errorf("tracing: %w", err)
+	b.Logger = cfg.Logger
+	if b.Logger == nil {
+		b.Logger = mlog.New(mlog.Options{Service: cfg.Service, Level: b.Level, Writer: cfg.LogWriter})
 	}
-	b.Tracer, b.stopTracing = tp.Tracer("mxp-"+cfg.Service), stop
-	b.Metrics = metrics.NewRegistry(cfg.Service)
-	b.Health = health.NewChecker(func() string { return b.digest() })
+	b.Tracer, b.stopTracing = cfg.Tracer, func(context.Context) error { return nil }
+	if b.Tracer == nil {
+		tp, stop, err := tracing.Setup(ctx, cfg.Service, cfg.Version)
+		if err != nil {
+			return nil, fmt.Errorf("tracing: %w", err)
+		}
+		b.Tracer, b.stopTracing = tp.Tracer("mxp-"+cfg.Service), stop
+	}
+	var err error
 	name := "mxp-" + cfg.Service
-	if cfg.Shared != nil {
-		b.Conn, err = cfg.Shared.NewConn(name)
+	check := "bus"
+	if sh := cfg.Shared; sh != nil {
+		b.Metrics = sh.Metrics.ForService(cfg.Service)
+		b.Health = sh.Health
+		b.HTTP = sh.HTTP
+		b.Conn, err = sh.Bus.NewConn(name)
+		check = "bus/" + cfg.Service // one bus check per service on the shared checker
 	} else {
+		b.Metrics = metrics.NewRegistry(cfg.Service)
+		b.Health = health.NewChecker(func() string { return b.digest() })
 		b.Bus, err = bus.Connect(cfg.Bus, name, b.Logger)
 		if b.Bus != nil {
 			b.Conn = b.Bus.Conn
 		}
+		if err == nil && cfg.HTTP.Addr != "" {
+			b.HTTP = metrics.NewServer(cfg.HTTP, b.Metrics, b.Health)
+		}
 	}
 	if err != nil {
-		stop(ctx)
+		_ = b.stopTracing(ctx)
 		return nil, err
 	}
-	if cfg.HTTP.Addr != "" {
-		b.HTTP = metrics.NewServer(cfg.HTTP, b.Metrics, b.Health)
-	}
 	if err := RegisterBusMetrics(b.Metrics, b.Conn); err != nil {
+		b.close(ctx)
 		return nil, err
 	}
 	conn := b.Conn
-	b.Health.Add("bus", func(context.Context) error {
+	b.Health.Add(check, func(context.Context) error {
 		if st := conn.Status(); st != nats.CONNECTED {
 			return fmt.Errorf("nats connection is %s", st)
 		}
@@ -107,9 +138,11 @@ func NewBase(ctx context.Context, cfg BaseConfig) (*Base, error) {
 
 // RegisterBusMetrics exports nc's state and traffic: mxp_bus_connected,
 // mxp_bus_reconnects_total, mxp_bus_messages_total{direction} and
-// mxp_bus_bytes_total{direction}.
+// mxp_bus_bytes_total{direction}, each labelled service=reg.Service() (one connection
+// per service, so the services of one process keep their series apart).
 func RegisterBusMetrics(reg *metrics.Registry, nc *nats.Conn) error {
 	ns := metrics.Namespace
+	into := prometheus.WrapRegistererWith(prometheus.Labels{"service": reg.Service()}, reg)
 	cs := []prometheus.Collector{
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Subsystem: "bus", Name: "connected",
 			Help: "1 while the NATS connection is connected."}, func() float64 {
@@ -143,7 +176,7 @@ func RegisterBusMetrics(reg *metrics.Registry, nc *nats.Conn) error {
 				Help: "NATS payload bytes by direction.", ConstLabels: prometheus.Labels{"direction": dir}}, bytes))
 	}
 	for _, c := range cs {
-		if err := reg.Register(c); err != nil {
+		if err := into.Register(c); err != nil {
 			return fmt.Errorf("bus metrics: %w", err)
 		}
 	}
@@ -193,8 +226,12 @@ func WatchConfig[T any](b *Base, l *config.Loader[T], initial T, level func(*T) 
 
 // Runner returns a lifecycle runner with svc, the config watchers, and the stop hooks in
 // order: drain the bus connection, stop HTTP, flush traces, stop the embedded server. It
-// starts the HTTP server first.
+// starts the HTTP server first. With BaseConfig.Shared, the process runs the services
+// instead (Process).
 func (b *Base) Runner(svc ...lifecycle.Service) (*lifecycle.Runner, error) {
+	if b.cfg.Shared != nil {
+		return nil, errors.New("service: a Base on a shared process is run by its Process")
+	}
 	if b.HTTP != nil {
 		if err := b.HTTP.Start(); err != nil {
 			return nil, fmt.Errorf("http %s: %w", b.cfg.HTTP.Addr, err)

@@ -97,7 +97,7 @@ func TestBaseLifecycle(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, want := range []string{`mxp_config_info{digest="` + w.Digest() + `",service="demo"} 1`, "mxp_bus_connected 1", `mxp_bus_messages_total{direction="in"}`} {
+	for _, want := range []string{`mxp_config_info{digest="` + w.Digest() + `",service="demo"} 1`, `mxp_bus_connected{service="demo"} 1`, `mxp_bus_messages_total{direction="in",service="demo"}`} {
 		if !strings.Contains(string(body), want) {
 			t.Fatalf("metric %s missing:\n%s", want, body)
 		}

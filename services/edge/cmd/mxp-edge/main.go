@@ -10,54 +10,11 @@
 // with a new key when missing; the public key is logged at start. The config file is
 // reloaded on change and on SIGHUP (limits and timeouts apply live); SIGINT/SIGTERM shut
 // down gracefully (readiness false, connections closed, their agents deregistered).
+//
+// The program is edge.Module run alone (pkg/common/service.Module.Main); `mxp dev --target
+// edge` runs the same module in a shared process.
 package main
 
-import (
-	"context"
-	"io"
+import "github.com/mxp-mesh/mesh/services/edge"
 
-	"github.com/mxp-mesh/mesh/pkg/common/bus"
-	"github.com/mxp-mesh/mesh/pkg/common/lifecycle"
-	"github.com/mxp-mesh/mesh/pkg/common/metrics"
-	"github.com/mxp-mesh/mesh/pkg/common/service"
-	"github.com/mxp-mesh/mesh/pkg/mxp"
-	"github.com/mxp-mesh/mesh/services/edge"
-)
-
-var program = service.Program[edge.Config]{
-	Name:     "edge",
-	Defaults: edge.Defaults,
-	Base: func(cfg *edge.Config) service.BaseConfig {
-		return service.BaseConfig{
-			Version:         mxp.Version,
-			Bus:             bus.Config{URL: cfg.NATS, Embedded: cfg.EmbeddedNATS},
-			HTTP:            metrics.ServerConfig{Addr: cfg.HTTP, Pprof: true, Limits: cfg.HTTPLimits},
-			LogLevel:        cfg.LogLevel,
-			ShutdownTimeout: cfg.ShutdownTimeout,
-		}
-	},
-	Start: func(_ context.Context, s *service.Setup[edge.Config]) ([]lifecycle.Service, error) {
-		base, cfg := s.Base, s.Config
-		e, err := edge.New(cfg, edge.Deps{Deps: base.Deps()})
-		if err != nil {
-			return nil, err
-		}
-		w := service.WatchConfig(base, s.Loader, cfg,
-			func(c *edge.Config) string { return c.LogLevel },
-			func(_, c *edge.Config) {
-				if err := e.Reload(*c); err != nil {
-					base.Logger.Error("config reload rejected", "err", err)
-				}
-			})
-		base.Logger.Info("mxp-edge starting", "version", mxp.Version, "addrs", e.Addrs(), "public_key", e.PublicKey(),
-			"edge_id", e.ID(), "http", cfg.HTTP, "config_digest", w.Digest(), "config_file", s.Loader.FilePath())
-		return []lifecycle.Service{e}, nil
-	},
-}
-
-func main() { program.Main() }
-
-// run is the program without the process, for tests: the exit status.
-func run(ctx context.Context, args []string, stderr io.Writer) int {
-	return program.Run(ctx, args, nil, stderr)
-}
+func main() { edge.Module.Main() }

@@ -3,11 +3,19 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mxp-mesh/mesh/services/edge"
 )
+
+// run is the program without the process: its exit status.
+func run(ctx context.Context, args []string, stderr io.Writer) int {
+	return edge.Module.Run(ctx, args, nil, stderr)
+}
 
 func TestRun(t *testing.T) {
 	for _, tc := range []struct {

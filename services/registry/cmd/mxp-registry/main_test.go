@@ -16,7 +16,13 @@ import (
 
 	"github.com/mxp-mesh/mesh/pkg/common/bus"
 	"github.com/mxp-mesh/mesh/pkg/mxp"
+	"github.com/mxp-mesh/mesh/services/registry"
 )
+
+// run is the program without the process: its exit status.
+func run(ctx context.Context, args []string, stderr io.Writer) int {
+	return registry.Module.Run(ctx, args, nil, stderr)
+}
 
 type syncBuffer struct {
 	mu sync.Mutex
@@ -184,7 +190,7 @@ func TestLeaseAloneDerivesHeartbeat(t *testing.T) {
 			defer cancel()
 			done := make(chan int, 1)
 			args := append([]string{"--nats", srv.ClientURL(), "--http", "", "--store", "memory"}, tc.args...)
-			go func() { done <- program.Run(ctx, args, tc.env, logs) }()
+			go func() { done <- registry.Module.Run(ctx, args, tc.env, logs) }()
 			select {
 			case <-logs.seen:
 			case code := <-done:
