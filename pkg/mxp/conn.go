@@ -543,8 +543,8 @@ func (c *Conn) EndAwait() {
 // meanwhile the Call fails at once: with an error matching CodeUnreachable when the peer
 // stopped answering (see Await), ErrConnClosed otherwise. Request is another name for it.
 func (c *Conn) Call(ctx context.Context, f *Frame) (Frame, error) {
-	p, err := c.Start(ctx, f)
-	if err != nil {
+	var p Pending // on the stack: a Call allocates no Pending
+	if err := c.start(ctx, f, &p); err != nil {
 		return Frame{}, err
 	}
 	return p.Wait(ctx)
@@ -565,6 +565,15 @@ type Pending struct {
 // order (stream chunks with FlagRequiresAck, for example). Every Pending must be waited
 // for once.
 func (c *Conn) Start(ctx context.Context, f *Frame) (*Pending, error) {
+	p := new(Pending)
+	if err := c.start(ctx, f, p); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// start registers f's message id, sends f and fills p (Start, Call).
+func (c *Conn) start(ctx context.Context, f *Frame, p *Pending) error {
 	if f.MessageID == 0 {
 		f.MessageID = c.NextID()
 	}
@@ -573,17 +582,17 @@ func (c *Conn) Start(ctx context.Context, f *Frame) (*Pending, error) {
 	if _, dup := c.pending[f.MessageID]; dup {
 		c.mu.Unlock()
 		putWaiter(w)
-		return nil, errors.New("mxp: a call with this message id is already in flight")
+		return errors.New("mxp: a call with this message id is already in flight")
 	}
 	c.pending[f.MessageID] = w
 	c.mu.Unlock()
 	c.Await()
-	p := &Pending{c: c, id: f.MessageID, w: w}
+	*p = Pending{c: c, id: f.MessageID, w: w}
 	if err := c.Send(ctx, f); err != nil {
 		p.end()
-		return nil, err
+		return err
 	}
-	return p, nil
+	return nil
 }
 
 // end forgets the request and recycles its waiter. Contract: called once.
