@@ -21,7 +21,8 @@
 // Files:
 //
 //   - edge.go: the Edge (New, Run, Reload) and the Handler the transports call (Opened,
-//     Frame, Datagram, FrameTooLarge, Closed), the sweep.
+//     Frame, Datagram, FrameTooLarge, Closed), the sweep. module.go: the edge as the
+//     module runner (pkg/common/service) runs it.
 //   - session.go: one connection's state, its frame loop and dispatch (handle), sending
 //     frames to the peer, bus headers, close.
 //   - call_caller.go: a Call from the caller's side: the peer's Call → the bus request →
