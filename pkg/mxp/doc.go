@@ -15,10 +15,16 @@
 // never resynchronise: a bad frame is an error, not a guess.
 //
 // Listen and Dial return a Conn that sends and receives frames over the secure UDP transport
-// (the transport subpackage, which moves opaque messages and knows nothing of frames); Call
-// correlates a Response or Error with its Call by message id, many in flight at once.
+// (the transport subpackage, which moves opaque messages and knows nothing of frames);
+// DialPlaintext runs the same Conn over the edge's plaintext UDP listener, and NewConn over
+// any FrameConn. Conn is the repository's one correlator of MXP answers: Call (Start and
+// Wait) matches a Response, Error or Ack to its request by message id, many in flight at
+// once, with no reader goroutine of its own (the waiters take turns reading, see Conn).
+// The agent SDK (pkg/agent) and the mxp command sit on it; client.go adds the edge's client
+// operations (CallAgent, Register, Heartbeat, Discover, Respond).
 //
 // The codec half (Decode, AppendFrame, the payload types) must stay pure: no I/O beyond the
 // io.Reader/io.Writer it is handed, no state between calls, no logging. Only conn.go,
-// listen.go, dial.go, client.go and keys.go touch the network or the file system.
+// listen.go, dial.go, client.go, plaintext.go and keys.go touch the network or the file
+// system.
 package mxp
