@@ -123,8 +123,17 @@ func (c *Conn) afterReceiveBatch(now time.Time) (woke bool) {
 		c.flushLocked(now)
 		c.armTimerLocked(now)
 	}
-	wakeMsg, wakeDgram := c.wakeMsg, c.wakeDgram
-	c.wakeMsg, c.wakeDgram = false, false
+	// What a handler takes stays flagged: a stall helper (stall.go) may have queued
+	// messages while the handlers above ran, and the read loop runs their handlers next
+	// (readBatch) only if the flag is still set; clearing it here lost them until the
+	// connection's next packet.
+	wakeMsg, wakeDgram := c.wakeMsg && c.cfg.OnMessage == nil, c.wakeDgram && c.cfg.OnDatagram == nil
+	if wakeMsg {
+		c.wakeMsg = false
+	}
+	if wakeDgram {
+		c.wakeDgram = false
+	}
 	c.mu.Unlock()
 	// Readers are woken only now, with c.mu free, so they do not block on it at once.
 	if wakeMsg {

@@ -147,3 +147,47 @@ func TestSlowHandlerOtherClientsLive(t *testing.T) {
 		t.Fatalf("connections closed: %v / %v", slow.Err(), other.Err())
 	}
 }
+
+// TestStalledHandlerMessagesHandled: messages that the stall helper receives while a
+// handler blocks are handled once it returns, even when the peer then sends nothing more.
+// The read loop cleared their flag after the blocked handler returned, so they waited
+// for the connection's next packet: with none, for ever (TestReceiveReadsSocketDirectly's
+// hang: 855 echoes never sent).
+func TestStalledHandlerMessagesHandled(t *testing.T) {
+	const n = 20
+	release := make(chan struct{})
+	handled := make(chan []byte, n)
+	_, c, s := pair(t, Config{OnMessage: func(ctx context.Context, c *Conn, m []byte) {
+		if string(m) == "block" {
+			<-release
+		}
+		handled <- m
+	}}, Config{})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.Send(ctx, []byte("block")); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i < n; i++ {
+		if err := c.Send(ctx, []byte{byte(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The handler blocks the read loop; the helper takes over the reading and queues the
+	// others without handling them.
+	waitFor(t, "the messages queued behind the blocked handler", func() bool { return s.Stats().MessagesReceived == n })
+	if len(handled) != 0 {
+		t.Fatalf("%d handled while the read loop's handler blocks", len(handled))
+	}
+	close(release)
+	for i := range n {
+		select {
+		case m := <-handled:
+			if i > 0 && (len(m) != 1 || int(m[0]) != i) {
+				t.Fatalf("handled %q as message %d", m, i)
+			}
+		case <-ctx.Done():
+			t.Fatalf("%d of %d messages handled; the rest stayed queued", i, n)
+		}
+	}
+}
