@@ -227,3 +227,47 @@ func TestCallUnderAWideTrace(t *testing.T) {
 		t.Error("the mesh's spans do not chain under agent.call")
 	}
 }
+
+// The registry's spans of an agent's registration and heartbeats are the children of the
+// edge's spans of the frames that carried them, in the trace of those frames.
+func TestRegistrySpansUnderTheEdge(t *testing.T) {
+	sink := make(spanSink, 1024)
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(sink))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	m, err := meshtest.StartWith(t.TempDir(), meshtest.Options{Tracer: tp.Tracer("mesh")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Close() })
+	runAgent(t, m, newAgent(t, m, "beating")) // heartbeats every second
+
+	edgeSpans := map[trace.SpanID]sdktrace.ReadOnlySpan{}
+	var registry []sdktrace.ReadOnlySpan
+	found := map[string]bool{}
+	timeout := time.After(20 * time.Second)
+	for !found["register"] || !found["heartbeat"] {
+		select {
+		case s := <-sink:
+			switch s.Name() {
+			case "edge.register", "edge.heartbeat":
+				edgeSpans[s.SpanContext().SpanID()] = s
+			case "registry.register", "registry.heartbeat":
+				registry = append(registry, s)
+			}
+		case <-timeout:
+			t.Fatalf("registry spans under an edge span: %v", found)
+		}
+		// The edge ends its span after the registry's reply, so match what has come.
+		for _, r := range registry {
+			p, ok := edgeSpans[r.Parent().SpanID()]
+			if !ok {
+				continue
+			}
+			verb := r.Name()[len("registry."):]
+			if p.Name() != "edge."+verb || p.SpanContext().TraceID() != r.SpanContext().TraceID() {
+				t.Fatalf("%s's parent is %s in trace %s", r.Name(), p.Name(), p.SpanContext().TraceID())
+			}
+			found[verb] = true
+		}
+	}
+}
