@@ -320,11 +320,11 @@ func TestHostedModelAcrossTwoEdges(t *testing.T) {
 
 	t.Run("typed errors", func(t *testing.T) {
 		for _, tc := range []struct{ model, code string }{
-			{"mxp/host", "invalid_request"},        // no model part
-			{"mxp/host/Echo", "invalid_request"},   // not a capability's characters
-			{"mxp/host/nosuch", "model_not_found"}, // the agent serves no such model
-			{"mxp/nobody/echo", "model_not_found"}, // no agent of that name
-			{"mxp/caller/echo", "model_not_found"}, // an agent that hosts nothing
+			{"mxp/host", "invalid_request"},           // no model part
+			{"mxp/host/two words", "invalid_request"}, // not a capability
+			{"mxp/host/nosuch", "model_not_found"},    // the agent serves no such model
+			{"mxp/nobody/echo", "model_not_found"},    // no agent of that name
+			{"mxp/caller/echo", "model_not_found"},    // an agent that hosts nothing
 		} {
 			_, err := model.Chat(ctx, req(tc.model, "x"))
 			if got := string(agent.CodeOf(err)); got != tc.code {

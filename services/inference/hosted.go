@@ -72,8 +72,15 @@ func (h *Hosted) Name() string { return "mxp" }
 // receives (the model's own name in Model).
 func (h *Hosted) target(ctx context.Context, req *provider.Request) (id, agentName string, body []byte, err error) {
 	agentName, model, err := api.ParseHostedModel(req.Model)
+	if err == nil {
+		err = mxp.CheckName(agentName)
+	}
+	if err == nil {
+		err = mxp.CheckCapability(api.HostedCapability(model))
+	}
 	if err != nil {
-		return "", "", nil, &provider.Error{Code: provider.CodeInvalidRequest, Provider: h.Name(), Message: err.Error()}
+		return "", "", nil, &provider.Error{Code: provider.CodeInvalidRequest, Provider: h.Name(),
+			Message: fmt.Sprintf("hosted model %.80q: %v", req.Model, err)}
 	}
 	if h.nc == nil {
 		return "", "", nil, &provider.Error{Code: provider.CodeUnavailable, Provider: h.Name(), Message: "the inference service has no bus connection to reach agents"}

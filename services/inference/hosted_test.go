@@ -59,7 +59,7 @@ func TestHostedWithoutBus(t *testing.T) {
 	if _, err := s.Chat(context.Background(), req("mxp/host/echo")); provider.CodeOf(err) != provider.CodeUnavailable {
 		t.Fatalf("no bus: %v", err)
 	}
-	for _, name := range []string{"mxp/host", "mxp/host/Echo", "mxp//echo"} {
+	for _, name := range []string{"mxp/host", "mxp/host/two words", "mxp//echo", "mxp/bad\x01name/echo"} {
 		if _, err := s.Chat(context.Background(), req(name)); provider.CodeOf(err) != provider.CodeInvalidRequest {
 			t.Errorf("%s: %v", name, err)
 		}

@@ -73,13 +73,17 @@ type ModelHost struct {
 // NewModelHost returns a host serving no model yet.
 func NewModelHost() *ModelHost { return &ModelHost{models: map[string]ChatStreamer{}} }
 
-// Add serves m under name: 1 to inference.MaxHostedModelLen bytes of [a-z0-9._-]
-// (the characters of a registry capability). A ChatStreamer that is also a ChatModel
+// Add serves m under name, any name whose capability "model.<name>" is valid
+// (mxp.CheckCapability: at most 128 bytes in all, no white space or control character;
+// callers write it after "mxp/<agent>/"). A ChatStreamer that is also a ChatModel
 // (AdapterModel, Streaming) answers Calls with its Chat; any other is streamed and
 // collected. Adding a name again replaces its model.
 func (h *ModelHost) Add(name string, m ChatStreamer) error {
-	if err := inference.CheckHostedModel(name); err != nil {
-		return agent.Errorf(agent.CodeInvalidArgument, "llm: serving a model: %w", err)
+	if name == "" {
+		return agent.Errorf(agent.CodeInvalidArgument, "llm: serving a model: the name is empty")
+	}
+	if err := mxp.CheckCapability(inference.HostedCapability(name)); err != nil {
+		return agent.Errorf(agent.CodeInvalidArgument, "llm: serving model %.40q: %w", name, err)
 	}
 	if m == nil {
 		return agent.Errorf(agent.CodeInvalidArgument, "llm: serving model %q: the model is nil", name)

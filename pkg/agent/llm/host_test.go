@@ -4,10 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/mxp-mesh/mesh/pkg/agent"
-	"github.com/mxp-mesh/mesh/pkg/api/inference"
 	"github.com/mxp-mesh/mesh/pkg/mxp"
 )
 
@@ -79,10 +79,18 @@ func TestModelHostCall(t *testing.T) {
 
 func TestModelHostAdd(t *testing.T) {
 	h := NewModelHost()
-	for _, name := range []string{"", "Echo", "a/b", "with space"} {
+	if err := h.Add("", AdapterModel{Adapter: scriptAdapter{}}); agent.CodeOf(err) != agent.CodeInvalidArgument {
+		t.Errorf("Add(\"\") = %v", err)
+	}
+	for _, name := range []string{"with space", "tab\t", strings.Repeat("m", mxp.MaxCapabilityLen)} {
 		if err := h.Add(name, AdapterModel{Adapter: scriptAdapter{}}); agent.CodeOf(err) != agent.CodeInvalidArgument ||
-			!errors.Is(err, inference.ErrHostedModelName) {
-			t.Errorf("Add(%q) = %v", name, err)
+			!errors.Is(err, mxp.ErrInvalidPayload) {
+			t.Errorf("Add(%.20q) = %v", name, err)
+		}
+	}
+	for _, name := range []string{"Echo", "meta/llama3.2:1b", strings.Repeat("m", mxp.MaxCapabilityLen-len("model."))} {
+		if err := h.Add(name, AdapterModel{Adapter: scriptAdapter{}}); err != nil {
+			t.Errorf("Add(%.20q) = %v", name, err)
 		}
 	}
 	if err := h.Add("ok", nil); agent.CodeOf(err) != agent.CodeInvalidArgument {

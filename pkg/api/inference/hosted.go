@@ -4,14 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"unicode/utf8"
 )
 
 // Models hosted by agents. An agent on the mesh serves a model (pkg/agent/llm's
 // ServeModel) and the inference service routes the model name HostedPrefix +
 // "<agent-name>/<model>" to it. The contract between the two, defined here once:
 //
-//   - the agent registers the capability HostedCapability(model) for each model it serves;
+//   - the agent registers the capability HostedCapability(model) for each model it serves
+//     (so a model's name is anything that makes a valid capability);
 //   - a Call to the agent whose data is a ChatRequest (JSON, Model = the model's own name)
 //     is answered with a ChatResponse (JSON), or an Error whose code is one of the inference
 //     error codes (invalid_request, rate_limited, ...) or the mesh's (unavailable, ...);
@@ -26,47 +26,22 @@ const HostedPrefix = "mxp/"
 // HostedCapabilityPrefix starts the capability of a hosted model (see HostedCapability).
 const HostedCapabilityPrefix = "model."
 
-// MaxHostedModelLen bounds a hosted model's own name, so that its capability fits the
-// registry's 128-byte limit.
-const MaxHostedModelLen = 128 - len(HostedCapabilityPrefix)
-
-// ErrHostedModelName is wrapped by every error of CheckHostedModel and ParseHostedModel.
+// ErrHostedModelName is wrapped by every error of ParseHostedModel.
 var ErrHostedModelName = errors.New("invalid hosted model name")
 
 // HostedCapability is the capability an agent serving model registers: "model.<model>".
+// A model can be served under a name whose capability is valid (pkg/mxp.CheckCapability,
+// the registry's rule: at most 128 bytes, no white space or control character).
 func HostedCapability(model string) string { return HostedCapabilityPrefix + model }
 
-// CheckHostedModel reports whether model can be served by an agent: 1 to
-// MaxHostedModelLen bytes of [a-z0-9._-], the characters a registry capability may hold.
-func CheckHostedModel(model string) error {
-	if model == "" || len(model) > MaxHostedModelLen {
-		return fmt.Errorf("%w: %.40q must be 1-%d bytes", ErrHostedModelName, model, MaxHostedModelLen)
-	}
-	for i := 0; i < len(model); i++ {
-		c := model[i]
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return fmt.Errorf("%w: %.40q: character %q is not in [a-z0-9._-]", ErrHostedModelName, model, c)
-		}
-	}
-	return nil
-}
-
 // ParseHostedModel splits "<agent-name>/<model>" (a hosted model name without
-// HostedPrefix, which is also accepted and removed) into the agent's name and the model.
-// The agent name is everything before the first '/': non-empty, at most 256 bytes, with no
-// space or control character; the model must pass CheckHostedModel.
+// HostedPrefix, which is also accepted and removed) at its first '/' into the agent's name
+// and the model, neither empty. Whether they are a valid agent name and capability is the
+// mesh's rule (pkg/mxp.CheckName, CheckCapability), checked by the caller.
 func ParseHostedModel(name string) (agent, model string, err error) {
-	rest := strings.TrimPrefix(name, HostedPrefix)
-	agent, model, ok := strings.Cut(rest, "/")
-	if !ok || agent == "" {
+	agent, model, ok := strings.Cut(strings.TrimPrefix(name, HostedPrefix), "/")
+	if !ok || agent == "" || model == "" {
 		return "", "", fmt.Errorf("%w: %.80q: want %s<agent-name>/<model>", ErrHostedModelName, name, HostedPrefix)
-	}
-	if len(agent) > 256 || !utf8.ValidString(agent) || strings.IndexFunc(agent, func(r rune) bool { return r <= ' ' || r == 0x7f }) >= 0 {
-		return "", "", fmt.Errorf("%w: agent name %.40q is over 256 bytes or holds a space, control character or invalid UTF-8",
-			ErrHostedModelName, agent)
-	}
-	if err := CheckHostedModel(model); err != nil {
-		return "", "", err
 	}
 	return agent, model, nil
 }

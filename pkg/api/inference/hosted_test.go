@@ -14,18 +14,13 @@ func TestParseHostedModel(t *testing.T) {
 	}{
 		{"mxp/host/echo", "host", "echo", true},
 		{"host/echo", "host", "echo", true},
-		{"mxp/Host Name/echo", "", "", false},   // a space in the agent name
-		{"mxp/host/meta/llama3", "", "", false}, // '/' is not a capability character
-		{"mxp/host/llama3.2-1b_q4", "host", "llama3.2-1b_q4", true},
-		{"mxp/Ünïcode-agent/m", "Ünïcode-agent", "m", true},
+		{"mxp/host/meta/llama3.2:1b", "host", "meta/llama3.2:1b", true}, // the model keeps its own '/'
+		{"mxp/Host Name/Echo", "Host Name", "Echo", true},                 // the rules of names are the mesh's
 		{"mxp/host", "", "", false},
 		{"mxp//echo", "", "", false},
 		{"mxp/host/", "", "", false},
-		{"mxp/host/Echo", "", "", false},
-		{"mxp/host/" + strings.Repeat("a", MaxHostedModelLen), "host", strings.Repeat("a", MaxHostedModelLen), true},
-		{"mxp/host/" + strings.Repeat("a", MaxHostedModelLen+1), "", "", false},
-		{"mxp/" + strings.Repeat("h", 257) + "/m", "", "", false},
-		{"mxp/h\xff/m", "", "", false},
+		{"mxp/", "", "", false},
+		{"", "", "", false},
 	} {
 		agent, model, err := ParseHostedModel(tc.in)
 		if (err == nil) != tc.ok || agent != tc.agent || model != tc.model {
@@ -41,7 +36,7 @@ func TestParseHostedModel(t *testing.T) {
 }
 
 // FuzzParseHostedModel: whatever the input, a name that parses splits back into itself,
-// and its parts are what an agent may register.
+// with an agent name free of '/' and a model of its own.
 func FuzzParseHostedModel(f *testing.F) {
 	for _, s := range []string{"mxp/host/echo", "host/echo", "mxp//", "mxp/a/b/c", "mxp/\x00/m", "mxp/host/ECHO"} {
 		f.Add(s)
@@ -57,14 +52,8 @@ func FuzzParseHostedModel(f *testing.F) {
 		if agent+"/"+model != strings.TrimPrefix(in, HostedPrefix) {
 			t.Fatalf("%q split into %q and %q", in, agent, model)
 		}
-		if agent == "" || strings.ContainsAny(agent, "/ \t\n") {
-			t.Fatalf("%q: agent name %q", in, agent)
-		}
-		if err := CheckHostedModel(model); err != nil {
-			t.Fatalf("%q: model %q: %v", in, model, err)
-		}
-		if len(HostedCapability(model)) > 128 {
-			t.Fatalf("%q: capability over 128 bytes", in)
+		if agent == "" || model == "" || strings.Contains(agent, "/") {
+			t.Fatalf("%q: agent %q, model %q", in, agent, model)
 		}
 	})
 }
