@@ -135,10 +135,15 @@ func (h *Hosted) lookup(ctx context.Context, agentName, model string) ([]string,
 	if err == nil {
 		err = bus.ReplyError(reply)
 	}
-	if err != nil {
-		e := hostedError(bus.AgentError(err, "registry"), agentName, model)
-		e.Message = "looking up agent " + agentName + " in the registry: " + e.Message
-		return nil, e
+	if err != nil { // the name and capability are valid: a refusal is the registry's trouble
+		if ctx.Err() != nil {
+			return nil, provider.AsError(ctx.Err())
+		}
+		if errors.Is(err, nats.ErrNoResponders) {
+			err = errors.New("no registry answers")
+		}
+		return nil, &provider.Error{Code: provider.CodeUnavailable, Provider: h.Name(), Retryable: true,
+			Message: "looking up agent " + agentName + " in the registry: " + err.Error(), Err: err}
 	}
 	resp, err := mxp.DecodeDiscoverResponse(reply.Data)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
 
 	"github.com/nats-io/nats.go"
@@ -63,5 +64,22 @@ func TestHostedWithoutBus(t *testing.T) {
 		if _, err := s.Chat(context.Background(), req(name)); provider.CodeOf(err) != provider.CodeInvalidRequest {
 			t.Errorf("%s: %v", name, err)
 		}
+	}
+}
+
+// TestHostedWithoutRegistry: with a bus but no registry on it, a hosted model is
+// unavailable (retryable) and the error says the registry is what is missing.
+func TestHostedWithoutRegistry(t *testing.T) {
+	b, err := bus.Start(bus.Config{Embedded: bus.EmbeddedConfig{DontListen: true}}, "t", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	h := NewHosted(b.Conn, 0)
+	_, err = h.Stream(context.Background(), &provider.Request{Model: "host/echo",
+		Messages: []provider.Message{{Role: provider.RoleUser, Content: "x"}}})
+	e := provider.AsError(err)
+	if e.Code != provider.CodeUnavailable || !e.Retryable || !strings.Contains(e.Message, "no registry answers") {
+		t.Fatalf("got %v (retryable %v)", err, e.Retryable)
 	}
 }
