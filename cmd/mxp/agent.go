@@ -29,7 +29,7 @@ Examples:
 		name, id  string
 		caps      stringsFlag
 		heartbeat time.Duration
-		quiet     bool
+		verbose   bool
 		count     int
 	)
 	register(&command{
@@ -44,7 +44,8 @@ Examples:
   mxp agent echo
   mxp agent echo --name echo-eu --capability echo --capability eu
   mxp agent echo --compat 127.0.0.1:9001     over the plaintext listener
-  mxp agent echo --count 10000 --quiet       ten thousand agents, for load tests`,
+  mxp agent echo --verbose                   a line per call
+  mxp agent echo --count 10000               ten thousand agents, for load tests`,
 		Flags: func(fs *flag.FlagSet) {
 			cf.register(fs)
 			caps = nil
@@ -52,7 +53,7 @@ Examples:
 			fs.StringVar(&id, "id", "", "agent id (a UUID); default a new random id")
 			fs.Var(&caps, "capability", "a capability to register (repeatable; default echo)")
 			fs.DurationVar(&heartbeat, "heartbeat", 0, "heartbeat interval; 0: the one the registry asks for (10s if it does not say)")
-			fs.BoolVar(&quiet, "quiet", false, "do not print a line per call")
+			fs.BoolVar(&verbose, "verbose", false, "print one line per call (off: a bench of a million calls would print a million lines)")
 			fs.IntVar(&count, "count", 1, "run this many echo agents, each on its own connection, named NAME-1..NAME-N (load tests)")
 		},
 		Run: func(ctx context.Context, env *cliEnv, args []string) error {
@@ -75,7 +76,7 @@ Examples:
 			if count > 1 {
 				return runEchoAgents(ctx, env, t, name, caps, heartbeat, count)
 			}
-			a, err := newEchoAgent(env, t, name, id, caps, heartbeat, true, quiet)
+			a, err := newEchoAgent(env, t, name, id, caps, heartbeat, true, verbose)
 			if err != nil {
 				return err
 			}
@@ -97,9 +98,9 @@ type echoAgent struct {
 // newEchoAgent builds the echo agent: an agent of the SDK (pkg/agent), as any user's
 // agent would be, so the README's tour and `mxp bench` measure the SDK. Its handler
 // returns at once, so it runs inline (Config.InlineHandlers): no goroutine hand-off
-// between the socket and the handler. When announce, it
-// prints a line once registered; unless quiet, one per call.
-func newEchoAgent(env *cliEnv, t edgeTarget, name, id string, caps []string, heartbeat time.Duration, announce, quiet bool) (echoAgent, error) {
+// between the socket and the handler. When announce, it prints a line once registered;
+// when verbose, one per call.
+func newEchoAgent(env *cliEnv, t edgeTarget, name, id string, caps []string, heartbeat time.Duration, announce, verbose bool) (echoAgent, error) {
 	a, err := agent.New(agent.Config{Name: name, ID: id, Capabilities: caps, Version: mxp.Version,
 		Description: "echoes each call's payload", EdgeAddr: t.addr, EdgeKey: t.key, KeyFile: t.keyFile,
 		HeartbeatInterval: heartbeat, InlineHandlers: true, Logger: slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
@@ -109,7 +110,7 @@ func newEchoAgent(env *cliEnv, t edgeTarget, name, id string, caps []string, hea
 	calls := new(atomic.Uint64)
 	a.HandleCall(func(ctx context.Context, payload []byte) ([]byte, error) {
 		n := calls.Add(1)
-		if !quiet {
+		if verbose {
 			fmt.Fprintf(env.Stdout, "call %d: %d bytes echoed\n", n, len(payload))
 		}
 		return payload, nil
@@ -118,7 +119,7 @@ func newEchoAgent(env *cliEnv, t edgeTarget, name, id string, caps []string, hea
 		a.Lifecycle().OnTransition(func(tr agent.Transition) {
 			if tr.From == agent.StateReady && tr.To == agent.StateActive {
 				fmt.Fprintf(env.Stdout, "echo agent %s registered as %q (capabilities: %s) via %s\n", a.ID(), name, strings.Join(caps, ","), t.where)
-				fmt.Fprintf(env.Stdout, "try: mxp call --to %s --data hello\n", name)
+				fmt.Fprintf(env.Stdout, "try: %s call --to %s --data hello\n", invokedAs(), name)
 			}
 		})
 	}
@@ -163,7 +164,7 @@ func runEchoAgents(ctx context.Context, env *cliEnv, t edgeTarget, name string, 
 	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	defer stop()
 	for i := 1; i <= count && ctx.Err() == nil; i++ {
-		a, err := newEchoAgent(env, t, fmt.Sprintf("%s-%d", name, i), "", caps, every, false, true)
+		a, err := newEchoAgent(env, t, fmt.Sprintf("%s-%d", name, i), "", caps, every, false, false)
 		if err != nil {
 			return err
 		}

@@ -60,7 +60,7 @@ prints the report as one object:
 {"calls","ok","throughput_per_s","latency_us":{"p50","p90","p99","p999"},"errors":{KIND:N}}
 
 Examples:
-  mxp agent echo --quiet &              an agent to load
+  mxp agent echo &                      an agent to load
   mxp bench --to echo --rate 5000 --duration 10s
   mxp bench --to echo --concurrency 64 --duration 10s --size 1024 --json`,
 		Flags: func(fs *flag.FlagSet) {

@@ -50,7 +50,7 @@ func TestBenchStopsWhenMeshStops(t *testing.T) {
 	agentOut := newSignalBuffer(`registered as "echo"`)
 	agentDone := make(chan int, 1)
 	go func() {
-		agentDone <- execute(ctx, []string{"agent", "echo", "--quiet", "--data-dir", dir}, strings.NewReader(""), agentOut, agentOut)
+		agentDone <- execute(ctx, []string{"agent", "echo", "--data-dir", dir}, strings.NewReader(""), agentOut, agentOut)
 	}()
 	agentOut.wait(t, "mxp agent echo")
 

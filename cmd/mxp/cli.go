@@ -6,6 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -178,4 +180,28 @@ func printHelp(w io.Writer, cmd *command, fullName string, fs *flag.FlagSet) {
 			fs.SetOutput(io.Discard)
 		}
 	}
+}
+
+// invokedAs is how to run this program again from the current directory, for the hints
+// the commands print ("try: bin/mxp call ..."): "mxp" when it was found on the PATH (or
+// runs as a test binary), else the path it was started by, relative to the working
+// directory when it lies below it. `make run` starts ./bin/mxp, which is not on the PATH,
+// and the hints used to say "mxp" regardless.
+func invokedAs() string {
+	arg0 := os.Args[0]
+	if !strings.ContainsRune(arg0, filepath.Separator) || strings.HasSuffix(arg0, ".test") {
+		return "mxp"
+	}
+	p := filepath.Clean(arg0)
+	if filepath.IsAbs(p) {
+		if wd, err := os.Getwd(); err == nil {
+			if rel, err := filepath.Rel(wd, p); err == nil && !strings.HasPrefix(rel, "..") {
+				p = rel
+			}
+		}
+	}
+	if !strings.ContainsRune(p, filepath.Separator) {
+		p = "." + string(filepath.Separator) + p // ./mxp: "mxp" alone would search the PATH
+	}
+	return p
 }

@@ -164,6 +164,13 @@ func runDev(ctx context.Context, env *cliEnv, o devOptions) error {
 	if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data directory: %w", err)
 	}
+	// One mxp dev per data directory: a second one used to move NATS to a random port,
+	// overwrite edge.json and delete it on exit, cutting the first mesh off its clients.
+	release, err := claimDataDir(o.DataDir)
+	if err != nil {
+		return err
+	}
+	defer release()
 	preset, override, err := o.layers()
 	if err != nil {
 		return err
@@ -197,7 +204,7 @@ func runDev(ctx context.Context, env *cliEnv, o devOptions) error {
 			_ = m.Run(cctx) // releases what was built
 			return fmt.Errorf("writing %s: %w", edgeInfoFile, err)
 		}
-		defer os.Remove(filepath.Join(o.DataDir, edgeInfoFile))
+		defer removeOwnEdgeInfo(o.DataDir, info) // only if it is still the one written here
 	}
 	printBanner(env, o, m.Targets(), info)
 	if o.ready != nil {
@@ -261,5 +268,6 @@ func printBanner(env *cliEnv, o devOptions, targets []string, info EdgeInfo) {
 		fmt.Fprintf(w, "\nNo edge runs here (--target): agents reach this mesh through an edge on the same bus.\n\nCtrl-C stops the mesh.\n")
 		return
 	}
-	fmt.Fprintf(w, "\nIn another terminal:\n  mxp agent echo\n  mxp call --to echo --data hello\n\nCtrl-C stops the mesh.\n")
+	self := invokedAs()
+	fmt.Fprintf(w, "\nIn another terminal:\n  %s agent echo\n  %s call --to echo --data hello\n\nCtrl-C stops the mesh.\n", self, self)
 }

@@ -158,7 +158,7 @@ func BenchmarkTwoProcessMesh(b *testing.B) {
 	dir := b.TempDir()
 	child(b, "mxp agent echo", "dev", "--edge-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
 		"--nats-addr", "off", "--data-dir", dir, "--log-level", "error")
-	child(b, "registered as", "agent", "echo", "--data-dir", dir, "--name", "bench-echo", "--quiet")
+	child(b, "registered as", "agent", "echo", "--data-dir", dir, "--name", "bench-echo")
 	cf := connFlags{dataDir: dir}
 	ctx := context.Background()
 	c, _, err := cf.dial(ctx)
