@@ -249,7 +249,10 @@ func waitReady(ctx context.Context, c *health.Checker) {
 
 func printBanner(env *cliEnv, o devOptions, targets []string, info EdgeInfo) {
 	w := env.Stdout
-	fmt.Fprintf(w, "MXP mesh running (mxp dev: %s)\n", strings.Join(targets, ", "))
+	fmt.Fprintf(w, "MXP mesh running (mxp dev)\n")
+	if all := moduleNames(); len(targets) < len(all) {
+		fmt.Fprintf(w, "  services            %s (--target)\n", strings.Join(targets, ", "))
+	}
 	if info.EdgeAddr != "" {
 		fmt.Fprintf(w, "  edge (secure UDP)   %s\n", info.EdgeAddr)
 		fmt.Fprintf(w, "  edge public key     %s\n", info.PublicKey)

@@ -82,7 +82,7 @@ func TestDevTargetsConfigAndReload(t *testing.T) {
 	_, info, out, _ := startDevWith(t, devOptions{EdgeAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", NATSAddr: "127.0.0.1:0",
 		LogLevel: "error", Targets: []string{"edge", "registry"}, ConfigFile: file, Env: env,
 		set: func(f string) bool { return f != "log-level" }}) // --log-level not given: the file's log.level applies
-	if !strings.Contains(out.String(), "mxp dev: registry, edge") {
+	if !strings.Contains(out.String(), "services            registry, edge (--target)") {
 		t.Fatalf("banner does not name the targets:\n%s", out.String())
 	}
 	nc, err := nats.Connect(info.NATSURL)

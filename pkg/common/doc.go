@@ -16,13 +16,20 @@
 //	service     Deps for New(cfg, deps); Endpoints (micro with limits, deadlines,
 //	            tracing, metrics, drain); Base, which a main uses to set all of it up
 //
-// A service main, in outline (see services/registry/cmd/mxp-registry):
+// A service package exports its Module, and its main is one line (see
+// services/registry/module.go and cmd/mxp-registry):
 //
-//	loader := &config.Loader[mysvc.Config]{Service: "mysvc", Defaults: mysvc.DefaultConfig, Args: os.Args[1:]}
-//	cfg, err := loader.Load()                       // errors name the bad key
-//	base, err := service.NewBase(ctx, service.BaseConfig{Service: "mysvc", Bus: ..., HTTP: ...})
-//	svc, err := mysvc.New(cfg, base.Deps())          // mounts routes on deps.Router, endpoints on deps.Conn
-//	service.WatchConfig(base, loader, cfg, levelOf, func(_, c *mysvc.Config) { svc.SetConfig(*c) })
-//	runner, err := base.Runner(svc)                  // starts HTTP; stop hooks: bus, HTTP, traces, NATS
-//	err = runner.Run(ctx)                            // until SIGINT/SIGTERM, then drains in order
+//	var Module = service.Define(service.Def[Config]{
+//		Name: "mysvc", Defaults: DefaultConfig, Level: func(c *Config) string { return c.LogLevel },
+//		Base: func(c *Config) service.BaseConfig { return service.BaseConfig{Bus: ..., HTTP: ...} },
+//		New: func(s *service.Setup[Config]) (lifecycle.Service, error) {
+//			svc, err := New(s.Config, s.Base.Deps()) // no I/O; Run serves
+//			s.Watcher.OnChange(func(_, c *Config) { svc.SetConfig(*c) })
+//			return svc, err
+//		},
+//	})
+//	func main() { mysvc.Module.Main() } // flags, layered config, Base, hot reload, runner
+//
+// The module list (mesh/) runs several Modules in one process with service.StartProcess:
+// one bus, one HTTP server, each module's section of one config file.
 package common

@@ -1,6 +1,8 @@
-// Package service is the glue a mesh service is built from: Deps (what New(cfg, deps)
-// receives: logger, bus connection, metrics registry, health checker, HTTP router,
-// tracer) and Endpoints, a nats.go micro service whose handlers get, for free, the
+// Package service is the glue a mesh service is built from: Def and Module (a service as
+// the module runner sees it: run alone as its binary, or with others in one Process),
+// Base (logs, tracing, metrics, health, bus, HTTP), Deps (what New(cfg, deps) receives:
+// logger, bus connection, metrics registry, health checker, HTTP router, tracer) and
+// Endpoints, a nats.go micro service whose handlers get, for free, the
 // mesh's request discipline: intake that closes on shutdown, input size limits, per-agent
 // rate limits, the caller's deadline, trace context from headers, log fields, typed error
 // replies and per-endpoint metrics.
@@ -21,11 +23,10 @@ import (
 )
 
 // Deps are the shared resources a service is constructed with: New(cfg, deps). A service
-// binary gets them from Base.Deps (service.Program builds the Base from the service's
-// BaseConfig: its own registry, tracer and bus connection). `mxp dev` (cmd/mxp/dev.go)
-// builds them by hand instead: one metrics registry, health checker and router shared by
-// every service, a bus connection each, and no tracer. Only Conn is required; WithDefaults
-// fills the rest.
+// gets them from Base.Deps: its own process's (a binary, Module.Main) or its share of a
+// process that runs several (Process: mxp dev; one metrics registry, health checker and
+// router, a bus connection and tracer each). Only Conn is required; WithDefaults fills
+// the rest.
 type Deps struct {
 	Logger  *slog.Logger
 	Conn    *nats.Conn        // the service's own bus connection
