@@ -271,3 +271,63 @@ func TestRegistrySpansUnderTheEdge(t *testing.T) {
 		}
 	}
 }
+
+// An Event followed from its publisher to a subscriber's handler: agent.publish →
+// edge.publish → edge.deliver → agent.handle, one trace, each the parent of the next.
+func TestEventTrace(t *testing.T) {
+	sink := make(spanSink, 1024)
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(sink))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	m, err := meshtest.StartWith(t.TempDir(), meshtest.Options{Tracer: tp.Tracer("mesh")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Close() })
+	traced := func(name string) *agent.Agent {
+		a, err := agent.New(agent.Config{Name: name, EdgeAddr: m.EdgeAddr, EdgeKey: m.EdgeKey,
+			KeyFile: t.TempDir() + "/agent.key", HeartbeatInterval: time.Second, Logger: quiet(), TracerProvider: tp})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	sub := traced("subscriber")
+	got := make(chan trace.SpanContext, 1)
+	sub.HandleEvent(func(ctx context.Context, ev agent.Event) error {
+		got <- trace.SpanContextFromContext(ctx)
+		return nil
+	})
+	runAgent(t, m, sub)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := sub.Subscribe(ctx, "news.>"); err != nil {
+		t.Fatal(err)
+	}
+	pub := traced("publisher")
+	runAgent(t, m, pub)
+	if err := pub.Publish(ctx, "news.today", []byte("sunny")); err != nil {
+		t.Fatal(err)
+	}
+	var handler trace.SpanContext
+	select {
+	case handler = <-got:
+	case <-ctx.Done():
+		t.Fatal("the event never reached the handler")
+	}
+	chain := []string{"agent.publish", "edge.publish", "edge.deliver", "agent.handle"}
+	spans := waitSpans(t, sink, handler.TraceID(), chain...)
+	for i := 1; i < len(chain); i++ {
+		if spans[chain[i]].Parent().SpanID() != spans[chain[i-1]].SpanContext().SpanID() {
+			t.Errorf("%s's parent is %s, want %s", chain[i], spans[chain[i]].Parent().SpanID(), chain[i-1])
+		}
+	}
+	if spans["agent.handle"].SpanContext().SpanID() != handler.SpanID() {
+		t.Error("the event handler's context does not carry agent.handle")
+	}
+	for name, kind := range map[string]trace.SpanKind{"agent.publish": trace.SpanKindProducer,
+		"edge.deliver": trace.SpanKindProducer, "agent.handle": trace.SpanKindConsumer} {
+		if spans[name].SpanKind() != kind {
+			t.Errorf("%s is a %v span, want %v", name, spans[name].SpanKind(), kind)
+		}
+	}
+}

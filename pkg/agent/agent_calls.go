@@ -173,7 +173,10 @@ func (a *Agent) Publish(ctx context.Context, topic string, payload []byte) error
 	if err != nil {
 		return err
 	}
-	return l.publish(ctx, topic, payload)
+	ctx, span := a.startRequest(ctx, spanPublish, topic)
+	err = l.publish(ctx, topic, payload)
+	endSpan(span, err)
+	return err
 }
 
 // Subscribe asks the mesh to deliver the Events whose topic matches pattern to the

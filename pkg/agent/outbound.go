@@ -66,7 +66,8 @@ func (l *link) publish(ctx context.Context, topic string, data []byte) error {
 	if err != nil {
 		return &Error{Code: CodeInvalidArgument, Message: err.Error(), Err: err}
 	}
-	return l.write(ctx, &mxp.Frame{Type: mxp.TypeEvent, MessageID: l.newID(), TraceID: traceFor(ctx), Payload: payload})
+	id, trace := requestIDs(ctx, l.newID)
+	return l.write(ctx, &mxp.Frame{Type: mxp.TypeEvent, MessageID: id, TraceID: trace, Payload: payload})
 }
 
 // openStream opens a stream to target with an opening request in data.

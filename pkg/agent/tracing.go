@@ -11,7 +11,8 @@ import (
 )
 
 // Tracing. With Config.TracerProvider set, the agent starts a client span for each Call it
-// makes ("agent.call") and each Discover ("agent.discover"), and a server span for each Call, Event or stream its handlers
+// makes ("agent.call") and each Discover ("agent.discover"), a producer span for each
+// Event it publishes ("agent.publish"), and a server span for each Call, Event or stream its handlers
 // serve ("agent.handle"); without it nothing here runs. The SDK uses the OpenTelemetry API
 // only: the application brings the provider (and with it the SDK and exporter it wants).
 //
@@ -27,6 +28,9 @@ import (
 
 // tracerName is the instrumentation scope of the SDK's spans.
 const tracerName = "github.com/mxp-mesh/mesh/pkg/agent"
+
+// spanPublish names the span of an Event the agent publishes.
+const spanPublish = "agent.publish"
 
 // callIDsKey carries the ids a traced request is sent with, from startRequest to the
 // link.
@@ -49,7 +53,7 @@ func requestIDs(ctx context.Context, newID func() uint64) (msgID, traceID uint64
 // startRequest starts the client span (named name: agent.call, agent.discover) of a
 // request to target when the agent traces, and returns the context to send the request
 // from (it carries the span and the request's ids). span is nil when the agent does not
-// trace.
+// trace. agent.publish, an Event, gets a producer span.
 func (a *Agent) startRequest(ctx context.Context, name, target string) (context.Context, trace.Span) {
 	if a.tracer == nil {
 		return ctx, nil
@@ -62,7 +66,11 @@ func (a *Agent) startRequest(ctx context.Context, name, target string) (context.
 	if traceID == 0 {
 		traceID = traceFor(ctx)
 	}
-	opts := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(
+	kind := trace.SpanKindClient
+	if name == spanPublish {
+		kind = trace.SpanKindProducer
+	}
+	opts := []trace.SpanStartOption{trace.WithSpanKind(kind), trace.WithAttributes(
 		attribute.String("mxp.target", target), attribute.String("mxp.agent_id", a.cfg.ID))}
 	sctx := ctx
 	if !parent.IsValid() || parent.TraceID() != mxp.W3CTraceID(traceID) {

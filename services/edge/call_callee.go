@@ -219,7 +219,7 @@ func (s *session) deliverCall(target mxp.AgentID, msg *nats.Msg, try bool) bool 
 		return true
 	}
 	traceID, _, _ := bus.TraceID(msg.Header)
-	span := s.startDeliverySpan(msg.Header, target)
+	span := s.startDeliverySpan(msg.Header, target, trace.SpanKindClient)
 	id := deliveryID(span, traceID)
 	s.mu.Lock()
 	if s.closeErr != nil {

@@ -40,8 +40,8 @@
 //   - queue.go: a session's frame queue. metrics.go: the mxp_edge_* series (the queue
 //     depth gauges among them). metrics_poll.go: the secure transport's counters turned
 //     into those series.
-//   - tracing.go: the edge's spans (a request from a peer, a Call delivered to one) and
-//     how they chain across MXP and the bus.
+//   - tracing.go: the edge's spans (a request or Event from a peer, a Call or Event
+//     delivered to one) and how they chain across MXP and the bus.
 //   - transport.go, secure.go, compat.go: the transports; keyfile.go, allowlist.go: keys;
 //     config.go: Config.
 //

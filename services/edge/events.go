@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/mxp-mesh/mesh/pkg/common/bus"
 	"github.com/mxp-mesh/mesh/pkg/mxp"
@@ -43,11 +44,14 @@ func (s *session) event(f mxp.Frame, arrived time.Time) {
 	}
 	msg := &nats.Msg{Subject: bus.EventSubject(ev.Topic), Header: s.headers(&f, time.Time{}, true), Data: ev.Data}
 	msg.Header.Set(bus.HeaderEventTopic, ev.Topic)
+	span := s.startRequestSpan(&f, msg.Subject, msg.Header)
 	if err := s.e.nc.PublishMsg(msg); err != nil {
 		code, text := busFailure(err, msg.Subject)
 		s.reject(f.MessageID, f.Type.String(), code, text)
+		endSpan(span, code)
 		return
 	}
+	endSpan(span, "")
 	s.count(f.Type, dirIn, outcomeOK)
 	s.sendAck(&f)
 	s.e.m.route.WithLabelValues(f.Type.String()).Observe(time.Since(arrived).Seconds())
@@ -150,7 +154,17 @@ func (s *session) deliverEvents() {
 			if err != nil {
 				continue // a subject that is not a valid topic was published by a non-edge client
 			}
-			s.send(&mxp.Frame{Type: mxp.TypeEvent, MessageID: s.nextID.Add(1), TraceID: traceID, Payload: payload})
+			span := s.startDeliverySpan(msg.Header, mxp.AgentID{}, trace.SpanKindProducer)
+			id := deliveryID(span, traceID) // events are not answered: any id will do but 0
+			if id == 0 {
+				id = s.nextID.Add(1)
+			}
+			err = s.send(&mxp.Frame{Type: mxp.TypeEvent, MessageID: id, TraceID: traceID, Payload: payload})
+			var code mxp.ErrorCode
+			if err != nil {
+				code = mxp.CodeUnavailable
+			}
+			endSpan(span, code)
 		}
 	}
 }

@@ -14,12 +14,14 @@ import (
 )
 
 // The edge's spans. A request from a peer (Call, AgentRegister, AgentHeartbeat,
-// AgentDiscover) gets a server span from its arrival until its answer is sent, the child
-// of the span its MXP message stands for (mxp.MessageSpanID: the sender's own span when
-// the sender picked the message id from it, as the SDK does). A Call delivered to a peer
-// gets a client span from its delivery until the peer answers, the child of the span in
-// the Call's bus headers, and the delivered frame's message id is picked from it
-// (mxp.MessageIDForSpan), so the agent's handler span is its child. With no tracer (the
+// AgentDiscover) gets a server span from its arrival until its answer is sent, an Event
+// from a peer one until it is on the bus (edge.publish); each is the child of the span its
+// MXP message stands for (mxp.MessageSpanID: the sender's own span when the sender picked
+// the message id from it, as the SDK does). A Call delivered to a peer gets a client span
+// from its delivery until the peer answers, an Event a producer span around its sending
+// (edge.deliver), the child of the span in the message's bus headers, and the delivered
+// frame's message id is picked from it (mxp.MessageIDForSpan), so the agent's handler
+// span is its child. With no tracer (the
 // edge's tracer is nil unless tracing.Enabled) none of this runs: no span, no
 // traceparent on Calls to agents, the edge's own message ids.
 
@@ -39,6 +41,8 @@ func spanName(t mxp.MessageType) string {
 		return "edge.heartbeat"
 	case mxp.TypeAgentDiscover:
 		return "edge.discover"
+	case mxp.TypeEvent:
+		return "edge.publish"
 	}
 	return "edge." + t.String()
 }
@@ -63,9 +67,10 @@ func (s *session) startRequestSpan(f *mxp.Frame, subject string, h nats.Header) 
 	return span
 }
 
-// startDeliverySpan starts the client span of a Call from the bus delivered to this
-// session's peer; nil when the edge does not trace or the Call carries no trace.
-func (s *session) startDeliverySpan(h nats.Header, target mxp.AgentID) trace.Span {
+// startDeliverySpan starts the span of a message from the bus delivered to this
+// session's peer (kind client for a Call, producer for an Event) for target (the zero id:
+// none named); nil when the edge does not trace or the message carries no trace.
+func (s *session) startDeliverySpan(h nats.Header, target mxp.AgentID, kind trace.SpanKind) trace.Span {
 	t := s.e.tracer
 	if t == nil {
 		return nil
@@ -75,10 +80,12 @@ func (s *session) startDeliverySpan(h nats.Header, target mxp.AgentID) trace.Spa
 	if !parent.IsValid() {
 		return nil
 	}
-	_, span := t.Start(ctx, spanDeliver, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(
-		attribute.String("mxp.target", target.String()),
+	_, span := t.Start(ctx, spanDeliver, trace.WithSpanKind(kind), trace.WithAttributes(
 		attribute.String("mxp.peer", s.peerHdr[0]),
 	))
+	if !target.IsZero() {
+		span.SetAttributes(attribute.String("mxp.target", target.String()))
+	}
 	if span.SpanContext().SpanID() == parent.SpanID() {
 		// A tracer that makes no span of its own (a no-op one tracing.Enabled did not
 		// recognise, the global delegate) hands back the parent: the delivered id must

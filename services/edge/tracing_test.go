@@ -247,7 +247,7 @@ func BenchmarkCallSpans(b *testing.B) {
 				f := &mxp.Frame{Type: mxp.TypeCall, MessageID: uint64(i) + 1, TraceID: 0x0123456789abcdef}
 				h := s.headers(f, deadline, false)
 				span := s.startRequestSpan(f, "mxp.agent.x.call", h)
-				d := s.startDeliverySpan(h, target)
+				d := s.startDeliverySpan(h, target, trace.SpanKindClient)
 				_ = deliveryID(d, f.TraceID)
 				endSpan(d, "")
 				endSpan(span, "")
