@@ -316,6 +316,30 @@ func TestHostedModelAcrossTwoEdges(t *testing.T) {
 		if status != http.StatusOK || !strings.Contains(body, `"content":"echo: whole over http"`) {
 			t.Fatalf("HTTP %d: %s", status, body)
 		}
+		resp, err := http.Get(m.api + "/models")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var list struct {
+			Data []struct {
+				ID      string `json:"id"`
+				OwnedBy string `json:"owned_by"`
+			} `json:"data"`
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&list); err != nil {
+			t.Fatal(err)
+		}
+		hosted := map[string]string{}
+		for _, d := range list.Data {
+			if strings.HasPrefix(d.ID, "mxp/") {
+				hosted[d.ID] = d.OwnedBy
+			}
+		}
+		// The configured mxp/flaky/echo is listed too (its provider is on), hosted or not.
+		if len(hosted) != 3 || hosted["mxp/host/echo"] != "mxp" || hosted["mxp/host/endless"] != "mxp" {
+			t.Fatalf("/v1/models lists the hosted models %v", hosted)
+		}
 	})
 
 	t.Run("typed errors", func(t *testing.T) {

@@ -48,8 +48,8 @@ func (s *Service) serveBus(nc *nats.Conn) (func(ctx context.Context) error, erro
 		ep.Handle("stream", bus.SubjectInferenceStream, func(ctx context.Context, r service.Request) (any, error) {
 			return s.busStream(ctx, nc, r)
 		}),
-		ep.Handle("models", bus.SubjectInferenceModels, func(context.Context, service.Request) (any, error) {
-			return s.Models(), nil
+		ep.Handle("models", bus.SubjectInferenceModels, func(ctx context.Context, _ service.Request) (any, error) {
+			return s.ListModels(ctx), nil
 		}),
 	); err != nil {
 		ep.Stop(context.Background())

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -169,6 +171,43 @@ func (h *Hosted) lookup(ctx context.Context, agentName, model string) ([]string,
 	}
 	return nil, &provider.Error{Code: provider.CodeNotFound, Provider: h.Name(), Model: agentName + "/" + model,
 		Message: fmt.Sprintf("no online agent named %q serves model %q (capability %s)", agentName, model, api.HostedCapability(model))}
+}
+
+// Served lists the models online agents host, as callers name them
+// ("mxp/<agent-name>/<model>"), sorted: one registry query for every agent (at most
+// mxp.MaxDiscoverLimit of them), keeping the capabilities "model.<model>".
+func (h *Hosted) Served(ctx context.Context) ([]string, error) {
+	if h.nc == nil {
+		return nil, nil
+	}
+	body, _ := json.Marshal(&mxp.DiscoverRequest{Limit: mxp.MaxDiscoverLimit})
+	reply, err := h.nc.RequestWithContext(ctx, bus.SubjectRegistryDiscover, body)
+	if err == nil {
+		err = bus.ReplyError(reply)
+	}
+	if err != nil {
+		return nil, err
+	}
+	resp, err := mxp.DecodeDiscoverResponse(reply.Data)
+	if err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	var out []string
+	for _, r := range resp.Agents {
+		if r.Status != "" && r.Status != mxp.StatusOnline {
+			continue
+		}
+		for _, c := range r.Capabilities {
+			model, ok := strings.CutPrefix(c, api.HostedCapabilityPrefix)
+			if name := api.HostedPrefix + r.Name + "/" + model; ok && model != "" && !seen[name] {
+				seen[name] = true
+				out = append(out, name)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out, nil
 }
 
 // forget drops the lookup of agentName/model, so the next request asks the registry.

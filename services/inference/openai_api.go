@@ -341,7 +341,7 @@ func (s *Service) handleModels(w http.ResponseWriter, r *http.Request) {
 		Object string  `json:"object"`
 		Data   []model `json:"data"`
 	}{Object: "list", Data: []model{}}
-	for _, m := range s.Models() {
+	for _, m := range s.ListModels(r.Context()) {
 		out.Data = append(out.Data, model{ID: m.ID, Object: "model", OwnedBy: m.Provider})
 	}
 	w.Header().Set("Content-Type", "application/json")

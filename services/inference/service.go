@@ -220,6 +220,42 @@ type ModelInfo struct {
 	ContextWindow int    `json:"context_window,omitempty"`
 }
 
+// hostedLookupTimeout bounds the registry query that lists hosted models (ListModels).
+const hostedLookupTimeout = 2 * time.Second
+
+// ListModels is Models plus the models agents host, when the mxp provider is on: each
+// online agent's "model.<model>" capability as "mxp/<agent-name>/<model>" (provider mxp),
+// from one registry query bounded by ctx and 2 s. When the registry does not answer, the
+// configured models alone are listed (and the failure logged).
+func (s *Service) ListModels(ctx context.Context) []ModelInfo {
+	out := s.Models()
+	r := s.routes.Load()
+	for _, ps := range r.providers {
+		h, ok := ps.adapter.(*Hosted)
+		if !ok {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(ctx, hostedLookupTimeout)
+		names, err := h.Served(ctx)
+		cancel()
+		if err != nil {
+			s.log.Warn("listing hosted models: the registry did not answer", "error", err)
+			continue
+		}
+		known := make(map[string]bool, len(out))
+		for _, m := range out {
+			known[m.ID] = true
+		}
+		for _, n := range names {
+			if !known[n] {
+				out = append(out, ModelInfo{ID: n, Provider: ps.name})
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
 // Models lists configured models and aliases whose provider is enabled, sorted by id.
 func (s *Service) Models() []ModelInfo {
 	r := s.routes.Load()
