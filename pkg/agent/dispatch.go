@@ -355,7 +355,7 @@ func (d *Dispatcher) run(j job) {
 		d.reply(in.Meta, Outbound{Kind: KindStreamClose})
 	case KindEvent:
 		if err != nil {
-			d.log.Warn("agent: event handler failed", "topic", in.Topic, "from", in.From, "trace_id", in.TraceID, "code", string(CodeOf(err)), "error", err)
+			d.log.Warn("agent: event handler failed", append(logIDs(in.TraceID, in.MessageID), "topic", in.Topic, "from", in.From, "code", string(CodeOf(err)), "error", err)...)
 		}
 	}
 }
@@ -367,8 +367,8 @@ func (d *Dispatcher) invoke(ctx context.Context, j job) (payload []byte, err err
 	defer func() {
 		if p := recover(); p != nil {
 			d.panics.Add(1)
-			d.log.Error("agent: handler panicked", "kind", j.in.Kind.String(), "from", j.in.From,
-				"message_id", j.in.MessageID, "trace_id", j.in.TraceID, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			d.log.Error("agent: handler panicked", append(logIDs(j.in.TraceID, j.in.MessageID), "kind", j.in.Kind.String(), "from", j.in.From,
+				"panic", fmt.Sprint(p), "stack", string(debug.Stack()))...)
 			payload, err = nil, &Error{Code: CodeInternal, Message: "handler panicked", Err: errPanicked}
 		}
 	}()
@@ -391,7 +391,7 @@ func (d *Dispatcher) reply(m Meta, out Outbound) {
 	ctx, cancel := context.WithTimeout(context.Background(), d.cfg.SendTimeout)
 	defer cancel()
 	if err := d.send(ctx, out); err != nil {
-		d.log.Warn("agent: reply not sent", "kind", out.Kind.String(), "to", out.To, "message_id", out.MessageID, "error", err)
+		d.log.Warn("agent: reply not sent", append(logIDs(out.TraceID, out.MessageID), "kind", out.Kind.String(), "to", out.To, "error", err)...)
 	}
 }
 

@@ -132,6 +132,10 @@ func TestDispatchCalls(t *testing.T) {
 			}
 		})
 	}
+	// The ids as the services write them: call(5) is message 5 of trace 50.
+	if !strings.Contains(logs.String(), `"trace_id":"0000000000000032","msg_id":"0000000000000005"`) {
+		t.Fatalf("panic line without the message's ids: %s", logs.String())
+	}
 	if !strings.Contains(logs.String(), `"panic":"kaboom"`) || !strings.Contains(logs.String(), "handler panicked") {
 		t.Fatalf("panic not logged: %s", logs.String())
 	}

@@ -192,7 +192,7 @@ func (l *link) handleFrame(ctx context.Context, f mxp.Frame) (Inbound, bool) {
 			return Inbound{}, false
 		}
 		l.malformed.Add(1)
-		l.log.Debug("agent: answer to no pending request", "type", f.Type.String(), "message_id", f.MessageID)
+		l.log.Debug("agent: answer to no pending request", append(logIDs(f.TraceID, f.MessageID), "type", f.Type.String())...)
 	case mxp.TypeCall:
 		p, err := mxp.DecodeCall(f.Payload)
 		if err != nil {
@@ -278,7 +278,7 @@ func (l *link) sendError(ctx context.Context, id, trace uint64, ep mxp.ErrorPayl
 	ctx, cancel := context.WithTimeout(ctx, DefaultSendTimeout)
 	defer cancel()
 	if err := l.write(ctx, &mxp.Frame{Type: mxp.TypeError, MessageID: id, TraceID: trace, Payload: payload}); err != nil {
-		l.log.Debug("agent: Error frame not sent", "message_id", id, "error", err)
+		l.log.Debug("agent: Error frame not sent", append(logIDs(trace, id), "error", err)...)
 	}
 }
 

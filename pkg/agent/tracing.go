@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"fmt"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -130,4 +131,11 @@ func endSpan(span trace.Span, err error) {
 		span.SetStatus(codes.Error, code)
 	}
 	span.End()
+}
+
+// logIDs are the log attributes naming a message: its trace and message ids as the mesh's
+// services write them (keys trace_id and msg_id, 16 hex digits), so that one search finds
+// a request in the agent's logs and the services'.
+func logIDs(traceID, msgID uint64) []any {
+	return []any{"trace_id", fmt.Sprintf("%016x", traceID), "msg_id", fmt.Sprintf("%016x", msgID)}
 }
