@@ -76,7 +76,7 @@ Examples:
 			if count > 1 {
 				return runEchoAgents(ctx, env, t, name, caps, heartbeat, count)
 			}
-			a, err := newEchoAgent(env, t, name, id, caps, heartbeat, true, verbose)
+			a, err := newEchoAgent(env, t, name, id, caps, heartbeat, true, verbose, nil)
 			if err != nil {
 				return err
 			}
@@ -98,12 +98,16 @@ type echoAgent struct {
 // newEchoAgent builds the echo agent: an agent of the SDK (pkg/agent), as any user's
 // agent would be, so the README's tour and `mxp bench` measure the SDK. Its handler
 // returns at once, so it runs inline (Config.InlineHandlers): no goroutine hand-off
-// between the socket and the handler. When announce, it prints a line once registered;
-// when verbose, one per call.
-func newEchoAgent(env *cliEnv, t edgeTarget, name, id string, caps []string, heartbeat time.Duration, announce, verbose bool) (echoAgent, error) {
+// between the socket and the handler, and no pool of workers to keep (one, idle: the
+// agent serves no streams), which --count multiplies by thousands. When announce, it
+// prints a line once registered; when verbose, one per call. log nil: warnings to stderr.
+func newEchoAgent(env *cliEnv, t edgeTarget, name, id string, caps []string, heartbeat time.Duration, announce, verbose bool, log *slog.Logger) (echoAgent, error) {
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
 	a, err := agent.New(agent.Config{Name: name, ID: id, Capabilities: caps, Version: mxp.Version,
 		Description: "echoes each call's payload", EdgeAddr: t.addr, EdgeKey: t.key, KeyFile: t.keyFile,
-		HeartbeatInterval: heartbeat, InlineHandlers: true, Logger: slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+		HeartbeatInterval: heartbeat, InlineHandlers: true, Workers: 1, QueueSize: 1, Logger: log})
 	if err != nil {
 		return echoAgent{}, usagef("%v", err)
 	}
@@ -163,8 +167,9 @@ func runEchoAgents(ctx context.Context, env *cliEnv, t edgeTarget, name string, 
 	ups := make([]chan struct{}, 0, count)     // closed when the agent became active
 	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	defer stop()
+	warned := &firstWarning{} // thousands of agents that cannot register would log thousands of lines
 	for i := 1; i <= count && ctx.Err() == nil; i++ {
-		a, err := newEchoAgent(env, t, fmt.Sprintf("%s-%d", name, i), "", caps, every, false, false)
+		a, err := newEchoAgent(env, t, fmt.Sprintf("%s-%d", name, i), "", caps, every, false, false, slog.New(warned))
 		if err != nil {
 			return err
 		}
@@ -186,17 +191,24 @@ func runEchoAgents(ctx context.Context, env *cliEnv, t edgeTarget, name string, 
 			}
 		})
 		if i%64 == 0 || i == count { // connections set up 64 at a time
+			// An agent the mesh does not register (a limit) keeps trying in the
+			// background (the SDK's backoff); the next batch starts after a while anyway.
+			batch, cancel := context.WithTimeout(ctx, defaultDialTimeout)
 			for j := max(0, len(agents)-64); j < len(agents); j++ {
 				select {
-				case <-ctx.Done():
+				case <-batch.Done():
 				case <-stopped[j]:
 				case <-ups[j]:
 				}
 			}
+			cancel()
 		}
 	}
 	if err, _ := firstErr.Load().(error); err != nil && ctx.Err() == nil {
 		fmt.Fprintf(env.Stderr, "some agents failed to start: %v\n", err)
+	}
+	if n := int64(len(agents)) - started.Load(); n > 0 && ctx.Err() == nil {
+		fmt.Fprintf(env.Stderr, "%d agents are not registered yet and keep trying: %s\n", n, warned.String())
 	}
 	fmt.Fprintf(env.Stdout, "%d echo agents registered as %s-1..%s-%d\n", started.Load(), name, name, count)
 	<-ctx.Done()
@@ -212,4 +224,33 @@ func runEchoAgents(ctx context.Context, env *cliEnv, t edgeTarget, name string, 
 	wg.Wait()
 	fmt.Fprintf(env.Stdout, "%d echo agents stopped after %d calls\n", started.Load(), calls.Load())
 	return nil
+}
+
+// firstWarning is a slog.Handler that keeps the first warning (with its error) and drops
+// every record: for --count, one line instead of one per agent and retry.
+type firstWarning struct{ first atomic.Value }
+
+func (h *firstWarning) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelWarn }
+
+func (h *firstWarning) Handle(_ context.Context, r slog.Record) error {
+	if h.first.Load() == nil {
+		msg := r.Message
+		r.Attrs(func(a slog.Attr) bool {
+			if a.Key == "error" {
+				msg += ": " + a.Value.String()
+			}
+			return true
+		})
+		h.first.CompareAndSwap(nil, msg)
+	}
+	return nil
+}
+
+func (h *firstWarning) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *firstWarning) WithGroup(string) slog.Handler      { return h }
+
+// String is the first warning, or "" when there was none.
+func (h *firstWarning) String() string {
+	s, _ := h.first.Load().(string)
+	return s
 }
