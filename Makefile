@@ -31,8 +31,8 @@ all: build
 # cache, which takes minutes on a small machine; later builds reuse the cache.
 mxp:
 	@mkdir -p $(BIN)
-	@echo "building $(BIN)/mxp (the first build on a machine compiles ~500 packages into Go's cache: 1-3 minutes on 2 cores; later builds take seconds)"
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/mxp ./cmd/mxp
+	@echo "building $(BIN)/mxp (the first build compiles ~500 packages into Go's build cache: about 2 minutes on 2 idle cores, longer on a busy machine; later builds take seconds)"
+	@CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/mxp ./cmd/mxp
 
 build: mxp
 	@for m in $(SERVICE_MAINS); do \
@@ -41,7 +41,7 @@ build: mxp
 	done
 
 run: mxp
-	./$(BIN)/mxp dev
+	@./$(BIN)/mxp dev
 
 # RACE= (empty) tests without the race detector, which needs cgo and so a C compiler.
 RACE ?= -race

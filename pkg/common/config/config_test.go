@@ -271,3 +271,23 @@ func FuzzLoadFile(f *testing.F) {
 		_, _ = l.Load()
 	})
 }
+
+// TestClientVariablesAreNotUnknownKeys: a client's variable in a service's namespace
+// (MXP_EDGE_KEY, which a shell pointed at a mesh exports) is not refused as an unknown
+// key; any other unknown variable still is.
+func TestClientVariablesAreNotUnknownKeys(t *testing.T) {
+	type cfg struct {
+		KeyFile string `yaml:"key_file"`
+	}
+	load := func(env ...string) error {
+		l := &Loader[cfg]{Service: "edge", Defaults: func() cfg { return cfg{} }, Env: env}
+		_, err := l.Load()
+		return err
+	}
+	if err := load("MXP_EDGE_KEY=abc", "MXP_EDGE_KEY_FILE=/k"); err != nil {
+		t.Fatalf("MXP_EDGE_KEY refused: %v", err)
+	}
+	if err := load("MXP_EDGE_KEYS=abc"); err == nil || !strings.Contains(err.Error(), "no such config key") {
+		t.Fatalf("an unknown variable accepted: %v", err)
+	}
+}

@@ -17,6 +17,16 @@ import (
 	"github.com/mxp-mesh/mesh/pkg/common/security"
 )
 
+// ClientVariables are environment variables that the mesh's clients read (the mxp CLI,
+// the example agents) and whose names fall in a service's MXP_<SERVICE>_ namespace: the
+// edge's public key a client pins, and where `mxp infer` finds the inference API. A
+// loader leaves them alone instead of refusing them as unknown keys, so that a shell that
+// points the clients at a mesh (the export lines of `make compose-up`) can also run one
+// (`mxp dev` refused to start: "config (env MXP_EDGE_KEY): no such config key"). Only
+// the check for unknown variables skips them: a config key of that name would still be
+// set from it.
+var ClientVariables = []string{"MXP_EDGE_KEY", "MXP_INFERENCE_URL"}
+
 // Loader loads a config of type T (a struct) in layers. Set the fields, then call Load;
 // the first Load parses Args, later Loads (reloads) reuse the flags parsed then.
 type Loader[T any] struct {
@@ -176,6 +186,9 @@ func (l *Loader[T]) Load() (T, error) {
 		}
 	}
 	for name := range envMap {
+		if slices.Contains(ClientVariables, name) {
+			continue
+		}
 		errs = append(errs, &Error{Source: "env " + name, Err: errors.New("no such config key")})
 	}
 	for _, f := range fields {
