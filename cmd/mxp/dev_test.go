@@ -226,4 +226,19 @@ func TestDevHelp(t *testing.T) {
 		!strings.Contains(out, "-config") || !strings.Contains(out, "registry,inference,edge") {
 		t.Errorf("mxp dev --help lacks --target or --config:\n%s", out)
 	}
+	// A target that is not in the list, or a config file that is not there, is a usage
+	// error naming it (exit 2), before anything starts.
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--target", "edge,nope"}, `unknown target "nope" (known: registry, inference, edge, all)`},
+		{[]string{"--config", dir + "/missing.yaml"}, "missing.yaml"},
+	} {
+		args := append([]string{"dev", "--data-dir", dir, "--nats-addr", "off", "--http-addr", "", "--edge-addr", "127.0.0.1:0"}, tc.args...)
+		if code, _, errOut := runCLI(context.Background(), args...); code != 2 || !strings.Contains(errOut, tc.want) {
+			t.Errorf("mxp %s: exit %d, stderr %s", strings.Join(args, " "), code, errOut)
+		}
+	}
 }
