@@ -181,7 +181,8 @@ func (s *AgentStream) Recv(ctx context.Context) ([]byte, error) {
 			if json.Unmarshal(m.data, &p) == nil && p.Code != "" {
 				err = &mxp.RemoteError{Code: p.Code, Message: p.Error}
 			} else {
-				err = &mxp.RemoteError{Code: mxp.CodeInvalidPayload, Message: fmt.Sprintf("unreadable close of the stream: %.64q", m.data)}
+				// the agent's end broke the protocol: its fault, not the request's
+				err = &mxp.RemoteError{Code: mxp.CodeInternal, Message: fmt.Sprintf("unreadable close of the stream: %.64q", m.data)}
 			}
 		}
 		s.finish(err)

@@ -250,3 +250,21 @@ func (e *fakeAgentEdge) waitCredit(ctx context.Context, t *testing.T, n int) {
 		}
 	}
 }
+
+// TestAgentStreamUnreadableClose: a close whose body is not an Error payload ends the
+// stream with internal (the agent's end broke the protocol), not a clean end.
+func TestAgentStreamUnreadableClose(t *testing.T) {
+	nc := testConn(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	e := newFakeAgentEdge(t, nc, "agent", nil)
+	s, err := OpenAgentStream(ctx, nc, "agent", mxp.StreamKindJSON, []byte("{}"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	e.send(t, StreamOpClose, "", []byte("not json"))
+	if _, err := s.Recv(ctx); mxp.ErrorCodeFor(err) != mxp.CodeInternal {
+		t.Fatalf("got %v, want internal", err)
+	}
+}
