@@ -259,3 +259,37 @@ func FuzzParseMessageType(f *testing.F) {
 		}
 	})
 }
+
+// FuzzMetadataPaths: for an object of only version, description and tags, the struct
+// path (decodeKnown) and the map path (decodeMap) of AgentMetadata decode the same value
+// or both fail, and metadataKeysKnown never calls an object with another key known.
+func FuzzMetadataPaths(f *testing.F) {
+	f.Add([]byte(`{"version":"1","description":"d","tags":["a","b"]}`))
+	f.Add([]byte(`{"version":"1","tags":"a, b"}`))
+	f.Add([]byte(`{"version":1}`))
+	f.Add([]byte(`{"version":"1","owner":"me"}`))
+	f.Add([]byte(`{"vers\u0069on":"1"}`))
+	f.Add([]byte(`{"tags":[{"x":1}],"version":null}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var raw map[string]json.RawMessage
+		if json.Unmarshal(b, &raw) != nil {
+			return // UnmarshalJSON is only called with a valid JSON value; objects only here
+		}
+		if !metadataKeysKnown(b) {
+			return
+		}
+		for k := range raw {
+			if k != "version" && k != "description" && k != "tags" {
+				t.Fatalf("metadataKeysKnown(%s) with key %q", b, k)
+			}
+		}
+		var fast, slow AgentMetadata
+		ef, es := fast.decodeKnown(b), slow.decodeMap(b)
+		if (ef == nil) != (es == nil) {
+			t.Fatalf("%s: struct path %v, map path %v", b, ef, es)
+		}
+		if ef == nil && !reflect.DeepEqual(fast, slow) {
+			t.Fatalf("%s: struct path %+v, map path %+v", b, fast, slow)
+		}
+	})
+}

@@ -80,6 +80,33 @@ func (m *AgentMetadata) UnmarshalJSON(b []byte) error {
 		*m = AgentMetadata{}
 		return nil
 	}
+	if metadataKeysKnown(b) { // the usual object: decoded without a map
+		return m.decodeKnown(b)
+	}
+	return m.decodeMap(b)
+}
+
+// decodeKnown decodes an object whose keys are only version, description and tags
+// (metadataKeysKnown): the fast path, which must agree with decodeMap (FuzzMetadataPaths).
+func (m *AgentMetadata) decodeKnown(b []byte) error {
+	var known struct {
+		Version     string          `json:"version"`
+		Description string          `json:"description"`
+		Tags        json.RawMessage `json:"tags"`
+	}
+	if err := json.Unmarshal(b, &known); err != nil {
+		return &MetadataError{Reason: "version and description must be strings"}
+	}
+	out := AgentMetadata{Version: known.Version, Description: known.Description}
+	if err := out.decodeTags(known.Tags); err != nil {
+		return err
+	}
+	*m = out
+	return nil
+}
+
+// decodeMap decodes any metadata object, keeping other string keys in Extra.
+func (m *AgentMetadata) decodeMap(b []byte) error {
 	var raw map[string]json.RawMessage
 	if err := json.Unmarshal(b, &raw); err != nil {
 		return &MetadataError{Reason: "not a JSON object"}
@@ -87,23 +114,8 @@ func (m *AgentMetadata) UnmarshalJSON(b []byte) error {
 	out := AgentMetadata{}
 	for k, v := range raw {
 		if k == "tags" {
-			tags := bytes.TrimSpace(v)
-			switch {
-			case len(tags) == 0 || string(tags) == "null":
-			case tags[0] == '"':
-				var s string
-				if err := json.Unmarshal(tags, &s); err != nil {
-					return &MetadataError{Reason: "tags is not a string"}
-				}
-				for t := range strings.SplitSeq(s, ",") {
-					if t = strings.TrimSpace(t); t != "" {
-						out.Tags = append(out.Tags, t)
-					}
-				}
-			default:
-				if err := json.Unmarshal(tags, &out.Tags); err != nil {
-					return &MetadataError{Reason: "tags must be a list of strings or a comma-separated string"}
-				}
+			if err := out.decodeTags(v); err != nil {
+				return err
 			}
 			continue
 		}
@@ -125,6 +137,68 @@ func (m *AgentMetadata) UnmarshalJSON(b []byte) error {
 	}
 	*m = out
 	return nil
+}
+
+// decodeTags reads "tags": a JSON list of strings, one comma-separated string, or null.
+func (m *AgentMetadata) decodeTags(v json.RawMessage) error {
+	tags := bytes.TrimSpace(v)
+	switch {
+	case len(tags) == 0 || string(tags) == "null":
+	case tags[0] == '"':
+		var s string
+		if err := json.Unmarshal(tags, &s); err != nil {
+			return &MetadataError{Reason: "tags is not a string"}
+		}
+		for t := range strings.SplitSeq(s, ",") {
+			if t = strings.TrimSpace(t); t != "" {
+				m.Tags = append(m.Tags, t)
+			}
+		}
+	default:
+		if err := json.Unmarshal(tags, &m.Tags); err != nil {
+			return &MetadataError{Reason: "tags must be a list of strings or a comma-separated string"}
+		}
+	}
+	return nil
+}
+
+// metadataKeysKnown reports whether b, a valid JSON object, has no keys but "version",
+// "description" and "tags" spelled without escapes, so that a struct can decode it. Any
+// doubt (an escaped key, another key) answers false: the map path decodes every object.
+func metadataKeysKnown(b []byte) bool {
+	depth, key := 0, false
+	for i := 0; i < len(b); i++ {
+		switch c := b[i]; c {
+		case '{', '[':
+			depth++
+			key = c == '{' && depth == 1
+		case '}', ']':
+			depth--
+		case ',':
+			key = depth == 1
+		case '"':
+			j := i + 1
+			for j < len(b) && b[j] != '"' {
+				if b[j] == '\\' {
+					if key {
+						return false
+					}
+					j++
+				}
+				j++
+			}
+			if key {
+				switch string(b[i+1 : min(j, len(b))]) {
+				case "version", "description", "tags":
+				default:
+					return false
+				}
+				key = false
+			}
+			i = j
+		}
+	}
+	return true
 }
 
 // Validate checks the metadata: version at most MaxNameLen bytes, tags by CheckTag (at
