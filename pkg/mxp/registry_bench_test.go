@@ -12,7 +12,7 @@ import (
 func BenchmarkRegistryPayloads(b *testing.B) {
 	id, _ := ParseAgentID("6ba7b810-9dad-11d1-80b4-00c04fd430c8")
 	req := RegisterRequest{ID: id, Name: "weather", Capabilities: []string{"weather.forecast", "geo", "tool.word_count"},
-		Address: netip.MustParseAddrPort("127.0.0.1:9000"),
+		Address:  netip.MustParseAddrPort("127.0.0.1:9000"),
 		Metadata: AgentMetadata{Version: "1.2.0", Description: "forecasts", Tags: []string{"demo", "eu"}}}
 	reg, err := req.AppendPayload(nil)
 	if err != nil {
