@@ -15,6 +15,7 @@ import (
 	"github.com/mxp-mesh/mesh/examples/internal/meshtest"
 	"github.com/mxp-mesh/mesh/pkg/agent"
 	"github.com/mxp-mesh/mesh/pkg/agent/llm"
+	api "github.com/mxp-mesh/mesh/pkg/api/inference"
 	"github.com/mxp-mesh/mesh/services/inference/provider"
 )
 
@@ -132,7 +133,7 @@ func TestInferenceStreamThroughTheEdge(t *testing.T) {
 		{"text", llm.NewChatRequest("mock", llm.Message{Role: llm.RoleUser, Content: "stream these seven words to me please"})},
 		{"tool call", func() llm.ChatRequest {
 			r := llm.NewChatRequest("mock", llm.Message{Role: llm.RoleUser, Content: `use shout {"text":"quiet"}`})
-			r.Tools = []provider.Tool{{Name: "shout", Description: "upper-case", Parameters: []byte(`{"type":"object"}`)}}
+			r.Tools = []api.Tool{{Name: "shout", Description: "upper-case", Parameters: []byte(`{"type":"object"}`)}}
 			return r
 		}()},
 	}
@@ -146,7 +147,7 @@ func TestInferenceStreamThroughTheEdge(t *testing.T) {
 			if err != nil {
 				t.Fatalf("open: %v", err)
 			}
-			var chunks []provider.Chunk
+			var chunks []api.Chunk
 			for {
 				c, err := s.Recv()
 				if err == io.EOF {
@@ -234,15 +235,15 @@ func TestInferenceStreamThroughTheEdge(t *testing.T) {
 	})
 }
 
-// sliceStream replays chunks as a provider.Stream.
+// sliceStream replays chunks as a api.Stream.
 type sliceStream struct {
-	chunks []provider.Chunk
+	chunks []api.Chunk
 	i      int
 }
 
-func (s *sliceStream) Recv() (provider.Chunk, error) {
+func (s *sliceStream) Recv() (api.Chunk, error) {
 	if s.i >= len(s.chunks) {
-		return provider.Chunk{}, io.EOF
+		return api.Chunk{}, io.EOF
 	}
 	s.i++
 	return s.chunks[s.i-1], nil

@@ -16,9 +16,9 @@ import (
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
+	api "github.com/mxp-mesh/mesh/pkg/api/inference"
 	"github.com/mxp-mesh/mesh/pkg/common/health"
 	cmetrics "github.com/mxp-mesh/mesh/pkg/common/metrics"
-	"github.com/mxp-mesh/mesh/services/inference/provider"
 	"github.com/mxp-mesh/mesh/services/inference/providertest"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -163,7 +163,7 @@ func BenchmarkServiceStreamMock(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	req := &ChatRequest{Request: provider.Request{Model: "mock", Messages: userMsg("one two three four")}}
+	req := &ChatRequest{Request: api.Request{Model: "mock", Messages: userMsg("one two three four")}}
 	b.ReportAllocs()
 	b.ResetTimer()
 	for range b.N {

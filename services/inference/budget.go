@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	api "github.com/mxp-mesh/mesh/pkg/api/inference"
 	"github.com/mxp-mesh/mesh/services/inference/provider"
 )
 
@@ -36,18 +37,18 @@ type turn struct {
 
 // groupTurns splits messages into turns: an assistant message with tool calls together
 // with the tool results that answer it; every other message alone.
-func groupTurns(msgs []provider.Message) []turn {
+func groupTurns(msgs []api.Message) []turn {
 	var out []turn
 	for i := 0; i < len(msgs); {
 		m := msgs[i]
-		t := turn{start: i, end: i + 1, keep: m.Role == provider.RoleSystem || m.Pinned}
+		t := turn{start: i, end: i + 1, keep: m.Role == api.RoleSystem || m.Pinned}
 		t.cost = provider.EstimateMessage(&msgs[i])
-		if m.Role == provider.RoleAssistant && len(m.ToolCalls) > 0 {
+		if m.Role == api.RoleAssistant && len(m.ToolCalls) > 0 {
 			ids := map[string]bool{}
 			for _, tc := range m.ToolCalls {
 				ids[tc.ID] = true
 			}
-			for t.end < len(msgs) && msgs[t.end].Role == provider.RoleTool && ids[msgs[t.end].ToolCallID] {
+			for t.end < len(msgs) && msgs[t.end].Role == api.RoleTool && ids[msgs[t.end].ToolCallID] {
 				t.keep = t.keep || msgs[t.end].Pinned
 				t.cost += provider.EstimateMessage(&msgs[t.end])
 				t.end++
@@ -74,7 +75,7 @@ func outputReserve(mc ModelConfig, maxTokens int) int {
 
 // fitBudget returns req with the oldest droppable turns removed so that its estimate fits
 // budget, and the removed messages.
-func fitBudget(req provider.Request, budget int) (provider.Request, []provider.Message, error) {
+func fitBudget(req api.Request, budget int) (api.Request, []api.Message, error) {
 	total := provider.EstimateRequest(&req)
 	if total <= budget {
 		return req, nil, nil
@@ -94,7 +95,7 @@ func fitBudget(req provider.Request, budget int) (provider.Request, []provider.M
 		return req, nil, provider.Errorf(provider.CodeContextOverflow,
 			"prompt needs about %d tokens after dropping every droppable turn; the budget is %d", total, budget)
 	}
-	var kept, dropped []provider.Message
+	var kept, dropped []api.Message
 	for i, t := range turns {
 		if drop[i] {
 			dropped = append(dropped, req.Messages[t.start:t.end]...)
@@ -113,7 +114,7 @@ const SummaryPrompt = "Summarise the following earlier conversation turns in a f
 // SummaryPrefix starts the message that replaces summarised turns.
 const SummaryPrefix = "[Summary of earlier conversation] "
 
-func (s *Service) applyBudget(ctx context.Context, r *routes, t *target, req provider.Request, mode string) (provider.Request, error) {
+func (s *Service) applyBudget(ctx context.Context, r *routes, t *target, req api.Request, mode string) (api.Request, error) {
 	window := t.model.ContextWindow
 	if window <= 0 {
 		return req, nil
@@ -132,7 +133,7 @@ func (s *Service) applyBudget(ctx context.Context, r *routes, t *target, req pro
 		s.log.Warn("context summary failed; dropping turns instead", "model", t.name, "error", err)
 		return fitted, nil
 	}
-	msg := provider.Message{Role: provider.RoleUser, Content: SummaryPrefix + summary}
+	msg := api.Message{Role: api.RoleUser, Content: SummaryPrefix + summary}
 	room := budget - provider.EstimateRequest(&fitted)
 	if cost := provider.EstimateMessage(&msg); cost > room {
 		// Cut the summary to the room left (about four characters a token).
@@ -147,17 +148,17 @@ func (s *Service) applyBudget(ctx context.Context, r *routes, t *target, req pro
 	// The summary goes where the dropped turns were: after the leading kept system and
 	// pinned messages, before the remaining conversation.
 	at := 0
-	for at < len(fitted.Messages) && (fitted.Messages[at].Role == provider.RoleSystem || fitted.Messages[at].Pinned) {
+	for at < len(fitted.Messages) && (fitted.Messages[at].Role == api.RoleSystem || fitted.Messages[at].Pinned) {
 		at++
 	}
-	msgs := make([]provider.Message, 0, len(fitted.Messages)+1)
+	msgs := make([]api.Message, 0, len(fitted.Messages)+1)
 	msgs = append(msgs, fitted.Messages[:at]...)
 	msgs = append(msgs, msg)
 	fitted.Messages = append(msgs, fitted.Messages[at:]...)
 	return fitted, nil
 }
 
-func (s *Service) summarize(ctx context.Context, r *routes, dropped []provider.Message) (string, error) {
+func (s *Service) summarize(ctx context.Context, r *routes, dropped []api.Message) (string, error) {
 	var b strings.Builder
 	for _, m := range dropped {
 		switch {
@@ -168,7 +169,7 @@ func (s *Service) summarize(ctx context.Context, r *routes, dropped []provider.M
 			if m.Content != "" {
 				fmt.Fprintf(&b, "assistant: %s\n", m.Content)
 			}
-		case m.Role == provider.RoleTool:
+		case m.Role == api.RoleTool:
 			fmt.Fprintf(&b, "tool result: %s\n", m.Content)
 		default:
 			fmt.Fprintf(&b, "%s: %s\n", m.Role, m.Content)
@@ -178,8 +179,8 @@ func (s *Service) summarize(ctx context.Context, r *routes, dropped []provider.M
 	if model == "" {
 		model = r.cfg.DefaultModel
 	}
-	resp, err := s.Chat(ctx, &ChatRequest{Request: provider.Request{Model: model, System: SummaryPrompt,
-		Messages: []provider.Message{{Role: provider.RoleUser, Content: b.String()}}}})
+	resp, err := s.Chat(ctx, &ChatRequest{Request: api.Request{Model: model, System: SummaryPrompt,
+		Messages: []api.Message{{Role: api.RoleUser, Content: b.String()}}}})
 	if err != nil {
 		return "", err
 	}

@@ -5,24 +5,25 @@ import (
 	"strings"
 	"testing"
 
+	api "github.com/mxp-mesh/mesh/pkg/api/inference"
 	"github.com/mxp-mesh/mesh/services/inference/provider"
 )
 
-func msg(role provider.Role, text string) provider.Message {
-	return provider.Message{Role: role, Content: text}
+func msg(role api.Role, text string) api.Message {
+	return api.Message{Role: role, Content: text}
 }
 
 func long(n int) string { return strings.Repeat("word ", n) }
 
 func TestGroupTurnsKeepsToolCallWithResult(t *testing.T) {
-	msgs := []provider.Message{
-		msg(provider.RoleSystem, "sys"),
-		msg(provider.RoleUser, "q1"),
-		{Role: provider.RoleAssistant, ToolCalls: []provider.ToolCall{{ID: "a", Name: "f"}, {ID: "b", Name: "g"}}},
-		{Role: provider.RoleTool, ToolCallID: "a", Content: "ra"},
-		{Role: provider.RoleTool, ToolCallID: "b", Content: "rb"},
-		msg(provider.RoleAssistant, "answer"),
-		msg(provider.RoleUser, "q2"),
+	msgs := []api.Message{
+		msg(api.RoleSystem, "sys"),
+		msg(api.RoleUser, "q1"),
+		{Role: api.RoleAssistant, ToolCalls: []api.ToolCall{{ID: "a", Name: "f"}, {ID: "b", Name: "g"}}},
+		{Role: api.RoleTool, ToolCallID: "a", Content: "ra"},
+		{Role: api.RoleTool, ToolCallID: "b", Content: "rb"},
+		msg(api.RoleAssistant, "answer"),
+		msg(api.RoleUser, "q2"),
 	}
 	turns := groupTurns(msgs)
 	var shape []string
@@ -40,18 +41,18 @@ func TestGroupTurnsKeepsToolCallWithResult(t *testing.T) {
 }
 
 func TestFitBudget(t *testing.T) {
-	pinned := msg(provider.RoleUser, "pinned fact "+long(10))
+	pinned := msg(api.RoleUser, "pinned fact "+long(10))
 	pinned.Pinned = true
-	conv := []provider.Message{
-		msg(provider.RoleSystem, "system prompt"),
+	conv := []api.Message{
+		msg(api.RoleSystem, "system prompt"),
 		pinned,
-		msg(provider.RoleUser, "old question "+long(100)),
-		{Role: provider.RoleAssistant, ToolCalls: []provider.ToolCall{{ID: "t1", Name: "lookup", Arguments: "{}"}}},
-		{Role: provider.RoleTool, ToolCallID: "t1", Content: "result " + long(100)},
-		msg(provider.RoleAssistant, "old answer "+long(100)),
-		msg(provider.RoleUser, "current question"),
+		msg(api.RoleUser, "old question "+long(100)),
+		{Role: api.RoleAssistant, ToolCalls: []api.ToolCall{{ID: "t1", Name: "lookup", Arguments: "{}"}}},
+		{Role: api.RoleTool, ToolCallID: "t1", Content: "result " + long(100)},
+		msg(api.RoleAssistant, "old answer "+long(100)),
+		msg(api.RoleUser, "current question"),
 	}
-	req := provider.Request{Messages: conv}
+	req := api.Request{Messages: conv}
 	full := provider.EstimateRequest(&req)
 	cases := []struct {
 		name    string
@@ -91,13 +92,13 @@ func TestBudgetThroughService(t *testing.T) {
 	cfg := Defaults()
 	cfg.Models["small"] = ModelConfig{Provider: KindMock, ContextWindow: 400, OutputReserve: 100}
 	env := newTestService(t, cfg, nil)
-	conv := []provider.Message{
-		msg(provider.RoleUser, "first "+long(150)),
-		msg(provider.RoleAssistant, "reply "+long(150)),
-		msg(provider.RoleUser, "latest"),
+	conv := []api.Message{
+		msg(api.RoleUser, "first "+long(150)),
+		msg(api.RoleAssistant, "reply "+long(150)),
+		msg(api.RoleUser, "latest"),
 	}
 	// Without opt-in the request goes as is (the mock does not enforce windows).
-	req := &ChatRequest{Request: provider.Request{Model: "small", Messages: conv}}
+	req := &ChatRequest{Request: api.Request{Model: "small", Messages: conv}}
 	resp, err := env.svc.Chat(context.Background(), req)
 	if err != nil {
 		t.Fatal(err)

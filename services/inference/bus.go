@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	api "github.com/mxp-mesh/mesh/pkg/api/inference"
 	"github.com/mxp-mesh/mesh/pkg/common/bus"
 	"github.com/mxp-mesh/mesh/pkg/common/security"
 	"github.com/mxp-mesh/mesh/pkg/common/service"
@@ -103,7 +104,7 @@ func (s *Service) busStream(ctx context.Context, nc *nats.Conn, r service.Reques
 		return nil, busError(err)
 	}
 	defer st.Close()
-	var finish provider.FinishReason
+	var finish api.FinishReason
 	for seq := 0; ; seq++ {
 		c, err := st.Recv()
 		if errors.Is(err, io.EOF) {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	api "github.com/mxp-mesh/mesh/pkg/api/inference"
 	"github.com/mxp-mesh/mesh/pkg/common/bus"
 	"github.com/mxp-mesh/mesh/services/inference/provider"
 	"github.com/mxp-mesh/mesh/services/inference/providertest"
@@ -98,7 +99,7 @@ func TestBusChat(t *testing.T) {
 }
 
 // busStream runs the documented streaming protocol as a caller would.
-func busStream(t *testing.T, nc *nats.Conn, body string) (chunks []provider.Chunk, end *nats.Msg) {
+func busStream(t *testing.T, nc *nats.Conn, body string) (chunks []api.Chunk, end *nats.Msg) {
 	t.Helper()
 	inbox := nats.NewInbox()
 	sub, err := nc.SubscribeSync(inbox)
@@ -121,7 +122,7 @@ func busStream(t *testing.T, nc *nats.Conn, body string) (chunks []provider.Chun
 			return chunks, m // the terminal message
 		}
 		eq(t, "seq", got, strconv.Itoa(seq))
-		var c provider.Chunk
+		var c api.Chunk
 		if err := json.Unmarshal(m.Data, &c); err != nil {
 			t.Fatal(err)
 		}
@@ -143,7 +144,7 @@ func TestBusStream(t *testing.T) {
 	}
 	var sum StreamSummary
 	json.Unmarshal(end.Data, &sum)
-	eq(t, "finish", sum.FinishReason, provider.FinishStop)
+	eq(t, "finish", sum.FinishReason, api.FinishStop)
 	eq(t, "output tokens", sum.Usage.OutputTokens, 6)
 
 	// Tool calls stream as tool_call chunks.

@@ -18,7 +18,10 @@ import (
 )
 
 // The chat request and response are the inference wire contract, defined once in
-// pkg/api/inference; these aliases keep the service's code and its callers unchanged.
+// pkg/api/inference. These aliases are a deliberate compatibility shim: they are the
+// names of the service's in-process Go API (Service.Chat, Service.ChatStream, used by
+// embedders and the SDK's AdapterModel callers), kept so those callers need not import the
+// contract package under a second name. The provider package uses the contract's own names.
 type (
 	// ChatRequest is a chat call as the service's APIs take it.
 	ChatRequest = api.ChatRequest
@@ -47,8 +50,8 @@ func validate(req *ChatRequest) error {
 	}
 	for i, m := range req.Messages {
 		switch m.Role {
-		case provider.RoleSystem, provider.RoleUser, provider.RoleAssistant:
-		case provider.RoleTool:
+		case api.RoleSystem, api.RoleUser, api.RoleAssistant:
+		case api.RoleTool:
 			if m.ToolCallID == "" {
 				return provider.Errorf(provider.CodeInvalidRequest, "messages[%d]: a tool message needs tool_call_id", i)
 			}
@@ -253,7 +256,7 @@ func (s *Service) try(ctx context.Context, r *routes, t *target, req *ChatReques
 // attempt sends the request once and waits for the first chunk. With collect, a
 // provider.Completer answers whole instead: its answer is the first chunk, so the
 // first-token timeout does not apply (the response timeout does).
-func (s *Service) attempt(ctx context.Context, t *target, req *provider.Request, res Resilience, span trace.Span, collect bool) (*Stream, error) {
+func (s *Service) attempt(ctx context.Context, t *target, req *api.Request, res Resilience, span trace.Span, collect bool) (*Stream, error) {
 	cb := t.breaker(s.m)
 	done, err := cb.Allow()
 	if err != nil {
@@ -281,9 +284,9 @@ func (s *Service) attempt(ctx context.Context, t *target, req *provider.Request,
 	st := &Stream{s: s, t: t, span: span, start: start, done: done, req: req,
 		cancel: func() { cancelTimeout(); cancel(errClosedByCaller) }, actx: actx, res: res,
 		Provider: ps.name, Model: t.name}
-	var inner provider.Stream
+	var inner api.Stream
 	if c, ok := ps.adapter.(provider.Completer); ok && collect {
-		var resp *provider.Response
+		var resp *api.Response
 		if resp, err = c.Complete(actx, req); err == nil {
 			inner = provider.ResponseStream(resp)
 		}
@@ -292,7 +295,7 @@ func (s *Service) attempt(ctx context.Context, t *target, req *provider.Request,
 		inner, err = ps.adapter.Stream(actx, req)
 		defer ttft.Stop()
 	}
-	var first provider.Chunk
+	var first api.Chunk
 	if err == nil {
 		st.inner = inner
 		first, err = inner.Recv()
@@ -326,25 +329,25 @@ type Stream struct {
 	s      *Service
 	t      *target
 	span   trace.Span
-	req    *provider.Request
+	req    *api.Request
 	res    Resilience
 	actx   context.Context
 	cancel func()
 	done   func(error)
-	inner  provider.Stream
+	inner  api.Stream
 	start  time.Time
-	first  *provider.Chunk
+	first  *api.Chunk
 	eof    bool
 	err    error
 
 	once    sync.Once
-	usage   *provider.Usage
+	usage   *api.Usage
 	outEst  int
 	reasons []string
 }
 
 // Recv returns the next chunk, io.EOF at the end, or a typed *provider.Error.
-func (st *Stream) Recv() (provider.Chunk, error) {
+func (st *Stream) Recv() (api.Chunk, error) {
 	if st.first != nil {
 		c := *st.first
 		st.first = nil
@@ -352,10 +355,10 @@ func (st *Stream) Recv() (provider.Chunk, error) {
 		return c, nil
 	}
 	if st.eof {
-		return provider.Chunk{}, io.EOF
+		return api.Chunk{}, io.EOF
 	}
 	if st.err != nil {
-		return provider.Chunk{}, st.err
+		return api.Chunk{}, st.err
 	}
 	c, err := st.inner.Recv()
 	if err == nil {
@@ -365,11 +368,11 @@ func (st *Stream) Recv() (provider.Chunk, error) {
 	if errors.Is(err, io.EOF) {
 		st.eof = true
 		st.finish(nil)
-		return provider.Chunk{}, io.EOF
+		return api.Chunk{}, io.EOF
 	}
 	st.err = st.classify(err)
 	st.finish(st.err)
-	return provider.Chunk{}, st.err
+	return api.Chunk{}, st.err
 }
 
 // Buffered reports whether the next Recv returns without waiting on the provider.
@@ -380,7 +383,7 @@ func (st *Stream) Buffered() bool {
 	if st.eof || st.err != nil {
 		return true
 	}
-	b, ok := st.inner.(provider.Buffered)
+	b, ok := st.inner.(api.Buffered)
 	return ok && b.Buffered()
 }
 
@@ -393,14 +396,14 @@ func (st *Stream) Close() error {
 
 // Usage is the provider's reported usage or, when it reported none, the estimate.
 // Complete after io.EOF.
-func (st *Stream) Usage() provider.Usage {
+func (st *Stream) Usage() api.Usage {
 	if st.usage != nil {
 		return *st.usage
 	}
-	return provider.Usage{InputTokens: provider.EstimateRequest(st.req), OutputTokens: st.outEst, Estimated: true}
+	return api.Usage{InputTokens: provider.EstimateRequest(st.req), OutputTokens: st.outEst, Estimated: true}
 }
 
-func (st *Stream) observe(c provider.Chunk) {
+func (st *Stream) observe(c api.Chunk) {
 	if c.Usage != nil {
 		u := *c.Usage
 		st.usage = &u

@@ -4,8 +4,8 @@ import (
 	"context"
 	"fmt"
 
+	api "github.com/mxp-mesh/mesh/pkg/api/inference"
 	"github.com/mxp-mesh/mesh/services/inference"
-	"github.com/mxp-mesh/mesh/services/inference/provider"
 )
 
 // A service with only the built-in mock provider, calling a tool and then answering with
@@ -16,10 +16,10 @@ func Example() {
 		panic(err)
 	}
 	ctx := context.Background()
-	tools := []provider.Tool{{Name: "get_weather", Parameters: []byte(`{"type":"object"}`)}}
-	msgs := []provider.Message{{Role: provider.RoleUser, Content: `use get_weather {"city":"Oslo"}`}}
+	tools := []api.Tool{{Name: "get_weather", Parameters: []byte(`{"type":"object"}`)}}
+	msgs := []api.Message{{Role: api.RoleUser, Content: `use get_weather {"city":"Oslo"}`}}
 
-	resp, err := svc.Chat(ctx, &inference.ChatRequest{Request: provider.Request{Model: "mock", Messages: msgs, Tools: tools}})
+	resp, err := svc.Chat(ctx, &inference.ChatRequest{Request: api.Request{Model: "mock", Messages: msgs, Tools: tools}})
 	if err != nil {
 		panic(err)
 	}
@@ -27,9 +27,9 @@ func Example() {
 	fmt.Println(resp.FinishReason, call.Name, call.Arguments)
 
 	msgs = append(msgs,
-		provider.Message{Role: provider.RoleAssistant, ToolCalls: resp.ToolCalls},
-		provider.Message{Role: provider.RoleTool, ToolCallID: call.ID, Content: "12°C, cloudy"})
-	resp, err = svc.Chat(ctx, &inference.ChatRequest{Request: provider.Request{Model: "mock", Messages: msgs, Tools: tools}})
+		api.Message{Role: api.RoleAssistant, ToolCalls: resp.ToolCalls},
+		api.Message{Role: api.RoleTool, ToolCallID: call.ID, Content: "12°C, cloudy"})
+	resp, err = svc.Chat(ctx, &inference.ChatRequest{Request: api.Request{Model: "mock", Messages: msgs, Tools: tools}})
 	if err != nil {
 		panic(err)
 	}

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mxp-mesh/mesh/services/inference/provider"
+	api "github.com/mxp-mesh/mesh/pkg/api/inference"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -40,7 +40,7 @@ type testEnv struct {
 
 // newTestService builds a service with virtual sleep and jitter that always picks the cap
 // (so waits are deterministic).
-func newTestService(t testing.TB, cfg Config, adapters map[string]provider.ModelAdapter) *testEnv {
+func newTestService(t testing.TB, cfg Config, adapters map[string]api.ModelAdapter) *testEnv {
 	t.Helper()
 	vs := &virtualSleep{}
 	reg := prometheus.NewRegistry()
@@ -52,12 +52,12 @@ func newTestService(t testing.TB, cfg Config, adapters map[string]provider.Model
 	return &testEnv{svc: svc, sleep: vs, reg: reg}
 }
 
-func userMsg(text string) []provider.Message {
-	return []provider.Message{{Role: provider.RoleUser, Content: text}}
+func userMsg(text string) []api.Message {
+	return []api.Message{{Role: api.RoleUser, Content: text}}
 }
 
 func chatReq(model, text string) *ChatRequest {
-	return &ChatRequest{Request: provider.Request{Model: model, Messages: userMsg(text)}}
+	return &ChatRequest{Request: api.Request{Model: model, Messages: userMsg(text)}}
 }
 
 // metricValue sums the series of a metric that match labels (0 when absent).

@@ -72,7 +72,7 @@ func (h *Hosted) Name() string { return "mxp" }
 
 // target parses req's model, finds an agent serving it and encodes the request the agent
 // receives (the model's own name in Model).
-func (h *Hosted) target(ctx context.Context, req *provider.Request) (id, agentName string, body []byte, err error) {
+func (h *Hosted) target(ctx context.Context, req *api.Request) (id, agentName string, body []byte, err error) {
 	agentName, model, err := api.ParseHostedModel(req.Model)
 	if err == nil {
 		err = mxp.CheckName(agentName)
@@ -229,7 +229,7 @@ func headers(ctx context.Context) nats.Header {
 
 // fail types err of a request to agent id and forgets the lookup when the agent was not
 // there to answer.
-func (h *Hosted) fail(err error, req *provider.Request, agentName string) *provider.Error {
+func (h *Hosted) fail(err error, req *api.Request, agentName string) *provider.Error {
 	_, model, _ := api.ParseHostedModel(req.Model)
 	e := hostedError(err, agentName, model)
 	if e.Code == provider.CodeUnavailable || e.Code == provider.CodeNotFound {
@@ -239,7 +239,7 @@ func (h *Hosted) fail(err error, req *provider.Request, agentName string) *provi
 }
 
 // Stream opens a stream to the agent and returns once its edge accepted it.
-func (h *Hosted) Stream(ctx context.Context, req *provider.Request) (provider.Stream, error) {
+func (h *Hosted) Stream(ctx context.Context, req *api.Request) (api.Stream, error) {
 	id, agentName, body, err := h.target(ctx, req)
 	if err != nil {
 		return nil, err
@@ -253,7 +253,7 @@ func (h *Hosted) Stream(ctx context.Context, req *provider.Request) (provider.St
 
 // Complete asks the agent for the whole answer in one Call: a caller that collects the
 // answer anyway (a non-streamed chat) saves the stream's open and credit traffic.
-func (h *Hosted) Complete(ctx context.Context, req *provider.Request) (*provider.Response, error) {
+func (h *Hosted) Complete(ctx context.Context, req *api.Request) (*api.Response, error) {
 	id, agentName, body, err := h.target(ctx, req)
 	if err != nil {
 		return nil, err
@@ -279,24 +279,24 @@ type hostedStream struct {
 	h     *Hosted
 	ctx   context.Context
 	as    *bus.AgentStream
-	req   *provider.Request
+	req   *api.Request
 	agent string
 }
 
-func (s *hostedStream) Recv() (provider.Chunk, error) {
+func (s *hostedStream) Recv() (api.Chunk, error) {
 	b, err := s.as.Recv(s.ctx)
 	if errors.Is(err, io.EOF) {
-		return provider.Chunk{}, io.EOF
+		return api.Chunk{}, io.EOF
 	}
 	if err != nil {
 		if s.ctx.Err() != nil {
-			return provider.Chunk{}, provider.AsError(s.ctx.Err())
+			return api.Chunk{}, provider.AsError(s.ctx.Err())
 		}
-		return provider.Chunk{}, s.h.fail(err, s.req, s.agent)
+		return api.Chunk{}, s.h.fail(err, s.req, s.agent)
 	}
-	var c provider.Chunk
+	var c api.Chunk
 	if err := json.Unmarshal(b, &c); err != nil {
-		return provider.Chunk{}, &provider.Error{Code: provider.CodeProviderError, Provider: s.h.Name(), Retryable: true,
+		return api.Chunk{}, &provider.Error{Code: provider.CodeProviderError, Provider: s.h.Name(), Retryable: true,
 			Message: fmt.Sprintf("agent %s sent a chunk that is not a JSON Chunk: %.64q", s.agent, b)}
 	}
 	return c, nil

@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	api "github.com/mxp-mesh/mesh/pkg/api/inference"
 	"github.com/mxp-mesh/mesh/pkg/common/bus"
 	"github.com/mxp-mesh/mesh/pkg/mxp"
 	"github.com/mxp-mesh/mesh/services/inference/provider"
@@ -55,7 +56,7 @@ func TestHostedWithoutBus(t *testing.T) {
 		t.Fatal(err)
 	}
 	req := func(model string) *ChatRequest {
-		return &ChatRequest{Request: provider.Request{Model: model, Messages: []provider.Message{{Role: provider.RoleUser, Content: "x"}}}}
+		return &ChatRequest{Request: api.Request{Model: model, Messages: []api.Message{{Role: api.RoleUser, Content: "x"}}}}
 	}
 	if _, err := s.Chat(context.Background(), req("mxp/host/echo")); provider.CodeOf(err) != provider.CodeUnavailable {
 		t.Fatalf("no bus: %v", err)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	api "github.com/mxp-mesh/mesh/pkg/api/inference"
 	cmetrics "github.com/mxp-mesh/mesh/pkg/common/metrics"
 	"github.com/mxp-mesh/mesh/services/inference/provider"
 )
@@ -156,13 +157,13 @@ func parseOpenAIRequest(body []byte) (req *ChatRequest, stream, includeUsage boo
 		if !ok {
 			return nil, false, false, provider.Errorf(provider.CodeInvalidRequest, "messages[%d].role %q is not supported", i, m.Role)
 		}
-		pm := provider.Message{Role: role, Content: text, ToolCallID: m.ToolCallID}
+		pm := api.Message{Role: role, Content: text, ToolCallID: m.ToolCallID}
 		switch role {
-		case provider.RoleAssistant:
+		case api.RoleAssistant:
 			for _, tc := range m.ToolCalls {
-				pm.ToolCalls = append(pm.ToolCalls, provider.ToolCall{ID: tc.ID, Name: tc.Function.Name, Arguments: tc.Function.Arguments})
+				pm.ToolCalls = append(pm.ToolCalls, api.ToolCall{ID: tc.ID, Name: tc.Function.Name, Arguments: tc.Function.Arguments})
 			}
-		case provider.RoleTool:
+		case api.RoleTool:
 			pm.Name = m.Name
 		}
 		out.Messages = append(out.Messages, pm)
@@ -171,12 +172,12 @@ func parseOpenAIRequest(body []byte) (req *ChatRequest, stream, includeUsage boo
 		if t.Type != "function" && t.Type != "" {
 			return nil, false, false, provider.Errorf(provider.CodeInvalidRequest, "tools[%d].type %q: only function tools are supported", i, t.Type)
 		}
-		out.Tools = append(out.Tools, provider.Tool{Name: t.Function.Name, Description: t.Function.Description, Parameters: t.Function.Parameters})
+		out.Tools = append(out.Tools, api.Tool{Name: t.Function.Name, Description: t.Function.Description, Parameters: t.Function.Parameters})
 	}
 	if len(in.ToolChoice) > 0 && string(in.ToolChoice) != "null" {
 		var mode string
 		if json.Unmarshal(in.ToolChoice, &mode) == nil {
-			out.ToolChoice = &provider.ToolChoice{Mode: mode}
+			out.ToolChoice = &api.ToolChoice{Mode: mode}
 		} else {
 			var obj struct {
 				Function struct {
@@ -186,19 +187,19 @@ func parseOpenAIRequest(body []byte) (req *ChatRequest, stream, includeUsage boo
 			if json.Unmarshal(in.ToolChoice, &obj) != nil || obj.Function.Name == "" {
 				return nil, false, false, provider.Errorf(provider.CodeInvalidRequest, "tool_choice must be a mode or {\"type\":\"function\",\"function\":{\"name\":...}}")
 			}
-			out.ToolChoice = &provider.ToolChoice{Mode: provider.ToolChoiceTool, Name: obj.Function.Name}
+			out.ToolChoice = &api.ToolChoice{Mode: api.ToolChoiceTool, Name: obj.Function.Name}
 		}
 		switch out.ToolChoice.Mode {
-		case provider.ToolChoiceAuto, provider.ToolChoiceNone, provider.ToolChoiceRequired, provider.ToolChoiceTool:
+		case api.ToolChoiceAuto, api.ToolChoiceNone, api.ToolChoiceRequired, api.ToolChoiceTool:
 		default:
 			return nil, false, false, provider.Errorf(provider.CodeInvalidRequest, "tool_choice %q is not supported", out.ToolChoice.Mode)
 		}
 	}
 	if rf := in.ResponseFormat; rf != nil {
-		f := &provider.ResponseFormat{Type: rf.Type}
+		f := &api.ResponseFormat{Type: rf.Type}
 		switch rf.Type {
-		case provider.FormatText, provider.FormatJSONObject:
-		case provider.FormatJSONSchema:
+		case api.FormatText, api.FormatJSONObject:
+		case api.FormatJSONSchema:
 			if rf.JSONSchema == nil {
 				return nil, false, false, provider.Errorf(provider.CodeInvalidRequest, "response_format json_schema needs json_schema.schema")
 			}
@@ -214,16 +215,16 @@ func parseOpenAIRequest(body []byte) (req *ChatRequest, stream, includeUsage boo
 
 // oaiRole maps a Chat Completions message role ("developer" is OpenAI's newer name for
 // system).
-func oaiRole(role string) (provider.Role, bool) {
+func oaiRole(role string) (api.Role, bool) {
 	switch role {
 	case "system", "developer":
-		return provider.RoleSystem, true
+		return api.RoleSystem, true
 	case "user":
-		return provider.RoleUser, true
+		return api.RoleUser, true
 	case "assistant":
-		return provider.RoleAssistant, true
+		return api.RoleAssistant, true
 	case "tool":
-		return provider.RoleTool, true
+		return api.RoleTool, true
 	}
 	return "", false
 }
@@ -416,7 +417,7 @@ type oaiUsage struct {
 	TotalTokens      int `json:"total_tokens"`
 }
 
-func completionBody(id, model string, created int64, resp *provider.Response, u provider.Usage) any {
+func completionBody(id, model string, created int64, resp *api.Response, u api.Usage) any {
 	msg := map[string]any{"role": "assistant", "content": resp.Text}
 	if resp.Text == "" && len(resp.ToolCalls) > 0 {
 		msg["content"] = nil
@@ -440,9 +441,9 @@ func completionBody(id, model string, created int64, resp *provider.Response, u 
 }
 
 // openAIFinish maps a normalised finish reason to the OpenAI vocabulary.
-func openAIFinish(f provider.FinishReason) string {
+func openAIFinish(f api.FinishReason) string {
 	switch f {
-	case provider.FinishRefusal:
+	case api.FinishRefusal:
 		return "content_filter"
 	case "":
 		return "stop"

@@ -1,8 +1,8 @@
 package inference
 
 import (
+	api "github.com/mxp-mesh/mesh/pkg/api/inference"
 	"github.com/mxp-mesh/mesh/services/inference/internal/jsonscan"
-	"github.com/mxp-mesh/mesh/services/inference/provider"
 )
 
 // A fast decoder for the usual shapes of a Chat Completions request: model, messages
@@ -88,8 +88,8 @@ func parseOpenAIRequestFast(body []byte) (req *ChatRequest, stream, includeUsage
 				return false
 			}
 			switch mode {
-			case provider.ToolChoiceAuto, provider.ToolChoiceNone, provider.ToolChoiceRequired, provider.ToolChoiceTool:
-				out.ToolChoice = &provider.ToolChoice{Mode: mode}
+			case api.ToolChoiceAuto, api.ToolChoiceNone, api.ToolChoiceRequired, api.ToolChoiceTool:
+				out.ToolChoice = &api.ToolChoice{Mode: mode}
 				return true
 			}
 			return false
@@ -128,10 +128,10 @@ func parseOpenAIRequestFast(body []byte) (req *ChatRequest, stream, includeUsage
 }
 
 // fastMessage reads one message whose content is a string or null.
-func fastMessage(s *jsonscan.Scanner) (provider.Message, bool) {
-	var m provider.Message
+func fastMessage(s *jsonscan.Scanner) (api.Message, bool) {
+	var m api.Message
 	var role, name string
-	var calls []provider.ToolCall
+	var calls []api.ToolCall
 	ok := s.Fields(fastMessageKeys, 2, func(k int) bool {
 		switch k {
 		case 0:
@@ -159,17 +159,17 @@ func fastMessage(s *jsonscan.Scanner) (provider.Message, bool) {
 		return m, false
 	}
 	switch m.Role {
-	case provider.RoleAssistant:
+	case api.RoleAssistant:
 		m.ToolCalls = calls // only an assistant's tool calls are kept
-	case provider.RoleTool:
+	case api.RoleTool:
 		m.Name = name
 	}
 	return m, true
 }
 
 // fastToolCall reads one of an assistant message's tool_calls.
-func fastToolCall(s *jsonscan.Scanner) (provider.ToolCall, bool) {
-	var c provider.ToolCall
+func fastToolCall(s *jsonscan.Scanner) (api.ToolCall, bool) {
+	var c api.ToolCall
 	var typ string
 	ok := s.Fields(fastToolCallKeys, 3, func(k int) bool {
 		switch k {
@@ -192,8 +192,8 @@ func fastToolCall(s *jsonscan.Scanner) (provider.ToolCall, bool) {
 }
 
 // fastTool reads one of the request's tools: a function with a JSON Schema.
-func fastTool(s *jsonscan.Scanner) (provider.Tool, bool) {
-	var t provider.Tool
+func fastTool(s *jsonscan.Scanner) (api.Tool, bool) {
+	var t api.Tool
 	var typ string
 	ok := s.Fields(fastToolKeys, 2, func(k int) bool {
 		if k == 0 {

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	api "github.com/mxp-mesh/mesh/pkg/api/inference"
 	"github.com/mxp-mesh/mesh/services/inference/provider"
 	"github.com/mxp-mesh/mesh/services/inference/providertest"
 	"github.com/mxp-mesh/mesh/services/inference/upstream"
@@ -234,7 +235,7 @@ type gateAdapter struct {
 }
 
 func (g *gateAdapter) Name() string { return "gate" }
-func (g *gateAdapter) Stream(ctx context.Context, _ *provider.Request) (provider.Stream, error) {
+func (g *gateAdapter) Stream(ctx context.Context, _ *api.Request) (api.Stream, error) {
 	g.calls.Add(1)
 	return &gateStream{ctx: ctx, release: g.release}, nil
 }
@@ -245,16 +246,16 @@ type gateStream struct {
 	n       int
 }
 
-func (s *gateStream) Recv() (provider.Chunk, error) {
+func (s *gateStream) Recv() (api.Chunk, error) {
 	s.n++
 	if s.n == 1 {
-		return provider.Chunk{Text: "first"}, nil
+		return api.Chunk{Text: "first"}, nil
 	}
 	select {
 	case <-s.release:
-		return provider.Chunk{}, io.EOF
+		return api.Chunk{}, io.EOF
 	case <-s.ctx.Done():
-		return provider.Chunk{}, provider.AsError(s.ctx.Err())
+		return api.Chunk{}, provider.AsError(s.ctx.Err())
 	}
 }
 func (s *gateStream) Close() error { return nil }
@@ -263,7 +264,7 @@ func TestConcurrencyLimit(t *testing.T) {
 	gate := &gateAdapter{release: make(chan struct{})}
 	cfg := Defaults()
 	cfg.Providers["slow"] = ProviderConfig{Kind: KindMock, Prefixes: []string{"slow-"}, Resilience: Resilience{MaxConcurrency: 1}}
-	env := newTestService(t, cfg, map[string]provider.ModelAdapter{"slow": gate})
+	env := newTestService(t, cfg, map[string]api.ModelAdapter{"slow": gate})
 	first, err := env.svc.Stream(context.Background(), chatReq("slow-1", "hi"))
 	if err != nil {
 		t.Fatal(err)
@@ -313,7 +314,7 @@ func TestUsageEstimatedWhenMissing(t *testing.T) {
 	close(gate.release)
 	cfg2 := Defaults()
 	cfg2.Providers["g"] = ProviderConfig{Kind: KindMock, Prefixes: []string{"g-"}}
-	env2 := newTestService(t, cfg2, map[string]provider.ModelAdapter{"g": gate})
+	env2 := newTestService(t, cfg2, map[string]api.ModelAdapter{"g": gate})
 	r2, err := env2.svc.Chat(context.Background(), chatReq("g-1", "hello world"))
 	if err != nil {
 		t.Fatal(err)

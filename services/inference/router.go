@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 
+	api "github.com/mxp-mesh/mesh/pkg/api/inference"
 	"github.com/mxp-mesh/mesh/pkg/common/resilience"
 	"github.com/mxp-mesh/mesh/services/inference/provider"
 	"github.com/sony/gobreaker/v2"
@@ -19,7 +20,7 @@ type providerState struct {
 	name    string
 	kind    string
 	cfg     ProviderConfig
-	adapter provider.ModelAdapter
+	adapter api.ModelAdapter
 	res     Resilience
 	sem     chan struct{}
 
@@ -138,7 +139,7 @@ func (r *routes) addPrefixes(ps *providerState) {
 	}
 }
 
-func newAdapter(kind string, pc ProviderConfig, deps *Deps) (provider.ModelAdapter, error) {
+func newAdapter(kind string, pc ProviderConfig, deps *Deps) (api.ModelAdapter, error) {
 	hc := provider.HTTPConfig{BaseURL: pc.BaseURL, APIKey: pc.APIKey.Reveal(), Client: deps.HTTPClient}
 	switch kind {
 	case KindOpenAI:

@@ -11,13 +11,13 @@ import (
 	"sync/atomic"
 	"time"
 
+	api "github.com/mxp-mesh/mesh/pkg/api/inference"
 	"github.com/mxp-mesh/mesh/pkg/common/config"
 	"github.com/mxp-mesh/mesh/pkg/common/lifecycle"
 	cmetrics "github.com/mxp-mesh/mesh/pkg/common/metrics"
 	"github.com/mxp-mesh/mesh/pkg/common/resilience"
 	"github.com/mxp-mesh/mesh/pkg/common/security"
 	"github.com/mxp-mesh/mesh/pkg/common/service"
-	"github.com/mxp-mesh/mesh/services/inference/provider"
 	"github.com/mxp-mesh/mesh/services/inference/upstream"
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
@@ -47,7 +47,7 @@ type Deps struct {
 	// for a gateway) with no overall timeout (contexts bound each call).
 	HTTPClient *http.Client
 	// Adapters replaces the adapter of a provider by name (tests, embedding).
-	Adapters map[string]provider.ModelAdapter
+	Adapters map[string]api.ModelAdapter
 	// Sleep waits between retries (resilience.Policy.Sleep). Default: a timer that stops
 	// early when ctx ends. Tests inject virtual time here.
 	Sleep func(ctx context.Context, d time.Duration) error

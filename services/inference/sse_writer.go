@@ -7,8 +7,8 @@ import (
 	"net/http"
 	"unicode/utf8"
 
+	api "github.com/mxp-mesh/mesh/pkg/api/inference"
 	cmetrics "github.com/mxp-mesh/mesh/pkg/common/metrics"
-	"github.com/mxp-mesh/mesh/services/inference/provider"
 )
 
 type oaiDelta struct {
@@ -161,7 +161,7 @@ func (s *Service) writeSSE(w http.ResponseWriter, dl cmetrics.StreamDeadline, st
 	}{id, "chat.completion.chunk", created, model})
 	sw.textPrefix = append(append([]byte("data: "), prefix[:len(prefix)-1]...), `,"choices":[{"index":0,"delta":{"content":`...)
 	role := "assistant"
-	var finish provider.FinishReason
+	var finish api.FinishReason
 	for sw.err == nil {
 		c, err := st.Recv()
 		if errors.Is(err, io.EOF) {

@@ -7,7 +7,7 @@ import (
 	"log/slog"
 	"testing"
 
-	"github.com/mxp-mesh/mesh/services/inference/provider"
+	api "github.com/mxp-mesh/mesh/pkg/api/inference"
 	"github.com/mxp-mesh/mesh/services/inference/providertest"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/attribute"
@@ -34,8 +34,8 @@ func TestGenAISpans(t *testing.T) {
 	if _, err := svc.Chat(context.Background(), req); err != nil {
 		t.Fatal(err)
 	}
-	_, err = svc.Chat(context.Background(), &ChatRequest{Request: provider.Request{Model: "claude-x",
-		Messages: []provider.Message{{Role: "robot", Content: "x"}}}})
+	_, err = svc.Chat(context.Background(), &ChatRequest{Request: api.Request{Model: "claude-x",
+		Messages: []api.Message{{Role: "robot", Content: "x"}}}})
 	if err == nil {
 		t.Fatal("want an error")
 	}

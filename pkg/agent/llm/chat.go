@@ -13,7 +13,9 @@ import (
 
 // The conversation types are the inference wire contract (pkg/api/inference), the one
 // definition the inference service also uses, so a request built here is exactly what the
-// service receives.
+// service receives. The aliases are a deliberate public compatibility shim: they are the
+// SDK's names for agent authors (llm.Message, llm.ChatRequest, ...), the same types, so a
+// value converts to and from the contract without copying.
 type (
 	// ChatRequest asks a model for the next message of a conversation; the embedded
 	// inference.Request holds the model, messages and tools.

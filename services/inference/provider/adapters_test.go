@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	api "github.com/mxp-mesh/mesh/pkg/api/inference"
 	"github.com/mxp-mesh/mesh/services/inference/provider"
 	"github.com/mxp-mesh/mesh/services/inference/providertest"
 )
@@ -23,24 +24,24 @@ func ptr[T any](v T) *T { return &v }
 
 // goldenRequest exercises every mapped field: system prompt, a system message, a tool call
 // and its result, tools, tool choice, sampling settings and stop sequences.
-func goldenRequest(model string) *provider.Request {
-	return &provider.Request{
+func goldenRequest(model string) *api.Request {
+	return &api.Request{
 		Model:  model,
 		System: "You are terse.",
-		Messages: []provider.Message{
-			{Role: provider.RoleSystem, Content: "Answer in English."},
-			{Role: provider.RoleUser, Content: "What is the weather in Paris?"},
-			{Role: provider.RoleAssistant, ToolCalls: []provider.ToolCall{{ID: "call_1", Name: "get_weather", Arguments: `{"city":"Paris"}`}}},
-			{Role: provider.RoleTool, ToolCallID: "call_1", Content: `{"temp_c":21}`},
-			{Role: provider.RoleUser, Content: "And in Rome?"},
+		Messages: []api.Message{
+			{Role: api.RoleSystem, Content: "Answer in English."},
+			{Role: api.RoleUser, Content: "What is the weather in Paris?"},
+			{Role: api.RoleAssistant, ToolCalls: []api.ToolCall{{ID: "call_1", Name: "get_weather", Arguments: `{"city":"Paris"}`}}},
+			{Role: api.RoleTool, ToolCallID: "call_1", Content: `{"temp_c":21}`},
+			{Role: api.RoleUser, Content: "And in Rome?"},
 		},
 		Temperature: ptr(0.2),
 		MaxTokens:   256,
 		Stop:        []string{"END"},
-		Tools: []provider.Tool{{Name: "get_weather", Description: "Current weather for a city",
+		Tools: []api.Tool{{Name: "get_weather", Description: "Current weather for a city",
 			Parameters: json.RawMessage(`{"$schema":"http://json-schema.org/draft-07/schema#","type":"object","additionalProperties":false,` +
 				`"properties":{"city":{"type":"string"},"unit":{"type":["string","null"],"enum":["c","f"]}},"required":["city"]}`)}},
-		ToolChoice: &provider.ToolChoice{Mode: provider.ToolChoiceAuto},
+		ToolChoice: &api.ToolChoice{Mode: api.ToolChoiceAuto},
 	}
 }
 
@@ -54,20 +55,20 @@ var goldenReply = providertest.Reply{
 type kindCase struct {
 	kind  string
 	model string
-	make  func(base, key string) provider.ModelAdapter
+	make  func(base, key string) api.ModelAdapter
 }
 
 var kinds = []kindCase{
-	{providertest.OpenAI, "gpt-4o-mini", func(b, k string) provider.ModelAdapter {
+	{providertest.OpenAI, "gpt-4o-mini", func(b, k string) api.ModelAdapter {
 		return provider.NewOpenAI(provider.HTTPConfig{BaseURL: b + "/v1", APIKey: k})
 	}},
-	{providertest.Anthropic, "claude-sonnet-4-5", func(b, k string) provider.ModelAdapter {
+	{providertest.Anthropic, "claude-sonnet-4-5", func(b, k string) api.ModelAdapter {
 		return provider.NewAnthropic(provider.HTTPConfig{BaseURL: b, APIKey: k})
 	}},
-	{providertest.Gemini, "gemini-2.5-flash", func(b, k string) provider.ModelAdapter {
+	{providertest.Gemini, "gemini-2.5-flash", func(b, k string) api.ModelAdapter {
 		return provider.NewGemini(provider.HTTPConfig{BaseURL: b, APIKey: k})
 	}},
-	{providertest.Ollama, "llama3.2", func(b, k string) provider.ModelAdapter {
+	{providertest.Ollama, "llama3.2", func(b, k string) api.ModelAdapter {
 		return provider.NewOllama(provider.HTTPConfig{BaseURL: strings.TrimPrefix(b, "http://")})
 	}},
 }
@@ -95,10 +96,10 @@ func golden(t *testing.T, name string, got []byte) {
 	}
 }
 
-func collectChunks(t *testing.T, s provider.Stream) []provider.Chunk {
+func collectChunks(t *testing.T, s api.Stream) []api.Chunk {
 	t.Helper()
 	defer s.Close()
-	var out []provider.Chunk
+	var out []api.Chunk
 	for {
 		c, err := s.Recv()
 		if errors.Is(err, io.EOF) {
@@ -129,7 +130,7 @@ func TestAdapterGolden(t *testing.T) {
 			golden(t, k.kind+"_request.json", reqs[0].Body)
 			b, _ := json.Marshal(chunks)
 			golden(t, k.kind+"_stream.json", b)
-			var acc provider.Accumulator
+			var acc api.Accumulator
 			for _, c := range chunks {
 				acc.Add(c)
 			}
@@ -169,8 +170,8 @@ func TestAdapterTextOnly(t *testing.T) {
 		t.Run(k.kind, func(t *testing.T) {
 			srv := providertest.New(k.kind, providertest.Reply{Words: []string{"Hello", ", ", "world"}, InputTokens: 5, OutputTokens: 3})
 			defer srv.Close()
-			s, err := k.make(srv.URL, "").Stream(context.Background(), &provider.Request{Model: k.model,
-				Messages: []provider.Message{{Role: provider.RoleUser, Content: "hi"}}})
+			s, err := k.make(srv.URL, "").Stream(context.Background(), &api.Request{Model: k.model,
+				Messages: []api.Message{{Role: api.RoleUser, Content: "hi"}}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -179,8 +180,8 @@ func TestAdapterTextOnly(t *testing.T) {
 				t.Fatal(err)
 			}
 			assertEq(t, resp.Text, "Hello, world")
-			assertEq(t, resp.FinishReason, provider.FinishStop)
-			assertEq(t, resp.Usage, provider.Usage{InputTokens: 5, OutputTokens: 3})
+			assertEq(t, resp.FinishReason, api.FinishStop)
+			assertEq(t, resp.Usage, api.Usage{InputTokens: 5, OutputTokens: 3})
 		})
 	}
 }
@@ -209,8 +210,8 @@ func TestAdapterFaults(t *testing.T) {
 				srv := providertest.New(k.kind, reply)
 				defer srv.Close()
 				srv.Push(tc.fault)
-				s, err := k.make(srv.URL, "k").Stream(context.Background(), &provider.Request{Model: k.model,
-					Messages: []provider.Message{{Role: provider.RoleUser, Content: "hi"}}})
+				s, err := k.make(srv.URL, "k").Stream(context.Background(), &api.Request{Model: k.model,
+					Messages: []api.Message{{Role: api.RoleUser, Content: "hi"}}})
 				if !tc.atRecv {
 					if err == nil {
 						t.Fatal("want an error from Stream")
@@ -236,11 +237,11 @@ func TestAdapterFaults(t *testing.T) {
 func TestSafetyAndRefusal(t *testing.T) {
 	cases := []struct {
 		kind, finish string
-		want         provider.FinishReason
+		want         api.FinishReason
 	}{
-		{providertest.Gemini, "SAFETY", provider.FinishContentFilter},
-		{providertest.OpenAI, "content_filter", provider.FinishContentFilter},
-		{providertest.Anthropic, "refusal", provider.FinishRefusal},
+		{providertest.Gemini, "SAFETY", api.FinishContentFilter},
+		{providertest.OpenAI, "content_filter", api.FinishContentFilter},
+		{providertest.Anthropic, "refusal", api.FinishRefusal},
 	}
 	for _, tc := range cases {
 		t.Run(tc.kind, func(t *testing.T) {
@@ -252,8 +253,8 @@ func TestSafetyAndRefusal(t *testing.T) {
 			}
 			srv := providertest.New(tc.kind, providertest.Reply{Words: []string{"I "}, Finish: tc.finish})
 			defer srv.Close()
-			s, err := k.make(srv.URL, "k").Stream(context.Background(), &provider.Request{Model: k.model,
-				Messages: []provider.Message{{Role: provider.RoleUser, Content: "bad"}}})
+			s, err := k.make(srv.URL, "k").Stream(context.Background(), &api.Request{Model: k.model,
+				Messages: []api.Message{{Role: api.RoleUser, Content: "bad"}}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -262,7 +263,7 @@ func TestSafetyAndRefusal(t *testing.T) {
 				t.Fatalf("a safety block must not be an error: %v", err)
 			}
 			assertEq(t, resp.FinishReason, tc.want)
-			if tc.want != provider.FinishContentFilter || tc.kind == providertest.Gemini {
+			if tc.want != api.FinishContentFilter || tc.kind == providertest.Gemini {
 				if resp.Refusal == "" {
 					t.Error("want a refusal message")
 				}
@@ -277,7 +278,7 @@ func TestGeminiPromptBlocked(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	assertEq(t, resp.FinishReason, provider.FinishContentFilter)
+	assertEq(t, resp.FinishReason, api.FinishContentFilter)
 	if !strings.Contains(resp.Refusal, "SAFETY") {
 		t.Errorf("refusal %q", resp.Refusal)
 	}

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"io"
 	"net/http"
+
+	api "github.com/mxp-mesh/mesh/pkg/api/inference"
 )
 
 // Anthropic Messages API constants.
@@ -68,16 +70,16 @@ type anRequest struct {
 // BuildAnthropicRequest maps a Request to a Messages API body: the system prompt goes in
 // the top-level "system" field, tool results become user tool_result blocks, and
 // consecutive messages of one role are merged (the API requires alternation).
-func BuildAnthropicRequest(req *Request) (any, error) {
+func BuildAnthropicRequest(req *api.Request) (any, error) {
 	out := anRequest{Model: req.Model, System: systemPrompt(req), MaxTokens: req.MaxTokens,
 		Temperature: req.Temperature, TopP: req.TopP, StopSequences: req.Stop, Stream: true}
 	if out.MaxTokens <= 0 {
 		out.MaxTokens = AnthropicDefaultMaxTokens
 	}
-	if rf := req.ResponseFormat; rf != nil && rf.Type != FormatText && rf.Type != "" {
+	if rf := req.ResponseFormat; rf != nil && rf.Type != api.FormatText && rf.Type != "" {
 		// The Messages API has no response_format; ask for it in the system prompt.
 		hint := "Respond with a single JSON object and nothing else."
-		if rf.Type == FormatJSONSchema && len(rf.Schema) > 0 {
+		if rf.Type == api.FormatJSONSchema && len(rf.Schema) > 0 {
 			hint = "Respond with a single JSON object matching this JSON Schema and nothing else: " + string(rf.Schema)
 		}
 		if out.System != "" {
@@ -89,12 +91,12 @@ func BuildAnthropicRequest(req *Request) (any, error) {
 		var role string
 		var blocks []anBlock
 		switch m.Role {
-		case RoleSystem:
+		case api.RoleSystem:
 			continue
-		case RoleUser:
+		case api.RoleUser:
 			role = "user"
 			blocks = append(blocks, anBlock{Type: "text", Text: m.Content})
-		case RoleAssistant:
+		case api.RoleAssistant:
 			role = "assistant"
 			if m.Content != "" {
 				blocks = append(blocks, anBlock{Type: "text", Text: m.Content})
@@ -106,7 +108,7 @@ func BuildAnthropicRequest(req *Request) (any, error) {
 				}
 				blocks = append(blocks, anBlock{Type: "tool_use", ID: tc.ID, Name: tc.Name, Input: input})
 			}
-		case RoleTool:
+		case api.RoleTool:
 			role = "user"
 			blocks = append(blocks, anBlock{Type: "tool_result", ToolUseID: m.ToolCallID, Content: m.Content})
 		default:
@@ -130,13 +132,13 @@ func BuildAnthropicRequest(req *Request) (any, error) {
 	}
 	if tc := req.ToolChoice; tc != nil {
 		switch tc.Mode {
-		case ToolChoiceAuto:
+		case api.ToolChoiceAuto:
 			out.ToolChoice = map[string]string{"type": "auto"}
-		case ToolChoiceNone:
+		case api.ToolChoiceNone:
 			out.ToolChoice = map[string]string{"type": "none"}
-		case ToolChoiceRequired:
+		case api.ToolChoiceRequired:
 			out.ToolChoice = map[string]string{"type": "any"}
-		case ToolChoiceTool:
+		case api.ToolChoiceTool:
 			out.ToolChoice = map[string]string{"type": "tool", "name": tc.Name}
 		default:
 			return nil, Errorf(CodeInvalidRequest, "unknown tool choice %q", tc.Mode)
@@ -146,7 +148,7 @@ func BuildAnthropicRequest(req *Request) (any, error) {
 }
 
 // Stream implements ModelAdapter.
-func (a *Anthropic) Stream(ctx context.Context, req *Request) (Stream, error) {
+func (a *Anthropic) Stream(ctx context.Context, req *api.Request) (api.Stream, error) {
 	body, err := BuildAnthropicRequest(req)
 	if err != nil {
 		return nil, err
@@ -206,13 +208,13 @@ type anDelta struct {
 // NewAnthropicStream decodes a Messages API SSE body: message_start, content_block_start,
 // content_block_delta (text_delta, input_json_delta), content_block_stop, message_delta,
 // message_stop, ping and error events.
-func NewAnthropicStream(body io.ReadCloser) Stream {
+func NewAnthropicStream(body io.ReadCloser) api.Stream {
 	sse := newSSEReader(body)
-	var usage Usage
+	var usage api.Usage
 	toolIndex := map[int]int{} // content block index -> tool call index
 	done := false
-	one := make([]Chunk, 1) // reused for the per-token deltas (see chunkStream)
-	decode := func() ([]Chunk, error) {
+	one := make([]api.Chunk, 1) // reused for the per-token deltas (see chunkStream)
+	decode := func() ([]api.Chunk, error) {
 		if done {
 			return nil, io.EOF
 		}
@@ -243,10 +245,10 @@ func NewAnthropicStream(body io.ReadCloser) Stream {
 			if b := e.ContentBlock; b != nil && b.Type == "tool_use" {
 				i := len(toolIndex)
 				toolIndex[e.Index] = i
-				return []Chunk{{ToolCall: &ToolCallDelta{Index: i, ID: b.ID, Name: b.Name}}}, nil
+				return []api.Chunk{{ToolCall: &api.ToolCallDelta{Index: i, ID: b.ID, Name: b.Name}}}, nil
 			}
 			if b := e.ContentBlock; b != nil && b.Type == "text" && b.Text != "" {
-				return []Chunk{{Text: b.Text}}, nil
+				return []api.Chunk{{Text: b.Text}}, nil
 			}
 		case "content_block_delta":
 			if e.Delta == nil {
@@ -254,14 +256,14 @@ func NewAnthropicStream(body io.ReadCloser) Stream {
 			}
 			switch e.Delta.Type {
 			case "text_delta":
-				one[0] = Chunk{Text: e.Delta.Text}
+				one[0] = api.Chunk{Text: e.Delta.Text}
 				return one, nil
 			case "input_json_delta":
 				i, ok := toolIndex[e.Index]
 				if !ok {
 					return nil, malformed("anthropic", ev.Data, errors.New("input_json_delta for a block that is not tool_use"))
 				}
-				one[0] = Chunk{ToolCall: &ToolCallDelta{Index: i, Arguments: e.Delta.PartialJSON}}
+				one[0] = api.Chunk{ToolCall: &api.ToolCallDelta{Index: i, Arguments: e.Delta.PartialJSON}}
 				return one, nil
 			}
 		case "message_delta":
@@ -273,11 +275,11 @@ func NewAnthropicStream(body io.ReadCloser) Stream {
 			}
 			if e.Delta != nil && e.Delta.StopReason != "" {
 				u := usage
-				c := Chunk{FinishReason: anthropicFinish(e.Delta.StopReason), Usage: &u}
-				if c.FinishReason == FinishRefusal {
+				c := api.Chunk{FinishReason: anthropicFinish(e.Delta.StopReason), Usage: &u}
+				if c.FinishReason == api.FinishRefusal {
 					c.Refusal = "the model declined to answer (stop_reason refusal)"
 				}
-				return []Chunk{c}, nil
+				return []api.Chunk{c}, nil
 			}
 		case "message_stop":
 			done = true
@@ -303,15 +305,15 @@ func NewAnthropicStream(body io.ReadCloser) Stream {
 	return &chunkStream{body: body, decode: decode, reader: sse.r}
 }
 
-func anthropicFinish(s string) FinishReason {
+func anthropicFinish(s string) api.FinishReason {
 	switch s {
 	case "max_tokens", "model_context_window_exceeded":
-		return FinishLength
+		return api.FinishLength
 	case "tool_use":
-		return FinishToolCalls
+		return api.FinishToolCalls
 	case "refusal":
-		return FinishRefusal
+		return api.FinishRefusal
 	default:
-		return FinishStop
+		return api.FinishStop
 	}
 }

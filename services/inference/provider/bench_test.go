@@ -9,13 +9,14 @@ import (
 	"strings"
 	"testing"
 
+	api "github.com/mxp-mesh/mesh/pkg/api/inference"
 	"github.com/mxp-mesh/mesh/services/inference/provider"
 )
 
 // streamBodies are 20-token replies in each provider's wire format.
 func streamBodies() map[string]struct {
 	body []byte
-	dec  func(io.ReadCloser) provider.Stream
+	dec  func(io.ReadCloser) api.Stream
 } {
 	var oa, an, gm, ol bytes.Buffer
 	an.WriteString("event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":12,\"output_tokens\":1}}}\n\n")
@@ -35,7 +36,7 @@ func streamBodies() map[string]struct {
 	ol.WriteString("{\"done\":true,\"done_reason\":\"stop\",\"prompt_eval_count\":12,\"eval_count\":20}\n")
 	return map[string]struct {
 		body []byte
-		dec  func(io.ReadCloser) provider.Stream
+		dec  func(io.ReadCloser) api.Stream
 	}{
 		"openai": {oa.Bytes(), provider.NewOpenAIStream}, "anthropic": {an.Bytes(), provider.NewAnthropicStream},
 		"gemini": {gm.Bytes(), provider.NewGeminiStream}, "ollama": {ol.Bytes(), provider.NewOllamaStream},
@@ -77,7 +78,7 @@ func BenchmarkDecodeStream(b *testing.B) {
 
 func BenchmarkBuildRequest(b *testing.B) {
 	req := goldenRequest("m")
-	for name, build := range map[string]func(*provider.Request) (any, error){
+	for name, build := range map[string]func(*api.Request) (any, error){
 		"openai": provider.BuildOpenAIRequest, "anthropic": provider.BuildAnthropicRequest,
 		"gemini": provider.BuildGeminiRequest, "ollama": provider.BuildOllamaRequest,
 	} {
@@ -102,8 +103,8 @@ func BenchmarkEstimateTokens(b *testing.B) {
 
 func ExampleMock() {
 	m := &provider.Mock{}
-	s, _ := m.Stream(context.Background(), &provider.Request{
-		Messages: []provider.Message{{Role: provider.RoleUser, Content: "hello"}},
+	s, _ := m.Stream(context.Background(), &api.Request{
+		Messages: []api.Message{{Role: api.RoleUser, Content: "hello"}},
 	})
 	resp, _ := provider.Collect(s)
 	fmt.Println(resp.Text, resp.FinishReason)

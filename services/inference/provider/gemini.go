@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 
+	api "github.com/mxp-mesh/mesh/pkg/api/inference"
 	"github.com/mxp-mesh/mesh/pkg/common/security"
 )
 
@@ -75,7 +76,7 @@ type gmFunctionDecl struct {
 // systemInstruction, assistant turns are role "model", tool calls are functionCall parts
 // and tool results functionResponse parts (named from the call they answer), and tool
 // schemas are reduced to the OpenAPI subset Gemini accepts.
-func BuildGeminiRequest(req *Request) (any, error) {
+func BuildGeminiRequest(req *api.Request) (any, error) {
 	var out gmRequest
 	if sys := systemPrompt(req); sys != "" {
 		out.SystemInstruction = &gmContent{Parts: []gmPart{{Text: sys}}}
@@ -85,12 +86,12 @@ func BuildGeminiRequest(req *Request) (any, error) {
 		var role string
 		var parts []gmPart
 		switch m.Role {
-		case RoleSystem:
+		case api.RoleSystem:
 			continue
-		case RoleUser:
+		case api.RoleUser:
 			role = "user"
 			parts = append(parts, gmPart{Text: m.Content})
-		case RoleAssistant:
+		case api.RoleAssistant:
 			role = "model"
 			if m.Content != "" {
 				parts = append(parts, gmPart{Text: m.Content})
@@ -102,7 +103,7 @@ func BuildGeminiRequest(req *Request) (any, error) {
 				}
 				parts = append(parts, gmPart{FunctionCall: &gmFunctionCall{ID: tc.ID, Name: tc.Name, Args: args}})
 			}
-		case RoleTool:
+		case api.RoleTool:
 			role = "user"
 			name := m.Name
 			if name == "" {
@@ -145,13 +146,13 @@ func BuildGeminiRequest(req *Request) (any, error) {
 	if tc := req.ToolChoice; tc != nil {
 		cfg := map[string]any{}
 		switch tc.Mode {
-		case ToolChoiceAuto:
+		case api.ToolChoiceAuto:
 			cfg["mode"] = "AUTO"
-		case ToolChoiceNone:
+		case api.ToolChoiceNone:
 			cfg["mode"] = "NONE"
-		case ToolChoiceRequired:
+		case api.ToolChoiceRequired:
 			cfg["mode"] = "ANY"
-		case ToolChoiceTool:
+		case api.ToolChoiceTool:
 			cfg["mode"] = "ANY"
 			cfg["allowedFunctionNames"] = []string{tc.Name}
 		default:
@@ -172,9 +173,9 @@ func BuildGeminiRequest(req *Request) (any, error) {
 	if len(req.Stop) > 0 {
 		gc["stopSequences"] = req.Stop
 	}
-	if rf := req.ResponseFormat; rf != nil && (rf.Type == FormatJSONObject || rf.Type == FormatJSONSchema) {
+	if rf := req.ResponseFormat; rf != nil && (rf.Type == api.FormatJSONObject || rf.Type == api.FormatJSONSchema) {
 		gc["responseMimeType"] = "application/json"
-		if rf.Type == FormatJSONSchema && len(rf.Schema) > 0 {
+		if rf.Type == api.FormatJSONSchema && len(rf.Schema) > 0 {
 			var schema map[string]any
 			if err := json.Unmarshal(rf.Schema, &schema); err != nil {
 				return nil, Errorf(CodeInvalidRequest, "response schema is not a JSON object: %v", err)
@@ -282,7 +283,7 @@ func GeminiSchema(s map[string]any) map[string]any {
 }
 
 // Stream implements ModelAdapter.
-func (g *Gemini) Stream(ctx context.Context, req *Request) (Stream, error) {
+func (g *Gemini) Stream(ctx context.Context, req *api.Request) (api.Stream, error) {
 	body, err := BuildGeminiRequest(req)
 	if err != nil {
 		return nil, err
@@ -349,14 +350,14 @@ type gmUsage struct {
 // Function calls arrive whole; ids are kept when Gemini sends them and made up
 // ("call_<n>") when it does not. Prompt and response safety blocks are reported as
 // finish reason content_filter.
-func NewGeminiStream(body io.ReadCloser) Stream {
+func NewGeminiStream(body io.ReadCloser) api.Stream {
 	sse := newSSEReader(body)
-	var usage *Usage
-	var finish FinishReason
+	var usage *api.Usage
+	var finish api.FinishReason
 	calls := 0
 	done := false
-	var chunks []Chunk // reused: chunkStream takes an event's chunks out before decoding the next
-	decode := func() ([]Chunk, error) {
+	var chunks []api.Chunk // reused: chunkStream takes an event's chunks out before decoding the next
+	decode := func() ([]api.Chunk, error) {
 		if done {
 			return nil, io.EOF
 		}
@@ -366,7 +367,7 @@ func NewGeminiStream(body io.ReadCloser) Stream {
 			if finish == "" {
 				return nil, streamReadError("gemini", io.ErrUnexpectedEOF)
 			}
-			return []Chunk{{FinishReason: finish, Usage: usage}}, io.EOF
+			return []api.Chunk{{FinishReason: finish, Usage: usage}}, io.EOF
 		}
 		if err != nil {
 			return nil, streamReadError("gemini", err)
@@ -382,13 +383,13 @@ func NewGeminiStream(body io.ReadCloser) Stream {
 			return nil, upstreamError("gemini", CodeProviderError, true, c.Error.Message)
 		}
 		if u := c.UsageMetadata; u != nil {
-			usage = &Usage{InputTokens: u.PromptTokenCount, OutputTokens: u.CandidatesTokenCount + u.ThoughtsTokenCount}
+			usage = &api.Usage{InputTokens: u.PromptTokenCount, OutputTokens: u.CandidatesTokenCount + u.ThoughtsTokenCount}
 		}
 		out := chunks[:0]
 		defer func() { chunks = out }()
 		if pf := c.PromptFeedback; pf != nil && pf.BlockReason != "" {
-			finish = FinishContentFilter
-			out = append(out, Chunk{Refusal: "prompt blocked by Gemini safety filters: " +
+			finish = api.FinishContentFilter
+			out = append(out, api.Chunk{Refusal: "prompt blocked by Gemini safety filters: " +
 				security.Excerpt(pf.BlockReason, MaxUpstreamExcerpt)})
 		}
 		if len(c.Candidates) > 0 {
@@ -405,20 +406,20 @@ func NewGeminiStream(body io.ReadCloser) Stream {
 					if args == "" || args == "null" {
 						args = "{}"
 					}
-					out = append(out, Chunk{ToolCall: &ToolCallDelta{Index: calls, ID: id,
+					out = append(out, api.Chunk{ToolCall: &api.ToolCallDelta{Index: calls, ID: id,
 						Name: p.FunctionCall.Name, Arguments: args}})
 					calls++
 				case p.Text != "":
-					out = append(out, Chunk{Text: p.Text})
+					out = append(out, api.Chunk{Text: p.Text})
 				}
 			}
 			if cand.FinishReason != "" {
 				finish = geminiFinish(cand.FinishReason)
-				if finish == FinishStop && calls > 0 {
-					finish = FinishToolCalls
+				if finish == api.FinishStop && calls > 0 {
+					finish = api.FinishToolCalls
 				}
-				if finish == FinishContentFilter {
-					out = append(out, Chunk{Refusal: "response blocked by Gemini: " + cand.FinishReason})
+				if finish == api.FinishContentFilter {
+					out = append(out, api.Chunk{Refusal: "response blocked by Gemini: " + cand.FinishReason})
 				}
 			}
 		}
@@ -427,13 +428,13 @@ func NewGeminiStream(body io.ReadCloser) Stream {
 	return &chunkStream{body: body, decode: decode, reader: sse.r}
 }
 
-func geminiFinish(s string) FinishReason {
+func geminiFinish(s string) api.FinishReason {
 	switch s {
 	case "MAX_TOKENS":
-		return FinishLength
+		return api.FinishLength
 	case "SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY", "LANGUAGE":
-		return FinishContentFilter
+		return api.FinishContentFilter
 	default:
-		return FinishStop
+		return api.FinishStop
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"io"
 	"strings"
 	"time"
+
+	api "github.com/mxp-mesh/mesh/pkg/api/inference"
 )
 
 // Mock is a deterministic provider that needs no network: the same request always gives
@@ -34,26 +36,26 @@ type Mock struct {
 func (m *Mock) Name() string { return "mock" }
 
 // Stream implements ModelAdapter.
-func (m *Mock) Stream(ctx context.Context, req *Request) (Stream, error) {
+func (m *Mock) Stream(ctx context.Context, req *api.Request) (api.Stream, error) {
 	if len(req.Messages) == 0 {
 		return nil, Errorf(CodeInvalidRequest, "no messages")
 	}
 	chunks := MockChunks(req)
 	i := 0
-	return &funcStream{ready: func() bool { return m.TokenDelay == 0 && i < len(chunks) }, next: func() (Chunk, error) {
+	return &funcStream{ready: func() bool { return m.TokenDelay == 0 && i < len(chunks) }, next: func() (api.Chunk, error) {
 		if i >= len(chunks) {
-			return Chunk{}, io.EOF
+			return api.Chunk{}, io.EOF
 		}
 		if m.TokenDelay > 0 {
 			t := time.NewTimer(m.TokenDelay)
 			select {
 			case <-ctx.Done():
 				t.Stop()
-				return Chunk{}, AsError(ctx.Err())
+				return api.Chunk{}, AsError(ctx.Err())
 			case <-t.C:
 			}
 		} else if err := ctx.Err(); err != nil {
-			return Chunk{}, AsError(err)
+			return api.Chunk{}, AsError(err)
 		}
 		c := chunks[i]
 		i++
@@ -62,48 +64,48 @@ func (m *Mock) Stream(ctx context.Context, req *Request) (Stream, error) {
 }
 
 type funcStream struct {
-	next  func() (Chunk, error)
+	next  func() (api.Chunk, error)
 	ready func() bool
 }
 
-func (s *funcStream) Recv() (Chunk, error) { return s.next() }
-func (s *funcStream) Close() error         { return nil }
-func (s *funcStream) Buffered() bool       { return s.ready() }
+func (s *funcStream) Recv() (api.Chunk, error) { return s.next() }
+func (s *funcStream) Close() error             { return nil }
+func (s *funcStream) Buffered() bool           { return s.ready() }
 
 // MockChunks returns the whole stream the mock gives for req.
-func MockChunks(req *Request) []Chunk {
-	usage := &Usage{InputTokens: EstimateRequest(req)}
+func MockChunks(req *api.Request) []api.Chunk {
+	usage := &api.Usage{InputTokens: EstimateRequest(req)}
 	last := req.Messages[len(req.Messages)-1]
 	prompt := lastUserText(req.Messages)
-	if last.Role != RoleTool {
+	if last.Role != api.RoleTool {
 		if tool, ok := mockToolToCall(req, prompt); ok {
 			args := firstJSONObject(prompt)
 			h := fnv.New64a()
 			h.Write([]byte(tool + "\x00" + prompt))
 			id := fmt.Sprintf("call_%012x", h.Sum64()&0xffffffffffff)
 			usage.OutputTokens = EstimateTokens(tool) + EstimateTokens(args)
-			return []Chunk{
-				{ToolCall: &ToolCallDelta{Index: 0, ID: id, Name: tool}},
-				{ToolCall: &ToolCallDelta{Index: 0, Arguments: args}},
-				{FinishReason: FinishToolCalls, Usage: usage},
+			return []api.Chunk{
+				{ToolCall: &api.ToolCallDelta{Index: 0, ID: id, Name: tool}},
+				{ToolCall: &api.ToolCallDelta{Index: 0, Arguments: args}},
+				{FinishReason: api.FinishToolCalls, Usage: usage},
 			}
 		}
 	}
 	var reply string
 	switch {
-	case last.Role == RoleTool:
+	case last.Role == api.RoleTool:
 		name := last.Name
 		if name == "" {
 			name = toolNames(req.Messages)[last.ToolCallID]
 		}
 		reply = fmt.Sprintf("Tool %s returned: %s.", name, last.Content)
-	case req.ResponseFormat != nil && (req.ResponseFormat.Type == FormatJSONObject || req.ResponseFormat.Type == FormatJSONSchema):
+	case req.ResponseFormat != nil && (req.ResponseFormat.Type == api.FormatJSONObject || req.ResponseFormat.Type == api.FormatJSONSchema):
 		b, _ := json.Marshal(map[string]string{"reply": prompt})
 		reply = string(b)
 	default:
 		reply = "Mock reply to: " + prompt
 	}
-	finish := FinishStop
+	finish := api.FinishStop
 	for _, s := range req.Stop {
 		if s != "" {
 			if i := strings.Index(reply, s); i >= 0 {
@@ -113,37 +115,37 @@ func MockChunks(req *Request) []Chunk {
 	}
 	words := splitWords(reply)
 	if req.MaxTokens > 0 && len(words) > req.MaxTokens {
-		words, finish = words[:req.MaxTokens], FinishLength
+		words, finish = words[:req.MaxTokens], api.FinishLength
 	}
-	out := make([]Chunk, 0, len(words)+1)
+	out := make([]api.Chunk, 0, len(words)+1)
 	for _, w := range words {
-		out = append(out, Chunk{Text: w})
+		out = append(out, api.Chunk{Text: w})
 	}
 	usage.OutputTokens = len(words)
-	return append(out, Chunk{FinishReason: finish, Usage: usage})
+	return append(out, api.Chunk{FinishReason: finish, Usage: usage})
 }
 
-func lastUserText(msgs []Message) string {
+func lastUserText(msgs []api.Message) string {
 	for i := len(msgs) - 1; i >= 0; i-- {
-		if msgs[i].Role == RoleUser {
+		if msgs[i].Role == api.RoleUser {
 			return msgs[i].Content
 		}
 	}
 	return ""
 }
 
-func mockToolToCall(req *Request, prompt string) (string, bool) {
+func mockToolToCall(req *api.Request, prompt string) (string, bool) {
 	if len(req.Tools) == 0 {
 		return "", false
 	}
-	mode := ToolChoiceAuto
+	mode := api.ToolChoiceAuto
 	if req.ToolChoice != nil {
 		mode = req.ToolChoice.Mode
 	}
 	switch mode {
-	case ToolChoiceNone:
+	case api.ToolChoiceNone:
 		return "", false
-	case ToolChoiceTool:
+	case api.ToolChoiceTool:
 		return req.ToolChoice.Name, true
 	}
 	best, at := "", -1
@@ -155,7 +157,7 @@ func mockToolToCall(req *Request, prompt string) (string, bool) {
 	if at >= 0 {
 		return best, true
 	}
-	if mode == ToolChoiceRequired {
+	if mode == api.ToolChoiceRequired {
 		return req.Tools[0].Name, true
 	}
 	return "", false

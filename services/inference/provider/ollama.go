@@ -9,6 +9,8 @@ import (
 	"io"
 	"net/http"
 	"strings"
+
+	api "github.com/mxp-mesh/mesh/pkg/api/inference"
 )
 
 // DefaultOllamaHost is used when the config has no BaseURL.
@@ -70,7 +72,7 @@ type olRequest struct {
 // BuildOllamaRequest maps a Request to an /api/chat body: the system prompt is the first
 // message with role "system", tool arguments are objects, tool results name their tool.
 // Ollama has no tool_choice; "none" drops the tools, other modes are left to the model.
-func BuildOllamaRequest(req *Request) (any, error) {
+func BuildOllamaRequest(req *api.Request) (any, error) {
 	out := olRequest{Model: req.Model, Stream: true}
 	if sys := systemPrompt(req); sys != "" {
 		out.Messages = append(out.Messages, olMessage{Role: "system", Content: sys})
@@ -79,10 +81,10 @@ func BuildOllamaRequest(req *Request) (any, error) {
 	for _, m := range req.Messages {
 		om := olMessage{Role: string(m.Role), Content: m.Content}
 		switch m.Role {
-		case RoleSystem:
+		case api.RoleSystem:
 			continue
-		case RoleUser:
-		case RoleAssistant:
+		case api.RoleUser:
+		case api.RoleAssistant:
 			for _, tc := range m.ToolCalls {
 				args, err := argsObject(tc.Arguments)
 				if err != nil {
@@ -92,7 +94,7 @@ func BuildOllamaRequest(req *Request) (any, error) {
 				c.ID, c.Function.Name, c.Function.Arguments = tc.ID, tc.Name, args
 				om.ToolCalls = append(om.ToolCalls, c)
 			}
-		case RoleTool:
+		case api.RoleTool:
 			om.ToolName = m.Name
 			if om.ToolName == "" {
 				om.ToolName = names[m.ToolCallID]
@@ -102,7 +104,7 @@ func BuildOllamaRequest(req *Request) (any, error) {
 		}
 		out.Messages = append(out.Messages, om)
 	}
-	if req.ToolChoice == nil || req.ToolChoice.Mode != ToolChoiceNone {
+	if req.ToolChoice == nil || req.ToolChoice.Mode != api.ToolChoiceNone {
 		for _, t := range req.Tools {
 			var ot oaTool
 			ot.Type = "function"
@@ -112,9 +114,9 @@ func BuildOllamaRequest(req *Request) (any, error) {
 	}
 	if rf := req.ResponseFormat; rf != nil {
 		switch rf.Type {
-		case FormatJSONObject:
+		case api.FormatJSONObject:
 			out.Format = json.RawMessage(`"json"`)
-		case FormatJSONSchema:
+		case api.FormatJSONSchema:
 			out.Format = rf.Schema
 		}
 	}
@@ -138,7 +140,7 @@ func BuildOllamaRequest(req *Request) (any, error) {
 }
 
 // Stream implements ModelAdapter.
-func (o *Ollama) Stream(ctx context.Context, req *Request) (Stream, error) {
+func (o *Ollama) Stream(ctx context.Context, req *api.Request) (api.Stream, error) {
 	body, err := BuildOllamaRequest(req)
 	if err != nil {
 		return nil, err
@@ -181,12 +183,12 @@ type olReply struct {
 
 // NewOllamaStream decodes an /api/chat NDJSON body: one object per line, the last with
 // "done": true and the token counts.
-func NewOllamaStream(body io.ReadCloser) Stream {
+func NewOllamaStream(body io.ReadCloser) api.Stream {
 	r := newBodyReader(body)
 	calls := 0
 	done := false
-	var chunks []Chunk // reused: chunkStream takes an event's chunks out before decoding the next
-	decode := func() ([]Chunk, error) {
+	var chunks []api.Chunk // reused: chunkStream takes an event's chunks out before decoding the next
+	decode := func() ([]api.Chunk, error) {
 		if done {
 			return nil, io.EOF
 		}
@@ -214,7 +216,7 @@ func NewOllamaStream(body io.ReadCloser) Stream {
 		defer func() { chunks = out }()
 		if m := c.Message; m != nil {
 			if m.Content != "" {
-				out = append(out, Chunk{Text: m.Content})
+				out = append(out, api.Chunk{Text: m.Content})
 			}
 			for _, tc := range m.ToolCalls {
 				id := tc.ID
@@ -225,21 +227,21 @@ func NewOllamaStream(body io.ReadCloser) Stream {
 				if args == "" || args == "null" {
 					args = "{}"
 				}
-				out = append(out, Chunk{ToolCall: &ToolCallDelta{Index: calls, ID: id, Name: tc.Function.Name, Arguments: args}})
+				out = append(out, api.Chunk{ToolCall: &api.ToolCallDelta{Index: calls, ID: id, Name: tc.Function.Name, Arguments: args}})
 				calls++
 			}
 		}
 		if c.Done {
 			done = true
-			finish := FinishStop
+			finish := api.FinishStop
 			switch {
 			case c.DoneReason == "length":
-				finish = FinishLength
+				finish = api.FinishLength
 			case calls > 0:
-				finish = FinishToolCalls
+				finish = api.FinishToolCalls
 			}
-			out = append(out, Chunk{FinishReason: finish,
-				Usage: &Usage{InputTokens: c.PromptEvalCount, OutputTokens: c.EvalCount}})
+			out = append(out, api.Chunk{FinishReason: finish,
+				Usage: &api.Usage{InputTokens: c.PromptEvalCount, OutputTokens: c.EvalCount}})
 			return out, io.EOF
 		}
 		return out, nil

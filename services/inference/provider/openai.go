@@ -1,8 +1,6 @@
 package provider
 
 import (
-	"github.com/mxp-mesh/mesh/pkg/common/security"
-
 	"bytes"
 	"context"
 	"encoding/json"
@@ -10,6 +8,9 @@ import (
 	"io"
 	"net/http"
 	"strings"
+
+	api "github.com/mxp-mesh/mesh/pkg/api/inference"
+	"github.com/mxp-mesh/mesh/pkg/common/security"
 )
 
 // DefaultOpenAIBaseURL is used when OpenAIConfig.BaseURL is empty.
@@ -99,7 +100,7 @@ type oaRequest struct {
 
 // BuildOpenAIRequest maps a Request to the Chat Completions body (exported for golden
 // tests and for the OpenAI-compatible front end).
-func BuildOpenAIRequest(req *Request) (any, error) {
+func BuildOpenAIRequest(req *api.Request) (any, error) {
 	out := oaRequest{Model: req.Model, Temperature: req.Temperature, TopP: req.TopP,
 		MaxCompletionTokens: req.MaxTokens, Stop: req.Stop, Stream: true}
 	out.StreamOptions = &struct {
@@ -110,15 +111,15 @@ func BuildOpenAIRequest(req *Request) (any, error) {
 	}
 	for _, m := range req.Messages {
 		switch m.Role {
-		case RoleSystem:
+		case api.RoleSystem:
 			continue
-		case RoleUser, RoleAssistant, RoleTool:
+		case api.RoleUser, api.RoleAssistant, api.RoleTool:
 		default:
 			return nil, Errorf(CodeInvalidRequest, "unknown role %q", m.Role)
 		}
 		content := m.Content
 		om := oaMessage{Role: string(m.Role), Content: &content, ToolCallID: m.ToolCallID}
-		if m.Role == RoleAssistant && content == "" && len(m.ToolCalls) > 0 {
+		if m.Role == api.RoleAssistant && content == "" && len(m.ToolCalls) > 0 {
 			om.Content = nil
 		}
 		for _, tc := range m.ToolCalls {
@@ -140,9 +141,9 @@ func BuildOpenAIRequest(req *Request) (any, error) {
 	}
 	if tc := req.ToolChoice; tc != nil {
 		switch tc.Mode {
-		case ToolChoiceAuto, ToolChoiceNone, ToolChoiceRequired:
+		case api.ToolChoiceAuto, api.ToolChoiceNone, api.ToolChoiceRequired:
 			out.ToolChoice = tc.Mode
-		case ToolChoiceTool:
+		case api.ToolChoiceTool:
 			out.ToolChoice = map[string]any{"type": "function", "function": map[string]string{"name": tc.Name}}
 		default:
 			return nil, Errorf(CodeInvalidRequest, "unknown tool choice %q", tc.Mode)
@@ -151,10 +152,10 @@ func BuildOpenAIRequest(req *Request) (any, error) {
 	if rf := req.ResponseFormat; rf != nil {
 		var v any
 		switch rf.Type {
-		case FormatText, "":
-		case FormatJSONObject:
+		case api.FormatText, "":
+		case api.FormatJSONObject:
 			v = map[string]string{"type": "json_object"}
-		case FormatJSONSchema:
+		case api.FormatJSONSchema:
 			name := rf.Name
 			if name == "" {
 				name = "response"
@@ -172,7 +173,7 @@ func BuildOpenAIRequest(req *Request) (any, error) {
 }
 
 // Stream implements ModelAdapter.
-func (o *OpenAI) Stream(ctx context.Context, req *Request) (Stream, error) {
+func (o *OpenAI) Stream(ctx context.Context, req *api.Request) (api.Stream, error) {
 	body, err := BuildOpenAIRequest(req)
 	if err != nil {
 		return nil, err
@@ -228,14 +229,14 @@ type oaChunk struct {
 
 // NewOpenAIStream decodes a Chat Completions SSE body (chat.completion.chunk objects
 // ending with "data: [DONE]"). Exported for the fuzz and golden tests.
-func NewOpenAIStream(body io.ReadCloser) Stream {
+func NewOpenAIStream(body io.ReadCloser) api.Stream {
 	sse := newSSEReader(body)
-	var finish FinishReason
-	var usage *Usage
+	var finish api.FinishReason
+	var usage *api.Usage
 	done := false
 	var c oaChunk
-	var chunks []Chunk // reused: chunkStream takes an event's chunks out before decoding the next
-	decode := func() ([]Chunk, error) {
+	var chunks []api.Chunk // reused: chunkStream takes an event's chunks out before decoding the next
+	decode := func() ([]api.Chunk, error) {
 		if done {
 			return nil, io.EOF
 		}
@@ -252,7 +253,7 @@ func NewOpenAIStream(body io.ReadCloser) Stream {
 			if finish == "" && usage == nil {
 				return nil, io.EOF
 			}
-			return []Chunk{{FinishReason: finish, Usage: usage}}, io.EOF
+			return []api.Chunk{{FinishReason: finish, Usage: usage}}, io.EOF
 		}
 		// Reuse the decoded value's slices between events (fewer allocations per token).
 		// The elements are zeroed: json.Unmarshal leaves fields an event omits untouched.
@@ -275,17 +276,17 @@ func NewOpenAIStream(body io.ReadCloser) Stream {
 				continue
 			}
 			if ch.Delta.Content != "" {
-				out = append(out, Chunk{Text: ch.Delta.Content})
+				out = append(out, api.Chunk{Text: ch.Delta.Content})
 			}
 			if ch.Delta.Refusal != "" {
-				out = append(out, Chunk{Refusal: ch.Delta.Refusal})
+				out = append(out, api.Chunk{Refusal: ch.Delta.Refusal})
 			}
 			for _, tc := range ch.Delta.ToolCalls {
 				idx := 0
 				if tc.Index != nil {
 					idx = *tc.Index
 				}
-				out = append(out, Chunk{ToolCall: &ToolCallDelta{Index: idx, ID: tc.ID,
+				out = append(out, api.Chunk{ToolCall: &api.ToolCallDelta{Index: idx, ID: tc.ID,
 					Name: tc.Function.Name, Arguments: tc.Function.Arguments}})
 			}
 			if ch.FinishReason != "" {
@@ -293,23 +294,23 @@ func NewOpenAIStream(body io.ReadCloser) Stream {
 			}
 		}
 		if c.Usage != nil {
-			usage = &Usage{InputTokens: c.Usage.PromptTokens, OutputTokens: c.Usage.CompletionTokens}
+			usage = &api.Usage{InputTokens: c.Usage.PromptTokens, OutputTokens: c.Usage.CompletionTokens}
 		}
 		return out, nil
 	}
 	return &chunkStream{body: body, decode: decode, reader: sse.r}
 }
 
-func openAIFinish(s string) FinishReason {
+func openAIFinish(s string) api.FinishReason {
 	switch s {
 	case "length":
-		return FinishLength
+		return api.FinishLength
 	case "tool_calls", "function_call":
-		return FinishToolCalls
+		return api.FinishToolCalls
 	case "content_filter":
-		return FinishContentFilter
+		return api.FinishContentFilter
 	default:
-		return FinishStop
+		return api.FinishStop
 	}
 }
 

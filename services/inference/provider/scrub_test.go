@@ -10,6 +10,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	api "github.com/mxp-mesh/mesh/pkg/api/inference"
 	"github.com/mxp-mesh/mesh/pkg/common/security"
 	"github.com/mxp-mesh/mesh/services/inference/provider"
 )
@@ -82,7 +83,7 @@ func TestStreamErrorEventsAreExcerpted(t *testing.T) {
 	q := hostileErrorText
 	for _, tc := range []struct {
 		name   string
-		stream func(io.ReadCloser) provider.Stream
+		stream func(io.ReadCloser) api.Stream
 		body   string
 		code   provider.Code
 	}{

@@ -3,6 +3,8 @@ package provider
 import (
 	"unicode"
 	"unicode/utf8"
+
+	api "github.com/mxp-mesh/mesh/pkg/api/inference"
 )
 
 // Token estimate heuristic (used when a provider reports no usage, and for context
@@ -77,7 +79,7 @@ func EstimateTokens(s string) int {
 }
 
 // EstimateMessage estimates the tokens one message costs in a prompt.
-func EstimateMessage(m *Message) int {
+func EstimateMessage(m *api.Message) int {
 	n := estMessageCost + EstimateTokens(m.Content)
 	for _, tc := range m.ToolCalls {
 		n += estMessageCost + EstimateTokens(tc.Name) + EstimateTokens(tc.Arguments)
@@ -87,7 +89,7 @@ func EstimateMessage(m *Message) int {
 
 // EstimateRequest estimates the prompt tokens of a whole request (system, messages and
 // tool definitions).
-func EstimateRequest(req *Request) int {
+func EstimateRequest(req *api.Request) int {
 	n := estRequestCost
 	if req.System != "" {
 		n += estMessageCost + EstimateTokens(req.System)

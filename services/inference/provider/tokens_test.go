@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	api "github.com/mxp-mesh/mesh/pkg/api/inference"
 	"github.com/mxp-mesh/mesh/services/inference/provider"
 )
 
@@ -51,31 +52,31 @@ func TestEstimateMonotonic(t *testing.T) {
 }
 
 func TestMockDeterministicAndTools(t *testing.T) {
-	tools := []provider.Tool{{Name: "get_weather", Parameters: json.RawMessage(`{"type":"object"}`)}}
+	tools := []api.Tool{{Name: "get_weather", Parameters: json.RawMessage(`{"type":"object"}`)}}
 	cases := []struct {
 		name     string
-		req      provider.Request
+		req      api.Request
 		text     string
 		toolCall string
 		toolArgs string
-		finish   provider.FinishReason
+		finish   api.FinishReason
 	}{
-		{"echo", provider.Request{Messages: []provider.Message{{Role: provider.RoleUser, Content: "hi there"}}},
-			"Mock reply to: hi there", "", "", provider.FinishStop},
-		{"max tokens", provider.Request{MaxTokens: 2, Messages: []provider.Message{{Role: provider.RoleUser, Content: "hi there"}}},
-			"Mock reply ", "", "", provider.FinishLength},
-		{"tool named in prompt", provider.Request{Tools: tools, Messages: []provider.Message{{Role: provider.RoleUser,
-			Content: `use get_weather with {"city":"Paris"}`}}}, "", "get_weather", `{"city":"Paris"}`, provider.FinishToolCalls},
-		{"tool choice none", provider.Request{Tools: tools, ToolChoice: &provider.ToolChoice{Mode: "none"},
-			Messages: []provider.Message{{Role: provider.RoleUser, Content: "use get_weather"}}}, "Mock reply to: use get_weather", "", "", provider.FinishStop},
-		{"tool required", provider.Request{Tools: tools, ToolChoice: &provider.ToolChoice{Mode: "required"},
-			Messages: []provider.Message{{Role: provider.RoleUser, Content: "hello"}}}, "", "get_weather", "{}", provider.FinishToolCalls},
-		{"tool result", provider.Request{Tools: tools, Messages: []provider.Message{
-			{Role: provider.RoleUser, Content: "use get_weather"},
-			{Role: provider.RoleAssistant, ToolCalls: []provider.ToolCall{{ID: "c1", Name: "get_weather", Arguments: "{}"}}},
-			{Role: provider.RoleTool, ToolCallID: "c1", Content: "sunny"}}}, "Tool get_weather returned: sunny.", "", "", provider.FinishStop},
-		{"json", provider.Request{ResponseFormat: &provider.ResponseFormat{Type: "json_object"},
-			Messages: []provider.Message{{Role: provider.RoleUser, Content: "x"}}}, `{"reply":"x"}`, "", "", provider.FinishStop},
+		{"echo", api.Request{Messages: []api.Message{{Role: api.RoleUser, Content: "hi there"}}},
+			"Mock reply to: hi there", "", "", api.FinishStop},
+		{"max tokens", api.Request{MaxTokens: 2, Messages: []api.Message{{Role: api.RoleUser, Content: "hi there"}}},
+			"Mock reply ", "", "", api.FinishLength},
+		{"tool named in prompt", api.Request{Tools: tools, Messages: []api.Message{{Role: api.RoleUser,
+			Content: `use get_weather with {"city":"Paris"}`}}}, "", "get_weather", `{"city":"Paris"}`, api.FinishToolCalls},
+		{"tool choice none", api.Request{Tools: tools, ToolChoice: &api.ToolChoice{Mode: "none"},
+			Messages: []api.Message{{Role: api.RoleUser, Content: "use get_weather"}}}, "Mock reply to: use get_weather", "", "", api.FinishStop},
+		{"tool required", api.Request{Tools: tools, ToolChoice: &api.ToolChoice{Mode: "required"},
+			Messages: []api.Message{{Role: api.RoleUser, Content: "hello"}}}, "", "get_weather", "{}", api.FinishToolCalls},
+		{"tool result", api.Request{Tools: tools, Messages: []api.Message{
+			{Role: api.RoleUser, Content: "use get_weather"},
+			{Role: api.RoleAssistant, ToolCalls: []api.ToolCall{{ID: "c1", Name: "get_weather", Arguments: "{}"}}},
+			{Role: api.RoleTool, ToolCallID: "c1", Content: "sunny"}}}, "Tool get_weather returned: sunny.", "", "", api.FinishStop},
+		{"json", api.Request{ResponseFormat: &api.ResponseFormat{Type: "json_object"},
+			Messages: []api.Message{{Role: api.RoleUser, Content: "x"}}}, `{"reply":"x"}`, "", "", api.FinishStop},
 	}
 	m := &provider.Mock{}
 	for _, c := range cases {
@@ -111,7 +112,7 @@ func TestMockDeterministicAndTools(t *testing.T) {
 	}
 }
 
-func fuzzStream(f *testing.F, mk func(io.ReadCloser) provider.Stream, seeds ...string) {
+func fuzzStream(f *testing.F, mk func(io.ReadCloser) api.Stream, seeds ...string) {
 	for _, s := range seeds {
 		f.Add([]byte(s))
 	}

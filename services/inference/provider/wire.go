@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	api "github.com/mxp-mesh/mesh/pkg/api/inference"
 	"github.com/mxp-mesh/mesh/pkg/common/security"
 )
 
@@ -128,17 +129,17 @@ func readLine(r *bufio.Reader) ([]byte, error) {
 // The slice may be reused by the next call, which comes only once it was used up.
 type chunkStream struct {
 	body    io.Closer
-	decode  func() ([]Chunk, error)
+	decode  func() ([]api.Chunk, error)
 	reader  *bufio.Reader // the body's buffer, for Buffered
-	pending []Chunk
+	pending []api.Chunk
 	err     error
 	once    sync.Once
 }
 
-func (s *chunkStream) Recv() (Chunk, error) {
+func (s *chunkStream) Recv() (api.Chunk, error) {
 	for len(s.pending) == 0 {
 		if s.err != nil {
-			return Chunk{}, s.err
+			return api.Chunk{}, s.err
 		}
 		chunks, err := s.decode()
 		s.pending = chunks
@@ -280,7 +281,7 @@ func httpPost(ctx context.Context, client *http.Client, provider, url string, he
 }
 
 // Collect reads s to the end and closes it.
-func Collect(s Stream) (*Response, error) {
+func Collect(s api.Stream) (*api.Response, error) {
 	ended := false
 	defer func() {
 		if e, ok := s.(interface{ CloseEnded() error }); ok && ended {
@@ -289,7 +290,7 @@ func Collect(s Stream) (*Response, error) {
 			s.Close()
 		}
 	}()
-	var acc Accumulator
+	var acc api.Accumulator
 	for {
 		c, err := s.Recv()
 		if errors.Is(err, io.EOF) {
@@ -304,13 +305,13 @@ func Collect(s Stream) (*Response, error) {
 }
 
 // systemPrompt joins Request.System and any RoleSystem messages, in order.
-func systemPrompt(req *Request) string {
+func systemPrompt(req *api.Request) string {
 	parts := make([]string, 0, 2)
 	if req.System != "" {
 		parts = append(parts, req.System)
 	}
 	for _, m := range req.Messages {
-		if m.Role == RoleSystem && m.Content != "" {
+		if m.Role == api.RoleSystem && m.Content != "" {
 			parts = append(parts, m.Content)
 		}
 	}
@@ -319,7 +320,7 @@ func systemPrompt(req *Request) string {
 
 // toolNames maps tool call ids to tool names across the conversation, so providers that
 // key tool results by name (Gemini, Ollama) can be given one.
-func toolNames(msgs []Message) map[string]string {
+func toolNames(msgs []api.Message) map[string]string {
 	names := map[string]string{}
 	for _, m := range msgs {
 		for _, tc := range m.ToolCalls {
