@@ -6,6 +6,8 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/mxp-mesh/mesh/services/inference/internal/openai"
 )
 
 // TestUnknownV1PathIsOpenAIError: a /v1 path the mesh does not serve answers 404 with an
@@ -19,7 +21,7 @@ func TestUnknownV1PathIsOpenAIError(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var v oaiError
+		var v openai.ErrorBody
 		err = json.NewDecoder(resp.Body).Decode(&v)
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusNotFound || err != nil || resp.Header.Get("Content-Type") != "application/json" ||
@@ -47,7 +49,7 @@ func TestModelNotFoundNamesTheKey(t *testing.T) {
 		{"zzz", `no enabled provider serves model "zzz" (served: mock, mock*`},
 	} {
 		resp := post(t, srv.URL, "", `{"model":"`+tc.model+`","messages":[{"role":"user","content":"x"}]}`)
-		var v oaiError
+		var v openai.ErrorBody
 		json.NewDecoder(resp.Body).Decode(&v)
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusNotFound || v.Error.Code != "model_not_found" || !strings.Contains(v.Error.Message, tc.want) ||

@@ -16,6 +16,7 @@ import (
 
 	api "github.com/mxp-mesh/mesh/pkg/api/inference"
 	cmetrics "github.com/mxp-mesh/mesh/pkg/common/metrics"
+	"github.com/mxp-mesh/mesh/services/inference/internal/openai"
 	"github.com/mxp-mesh/mesh/services/inference/provider"
 )
 
@@ -37,7 +38,7 @@ func (s *Service) Routes(r chi.Router) {
 
 // handleUnknownV1 answers a path of the OpenAI API that the mesh does not serve.
 func handleUnknownV1(w http.ResponseWriter, r *http.Request) {
-	var out oaiError
+	var out openai.ErrorBody
 	out.Error.Type = "invalid_request_error"
 	out.Error.Code = "unknown_url"
 	out.Error.Message = fmt.Sprintf("the mesh does not serve %s %s; its OpenAI-compatible API serves POST /v1/chat/completions and GET /v1/models",
@@ -64,21 +65,11 @@ func (s *Service) Handler() http.Handler {
 }
 
 type oaiMessage struct {
-	Role       string          `json:"role"`
-	Content    json.RawMessage `json:"content"`
-	Name       string          `json:"name,omitempty"`
-	ToolCalls  []oaiToolCall   `json:"tool_calls,omitempty"`
-	ToolCallID string          `json:"tool_call_id,omitempty"`
-}
-
-type oaiToolCall struct {
-	Index    *int   `json:"index,omitempty"`
-	ID       string `json:"id,omitempty"`
-	Type     string `json:"type,omitempty"`
-	Function struct {
-		Name      string `json:"name,omitempty"`
-		Arguments string `json:"arguments"`
-	} `json:"function"`
+	Role       string            `json:"role"`
+	Content    json.RawMessage   `json:"content"`
+	Name       string            `json:"name,omitempty"`
+	ToolCalls  []openai.ToolCall `json:"tool_calls,omitempty"`
+	ToolCallID string            `json:"tool_call_id,omitempty"`
 }
 
 type oaiRequest struct {
@@ -93,14 +84,7 @@ type oaiRequest struct {
 	StreamOptions       *struct {
 		IncludeUsage bool `json:"include_usage"`
 	} `json:"stream_options"`
-	Tools []struct {
-		Type     string `json:"type"`
-		Function struct {
-			Name        string          `json:"name"`
-			Description string          `json:"description"`
-			Parameters  json.RawMessage `json:"parameters"`
-		} `json:"function"`
-	} `json:"tools"`
+	Tools          []openai.Tool   `json:"tools"`
 	ToolChoice     json.RawMessage `json:"tool_choice"`
 	ResponseFormat *struct {
 		Type       string `json:"type"`
@@ -255,18 +239,9 @@ func contentText(raw json.RawMessage) (string, error) {
 	return b.String(), nil
 }
 
-type oaiError struct {
-	Error struct {
-		Message string  `json:"message"`
-		Type    string  `json:"type"`
-		Param   *string `json:"param"`
-		Code    string  `json:"code"`
-	} `json:"error"`
-}
-
-func errorBody(err error) oaiError {
+func errorBody(err error) openai.ErrorBody {
 	e := provider.AsError(err)
-	var out oaiError
+	var out openai.ErrorBody
 	out.Error.Message = e.Error()
 	out.Error.Code = string(e.Code)
 	out.Error.Type = "api_error"
@@ -426,7 +401,7 @@ func completionBody(id, model string, created int64, resp *api.Response, u api.U
 		msg["refusal"] = resp.Refusal
 	}
 	if len(resp.ToolCalls) > 0 {
-		calls := make([]oaiToolCall, len(resp.ToolCalls))
+		calls := make([]openai.ToolCall, len(resp.ToolCalls))
 		for i, tc := range resp.ToolCalls {
 			calls[i].ID, calls[i].Type = tc.ID, "function"
 			calls[i].Function.Name, calls[i].Function.Arguments = tc.Name, tc.Arguments

@@ -9,13 +9,14 @@ import (
 
 	api "github.com/mxp-mesh/mesh/pkg/api/inference"
 	cmetrics "github.com/mxp-mesh/mesh/pkg/common/metrics"
+	"github.com/mxp-mesh/mesh/services/inference/internal/openai"
 )
 
 type oaiDelta struct {
-	Role      string        `json:"role,omitempty"`
-	Content   *string       `json:"content,omitempty"`
-	Refusal   string        `json:"refusal,omitempty"`
-	ToolCalls []oaiToolCall `json:"tool_calls,omitempty"`
+	Role      string            `json:"role,omitempty"`
+	Content   *string           `json:"content,omitempty"`
+	Refusal   string            `json:"refusal,omitempty"`
+	ToolCalls []openai.ToolCall `json:"tool_calls,omitempty"`
 }
 
 type oaiChoice struct {
@@ -192,12 +193,12 @@ func (s *Service) writeSSE(w http.ResponseWriter, dl cmetrics.StreamDeadline, st
 		}
 		if tc := c.ToolCall; tc != nil {
 			idx := tc.Index
-			call := oaiToolCall{Index: &idx, ID: tc.ID}
+			call := openai.ToolCall{Index: &idx, ID: tc.ID}
 			if tc.ID != "" {
 				call.Type = "function"
 			}
 			call.Function.Name, call.Function.Arguments = tc.Name, tc.Arguments
-			d.ToolCalls, emit = []oaiToolCall{call}, true
+			d.ToolCalls, emit = []openai.ToolCall{call}, true
 		}
 		if emit {
 			sw.delta(d, nil)

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	api "github.com/mxp-mesh/mesh/pkg/api/inference"
+	"github.com/mxp-mesh/mesh/services/inference/internal/openai"
 )
 
 // DefaultOllamaHost is used when the config has no BaseURL.
@@ -63,7 +64,7 @@ type olMessage struct {
 type olRequest struct {
 	Model    string          `json:"model"`
 	Messages []olMessage     `json:"messages"`
-	Tools    []oaTool        `json:"tools,omitempty"`
+	Tools    []openai.Tool   `json:"tools,omitempty"`
 	Format   json.RawMessage `json:"format,omitempty"`
 	Options  map[string]any  `json:"options,omitempty"`
 	Stream   bool            `json:"stream"`
@@ -106,7 +107,7 @@ func BuildOllamaRequest(req *api.Request) (any, error) {
 	}
 	if req.ToolChoice == nil || req.ToolChoice.Mode != api.ToolChoiceNone {
 		for _, t := range req.Tools {
-			var ot oaTool
+			var ot openai.Tool
 			ot.Type = "function"
 			ot.Function.Name, ot.Function.Description, ot.Function.Parameters = t.Name, t.Description, t.Parameters
 			out.Tools = append(out.Tools, ot)

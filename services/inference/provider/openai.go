@@ -11,6 +11,7 @@ import (
 
 	api "github.com/mxp-mesh/mesh/pkg/api/inference"
 	"github.com/mxp-mesh/mesh/pkg/common/security"
+	"github.com/mxp-mesh/mesh/services/inference/internal/openai"
 )
 
 // DefaultOpenAIBaseURL is used when OpenAIConfig.BaseURL is empty.
@@ -57,29 +58,10 @@ func NewOpenAI(cfg HTTPConfig) *OpenAI {
 func (o *OpenAI) Name() string { return "openai" }
 
 type oaMessage struct {
-	Role       string       `json:"role"`
-	Content    *string      `json:"content"`
-	ToolCalls  []oaToolCall `json:"tool_calls,omitempty"`
-	ToolCallID string       `json:"tool_call_id,omitempty"`
-}
-
-type oaToolCall struct {
-	Index    *int   `json:"index,omitempty"`
-	ID       string `json:"id,omitempty"`
-	Type     string `json:"type,omitempty"`
-	Function struct {
-		Name      string `json:"name,omitempty"`
-		Arguments string `json:"arguments"`
-	} `json:"function"`
-}
-
-type oaTool struct {
-	Type     string `json:"type"`
-	Function struct {
-		Name        string          `json:"name"`
-		Description string          `json:"description,omitempty"`
-		Parameters  json.RawMessage `json:"parameters,omitempty"`
-	} `json:"function"`
+	Role       string            `json:"role"`
+	Content    *string           `json:"content"`
+	ToolCalls  []openai.ToolCall `json:"tool_calls,omitempty"`
+	ToolCallID string            `json:"tool_call_id,omitempty"`
 }
 
 type oaRequest struct {
@@ -89,7 +71,7 @@ type oaRequest struct {
 	TopP                *float64        `json:"top_p,omitempty"`
 	MaxCompletionTokens int             `json:"max_completion_tokens,omitempty"`
 	Stop                []string        `json:"stop,omitempty"`
-	Tools               []oaTool        `json:"tools,omitempty"`
+	Tools               []openai.Tool   `json:"tools,omitempty"`
 	ToolChoice          any             `json:"tool_choice,omitempty"`
 	ResponseFormat      json.RawMessage `json:"response_format,omitempty"`
 	Stream              bool            `json:"stream"`
@@ -123,7 +105,7 @@ func BuildOpenAIRequest(req *api.Request) (any, error) {
 			om.Content = nil
 		}
 		for _, tc := range m.ToolCalls {
-			var c oaToolCall
+			var c openai.ToolCall
 			c.ID, c.Type = tc.ID, "function"
 			c.Function.Name, c.Function.Arguments = tc.Name, tc.Arguments
 			if c.Function.Arguments == "" {
@@ -134,7 +116,7 @@ func BuildOpenAIRequest(req *api.Request) (any, error) {
 		out.Messages = append(out.Messages, om)
 	}
 	for _, t := range req.Tools {
-		var ot oaTool
+		var ot openai.Tool
 		ot.Type = "function"
 		ot.Function.Name, ot.Function.Description, ot.Function.Parameters = t.Name, t.Description, t.Parameters
 		out.Tools = append(out.Tools, ot)
@@ -190,12 +172,7 @@ func (o *OpenAI) Stream(ctx context.Context, req *api.Request) (api.Stream, erro
 }
 
 func openAIErrorMessage(data []byte) string {
-	var e struct {
-		Error struct {
-			Message string `json:"message"`
-			Code    any    `json:"code"`
-		} `json:"error"`
-	}
+	var e openai.ErrorBody
 	if json.Unmarshal(data, &e) != nil {
 		return ""
 	}
@@ -208,9 +185,9 @@ func openAIErrorMessage(data []byte) string {
 type oaChoice struct {
 	Index int `json:"index"`
 	Delta struct {
-		Content   string       `json:"content"`
-		Refusal   string       `json:"refusal"`
-		ToolCalls []oaToolCall `json:"tool_calls"`
+		Content   string            `json:"content"`
+		Refusal   string            `json:"refusal"`
+		ToolCalls []openai.ToolCall `json:"tool_calls"`
 	} `json:"delta"`
 	FinishReason string `json:"finish_reason"`
 }
