@@ -77,8 +77,8 @@ func TestHostedWithoutRegistry(t *testing.T) {
 	}
 	defer b.Close()
 	h := NewHosted(b.Conn, 0)
-	_, err = h.Stream(context.Background(), &provider.Request{Model: "host/echo",
-		Messages: []provider.Message{{Role: provider.RoleUser, Content: "x"}}})
+	_, err = h.Stream(context.Background(), &api.Request{Model: "host/echo",
+		Messages: []api.Message{{Role: api.RoleUser, Content: "x"}}})
 	e := provider.AsError(err)
 	if e.Code != provider.CodeUnavailable || !e.Retryable || !strings.Contains(e.Message, "no registry answers") {
 		t.Fatalf("got %v (retryable %v)", err, e.Retryable)
