@@ -69,21 +69,14 @@ func keys(m map[string]sdktrace.ReadOnlySpan) []string {
 	return out
 }
 
-// One Call followed from an SDK caller through the edge, the bus and the callee agent,
-// and from the callee's handler to the registry: every hop's span is in one trace, each
-// the child of the hop before, and the registry's log line for the request carries the
-// trace, message and agent ids (and the span id) of that hop.
-func TestOneTraceAcrossTheMesh(t *testing.T) {
+// tracedMesh starts a mesh whose services record their spans into the returned sink, and
+// returns a constructor of agents that record theirs there too.
+func tracedMesh(t *testing.T, logger *slog.Logger) (*meshtest.Mesh, spanSink, func(name string) *agent.Agent) {
+	t.Helper()
 	sink := make(spanSink, 1024)
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(sink))
 	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
-	var logs meshtest.Logs
-	level := new(slog.LevelVar)
-	level.Set(slog.LevelDebug)
-	m, err := meshtest.StartWith(t.TempDir(), meshtest.Options{
-		Logger: mlog.New(mlog.Options{Service: "mesh", Level: level, Writer: &logs}),
-		Tracer: tp.Tracer("mesh"),
-	})
+	m, err := meshtest.StartWith(t.TempDir(), meshtest.Options{Logger: logger, Tracer: tp.Tracer("mesh")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,6 +93,28 @@ func TestOneTraceAcrossTheMesh(t *testing.T) {
 		}
 		return a
 	}
+	return m, sink, traced
+}
+
+// checkChain fails the test unless each span of chain is the parent of the next.
+func checkChain(t *testing.T, spans map[string]sdktrace.ReadOnlySpan, chain []string) {
+	t.Helper()
+	for i := 1; i < len(chain); i++ {
+		if got, want := spans[chain[i]].Parent().SpanID(), spans[chain[i-1]].SpanContext().SpanID(); got != want {
+			t.Errorf("%s's parent is %s, want %s (%s)", chain[i], got, chain[i-1], want)
+		}
+	}
+}
+
+// One Call followed from an SDK caller through the edge, the bus and the callee agent,
+// and from the callee's handler to the registry: every hop's span is in one trace, each
+// the child of the hop before, and the registry's log line for the request carries the
+// trace, message and agent ids (and the span id) of that hop.
+func TestOneTraceAcrossTheMesh(t *testing.T) {
+	var logs meshtest.Logs
+	level := new(slog.LevelVar)
+	level.Set(slog.LevelDebug)
+	m, sink, traced := tracedMesh(t, mlog.New(mlog.Options{Service: "mesh", Level: level, Writer: &logs}))
 	callee := traced("callee")
 	inHandler := make(chan trace.SpanContext, 1)
 	callee.HandleCall(func(ctx context.Context, p []byte) ([]byte, error) {
@@ -127,16 +142,7 @@ func TestOneTraceAcrossTheMesh(t *testing.T) {
 	}
 	chain := []string{"agent.call", "edge.call", "edge.deliver", "agent.handle", "agent.discover", "edge.discover", "registry.discover"}
 	spans := waitSpans(t, sink, tid, chain...)
-	for i, name := range chain {
-		s := spans[name]
-		if i == 0 {
-			continue
-		}
-		parent := spans[chain[i-1]]
-		if s.Parent().SpanID() != parent.SpanContext().SpanID() {
-			t.Errorf("%s's parent is %s, want %s (%s)", name, s.Parent().SpanID(), chain[i-1], parent.SpanContext().SpanID())
-		}
-	}
+	checkChain(t, spans, chain)
 	if handlerSC.SpanID() != spans["agent.handle"].SpanContext().SpanID() {
 		t.Errorf("the handler's context carries span %s, not agent.handle", handlerSC.SpanID())
 	}
@@ -184,32 +190,22 @@ func TestOneTraceAcrossTheMesh(t *testing.T) {
 // trace id) continues in the MXP trace of its low 64 bits, linked to the application's
 // span; the mesh's spans are in that trace.
 func TestCallUnderAWideTrace(t *testing.T) {
-	sink := make(spanSink, 1024)
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(sink))
-	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
-	m, err := meshtest.StartWith(t.TempDir(), meshtest.Options{Tracer: tp.Tracer("mesh")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = m.Close() })
+	m, sink, traced := tracedMesh(t, nil)
 	callee := newAgent(t, m, "callee")
 	callee.HandleCall(func(ctx context.Context, p []byte) ([]byte, error) { return p, nil })
 	runAgent(t, m, callee)
-	caller, err := agent.New(agent.Config{Name: "caller", EdgeAddr: m.EdgeAddr, EdgeKey: m.EdgeKey,
-		KeyFile: t.TempDir() + "/agent.key", HeartbeatInterval: time.Second, Logger: quiet(), TracerProvider: tp})
-	if err != nil {
-		t.Fatal(err)
-	}
+	caller := traced("caller")
 	runAgent(t, m, caller)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	ctx, app := tp.Tracer("app").Start(ctx, "app")
-	appSC := app.SpanContext()
+	app := sdktrace.NewTracerProvider() // the application's own provider: 128-bit trace ids
+	ctx, appSpan := app.Tracer("app").Start(ctx, "app")
+	appSC := appSpan.SpanContext()
 	if _, err := caller.Call(ctx, callee.ID(), []byte("x")); err != nil {
 		t.Fatal(err)
 	}
-	app.End()
+	appSpan.End()
 	tid := trace.TraceID(mxp.W3CTraceID(mxp.TraceIDOfW3C(appSC.TraceID())))
 	if tid == appSC.TraceID() {
 		t.Skip("the random application trace id happens to fit in 64 bits")
@@ -231,14 +227,7 @@ func TestCallUnderAWideTrace(t *testing.T) {
 // The registry's spans of an agent's registration and heartbeats are the children of the
 // edge's spans of the frames that carried them, in the trace of those frames.
 func TestRegistrySpansUnderTheEdge(t *testing.T) {
-	sink := make(spanSink, 1024)
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(sink))
-	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
-	m, err := meshtest.StartWith(t.TempDir(), meshtest.Options{Tracer: tp.Tracer("mesh")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = m.Close() })
+	m, sink, _ := tracedMesh(t, nil)
 	runAgent(t, m, newAgent(t, m, "beating")) // heartbeats every second
 
 	edgeSpans := map[trace.SpanID]sdktrace.ReadOnlySpan{}
@@ -275,22 +264,7 @@ func TestRegistrySpansUnderTheEdge(t *testing.T) {
 // An Event followed from its publisher to a subscriber's handler: agent.publish →
 // edge.publish → edge.deliver → agent.handle, one trace, each the parent of the next.
 func TestEventTrace(t *testing.T) {
-	sink := make(spanSink, 1024)
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(sink))
-	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
-	m, err := meshtest.StartWith(t.TempDir(), meshtest.Options{Tracer: tp.Tracer("mesh")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = m.Close() })
-	traced := func(name string) *agent.Agent {
-		a, err := agent.New(agent.Config{Name: name, EdgeAddr: m.EdgeAddr, EdgeKey: m.EdgeKey,
-			KeyFile: t.TempDir() + "/agent.key", HeartbeatInterval: time.Second, Logger: quiet(), TracerProvider: tp})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return a
-	}
+	m, sink, traced := tracedMesh(t, nil)
 	sub := traced("subscriber")
 	got := make(chan trace.SpanContext, 1)
 	sub.HandleEvent(func(ctx context.Context, ev agent.Event) error {
@@ -316,11 +290,7 @@ func TestEventTrace(t *testing.T) {
 	}
 	chain := []string{"agent.publish", "edge.publish", "edge.deliver", "agent.handle"}
 	spans := waitSpans(t, sink, handler.TraceID(), chain...)
-	for i := 1; i < len(chain); i++ {
-		if spans[chain[i]].Parent().SpanID() != spans[chain[i-1]].SpanContext().SpanID() {
-			t.Errorf("%s's parent is %s, want %s", chain[i], spans[chain[i]].Parent().SpanID(), chain[i-1])
-		}
-	}
+	checkChain(t, spans, chain)
 	if spans["agent.handle"].SpanContext().SpanID() != handler.SpanID() {
 		t.Error("the event handler's context does not carry agent.handle")
 	}
@@ -330,4 +300,36 @@ func TestEventTrace(t *testing.T) {
 			t.Errorf("%s is a %v span, want %v", name, spans[name].SpanKind(), kind)
 		}
 	}
+}
+
+// A stream followed from its opener to the handler that serves it: agent.stream →
+// edge.stream → edge.deliver → agent.handle.
+func TestStreamTrace(t *testing.T) {
+	m, sink, traced := tracedMesh(t, nil)
+	server := traced("streamer")
+	got := make(chan trace.SpanContext, 1)
+	server.HandleStream(func(ctx context.Context, s *agent.Stream) error {
+		got <- trace.SpanContextFromContext(ctx)
+		return s.Send(ctx, s.Request())
+	})
+	runAgent(t, m, server)
+	client := traced("opener")
+	runAgent(t, m, client)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cs, err := client.OpenStream(ctx, server.ID(), mxp.StreamKind(0), []byte("hello"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := cs.Recv(ctx); err != nil || string(b) != "hello" {
+		t.Fatalf("stream chunk %q, %v", b, err)
+	}
+	var handler trace.SpanContext
+	select {
+	case handler = <-got:
+	case <-ctx.Done():
+		t.Fatal("the stream never reached the handler")
+	}
+	chain := []string{"agent.stream", "edge.stream", "edge.deliver", "agent.handle"}
+	checkChain(t, waitSpans(t, sink, handler.TraceID(), chain...), chain)
 }

@@ -210,5 +210,8 @@ func (a *Agent) OpenStream(ctx context.Context, to string, kind mxp.StreamKind, 
 	if err != nil {
 		return nil, err
 	}
-	return l.openStream(ctx, target, kind, data)
+	ctx, span := a.startRequest(ctx, "agent.stream", to)
+	cs, err := l.openStream(ctx, target, kind, data)
+	endSpan(span, err)
+	return cs, err
 }

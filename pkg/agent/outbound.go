@@ -72,7 +72,8 @@ func (l *link) publish(ctx context.Context, topic string, data []byte) error {
 
 // openStream opens a stream to target with an opening request in data.
 func (l *link) openStream(ctx context.Context, target mxp.AgentID, kind mxp.StreamKind, data []byte) (*ClientStream, error) {
-	s := &ClientStream{l: l, id: mxp.NewStreamID(), target: target, msgID: l.newID(), trace: traceFor(ctx),
+	msgID, trace := requestIDs(ctx, l.newID)
+	s := &ClientStream{l: l, id: mxp.NewStreamID(), target: target, msgID: msgID, trace: trace,
 		chunkInbox: newChunkInbox(DefaultClientStreamBuffer), ended: make(chan struct{})}
 	payload, err := (&mxp.StreamOpenPayload{StreamID: s.id, Target: target, Kind: kind, Data: data}).AppendPayload(nil)
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/mxp-mesh/mesh/pkg/common/bus"
 	"github.com/mxp-mesh/mesh/pkg/mxp"
@@ -47,6 +48,7 @@ type streamItem struct {
 	op      string
 	data    []byte
 	traceID uint64
+	msgID   uint64 // opOpen: the delivered frame's id when picked from a span (0: the edge's own)
 	kind    mxp.StreamKind
 	err     *mxp.ErrorPayload
 }
@@ -202,7 +204,11 @@ func (st *stream) writer() {
 			case opOpen:
 				p := mxp.StreamOpenPayload{StreamID: st.key.id, Target: st.target, Kind: it.kind, Data: it.data}
 				payload, _ := p.AppendPayload(nil)
-				st.s.send(&mxp.Frame{Type: mxp.TypeStreamOpen, MessageID: st.s.nextID.Add(1), TraceID: it.traceID, Payload: payload})
+				id := it.msgID
+				if id == 0 {
+					id = st.s.nextID.Add(1)
+				}
+				st.s.send(&mxp.Frame{Type: mxp.TypeStreamOpen, MessageID: id, TraceID: it.traceID, Payload: payload})
 			case opChunk:
 				p := mxp.StreamChunkPayload{StreamID: st.key.id, Data: it.data}
 				bp := framePool.Get().(*[]byte)
@@ -320,12 +326,14 @@ func (s *session) streamOpen(f mxp.Frame, arrived time.Time) {
 	msg.Header.Set(bus.HeaderStreamID, p.StreamID.String())
 	msg.Header.Set(bus.HeaderStreamKind, strconv.Itoa(int(p.Kind)))
 	msg.Header.Set(bus.HeaderStreamPeer, st.localSubject())
+	span := s.startRequestSpan(&f, msg.Subject, msg.Header)
 	go func() {
 		defer s.release()
 		ctx, cancel := context.WithDeadline(s.ctx, deadline)
 		reply, err := e.nc.RequestMsgWithContext(ctx, msg)
 		cancel()
 		if err == nil && bus.ReplyError(reply) == nil && reply.Header.Get(bus.HeaderStreamPeer) != "" {
+			endSpan(span, "")
 			st.state.Lock()
 			st.remote = reply.Header.Get(bus.HeaderStreamPeer)
 			st.credit = e.cfg.Load().StreamWindow
@@ -341,13 +349,15 @@ func (s *session) streamOpen(f mxp.Frame, arrived time.Time) {
 		}
 		st.finish()
 		if s.ctx.Err() != nil {
+			endSpan(span, mxp.CodeUnavailable)
 			return
 		}
 		if err == nil && bus.ReplyError(reply) == nil {
 			s.reject(f.MessageID, f.Type.String(), mxp.CodeInternal, "the target's edge accepted the stream without naming its end")
+			endSpan(span, mxp.CodeInternal)
 			return
 		}
-		s.answerFromBus(&f, reply, err, msg.Subject, nil)
+		endSpan(span, s.answerFromBus(&f, reply, err, msg.Subject, nil))
 	}()
 }
 
@@ -363,11 +373,16 @@ func (s *session) acceptStream(target mxp.AgentID, msg *nats.Msg) {
 	st := s.e.newStream(s, streamKey{id: id, opener: false}, s.deliveredTarget(target, msg.Header))
 	st.remote, st.credit, st.ready = remote, s.e.cfg.Load().StreamWindow, true
 	traceID, _, _ := bus.TraceID(msg.Header)
-	st.out <- streamItem{op: opOpen, data: msg.Data, traceID: traceID, kind: mxp.StreamKind(kind)}
+	// The delivery span covers the edge's taking of the stream, up to its StreamOpen queued
+	// for the peer; the frame's id comes from it, so the agent's handler span is its child.
+	span := s.startDeliverySpan(msg.Header, target, trace.SpanKindClient)
+	st.out <- streamItem{op: opOpen, data: msg.Data, traceID: traceID, msgID: deliveryID(span, traceID), kind: mxp.StreamKind(kind)}
 	if code, text := st.register(); code != "" {
 		respondError(msg, code, text)
+		endSpan(span, code)
 		return
 	}
+	endSpan(span, "")
 	r := nats.NewMsg(msg.Reply)
 	r.Header.Set(bus.HeaderStreamPeer, st.localSubject())
 	if err := msg.RespondMsg(r); err != nil {

@@ -43,6 +43,8 @@ func spanName(t mxp.MessageType) string {
 		return "edge.discover"
 	case mxp.TypeEvent:
 		return "edge.publish"
+	case mxp.TypeStreamOpen:
+		return "edge.stream"
 	}
 	return "edge." + t.String()
 }
