@@ -121,7 +121,7 @@ func expectedHeld(t *testing.T, r *recvStream, s *testSink) int {
 	}
 	base := r.readOff - uint64(len(r.body))
 	msgEnd := base + uint64(r.want)
-	f, covered := 0, 0
+	f, covered, inPlace := 0, 0, 0
 	for _, fr := range r.frags {
 		switch fr.kind {
 		case fragCharged:
@@ -131,7 +131,12 @@ func expectedHeld(t *testing.T, r *recvStream, s *testSink) int {
 			if r.want == 0 || fr.end() > msgEnd || cap(r.body) == r.want {
 				t.Fatalf("a copy at %d..%d inside a message ending at %d, buffer %d of %d", fr.off, fr.end(), msgEnd, cap(r.body), r.want)
 			}
-		case fragInPlace:
+		case fragInPlace, fragInPlaceCharged:
+			if fr.kind == fragInPlace {
+				inPlace++
+			} else {
+				f += fragmentOverhead
+			}
 			if r.want == 0 || fr.end() > msgEnd || cap(r.body) != r.want || &fr.b[0] != &r.body[:r.want][fr.off-base] {
 				t.Fatalf("fragment in place at %d..%d, not in the buffer of the message at %d..%d", fr.off, fr.end(), base, msgEnd)
 			}
@@ -139,6 +144,10 @@ func expectedHeld(t *testing.T, r *recvStream, s *testSink) int {
 	}
 	if covered != r.coveredHeld || cap(r.body)+covered > r.reserved && r.want > 0 {
 		t.Fatalf("copies inside the message hold %d (counted %d) beside a buffer of %d; reserved %d", covered, r.coveredHeld, cap(r.body), r.reserved)
+	}
+	// In-place entries cost at most 1/bodyGrowth of the message (one more across its end).
+	if inPlace != r.inPlace || r.want > 0 && inPlace > maxInPlace(r.want)+1 {
+		t.Fatalf("%d fragments in place (counted %d) in a message of %d", inPlace, r.inPlace, r.want)
 	}
 	if f != r.fragHeld || f > s.maxOutOfOrder() {
 		t.Fatalf("fragments hold %d, charged %d, cap %d", f, r.fragHeld, s.maxOutOfOrder())

@@ -40,14 +40,16 @@ var (
 //  4. Per-connection caps. One connection may hold at most connRecvCap (half the budget,
 //     at least two largest messages) in all, and at most maxOutOfOrder (MaxRecvOutOfOrder,
 //     at most an eighth of the budget) and MaxRecvFragments fragments out of order.
-//  5. A started message holds at most its reservation. Out-of-order bytes inside the
-//     message being read (a loss being repaired) cost nothing more: while fewer than
-//     1/bodyGrowth of the message arrived they are copies beside a buffer of at most
-//     that size (together under twice 1/bodyGrowth of the message), and once that much
-//     arrived the buffer has the message's size and they are written in place (frags of
-//     kind fragInPlace, which alias the buffer). So the sender of a started message is
-//     never refused while it repairs a loss, even while the application has not taken
-//     the message before (two largest messages fill the connection's cap).
+//  5. A started message holds at most its reservation, and the list of its runs. Out-of-
+//     order bytes inside the message being read (a loss being repaired) are not charged:
+//     while fewer than 1/bodyGrowth of the message arrived they are copies beside a
+//     buffer of at most that size (together under twice 1/bodyGrowth of the message),
+//     and once that much arrived the buffer has the message's size and they are written
+//     in place (frags of kind fragInPlace, which alias the buffer), in at most maxInPlace
+//     runs, whose list entries cost at most 1/bodyGrowth of the message. So the sender of
+//     a started message is not refused while it repairs a loss (unless it scatters more
+//     runs than that), even while the application has not taken the message before (two
+//     largest messages fill the connection's cap).
 //  6. A way out. When data is refused over the budget and nothing was returned to it
 //     for RecvStallTimeout, a Listener closes the connection that holds the most, with
 //     CloseRecvBudget (counted in ListenerStats.RecvBudgetEvictions): connections whose
@@ -146,10 +148,15 @@ type fragment struct {
 
 // Kinds of fragment: where its bytes are and what they cost (invariants 3 and 5).
 const (
-	fragCharged = iota // a copy charged as new work (in fragHeld)
-	fragCovered        // a copy inside the message being read, within its reservation (in coveredHeld)
-	fragInPlace        // inside the message being read, written in its buffer: b aliases it
+	fragCharged        = iota // a copy charged as new work (in fragHeld)
+	fragCovered               // a copy inside the message being read, within its reservation (in coveredHeld)
+	fragInPlace               // inside the message being read, written in its buffer: b aliases it (counted in inPlace)
+	fragInPlaceCharged        // the same, moved there from a fragCharged copy: its entry is still charged fragmentOverhead
 )
+
+// maxInPlace is how many fragInPlace entries a message of want bytes may have: their list
+// entries (fragmentOverhead each, not charged) cost at most 1/bodyGrowth of the message.
+func maxInPlace(want int) int { return max(1, want/(bodyGrowth*fragmentOverhead)) }
 
 func (f *fragment) end() uint64 { return f.off + uint64(len(f.b)) }
 
@@ -159,6 +166,7 @@ type recvStream struct {
 	frags       []fragment // out-of-order bytes, by offset, not overlapping, all above readOff
 	fragHeld    int        // what the fragCharged ones are charged (bytes plus fragmentOverhead each)
 	coveredHeld int        // what the fragCovered ones hold, counted the same way
+	inPlace     int        // fragInPlace entries
 	readOff     uint64     // bytes below are parsed
 	consumed    uint64     // bytes of messages the application has taken
 	maxData     uint64     // the limit advertised to the peer
@@ -272,7 +280,8 @@ func (r *recvStream) drain(s messageSink) error {
 	return err
 }
 
-// releaseFrag returns n of what fragment f holds (parsed, moved in place or dropped).
+// releaseFrag returns n of what fragment f holds (parsed, moved in place or dropped):
+// n above len(f.b) is the whole fragment, its entry included.
 func (r *recvStream) releaseFrag(s messageSink, f *fragment, n int) {
 	switch f.kind {
 	case fragCharged:
@@ -280,6 +289,15 @@ func (r *recvStream) releaseFrag(s messageSink, f *fragment, n int) {
 		s.releaseRecv(n)
 	case fragCovered:
 		r.coveredHeld -= n
+	case fragInPlace:
+		if n > len(f.b) {
+			r.inPlace--
+		}
+	case fragInPlaceCharged:
+		if n > len(f.b) {
+			r.fragHeld -= fragmentOverhead
+			s.releaseRecv(fragmentOverhead)
+		}
 	}
 }
 
@@ -368,16 +386,18 @@ func (r *recvStream) storeCovered(i int, pos uint64, b []byte, s messageSink) (i
 	buf, base := r.body[:r.want], r.readOff-uint64(len(r.body)) // base: the stream offset of buf[0]
 	end := pos + uint64(len(b))
 	copy(buf[pos-base:], b)
-	if prev := i - 1; prev >= 0 && r.frags[prev].kind == fragInPlace && r.frags[prev].end() == pos {
+	if prev := i - 1; prev >= 0 && isInPlace(r.frags[prev].kind) && r.frags[prev].end() == pos {
 		i-- // extends the fragment before
 	} else {
-		if len(r.frags) >= MaxRecvFragments {
+		if len(r.frags) >= MaxRecvFragments || r.inPlace >= maxInPlace(r.want) {
 			return i, false
 		}
 		r.frags = slices.Insert(r.frags, i, fragment{off: pos, kind: fragInPlace})
+		r.inPlace++
 	}
-	if next := i + 1; next < len(r.frags) && r.frags[next].kind == fragInPlace && r.frags[next].off == end {
+	if next := i + 1; next < len(r.frags) && isInPlace(r.frags[next].kind) && r.frags[next].off == end {
 		end = r.frags[next].end() // and the one after: one fragment
+		r.releaseFrag(s, &r.frags[next], len(r.frags[next].b)+fragmentOverhead)
 		r.frags = slices.Delete(r.frags, next, next+1)
 	}
 	f := &r.frags[i]
@@ -398,31 +418,43 @@ func (r *recvStream) settleLocked(s messageSink) {
 	var out []fragment
 	for k := range r.frags {
 		f := r.frags[k]
-		if f.off >= msgEnd || f.kind == fragInPlace {
-			out = appendFrag(out, f, buf, base)
+		if f.off >= msgEnd || isInPlace(f.kind) {
+			out = r.appendFrag(s, out, f, buf, base)
 			continue
 		}
 		hi := min(f.end(), msgEnd)
 		copy(buf[f.off-base:], f.b[:hi-f.off])
 		moved := fragment{off: f.off, b: buf[f.off-base : hi-base], kind: fragInPlace}
-		if hi == f.end() {
-			r.releaseFrag(s, &f, len(f.b)+fragmentOverhead)
-			out = appendFrag(out, moved, buf, base)
+		switch {
+		case hi < f.end():
+			// A charged fragment across the message's end keeps its bytes beyond it, and
+			// its charged entry; the part moved in is a new entry (one over maxInPlace at
+			// most: only one fragment lies across the end).
+			r.releaseFrag(s, &f, int(hi-f.off))
+			r.inPlace++
+			out = r.appendFrag(s, out, moved, buf, base)
+			out = append(out, fragment{off: hi, b: append([]byte(nil), f.b[hi-f.off:]...), kind: fragCharged})
 			continue
+		case f.kind == fragCharged:
+			r.releaseFrag(s, &f, len(f.b)) // its entry stays charged
+			moved.kind = fragInPlaceCharged
+		default: // fragCovered: fewer than maxInPlace of them (storeCovered)
+			r.releaseFrag(s, &f, len(f.b)+fragmentOverhead)
+			r.inPlace++
 		}
-		// A charged fragment across the message's end keeps its bytes beyond it.
-		r.releaseFrag(s, &f, int(hi-f.off))
-		out = appendFrag(out, moved, buf, base)
-		out = append(out, fragment{off: hi, b: append([]byte(nil), f.b[hi-f.off:]...), kind: fragCharged})
+		out = r.appendFrag(s, out, moved, buf, base)
 	}
 	r.frags = out
 }
 
+func isInPlace(kind uint8) bool { return kind == fragInPlace || kind == fragInPlaceCharged }
+
 // appendFrag appends f to frags, merged with the last one when both are in place and
-// contiguous.
-func appendFrag(frags []fragment, f fragment, buf []byte, base uint64) []fragment {
-	if n := len(frags); n > 0 && f.kind == fragInPlace && frags[n-1].kind == fragInPlace && frags[n-1].end() == f.off {
+// contiguous (f's entry is then returned).
+func (r *recvStream) appendFrag(s messageSink, frags []fragment, f fragment, buf []byte, base uint64) []fragment {
+	if n := len(frags); n > 0 && isInPlace(f.kind) && isInPlace(frags[n-1].kind) && frags[n-1].end() == f.off {
 		frags[n-1].b = buf[frags[n-1].off-base : f.end()-base]
+		r.releaseFrag(s, &f, len(f.b)+fragmentOverhead)
 		return frags
 	}
 	return append(frags, f)

@@ -157,8 +157,8 @@ func TestLossRepairWithinReservation(t *testing.T) {
 // the message's size, a charged one across the message's end keeps its bytes beyond it
 // (charged), and the messages come out intact, the charge matching what is held.
 func TestFragmentsMoveInPlace(t *testing.T) {
-	msg := bytes.Repeat([]byte("0123456789"), 200)
-	stream := append(appendVarint(nil, uint64(len(msg))), msg...) // 2 + 2000 bytes
+	msg := bytes.Repeat([]byte("0123456789"), 1600)
+	stream := append(appendVarint(nil, uint64(len(msg))), msg...) // 2 + 16000 bytes
 	stream = append(stream, 2, 'o', 'k')
 	s := &testSink{limit: MaxMessageSize, budget: 1 << 20}
 	cfg := Config{RecvWindow: DefaultRecvWindow}
@@ -173,29 +173,69 @@ func TestFragmentsMoveInPlace(t *testing.T) {
 			t.Fatalf("after [%d,%d): charged %d, holding %d", off, end, s.held, h)
 		}
 	}
-	write(1990, 2004) // before the message started: charged, across its end (2002)
-	write(0, 40)      // the message starts: 38 bytes in a buffer of 38
-	write(60, 70)     // a copy beside it: (38+10+48)*16 < 2000
+	write(15990, 16004) // before the message started: charged, across its end (16002)
+	write(0, 40)        // the message starts: 38 bytes in a buffer of 38
+	write(60, 70)       // a copy beside it: (38+10+48)*16 < 16000
 	if r.coveredHeld == 0 || cap(r.body) == r.want {
 		t.Fatalf("copy expected: covered %d, buffer %d of %d", r.coveredHeld, cap(r.body), r.want)
 	}
-	write(100, 200) // (38+58+100+48)*16 >= 2000: the buffer takes its size, all moves in
+	write(100, 1200) // (38+58+1100+48)*16 >= 16000: the buffer takes its size, all moves in
 	if r.coveredHeld != 0 || cap(r.body) != r.want || len(r.frags) != 4 {
 		t.Fatalf("after the move: covered %d, buffer %d of %d, fragments %+v", r.coveredHeld, cap(r.body), r.want, r.frags)
 	}
-	if k := r.frags[3]; k.kind != fragCharged || k.off != 2002 || len(k.b) != 2 || r.frags[2].kind != fragInPlace || r.frags[2].end() != 2002 {
+	if k := r.frags[3]; k.kind != fragCharged || k.off != 16002 || len(k.b) != 2 || r.frags[2].kind != fragInPlace || r.frags[2].end() != 16002 {
 		t.Fatalf("the fragment across the end: %+v then %+v", r.frags[2], k)
 	}
-	write(200, 300)
-	write(70, 100) // joins [60,70) and [100,300) in place: one fragment
-	if len(r.frags) != 3 || r.frags[0].off != 60 || r.frags[0].end() != 300 {
-		t.Fatalf("fragments %+v", r.frags)
+	write(1200, 1300)
+	write(70, 100) // joins [60,70) and [100,1300) in place: one fragment
+	if len(r.frags) != 3 || r.frags[0].off != 60 || r.frags[0].end() != 1300 || r.inPlace != 2 {
+		t.Fatalf("fragments %+v, %d in place", r.frags, r.inPlace)
 	}
 	for off := 40; off < len(stream); off += 500 {
 		write(off, min(off+500, len(stream)))
 	}
-	if len(s.got) != 2 || !bytes.Equal(s.got[0].b, msg) || string(s.got[1].b) != "ok" || s.held != 0 || len(r.frags) != 0 {
+	if len(s.got) != 2 || !bytes.Equal(s.got[0].b, msg) || string(s.got[1].b) != "ok" || s.held != 0 || len(r.frags) != 0 || r.inPlace != 0 {
 		t.Fatalf("%d messages, first intact %v, %d bytes held, fragments %+v", len(s.got), len(s.got) > 0 && bytes.Equal(s.got[0].b, msg), s.held, r.frags)
+	}
+}
+
+// TestInPlaceEntriesBounded: bytes written in a message's buffer cost a list entry each
+// run (not charged): a peer scattering single bytes over a started message gets at most
+// maxInPlace runs, 1/bodyGrowth of the message in entries, and the rest is refused
+// (unacknowledged) until the holes fill.
+func TestInPlaceEntriesBounded(t *testing.T) {
+	const size = 16000
+	stream := append(appendVarint(nil, size), bytes.Repeat([]byte{'x'}, size)...)
+	s := &testSink{limit: MaxMessageSize, budget: 1 << 20}
+	cfg := Config{RecvWindow: DefaultRecvWindow}
+	var r recvStream
+	r.init(&cfg)
+	r.write(0, stream[:40], s)
+	r.write(100, stream[100:1200], s) // 1/16 of the message arrived: its buffer has its size
+	if cap(r.body) != size {
+		t.Fatalf("buffer of %d", cap(r.body))
+	}
+	kept := 0
+	for off := 2000; off < size; off += 2 {
+		ok, err := r.write(uint64(off), stream[off:off+1], s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok {
+			kept++
+		}
+		if h := expectedHeld(t, &r, s); h != s.held {
+			t.Fatalf("charged %d, holding %d", s.held, h)
+		}
+	}
+	if kept == 0 || kept+1 > maxInPlace(size) { // [100,1200) is one of them
+		t.Fatalf("%d single bytes kept in place, at most %d runs", kept, maxInPlace(size))
+	}
+	for off := 40; off < len(stream); off += 1000 {
+		r.write(uint64(off), stream[off:min(off+1000, len(stream))], s)
+	}
+	if len(s.got) != 1 || s.held != 0 || r.inPlace != 0 {
+		t.Fatalf("%d messages, %d bytes held, %d runs in place", len(s.got), s.held, r.inPlace)
 	}
 }
 
