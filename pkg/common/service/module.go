@@ -72,7 +72,6 @@ type Module struct {
 	Name     string
 	Requires []string
 	run      func(ctx context.Context, args, env []string, stderr io.Writer) int
-	keys     func() []config.KeyInfo
 	build    func(ctx context.Context, in moduleInput) (*built, error)
 }
 
@@ -101,13 +100,9 @@ func Define[C any](d Def[C]) Module {
 		Name:     d.Name,
 		Requires: d.Requires,
 		run:      d.run,
-		keys:     func() []config.KeyInfo { return config.Keys[C](d.Name) },
 		build:    d.buildShared,
 	}
 }
-
-// Keys lists the module's config keys (its section of a shared file).
-func (m Module) Keys() []config.KeyInfo { return m.keys() }
 
 // Main runs the module alone as the process (its binary) and exits with its status.
 func (m Module) Main() {
@@ -258,14 +253,14 @@ func (d Def[C]) usage(w io.Writer, fs *flag.FlagSet) {
 	fmt.Fprintf(w, "usage: mxp-%s [flags]\n\nflags:\n", d.Name)
 	fs.PrintDefaults()
 	fmt.Fprintln(w, "\nconfig keys (YAML key, environment variable, live = reloaded without restart):")
-	PrintKeys(w, config.Keys[C](d.Name))
+	printKeys(w, config.Keys[C](d.Name))
 	if d.UsageNote != "" {
 		fmt.Fprintf(w, "\n%s\n", d.UsageNote)
 	}
 }
 
-// PrintKeys writes the key table of --help.
-func PrintKeys(w io.Writer, keys []config.KeyInfo) {
+// printKeys writes the key table of a binary's --help.
+func printKeys(w io.Writer, keys []config.KeyInfo) {
 	keyWidth, envWidth := 0, 0
 	for _, k := range keys {
 		keyWidth, envWidth = max(keyWidth, len(k.Key)), max(envWidth, len(k.Env))
