@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -143,7 +144,9 @@ func bigStore(b *testing.B, kind string) Store {
 		case "memory":
 			s := NewMemoryStore()
 			for i := range bigCount {
-				s.Register(context.Background(), mk(i))
+				a := mk(i) // with the parsed id and address registration stores (validateRegister)
+				a.wireID, a.wireAddr = aid(i+1), netip.MustParseAddrPort(a.Address)
+				s.Register(context.Background(), a)
 			}
 			f.st = s
 		case "redis":

@@ -45,6 +45,12 @@ type Agent struct {
 	// every registration of one id, has the same owner: the stores refuse a registration
 	// that would break this with a *NameHeldError.
 	Owner string `json:"-"`
+
+	// wireID and wireAddr are ID and Address as pkg/mxp types, set at registration so
+	// that Record need not parse them for every record of every discovery answer; zero
+	// for an agent loaded from a store that keeps only the strings (Record parses then).
+	wireID   mxp.AgentID
+	wireAddr netip.AddrPort
 }
 
 // descriptor is the JSON of the fields an agent controls (used to detect a changed
@@ -74,8 +80,13 @@ func (a Agent) Record(now time.Time, heartbeatInterval time.Duration) mxp.AgentR
 	}
 	caps := append([]string(nil), a.Capabilities...)
 	sort.Strings(caps)
-	id, _ := mxp.ParseAgentID(a.ID)
-	addr, _ := netip.ParseAddrPort(a.Address)
+	id, addr := a.wireID, a.wireAddr
+	if id.IsZero() {
+		id, _ = mxp.ParseAgentID(a.ID)
+	}
+	if !addr.IsValid() && a.Address != "" {
+		addr, _ = netip.ParseAddrPort(a.Address)
+	}
 	return mxp.AgentRecord{
 		ID: id, Name: a.Name, Version: a.Metadata.Version, Description: a.Metadata.Description,
 		Capabilities: caps, Tags: a.Metadata.Tags, Address: addr, State: state, Status: status,

@@ -63,7 +63,8 @@ func validateRegister(r mxp.RegisterRequest, maxMetadata int) (Agent, error) {
 	if r.Address.IsValid() {
 		addr = r.Address.String()
 	}
-	return Agent{ID: r.ID.String(), Name: r.Name, Capabilities: caps, Address: addr, Metadata: md}, nil
+	return Agent{ID: r.ID.String(), Name: r.Name, Capabilities: caps, Address: addr, Metadata: md,
+		wireID: r.ID, wireAddr: r.Address}, nil
 }
 
 // Query is a validated discovery query.
