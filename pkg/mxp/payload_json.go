@@ -89,6 +89,15 @@ func (m *AgentMetadata) UnmarshalJSON(b []byte) error {
 // decodeKnown decodes an object whose keys are only version, description and tags
 // (metadataKeysKnown): the fast path, which must agree with decodeMap (FuzzMetadataPaths).
 func (m *AgentMetadata) decodeKnown(b []byte) error {
+	var list struct { // tags as a list, the usual form: one decoder pass
+		Version     string   `json:"version"`
+		Description string   `json:"description"`
+		Tags        []string `json:"tags"`
+	}
+	if json.Unmarshal(b, &list) == nil {
+		*m = AgentMetadata{Version: list.Version, Description: list.Description, Tags: list.Tags}
+		return nil
+	}
 	var known struct {
 		Version     string          `json:"version"`
 		Description string          `json:"description"`
