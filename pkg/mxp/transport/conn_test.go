@@ -252,4 +252,3 @@ func TestTrySend(t *testing.T) {
 		t.Fatalf("TrySend over MaxMessageSize: %v", err)
 	}
 }
-
