@@ -53,6 +53,11 @@ type Loader[T any] struct {
 	// Skip lists top-level file keys that other loaders read (the other sections of a
 	// shared file); they are not errors here. Without Section only.
 	Skip []string
+	// SectionIfPresent, when set, reads a file whose top level holds this key as a shared
+	// file (Section) and any other file whole: a service binary given the file of a
+	// process that runs several services takes its own section of it. No service has a
+	// key named after itself, so the two shapes cannot be confused.
+	SectionIfPresent string
 	// Preset values (key → value, as in the environment) are laid over Defaults, under
 	// the file: a program's own defaults (mxp dev's addresses). Override values are laid
 	// over the environment, with the flags: a program's own flags that set a key.
@@ -171,7 +176,11 @@ func (l *Loader[T]) Load() (T, error) {
 	delete(envMap, prefix+"CONFIG")
 	l.filePath = path
 	if path != "" {
-		if err := applyFile(rv, path, l.Section, l.Skip); err != nil {
+		section := l.Section
+		if section == "" && l.SectionIfPresent != "" && fileHasKey(path, l.SectionIfPresent) {
+			section = l.SectionIfPresent
+		}
+		if err := applyFile(rv, path, section, l.Skip); err != nil {
 			return cfg, err
 		}
 	}
@@ -234,6 +243,26 @@ func validate[T any](cfg *T) error {
 		return v.Validate()
 	}
 	return nil
+}
+
+// fileHasKey reports whether the YAML file at path is a mapping with the top-level key
+// (false for any file that cannot be read or parsed: applyFile then reports why).
+func fileHasKey(path, key string) bool {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return false
+	}
+	var doc yaml.Node
+	if yaml.Unmarshal(data, &doc) != nil || len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
+		return false
+	}
+	root := doc.Content[0]
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		if root.Content[i].Value == key {
+			return true
+		}
+	}
+	return false
 }
 
 // applyValues sets each key of vals (raw values, parsed as the environment's are); an

@@ -125,14 +125,16 @@ func (d Def[C]) env(env []string) []string {
 	return env
 }
 
-// run is Module.Run: the service's own flags and flat config file, its own Base.
+// run is Module.Run: the service's own flags and config file (its own keys, or the file
+// of a process of several services, from which it takes its section), its own Base.
 func (d Def[C]) run(ctx context.Context, args, env []string, stderr io.Writer) int {
 	binary := "mxp-" + d.Name
 	fs := flag.NewFlagSet(binary, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { d.usage(stderr, fs) }
 	env = d.env(env)
-	loader := &config.Loader[C]{Service: d.Name, Defaults: d.Defaults, Args: args, Env: env, FlagSet: fs}
+	loader := &config.Loader[C]{Service: d.Name, Defaults: d.Defaults, Args: args, Env: env, FlagSet: fs,
+		SectionIfPresent: d.Name}
 	cfg, err := loader.Load()
 	if errors.Is(err, flag.ErrHelp) {
 		return 0

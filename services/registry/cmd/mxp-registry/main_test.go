@@ -168,6 +168,10 @@ func TestLeaseAloneDerivesHeartbeat(t *testing.T) {
 	if err := os.WriteFile(file, []byte("lease: 2s\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	shared := t.TempDir() + "/mesh.yaml"
+	if err := os.WriteFile(shared, []byte("log:\n  level: warn\nregistry:\n  lease: 2s\nedge:\n  addr: 127.0.0.1:0\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -176,6 +180,8 @@ func TestLeaseAloneDerivesHeartbeat(t *testing.T) {
 		{"flag", []string{"--lease", "2s"}, nil},
 		{"env", nil, []string{"MXP_REGISTRY_LEASE=2s"}},
 		{"file", []string{"--config", file}, nil},
+		// The file of a process of several services (mxp dev --config): its section.
+		{"shared file", []string{"--config", shared}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv, err := bus.StartEmbedded(bus.EmbeddedConfig{})
