@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 
 	"github.com/mxp-mesh/mesh/examples/internal/meshtest"
 	"github.com/mxp-mesh/mesh/pkg/agent"
+	"github.com/mxp-mesh/mesh/pkg/agent/llm"
 	mlog "github.com/mxp-mesh/mesh/pkg/common/log"
 	"github.com/mxp-mesh/mesh/pkg/mxp"
 )
@@ -332,4 +334,51 @@ func TestStreamTrace(t *testing.T) {
 	}
 	chain := []string{"agent.stream", "edge.stream", "edge.deliver", "agent.handle"}
 	checkChain(t, waitSpans(t, sink, handler.TraceID(), chain...), chain)
+}
+
+// A chat stream from an agent to the inference service: agent.stream → edge.stream → the
+// service's endpoint span, one trace.
+func TestInferenceStreamTrace(t *testing.T) {
+	m, sink, traced := tracedMesh(t, nil)
+	a := traced("chatter")
+	runAgent(t, m, a)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	req := llm.NewChatRequest("", llm.Message{Role: llm.RoleUser, Content: "hello"})
+	s, err := llm.Mesh(a).OpenStream(ctx, &req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := llm.CollectStream(s); err != nil {
+		t.Fatal(err)
+	}
+	// The spans end in no set order (the edge answers the open before it sends the
+	// request on): gather them until the three hops of one trace are in.
+	var seen []sdktrace.ReadOnlySpan
+	find := func(in trace.TraceID, match func(string) bool) sdktrace.ReadOnlySpan { // in: any trace when invalid
+		for _, sp := range seen {
+			if match(sp.Name()) && (!in.IsValid() || sp.SpanContext().TraceID() == in) {
+				return sp
+			}
+		}
+		return nil
+	}
+	for {
+		if open := find(trace.TraceID{}, func(n string) bool { return n == "agent.stream" }); open != nil {
+			tid := open.SpanContext().TraceID()
+			edgeSpan := find(tid, func(n string) bool { return n == "edge.stream" })
+			svc := find(tid, func(n string) bool { return strings.HasPrefix(n, "inference.") })
+			if edgeSpan != nil && svc != nil {
+				checkChain(t, map[string]sdktrace.ReadOnlySpan{"agent.stream": open, "edge.stream": edgeSpan, svc.Name(): svc},
+					[]string{"agent.stream", "edge.stream", svc.Name()})
+				return
+			}
+		}
+		select {
+		case sp := <-sink:
+			seen = append(seen, sp)
+		case <-ctx.Done():
+			t.Fatalf("the stream's spans did not all come: %d spans seen", len(seen))
+		}
+	}
 }

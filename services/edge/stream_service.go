@@ -133,11 +133,14 @@ func (s *session) streamOpenService(f mxp.Frame, p mxp.StreamOpenPayload, arrive
 	s.send(&mxp.Frame{Type: mxp.TypeResponse, MessageID: f.MessageID, TraceID: f.TraceID})
 	msg := &nats.Msg{Subject: subject, Reply: inbox, Header: s.headers(&f, deadline, true), Data: p.Data}
 	msg.Header.Set(bus.HeaderStreamID, p.StreamID.String())
+	span := s.startRequestSpan(&f, subject, msg.Header) // the open, up to the request on the bus
 	if err := e.nc.PublishMsg(msg); err != nil {
 		code, text := busFailure(err, subject)
 		st.abort(&mxp.ErrorPayload{Error: text, Code: code}, true)
+		endSpan(span, code)
 		return
 	}
+	endSpan(span, "")
 	e.m.route.WithLabelValues(f.Type.String()).Observe(time.Since(arrived).Seconds())
 }
 
