@@ -33,6 +33,7 @@ func TestUnknownV1PathIsOpenAIError(t *testing.T) {
 	if resp, err := http.Get(srv.URL + "/v1/models"); err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("GET /v1/models: %v %v", resp, err)
 	}
+	eq(t, "rejected", metricValue(t, env.reg, "mxp_inference_rejected_total", map[string]string{"api": "http", "code": "unknown_url"}), 3.0)
 }
 
 // TestModelNotFoundNamesTheKey: a model no enabled provider serves says which variable

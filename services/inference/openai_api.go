@@ -33,14 +33,19 @@ func (s *Service) Routes(r chi.Router) {
 	// as mxp dev's /v1/agents, are more specific and win) answers as OpenAI does: a 404
 	// with an error body, which OpenAI clients parse, instead of a plain-text 404 they
 	// report as a malformed response.
-	r.HandleFunc("/v1/*", handleUnknownV1)
+	r.HandleFunc("/v1/*", s.handleUnknownV1)
 }
 
+// codeUnknownURL is the OpenAI error code of a /v1 path the API does not serve (counted in
+// mxp_inference_rejected_total{api="http"} like every refused request).
+const codeUnknownURL = "unknown_url"
+
 // handleUnknownV1 answers a path of the OpenAI API that the mesh does not serve.
-func handleUnknownV1(w http.ResponseWriter, r *http.Request) {
+func (s *Service) handleUnknownV1(w http.ResponseWriter, r *http.Request) {
+	s.m.rejected.WithLabelValues("http", codeUnknownURL).Inc()
 	var out openai.ErrorBody
 	out.Error.Type = "invalid_request_error"
-	out.Error.Code = "unknown_url"
+	out.Error.Code = codeUnknownURL
 	out.Error.Message = fmt.Sprintf("the mesh does not serve %s %s; its OpenAI-compatible API serves POST /v1/chat/completions and GET /v1/models",
 		r.Method, r.URL.Path)
 	w.Header().Set("Content-Type", "application/json")
