@@ -28,6 +28,15 @@ import (
 // waiter. With nobody waiting, received messages stay queued in the transport (its
 // receive budget and flow control bound them), which acknowledges and answers probes on
 // its own.
+//
+// The queue for Receive holds at most InboxSize frames. A full queue stops Receive's
+// reading only: a request waiting for its answer reads on, so it always gets ITS answer
+// even when the application stopped calling Receive (a retiring agent's deregister). A
+// frame it reads that answers no request and finds the queue full is shed and counted
+// (ShedFrames): a request (Call, StreamOpen, registry frames, anything with
+// FlagRequiresAck) is answered with an Error of code overloaded carrying its message id,
+// a stream chunk or close with a StreamClose of code overloaded for its stream, so its
+// sender learns at once; an Event or an answer to no pending request is dropped.
 type Conn struct {
 	t      *transport.Conn // the secure transport; nil over a FrameConn
 	fc     FrameConn       // NewConn's; nil over the secure transport
@@ -41,7 +50,7 @@ type Conn struct {
 	followers []*waiter          // waiters not reading, woken to read or by their frame
 	queue     []Frame            // frames for Receive, in order
 	queueHead int
-	queueCap  int   // Options.InboxSize: at this many queued frames, waiters stop reading
+	queueCap  int   // Options.InboxSize: at this many queued frames, further ones are shed
 	failed    error // FrameConn: why it ended (under mu)
 
 	closed    chan struct{} // FrameConn: closed when it fails or Close is called
@@ -53,6 +62,7 @@ type Conn struct {
 	nextID      atomic.Uint64
 	rejected    atomic.Uint64 // messages that were not valid frames
 	droppedDgrm atomic.Uint64 // datagrams dropped because the queue for Receive was full
+	shed        atomic.Uint64 // reliable frames shed because the queue for Receive was full
 }
 
 // FrameConn moves whole MXP frames, one at a time, in both directions. NewConn runs the
@@ -190,23 +200,84 @@ func (c *Conn) readFrame(ctx context.Context) (Frame, error) {
 // readOnce reads one frame as the reader and routes it: an answer to a pending request
 // wakes its waiter (an Ack nobody waits for is dropped); anything else is returned with
 // mine set when direct (a Receive that found the queue empty), otherwise queued for
-// Receive. It ends the caller's turn at reading. Contract: the caller set c.reading.
+// Receive, or shed when InboxSize frames already wait (see Conn). It ends the caller's
+// turn at reading. Contract: the caller set c.reading.
 func (c *Conn) readOnce(ctx context.Context, direct bool) (f Frame, mine bool, err error) {
 	f, err = c.readFrame(ctx)
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	c.reading = false
 	if err != nil {
+		c.mu.Unlock()
 		return Frame{}, false, err
 	}
 	if c.routeAnswerLocked(f) {
+		c.mu.Unlock()
 		return Frame{}, false, nil
 	}
 	if direct {
+		c.mu.Unlock()
 		return f, true, nil
 	}
-	c.queueLocked(f)
+	if c.queuedLocked() < c.queueCap {
+		c.queueLocked(f)
+		c.mu.Unlock()
+		return Frame{}, false, nil
+	}
+	c.mu.Unlock()
+	c.shedFrame(f)
 	return Frame{}, false, nil
+}
+
+// shedFrame refuses f, a frame that answers no pending request and found the queue for
+// Receive full: it is counted (ShedFrames) and its sender told (shedAnswer), best effort
+// within a second, as reportBadFrame. Contract: the caller holds no lock.
+func (c *Conn) shedFrame(f Frame) {
+	c.shed.Add(1)
+	r := shedAnswer(f, c.queueCap)
+	if r == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(c.ctx, time.Second)
+	defer cancel()
+	_ = c.Send(ctx, r)
+}
+
+// shedAnswer is what tells the sender of f that f was shed (code overloaded): an Error
+// with f's message id for a frame that awaits an answer, a StreamClose for a stream's
+// chunk or close (the stream is over: a chunk lost mid-stream cannot be papered over),
+// nil for a frame that awaits nothing (an Event, an answer to no pending request).
+func shedAnswer(f Frame, inbox int) *Frame {
+	text := fmt.Sprintf("mxp: %s not taken: %d received frames already wait for the receiver", f.Type, inbox)
+	ep := ErrorPayload{Error: text, Code: CodeOverloaded}
+	switch {
+	case f.Type == TypeStreamChunk || f.Type == TypeStreamClose:
+		var sid StreamID
+		if f.Type == TypeStreamChunk {
+			p, err := DecodeStreamChunk(f.Payload)
+			if err != nil {
+				return nil
+			}
+			sid = p.StreamID
+		} else {
+			p, err := DecodeStreamClose(f.Payload)
+			if err != nil || p.Error != nil { // a failed stream's close: nothing to answer
+				return nil
+			}
+			sid = p.StreamID
+		}
+		payload, err := (&StreamClosePayload{StreamID: sid, Error: &ep}).AppendPayload(nil)
+		if err != nil {
+			return nil
+		}
+		return &Frame{Type: TypeStreamClose, MessageID: f.MessageID, TraceID: f.TraceID, Payload: payload}
+	case isAnswer(f.Type), f.Type == TypeEvent && !f.Flags.Has(FlagRequiresAck):
+		return nil
+	}
+	payload, err := ep.AppendPayload(nil)
+	if err != nil {
+		return nil
+	}
+	return &Frame{Type: TypeError, MessageID: f.MessageID, TraceID: f.TraceID, Payload: payload}
 }
 
 // routeAnswerLocked delivers f to the request it answers and reports whether f was an
@@ -261,11 +332,13 @@ func (c *Conn) dropFollowerLocked(w *waiter) {
 	}
 }
 
-// mayReadLocked reports whether w may take its turn at reading now: nobody reads, and a
-// Call waiter reads only while the queue for Receive has room (a full queue stops the
-// reading until Receive takes frames, so memory stays bounded).
-func (c *Conn) mayReadLocked(w *waiter) bool {
-	return !c.reading && (w.recv || c.queuedLocked() < c.queueCap)
+// mayReadLocked reports whether a waiter may take its turn at reading now: nobody reads.
+// A request's waiter reads even when the queue for Receive is full, so it always gets its
+// answer; what it reads for Receive beyond InboxSize is shed (readOnce), so memory
+// stays bounded. (A Receive waiter pops before it reads, so it never finds the queue
+// full.)
+func (c *Conn) mayReadLocked() bool {
+	return !c.reading
 }
 
 // handOn gives the turn at reading to a waiting goroutine when nobody reads. Every
@@ -277,7 +350,7 @@ func (c *Conn) handOn() {
 		return
 	}
 	for i, w := range c.followers {
-		if c.mayReadLocked(w) {
+		if c.mayReadLocked() {
 			c.followers = append(c.followers[:i], c.followers[i+1:]...)
 			wake(w)
 			return
@@ -316,6 +389,10 @@ func (c *Conn) datagramLoop() {
 // DroppedDatagrams counts received datagrams dropped because InboxSize frames already
 // waited for Receive.
 func (c *Conn) DroppedDatagrams() uint64 { return c.droppedDgrm.Load() }
+
+// ShedFrames counts received reliable frames shed because InboxSize frames already
+// waited for Receive while a request read on for its answer (see Conn).
+func (c *Conn) ShedFrames() uint64 { return c.shed.Load() }
 
 // fail ends a Conn over a FrameConn whose Receive failed with err.
 func (c *Conn) fail(err error) {
@@ -442,7 +519,7 @@ func (c *Conn) Receive(ctx context.Context) (Frame, error) {
 			c.mu.Unlock()
 			return f, nil
 		}
-		if c.mayReadLocked(w) {
+		if c.mayReadLocked() {
 			c.reading = true
 			c.mu.Unlock()
 			f, mine, err := c.readOnce(ctx, true)
@@ -627,7 +704,7 @@ func (p *Pending) Wait(ctx context.Context) (Frame, error) {
 			}
 			return r, nil
 		}
-		if c.mayReadLocked(w) {
+		if c.mayReadLocked() {
 			c.reading = true
 			c.mu.Unlock()
 			if _, _, err := c.readOnce(ctx, false); err != nil {

@@ -174,40 +174,77 @@ func TestConnCancelledReaderHandsOn(t *testing.T) {
 	}
 }
 
-// With InboxSize frames waiting for Receive, requests stop reading (memory stays
-// bounded); once Receive takes one, reading resumes and the request is answered.
-func TestConnFullInboxStopsReading(t *testing.T) {
+// With InboxSize frames waiting for Receive and nobody calling Receive (an agent whose
+// receive loop stopped at retirement), a request still gets its answer: it reads past
+// the full queue, and what it reads for Receive is shed, not queued, so memory stays
+// bounded. Each shed frame is counted, and its sender is told when it awaits an answer
+// (Error overloaded) or belongs to a stream (StreamClose overloaded). Before the fix the
+// request stopped reading at the full queue and failed at its deadline.
+func TestConnFullInboxStillAnswersRequests(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	p := newChanConn()
 	c := NewConn(p, 2)
 	defer c.Close()
+	sid := NewStreamID()
+	chunk, _ := (&StreamChunkPayload{StreamID: sid, Data: []byte("x")}).AppendPayload(nil)
+	ep := NewErrorPayload(&RemoteError{Code: CodeNotFound, Message: "stream ended"})
+	stray, _ := ep.AppendPayload(nil)
 	p.in <- Frame{Type: TypeEvent, MessageID: 10}
-	p.in <- Frame{Type: TypeEvent, MessageID: 11}
-	p.in <- Frame{Type: TypeEvent, MessageID: 12}
+	p.in <- Frame{Type: TypeEvent, MessageID: 11}                         // the inbox is full
+	p.in <- Frame{Type: TypeEvent, MessageID: 12}                         // shed, dropped
+	p.in <- Frame{Type: TypeError, MessageID: 13, Payload: stray}         // answers nothing: shed, dropped
+	p.in <- Frame{Type: TypeCall, MessageID: 14, TraceID: 99}             // shed: Error overloaded
+	p.in <- Frame{Type: TypeStreamChunk, MessageID: 15, Payload: chunk}   // shed: StreamClose overloaded
+	p.in <- Frame{Type: TypeEvent, Flags: FlagRequiresAck, MessageID: 16} // shed: Error overloaded
 	done := make(chan error, 1)
 	go func() {
-		_, err := c.Call(ctx, &Frame{Type: TypeCall, MessageID: 1})
+		r, err := c.Call(ctx, &Frame{Type: TypeAgentHeartbeat, Flags: FlagFinal, MessageID: 1})
+		if err == nil && r.Type != TypeResponse {
+			err = fmt.Errorf("answer %+v", r)
+		}
 		done <- err
 	}()
-	<-p.out
+	if f := <-p.out; f.MessageID != 1 {
+		t.Fatalf("sent %+v", f)
+	}
 	p.in <- Frame{Type: TypeResponse, MessageID: 1}
-	<-p.entered // the call reads event 10
-	<-p.entered // and 11: two frames wait for Receive, the inbox is full
-	select {
-	case <-p.entered:
-		t.Fatal("the call read on with the inbox full")
-	case err := <-done:
-		t.Fatalf("call answered while the inbox was full: %v", err)
+	if err := <-done; err != nil {
+		t.Fatalf("deregister behind a full inbox: %v", err)
+	}
+	if n := c.ShedFrames(); n != 5 {
+		t.Fatalf("ShedFrames = %d, want 5", n)
+	}
+	for _, want := range []struct {
+		typ MessageType
+		id  uint64
+	}{{TypeError, 14}, {TypeStreamClose, 15}, {TypeError, 16}} {
+		f := <-p.out
+		if f.Type != want.typ || f.MessageID != want.id {
+			t.Fatalf("shed answer %+v, want a %s for %d", f, want.typ, want.id)
+		}
+		switch f.Type {
+		case TypeError:
+			ep, err := DecodeErrorPayload(f.Payload)
+			if err != nil || ep.Code != CodeOverloaded {
+				t.Fatalf("shed answer %+v, %v", ep, err)
+			}
+		case TypeStreamClose:
+			cp, err := DecodeStreamClose(f.Payload)
+			if err != nil || cp.StreamID != sid || cp.Error == nil || cp.Error.Code != CodeOverloaded {
+				t.Fatalf("shed stream answer %+v, %v", cp, err)
+			}
+		}
+	}
+	select { // the Events and the stray Error were dropped unanswered
+	case f := <-p.out:
+		t.Fatalf("unexpected frame %+v", f)
 	default:
 	}
-	for want := uint64(10); want <= 12; want++ {
+	for want := uint64(10); want <= 11; want++ {
 		if f, err := c.Receive(ctx); err != nil || f.MessageID != want {
 			t.Fatalf("Receive = %+v, %v; want %d", f, err, want)
 		}
-	}
-	if err := <-done; err != nil {
-		t.Fatal(err)
 	}
 }
 

@@ -25,7 +25,10 @@ type Options struct {
 	// received, and answered with an Error frame (code too_large) naming its message id.
 	Transport transport.Config
 	// InboxSize is how many received frames (other than answers to Call) wait for
-	// Receive before the connection stops reading. Default: 1024.
+	// Receive. When that many wait, Receive's reading stops (the transport's flow
+	// control holds the rest back), while a Call waiting for its answer reads on and
+	// sheds what it reads for Receive (counted by Conn.ShedFrames; a request is answered
+	// with Error overloaded, see Conn). Default: 1024.
 	InboxSize int
 	// Serve, on Listen, answers every frame of every connection on the goroutine that
 	// reads the socket (transport.Config.OnMessage), sending back what it returns, as
