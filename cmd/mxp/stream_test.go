@@ -2,8 +2,13 @@ package main
 
 import (
 	"context"
+	"log/slog"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+
+	"github.com/mxp-mesh/mesh/pkg/agent"
 )
 
 // TestStreamCommand: mxp stream opens a stream through a real mesh and prints the chunks
@@ -34,5 +39,61 @@ func TestStreamCommand(t *testing.T) {
 	code, _, errOut = runCLI(ctx, "stream", "--data", "{}", "--data-dir", dir)
 	if code != 2 || !strings.Contains(errOut, "--to is required") {
 		t.Fatalf("stream without --to: exit %d %s", code, errOut)
+	}
+}
+
+// TestStreamToAgent: mxp stream reaches an agent that serves streams and no calls (as
+// examples/multi-agent's coordinator): its chunks print in order, its request arrives as
+// sent, and a stream it fails prints the agent's code.
+func TestStreamToAgent(t *testing.T) {
+	dir := startDev(t)
+	info, err := readEdgeInfo(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := agent.New(agent.Config{Name: "streamer", EdgeAddr: info.EdgeAddr, EdgeKey: info.PublicKey,
+		KeyFile: filepath.Join(t.TempDir(), "streamer.key"), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.HandleStream(func(ctx context.Context, s *agent.Stream) error {
+		if string(s.Request()) == "fail" {
+			return agent.Errorf(agent.CodeNotFound, "no reviewer is online")
+		}
+		for _, w := range []string{"got ", string(s.Request()), ": ", "one ", "two"} {
+			if err := s.Send(ctx, []byte(w)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	active := make(chan struct{})
+	var once sync.Once
+	a.Lifecycle().OnTransition(func(tr agent.Transition) {
+		if tr.To == agent.StateActive {
+			once.Do(func() { close(active) })
+		}
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	select {
+	case <-active:
+	case err := <-done:
+		t.Fatalf("agent: %v", err)
+	}
+
+	code, out, errOut := runCLI(context.Background(), "stream", "--to", "streamer", "--data", "hello", "--data-dir", dir)
+	if code != 0 || out != "got hello: one two\n" {
+		t.Fatalf("stream: exit %d\nstdout %q\nstderr %s", code, out, errOut)
+	}
+	code, out, errOut = runCLI(context.Background(), "stream", "--to", "streamer", "--data", "fail", "--data-dir", dir)
+	if code != 1 || out != "" || errOut != "error: not_found: no reviewer is online\n" {
+		t.Fatalf("failed stream: exit %d\nstdout %q\nstderr %q", code, out, errOut)
+	}
+	code, _, errOut = runCLI(context.Background(), "call", "--to", "streamer", "--data", "x", "--data-dir", dir)
+	if code != 1 || !strings.Contains(errOut, "error: not_found: ") {
+		t.Fatalf("call to a stream-only agent: exit %d %s", code, errOut)
 	}
 }
