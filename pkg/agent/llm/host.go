@@ -111,10 +111,13 @@ func (h *ModelHost) Capabilities() []string {
 // serves nothing else through them; route to HandleCall and HandleStream yourself to
 // combine) and advertises Capabilities. Call it before a runs; models added later are
 // served but advertised only by calling a.Advertise(h.Capabilities()...).
-func (h *ModelHost) Install(a *agent.Agent) {
+//
+// The error is agent.Advertise's: more than mxp.MaxCapabilities capabilities in all (the
+// handlers are set; the models are served to callers that know them but not advertised).
+func (h *ModelHost) Install(a *agent.Agent) error {
 	a.HandleCall(h.HandleCall)
 	a.HandleStream(h.HandleStream)
-	a.Advertise(h.Capabilities()...)
+	return a.Advertise(h.Capabilities()...)
 }
 
 // ServeModel makes a serve m as the model name on the mesh ("mxp/<a's name>/<name>"
@@ -124,7 +127,9 @@ func ServeModel(a *agent.Agent, name string, m ChatStreamer) (*ModelHost, error)
 	if err := h.Add(name, m); err != nil {
 		return nil, err
 	}
-	h.Install(a)
+	if err := h.Install(a); err != nil {
+		return nil, err
+	}
 	return h, nil
 }
 

@@ -116,3 +116,27 @@ func TestCodedError(t *testing.T) {
 		}
 	}
 }
+
+// TestModelHostInstallTooMany: installing on an agent whose capabilities would pass
+// mxp.MaxCapabilities is an error the caller sees (before, Install dropped Advertise's
+// refusal and the agent's registration failed later, at the registry).
+func TestModelHostInstallTooMany(t *testing.T) {
+	caps := make([]string, mxp.MaxCapabilities)
+	for i := range caps {
+		caps[i] = "cap." + strings.Repeat("x", i+1)
+	}
+	a, err := agent.New(agent.Config{Name: "full", Capabilities: caps})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ServeModel(a, "echo", AdapterModel{Adapter: scriptAdapter{}}); agent.CodeOf(err) != mxp.CodeTooManyCapabilities {
+		t.Fatalf("ServeModel on an agent with %d capabilities: %v, want too_many_capabilities", len(caps), err)
+	}
+	b, err := agent.New(agent.Config{Name: "room", Capabilities: caps[:1]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ServeModel(b, "echo", AdapterModel{Adapter: scriptAdapter{}}); err != nil {
+		t.Fatalf("ServeModel with room: %v", err)
+	}
+}
