@@ -568,3 +568,36 @@ func TestLinkRegisterReturnsHeartbeatInterval(t *testing.T) {
 		t.Fatalf("Register = %v, %v; want 500ms", every, err)
 	}
 }
+
+// Chunks that arrived before Close are not delivered after it: Recv after Close returns
+// CodeCanceled even when the peer's chunks were buffered (before, it returned the next
+// buffered chunk, which made TestInferenceStreamThroughTheEdge/close_early flaky).
+func TestClientStreamCloseDropsBufferedChunks(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	agentEnd, edgeEnd := framePipe()
+	l := newLink(agentEnd, mxp.NewAgentID(), quietLogger())
+	defer l.Close()
+	defer edgeEnd.Close()
+	s := &ClientStream{l: l, id: mxp.NewStreamID(), msgID: 7, chunkInbox: newChunkInbox(4), ended: make(chan struct{})}
+	l.streams[s.id] = s
+	for _, c := range []string{"a", "b", "c"} {
+		s.push(ctx, []byte(c))
+	}
+	if b, err := s.Recv(ctx); err != nil || string(b) != "a" {
+		t.Fatalf("first Recv = %q, %v", b, err)
+	}
+	if err := s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := s.Recv(ctx); CodeOf(err) != CodeCanceled {
+		t.Fatalf("Recv after Close = %q, %v; want canceled", b, err)
+	}
+	f, _, err := mxp.Decode(<-edgeEnd.in)
+	if err != nil || f.Type != mxp.TypeStreamClose || f.MessageID != 7 {
+		t.Fatalf("sent %+v, %v; want the StreamClose", f, err)
+	}
+	if l.clientStream(s.id) != nil {
+		t.Fatal("the stream is still routed after Close")
+	}
+}

@@ -179,26 +179,28 @@ func (s *ClientStream) Send(ctx context.Context, chunk []byte) error {
 func (s *ClientStream) Recv(ctx context.Context) ([]byte, error) { return s.recv(ctx) }
 
 // Close ends the stream for both sides: the peer's handler sees the end (io.EOF from its
-// Recv) and no more chunks are delivered here. A stream is over when either side closes
-// it; to read everything the peer sends, Recv until io.EOF instead of closing. Close
-// after the stream ended is a no-op.
+// Recv) and no more chunks are delivered here — not even those already buffered: every
+// Recv after Close returns CodeCanceled. A stream is over when either side closes it; to
+// read everything the peer sends, Recv until io.EOF instead of closing. Close after the
+// stream ended is a no-op.
 func (s *ClientStream) Close(ctx context.Context) error {
 	s.l.dropClientStream(s.id)
-	if s.isDone() {
+	s.mu.Lock()
+	ended := s.closeLocked(Errorf(CodeCanceled, "stream closed by the agent"))
+	if ended {
+		close(s.ended)
+		for range s.in { // the chunks that arrived before the close: Close promises none
+		}
+	}
+	s.mu.Unlock()
+	if !ended {
 		return nil
 	}
-	s.fail(Errorf(CodeCanceled, "stream closed by the agent"))
 	payload, err := (&mxp.StreamClosePayload{StreamID: s.id}).AppendPayload(nil)
 	if err != nil {
 		return err
 	}
 	return s.l.write(ctx, &mxp.Frame{Type: mxp.TypeStreamClose, MessageID: s.msgID, TraceID: s.trace, Payload: payload})
-}
-
-func (s *ClientStream) isDone() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.closed
 }
 
 func (s *ClientStream) endErr() error {
