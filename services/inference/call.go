@@ -481,7 +481,10 @@ func (st *Stream) finish(err error) {
 		}
 		<-st.t.prov.sem
 		s, ps, t := st.s, st.t.prov, st.t
-		s.m.inflight.WithLabelValues(ps.name).Dec()
+		// The gauge drops last: once mxp_inference_inflight says the stream is over, its
+		// outcome is counted (a reader that waits for the gauge then reads the counters,
+		// as the integration tests do, sees them).
+		defer s.m.inflight.WithLabelValues(ps.name).Dec()
 		st.done(err)
 		if err != nil {
 			// A failed attempt before the first chunk is counted (and retried) by try;
