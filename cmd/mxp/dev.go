@@ -185,34 +185,6 @@ func runDev(ctx context.Context, env *cliEnv, o devOptions) error {
 		return err
 	}
 
-	info := EdgeInfo{HTTPAddr: "http://" + dialable(m.HTTPAddr()), PID: os.Getpid(), StartedAt: time.Now().UTC()}
-	if m.HTTPAddr() == "" {
-		info.HTTPAddr = ""
-	}
-	if m.Bus.Server != nil {
-		info.NATSURL = m.Bus.Server.ClientURL()
-	}
-	if e := m.Edge(); e != nil {
-		addrs := e.Addrs()
-		info.EdgeAddr, info.PublicKey = dialable(addrs["secure"]), e.PublicKey()
-		if a := addrs["compat"]; a != "" {
-			info.CompatAddr = dialable(a)
-		}
-		if err := writeEdgeInfo(o.DataDir, info); err != nil {
-			cctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-			cancel()
-			_ = m.Run(cctx) // releases what was built
-			return fmt.Errorf("writing %s: %w", edgeInfoFile, err)
-		}
-		defer removeOwnEdgeInfo(o.DataDir, info) // only if it is still the one written here
-	}
-	printBanner(env, o, m.Targets(), info)
-	if o.ready != nil {
-		go func() {
-			waitReady(ctx, m.Health)
-			o.ready(info)
-		}()
-	}
 	// The runner handles SIGINT and SIGTERM itself (the first drains, a second forces). The
 	// CLI's context is cancelled by the same signal, which the runner would then take for
 	// a second one; so the runner gets a context that only a plain cancellation (not a
@@ -228,7 +200,47 @@ func runDev(ctx context.Context, env *cliEnv, o devOptions) error {
 		case <-runCtx.Done():
 		}
 	}()
-	return m.Run(runCtx)
+	runErr := make(chan error, 1)
+	go func() { runErr <- m.Run(runCtx) }()
+
+	info := EdgeInfo{HTTPAddr: "http://" + dialable(m.HTTPAddr()), PID: os.Getpid(), StartedAt: time.Now().UTC()}
+	if m.HTTPAddr() == "" {
+		info.HTTPAddr = ""
+	}
+	if m.Bus.Server != nil {
+		info.NATSURL = m.Bus.Server.ClientURL()
+	}
+	if e := m.Edge(); e != nil {
+		select { // the edge binds its transports (and reads its key) in Run
+		case <-e.Serving():
+		case err := <-runErr:
+			if err == nil {
+				err = errors.New("the mesh stopped before the edge served")
+			}
+			return err
+		}
+		addrs := e.Addrs()
+		info.EdgeAddr, info.PublicKey = dialable(addrs["secure"]), e.PublicKey()
+		if a := addrs["compat"]; a != "" {
+			info.CompatAddr = dialable(a)
+		}
+		if err := writeEdgeInfo(o.DataDir, info); err != nil {
+			stopRun()
+			<-runErr
+			return fmt.Errorf("writing %s: %w", edgeInfoFile, err)
+		}
+		defer removeOwnEdgeInfo(o.DataDir, info) // only if it is still the one written here
+	}
+	printBanner(env, o, m.Targets(), info)
+	if o.ready != nil {
+		go func() {
+			waitReady(runCtx, m.Health)
+			if runCtx.Err() == nil {
+				o.ready(info)
+			}
+		}()
+	}
+	return <-runErr
 }
 
 // tcpFree reports whether addr can be listened on now.

@@ -142,6 +142,11 @@ func startLoneEdge(t *testing.T) *mxp.Conn {
 		t.Fatal(err)
 	}
 	runUntilCleanup(t, "edge", e.Run, func() { b.Close() })
+	select { // Run binds the transports; a failed bind is reported at cleanup
+	case <-e.Serving():
+	case <-time.After(30 * time.Second):
+		t.Fatal("edge not serving after 30 s")
+	}
 	key, err := mxp.ParsePublicKey(e.PublicKey())
 	if err != nil {
 		t.Fatal(err)

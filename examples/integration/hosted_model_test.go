@@ -100,6 +100,7 @@ func startHostedMesh(t testing.TB, cfg inference.Config, edgeNames ...string) *h
 			t.Fatal(err)
 		}
 		run("edge "+name, func() error { return e.Run(ctx) })
+		<-e.Serving()
 		m.edges[name] = &hostedEdge{addr: e.Addrs()["secure"], key: e.PublicKey(), nc: nc}
 	}
 	return m

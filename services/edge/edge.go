@@ -40,8 +40,9 @@ type Edge struct {
 	nc      *nats.Conn
 	m       *metrics
 	limiter *security.Limiter
-	ts      []Transport
-	tracer  trace.Tracer // nil unless tracing.Enabled(Deps.Tracer): see tracing.go
+	given   []Transport                 // Deps.Transports, bound by the caller
+	ts      atomic.Pointer[[]Transport] // every transport, once Run has bound them
+	tracer  trace.Tracer                // nil unless tracing.Enabled(Deps.Tracer): see tracing.go
 
 	mu       sync.RWMutex // read-locked on the per-frame lookups (Frame, owner)
 	sessions map[Peer]*session
@@ -55,14 +56,19 @@ type Edge struct {
 	replies   *replyRouter
 	services  map[mxp.AgentID]string
 
-	ctx     context.Context // cancelled when Run stops
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup // session loops, workers and background bus requests
-	serving atomic.Bool
+	ctx       context.Context // cancelled when Run stops
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup // session loops, workers and background bus requests
+	serving   atomic.Bool
+	servingCh chan struct{} // closed once Run serves (Serving)
 }
 
-// New builds an edge from cfg. It binds the plaintext listener when cfg.CompatAddr is
-// set, but serves nothing until Run.
+// New builds an edge from cfg with no I/O: it validates cfg and sets up the edge's state
+// and metrics, but binds no socket and reads no file. Run binds the transports (the
+// plaintext listener when cfg.CompatAddr is set, the secure one unless cfg.Addr is "off",
+// loading or creating cfg.KeyFile and reading cfg.AllowKeysFile), then serves; Serving is
+// closed once they are bound, and only then do Addrs and PublicKey name them. Transports
+// in deps are bound by the caller and served as given.
 func New(cfg Config, deps Deps) (*Edge, error) {
 	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -70,6 +76,9 @@ func New(cfg Config, deps Deps) (*Edge, error) {
 	}
 	if deps.Conn == nil {
 		return nil, errors.New("edge: Deps.Conn (the bus connection) is required")
+	}
+	if cfg.CompatAddr == "" && cfg.Addr == "off" && len(deps.Transports) == 0 {
+		return nil, errors.New("edge: no transport to serve (set compat_addr or pass a secure transport)")
 	}
 	d := deps.Deps.WithDefaults("edge")
 	if cfg.ID == "" {
@@ -83,12 +92,14 @@ func New(cfg Config, deps Deps) (*Edge, error) {
 		nc:        d.Conn,
 		m:         newMetrics(d.Metrics),
 		tracer:    d.Tracer,
+		given:     deps.Transports,
 		sessions:  map[Peer]*session{},
 		agents:    map[mxp.AgentID]*session{},
 		perSource: map[netip.Addr]int{},
 		streams:   map[streamKey]*stream{},
 		agentMsgs: make(chan *nats.Msg, 65536),
 		services:  map[mxp.AgentID]string{},
+		servingCh: make(chan struct{}),
 	}
 	if !tracing.Enabled(e.tracer) {
 		e.tracer = nil
@@ -102,40 +113,6 @@ func New(cfg Config, deps Deps) (*Edge, error) {
 		e.services[id] = subj
 	}
 	e.limiter = security.NewLimiter(security.LimiterConfig{Rate: cfg.Limits.RatePerSecond, Burst: cfg.Limits.RateBurst})
-	if cfg.CompatAddr != "" {
-		ct, err := ListenCompat(CompatConfig{Addr: cfg.CompatAddr, IdleTimeout: cfg.IdleTimeout,
-			OnDrop: func(reason string) { e.m.dropped.WithLabelValues(reason).Inc() }})
-		if err != nil {
-			return nil, err
-		}
-		e.ts = append(e.ts, ct)
-	}
-	if cfg.Addr != "off" {
-		key, _, err := LoadOrCreateKey(cfg.KeyFile)
-		if err != nil {
-			e.closeTransports()
-			return nil, err
-		}
-		allow, err := cfg.allowPeer()
-		if err != nil {
-			e.closeTransports()
-			return nil, err
-		}
-		tcfg := cfg.Secure.transportConfig(cfg.IdleTimeout)
-		tcfg.DeadPeerTimeout = cfg.DeadPeerTimeout
-		tcfg.AllowPeer = allow
-		tcfg.MaxMessageSize = cfg.Limits.MaxMessageBytes // enforced from each frame's length prefix
-		st, err := ListenSecure(cfg.Addr, key, tcfg)
-		if err != nil {
-			e.closeTransports()
-			return nil, err
-		}
-		e.ts = append(e.ts, st)
-	}
-	e.ts = append(e.ts, deps.Transports...)
-	if len(e.ts) == 0 {
-		return nil, errors.New("edge: no transport to serve (set compat_addr or pass a secure transport)")
-	}
 	d.Health.Add("edge", func(context.Context) error {
 		if !e.serving.Load() {
 			return errors.New("edge: not serving")
@@ -148,15 +125,83 @@ func New(cfg Config, deps Deps) (*Edge, error) {
 	return e, nil
 }
 
-func (e *Edge) closeTransports() {
-	for _, t := range e.ts {
-		_ = t.Close()
-	}
+// ListenError is a transport Run could not bind, or whose key or allow list it could
+// not read: the edge serves nothing.
+type ListenError struct {
+	Transport string // "secure" or "compat"
+	Addr      string
+	Err       error
 }
 
-// PublicKey is the secure transport's public key ("" when it is off), which clients pin.
+func (e *ListenError) Error() string {
+	return fmt.Sprintf("edge: %s listener %q: %v", e.Transport, e.Addr, e.Err)
+}
+
+func (e *ListenError) Unwrap() error { return e.Err }
+
+// bind opens the transports cfg names (the only I/O of the edge's start: sockets, the
+// key file, the allow-keys file), after them the given ones. On error it closes what it
+// opened and returns a *ListenError.
+func (e *Edge) bind() ([]Transport, error) {
+	cfg := e.cfg.Load()
+	var ts []Transport
+	fail := func(name, addr string, err error) ([]Transport, error) {
+		for _, t := range ts {
+			_ = t.Close()
+		}
+		var le *ListenError
+		if errors.As(err, &le) {
+			return nil, err
+		}
+		return nil, &ListenError{Transport: name, Addr: addr, Err: err}
+	}
+	if cfg.CompatAddr != "" {
+		ct, err := ListenCompat(CompatConfig{Addr: cfg.CompatAddr, IdleTimeout: cfg.IdleTimeout,
+			OnDrop: func(reason string) { e.m.dropped.WithLabelValues(reason).Inc() }})
+		if err != nil {
+			return fail("compat", cfg.CompatAddr, err)
+		}
+		ts = append(ts, ct)
+	}
+	if cfg.Addr != "off" {
+		key, _, err := LoadOrCreateKey(cfg.KeyFile)
+		if err != nil {
+			return fail("secure", cfg.Addr, err)
+		}
+		allow, err := cfg.allowPeer()
+		if err != nil {
+			return fail("secure", cfg.Addr, err)
+		}
+		tcfg := cfg.Secure.transportConfig(cfg.IdleTimeout)
+		tcfg.DeadPeerTimeout = cfg.DeadPeerTimeout
+		tcfg.AllowPeer = allow
+		tcfg.MaxMessageSize = cfg.Limits.MaxMessageBytes // enforced from each frame's length prefix
+		st, err := ListenSecure(cfg.Addr, key, tcfg)
+		if err != nil {
+			return fail("secure", cfg.Addr, err)
+		}
+		ts = append(ts, st)
+	}
+	return append(ts, e.given...), nil
+}
+
+// Serving is closed once Run has bound every transport and serves them (readiness turns
+// true then); Addrs and PublicKey name the bound transports from then on. It is never
+// closed when Run fails to bind: callers wait on it and on Run's return.
+func (e *Edge) Serving() <-chan struct{} { return e.servingCh }
+
+// transports are the bound transports (none before Run binds them).
+func (e *Edge) transports() []Transport {
+	if p := e.ts.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// PublicKey is the secure transport's public key, which clients pin: "" when it is off or
+// not yet bound (see Serving).
 func (e *Edge) PublicKey() string {
-	for _, t := range e.ts {
+	for _, t := range e.transports() {
 		if st, ok := t.(*SecureTransport); ok {
 			return st.PublicKey().String()
 		}
@@ -189,7 +234,7 @@ func (e *Edge) Reload(cfg Config) error {
 	cur.DefaultCallTimeout, cur.MaxCallTimeout, cur.RegistryTimeout = cfg.DefaultCallTimeout, cfg.MaxCallTimeout, cfg.RegistryTimeout
 	e.limiter.SetRate(cur.Limits.RatePerSecond, cur.Limits.RateBurst)
 	e.cfg.Store(&cur)
-	for _, t := range e.ts {
+	for _, t := range e.transports() { // before Run binds them, Run applies cur itself
 		if st, ok := t.(*SecureTransport); ok {
 			st.SetMaxMessageSize(cur.Limits.MaxMessageBytes)
 		}
@@ -197,10 +242,11 @@ func (e *Edge) Reload(cfg Config) error {
 	return nil
 }
 
-// Addrs returns the bound address of each transport, by transport name.
+// Addrs returns the bound address of each transport, by transport name: empty until
+// Serving is closed.
 func (e *Edge) Addrs() map[string]string {
 	out := map[string]string{}
-	for _, t := range e.ts {
+	for _, t := range e.transports() {
 		out[t.Name()] = t.Addr().String()
 	}
 	return out
@@ -209,16 +255,44 @@ func (e *Edge) Addrs() map[string]string {
 // Name implements lifecycle.Service.
 func (e *Edge) Name() string { return "edge" }
 
-// Run serves every transport until ctx ends, then closes every connection (deregistering
-// the agents they carried and ending their streams) and returns.
+// Run binds the transports (a failure is a *ListenError, and nothing is served), serves
+// them until ctx ends, then closes every connection (deregistering the agents they carried
+// and ending their streams) and returns. It runs once.
 func (e *Edge) Run(ctx context.Context) error {
+	if ctx.Err() != nil { // a process that will not run: bind nothing, release what was given
+		for _, t := range e.given {
+			_ = t.Close()
+		}
+		e.cancel()
+		return nil
+	}
+	ts, err := e.bind()
+	if err != nil {
+		e.cancel()
+		return err
+	}
+	e.ts.Store(&ts)
+	// A Reload that ran before the store did not see these transports; apply the limit
+	// it stored (see Reload).
+	for _, t := range ts {
+		if st, ok := t.(*SecureTransport); ok {
+			st.SetMaxMessageSize(e.cfg.Load().Limits.MaxMessageBytes)
+		}
+	}
+	closeAll := func() {
+		for _, t := range ts {
+			_ = t.Close()
+		}
+	}
 	streamSub, err := e.nc.Subscribe(bus.EdgeSubject(e.id, EdgeStreamWildcard), e.handleStreamMsg)
 	if err != nil {
+		closeAll()
 		return fmt.Errorf("edge: subscribe stream subject: %w", err)
 	}
 	_ = streamSub.SetPendingLimits(1<<20, 1<<30)
 	if err := e.replies.start(); err != nil {
 		_ = streamSub.Unsubscribe()
+		closeAll()
 		return fmt.Errorf("edge: subscribe reply subject: %w", err)
 	}
 	workers := 4
@@ -226,21 +300,23 @@ func (e *Edge) Run(ctx context.Context) error {
 		e.wg.Go(e.agentWorker)
 	}
 	e.wg.Go(e.sweep)
-	errs := make(chan error, len(e.ts))
-	for _, t := range e.ts {
+	errs := make(chan error, len(ts))
+	for _, t := range ts {
 		go func() { errs <- t.Serve(e) }()
 		e.log.Info("edge listening", "transport", t.Name(), "addr", t.Addr().String())
 	}
+	if pk := e.PublicKey(); pk != "" {
+		e.log.Info("edge public key", "public_key", pk)
+	}
 	e.serving.Store(true)
+	close(e.servingCh)
 	var runErr error
 	select {
 	case <-ctx.Done():
 	case runErr = <-errs:
 	}
 	e.serving.Store(false)
-	for _, t := range e.ts {
-		_ = t.Close()
-	}
+	closeAll()
 	_ = streamSub.Unsubscribe()
 	// Sessions ended by the transports' Close deregister their agents in the background;
 	// give that work the drain deadline.

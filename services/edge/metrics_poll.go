@@ -8,7 +8,7 @@ import (
 // transport counter feeds exactly one series, so that a tampered data packet (data_auth)
 // is never counted as a failed handshake (auth).
 func (e *Edge) pollTransportStats() {
-	for _, t := range e.ts {
+	for _, t := range e.transports() {
 		st, ok := t.(*SecureTransport)
 		if !ok {
 			continue

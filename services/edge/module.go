@@ -11,8 +11,8 @@ import (
 // Module is the edge as the module runner (pkg/common/service) runs it: alone as mxp-edge
 // (its own flags, file, bus and HTTP server), or as one target of a process that runs
 // several (mxp dev, the mesh package's list). Limits, call timeouts and the log level
-// reload live (Edge.Reload). New loads (or creates) the key file and binds the
-// transports, so the process knows the edge's addresses and key before it serves.
+// reload live (Edge.Reload). New does no I/O; Run loads (or creates) the key file, binds
+// the transports and logs their addresses and the public key, then closes Serving.
 var Module = service.Define(service.Def[Config]{
 	Name:     "edge",
 	Version:  mxp.Version,
@@ -37,7 +37,7 @@ var Module = service.Define(service.Def[Config]{
 				base.Logger.Error("config reload rejected", "err", err)
 			}
 		})
-		base.Logger.Info("mxp-edge starting", "version", mxp.Version, "addrs", e.Addrs(), "public_key", e.PublicKey(),
+		base.Logger.Info("mxp-edge starting", "version", mxp.Version, "addr", cfg.Addr, "compat_addr", cfg.CompatAddr,
 			"edge_id", e.ID(), "http", cfg.HTTP, "config_digest", s.Watcher.Digest(), "config_file", s.Loader.FilePath())
 		return e, nil
 	},

@@ -28,7 +28,7 @@ func TestSecureFrameOverLimitRefusedFromPrefix(t *testing.T) {
 	}
 	t.Cleanup(func() { c.Close() })
 	var st *SecureTransport
-	for _, tr := range e.ts {
+	for _, tr := range e.transports() {
 		if s, ok := tr.(*SecureTransport); ok {
 			st = s
 		}

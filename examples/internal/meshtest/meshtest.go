@@ -73,10 +73,17 @@ func StartWith(dir string, o Options) (*Mesh, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	m := &Mesh{Mesh: p, cancel: cancel, done: make(chan error, 1)}
-	e := p.Edge()
-	m.EdgeAddr, m.EdgeKey = e.Addrs()["secure"], e.PublicKey()
 	m.InferenceURL = "http://" + p.HTTPAddr() + "/v1"
 	go func() { m.done <- p.Run(ctx) }()
+	e := p.Edge()
+	select { // the edge binds in Run
+	case <-e.Serving():
+	case err := <-m.done:
+		m.done <- err
+		cancel()
+		return nil, fmt.Errorf("meshtest: mesh stopped before the edge served: %w", err)
+	}
+	m.EdgeAddr, m.EdgeKey = e.Addrs()["secure"], e.PublicKey()
 	deadline := time.Now().Add(20 * time.Second)
 	for rep := p.Health.Ready(ctx); !rep.Ready; rep = p.Health.Ready(ctx) {
 		if time.Now().After(deadline) {
