@@ -8,6 +8,7 @@ import (
 	"io"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -47,16 +48,24 @@ type AgentStream struct {
 	id  string
 	sub *nats.Subscription
 
-	in   chan agentStreamMsg // chunks and the close, in the order the agent's edge sent them
-	done chan struct{}       // closed when the stream ends locally (Close, overflow, the close read)
-	once sync.Once
+	in     chan agentStreamMsg // chunks and the close, in the order the agent's edge sent them
+	answer chan *nats.Msg      // the answer to the open (capacity 1; fed once, under mu)
+	done   chan struct{}       // closed when the stream ends locally (Close, overflow, the close read)
+	once   sync.Once
 
-	mu     sync.Mutex
-	remote string // the agent's edge's subject for this stream; empty until accepted or after the end
-	ended  bool   // the close arrived, or Close was called
-	owed   int    // chunks taken and not yet credited
-	err    error  // why the stream ended, once Recv has seen it (io.EOF for a clean end)
+	mu        sync.Mutex
+	remote    string // the agent's edge's subject for this stream; empty until accepted or after the end
+	ended     bool   // the close arrived, or Close was called
+	answered  bool   // the answer to the open arrived
+	abandoned bool   // the opener gave up before the answer: an acceptance is closed at once
+	owed      int    // chunks taken and not yet credited
+	err       error  // why the stream ended, once Recv has seen it (io.EOF for a clean end)
 }
+
+// abandonedOpenWait is how long the inbox of an open whose opener gave up waits for the
+// agent's edge's answer, to close the stream it accepted (see OpenAgentStream). An edge
+// answers within milliseconds; one that never does (it died) opened nothing to close.
+const abandonedOpenWait = 30 * time.Second
 
 type agentStreamMsg struct {
 	op   string
@@ -69,9 +78,14 @@ type agentStreamMsg struct {
 // of h (which may carry a deadline, trace and caller; it is modified), and returns once
 // the agent's edge accepted the open. Errors are *mxp.RemoteError: unreachable when no
 // edge carries the agent, the agent's edge's own refusal otherwise, or ctx's error.
+//
+// The open is cancellable: the agent's edge answers on the stream's own inbox, so when
+// ctx ends before the answer, the inbox stays subscribed (up to abandonedOpenWait) and
+// an acceptance that comes later is answered at once with a close of code canceled: the
+// agent's handler stops instead of running until the edge's idle timeout.
 func OpenAgentStream(ctx context.Context, nc *nats.Conn, agentID string, kind mxp.StreamKind, data []byte, h nats.Header) (*AgentStream, error) {
 	s := &AgentStream{nc: nc, id: mxp.NewStreamID().String(), in: make(chan agentStreamMsg, MaxAgentStreamBuffer+1),
-		done: make(chan struct{})}
+		answer: make(chan *nats.Msg, 1), done: make(chan struct{})}
 	inbox := nc.NewInbox()
 	sub, err := nc.Subscribe(inbox, s.take)
 	if err != nil {
@@ -85,21 +99,71 @@ func OpenAgentStream(ctx context.Context, nc *nats.Conn, agentID string, kind mx
 	h.Set(HeaderStreamKind, strconv.Itoa(int(kind)))
 	h.Set(HeaderStreamPeer, inbox)
 	subject := AgentSubject(agentID, AgentVerbStream)
-	reply, err := nc.RequestMsgWithContext(ctx, &nats.Msg{Subject: subject, Header: h, Data: data})
-	if err == nil {
-		err = ReplyError(reply)
+	if err := nc.PublishMsg(&nats.Msg{Subject: subject, Reply: inbox, Header: h, Data: data}); err != nil {
+		_ = sub.Unsubscribe()
+		return nil, AgentError(err, agentID)
 	}
-	if err == nil && reply.Header.Get(HeaderStreamPeer) == "" {
-		err = &mxp.RemoteError{Code: mxp.CodeInternal, Message: "the agent's edge accepted the stream without naming its end"}
+	var reply *nats.Msg
+	select {
+	case reply = <-s.answer:
+	case <-ctx.Done():
+		s.abandon()
+		return nil, AgentError(ctx.Err(), agentID)
 	}
+	remote, err := openAnswer(reply)
 	if err != nil {
 		_ = sub.Unsubscribe()
 		return nil, AgentError(err, agentID)
 	}
 	s.mu.Lock()
-	s.remote = reply.Header.Get(HeaderStreamPeer)
+	s.remote = remote
 	s.mu.Unlock()
 	return s, nil
+}
+
+// openAnswer reads the answer to a stream open: the accepting edge's subject for the
+// stream, or why there is none (its refusal; nats.ErrNoResponders, the server's answer
+// when no edge carries the agent).
+func openAnswer(reply *nats.Msg) (string, error) {
+	if len(reply.Data) == 0 && reply.Header.Get("Status") == "503" { // nats.go's no-responders status
+		return "", nats.ErrNoResponders
+	}
+	if err := ReplyError(reply); err != nil {
+		return "", err
+	}
+	remote := reply.Header.Get(HeaderStreamPeer)
+	if remote == "" {
+		return "", &mxp.RemoteError{Code: mxp.CodeInternal, Message: "the agent's edge accepted the stream without naming its end"}
+	}
+	return remote, nil
+}
+
+// abandon is OpenAgentStream giving up before the answer: the stream is over here, and
+// the answer, now or when it comes, is dealt with by closeAbandoned.
+func (s *AgentStream) abandon() {
+	s.mu.Lock()
+	s.abandoned, s.ended = true, true
+	var reply *nats.Msg
+	select {
+	case reply = <-s.answer:
+	default:
+	}
+	s.mu.Unlock()
+	if reply != nil {
+		s.closeAbandoned(reply)
+		return
+	}
+	time.AfterFunc(abandonedOpenWait, func() { s.finish(&mxp.RemoteError{Code: mxp.CodeCanceled, Message: "the opener gave up"}) })
+}
+
+// closeAbandoned answers the answer to an abandoned open: an acceptance gets a close of
+// code canceled; then the inbox is let go.
+func (s *AgentStream) closeAbandoned(reply *nats.Msg) {
+	if remote, err := openAnswer(reply); err == nil {
+		body, _ := json.Marshal(mxp.ErrorPayload{Error: "the opener gave up before the stream opened", Code: mxp.CodeCanceled})
+		_ = s.publish(remote, StreamOpClose, body)
+	}
+	s.finish(&mxp.RemoteError{Code: mxp.CodeCanceled, Message: "the opener gave up"})
 }
 
 // AgentError turns the outcome of a bus request to an agent (a Call or a stream open) into
@@ -124,8 +188,25 @@ func AgentError(err error, agentID string) error {
 	return &mxp.RemoteError{Code: mxp.CodeUnavailable, Message: "reaching agent " + agentID + ": " + err.Error()}
 }
 
-// take receives the stream's traffic (the subscription's callback, so in order).
+// take receives the stream's traffic (the subscription's callback, so in order): the
+// answer to the open (the only message without an operation), then chunks and the close.
 func (s *AgentStream) take(msg *nats.Msg) {
+	if msg.Header.Get(HeaderStreamOp) == "" {
+		s.mu.Lock()
+		if s.answered { // one answer counts
+			s.mu.Unlock()
+			return
+		}
+		s.answered = true
+		if !s.abandoned {
+			s.answer <- msg // capacity 1, fed once
+			s.mu.Unlock()
+			return
+		}
+		s.mu.Unlock()
+		s.closeAbandoned(msg)
+		return
+	}
 	if msg.Header.Get(HeaderStreamID) != s.id {
 		return // not this stream's: a stray publish to the inbox
 	}

@@ -268,3 +268,57 @@ func TestAgentStreamUnreadableClose(t *testing.T) {
 		t.Fatalf("got %v, want internal", err)
 	}
 }
+
+// An open whose opener gives up before the agent's edge answers is closed as soon as the
+// edge accepts it: the edge gets a close of code canceled for the stream, so the agent's
+// handler stops instead of running until the edge's idle timeout. Before, the answer went
+// to the request's reply inbox, gone with the opener's context, and no close was ever
+// sent.
+func TestAgentStreamAbandonedOpenIsClosed(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	nc := testConn(t)
+	edgeSubject := nc.NewInbox()
+	opens := make(chan *nats.Msg, 1)
+	sub, err := nc.Subscribe(AgentSubject("slow-agent", AgentVerbStream), func(m *nats.Msg) { opens <- m })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	closes, err := nc.SubscribeSync(edgeSubject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+
+	octx, ocancel := context.WithCancel(ctx)
+	errc := make(chan error, 1)
+	go func() {
+		s, err := OpenAgentStream(octx, nc, "slow-agent", mxp.StreamKindJSON, []byte("{}"), nil)
+		if s != nil {
+			err = errors.New("opened")
+		}
+		errc <- err
+	}()
+	open := <-opens // the edge has the open and has not answered yet
+	ocancel()
+	if err := <-errc; mxp.ErrorCodeFor(err) != mxp.CodeUnavailable {
+		t.Fatalf("abandoned open: %v, want unavailable (cancelled)", err)
+	}
+	r := nats.NewMsg(open.Reply) // the edge accepts, too late for the opener
+	r.Header.Set(HeaderStreamPeer, edgeSubject)
+	if err := open.RespondMsg(r); err != nil {
+		t.Fatal(err)
+	}
+	m, err := closes.NextMsgWithContext(ctx)
+	if err != nil {
+		t.Fatalf("no close for the abandoned stream: %v", err)
+	}
+	var p mxp.ErrorPayload
+	if m.Header.Get(HeaderStreamOp) != StreamOpClose || m.Header.Get(HeaderStreamID) != open.Header.Get(HeaderStreamID) ||
+		json.Unmarshal(m.Data, &p) != nil || p.Code != mxp.CodeCanceled {
+		t.Fatalf("edge got %v %q, want a canceled close of stream %s", m.Header, m.Data, open.Header.Get(HeaderStreamID))
+	}
+}
