@@ -9,7 +9,7 @@ require (
 	github.com/mxp-mesh/mesh/services/registry v0.0.0
 )
 
-require github.com/mxp-mesh/mesh/pkg/mxp v0.0.0 // indirect
+require github.com/mxp-mesh/mesh/pkg/mxp v0.0.0
 
 require (
 	github.com/antithesishq/antithesis-sdk-go v0.8.0-default-no-op // indirect

@@ -20,6 +20,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/mxp-mesh/mesh/pkg/common/service"
+	"github.com/mxp-mesh/mesh/pkg/mxp"
 	"github.com/mxp-mesh/mesh/services/edge"
 	"github.com/mxp-mesh/mesh/services/inference"
 	"github.com/mxp-mesh/mesh/services/registry"
@@ -59,6 +60,7 @@ func Start(ctx context.Context, o Options) (*Mesh, error) {
 	p, err := service.StartProcess(ctx, service.ProcessOptions{
 		Modules: Modules, Targets: o.Targets, ConfigFile: o.ConfigFile, Env: o.Env,
 		LogWriter: o.LogWriter, Logger: o.Logger, Tracer: o.Tracer, Preset: o.Preset, Override: o.Override,
+		Version: mxp.Version,
 	})
 	if err != nil {
 		return nil, err

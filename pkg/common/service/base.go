@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/mxp-mesh/mesh/pkg/common/bus"
 	"github.com/mxp-mesh/mesh/pkg/common/config"
@@ -42,8 +43,9 @@ type BaseConfig struct {
 	// Logger, when set, is the service's logger as given (tests that collect the lines);
 	// LogLevel and LogWriter are then not used.
 	Logger *slog.Logger
-	// Tracer, when set, is the service's tracer (tests that record spans); no provider
-	// is set up from the OTEL_* variables.
+	// Tracer, when set, is the service's tracer (tests that record spans; a Process's
+	// module tracer); no provider is set up from the OTEL_* variables. With Shared, the
+	// process gives it (nil: none is recorded), and no provider is set up either.
 	Tracer trace.Tracer
 	// ShutdownTimeout bounds the graceful shutdown. Default 30s.
 	ShutdownTimeout time.Duration
@@ -91,6 +93,11 @@ func NewBase(ctx context.Context, cfg BaseConfig) (*Base, error) {
 		b.Logger = mlog.New(mlog.Options{Service: cfg.Service, Level: b.Level, Writer: cfg.LogWriter})
 	}
 	b.Tracer, b.stopTracing = cfg.Tracer, func(context.Context) error { return nil }
+	if b.Tracer == nil && cfg.Shared != nil {
+		// The process owns the one provider (Process) and gives each module its tracer;
+		// a Base of its own must not install another over it.
+		b.Tracer = noop.NewTracerProvider().Tracer("mxp-" + cfg.Service)
+	}
 	if b.Tracer == nil {
 		tp, stop, err := tracing.Setup(ctx, cfg.Service, cfg.Version)
 		if err != nil {

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/mxp-mesh/mesh/pkg/common/bus"
@@ -19,6 +20,7 @@ import (
 	"github.com/mxp-mesh/mesh/pkg/common/lifecycle"
 	mlog "github.com/mxp-mesh/mesh/pkg/common/log"
 	"github.com/mxp-mesh/mesh/pkg/common/metrics"
+	"github.com/mxp-mesh/mesh/pkg/common/tracing"
 )
 
 // ProcessName names the shared keys of a Process: their environment prefix is MXP_MESH_,
@@ -90,6 +92,11 @@ type ProcessOptions struct {
 	// that collect lines or record spans); see BaseConfig.
 	Logger *slog.Logger
 	Tracer trace.Tracer
+	// SpanExporter, when set (and Tracer is not), receives the process's spans instead of
+	// the exporter the OTEL_* variables name (tests).
+	SpanExporter sdktrace.SpanExporter
+	// Version is the process's service.version in its traces' resource.
+	Version string
 	// Preset and Override lay values (key → value, as in the environment) over a
 	// module's defaults (under its file section) and over its environment (as flags do),
 	// by module name; ProcessName's apply to the shared keys. They are a program's own
@@ -98,9 +105,11 @@ type ProcessOptions struct {
 }
 
 // Process runs several modules in one process: one bus (embedded or external), one HTTP
-// server, one metrics registry and health checker, and per module its own bus
-// connection, logger (level), tracer, config section and hot reload, built by the same
-// code as the module's binary (Def.New on a Setup). Build it with StartProcess, then Run.
+// server, one metrics registry and health checker, one tracer provider (resource
+// service.name "mxp-mesh", installed as the global one once), and per module its own bus
+// connection, logger (level), tracer (tracing.ModuleTracer: scope mxp-<name>, attribute
+// mxp.service=<name>), config section and hot reload, built by the same code as the
+// module's binary (Def.New on a Setup). Build it with StartProcess, then Run.
 type Process struct {
 	Config  ProcessConfig
 	Logger  *slog.Logger
@@ -109,9 +118,10 @@ type Process struct {
 	Health  *health.Checker
 	HTTP    *metrics.Server // nil when http.addr is empty
 
-	targets []string
-	mods    map[string]*built
-	digest  string
+	targets     []string
+	mods        map[string]*built
+	digest      string
+	stopTracing func(context.Context) error // flushes the one provider's spans
 }
 
 // ResolveTargets returns the modules targets name with their transitive Requires, in the
@@ -209,7 +219,16 @@ func StartProcess(ctx context.Context, o ProcessOptions) (*Process, error) {
 	if pcfg.HTTP.Addr != "" {
 		p.HTTP = metrics.NewServer(pcfg.HTTP, p.Metrics, p.Health)
 	}
+	p.stopTracing = func(context.Context) error { return nil }
+	var tp trace.TracerProvider
+	if o.Tracer == nil {
+		if tp, p.stopTracing, err = tracing.NewProvider(ctx, "mxp-"+ProcessName, o.Version, o.SpanExporter); err != nil {
+			return nil, fmt.Errorf("tracing: %w", err)
+		}
+		tracing.Install(tp)
+	}
 	if p.Bus, err = bus.Connect(pcfg.Bus, "mxp-"+ProcessName, p.Logger); err != nil {
+		_ = p.stopTracing(ctx)
 		return nil, err
 	}
 	sh := &Shared{Bus: p.Bus, Metrics: p.Metrics, Health: p.Health, HTTP: p.HTTP}
@@ -217,8 +236,12 @@ func StartProcess(ctx context.Context, o ProcessOptions) (*Process, error) {
 		if !slices.Contains(targets, m.Name) {
 			continue
 		}
+		tracer := o.Tracer
+		if tracer == nil {
+			tracer = tracing.ModuleTracer(tp, m.Name)
+		}
 		b, err := m.build(ctx, moduleInput{file: shared.FilePath(), env: env, preset: o.Preset[m.Name],
-			override: o.Override[m.Name], logWriter: writer, logger: o.Logger, tracer: o.Tracer, shared: sh,
+			override: o.Override[m.Name], logWriter: writer, logger: o.Logger, tracer: tracer, shared: sh,
 			sharedLevel: pcfg.Log.Level})
 		if err != nil {
 			p.abort(ctx)
@@ -269,7 +292,8 @@ func (p *Process) Reload() error {
 
 // Run runs every module and its config watcher until ctx ends or SIGINT/SIGTERM (the
 // lifecycle runner: readiness false, intake stops, in-flight work drains), then drains
-// each module's bus connection, stops HTTP, flushes traces and closes the bus. The
+// each module's bus connection, stops HTTP, flushes the traces of every module once (the
+// one provider's shutdown) and closes the bus. The
 // context must not be tied to signals: the runner listens for them itself.
 func (p *Process) Run(ctx context.Context) error {
 	r := &lifecycle.Runner{Logger: p.Logger, Health: p.Health, ShutdownTimeout: p.Config.ShutdownTimeout}
@@ -285,9 +309,7 @@ func (p *Process) Run(ctx context.Context) error {
 	if p.HTTP != nil {
 		r.OnStop("http", p.HTTP.Shutdown)
 	}
-	for _, name := range p.targets {
-		r.OnStop("tracing/"+name, p.mods[name].base.stopTracing)
-	}
+	r.OnStop("tracing", p.stopTracing)
 	r.OnStop("bus", func(context.Context) error { return p.Bus.Close() })
 	return r.Run(ctx)
 }
@@ -304,5 +326,6 @@ func (p *Process) abort(ctx context.Context) {
 	if p.HTTP != nil {
 		_ = p.HTTP.Shutdown(ctx)
 	}
+	_ = p.stopTracing(ctx)
 	_ = p.Bus.Close()
 }

@@ -26,6 +26,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
@@ -38,25 +39,58 @@ import (
 	"github.com/mxp-mesh/mesh/pkg/mxp"
 )
 
-// Setup installs a TracerProvider for service and returns it with its shutdown function
-// (flushes pending spans). It also installs the W3C propagator globally. Without an OTLP
-// endpoint in the environment the provider is a no-op one (see the package comment):
-// services given its tracers skip their spans' work entirely (Enabled).
+// Setup installs a TracerProvider for service (resource service.name "mxp-<service>") as
+// the global one and returns it with its shutdown function (flushes pending spans). It
+// also installs the W3C propagator globally. Without an OTLP endpoint in the environment
+// the provider is a no-op one (see the package comment): services given its tracers skip
+// their spans' work entirely (Enabled). A program calls it once: a process that runs
+// several services uses one NewProvider instead (service.Process).
 func Setup(ctx context.Context, service, version string) (trace.TracerProvider, func(context.Context) error, error) {
-	otel.SetTextMapPropagator(Propagator)
-	if os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") == "" && os.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") == "" {
-		tp := noop.NewTracerProvider()
-		otel.SetTracerProvider(tp)
-		return tp, func(context.Context) error { return nil }, nil
-	}
-	exp, err := otlptracehttp.New(ctx)
+	tp, stop, err := NewProvider(ctx, "mxp-"+service, version, nil)
 	if err != nil {
 		return nil, nil, err
 	}
-	res := resource.NewSchemaless(semconv.ServiceName("mxp-"+service), semconv.ServiceVersion(version))
-	tp := sdktrace.NewTracerProvider(sdktrace.WithResource(res), sdktrace.WithBatcher(exp))
+	Install(tp)
+	return tp, stop, nil
+}
+
+// Install makes tp the global TracerProvider and the W3C propagator the global one, for
+// libraries that trace through the otel package.
+func Install(tp trace.TracerProvider) {
+	otel.SetTextMapPropagator(Propagator)
 	otel.SetTracerProvider(tp)
+}
+
+// NewProvider returns a TracerProvider whose resource names the process (service.name
+// name, service.version version) and its shutdown function, which flushes pending spans
+// and stops exp; it installs nothing globally. Spans go to exp in batches; with a nil exp
+// they go over OTLP/HTTP as the OTEL_* variables say, and without an endpoint there the
+// provider is a no-op one that records nothing (its shutdown does nothing).
+func NewProvider(ctx context.Context, name, version string, exp sdktrace.SpanExporter) (trace.TracerProvider, func(context.Context) error, error) {
+	if exp == nil {
+		if os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") == "" && os.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") == "" {
+			return noop.NewTracerProvider(), func(context.Context) error { return nil }, nil
+		}
+		var err error
+		if exp, err = otlptracehttp.New(ctx); err != nil {
+			return nil, nil, err
+		}
+	}
+	res := resource.NewSchemaless(semconv.ServiceName(name), semconv.ServiceVersion(version))
+	tp := sdktrace.NewTracerProvider(sdktrace.WithResource(res), sdktrace.WithBatcher(exp))
 	return tp, tp.Shutdown, nil
+}
+
+// ServiceKey is the attribute that names the service (module) a tracer belongs to when
+// several share one process's provider: an instrumentation-scope attribute of the
+// tracer ModuleTracer returns.
+const ServiceKey = attribute.Key("mxp.service")
+
+// ModuleTracer is service's tracer from a provider that several services of one process
+// share: scope "mxp-<service>" with the scope attribute mxp.service=<service>, so each
+// span names its service while the resource names the process.
+func ModuleTracer(tp trace.TracerProvider, service string) trace.Tracer {
+	return tp.Tracer("mxp-"+service, trace.WithInstrumentationAttributes(ServiceKey.String(service)))
 }
 
 // Enabled reports whether spans from t can be recorded: false for nil and for the no-op
