@@ -15,7 +15,7 @@ func TestParseHostedModel(t *testing.T) {
 		{"mxp/host/echo", "host", "echo", true},
 		{"host/echo", "host", "echo", true},
 		{"mxp/host/meta/llama3.2:1b", "host", "meta/llama3.2:1b", true}, // the model keeps its own '/'
-		{"mxp/Host Name/Echo", "Host Name", "Echo", true},                 // the rules of names are the mesh's
+		{"mxp/Host Name/Echo", "Host Name", "Echo", true},               // the rules of names are the mesh's
 		{"mxp/host", "", "", false},
 		{"mxp//echo", "", "", false},
 		{"mxp/host/", "", "", false},
