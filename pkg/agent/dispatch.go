@@ -81,6 +81,7 @@ type DispatcherStats struct {
 	Overloaded uint64 // messages refused because the queue or a stream buffer was full
 	Refused    uint64 // messages refused by Admit, shutdown or a missing handler
 	SendErrors uint64 // replies that could not be sent
+	Stray      uint64 // Errors from the peer that answered no stream being served, dropped
 }
 
 // Dispatcher runs an agent's handlers on a fixed pool of workers fed by a bounded queue:
@@ -102,7 +103,7 @@ type Dispatcher struct {
 	streamsMu sync.Mutex
 	streams   map[string]*Stream
 
-	received, completed, failed, panics, overloaded, refused, sendErrors atomic.Uint64
+	received, completed, failed, panics, overloaded, refused, sendErrors, stray atomic.Uint64
 }
 
 type job struct {
@@ -149,12 +150,14 @@ func (d *Dispatcher) Stats() DispatcherStats {
 		Queued:   len(d.queue),
 		Received: d.received.Load(), Completed: d.completed.Load(), Failed: d.failed.Load(),
 		Panics: d.panics.Load(), Overloaded: d.overloaded.Load(), Refused: d.refused.Load(),
-		SendErrors: d.sendErrors.Load(),
+		SendErrors: d.sendErrors.Load(), Stray: d.stray.Load(),
 	}
 }
 
 // Dispatch hands one inbound message to the agent. Calls, events and stream opens are
-// queued for a worker; stream chunks and closes go to their open stream. When the message
+// queued for a worker; stream chunks and closes go to their open stream; an Error (the
+// peer refusing a chunk the agent sent) ends the stream it answers, whose handler's Recv
+// returns that error, or is counted (Stray) and dropped. When the message
 // cannot be taken (queue full after QueueWait, refused by Admit, shutting down, no
 // handler, unknown stream), Dispatch sends the peer an Error (for calls and streams) and
 // returns the same *Error. It never blocks longer than QueueWait plus one send.
@@ -163,6 +166,8 @@ func (d *Dispatcher) Dispatch(in Inbound) error {
 	switch in.Kind {
 	case KindStreamChunk, KindStreamClose:
 		return d.routeToStream(in)
+	case KindError:
+		return d.streamRefused(in)
 	case KindCall, KindEvent, KindStreamOpen:
 	default:
 		return d.refuse(in, Errorf(CodeInvalidArgument, "agent does not accept %s messages", in.Kind))
@@ -274,6 +279,30 @@ func (d *Dispatcher) routeToStream(in Inbound) error {
 		}
 		return d.refuse(in, e)
 	}
+	return nil
+}
+
+// streamRefused ends the served stream whose open had in's message id (the id its chunks
+// carry) with the Error in carries: the peer refused a chunk, so the stream is over there
+// and the handler should stop (its Recv returns the error). An Error that answers no
+// served stream is counted and dropped: it is never answered (an Error never answers an
+// Error), so a peer and an agent cannot refuse each other in a loop.
+func (d *Dispatcher) streamRefused(in Inbound) error {
+	var s *Stream
+	d.streamsMu.Lock()
+	for _, x := range d.streams {
+		if x.meta.MessageID == in.MessageID {
+			s = x
+			break
+		}
+	}
+	d.streamsMu.Unlock()
+	err := AsError(remoteError(in.Payload))
+	if s == nil {
+		d.stray.Add(1)
+		return err
+	}
+	s.closeInput(err)
 	return nil
 }
 

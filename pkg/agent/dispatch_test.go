@@ -1,6 +1,8 @@
 package agent
 
 import (
+	"github.com/mxp-mesh/mesh/pkg/mxp"
+
 	"bytes"
 	"context"
 	"errors"
@@ -522,5 +524,47 @@ func TestDispatchInline(t *testing.T) {
 	}
 	if s := d.Stats(); s.Completed < 2 || s.Panics != 1 {
 		t.Fatalf("stats %+v", s)
+	}
+}
+
+// An Error from the peer with a served stream's message id (the edge refusing a chunk of
+// a stream it had already ended) ends that stream: the handler's Recv returns the error,
+// so a handler that watches it (a hosted model) stops instead of sending on. An Error
+// that answers no served stream is counted (Stray) and dropped, never answered.
+func TestDispatchStreamRefusedByPeer(t *testing.T) {
+	failed := make(chan error, 1)
+	running := make(chan struct{})
+	d, box, _ := newTestDispatcher(t, DispatcherConfig{
+		Stream: func(ctx context.Context, s *Stream) error {
+			close(running)
+			_, err := s.Recv(ctx)
+			failed <- err
+			return err
+		},
+	})
+	if err := d.Dispatch(Inbound{Meta: Meta{Kind: KindStreamOpen, MessageID: 42, StreamID: "s"}}); err != nil {
+		t.Fatal(err)
+	}
+	<-running
+	refusal, _ := (&mxp.ErrorPayload{Error: "no open stream s on this connection", Code: mxp.CodeNotFound}).AppendPayload(nil)
+	if err := d.Dispatch(Inbound{Meta: Meta{Kind: KindError, MessageID: 42}, Payload: refusal}); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-failed; CodeOf(err) != CodeNotFound {
+		t.Fatalf("handler's Recv: %v, want the peer's not_found", err)
+	}
+	if out := box.next(t); out.Kind != KindError || out.MessageID != 42 { // the handler's end of the stream
+		t.Fatalf("reply %+v", out)
+	}
+	if err := d.Dispatch(Inbound{Meta: Meta{Kind: KindError, MessageID: 43}, Payload: refusal}); CodeOf(err) != CodeNotFound {
+		t.Fatalf("stray Error: %v", err)
+	}
+	if st := d.Stats(); st.Stray != 1 || st.Refused != 0 {
+		t.Fatalf("stats %+v, want 1 stray and nothing refused", st)
+	}
+	select {
+	case out := <-box.ch:
+		t.Fatalf("a stray Error was answered: %+v", out)
+	default:
 	}
 }

@@ -10,7 +10,9 @@ import (
 // Kind is the kind of a message an agent receives or sends.
 type Kind uint8
 
-// Message kinds. The first five arrive at an agent; the others leave it.
+// Message kinds. The first five arrive at an agent; Response and Error leave it, and an
+// Error also arrives when the peer refused something the agent sent without waiting for
+// an answer (a chunk of a stream the peer had already ended): Dispatch ends that stream.
 const (
 	KindCall        Kind = iota + 1 // a request that wants a Response or an Error
 	KindEvent                       // a one-way notification on a topic

@@ -191,6 +191,9 @@ func (l *link) handleFrame(ctx context.Context, f mxp.Frame) (Inbound, bool) {
 		if f.Type == mxp.TypeError && l.failStreamByMessage(f) {
 			return Inbound{}, false
 		}
+		if f.Type == mxp.TypeError { // a refused chunk of a stream the agent serves: the dispatcher's
+			return Inbound{Meta: Meta{Kind: KindError, MessageID: f.MessageID, TraceID: f.TraceID}, Payload: f.Payload}, true
+		}
 		l.malformed.Add(1)
 		l.log.Debug("agent: answer to no pending request", append(logIDs(f.TraceID, f.MessageID), "type", f.Type.String())...)
 	case mxp.TypeCall:

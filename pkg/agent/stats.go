@@ -69,7 +69,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	for _, o := range []struct {
 		name string
 		v    uint64
-	}{{"completed", h.Completed}, {"failed", h.Failed}, {"panicked", h.Panics}, {"overloaded", h.Overloaded}, {"refused", h.Refused}} {
+	}{{"completed", h.Completed}, {"failed", h.Failed}, {"panicked", h.Panics}, {"overloaded", h.Overloaded}, {"refused", h.Refused}, {"stray_error", h.Stray}} {
 		ch <- prometheus.MustNewConstMetric(descMessages, prometheus.CounterValue, float64(o.v), append(lv, o.name)...)
 	}
 	ch <- prometheus.MustNewConstMetric(descSendErrors, prometheus.CounterValue, float64(h.SendErrors), lv...)

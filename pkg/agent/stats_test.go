@@ -46,6 +46,7 @@ mxp_agent_messages_total{agent="tester",agent_id="ID",outcome="failed"} 0
 mxp_agent_messages_total{agent="tester",agent_id="ID",outcome="overloaded"} 0
 mxp_agent_messages_total{agent="tester",agent_id="ID",outcome="panicked"} 0
 mxp_agent_messages_total{agent="tester",agent_id="ID",outcome="refused"} 1
+mxp_agent_messages_total{agent="tester",agent_id="ID",outcome="stray_error"} 0
 # HELP mxp_agent_state Lifecycle state: 0 init, 1 ready, 2 active, 3 suspended, 4 retiring, 5 terminated.
 # TYPE mxp_agent_state gauge
 mxp_agent_state{agent="tester",agent_id="ID"} 3
