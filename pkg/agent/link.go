@@ -20,13 +20,6 @@ import (
 // *mxp.Conn already.
 type FrameConn = mxp.FrameConn
 
-// DefaultInboundBuffer was the size of a link's queue of decoded inbound messages. A link
-// no longer queues them: the goroutine that reads the connection hands each one to the
-// dispatcher (see Agent.serve), whose QueueSize bounds what waits.
-//
-// Deprecated: inbound messages wait in the dispatcher's queue (Config.QueueSize).
-const DefaultInboundBuffer = 256
-
 // ErrLinkClosed is returned by operations on a closed connection.
 var ErrLinkClosed = errors.New("agent: connection closed")
 
