@@ -230,7 +230,7 @@ func runBench(ctx context.Context, env *cliEnv, conns []*mxp.Conn, target mxp.Ag
 				break
 			}
 			if outstanding.Load() >= maxOutstanding {
-				r.record(0, &mxp.RemoteError{Code: "overload", Message: "too many calls outstanding in the client"})
+				r.record(0, &mxp.RemoteError{Code: mxp.CodeOverloaded, Message: "too many calls outstanding in the client"})
 				continue
 			}
 			outstanding.Add(1)

@@ -61,6 +61,7 @@ const (
 	CodeCircuitOpen      ErrorCode = "circuit_open"      // the provider's circuit breaker is open after repeated failures
 	CodeContextOverflow  ErrorCode = "context_overflow"  // the prompt does not fit the model's context window
 	CodeContentFiltered  ErrorCode = "content_filtered"  // the provider's content filter refused the request or answer
+	CodeUnknownURL       ErrorCode = "unknown_url"       // an HTTP path of the OpenAI-compatible API that the mesh does not serve
 )
 
 // codeStatus is the one map from code to HTTP status, for the registry's and the
@@ -103,6 +104,7 @@ var codeStatus = map[ErrorCode]int{
 	CodeCircuitOpen:      503,
 	CodeContextOverflow:  400,
 	CodeContentFiltered:  400,
+	CodeUnknownURL:       404,
 }
 
 // legacyCodes are spellings older services sent for an idea that has one code now. A

@@ -71,7 +71,7 @@ models:
 		eq(t, c.name+" provider", tg.prov.name, c.provider)
 		eq(t, c.name+" upstream", tg.upstream, c.upstream)
 	}
-	if _, err := r.resolve("gemini-2.5-pro"); provider.CodeOf(err) != provider.CodeNotFound {
+	if _, err := r.resolve("gemini-2.5-pro"); provider.CodeOf(err) != provider.CodeModelNotFound {
 		t.Errorf("gemini is off, got %v", err)
 	}
 	tg, _ := r.resolve("gpt-4o")

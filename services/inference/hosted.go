@@ -169,7 +169,7 @@ func (h *Hosted) lookup(ctx context.Context, agentName, model string) ([]string,
 		}
 		return ids, nil
 	}
-	return nil, &provider.Error{Code: provider.CodeNotFound, Provider: h.Name(), Model: agentName + "/" + model,
+	return nil, &provider.Error{Code: provider.CodeModelNotFound, Provider: h.Name(), Model: agentName + "/" + model,
 		Message: fmt.Sprintf("no online agent named %q serves model %q (capability %s)", agentName, model, api.HostedCapability(model))}
 }
 
@@ -232,7 +232,7 @@ func headers(ctx context.Context) nats.Header {
 func (h *Hosted) fail(err error, req *api.Request, agentName string) *provider.Error {
 	_, model, _ := api.ParseHostedModel(req.Model)
 	e := hostedError(err, agentName, model)
-	if e.Code == provider.CodeUnavailable || e.Code == provider.CodeNotFound {
+	if e.Code == provider.CodeUnavailable || e.Code == provider.CodeModelNotFound {
 		h.forget(agentName, model)
 	}
 	return e
@@ -324,11 +324,11 @@ func hostedError(err error, agentName, model string) *provider.Error {
 	out := &provider.Error{Code: code, Provider: "mxp", Model: agentName + "/" + model, Message: "agent " + agentName + ": " + msg, Err: err}
 	switch code {
 	case provider.CodeInvalidRequest, provider.CodeUnauthenticated, provider.CodePermissionDenied, provider.CodeContextOverflow,
-		provider.CodeContentFiltered, provider.CodeNotFound, provider.CodeCanceled:
+		provider.CodeContentFiltered, provider.CodeModelNotFound, provider.CodeCanceled:
 	case provider.CodeRateLimited, provider.CodeOverloaded, provider.CodeProviderError, provider.CodeTimeout, provider.CodeUnavailable:
 		out.Retryable = true
 	case mxp.CodeNotFound:
-		out.Code = provider.CodeNotFound
+		out.Code = provider.CodeModelNotFound
 	case mxp.CodeUnreachable:
 		out.Code, out.Retryable = provider.CodeUnavailable, true
 		out.Message = "agent " + agentName + " is registered but not reachable: " + msg

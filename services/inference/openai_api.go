@@ -16,6 +16,7 @@ import (
 
 	api "github.com/mxp-mesh/mesh/pkg/api/inference"
 	cmetrics "github.com/mxp-mesh/mesh/pkg/common/metrics"
+	"github.com/mxp-mesh/mesh/pkg/mxp"
 	"github.com/mxp-mesh/mesh/services/inference/internal/openai"
 	"github.com/mxp-mesh/mesh/services/inference/provider"
 )
@@ -36,20 +37,18 @@ func (s *Service) Routes(r chi.Router) {
 	r.HandleFunc("/v1/*", s.handleUnknownV1)
 }
 
-// codeUnknownURL is the OpenAI error code of a /v1 path the API does not serve (counted in
-// mxp_inference_rejected_total{api="http"} like every refused request).
-const codeUnknownURL = "unknown_url"
-
-// handleUnknownV1 answers a path of the OpenAI API that the mesh does not serve.
+// handleUnknownV1 answers a path of the OpenAI API that the mesh does not serve: code
+// unknown_url (mxp.CodeUnknownURL, 404), counted in mxp_inference_rejected_total{api="http"}
+// like every refused request.
 func (s *Service) handleUnknownV1(w http.ResponseWriter, r *http.Request) {
-	s.m.rejected.WithLabelValues("http", codeUnknownURL).Inc()
+	s.m.rejected.WithLabelValues("http", string(mxp.CodeUnknownURL)).Inc()
 	var out openai.ErrorBody
 	out.Error.Type = "invalid_request_error"
-	out.Error.Code = codeUnknownURL
+	out.Error.Code = string(mxp.CodeUnknownURL)
 	out.Error.Message = fmt.Sprintf("the mesh does not serve %s %s; its OpenAI-compatible API serves POST /v1/chat/completions and GET /v1/models",
 		r.Method, r.URL.Path)
 	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusNotFound)
+	w.WriteHeader(mxp.CodeUnknownURL.HTTPStatus())
 	json.NewEncoder(w).Encode(out)
 }
 

@@ -177,7 +177,7 @@ func (r *routes) resolve(name string) (*target, error) {
 			if env := enablingEnv(mc.Provider); env != "" {
 				msg += fmt.Sprintf(" (set %s to enable it)", env)
 			}
-			return nil, &provider.Error{Code: provider.CodeNotFound, Model: name, Message: msg}
+			return nil, &provider.Error{Code: provider.CodeModelNotFound, Model: name, Message: msg}
 		}
 		return r.target(name, mc, ps, mc.Upstream, true), nil
 	}
@@ -190,7 +190,7 @@ func (r *routes) resolve(name string) (*target, error) {
 			return r.target(name, r.cfg.Models[name], p.prov, upstream, r.named[name]), nil
 		}
 	}
-	return nil, &provider.Error{Code: provider.CodeNotFound, Model: name, Message: r.notServed(name)}
+	return nil, &provider.Error{Code: provider.CodeModelNotFound, Model: name, Message: r.notServed(name)}
 }
 
 // notServed says why no provider serves model name and what would: the variable that
@@ -300,7 +300,7 @@ func (t *target) breaker(m *metrics) *gobreaker.TwoStepCircuitBreaker[struct{}] 
 		IsSuccessful: func(err error) bool {
 			switch provider.CodeOf(err) {
 			case "", provider.CodeInvalidRequest, provider.CodeContextOverflow, provider.CodeContentFiltered,
-				provider.CodeNotFound:
+				provider.CodeModelNotFound:
 				return true
 			}
 			return false

@@ -25,7 +25,7 @@ const (
 	CodeInvalidRequest   = mxp.CodeInvalidRequest
 	CodeUnauthenticated  = mxp.CodeUnauthenticated
 	CodePermissionDenied = mxp.CodePermissionDenied
-	CodeNotFound         = mxp.CodeModelNotFound
+	CodeModelNotFound    = mxp.CodeModelNotFound
 	CodeRateLimited      = mxp.CodeRateLimited
 	CodeOverloaded       = mxp.CodeOverloaded
 	CodeProviderError    = mxp.CodeProviderError
@@ -154,7 +154,7 @@ func StatusError(provider string, status int, header http.Header, message string
 	case status == http.StatusForbidden:
 		e.Code = CodePermissionDenied
 	case status == http.StatusNotFound:
-		e.Code = CodeNotFound
+		e.Code = CodeModelNotFound
 	case status == http.StatusRequestEntityTooLarge:
 		e.Code = CodeContextOverflow
 	case status == http.StatusTooManyRequests:
