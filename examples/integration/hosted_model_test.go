@@ -204,18 +204,19 @@ func (f *funcChunks) Close() error {
 	return nil
 }
 
-// endlessModel streams five chunks, then generates for ever: it waits for its context to
-// end, which it reports on stopped. (A model that sent chunks as fast as it can would
-// have each sent after the caller's close refused by the edge, one Error frame each.)
+// endlessModel streams chunks as fast as it can until its context ends, which it reports
+// on stopped. Each chunk sent after the caller's close is refused by the edge with an
+// Error frame: the first ends the agent's stream (its handler's Recv returns it, which
+// cancels the model), and at retirement, when nobody receives, they are shed rather than
+// queued ahead of the deregister's answer (mxp.Conn). With the old correlator this model
+// made retiring fail with "deregister: context deadline exceeded" in 6 of 15 runs.
 func endlessModel(stopped chan<- error) llm.ChatStreamer {
 	return llm.ChatStreamerFunc(func(ctx context.Context, req *llm.ChatRequest) (llm.Stream, error) {
 		var once sync.Once
 		report := func(err error) { once.Do(func() { stopped <- err }) }
 		n := 0
 		return &funcChunks{next: func() (llm.Chunk, error) {
-			if n++; n > 5 {
-				<-ctx.Done()
-			}
+			n++
 			if err := ctx.Err(); err != nil {
 				report(err)
 				return llm.Chunk{}, err
