@@ -27,7 +27,7 @@ func TestHostedError(t *testing.T) {
 		{bus.AgentError(nats.ErrNoResponders, "id"), provider.CodeUnavailable, true}, // registered, carried by no edge
 		{&mxp.RemoteError{Code: mxp.CodeUnreachable}, provider.CodeUnavailable, true},
 		{&mxp.RemoteError{Code: mxp.CodeUnavailable}, provider.CodeUnavailable, true}, // suspended, draining
-		{&mxp.RemoteError{Code: mxp.CodeNotFound}, provider.CodeModelNotFound, false},      // the agent serves no such model
+		{&mxp.RemoteError{Code: mxp.CodeNotFound}, provider.CodeModelNotFound, false}, // the agent serves no such model
 		{&mxp.RemoteError{Code: mxp.CodeInvalidArgument}, provider.CodeInvalidRequest, false},
 		{&mxp.RemoteError{Code: mxp.CodeInvalidPayload}, provider.CodeInvalidRequest, false},
 		{&mxp.RemoteError{Code: mxp.CodeTooLarge}, provider.CodeInvalidRequest, false},
