@@ -16,6 +16,9 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"path/filepath"
+
+	"github.com/nats-io/nats.go"
 
 	"go.opentelemetry.io/otel/trace"
 
@@ -52,15 +55,29 @@ type Options struct {
 	// Preset and Override: values laid over a module's defaults and over its environment,
 	// by module name (service.ProcessName for the shared keys).
 	Preset, Override map[string]map[string]string
+	// Edges names more edges on the same bus beside the list's (tests that need agents on
+	// several edges): each is an instance of edge.Module (service.Instance) named
+	// "edge-<name>", with the edge's config but its own key file (EdgeKeyFile of the
+	// edge's key_file preset), a free loopback port and no plaintext listener; EdgeNamed
+	// returns it.
+	Edges []string
 }
 
 // Start builds the targets of the list on one bus and one HTTP server (see
 // service.StartProcess); Run the result.
 func Start(ctx context.Context, o Options) (*Mesh, error) {
+	var extra []service.Instance
+	for _, name := range o.Edges {
+		over := map[string]string{"addr": "127.0.0.1:0", "compat_addr": ""}
+		if kf := o.Preset["edge"]["key_file"]; kf != "" {
+			over["key_file"] = EdgeKeyFile(kf, name)
+		}
+		extra = append(extra, service.Instance{Module: "edge", Name: edgeInstance(name), Override: over})
+	}
 	p, err := service.StartProcess(ctx, service.ProcessOptions{
 		Modules: Modules, Targets: o.Targets, ConfigFile: o.ConfigFile, Env: o.Env,
 		LogWriter: o.LogWriter, Logger: o.Logger, Tracer: o.Tracer, Preset: o.Preset, Override: o.Override,
-		Version: mxp.Version,
+		Version: mxp.Version, Instances: extra,
 	})
 	if err != nil {
 		return nil, err
@@ -78,6 +95,24 @@ func (m *Mesh) Edge() *edge.Edge {
 	e, _ := m.Service("edge").(*edge.Edge)
 	return e
 }
+
+// EdgeNamed is the extra edge name of Options.Edges, or nil.
+func (m *Mesh) EdgeNamed(name string) *edge.Edge {
+	e, _ := m.Service(edgeInstance(name)).(*edge.Edge)
+	return e
+}
+
+// EdgeBus is the bus connection of the extra edge name (a test closes it to take that
+// edge off the bus), or nil.
+func (m *Mesh) EdgeBus(name string) *nats.Conn { return m.BusConn(edgeInstance(name)) }
+
+// EdgeKeyFile is the key file of the extra edge name beside keyFile: edge-<name>.key in
+// its directory.
+func EdgeKeyFile(keyFile, name string) string {
+	return filepath.Join(filepath.Dir(keyFile), edgeInstance(name)+".key")
+}
+
+func edgeInstance(name string) string { return "edge-" + name }
 
 // Registry is the registry, or nil when it is not a target.
 func (m *Mesh) Registry() *registry.Service {

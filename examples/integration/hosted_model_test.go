@@ -8,7 +8,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -16,101 +16,49 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/mxp-mesh/mesh/examples/internal/meshtest"
 	"github.com/mxp-mesh/mesh/pkg/agent"
 	"github.com/mxp-mesh/mesh/pkg/agent/llm"
-	"github.com/mxp-mesh/mesh/pkg/common/bus"
-	"github.com/mxp-mesh/mesh/pkg/common/service"
 	"github.com/mxp-mesh/mesh/pkg/mxp"
-	"github.com/mxp-mesh/mesh/services/edge"
-	"github.com/mxp-mesh/mesh/services/inference"
-	"github.com/mxp-mesh/mesh/services/registry"
 )
 
-// hostedMesh is a mesh with several edges on one bus, a registry, and an inference service
-// that serves the models agents host ("mxp/<agent>/<model>") over the bus and its
-// OpenAI-compatible API over HTTP; its metrics go to reg.
+// hostedMesh is a mesh (meshtest: the module list through mesh.Start) with more edges
+// on its bus, by name; the inference service serves the models agents host
+// ("mxp/<agent>/<model>") over the bus and its OpenAI-compatible API over HTTP.
 type hostedMesh struct {
-	bus   *bus.Bus
-	reg   *prometheus.Registry
-	api   string // base URL of the OpenAI-compatible API
-	edges map[string]*hostedEdge
+	*meshtest.Mesh
+	api string // base URL of the OpenAI-compatible API
 }
 
-type hostedEdge struct {
-	addr, key string
-	nc        *nats.Conn // the edge's own bus connection
-}
-
-// startHostedMesh starts the mesh with the named edges and inference config cfg.
-func startHostedMesh(t testing.TB, cfg inference.Config, edgeNames ...string) *hostedMesh {
+// startHostedMesh starts the mesh with the named edges and the inference section
+// inferenceYAML of the mesh's config file ("" for the defaults).
+func startHostedMesh(t testing.TB, inferenceYAML string, edgeNames ...string) *hostedMesh {
 	t.Helper()
-	b, err := bus.Start(bus.Config{Embedded: bus.EmbeddedConfig{DontListen: true}}, "hosted-mesh", quiet())
+	dir := t.TempDir()
+	o := meshtest.Options{Logger: quiet(), Edges: edgeNames}
+	if inferenceYAML != "" {
+		o.ConfigFile = filepath.Join(dir, "mesh.yaml")
+		if err := os.WriteFile(o.ConfigFile, []byte("inference:\n"+inferenceYAML), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mt, err := meshtest.StartWith(dir, o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
 	t.Cleanup(func() {
-		cancel()
-		wg.Wait()
-		b.Close()
+		if err := mt.Close(); err != nil {
+			t.Errorf("mesh: %v", err)
+		}
 	})
-	conn := func(name string) *nats.Conn {
-		nc, err := b.NewConn(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return nc
-	}
-	run := func(name string, fn func() error) {
-		wg.Go(func() {
-			if err := fn(); err != nil && !errors.Is(err, context.Canceled) {
-				t.Errorf("%s: %v", name, err)
-			}
-		})
-	}
-	rcfg := registry.DefaultConfig()
-	rcfg.HTTP = ""
-	reg, err := registry.New(rcfg, service.Deps{Logger: quiet(), Conn: conn("registry")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	run("registry", func() error { return reg.Run(ctx) })
-
-	m := &hostedMesh{bus: b, reg: prometheus.NewRegistry(), edges: map[string]*hostedEdge{}}
-	inf, err := inference.New(cfg, inference.Deps{Logger: quiet(), Conn: conn("inference"), Registerer: m.reg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	run("inference", func() error { return inf.Run(ctx) })
-	srv := httptest.NewServer(inf.Handler())
-	t.Cleanup(srv.Close)
-	m.api = srv.URL + "/v1"
-
-	for _, name := range edgeNames {
-		ecfg := edge.Defaults()
-		ecfg.Addr, ecfg.KeyFile, ecfg.HTTP = "127.0.0.1:0", filepath.Join(t.TempDir(), "edge.key"), ""
-		nc := conn("edge-" + name)
-		e, err := edge.New(ecfg, edge.Deps{Deps: service.Deps{Logger: quiet(), Conn: nc}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		run("edge "+name, func() error { return e.Run(ctx) })
-		<-e.Serving()
-		m.edges[name] = &hostedEdge{addr: e.Addrs()["secure"], key: e.PublicKey(), nc: nc}
-	}
-	return m
+	return &hostedMesh{Mesh: mt, api: mt.InferenceURL}
 }
 
 // agent returns an agent named name connected to the edge edgeName (not yet running).
 func (m *hostedMesh) agent(t testing.TB, edgeName, name string) *agent.Agent {
 	t.Helper()
-	e := m.edges[edgeName]
-	a, err := agent.New(agent.Config{Name: name, EdgeAddr: e.addr, EdgeKey: e.key,
+	e := m.Edges[edgeName]
+	a, err := agent.New(agent.Config{Name: name, EdgeAddr: e.Addr, EdgeKey: e.Key,
 		KeyFile: filepath.Join(t.TempDir(), "agent.key"), HeartbeatInterval: time.Second, Logger: quiet()})
 	if err != nil {
 		t.Fatal(err)
@@ -122,7 +70,7 @@ func (m *hostedMesh) agent(t testing.TB, edgeName, name string) *agent.Agent {
 // when there is none).
 func (m *hostedMesh) metric(t testing.TB, name string, labels map[string]string) float64 {
 	t.Helper()
-	mfs, err := m.reg.Gather()
+	mfs, err := m.Mesh.Mesh.Metrics.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -226,13 +174,16 @@ func endlessModel(stopped chan<- error) llm.ChatStreamer {
 	})
 }
 
-func hostedConfig() inference.Config {
-	cfg := inference.Defaults()
-	// The hosted model "flaky" is configured with a fallback, no retries and a breaker
-	// that opens after two failures in a row.
-	cfg.Models["mxp/flaky/echo"] = inference.ModelConfig{Provider: inference.KindMxp, Fallbacks: []string{"mock"},
-		Resilience: inference.Resilience{MaxRetries: -1, Breaker: inference.BreakerConfig{ConsecutiveFailures: 2}}}
-	return cfg
+func hostedConfig() string {
+	return `  models:
+    mxp/flaky/echo:
+      provider: mxp
+      fallbacks: [mock]
+      resilience:
+        max_retries: -1
+        breaker:
+          consecutive_failures: 2
+`
 }
 
 // TestHostedModelAcrossTwoEdges: an agent on edge A serves a model; a caller on edge B
@@ -409,7 +360,7 @@ func TestHostedModelGoneFallsBack(t *testing.T) {
 	if status, body := openAIChat(t, m.api, name, "up"); status != http.StatusOK || !strings.Contains(body, "echo: up") {
 		t.Fatalf("while the agent is up: HTTP %d %s", status, body)
 	}
-	m.edges["c"].nc.Close() // edge C is gone from the bus; the registry still lists flaky
+	m.Mesh.Mesh.EdgeBus("c").Close() // edge C is gone from the bus; the registry still lists flaky
 
 	fell := func(code string) float64 {
 		return m.metric(t, "mxp_inference_fallbacks_total", map[string]string{"from": name, "to": "mock", "code": code})
@@ -502,7 +453,7 @@ func postChat(t testing.TB, base, model, text string, stream bool) *http.Respons
 // median, the whole chat's over the direct Call's and the streamed chat's over the direct
 // stream's.
 func BenchmarkHostedModel(b *testing.B) {
-	m := startHostedMesh(b, inference.Defaults(), "a", "b")
+	m := startHostedMesh(b, "", "a", "b")
 	host := m.agent(b, "a", "host")
 	if _, err := llm.ServeModel(host, "echo", &echoModel{}); err != nil {
 		b.Fatal(err)

@@ -113,7 +113,11 @@ func New(cfg Config, deps Deps) (*Edge, error) {
 		e.services[id] = subj
 	}
 	e.limiter = security.NewLimiter(security.LimiterConfig{Rate: cfg.Limits.RatePerSecond, Burst: cfg.Limits.RateBurst})
-	d.Health.Add("edge", func(context.Context) error {
+	check := "edge" // an edge per process unless it is an Instance: then named as its metrics are
+	if n := d.Metrics.Service(); n != "" {
+		check = n
+	}
+	d.Health.Add(check, func(context.Context) error {
 		if !e.serving.Load() {
 			return errors.New("edge: not serving")
 		}

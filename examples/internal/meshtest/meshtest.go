@@ -26,6 +26,7 @@ import (
 	"github.com/mxp-mesh/mesh/mesh"
 	"github.com/mxp-mesh/mesh/pkg/agent"
 	"github.com/mxp-mesh/mesh/pkg/common/service"
+	"github.com/mxp-mesh/mesh/services/edge"
 )
 
 // Mesh is a running in-process mesh.
@@ -37,6 +38,8 @@ type Mesh struct {
 	InferenceURL string
 	// Mesh is the process: its services (Mesh.Inference(), ...), metrics and health.
 	Mesh *mesh.Mesh
+	// Edges are the extra edges of Options.Edges, by name.
+	Edges map[string]Edge
 
 	cancel context.CancelFunc
 	done   chan error
@@ -49,6 +52,15 @@ type Options struct {
 	// ConfigFile is a file in the mesh's format (a section per service, e.g. extra
 	// inference models); "" for none.
 	ConfigFile string
+	// Edges names more edges on the same bus (mesh.Options.Edges), each with its own
+	// key in dir; Mesh.Edges has their addresses and keys.
+	Edges []string
+}
+
+// Edge is where an agent reaches one edge of the mesh.
+type Edge struct {
+	Addr string // secure UDP address (127.0.0.1:port)
+	Key  string // public key, base64
 }
 
 // Start runs the mesh until Close. dir holds the edge's key file (created).
@@ -62,7 +74,7 @@ func StartWith(dir string, o Options) (*Mesh, error) {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	p, err := mesh.Start(context.Background(), mesh.Options{
-		ConfigFile: o.ConfigFile, Env: []string{}, Logger: o.Logger, Tracer: o.Tracer,
+		ConfigFile: o.ConfigFile, Env: []string{}, Logger: o.Logger, Tracer: o.Tracer, Edges: o.Edges,
 		Preset: map[string]map[string]string{
 			service.ProcessName: {"bus.embedded.dont_listen": "true", "http.addr": "127.0.0.1:0"},
 			"edge":              {"addr": "127.0.0.1:0", "key_file": filepath.Join(dir, "edge.key")},
@@ -72,18 +84,31 @@ func StartWith(dir string, o Options) (*Mesh, error) {
 		return nil, fmt.Errorf("meshtest: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	m := &Mesh{Mesh: p, cancel: cancel, done: make(chan error, 1)}
+	m := &Mesh{Mesh: p, cancel: cancel, done: make(chan error, 1), Edges: map[string]Edge{}}
 	m.InferenceURL = "http://" + p.HTTPAddr() + "/v1"
 	go func() { m.done <- p.Run(ctx) }()
+	serving := func(e *edge.Edge) error { // an edge binds in Run
+		select {
+		case <-e.Serving():
+			return nil
+		case err := <-m.done:
+			m.done <- err
+			cancel()
+			return fmt.Errorf("meshtest: mesh stopped before its edges served: %w", err)
+		}
+	}
 	e := p.Edge()
-	select { // the edge binds in Run
-	case <-e.Serving():
-	case err := <-m.done:
-		m.done <- err
-		cancel()
-		return nil, fmt.Errorf("meshtest: mesh stopped before the edge served: %w", err)
+	if err := serving(e); err != nil {
+		return nil, err
 	}
 	m.EdgeAddr, m.EdgeKey = e.Addrs()["secure"], e.PublicKey()
+	for _, name := range o.Edges {
+		e := p.EdgeNamed(name)
+		if err := serving(e); err != nil {
+			return nil, err
+		}
+		m.Edges[name] = Edge{Addr: e.Addrs()["secure"], Key: e.PublicKey()}
+	}
 	deadline := time.Now().Add(20 * time.Second)
 	for rep := p.Health.Ready(ctx); !rep.Ready; rep = p.Health.Ready(ctx) {
 		if time.Now().After(deadline) {

@@ -77,6 +77,7 @@ type Module struct {
 
 // moduleInput is what a Process gives one module.
 type moduleInput struct {
+	name             string // an Instance's name; "" for the module's own
 	file             string
 	env              []string
 	preset, override map[string]string
@@ -220,7 +221,11 @@ func (d Def[C]) buildShared(ctx context.Context, in moduleInput) (*built, error)
 	if err != nil {
 		return nil, &ConfigError{Module: d.Name, Err: err}
 	}
-	bc := BaseConfig{Service: d.Name, Version: d.Version, LogWriter: in.logWriter, Logger: in.logger, Tracer: in.tracer,
+	name := d.Name
+	if in.name != "" {
+		name = in.name
+	}
+	bc := BaseConfig{Service: name, Version: d.Version, LogWriter: in.logWriter, Logger: in.logger, Tracer: in.tracer,
 		Shared: in.shared}
 	if d.Level != nil {
 		bc.LogLevel = d.Level(&cfg)

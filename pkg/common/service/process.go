@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 
@@ -102,6 +104,22 @@ type ProcessOptions struct {
 	// by module name; ProcessName's apply to the shared keys. They are a program's own
 	// defaults and flags (mxp dev's --edge-addr, --http-addr, ...).
 	Preset, Override map[string]map[string]string
+	// Instances are more instances of modules of the list beside the targets (several
+	// edges on one bus), built after them in this order.
+	Instances []Instance
+}
+
+// Instance is one more instance of a module in a Process, built by the module's own code
+// (Def.New on a Setup) as its target is: its section of the file and its environment
+// variables, the process's presets and overrides for the module, then Preset and
+// Override laid over those. It runs under Name: its bus connection (mxp-<Name>), logs,
+// tracer scope and health checks (bus/<Name>, and a service's own checks named by its
+// metrics registry's service) name it, and its config reloads with the others'. It
+// mounts no HTTP routes (they are its module's), and its metrics go to a registry of its
+// own, not the process's /metrics, where its series would collide with its module's.
+type Instance struct {
+	Module, Name     string
+	Preset, Override map[string]string
 }
 
 // Process runs several modules in one process: one bus (embedded or external), one HTTP
@@ -119,6 +137,7 @@ type Process struct {
 	HTTP    *metrics.Server // nil when http.addr is empty
 
 	targets     []string
+	order       []string // targets, then instances: the run order
 	mods        map[string]*built
 	digest      string
 	stopTracing func(context.Context) error // flushes the one provider's spans
@@ -248,6 +267,31 @@ func StartProcess(ctx context.Context, o ProcessOptions) (*Process, error) {
 			return nil, err
 		}
 		p.mods[m.Name] = b
+		p.order = append(p.order, m.Name)
+	}
+	for _, in := range o.Instances {
+		i := slices.IndexFunc(o.Modules, func(m Module) bool { return m.Name == in.Module })
+		if i < 0 || in.Name == "" || slices.ContainsFunc(o.Modules, func(m Module) bool { return m.Name == in.Name }) ||
+			p.mods[in.Name] != nil {
+			p.abort(ctx)
+			return nil, &ConfigError{Module: ProcessName, Err: fmt.Errorf(
+				"instance %q of module %q: the module must be in the list and the name new", in.Name, in.Module)}
+		}
+		own := *sh
+		own.Metrics, own.HTTP = metrics.NewRegistry(in.Name), nil
+		tracer := o.Tracer
+		if tracer == nil {
+			tracer = tracing.ModuleTracer(tp, in.Name)
+		}
+		b, err := o.Modules[i].build(ctx, moduleInput{name: in.Name, file: shared.FilePath(), env: env,
+			preset: layer(o.Preset[in.Module], in.Preset), override: layer(o.Override[in.Module], in.Override),
+			logWriter: writer, logger: o.Logger, tracer: tracer, shared: &own, sharedLevel: pcfg.Log.Level})
+		if err != nil {
+			p.abort(ctx)
+			return nil, err
+		}
+		p.mods[in.Name] = b
+		p.order = append(p.order, in.Name)
 	}
 	if p.HTTP != nil {
 		if err := p.HTTP.Start(); err != nil {
@@ -262,11 +306,20 @@ func StartProcess(ctx context.Context, o ProcessOptions) (*Process, error) {
 // Targets are the modules the process runs, in start order.
 func (p *Process) Targets() []string { return p.targets }
 
-// Service is the service built for module name (nil when it is not a target); callers
-// that know the module's type assert it (*edge.Edge).
+// Service is the service built for module or instance name (nil when it is neither a
+// target nor an Instance); callers that know the module's type assert it (*edge.Edge).
 func (p *Process) Service(name string) lifecycle.Service {
 	if b := p.mods[name]; b != nil {
 		return b.svc
+	}
+	return nil
+}
+
+// BusConn is module or instance name's own bus connection (nil when it is neither); a
+// test closes it to take that service off the bus.
+func (p *Process) BusConn(name string) *nats.Conn {
+	if b := p.mods[name]; b != nil {
+		return b.base.Conn
 	}
 	return nil
 }
@@ -282,7 +335,7 @@ func (p *Process) HTTPAddr() string {
 // Reload reloads every module's config now, as SIGHUP and a change of the file do.
 func (p *Process) Reload() error {
 	var errs []error
-	for _, name := range p.targets {
+	for _, name := range p.order {
 		if err := p.mods[name].reload(); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", name, err))
 		}
@@ -297,12 +350,12 @@ func (p *Process) Reload() error {
 // context must not be tied to signals: the runner listens for them itself.
 func (p *Process) Run(ctx context.Context) error {
 	r := &lifecycle.Runner{Logger: p.Logger, Health: p.Health, ShutdownTimeout: p.Config.ShutdownTimeout}
-	for _, name := range p.targets {
+	for _, name := range p.order {
 		b := p.mods[name]
 		r.Add(b.svc)
 		r.Add(b.base.watcherRunner...)
 	}
-	for _, name := range p.targets {
+	for _, name := range p.order {
 		b := p.mods[name].base
 		r.OnStop("bus/"+name, b.drainBus)
 	}
@@ -328,4 +381,17 @@ func (p *Process) abort(ctx context.Context) {
 	}
 	_ = p.stopTracing(ctx)
 	_ = p.Bus.Close()
+}
+
+// layer returns over laid on base (base itself when over is empty).
+func layer(base, over map[string]string) map[string]string {
+	if len(over) == 0 {
+		return base
+	}
+	out := maps.Clone(base)
+	if out == nil {
+		out = map[string]string{}
+	}
+	maps.Copy(out, over)
+	return out
 }

@@ -158,3 +158,72 @@ func TestProcess(t *testing.T) {
 type ioDiscard struct{}
 
 func (ioDiscard) Write(p []byte) (int, error) { return len(p), nil }
+
+// TestProcessInstances: an Instance is its module built again under its own name: the
+// module's file section and presets, its own overrides over them; it runs, reloads and
+// has its own bus connection. An instance of a module not in the list, or under a taken
+// name, is a *ConfigError.
+func TestProcessInstances(t *testing.T) {
+	var built []*fakeService
+	m := Define(Def[fakeCfg]{
+		Name:     "a",
+		Defaults: func() fakeCfg { return fakeCfg{Level: "info", Size: 1, Name: "default"} },
+		New: func(s *Setup[fakeCfg]) (lifecycle.Service, error) {
+			f := &fakeService{name: s.Base.Metrics.Service(), cfgName: s.Config.Name}
+			f.size.Store(int64(s.Config.Size))
+			s.Watcher.OnChange(func(_, c *fakeCfg) { f.size.Store(int64(c.Size)) })
+			built = append(built, f)
+			return f, nil
+		},
+	})
+	file := filepath.Join(t.TempDir(), "mesh.yaml")
+	if err := os.WriteFile(file, []byte("a:\n  size: 5\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	shared := map[string]string{"bus.embedded.dont_listen": "true", "http.addr": ""}
+	p, err := StartProcess(context.Background(), ProcessOptions{
+		Modules: []Module{m}, ConfigFile: file, Env: []string{}, LogWriter: ioDiscard{},
+		Preset:    map[string]map[string]string{ProcessName: shared, "a": {"name": "preset"}},
+		Instances: []Instance{{Module: "a", Name: "a-2", Override: map[string]string{"name": "second"}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(built) != 2 || built[0].name != "a" || built[1].name != "a-2" {
+		t.Fatalf("built %+v; want a, then a-2", built)
+	}
+	if built[1].size.Load() != 5 || built[1].cfgName != "second" || built[0].cfgName != "preset" {
+		t.Errorf("a-2: size %d, name %q (want 5 from a's section, its own override); a: name %q",
+			built[1].size.Load(), built[1].cfgName, built[0].cfgName)
+	}
+	if p.Service("a-2") != built[1] || p.BusConn("a-2") == nil || p.BusConn("a-2") == p.BusConn("a") {
+		t.Error("a-2 is not its own service with its own bus connection")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	if err := os.WriteFile(file, []byte("a:\n  size: 9\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if built[1].size.Load() != 9 {
+		t.Errorf("a-2 after reload: size %d, want 9", built[1].size.Load())
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if !built[1].ran.Load() {
+		t.Error("a-2 did not run")
+	}
+	for _, in := range []Instance{{Module: "nope", Name: "x"}, {Module: "a", Name: "a"}, {Module: "a"}} {
+		_, err := StartProcess(context.Background(), ProcessOptions{Modules: []Module{m}, Env: []string{},
+			LogWriter: ioDiscard{}, Preset: map[string]map[string]string{ProcessName: shared}, Instances: []Instance{in}})
+		var ce *ConfigError
+		if !errors.As(err, &ce) {
+			t.Errorf("instance %+v: %v, want a *ConfigError", in, err)
+		}
+	}
+}
