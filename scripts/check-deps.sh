@@ -7,7 +7,11 @@
 #      SDK;
 #   3. pkg/api imports the standard library only;
 #   4. no service imports another service or the module list (services meet on the bus;
-#      mesh/ imports them all).
+#      mesh/ imports them all);
+#   5. the SDK (every package of pkg/agent, their tests included) never imports pkg/common
+#      (the service foundation);
+#   6. the SDK's core (pkg/agent) imports neither pkg/agent/llm nor pkg/agent/memory, so an
+#      agent that needs no model compiles neither (nor the JSON Schema validator).
 # It prints each SDK package's dependency count (all / outside the standard library) and
 # exits 1 on the first broken rule it reports (all are reported).
 set -euo pipefail
@@ -56,6 +60,21 @@ done
 bad=$($GO list -deps -f '{{if not .Standard}}{{.ImportPath}}{{end}}' ./pkg/api/... | grep -v '^github\.com/mxp-mesh/mesh/pkg/api/' || true)
 if [ -n "$bad" ]; then
 	echo "check-deps: pkg/api imports more than the standard library:"
+	echo "$bad" | sed 's/^/  /'
+	status=1
+fi
+# 5. The SDK never imports the service foundation.
+bad=$(cd pkg/agent && $GO list -deps -test ./... | grep -E '^github\.com/mxp-mesh/mesh/pkg/common([/ .]|$)' || true)
+if [ -n "$bad" ]; then
+	echo "check-deps: pkg/agent imports pkg/common:"
+	echo "$bad" | sed 's/^/  /'
+	status=1
+fi
+
+# 6. The core compiles neither opt-in package.
+bad=$($GO list -deps ./pkg/agent | grep -E '^github\.com/mxp-mesh/mesh/pkg/agent/(llm|memory)([/ .]|$)' || true)
+if [ -n "$bad" ]; then
+	echo "check-deps: the core (pkg/agent) imports an opt-in package:"
 	echo "$bad" | sed 's/^/  /'
 	status=1
 fi
