@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"net/netip"
 	"reflect"
 	"testing"
 	"time"
@@ -290,6 +291,47 @@ func FuzzMetadataPaths(f *testing.F) {
 		}
 		if ef == nil && !reflect.DeepEqual(fast, slow) {
 			t.Fatalf("%s: struct path %+v, map path %+v", b, fast, slow)
+		}
+	})
+}
+
+// FuzzAppendJSON: RegisterRequest.AppendPayload, written by hand, writes the bytes
+// json.Marshal writes for the same request (any text in any field, Extra keys, zoned
+// addresses), and a valid request's payload decodes to the request.
+func FuzzAppendJSON(f *testing.F) {
+	f.Add("weather", "geo", "1.2.0", "forecasts", "demo", "", "", "127.0.0.1:9000")
+	f.Add("w<&>\"", "a.b", "v\u2028", "d\x01\\", "t", "owner", "me\xff", "[fe80::1%eth0]:80")
+	f.Add("é", "x", "", "", "", "k", "", "")
+	f.Fuzz(func(t *testing.T, name, capability, version, desc, tag, extraKey, extraVal, addr string) {
+		req := RegisterRequest{ID: AgentID{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}, Name: name,
+			Capabilities: []string{capability}, Metadata: AgentMetadata{Version: version, Description: desc}}
+		if tag != "" {
+			req.Metadata.Tags = []string{tag}
+		}
+		if extraKey != "" {
+			req.Metadata.Extra = map[string]string{extraKey: extraVal}
+		}
+		req.Address, _ = netip.ParseAddrPort(addr)
+		got, err := req.AppendPayload([]byte("prefix"))
+		if err != nil {
+			if !bytes.Equal(got, []byte("prefix")) {
+				t.Fatalf("a refused request appended %q", got)
+			}
+			return
+		}
+		want, err := json.Marshal(&req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != "prefix"+string(want) {
+			t.Fatalf("AppendPayload %s\njson.Marshal  %s", got[len("prefix"):], want)
+		}
+		back, err := DecodeRegisterRequest(got[len("prefix"):])
+		if err != nil {
+			t.Fatalf("%s does not decode: %v", want, err)
+		}
+		if back.Name != req.Name || back.Address != req.Address || back.Metadata.Version != req.Metadata.Version {
+			t.Fatalf("round trip %+v -> %+v", req, back)
 		}
 	})
 }

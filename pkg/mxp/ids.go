@@ -1,6 +1,7 @@
 package mxp
 
 import (
+	"encoding/hex"
 	"fmt"
 	"strings"
 
@@ -50,6 +51,20 @@ func (id AgentID) MarshalText() ([]byte, error) {
 	return uuid.UUID(id).MarshalText()
 }
 
+// AppendText appends the UUID text form of id to b (what MarshalText returns), without
+// allocating when b has room.
+func (id AgentID) AppendText(b []byte) ([]byte, error) {
+	b = hex.AppendEncode(b, id[0:4])
+	b = append(b, '-')
+	b = hex.AppendEncode(b, id[4:6])
+	b = append(b, '-')
+	b = hex.AppendEncode(b, id[6:8])
+	b = append(b, '-')
+	b = hex.AppendEncode(b, id[8:10])
+	b = append(b, '-')
+	return hex.AppendEncode(b, id[10:]), nil
+}
+
 // UnmarshalText parses a UUID text form; the empty string is the zero id (the reference
 // SDK sends "agent_id": "" in failed answers).
 func (id *AgentID) UnmarshalText(b []byte) error {
@@ -57,7 +72,11 @@ func (id *AgentID) UnmarshalText(b []byte) error {
 		*id = AgentID{}
 		return nil
 	}
-	v, err := ParseAgentID(string(b))
+	if u, err := uuid.ParseBytes(b); err == nil { // the usual form, without a string copy
+		*id = AgentID(u)
+		return nil
+	}
+	v, err := ParseAgentID(string(b)) // surrounding space, or the error to report
 	if err != nil {
 		return err
 	}

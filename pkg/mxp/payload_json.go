@@ -52,10 +52,23 @@ func (e *MetadataError) Error() string { return "metadata: " + e.Reason }
 
 // MarshalJSON writes version (always), description and tags (when set) and Extra as one
 // object, keys sorted; a key of Extra never overrides a field.
-func (m AgentMetadata) MarshalJSON() ([]byte, error) {
-	if len(m.Extra) == 0 { // the usual case, without a map
-		type plain AgentMetadata
-		return json.Marshal(plain(m))
+func (m AgentMetadata) MarshalJSON() ([]byte, error) { return m.appendJSON(nil) }
+
+// appendJSON appends what MarshalJSON returns to dst; without Extra (the usual case) it
+// writes the object itself, allocating nothing when dst has room.
+func (m AgentMetadata) appendJSON(dst []byte) ([]byte, error) {
+	if len(m.Extra) == 0 {
+		dst = append(dst, `{"version":`...)
+		dst = appendJSONString(dst, m.Version)
+		if m.Description != "" {
+			dst = append(dst, `,"description":`...)
+			dst = appendJSONString(dst, m.Description)
+		}
+		if len(m.Tags) > 0 {
+			dst = append(dst, `,"tags":`...)
+			dst = appendJSONStrings(dst, m.Tags)
+		}
+		return append(dst, '}'), nil
 	}
 	obj := make(map[string]any, len(m.Extra)+3)
 	for k, v := range m.Extra {
@@ -70,7 +83,38 @@ func (m AgentMetadata) MarshalJSON() ([]byte, error) {
 	if len(m.Tags) > 0 {
 		obj["tags"] = m.Tags
 	}
-	return json.Marshal(obj) // encoding/json sorts map keys
+	b, err := json.Marshal(obj) // encoding/json sorts map keys
+	return append(dst, b...), err
+}
+
+// appendJSONString appends s as encoding/json encodes it. Printable ASCII that
+// encoding/json does not escape is copied; any other string is encoded by encoding/json
+// itself, so the bytes are always json.Marshal's (FuzzAppendJSON).
+func appendJSONString(dst []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			b, _ := json.Marshal(s) // a string always encodes
+			return append(dst, b...)
+		}
+	}
+	dst = append(dst, '"')
+	dst = append(dst, s...)
+	return append(dst, '"')
+}
+
+// appendJSONStrings appends list as encoding/json encodes a []string (null when nil).
+func appendJSONStrings(dst []byte, list []string) []byte {
+	if list == nil {
+		return append(dst, "null"...)
+	}
+	dst = append(dst, '[')
+	for i, s := range list {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = appendJSONString(dst, s)
+	}
+	return append(dst, ']')
 }
 
 // UnmarshalJSON accepts the object form described on AgentMetadata; null is the zero
@@ -492,12 +536,117 @@ const (
 	StatusDegraded AgentStatus = "Degraded" // online but reporting trouble
 )
 
+// UnmarshalJSON reads a JSON string; the known statuses are the constants themselves, so
+// that a discovery answer does not allocate one string per record for them.
+func (s *AgentStatus) UnmarshalJSON(b []byte) error {
+	for _, k := range [...]AgentStatus{StatusOnline, StatusDegraded, StatusOffline} {
+		if isQuoted(b, string(k)) {
+			*s = k
+			return nil
+		}
+	}
+	return unmarshalString(b, (*string)(s))
+}
+
+// AgentState is an agent's health in this mesh's spelling (AgentRecord.State).
+type AgentState string
+
 // The agent states of AgentRecord.State (this mesh's registry; the reference SDK reads
 // Status).
 const (
-	StateOnline   = "online"   // heartbeating on time
-	StateExpiring = "expiring" // missed at least one heartbeat; the lease has not ended yet
+	StateOnline   AgentState = "online"   // heartbeating on time
+	StateExpiring AgentState = "expiring" // missed at least one heartbeat; the lease has not ended yet
 )
+
+// UnmarshalJSON reads a JSON string; the known states are the constants themselves (no
+// allocation per record).
+func (s *AgentState) UnmarshalJSON(b []byte) error {
+	for _, k := range [...]AgentState{StateOnline, StateExpiring} {
+		if isQuoted(b, string(k)) {
+			*s = k
+			return nil
+		}
+	}
+	return unmarshalString(b, (*string)(s))
+}
+
+// isQuoted reports whether b is exactly the JSON string "s" written without escapes.
+func isQuoted(b []byte, s string) bool {
+	return len(b) == len(s)+2 && b[0] == '"' && b[len(b)-1] == '"' && string(b[1:len(b)-1]) == s
+}
+
+// unmarshalString decodes a JSON string (or null, which leaves *s as it is, as
+// encoding/json does for a string field).
+func unmarshalString(b []byte, s *string) error {
+	if string(b) == "null" {
+		return nil
+	}
+	return json.Unmarshal(b, s)
+}
+
+// RecordMetadata is an AgentRecord's full metadata (AgentMetadata, Extra keys included).
+// The registry sets it from a registration (MetadataOf). A decoded record keeps the JSON
+// object as it arrived, undecoded: a discovery answer carries one per agent and its
+// callers mostly read the record's own Version, Description and Tags, so the object is
+// parsed only when Decode is called. It encodes as the object it holds (omitted when
+// zero). It is small (a string and a pointer) because a discovery answer is a slice of
+// records.
+type RecordMetadata struct {
+	raw string         // the object as received; "" when set from an AgentMetadata
+	md  *AgentMetadata // as set by MetadataOf
+}
+
+// MetadataOf returns *m as a record's metadata. The record refers to m, which must not
+// change while the record is in use.
+func MetadataOf(m *AgentMetadata) RecordMetadata { return RecordMetadata{md: m} }
+
+// Decode returns the metadata. For a received object it parses it as
+// AgentMetadata.UnmarshalJSON does; an object that is not metadata (a value of another key
+// that is not a string, tags of the wrong type) is a *PayloadError with
+// CodeInvalidMetadata.
+func (m RecordMetadata) Decode() (AgentMetadata, error) {
+	switch {
+	case m.md != nil:
+		return *m.md, nil
+	case m.raw == "":
+		return AgentMetadata{}, nil
+	}
+	var out AgentMetadata
+	if err := out.UnmarshalJSON([]byte(m.raw)); err != nil {
+		return AgentMetadata{}, &PayloadError{Payload: "AgentRecord", Reason: "bad metadata", Code: CodeInvalidMetadata, Err: err}
+	}
+	return out, nil
+}
+
+// IsZero reports whether the record carries no metadata (omitted from its JSON).
+func (m RecordMetadata) IsZero() bool {
+	return m.raw == "" && (m.md == nil || m.md.Version == "" && m.md.Description == "" && m.md.Tags == nil && m.md.Extra == nil)
+}
+
+// MarshalJSON writes the object received, or the AgentMetadata set.
+func (m RecordMetadata) MarshalJSON() ([]byte, error) {
+	switch {
+	case m.md != nil:
+		return m.md.MarshalJSON()
+	case m.raw == "":
+		return []byte("null"), nil
+	}
+	return []byte(m.raw), nil
+}
+
+// UnmarshalJSON keeps a copy of the object for Decode; null is the zero value. Anything
+// but an object is a *MetadataError (encoding/json has checked that b is valid JSON).
+func (m *RecordMetadata) UnmarshalJSON(b []byte) error {
+	switch {
+	case string(b) == "null":
+		*m = RecordMetadata{}
+	case len(b) == 0 || b[0] != '{':
+		return &MetadataError{Reason: "not a JSON object"}
+	default:
+		*m = RecordMetadata{raw: string(b)}
+	}
+	return nil
+}
 
 // AgentRecord is one agent in a DiscoverResponse (and in the registry's HTTP API and
 // events). Status says whether heartbeats arrive on time; State (extra to the reference
@@ -505,7 +654,7 @@ const (
 // Lifecycle and Accepting (extra, absent until the agent reports them in its heartbeat
 // metadata) are the agent's own lifecycle state ("active", "suspended", ...) and whether
 // it takes new calls. LeaseExpiresAt and Metadata (extra) are the registration's lease
-// end and its full metadata, Extra keys included.
+// end and its full metadata, Extra keys included (decoded on demand: RecordMetadata).
 type AgentRecord struct {
 	ID             AgentID        `json:"id"`
 	Name           string         `json:"name"`
@@ -514,14 +663,14 @@ type AgentRecord struct {
 	Capabilities   []string       `json:"capabilities"`
 	Tags           []string       `json:"tags,omitempty"`
 	Address        netip.AddrPort `json:"address"`
-	State          string         `json:"state,omitempty"`
+	State          AgentState     `json:"state,omitempty"`
 	Status         AgentStatus    `json:"status"`
 	Lifecycle      string         `json:"lifecycle,omitempty"`
 	Accepting      *bool          `json:"accepting,omitempty"`
 	LastHeartbeat  time.Time      `json:"last_heartbeat"`
 	RegisteredAt   time.Time      `json:"registered_at"`
 	LeaseExpiresAt time.Time      `json:"lease_expires_at,omitzero"`
-	Metadata       AgentMetadata  `json:"metadata,omitzero"`
+	Metadata       RecordMetadata `json:"metadata,omitzero"`
 	// Owner is the identity that holds the agent's name: "key:<public key>" for an agent
 	// registered over the secure transport, empty for one registered without a verified
 	// key (the plaintext listener). Agents of one name share one owner (docs/protocol.md).
@@ -597,8 +746,33 @@ func decodeJSON[T any, PT interface {
 	return v, nil
 }
 
-// AppendPayload validates p and appends its JSON encoding to dst.
-func (p *RegisterRequest) AppendPayload(dst []byte) ([]byte, error) { return appendJSON(dst, p) }
+// AppendPayload validates p and appends its JSON encoding to dst: the bytes json.Marshal
+// writes for p (TestRegisterAppendMatchesMarshal, FuzzAppendJSON), written directly
+// because an agent registers on every reconnect and lease loss.
+func (p *RegisterRequest) AppendPayload(dst []byte) ([]byte, error) {
+	if err := p.Validate(); err != nil {
+		return dst, err
+	}
+	dst = append(dst, `{"id":"`...)
+	dst, _ = p.ID.AppendText(dst)
+	dst = append(dst, `","name":`...)
+	dst = appendJSONString(dst, p.Name)
+	dst = append(dst, `,"capabilities":`...)
+	dst = appendJSONStrings(dst, p.Capabilities)
+	dst = append(dst, `,"address":`...)
+	if p.Address.Addr().Zone() != "" { // a zone is any text: escaped as encoding/json would
+		dst = appendJSONString(dst, p.Address.String())
+	} else {
+		dst = append(dst, '"')
+		if p.Address.IsValid() { // the zero value is "" (MarshalText)
+			dst = p.Address.AppendTo(dst)
+		}
+		dst = append(dst, '"')
+	}
+	dst = append(dst, `,"metadata":`...)
+	dst, err := p.Metadata.appendJSON(dst)
+	return append(dst, '}'), err
+}
 
 // AppendPayload validates p and appends its JSON encoding to dst.
 func (p *RegisterResponse) AppendPayload(dst []byte) ([]byte, error) { return appendJSON(dst, p) }

@@ -377,3 +377,58 @@ func TestRegisterResponseHeartbeatInterval(t *testing.T) {
 		}
 	}
 }
+
+// TestRecordMetadataLazy: a decoded record keeps its metadata undecoded and re-encodes
+// it as received; Decode parses it then (a bad object fails there, typed, not the
+// discovery answer); metadata set by the registry encodes as AgentMetadata does; the
+// states and statuses are read without allocating a string for the known values.
+func TestRecordMetadataLazy(t *testing.T) {
+	const md = `{"description":"d","owner":"me","tags":["a"],"version":"1"}`
+	in := `{"count":2,"agents":[` +
+		`{"id":"6ba7b810-9dad-11d1-80b4-00c04fd430c8","state":"online","status":"Online","metadata":` + md + `},` +
+		`{"id":"6ba7b810-9dad-11d1-80b4-00c04fd430c9","state":"asleep","status":"Busy","metadata":{"version":1}}]}`
+	d, err := DecodeDiscoverResponse([]byte(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	good, bad := d.Agents[0], d.Agents[1]
+	if good.State != StateOnline || good.Status != StatusOnline || bad.State != "asleep" || bad.Status != "Busy" {
+		t.Fatalf("states %q %q, statuses %q %q", good.State, bad.State, good.Status, bad.Status)
+	}
+	m, err := good.Metadata.Decode()
+	if err != nil || m.Version != "1" || m.Description != "d" || !reflect.DeepEqual(m.Tags, []string{"a"}) || m.Extra["owner"] != "me" {
+		t.Fatalf("Decode = %+v, %v", m, err)
+	}
+	var pe *PayloadError
+	if _, err := bad.Metadata.Decode(); !errors.As(err, &pe) || pe.Code != CodeInvalidMetadata {
+		t.Fatalf("Decode of bad metadata: %v", err)
+	}
+	b, _ := json.Marshal(good)
+	if !strings.Contains(string(b), `"metadata":`+md) {
+		t.Fatalf("re-encoded %s", b)
+	}
+	set := AgentRecord{ID: testAgent, Metadata: MetadataOf(&m)}
+	b, _ = json.Marshal(set)
+	if !strings.Contains(string(b), `"metadata":`+md) {
+		t.Fatalf("set metadata encoded %s", b)
+	}
+	if back, _ := set.Metadata.Decode(); !reflect.DeepEqual(back, m) {
+		t.Fatalf("Decode of set metadata %+v", back)
+	}
+	b, _ = json.Marshal(AgentRecord{ID: testAgent})
+	if strings.Contains(string(b), "metadata") {
+		t.Fatalf("zero metadata encoded: %s", b)
+	}
+	if _, err := DecodeDiscoverResponse([]byte(`{"count":1,"agents":[{"id":"6ba7b810-9dad-11d1-80b4-00c04fd430c8","metadata":[1]}]}`)); !errors.As(err, &pe) || pe.Code != CodeInvalidMetadata {
+		t.Fatalf("metadata that is not an object: %v", err)
+	}
+	var st AgentState
+	var ss AgentStatus
+	expiring, degraded := []byte(`"expiring"`), []byte(`"Degraded"`)
+	if n := testing.AllocsPerRun(10, func() {
+		_ = st.UnmarshalJSON(expiring)
+		_ = ss.UnmarshalJSON(degraded)
+	}); n != 0 || st != StateExpiring || ss != StatusDegraded {
+		t.Fatalf("known state and status: %v allocs, %q %q", n, st, ss)
+	}
+}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/netip"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -145,7 +144,7 @@ func bigStore(b *testing.B, kind string) Store {
 			s := NewMemoryStore()
 			for i := range bigCount {
 				a := mk(i) // with the parsed id and address registration stores (validateRegister)
-				a.wireID, a.wireAddr = aid(i+1), netip.MustParseAddrPort(a.Address)
+				a.wireID = aid(i + 1)
 				s.Register(context.Background(), a)
 			}
 			f.st = s

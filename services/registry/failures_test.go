@@ -16,7 +16,7 @@ func TestRecordState(t *testing.T) {
 	a := Agent{ID: agentID(1), LastHeartbeat: t0, ExpiresAt: t0.Add(30 * time.Second), Capabilities: []string{"b", "a"}}
 	tests := []struct {
 		at     time.Duration
-		state  string
+		state  mxp.AgentState
 		status mxp.AgentStatus
 	}{
 		{0, mxp.StateOnline, "Online"},

@@ -162,8 +162,8 @@ func (s *Service) discover(ctx context.Context, r mxp.DiscoverRequest) (mxp.Disc
 		return mxp.DiscoverResponse{}, s.storeError(ctx, "discover", err)
 	}
 	resp := mxp.DiscoverResponse{Capability: r.Capability, Agents: make([]mxp.AgentRecord, len(as)), Count: len(as)}
-	for i, a := range as {
-		resp.Agents[i] = a.Record(now, cfg.EffectiveHeartbeatInterval())
+	for i := range as {
+		resp.Agents[i] = as[i].Record(now, cfg.EffectiveHeartbeatInterval())
 	}
 	if more && len(as) > 0 {
 		resp.NextAfter = as[len(as)-1].ID

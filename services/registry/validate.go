@@ -64,7 +64,7 @@ func validateRegister(r mxp.RegisterRequest, maxMetadata int) (Agent, error) {
 		addr = r.Address.String()
 	}
 	return Agent{ID: r.ID.String(), Name: r.Name, Capabilities: caps, Address: addr, Metadata: md,
-		wireID: r.ID, wireAddr: r.Address}, nil
+		wireID: r.ID}, nil
 }
 
 // Query is a validated discovery query.
@@ -95,7 +95,9 @@ func validateDiscover(r mxp.DiscoverRequest, defaultLimit, maxLimit int) (Query,
 		id, _ := mxp.ParseAgentID(r.After) // Validate checked it
 		r.After = id.String()
 	}
-	return Query{Capabilities: slices.Compact(slices.Sorted(slices.Values(r.Required()))), Name: r.Name, NamePrefix: r.NamePrefix, Tag: r.Tag,
+	caps := r.Required() // a new slice without duplicates: sorted in place
+	slices.Sort(caps)
+	return Query{Capabilities: caps, Name: r.Name, NamePrefix: r.NamePrefix, Tag: r.Tag,
 		AcceptingOnly: r.AcceptingOnly, Limit: r.Limit, After: r.After}, nil
 }
 
