@@ -5,20 +5,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/mxp-mesh/mesh/examples/internal/meshtest"
 	"github.com/mxp-mesh/mesh/pkg/agent"
 	"github.com/mxp-mesh/mesh/pkg/common/bus"
-	"github.com/mxp-mesh/mesh/pkg/common/service"
 	"github.com/mxp-mesh/mesh/pkg/mxp"
-	"github.com/mxp-mesh/mesh/services/edge"
-	"github.com/mxp-mesh/mesh/services/registry"
 )
 
 // TestRegistrationContract drives one table of agent names and capabilities through the
@@ -130,24 +126,12 @@ func TestRegistrationContract(t *testing.T) {
 	}
 }
 
-// startLoneEdge starts an edge on a bus with nothing else on it and returns a secure MXP
-// connection to it.
+// startLoneEdge starts a mesh of the edge alone (nothing else on its bus) and returns a
+// secure MXP connection to it.
 func startLoneEdge(t *testing.T) *mxp.Conn {
 	t.Helper()
-	b, nc := loneBus(t, "contract-edge")
-	ecfg := edge.Defaults()
-	ecfg.Addr, ecfg.KeyFile, ecfg.HTTP = "127.0.0.1:0", filepath.Join(t.TempDir(), "edge.key"), ""
-	e, err := edge.New(ecfg, edge.Deps{Deps: service.Deps{Logger: quiet(), Conn: nc}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	runUntilCleanup(t, "edge", e.Run, func() { b.Close() })
-	select { // Run binds the transports; a failed bind is reported at cleanup
-	case <-e.Serving():
-	case <-time.After(30 * time.Second):
-		t.Fatal("edge not serving after 30 s")
-	}
-	key, err := mxp.ParsePublicKey(e.PublicKey())
+	m := startLone(t, "edge")
+	key, err := mxp.ParsePublicKey(m.EdgeKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +141,7 @@ func startLoneEdge(t *testing.T) *mxp.Conn {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	c, err := mxp.Dial(ctx, e.Addrs()["secure"], mxp.Options{PrivateKey: priv, ServerKey: key})
+	c, err := mxp.Dial(ctx, m.EdgeAddr, mxp.Options{PrivateKey: priv, ServerKey: key})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,54 +149,31 @@ func startLoneEdge(t *testing.T) *mxp.Conn {
 	return c
 }
 
-// startLoneRegistry starts a registry (memory store) on a bus of its own and returns a
-// client connection to that bus, once the registry serves.
+// startLoneRegistry starts a mesh of the registry alone (memory store) and returns a
+// client connection to its bus, once the registry serves.
 func startLoneRegistry(t *testing.T) *nats.Conn {
 	t.Helper()
-	b, nc := loneBus(t, "contract-registry")
-	rcfg := registry.DefaultConfig()
-	rcfg.HTTP = ""
-	reg, err := registry.New(rcfg, service.Deps{Logger: quiet(), Conn: nc})
+	m := startLone(t, "registry")
+	client, err := m.Mesh.Bus.NewConn("client")
 	if err != nil {
 		t.Fatal(err)
 	}
-	runUntilCleanup(t, "registry", reg.Run, func() { b.Close() })
-	client, err := b.NewConn("client")
-	if err != nil {
-		t.Fatal(err)
-	}
-	<-reg.Serving()
+	t.Cleanup(client.Close)
 	return client
 }
 
-// loneBus starts an embedded bus of its own and returns it with a connection to it.
-func loneBus(t *testing.T, name string) (*bus.Bus, *nats.Conn) {
+// startLone runs the mesh's list with the one target until the test ends, once it is
+// ready.
+func startLone(t *testing.T, target string) *meshtest.Mesh {
 	t.Helper()
-	b, err := bus.Start(bus.Config{Embedded: bus.EmbeddedConfig{DontListen: true}}, name, quiet())
+	m, err := meshtest.StartWith(t.TempDir(), meshtest.Options{Logger: quiet(), Targets: []string{target}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	nc, err := b.NewConn(name + "-service")
-	if err != nil {
-		b.Close()
-		t.Fatal(err)
-	}
-	return b, nc
-}
-
-// runUntilCleanup runs fn until the test ends, then cancels it, waits for it and calls
-// after.
-func runUntilCleanup(t *testing.T, name string, fn func(context.Context) error, after func()) {
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		if err := fn(ctx); err != nil && !errors.Is(err, context.Canceled) {
-			t.Errorf("%s: %v", name, err)
+	t.Cleanup(func() {
+		if err := m.Close(); err != nil {
+			t.Errorf("%s: %v", target, err)
 		}
 	})
-	t.Cleanup(func() {
-		cancel()
-		wg.Wait()
-		after()
-	})
+	return m
 }

@@ -52,6 +52,9 @@ type Options struct {
 	// ConfigFile is a file in the mesh's format (a section per service, e.g. extra
 	// inference models); "" for none.
 	ConfigFile string
+	// Targets are the services to run (mesh.Options.Targets); nil: all of them. Without
+	// the edge, EdgeAddr and EdgeKey are empty; without inference, InferenceURL is.
+	Targets []string
 	// Edges names more edges on the same bus (mesh.Options.Edges), each with its own
 	// key in dir; Mesh.Edges has their addresses and keys.
 	Edges []string
@@ -75,6 +78,7 @@ func StartWith(dir string, o Options) (*Mesh, error) {
 	}
 	p, err := mesh.Start(context.Background(), mesh.Options{
 		ConfigFile: o.ConfigFile, Env: []string{}, Logger: o.Logger, Tracer: o.Tracer, Edges: o.Edges,
+		Targets: o.Targets,
 		Preset: map[string]map[string]string{
 			service.ProcessName: {"bus.embedded.dont_listen": "true", "http.addr": "127.0.0.1:0"},
 			"edge":              {"addr": "127.0.0.1:0", "key_file": filepath.Join(dir, "edge.key")},
@@ -85,7 +89,9 @@ func StartWith(dir string, o Options) (*Mesh, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	m := &Mesh{Mesh: p, cancel: cancel, done: make(chan error, 1), Edges: map[string]Edge{}}
-	m.InferenceURL = "http://" + p.HTTPAddr() + "/v1"
+	if p.Inference() != nil {
+		m.InferenceURL = "http://" + p.HTTPAddr() + "/v1"
+	}
 	go func() { m.done <- p.Run(ctx) }()
 	serving := func(e *edge.Edge) error { // an edge binds in Run
 		select {
@@ -97,11 +103,12 @@ func StartWith(dir string, o Options) (*Mesh, error) {
 			return fmt.Errorf("meshtest: mesh stopped before its edges served: %w", err)
 		}
 	}
-	e := p.Edge()
-	if err := serving(e); err != nil {
-		return nil, err
+	if e := p.Edge(); e != nil {
+		if err := serving(e); err != nil {
+			return nil, err
+		}
+		m.EdgeAddr, m.EdgeKey = e.Addrs()["secure"], e.PublicKey()
 	}
-	m.EdgeAddr, m.EdgeKey = e.Addrs()["secure"], e.PublicKey()
 	for _, name := range o.Edges {
 		e := p.EdgeNamed(name)
 		if err := serving(e); err != nil {

@@ -113,8 +113,9 @@ type ProcessOptions struct {
 // (Def.New on a Setup) as its target is: its section of the file and its environment
 // variables, the process's presets and overrides for the module, then Preset and
 // Override laid over those. It runs under Name: its bus connection (mxp-<Name>), logs,
-// tracer scope and health checks (bus/<Name>, and a service's own checks named by its
-// metrics registry's service) name it, and its config reloads with the others'. It
+// tracer scope and bus check (bus/<Name>) name it, and its config reloads with the
+// others'. A service's own health checks must be named by Deps.Metrics.Service() (the
+// edge's are) or an instance replaces its module's on the shared checker. It
 // mounts no HTTP routes (they are its module's), and its metrics go to a registry of its
 // own, not the process's /metrics, where its series would collide with its module's.
 type Instance struct {
