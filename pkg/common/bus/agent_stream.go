@@ -54,12 +54,13 @@ type AgentStream struct {
 	once   sync.Once
 
 	mu        sync.Mutex
-	remote    string // the agent's edge's subject for this stream; empty until accepted or after the end
-	ended     bool   // the close arrived, or Close was called
-	answered  bool   // the answer to the open arrived
-	abandoned bool   // the opener gave up before the answer: an acceptance is closed at once
-	owed      int    // chunks taken and not yet credited
-	err       error  // why the stream ended, once Recv has seen it (io.EOF for a clean end)
+	remote    string      // the agent's edge's subject for this stream; empty until accepted or after the end
+	ended     bool        // the close arrived, or Close was called
+	answered  bool        // the answer to the open arrived
+	abandoned bool        // the opener gave up before the answer: an acceptance is closed at once
+	linger    *time.Timer // an abandoned open's wait for its answer (abandonedOpenWait)
+	owed      int         // chunks taken and not yet credited
+	err       error       // why the stream ended, once Recv has seen it (io.EOF for a clean end)
 }
 
 // abandonedOpenWait is how long the inbox of an open whose opener gave up waits for the
@@ -147,13 +148,12 @@ func (s *AgentStream) abandon() {
 	select {
 	case reply = <-s.answer:
 	default:
+		s.linger = time.AfterFunc(abandonedOpenWait, func() { s.finish(&mxp.RemoteError{Code: mxp.CodeCanceled, Message: "the opener gave up"}) })
 	}
 	s.mu.Unlock()
 	if reply != nil {
 		s.closeAbandoned(reply)
-		return
 	}
-	time.AfterFunc(abandonedOpenWait, func() { s.finish(&mxp.RemoteError{Code: mxp.CodeCanceled, Message: "the opener gave up"}) })
 }
 
 // closeAbandoned answers the answer to an abandoned open: an acceptance gets a close of
@@ -163,6 +163,11 @@ func (s *AgentStream) closeAbandoned(reply *nats.Msg) {
 		body, _ := json.Marshal(mxp.ErrorPayload{Error: "the opener gave up before the stream opened", Code: mxp.CodeCanceled})
 		_ = s.publish(remote, StreamOpClose, body)
 	}
+	s.mu.Lock()
+	if s.linger != nil {
+		s.linger.Stop()
+	}
+	s.mu.Unlock()
 	s.finish(&mxp.RemoteError{Code: mxp.CodeCanceled, Message: "the opener gave up"})
 }
 
