@@ -3,8 +3,8 @@ module github.com/mxp-mesh/mesh/examples
 go 1.26.0
 
 require (
-	github.com/mxp-mesh/mesh/pkg/agent v0.0.0-00010101000000-000000000000
 	github.com/mxp-mesh/mesh/mesh v0.0.0
+	github.com/mxp-mesh/mesh/pkg/agent v0.0.0-00010101000000-000000000000
 	github.com/mxp-mesh/mesh/pkg/common v0.0.0
 	github.com/mxp-mesh/mesh/pkg/mxp v0.0.0
 	github.com/mxp-mesh/mesh/services/edge v0.0.0
@@ -16,7 +16,6 @@ require (
 require (
 	github.com/antithesishq/antithesis-sdk-go v0.8.0-default-no-op // indirect
 	github.com/beorn7/perks v1.0.1 // indirect
-	github.com/cenkalti/backoff/v4 v4.3.0 // indirect
 	github.com/cenkalti/backoff/v5 v5.0.3 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/fsnotify/fsnotify v1.10.1 // indirect
@@ -33,7 +32,7 @@ require (
 	github.com/mxp-mesh/mesh/pkg/api v0.0.0
 	github.com/nats-io/jwt/v2 v2.8.2 // indirect
 	github.com/nats-io/nats-server/v2 v2.15.2 // indirect
-	github.com/nats-io/nats.go v1.55.0 // indirect
+	github.com/nats-io/nats.go v1.55.0
 	github.com/nats-io/nkeys v0.4.16 // indirect
 	github.com/nats-io/nuid v1.0.1 // indirect
 	github.com/prometheus/client_model v0.6.3 // indirect
@@ -49,8 +48,8 @@ require (
 	go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp v1.47.0 // indirect
 	go.opentelemetry.io/otel/log v1.47.0 // indirect
 	go.opentelemetry.io/otel/metric v1.47.0 // indirect
-	go.opentelemetry.io/otel/sdk v1.47.0 // indirect
-	go.opentelemetry.io/otel/trace v1.47.0 // indirect
+	go.opentelemetry.io/otel/sdk v1.47.0
+	go.opentelemetry.io/otel/trace v1.47.0
 	go.opentelemetry.io/proto/otlp v1.11.0 // indirect
 	go.uber.org/atomic v1.12.0 // indirect
 	golang.org/x/crypto v0.59.0 // indirect

@@ -9,11 +9,8 @@ require (
 	github.com/mxp-mesh/mesh/pkg/common v0.0.0
 	github.com/mxp-mesh/mesh/pkg/mxp v0.0.0
 	github.com/mxp-mesh/mesh/services/edge v0.0.0
-	github.com/mxp-mesh/mesh/services/inference v0.0.0
-	github.com/mxp-mesh/mesh/services/registry v0.0.0
+	github.com/nats-io/nats.go v1.55.0
 )
-
-require github.com/cenkalti/backoff/v4 v4.3.0 // indirect
 
 require (
 	github.com/antithesishq/antithesis-sdk-go v0.8.0-default-no-op // indirect
@@ -32,9 +29,10 @@ require (
 	github.com/minio/highwayhash v1.0.4 // indirect
 	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
 	github.com/mxp-mesh/mesh/pkg/api v0.0.0 // indirect
+	github.com/mxp-mesh/mesh/services/inference v0.0.0 // indirect
+	github.com/mxp-mesh/mesh/services/registry v0.0.0 // indirect
 	github.com/nats-io/jwt/v2 v2.8.2 // indirect
 	github.com/nats-io/nats-server/v2 v2.15.2 // indirect
-	github.com/nats-io/nats.go v1.55.0 // indirect
 	github.com/nats-io/nkeys v0.4.16 // indirect
 	github.com/nats-io/nuid v1.0.1 // indirect
 	github.com/prometheus/client_golang v1.25.0 // indirect

@@ -57,11 +57,7 @@ require (
 
 replace github.com/mxp-mesh/mesh/pkg/common => ../../pkg/common
 
-replace github.com/mxp-mesh/mesh/pkg/mxp => ../../pkg/mxp
-
 replace github.com/mxp-mesh/mesh/pkg/api => ../../pkg/api
-
-require github.com/mxp-mesh/mesh/pkg/mxp v0.0.0
 
 require (
 	github.com/klauspost/cpuid/v2 v2.2.10 // indirect

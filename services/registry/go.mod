@@ -58,6 +58,6 @@ require (
 
 replace github.com/mxp-mesh/mesh/pkg/common => ../../pkg/common
 
-require github.com/mxp-mesh/mesh/pkg/mxp v0.0.0 // indirect
+require github.com/mxp-mesh/mesh/pkg/mxp v0.0.0
 
 replace github.com/mxp-mesh/mesh/pkg/mxp => ../../pkg/mxp
