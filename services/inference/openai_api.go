@@ -390,12 +390,6 @@ func (s *Service) handleChatCompletions(w http.ResponseWriter, r *http.Request) 
 	json.NewEncoder(w).Encode(completionBody(id, model, created, resp, st.Usage()))
 }
 
-type oaiUsage struct {
-	PromptTokens     int `json:"prompt_tokens"`
-	CompletionTokens int `json:"completion_tokens"`
-	TotalTokens      int `json:"total_tokens"`
-}
-
 func completionBody(id, model string, created int64, resp *api.Response, u api.Usage) any {
 	msg := map[string]any{"role": "assistant", "content": resp.Text}
 	if resp.Text == "" && len(resp.ToolCalls) > 0 {
@@ -415,7 +409,7 @@ func completionBody(id, model string, created int64, resp *api.Response, u api.U
 	return map[string]any{
 		"id": id, "object": "chat.completion", "created": created, "model": model,
 		"choices": []any{map[string]any{"index": 0, "message": msg, "finish_reason": openAIFinish(resp.FinishReason)}},
-		"usage":   oaiUsage{PromptTokens: u.InputTokens, CompletionTokens: u.OutputTokens, TotalTokens: u.InputTokens + u.OutputTokens},
+		"usage":   openai.Usage{PromptTokens: u.InputTokens, CompletionTokens: u.OutputTokens, TotalTokens: u.InputTokens + u.OutputTokens},
 	}
 }
 

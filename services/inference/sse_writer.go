@@ -1,6 +1,7 @@
 package inference
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
@@ -12,28 +13,6 @@ import (
 	"github.com/mxp-mesh/mesh/services/inference/internal/openai"
 )
 
-type oaiDelta struct {
-	Role      string            `json:"role,omitempty"`
-	Content   *string           `json:"content,omitempty"`
-	Refusal   string            `json:"refusal,omitempty"`
-	ToolCalls []openai.ToolCall `json:"tool_calls,omitempty"`
-}
-
-type oaiChoice struct {
-	Index        int      `json:"index"`
-	Delta        oaiDelta `json:"delta"`
-	FinishReason *string  `json:"finish_reason"`
-}
-
-type oaiChunk struct {
-	ID      string      `json:"id"`
-	Object  string      `json:"object"`
-	Created int64       `json:"created"`
-	Model   string      `json:"model"`
-	Choices []oaiChoice `json:"choices"`
-	Usage   *oaiUsage   `json:"usage,omitempty"`
-}
-
 // sseWriter writes chat.completion.chunk events, flushing each so that tokens reach the
 // client as they arrive.
 type sseWriter struct {
@@ -43,7 +22,7 @@ type sseWriter struct {
 	dl         cmetrics.StreamDeadline
 	fl         http.Flusher
 	buf        []byte
-	chunk      oaiChunk
+	chunk      openai.Chunk
 	err        error
 }
 
@@ -136,8 +115,8 @@ func appendJSONString(dst []byte, s string) []byte {
 	return append(dst, '"')
 }
 
-func (sw *sseWriter) delta(d oaiDelta, finish *string) {
-	sw.chunk.Choices[0] = oaiChoice{Delta: d, FinishReason: finish}
+func (sw *sseWriter) delta(d openai.Delta, finish *string) {
+	sw.chunk.Choices[0] = openai.Choice{Delta: d, FinishReason: finish}
 	sw.event(&sw.chunk)
 }
 
@@ -153,14 +132,12 @@ func (s *Service) writeSSE(w http.ResponseWriter, dl cmetrics.StreamDeadline, st
 	w.WriteHeader(http.StatusOK)
 	fl, _ := w.(http.Flusher)
 	sw := &sseWriter{w: w, dl: dl, fl: fl, buf: make([]byte, 0, 512),
-		chunk: oaiChunk{ID: id, Object: "chat.completion.chunk", Created: created, Model: model, Choices: make([]oaiChoice, 1)}}
-	prefix, _ := json.Marshal(struct {
-		ID      string `json:"id"`
-		Object  string `json:"object"`
-		Created int64  `json:"created"`
-		Model   string `json:"model"`
-	}{id, "chat.completion.chunk", created, model})
-	sw.textPrefix = append(append([]byte("data: "), prefix[:len(prefix)-1]...), `,"choices":[{"index":0,"delta":{"content":`...)
+		chunk: openai.Chunk{ID: id, Object: "chat.completion.chunk", Created: created, Model: model, Choices: make([]openai.Choice, 1)}}
+	// The encoded chunk up to its choices ({"id":...,"model":...,"choices":null}, cut
+	// before ,"choices"), then a content-only delta's opening.
+	head, _ := json.Marshal(openai.Chunk{ID: id, Object: "chat.completion.chunk", Created: created, Model: model})
+	head = head[:bytes.LastIndex(head, []byte(`,"choices":`))]
+	sw.textPrefix = append(append([]byte("data: "), head...), `,"choices":[{"index":0,"delta":{"content":`...)
 	role := "assistant"
 	var finish api.FinishReason
 	for sw.err == nil {
@@ -182,11 +159,10 @@ func (s *Service) writeSSE(w http.ResponseWriter, dl cmetrics.StreamDeadline, st
 			}
 			continue
 		}
-		d := oaiDelta{Role: role}
+		d := openai.Delta{Role: role}
 		emit := role != ""
 		if c.Text != "" {
-			text := c.Text
-			d.Content, emit = &text, true
+			d.Content, emit = c.Text, true
 		}
 		if c.Refusal != "" {
 			d.Refusal, emit = c.Refusal, true
@@ -217,11 +193,11 @@ func (s *Service) writeSSE(w http.ResponseWriter, dl cmetrics.StreamDeadline, st
 		return
 	}
 	fr := openAIFinish(finish)
-	sw.delta(oaiDelta{}, &fr)
+	sw.delta(openai.Delta{}, &fr)
 	if includeUsage {
 		u := st.Usage()
-		sw.event(&oaiChunk{ID: id, Object: "chat.completion.chunk", Created: created, Model: model, Choices: []oaiChoice{},
-			Usage: &oaiUsage{PromptTokens: u.InputTokens, CompletionTokens: u.OutputTokens, TotalTokens: u.InputTokens + u.OutputTokens}})
+		sw.event(&openai.Chunk{ID: id, Object: "chat.completion.chunk", Created: created, Model: model, Choices: []openai.Choice{},
+			Usage: &openai.Usage{PromptTokens: u.InputTokens, CompletionTokens: u.OutputTokens, TotalTokens: u.InputTokens + u.OutputTokens}})
 	}
 	if sw.err == nil {
 		// No flush: the handler returns next and net/http writes what is buffered and

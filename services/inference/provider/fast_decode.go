@@ -1,6 +1,9 @@
 package provider
 
-import "github.com/mxp-mesh/mesh/services/inference/internal/jsonscan"
+import (
+	"github.com/mxp-mesh/mesh/services/inference/internal/jsonscan"
+	"github.com/mxp-mesh/mesh/services/inference/internal/openai"
+)
 
 // Fast decoders for the per-token events of streams: OpenAI's chat.completion.chunk,
 // Anthropic's content_block_delta, Gemini's GenerateContentResponse and Ollama's
@@ -20,8 +23,12 @@ var (
 	fastUsageKeys  = []string{"prompt_tokens", "completion_tokens"}
 )
 
-// decodeOpenAIChunkFast fills c (which must be zero, Choices may have capacity) from data.
-func decodeOpenAIChunkFast(data []byte, c *oaChunk) bool {
+// decodeOpenAIChunkFast fills c (which must be zero, Choices may have capacity) from data:
+// what the adapter reads (choices, usage's prompt and completion tokens, a null error) as
+// json.Unmarshal fills it. The chunk's id, object, created and model, a delta's role and
+// usage's total_tokens are skipped: the adapter does not read them, and decoding them
+// would allocate strings per token.
+func decodeOpenAIChunkFast(data []byte, c *openai.Chunk) bool {
 	s := jsonscan.New(data)
 	ok := s.Fields(fastTopKeys, 1, func(k int) bool {
 		switch k {
@@ -31,7 +38,7 @@ func decodeOpenAIChunkFast(data []byte, c *oaChunk) bool {
 				return s.Literal("null")
 			}
 			return s.Array(func() bool {
-				c.Choices = append(c.Choices, oaChoice{})
+				c.Choices = append(c.Choices, openai.Choice{})
 				ch := &c.Choices[len(c.Choices)-1]
 				if s.Peek() == 'n' {
 					return s.Literal("null")
@@ -41,7 +48,7 @@ func decodeOpenAIChunkFast(data []byte, c *oaChunk) bool {
 					case 0:
 						return s.IntOrNull(&ch.Index)
 					case 2:
-						return s.StrOrNull(&ch.FinishReason)
+						return finishReason(s, &ch.FinishReason)
 					}
 					if s.Peek() == 'n' {
 						return s.Literal("null")
@@ -61,10 +68,7 @@ func decodeOpenAIChunkFast(data []byte, c *oaChunk) bool {
 			if s.Peek() == 'n' {
 				return s.Literal("null")
 			}
-			c.Usage = &struct {
-				PromptTokens     int `json:"prompt_tokens"`
-				CompletionTokens int `json:"completion_tokens"`
-			}{}
+			c.Usage = &openai.Usage{}
 			return s.Fields(fastUsageKeys, 2, func(k int) bool {
 				if k == 0 {
 					return s.IntOrNull(&c.Usage.PromptTokens)
@@ -75,6 +79,31 @@ func decodeOpenAIChunkFast(data []byte, c *oaChunk) bool {
 		return s.Peek() == 'n' && s.Literal("null") // error: only null is handled here
 	})
 	return ok && s.End()
+}
+
+// finishReasons are the finish reasons OpenAI sends; finishReason points at these rather
+// than allocating a pointer for each.
+var finishReasons = [...]string{"stop", "length", "tool_calls", "content_filter", "function_call"}
+
+// finishReason reads a choice's finish_reason as json.Unmarshal reads it into a *string:
+// null leaves *p as it is (nil: every token's chunk, no allocation); a string is stored
+// (once per stream), a known one in finishReasons.
+func finishReason(s *jsonscan.Scanner, p **string) bool {
+	if s.Peek() == 'n' {
+		return s.Literal("null")
+	}
+	var v string
+	if !s.StrOrNull(&v) {
+		return false
+	}
+	for i := range finishReasons {
+		if finishReasons[i] == v {
+			*p = &finishReasons[i]
+			return true
+		}
+	}
+	*p = new(v)
+	return true
 }
 
 var (

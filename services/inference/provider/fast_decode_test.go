@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"reflect"
 	"testing"
+
+	"github.com/mxp-mesh/mesh/services/inference/internal/openai"
 )
 
 var fastSeeds = []string{
@@ -26,23 +28,34 @@ var fastSeeds = []string{
 	`{"choices":[{"index":0,"delta":{"content":"é\né"}}]}`,
 }
 
-func slowDecode(data []byte) (oaChunk, error) {
-	var c oaChunk
+func slowDecode(data []byte) (openai.Chunk, error) {
+	var c openai.Chunk
 	err := json.Unmarshal(data, &c)
 	return c, err
 }
 
-// normalise treats a nil and an empty Choices slice alike (the fast path reuses memory).
-func normalise(c oaChunk) oaChunk {
+// normalise treats a nil and an empty Choices slice alike (the fast path reuses memory)
+// and clears what the fast path skips (decodeOpenAIChunkFast: the chunk's id, object,
+// created and model, a delta's role, usage's total_tokens).
+func normalise(c openai.Chunk) openai.Chunk {
 	if len(c.Choices) == 0 {
 		c.Choices = nil
+	}
+	c.ID, c.Object, c.Created, c.Model = "", "", 0, ""
+	for i := range c.Choices {
+		c.Choices[i].Delta.Role = ""
+	}
+	if c.Usage != nil {
+		u := *c.Usage
+		u.TotalTokens = 0
+		c.Usage = &u
 	}
 	return c
 }
 
 func TestOpenAIFastDecodeAgrees(t *testing.T) {
 	for i, s := range fastSeeds {
-		var fast oaChunk
+		var fast openai.Chunk
 		ok := decodeOpenAIChunkFast([]byte(s), &fast)
 		slow, err := slowDecode([]byte(s))
 		if !ok {
@@ -66,7 +79,7 @@ func FuzzOpenAIFastDecode(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		var fast oaChunk
+		var fast openai.Chunk
 		if !decodeOpenAIChunkFast(data, &fast) {
 			return
 		}

@@ -182,28 +182,6 @@ func openAIErrorMessage(data []byte) string {
 	return e.Error.Message
 }
 
-type oaChoice struct {
-	Index int `json:"index"`
-	Delta struct {
-		Content   string            `json:"content"`
-		Refusal   string            `json:"refusal"`
-		ToolCalls []openai.ToolCall `json:"tool_calls"`
-	} `json:"delta"`
-	FinishReason string `json:"finish_reason"`
-}
-
-type oaChunk struct {
-	Choices []oaChoice `json:"choices"`
-	Usage   *struct {
-		PromptTokens     int `json:"prompt_tokens"`
-		CompletionTokens int `json:"completion_tokens"`
-	} `json:"usage"`
-	Error *struct {
-		Message string `json:"message"`
-		Type    string `json:"type"`
-	} `json:"error"`
-}
-
 // NewOpenAIStream decodes a Chat Completions SSE body (chat.completion.chunk objects
 // ending with "data: [DONE]"). Exported for the fuzz and golden tests.
 func NewOpenAIStream(body io.ReadCloser) api.Stream {
@@ -211,7 +189,7 @@ func NewOpenAIStream(body io.ReadCloser) api.Stream {
 	var finish api.FinishReason
 	var usage *api.Usage
 	done := false
-	var c oaChunk
+	var c openai.Chunk
 	var chunks []api.Chunk // reused: chunkStream takes an event's chunks out before decoding the next
 	decode := func() ([]api.Chunk, error) {
 		if done {
@@ -235,10 +213,10 @@ func NewOpenAIStream(body io.ReadCloser) api.Stream {
 		// Reuse the decoded value's slices between events (fewer allocations per token).
 		// The elements are zeroed: json.Unmarshal leaves fields an event omits untouched.
 		clear(c.Choices[:cap(c.Choices)])
-		c = oaChunk{Choices: c.Choices[:0]}
+		c = openai.Chunk{Choices: c.Choices[:0]}
 		if !decodeOpenAIChunkFast(data, &c) {
 			clear(c.Choices[:cap(c.Choices)])
-			c = oaChunk{Choices: c.Choices[:0]}
+			c = openai.Chunk{Choices: c.Choices[:0]}
 			if err := json.Unmarshal(data, &c); err != nil {
 				return nil, malformed("openai", data, err)
 			}
@@ -266,8 +244,8 @@ func NewOpenAIStream(body io.ReadCloser) api.Stream {
 				out = append(out, api.Chunk{ToolCall: &api.ToolCallDelta{Index: idx, ID: tc.ID,
 					Name: tc.Function.Name, Arguments: tc.Function.Arguments}})
 			}
-			if ch.FinishReason != "" {
-				finish = openAIFinish(ch.FinishReason)
+			if ch.FinishReason != nil && *ch.FinishReason != "" {
+				finish = openAIFinish(*ch.FinishReason)
 			}
 		}
 		if c.Usage != nil {
