@@ -315,9 +315,11 @@ func (e *Edge) Run(ctx context.Context) error {
 	e.serving.Store(true)
 	close(e.servingCh)
 	var runErr error
+	serving := len(ts)
 	select {
 	case <-ctx.Done():
 	case runErr = <-errs:
+		serving--
 	}
 	e.serving.Store(false)
 	closeAll()
@@ -328,7 +330,13 @@ func (e *Edge) Run(ctx context.Context) error {
 	defer cancel()
 	done := make(chan struct{})
 	go func() {
-		e.cancel()
+		// A transport's Serve returns after Close once its peers' readers have ended; they
+		// call Closed, which adds the session's last work to e.wg, so e.wg.Wait comes after
+		// every Serve has returned (before, an Add could race the Wait).
+		e.cancel() // first, as before: nothing a reader waits on outlives it
+		for range serving {
+			<-errs
+		}
 		e.replies.stop()
 		e.wg.Wait()
 		close(done)

@@ -188,7 +188,11 @@ func startEdgeWith(t testing.TB, b *bus.Bus, cfg Config, deps service.Deps) *tes
 	var once sync.Once
 	stop := func() { once.Do(func() { cancel(); <-done }) }
 	t.Cleanup(stop)
-	waitFor(t, "edge serving", func() bool { return e.serving.Load() })
+	select {
+	case <-e.Serving():
+	case <-done: // Run failed to bind: its error is reported above
+		t.FailNow()
+	}
 	return &testEdge{Edge: e, addr: e.Addrs()["compat"], stop: stop}
 }
 
