@@ -49,11 +49,11 @@ func ListenCompat(cfg CompatConfig) (*CompatTransport, error) {
 	}
 	ua, err := net.ResolveUDPAddr("udp", cfg.Addr)
 	if err != nil {
-		return nil, fmt.Errorf("edge: compat address %q: %w", cfg.Addr, err)
+		return nil, &ListenError{Transport: "compat", Addr: cfg.Addr, Err: err}
 	}
 	conn, err := net.ListenUDP("udp", ua)
 	if err != nil {
-		return nil, fmt.Errorf("edge: compat listen %q: %w", cfg.Addr, err)
+		return nil, &ListenError{Transport: "compat", Addr: cfg.Addr, Err: err}
 	}
 	// Large socket buffers absorb bursts; the kernel caps them at its own maximum.
 	_ = conn.SetReadBuffer(8 << 20)

@@ -129,8 +129,8 @@ func New(cfg Config, deps Deps) (*Edge, error) {
 	return e, nil
 }
 
-// ListenError is a transport Run could not bind, or whose key or allow list it could
-// not read: the edge serves nothing.
+// ListenError is a transport that could not be bound (ListenSecure, ListenCompat), or
+// whose key or allow list Run could not read: Run serves nothing then.
 type ListenError struct {
 	Transport string // "secure" or "compat"
 	Addr      string

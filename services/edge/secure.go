@@ -52,7 +52,7 @@ func ListenSecure(addr string, key transport.PrivateKey, cfg transport.Config) (
 	l, err := transport.Listen(t.ctx, addr, cfg)
 	if err != nil {
 		t.cancel()
-		return nil, fmt.Errorf("edge: secure listen %q: %w", addr, err)
+		return nil, &ListenError{Transport: "secure", Addr: addr, Err: err}
 	}
 	t.l = l
 	return t, nil
