@@ -275,3 +275,58 @@ func TestLossRepairNotRefused(t *testing.T) {
 		t.Fatalf("%d packets refused over the receive budget on a clean transfer within it", st.RecvBudgetDrops)
 	}
 }
+
+// countSink is a testSink that counts what the read loop asks of it and allocates
+// nothing itself: the application takes each message at once.
+type countSink struct {
+	testSink
+	delivered, reservations int
+}
+
+func (s *countSink) deliverLocked(m []byte) {
+	s.delivered++
+	s.releaseRecv(varintLen(uint64(len(m))) + len(m))
+}
+
+func (s *countSink) reserveRecv(n int) bool {
+	s.reservations++
+	return s.testSink.reserveRecv(n)
+}
+
+// TestSmallMessagesCostOneAllocation guards the receive path of BenchmarkOneWay256 (issue
+// 15: no regression from the receive budget): a packet of whole small messages, in order,
+// costs per message one reservation (its length prefix and body) and one allocation (the
+// buffer the application gets, exactly its size), and nothing per packet: no fragment,
+// no copy kept, no buffer grown twice.
+func TestSmallMessagesCostOneAllocation(t *testing.T) {
+	const size, perPacket = 256, 4
+	msg := make([]byte, size)
+	var packet []byte
+	for range perPacket {
+		packet = appendVarint(packet, size)
+		packet = append(packet, msg...)
+	}
+	cfg := Config{RecvWindow: DefaultRecvWindow}
+	var r recvStream
+	r.init(&cfg)
+	s := &countSink{testSink: testSink{limit: MaxMessageSize, budget: 1 << 20}}
+	packets := 0
+	allocs := testing.AllocsPerRun(1000, func() {
+		if ok, err := r.write(r.readOff, packet, s); !ok || err != nil {
+			t.Fatalf("packet %d: kept %v, %v", packets, ok, err)
+		}
+		r.consume(r.readOff)
+		packets++
+	})
+	if allocs != perPacket {
+		t.Errorf("%v allocations per packet of %d messages, want %d (one buffer each)", allocs, perPacket, perPacket)
+	}
+	if want := packets * perPacket; s.delivered != want || s.reservations != want {
+		t.Errorf("%d packets: %d messages delivered, %d reservations; want %d of each",
+			packets, s.delivered, s.reservations, want)
+	}
+	if s.held != 0 || r.reserved != 0 || len(r.frags) != 0 || r.body != nil {
+		t.Errorf("after whole messages: %d bytes held, %d reserved, %d fragments, buffer %v",
+			s.held, r.reserved, len(r.frags), r.body != nil)
+	}
+}
