@@ -281,11 +281,28 @@ func (c *Conn) reserveRecv(n int) bool {
 	return c.takeRecv(n, true)
 }
 
+// takeRecv charges n bytes to the connection's cap and the endpoint's budget (a
+// reservation within the whole budget, new work within half); false: nothing is
+// charged. Contract: c.mu held.
+//
+// It is on the read loop once per message, as releaseRecv is on the application's
+// goroutine: each touches c.held with one read-modify-write (charged first, returned if
+// over the cap), not a load and then a write, so that the cache line the two goroutines
+// share moves once per message each way (BenchmarkOneWay256). A concurrent release may
+// see the charge before it is returned; that only counts the connection fuller for that
+// moment.
 func (c *Conn) takeRecv(n int, reservation bool) bool {
-	if c.closed || c.held.Load()+int64(n) > c.connRecvCap() || !c.ep.recv.take(int64(n), reservation) {
+	if c.closed {
 		return false
 	}
-	c.held.Add(int64(n))
+	if c.held.Add(int64(n)) > c.connRecvCap() {
+		c.held.Add(-int64(n))
+		return false
+	}
+	if !c.ep.recv.take(int64(n), reservation) {
+		c.held.Add(-int64(n))
+		return false
+	}
 	return true
 }
 
@@ -308,15 +325,11 @@ func (c *Conn) releaseRecv(n int) {
 	if n == 0 {
 		return
 	}
-	for {
-		h := c.held.Load()
-		if h < 0 {
-			return
-		}
-		if c.held.CompareAndSwap(h, h-int64(n)) {
-			c.ep.recv.give(int64(n))
-			return
-		}
+	// Open, c.held is at least the n charged, so it stays >= 0; closed (releaseAllRecv
+	// swapped in heldClosed, far below -n) it stays negative. Whichever of the two comes
+	// first, the bytes are returned to the budget once: here or by releaseAllRecv's swap.
+	if c.held.Add(-int64(n)) >= 0 {
+		c.ep.recv.give(int64(n))
 	}
 }
 
