@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/mxp-mesh/mesh/pkg/agent"
 	"github.com/mxp-mesh/mesh/pkg/mxp"
+	"github.com/mxp-mesh/mesh/pkg/mxp/transport"
 )
 
 func init() {
@@ -106,7 +108,7 @@ func newEchoAgent(env *cliEnv, t edgeTarget, name, id string, caps []string, hea
 		log = slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
 	a, err := agent.New(agent.Config{Name: name, ID: id, Capabilities: caps, Version: mxp.Version,
-		Description: "echoes each call's payload", EdgeAddr: t.addr, EdgeKey: t.key, KeyFile: t.keyFile,
+		Description: "echoes each call's payload", EdgeAddr: t.addr, EdgeKey: t.key, KeyFile: t.keyFile, HandshakeTimeout: handshakeTimeout,
 		HeartbeatInterval: heartbeat, InlineHandlers: true, Workers: 1, QueueSize: 1, Logger: log})
 	if err != nil {
 		return echoAgent{}, usagef("%v", err)
@@ -137,7 +139,7 @@ func runEchoAgent(ctx context.Context, a echoAgent, t edgeTarget) (*atomic.Uint6
 		start := time.Now()
 		err := a.Run(ctx)
 		if err != nil && a.State() == agent.StateInit && ctx.Err() == nil {
-			if c := mxp.ErrorCodeFor(err); c == mxp.CodeUnreachable || c == mxp.CodeTimeout {
+			if c := mxp.ErrorCodeFor(err); c == mxp.CodeUnreachable || c == mxp.CodeTimeout || errors.Is(err, transport.ErrHandshakeTimeout) {
 				// The first handshake got no answer: say so as every client command does.
 				err = &nothingAnswersError{Addr: t.addr, After: time.Since(start), From: t.from, Err: err}
 			}

@@ -5,6 +5,7 @@ import (
 	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mxp-mesh/mesh/pkg/mxp"
 )
@@ -34,11 +35,7 @@ func silentUDP(t *testing.T) string {
 // what to check instead of "context deadline exceeded".
 func TestTimeoutFromFirstPacket(t *testing.T) {
 	addr := silentUDP(t)
-	k, err := mxp.GeneratePrivateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	key := k.PublicKey().String()
+	key := strangerKey(t)
 	dir := t.TempDir()
 	for _, args := range [][]string{
 		{"call", "--to", "echo", "--data", "x", "--timeout", "300ms"},
@@ -77,4 +74,41 @@ func TestEdgeFromEnvironment(t *testing.T) {
 	if code != 1 || !strings.Contains(errOut, "nothing answers at "+other) {
 		t.Fatalf("--edge over %s: exit %d %s", envEdge, code, errOut)
 	}
+}
+
+// TestStaleKeyNoTimeout: with no --timeout the transport's own handshake timeout ends the
+// dial before the command's deadline; that too is "nothing answers", with the hint that
+// the key (named by where it came from) may be wrong or stale. It used to print the bare
+// "transport: dial ...: transport: handshake timed out".
+func TestStaleKeyNoTimeout(t *testing.T) {
+	old := handshakeTimeout
+	handshakeTimeout = 300 * time.Millisecond
+	t.Cleanup(func() { handshakeTimeout = old })
+	addr := silentUDP(t)
+	key := strangerKey(t)
+	dir := t.TempDir()
+	t.Setenv(envEdgeKey, key)
+	for _, args := range [][]string{
+		{"call", "--to", "echo", "--data", "x"},
+		{"stream", "--to", "echo", "--data", "x"},
+		{"agent", "echo"},
+		{"agents"},
+	} {
+		code, _, errOut := runCLI(context.Background(), append(args, "--edge", addr, "--data-dir", dir)...)
+		want := "nothing answers at " + addr + " (after "
+		if code != 1 || !strings.Contains(errOut, want) || !strings.Contains(errOut, "key from $"+envEdgeKey) ||
+			!strings.Contains(errOut, "stale") {
+			t.Errorf("mxp %s: exit %d\nstderr %q\nwant %q and the key's source", strings.Join(args, " "), code, errOut, want)
+		}
+	}
+}
+
+// strangerKey is the public key of no edge, base64.
+func strangerKey(t *testing.T) string {
+	t.Helper()
+	k, err := mxp.GeneratePrivateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k.PublicKey().String()
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/mxp-mesh/mesh/pkg/mxp"
+	"github.com/mxp-mesh/mesh/pkg/mxp/transport"
 	"github.com/mxp-mesh/mesh/services/edge"
 )
 
@@ -97,6 +98,11 @@ const (
 // (mxp agent echo); a command with --timeout bounds it with that instead.
 const defaultDialTimeout = 10 * time.Second
 
+// handshakeTimeout is the transport's own bound on a handshake (zero: its default,
+// transport.DefaultHandshakeTimeout); a variable so that tests reach the "nothing answers"
+// path of a command with no --timeout without waiting the default out.
+var handshakeTimeout time.Duration
+
 // connFlags are the flags every client command shares.
 type connFlags struct {
 	dataDir string
@@ -134,12 +140,20 @@ func (c *connFlags) target() (edgeTarget, error) {
 	}
 	addr, keyText := c.edge, c.edgeKey
 	from := "--edge/$" + envEdge + " and --edge-key/$" + envEdgeKey
+	if keyText != "" {
+		from = "--edge-key"
+		if keyText == os.Getenv(envEdgeKey) {
+			from = "$" + envEdgeKey
+		}
+	}
 	if addr == "" || keyText == "" {
 		info, err := readEdgeInfo(c.dataDir)
 		if err != nil {
 			return edgeTarget{}, err
 		}
-		from = filepath.Join(c.dataDir, edgeInfoFile)
+		if keyText == "" {
+			from = filepath.Join(c.dataDir, edgeInfoFile)
+		}
 		if addr == "" {
 			addr = info.EdgeAddr
 		}
@@ -174,9 +188,11 @@ func (c *connFlags) dial(ctx context.Context) (*mxp.Conn, string, error) {
 }
 
 // dial connects to the edge t names. The handshake ends by ctx's deadline
-// (defaultDialTimeout when it has none); when nothing answers by then, or the host
-// refuses, the error is a nothingAnswersError naming the address, where the address and
-// key came from, and what to check.
+// (defaultDialTimeout when it has none) or the transport's handshake timeout, whichever
+// is first; when nothing answers by then, or the host refuses, the error is a
+// nothingAnswersError naming the address, where the key came from, and what to check
+// (an edge that holds another key than the pinned one cannot read the handshake and
+// stays silent, just as an address where nothing listens).
 func (t edgeTarget) dial(ctx context.Context) (*mxp.Conn, string, error) {
 	if t.compat != "" {
 		cl, err := mxp.DialPlaintext(ctx, t.compat)
@@ -188,12 +204,14 @@ func (t edgeTarget) dial(ctx context.Context) (*mxp.Conn, string, error) {
 	}
 	defer cancel()
 	start := time.Now()
-	cl, err := mxp.Dial(dctx, t.addr, mxp.Options{PrivateKey: t.clientKey, ServerKey: t.edgeKey})
+	cl, err := mxp.Dial(dctx, t.addr, mxp.Options{PrivateKey: t.clientKey, ServerKey: t.edgeKey,
+		Transport: transport.Config{HandshakeTimeout: handshakeTimeout}})
 	switch {
 	case err == nil:
 		return cl, t.where, nil
 	case !errors.Is(ctx.Err(), context.Canceled) &&
-		(errors.Is(dctx.Err(), context.DeadlineExceeded) || mxp.ErrorCodeFor(err) == mxp.CodeUnreachable):
+		(errors.Is(dctx.Err(), context.DeadlineExceeded) || errors.Is(err, transport.ErrHandshakeTimeout) ||
+			mxp.ErrorCodeFor(err) == mxp.CodeUnreachable):
 		return nil, "", &nothingAnswersError{Addr: t.addr, After: time.Since(start), From: t.from, Err: err}
 	}
 	return nil, "", fmt.Errorf("connecting to the edge at %s: %w", t.addr, err)
@@ -211,7 +229,8 @@ type nothingAnswersError struct {
 
 func (e *nothingAnswersError) Error() string {
 	return fmt.Sprintf("nothing answers at %s (after %v): check that the mesh is running (mxp dev, or make compose-up) "+
-		"and that the edge address and key (from %s) are its current ones", e.Addr, e.After.Round(time.Millisecond), e.From)
+		"and that the edge address and key (key from %s) are its current ones: an edge whose key is not that one "+
+		"(wrong, or stale after the edge made a new one) does not answer either", e.Addr, e.After.Round(time.Millisecond), e.From)
 }
 
 func (e *nothingAnswersError) Unwrap() error { return e.Err }

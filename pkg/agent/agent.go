@@ -36,6 +36,9 @@ type Config struct {
 	EdgeKey  string
 	KeyFile  string
 	DataDir  string // default ".mxp"
+	// HandshakeTimeout bounds each connection attempt's handshake with the edge (Run);
+	// default the transport's (transport.DefaultHandshakeTimeout, 10 s).
+	HandshakeTimeout time.Duration
 
 	HeartbeatInterval time.Duration // default: the interval the registry asks for (10s if it does not say)
 	Workers           int           // handlers running at once; default 16

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 
 	"github.com/mxp-mesh/mesh/pkg/mxp"
+	"github.com/mxp-mesh/mesh/pkg/mxp/transport"
 )
 
 // Run connects to the edge named by Config.EdgeAddr and Config.EdgeKey over the secure
@@ -40,7 +41,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return a.runRedialing(ctx, dialer(addr, mxp.Options{PrivateKey: key, ServerKey: edgeKey}), addr, key.PublicKey().String())
+	return a.runRedialing(ctx, dialer(addr, mxp.Options{PrivateKey: key, ServerKey: edgeKey,
+		Transport: transport.Config{HandshakeTimeout: a.cfg.HandshakeTimeout}}), addr, key.PublicKey().String())
 }
 
 // runRedialing runs the agent over connections from dial, dialling again whenever the
