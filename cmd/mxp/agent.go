@@ -125,7 +125,7 @@ func newEchoAgent(env *cliEnv, t edgeTarget, name, id string, caps []string, hea
 		a.Lifecycle().OnTransition(func(tr agent.Transition) {
 			if tr.From == agent.StateReady && tr.To == agent.StateActive {
 				fmt.Fprintf(env.Stdout, "echo agent %s registered as %q (capabilities: %s) via %s\n", a.ID(), name, strings.Join(caps, ","), t.where)
-				fmt.Fprintf(env.Stdout, "try: %s call --to %s --data hello\n", invokedAs(), name)
+				fmt.Fprintf(env.Stdout, "try: %s call --to %s --data hello%s\n", invokedAs(), name, dataDirFlag(t.dataDir))
 			}
 		})
 	}

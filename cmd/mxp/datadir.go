@@ -43,6 +43,19 @@ type EdgeInfo struct {
 	StartedAt  time.Time `json:"started_at"`
 }
 
+// dataDirFlag is " --data-dir DIR" for a hint that names a command to run next, or ""
+// when dir is the default: a hint without it would send the reader to ./.mxp, another
+// mesh or none, when they are using another directory.
+func dataDirFlag(dir string) string {
+	if dir == "" || filepath.Clean(dir) == defaultDataDir {
+		return ""
+	}
+	if strings.ContainsAny(dir, " \t'\"$`\\") {
+		return " --data-dir '" + strings.ReplaceAll(dir, "'", `'\''`) + "'"
+	}
+	return " --data-dir " + dir
+}
+
 func writeEdgeInfo(dir string, info EdgeInfo) error {
 	b, err := json.MarshalIndent(info, "", "  ")
 	if err != nil {
@@ -59,7 +72,7 @@ func readEdgeInfo(dir string) (EdgeInfo, error) {
 	var info EdgeInfo
 	b, err := os.ReadFile(filepath.Join(dir, edgeInfoFile))
 	if errors.Is(err, fs.ErrNotExist) {
-		return info, fmt.Errorf("no mesh found in %s (start one with `mxp dev`; for another mesh set %s and %s, or pass --edge and --edge-key)", dir, envEdge, envEdgeKey)
+		return info, fmt.Errorf("no mesh found in %s (start one with `mxp dev%s`; for another mesh set %s and %s, or pass --edge and --edge-key)", dir, dataDirFlag(dir), envEdge, envEdgeKey)
 	}
 	if err != nil {
 		return info, err
@@ -68,7 +81,7 @@ func readEdgeInfo(dir string) (EdgeInfo, error) {
 		return info, fmt.Errorf("%s: %w", filepath.Join(dir, edgeInfoFile), err)
 	}
 	if info.PID > 0 && processGone(info.PID) {
-		return info, fmt.Errorf("the mesh in %s (mxp dev, pid %d) is not running; start it with `mxp dev`", dir, info.PID)
+		return info, fmt.Errorf("the mesh in %s (mxp dev, pid %d) is not running; start it with `mxp dev%s`", dir, info.PID, dataDirFlag(dir))
 	}
 	return info, nil
 }
@@ -128,6 +141,7 @@ type edgeTarget struct {
 	keyFile   string
 	clientKey mxp.PrivateKey
 	where     string // for messages: the address, "(plaintext)" for compat
+	dataDir   string // the data directory, for hints
 	from      string // where the address and key came from
 }
 
@@ -136,7 +150,7 @@ type edgeTarget struct {
 // before any reader: see edge.LoadOrCreateKey).
 func (c *connFlags) target() (edgeTarget, error) {
 	if c.compat != "" {
-		return edgeTarget{compat: c.compat, where: c.compat + " (plaintext)"}, nil
+		return edgeTarget{compat: c.compat, where: c.compat + " (plaintext)", dataDir: c.dataDir}, nil
 	}
 	addr, keyText := c.edge, c.edgeKey
 	from := "--edge/$" + envEdge + " and --edge-key/$" + envEdgeKey
@@ -161,7 +175,7 @@ func (c *connFlags) target() (edgeTarget, error) {
 			keyText = info.PublicKey
 		}
 		if addr == "" && info.CompatAddr != "" {
-			return edgeTarget{compat: info.CompatAddr, where: info.CompatAddr + " (plaintext)"}, nil
+			return edgeTarget{compat: info.CompatAddr, where: info.CompatAddr + " (plaintext)", dataDir: c.dataDir}, nil
 		}
 	}
 	keyText = strings.TrimSpace(keyText)
@@ -174,7 +188,7 @@ func (c *connFlags) target() (edgeTarget, error) {
 	if err != nil {
 		return edgeTarget{}, err
 	}
-	return edgeTarget{addr: addr, key: keyText, edgeKey: edgeKey, keyFile: keyFile, clientKey: key, where: addr, from: from}, nil
+	return edgeTarget{addr: addr, key: keyText, edgeKey: edgeKey, keyFile: keyFile, clientKey: key, where: addr, from: from, dataDir: c.dataDir}, nil
 }
 
 // dial connects to the edge the flags, the environment or the data directory name (see

@@ -283,6 +283,6 @@ func printBanner(env *cliEnv, o devOptions, targets []string, info EdgeInfo) {
 		fmt.Fprintf(w, "\nNo edge runs here (--target): agents reach this mesh through an edge on the same bus.\n\nCtrl-C stops the mesh.\n")
 		return
 	}
-	self := invokedAs()
-	fmt.Fprintf(w, "\nIn another terminal:\n  %s agent echo\n  %s call --to echo --data hello\n\nCtrl-C stops the mesh.\n", self, self)
+	self, dd := invokedAs(), dataDirFlag(o.DataDir)
+	fmt.Fprintf(w, "\nIn another terminal:\n  %s agent echo%s\n  %s call --to echo --data hello%s\n\nCtrl-C stops the mesh.\n", self, dd, self, dd)
 }

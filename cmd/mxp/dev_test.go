@@ -83,7 +83,9 @@ func startDevWith(t *testing.T, o devOptions) (string, EdgeInfo, *syncBuffer, fu
 	case <-time.After(30 * time.Second):
 		t.Fatalf("mxp dev not ready:\n%s", out.String())
 	}
-	if s := out.String(); !strings.Contains(s, "edge public key") || !strings.Contains(s, "mxp agent echo") {
+	// The hints name the data directory (not the default one), or they would reach another mesh.
+	if s := out.String(); !strings.Contains(s, "edge public key") || !strings.Contains(s, "mxp agent echo"+dataDirFlag(o.DataDir)+"\n") ||
+		!strings.Contains(s, "mxp call --to echo --data hello"+dataDirFlag(o.DataDir)+"\n") || dataDirFlag(o.DataDir) == "" {
 		t.Fatalf("banner:\n%s", s)
 	}
 	return o.DataDir, info, &out, stop
@@ -113,6 +115,9 @@ func TestTour(t *testing.T) {
 			t.Fatalf("echo agent did not register:\n%s", echoOut.String())
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+	if want := "try: mxp call --to echo --data hello --data-dir " + dir + "\n"; !strings.Contains(echoOut.String(), want) {
+		t.Fatalf("echo agent's hint: want %q in\n%s", want, echoOut.String())
 	}
 
 	for _, tc := range []struct {
@@ -197,7 +202,7 @@ func TestTour(t *testing.T) {
 func TestClientCommandsWithoutMesh(t *testing.T) {
 	dir := t.TempDir()
 	code, _, errOut := runCLI(context.Background(), "call", "--to", "echo", "--data", "x", "--data-dir", dir)
-	if code != 1 || !strings.Contains(errOut, "no mesh found") {
+	if code != 1 || !strings.Contains(errOut, "no mesh found") || !strings.Contains(errOut, "`mxp dev --data-dir "+dir+"`") {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
 	// A stale edge.json (mxp dev killed) names a process that is gone.
@@ -205,7 +210,7 @@ func TestClientCommandsWithoutMesh(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, _, errOut = runCLI(context.Background(), "agents", "--data-dir", dir)
-	if code != 1 || !strings.Contains(errOut, "is not running") {
+	if code != 1 || !strings.Contains(errOut, "is not running; start it with `mxp dev --data-dir "+dir+"`") {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
 }
@@ -239,6 +244,21 @@ func TestDevHelp(t *testing.T) {
 		args := append([]string{"dev", "--data-dir", dir, "--nats-addr", "off", "--http-addr", "", "--edge-addr", "127.0.0.1:0"}, tc.args...)
 		if code, _, errOut := runCLI(context.Background(), args...); code != 2 || !strings.Contains(errOut, tc.want) {
 			t.Errorf("mxp %s: exit %d, stderr %s", strings.Join(args, " "), code, errOut)
+		}
+	}
+}
+
+func TestDataDirFlag(t *testing.T) {
+	for dir, want := range map[string]string{
+		"":         "",
+		".mxp":     "",
+		"./.mxp":   "",
+		"d3":       " --data-dir d3",
+		"/tmp/a b": " --data-dir '/tmp/a b'",
+		"it's":     ` --data-dir 'it'\''s'`,
+	} {
+		if got := dataDirFlag(dir); got != want {
+			t.Errorf("dataDirFlag(%q) = %q, want %q", dir, got, want)
 		}
 	}
 }
