@@ -2,7 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
+	"io/fs"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -68,6 +72,24 @@ func TestEdgeFromEnvironment(t *testing.T) {
 	code, out, errOut = runCLI(context.Background(), "call", "--to", "inference", "--data", `{"messages":[{"role":"user","content":"hi"}]}`, "--data-dir", elsewhere)
 	if code != 0 || !strings.Contains(out, "Mock reply to: hi") {
 		t.Fatalf("call with %s: exit %d %q %s", envEdge, code, out, errOut)
+	}
+	// No data directory: nothing is created (the client key is this run's own).
+	none := filepath.Join(t.TempDir(), "none")
+	code, out, errOut = runCLI(context.Background(), "agents", "--data-dir", none)
+	if _, err := os.Stat(none); code != 0 || out != "no agents\n" || !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("agents with no data directory: exit %d %q %s; the directory: %v", code, out, errOut, err)
+	}
+	// Only one of the two: the error names the other.
+	t.Setenv(envEdgeKey, "")
+	code, _, errOut = runCLI(context.Background(), "agents", "--data-dir", none)
+	if code != 1 || !strings.Contains(errOut, "$"+envEdgeKey+" (or --edge-key) is missing") {
+		t.Fatalf("only %s: exit %d %s", envEdge, code, errOut)
+	}
+	t.Setenv(envEdgeKey, info.PublicKey)
+	t.Setenv(envEdge, "")
+	code, _, errOut = runCLI(context.Background(), "agents", "--data-dir", none)
+	if code != 1 || !strings.Contains(errOut, "$"+envEdge+" (or --edge) is missing") {
+		t.Fatalf("only %s: exit %d %s", envEdgeKey, code, errOut)
 	}
 	other := silentUDP(t)
 	code, _, errOut = runCLI(context.Background(), "agents", "--edge", other, "--timeout", "200ms", "--data-dir", elsewhere)

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mxp-mesh/mesh/pkg/agent"
 	"github.com/mxp-mesh/mesh/pkg/mxp"
 	"github.com/mxp-mesh/mesh/pkg/mxp/transport"
 	"github.com/mxp-mesh/mesh/services/edge"
@@ -103,8 +104,8 @@ func dialable(addr string) string {
 // (Docker Compose, Kubernetes) is reached with no flags: `make compose-up` prints the
 // export lines. A flag overrides its variable; both override the data directory.
 const (
-	envEdge    = "MXP_EDGE"     // --edge
-	envEdgeKey = "MXP_EDGE_KEY" // --edge-key
+	envEdge    = agent.EnvEdge    // --edge
+	envEdgeKey = agent.EnvEdgeKey // --edge-key
 )
 
 // defaultDialTimeout bounds the handshake of a command whose context has no deadline
@@ -147,7 +148,10 @@ type edgeTarget struct {
 
 // target resolves the flags, the environment and the data directory into the edge to
 // use. For the secure transport it creates the client key file when missing (whole,
-// before any reader: see edge.LoadOrCreateKey).
+// before any reader: see edge.LoadOrCreateKey), unless the edge comes from the
+// environment or flags and the data directory does not exist: then the key is this
+// run's own and nothing is created. With only one of address and key given and no
+// edge.json, the error names the one missing.
 func (c *connFlags) target() (edgeTarget, error) {
 	if c.compat != "" {
 		return edgeTarget{compat: c.compat, where: c.compat + " (plaintext)", dataDir: c.dataDir}, nil
@@ -162,6 +166,15 @@ func (c *connFlags) target() (edgeTarget, error) {
 	}
 	if addr == "" || keyText == "" {
 		info, err := readEdgeInfo(c.dataDir)
+		if err != nil && (addr != "" || keyText != "") {
+			if _, statErr := os.Stat(filepath.Join(c.dataDir, edgeInfoFile)); errors.Is(statErr, fs.ErrNotExist) {
+				missing := "$" + envEdgeKey + " (or --edge-key) is missing: the edge's address is set but not its public key"
+				if addr == "" {
+					missing = "$" + envEdge + " (or --edge) is missing: the edge's public key is set but not its address"
+				}
+				return edgeTarget{}, fmt.Errorf("%s, and %s has no edge.json to read it from", missing, c.dataDir)
+			}
+		}
 		if err != nil {
 			return edgeTarget{}, err
 		}
@@ -183,9 +196,18 @@ func (c *connFlags) target() (edgeTarget, error) {
 	if err != nil {
 		return edgeTarget{}, fmt.Errorf("edge key: %w", err)
 	}
+	// The client's key lives in the data directory; a client pointed at a mesh by the
+	// environment or flags alone, with no data directory, uses a key of its own run and
+	// creates nothing in the working directory (the edge admits any key unless it keeps
+	// an allow-list, and then the operator hands out a key file: --data-dir DIR).
 	keyFile := filepath.Join(c.dataDir, clientKeyFile)
-	key, _, err := edge.LoadOrCreateKey(keyFile)
-	if err != nil {
+	var key mxp.PrivateKey
+	if _, statErr := os.Stat(c.dataDir); errors.Is(statErr, fs.ErrNotExist) && c.edge != "" && c.edgeKey != "" {
+		keyFile = ""
+		if key, err = mxp.GeneratePrivateKey(); err != nil {
+			return edgeTarget{}, err
+		}
+	} else if key, _, err = edge.LoadOrCreateKey(keyFile); err != nil {
 		return edgeTarget{}, err
 	}
 	return edgeTarget{addr: addr, key: keyText, edgeKey: edgeKey, keyFile: keyFile, clientKey: key, where: addr, from: from, dataDir: c.dataDir}, nil

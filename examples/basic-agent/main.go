@@ -90,8 +90,8 @@ func NewAgent(opts Options, log *slog.Logger) (*agent.Agent, error) {
 
 func main() {
 	var opts Options
-	flag.StringVar(&opts.EdgeAddr, "edge-addr", "", "the edge's UDP address (default: from .mxp/edge.json, written by mxp dev)")
-	flag.StringVar(&opts.EdgeKey, "edge-key", os.Getenv("MXP_EDGE_KEY"), "the edge's public key (base64; default $MXP_EDGE_KEY)")
+	flag.StringVar(&opts.EdgeAddr, "edge-addr", "", "the edge's UDP address (default $MXP_EDGE, else .mxp/edge.json, written by mxp dev)")
+	flag.StringVar(&opts.EdgeKey, "edge-key", "", "the edge's public key (base64; default $MXP_EDGE_KEY, else .mxp/edge.json)")
 	flag.StringVar(&opts.KeyFile, "key-file", ".mxp/basic-agent.key", "this agent's private key (created on first run)")
 	flag.StringVar(&opts.Name, "name", "basic-agent", "the agent's name")
 	flag.Parse()

@@ -182,8 +182,8 @@ func main() {
 func serve(args []string) {
 	fs := flag.NewFlagSet("serve", flag.ExitOnError)
 	var opts Options
-	fs.StringVar(&opts.EdgeAddr, "edge-addr", "", "the edge's UDP address (default: from .mxp/edge.json, written by mxp dev)")
-	fs.StringVar(&opts.EdgeKey, "edge-key", os.Getenv("MXP_EDGE_KEY"), "the edge's public key (base64; default $MXP_EDGE_KEY)")
+	fs.StringVar(&opts.EdgeAddr, "edge-addr", "", "the edge's UDP address (default $MXP_EDGE, else .mxp/edge.json, written by mxp dev)")
+	fs.StringVar(&opts.EdgeKey, "edge-key", "", "the edge's public key (base64; default $MXP_EDGE_KEY, else .mxp/edge.json)")
 	fs.StringVar(&opts.KeyFile, "key-file", ".mxp/hosted-model.key", "this agent's private key (created on first run)")
 	fs.StringVar(&opts.Name, "name", "model-host", "the agent's name: its models are mxp/<name>/shout and mxp/<name>/mock")
 	_ = fs.Parse(args)
@@ -203,7 +203,11 @@ func serve(args []string) {
 
 func ask(args []string) {
 	fs := flag.NewFlagSet("ask", flag.ExitOnError)
-	api := fs.String("api", "http://127.0.0.1:8080/v1", "base URL of the inference service's OpenAI-compatible API (mxp dev's HTTP address)")
+	defaultAPI := "http://127.0.0.1:8080/v1" // mxp dev's HTTP address
+	if u := os.Getenv("MXP_INFERENCE_URL"); u != "" { // make compose-up's export line
+		defaultAPI = u
+	}
+	api := fs.String("api", defaultAPI, "base URL of the inference service's OpenAI-compatible API (default $MXP_INFERENCE_URL, else mxp dev's HTTP address)")
 	model := fs.String("model", "mxp/model-host/shout", "the model: mxp/<agent-name>/<model>")
 	_ = fs.Parse(args)
 	if fs.NArg() == 0 {

@@ -129,8 +129,8 @@ func relay(ctx context.Context, from *agent.ClientStream, to *agent.Stream) erro
 
 func main() {
 	var opts Options
-	flag.StringVar(&opts.EdgeAddr, "edge-addr", "", "the edge's UDP address (default: from .mxp/edge.json, written by mxp dev)")
-	flag.StringVar(&opts.EdgeKey, "edge-key", os.Getenv("MXP_EDGE_KEY"), "the edge's public key (base64; default $MXP_EDGE_KEY)")
+	flag.StringVar(&opts.EdgeAddr, "edge-addr", "", "the edge's UDP address (default $MXP_EDGE, else .mxp/edge.json, written by mxp dev)")
+	flag.StringVar(&opts.EdgeKey, "edge-key", "", "the edge's public key (base64; default $MXP_EDGE_KEY, else .mxp/edge.json)")
 	flag.StringVar(&opts.KeyDir, "key-dir", ".mxp", "where the agents' private keys live (created on first run)")
 	flag.Parse()
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))

@@ -29,8 +29,9 @@ type Config struct {
 	Tags         []string
 
 	// The edge to connect to (Run): its UDP address and its public key (base64, as `mxp
-	// dev` prints it). When either is empty, Run reads both from DataDir/edge.json, which
-	// a running `mxp dev` writes. KeyFile holds this agent's private key, its identity on
+	// dev` prints it). Each that is empty defaults to $MXP_EDGE / $MXP_EDGE_KEY (EnvEdge,
+	// EnvEdgeKey); what is still missing is read from DataDir/edge.json, which a running
+	// `mxp dev` writes. KeyFile holds this agent's private key, its identity on
 	// the mesh (created with mode 0600 on first run; empty: a new key every run).
 	EdgeAddr string
 	EdgeKey  string

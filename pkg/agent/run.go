@@ -8,34 +8,38 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/mxp-mesh/mesh/pkg/mxp"
 	"github.com/mxp-mesh/mesh/pkg/mxp/transport"
 )
 
-// Run connects to the edge named by Config.EdgeAddr and Config.EdgeKey over the secure
-// MXP transport, with the agent's key from Config.KeyFile, and runs the agent (see
-// RunConn) until ctx ends or Retire is called. When the connection is lost (the edge
-// restarted, the network failed), Run connects again with backoff and jitter, registers
-// again and renews its topic subscriptions; calls in flight at that moment fail with
-// ErrLinkClosed. Only the first connection attempt's failure is returned.
+// The environment Run reads when Config leaves the edge unset: the export lines of `make
+// compose-up` (and of any deployment that names its edge) set both, so that every agent
+// built on this package reaches that mesh with no flags. The mxp CLI reads the same two.
+const (
+	EnvEdge    = "MXP_EDGE"     // the edge's UDP address (Config.EdgeAddr)
+	EnvEdgeKey = "MXP_EDGE_KEY" // the edge's public key, base64 (Config.EdgeKey)
+)
+
+// Run connects to the edge over the secure MXP transport, with the agent's key from
+// Config.KeyFile, and runs the agent (see RunConn) until ctx ends or Retire is called.
+// The edge is Config.EdgeAddr and Config.EdgeKey; each that is empty defaults to its
+// variable ($MXP_EDGE, $MXP_EDGE_KEY), and what is still missing is read from
+// DataDir/edge.json (a running `mxp dev`). When that file does not exist either, the
+// error names what is missing (the key when only the address was given, and so on).
+// When the connection is lost (the edge restarted, the network failed), Run connects
+// again with backoff and jitter, registers again and renews its topic subscriptions;
+// calls in flight at that moment fail with ErrLinkClosed. Only the first connection
+// attempt's failure is returned.
 func (a *Agent) Run(ctx context.Context) error {
-	addr, keyText := a.cfg.EdgeAddr, a.cfg.EdgeKey
-	if addr == "" || keyText == "" {
-		info, err := readEdgeInfo(a.cfg.DataDir)
-		if err != nil {
-			return err
-		}
-		if addr == "" {
-			addr = info.EdgeAddr
-		}
-		if keyText == "" {
-			keyText = info.PublicKey
-		}
+	addr, keyText, err := resolveEdge(a.cfg)
+	if err != nil {
+		return err
 	}
 	edgeKey, err := mxp.ParsePublicKey(keyText)
 	if err != nil {
-		return fmt.Errorf("agent: Config.EdgeKey: %w", err)
+		return fmt.Errorf("agent: the edge key (Config.EdgeKey or $%s): %w", EnvEdgeKey, err)
 	}
 	key, err := loadOrCreateKey(a.cfg.KeyFile)
 	if err != nil {
@@ -43,6 +47,39 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	return a.runRedialing(ctx, dialer(addr, mxp.Options{PrivateKey: key, ServerKey: edgeKey,
 		Transport: transport.Config{HandshakeTimeout: a.cfg.HandshakeTimeout}}), addr, key.PublicKey().String())
+}
+
+// resolveEdge is the edge's address and key for cfg: its fields, else the environment,
+// else the data directory's edge.json (see Run).
+func resolveEdge(cfg Config) (addr, key string, err error) {
+	addr, key = cfg.EdgeAddr, strings.TrimSpace(cfg.EdgeKey)
+	if addr == "" {
+		addr = os.Getenv(EnvEdge)
+	}
+	if key == "" {
+		key = strings.TrimSpace(os.Getenv(EnvEdgeKey))
+	}
+	if addr != "" && key != "" {
+		return addr, key, nil
+	}
+	info, err := readEdgeInfo(cfg.DataDir)
+	if errors.Is(err, fs.ErrNotExist) && (addr != "" || key != "") {
+		missing := "the edge's address: set $" + EnvEdge + " (or Config.EdgeAddr)"
+		if key == "" {
+			missing = "the edge's public key: set $" + EnvEdgeKey + " (or Config.EdgeKey)"
+		}
+		return "", "", fmt.Errorf("agent: %s is missing (%s has no edge.json to read it from either)", missing, dataDirOrDefault(cfg.DataDir))
+	}
+	if err != nil {
+		return "", "", err
+	}
+	if addr == "" {
+		addr = info.EdgeAddr
+	}
+	if key == "" {
+		key = info.PublicKey
+	}
+	return addr, key, nil
 }
 
 // runRedialing runs the agent over connections from dial, dialling again whenever the
@@ -70,14 +107,19 @@ type edgeInfo struct {
 	PublicKey string `json:"public_key"`
 }
 
-func readEdgeInfo(dir string) (edgeInfo, error) {
+func dataDirOrDefault(dir string) string {
 	if dir == "" {
-		dir = DefaultDataDir
+		return DefaultDataDir
 	}
+	return dir
+}
+
+func readEdgeInfo(dir string) (edgeInfo, error) {
+	dir = dataDirOrDefault(dir)
 	path := filepath.Join(dir, "edge.json")
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return edgeInfo{}, fmt.Errorf("agent: no edge configured and no mesh found in %s (start one with `mxp dev`, or set Config.EdgeAddr and Config.EdgeKey): %w", dir, err)
+		return edgeInfo{}, fmt.Errorf("agent: no edge configured and no mesh found in %s (start one with `mxp dev`, or set $%s and $%s, or Config.EdgeAddr and Config.EdgeKey): %w", dir, EnvEdge, EnvEdgeKey, err)
 	}
 	var info edgeInfo
 	if err := json.Unmarshal(b, &info); err != nil || info.EdgeAddr == "" || info.PublicKey == "" {

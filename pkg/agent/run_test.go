@@ -11,6 +11,8 @@ import (
 )
 
 func TestRunConfigErrors(t *testing.T) {
+	t.Setenv(EnvEdge, "")
+	t.Setenv(EnvEdgeKey, "")
 	dir := t.TempDir()
 	badMode := filepath.Join(dir, "open.key")
 	if err := os.WriteFile(badMode, []byte("x\n"), 0o644); err != nil {
@@ -64,5 +66,42 @@ func TestRunConfigErrors(t *testing.T) {
 	k2, _ := loadOrCreateKey(keyFile)
 	if k1 != k2 || k1.IsZero() {
 		t.Fatal("key file not reused")
+	}
+}
+
+// TestRunEdgeFromEnvironment: Run defaults the edge to $MXP_EDGE and $MXP_EDGE_KEY (the
+// export lines of make compose-up), and when only one is set and there is no edge.json
+// the error names the missing variable (it said "no mesh found in .mxp").
+func TestRunEdgeFromEnvironment(t *testing.T) {
+	k, _ := mxp.GeneratePrivateKey()
+	pub := k.PublicKey().String()
+	run := func(ctx context.Context, cfg Config) error {
+		cfg.Name, cfg.Logger, cfg.DataDir = "x", quietLogger(), t.TempDir()
+		a, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a.Run(ctx)
+	}
+	t.Setenv(EnvEdge, "127.0.0.1:1")
+	t.Setenv(EnvEdgeKey, "")
+	if err := run(context.Background(), Config{}); err == nil || !strings.Contains(err.Error(), "set $"+EnvEdgeKey) {
+		t.Fatalf("only %s: Run = %v", EnvEdge, err)
+	}
+	t.Setenv(EnvEdge, "")
+	t.Setenv(EnvEdgeKey, pub)
+	if err := run(context.Background(), Config{}); err == nil || !strings.Contains(err.Error(), "set $"+EnvEdge+" ") {
+		t.Fatalf("only %s: Run = %v", EnvEdgeKey, err)
+	}
+	// Both: Run dials the address they name (the cancelled context ends the dial at once).
+	t.Setenv(EnvEdge, "127.0.0.1:1")
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := run(ctx, Config{}); err == nil || !strings.Contains(err.Error(), "connecting to the edge at 127.0.0.1:1") {
+		t.Fatalf("both: Run = %v", err)
+	}
+	// A field wins over its variable.
+	if err := run(ctx, Config{EdgeAddr: "127.0.0.1:2"}); err == nil || !strings.Contains(err.Error(), "127.0.0.1:2") {
+		t.Fatalf("Config.EdgeAddr over %s: Run = %v", EnvEdge, err)
 	}
 }
