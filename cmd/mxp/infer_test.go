@@ -128,9 +128,15 @@ func TestInferModelNotFound(t *testing.T) {
 	t.Setenv("OPENAI_API_KEY", "")
 	dir := startDev(t)
 	t.Setenv("MXP_INFERENCE_URL", "")
-	code, out, errOut := runCLI(context.Background(), "infer", "--model", "gpt-4o-mini", "--prompt", "hi", "--data-dir", dir)
-	want := "mxp infer: model_not_found (HTTP 404): no enabled provider serves model \"gpt-4o-mini\": set OPENAI_API_KEY to enable the openai provider\n"
-	if code != 1 || out != "" || errOut != want {
-		t.Fatalf("exit %d\nstdout %q\nstderr %q\nwant   %q", code, out, errOut, want)
+	for model, want := range map[string]string{
+		"gpt-4o-mini": "mxp infer: model_not_found (HTTP 404): no enabled provider serves model \"gpt-4o-mini\": set OPENAI_API_KEY to enable the openai provider\n",
+		// A hosted model no agent serves: the code was in the message too ("model_not_found
+		// from mxp/foo/bar: ...").
+		"mxp/foo/bar": "mxp infer: model_not_found (HTTP 404): mxp/foo/bar: no online agent named \"foo\" serves model \"bar\" (capability model.bar)\n",
+	} {
+		code, out, errOut := runCLI(context.Background(), "infer", "--model", model, "--prompt", "hi", "--data-dir", dir)
+		if code != 1 || out != "" || errOut != want {
+			t.Errorf("%s: exit %d\nstdout %q\nstderr %q\nwant   %q", model, code, out, errOut, want)
+		}
 	}
 }

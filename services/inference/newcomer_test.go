@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/mxp-mesh/mesh/services/inference/internal/openai"
+	"github.com/mxp-mesh/mesh/services/inference/provider"
 )
 
 // TestUnknownV1PathIsOpenAIError: a /v1 path the mesh does not serve answers 404 with an
@@ -54,8 +55,29 @@ func TestModelNotFoundNamesTheKey(t *testing.T) {
 		json.NewDecoder(resp.Body).Decode(&v)
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusNotFound || v.Error.Code != "model_not_found" || !strings.Contains(v.Error.Message, tc.want) ||
-			strings.Count(v.Error.Message, "model_not_found") > 1 {
+			strings.Contains(v.Error.Message, "model_not_found") {
 			t.Errorf("model %s: %d %+v\nwant message containing %q", tc.model, resp.StatusCode, v, tc.want)
+		}
+	}
+}
+
+// TestErrorBodyMessageHasNoCode: the HTTP error body's message is the error without its
+// code (the code is its own field): a hosted model no agent serves said
+// "model_not_found from mxp/foo/bar: ..." next to "code":"model_not_found".
+func TestErrorBodyMessageHasNoCode(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{&provider.Error{Code: provider.CodeModelNotFound, Provider: "mxp", Model: "foo/bar", Message: "no online agent named \"foo\""},
+			"mxp/foo/bar: no online agent named \"foo\""},
+		{&provider.Error{Code: provider.CodeRateLimited, Provider: "openai", Model: "gpt-x", Status: 429, Message: "slow down"},
+			"openai/gpt-x (HTTP 429): slow down"},
+		{&provider.Error{Code: provider.CodeOverloaded}, "overloaded"},
+	} {
+		b := errorBody(tc.err)
+		if b.Error.Message != tc.want || b.Error.Code != string(provider.AsError(tc.err).Code) {
+			t.Errorf("%v: body %+v, want message %q", tc.err, b, tc.want)
 		}
 	}
 }

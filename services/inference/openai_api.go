@@ -246,7 +246,10 @@ func contentText(raw json.RawMessage) (string, error) {
 func errorBody(err error) openai.ErrorBody {
 	e := provider.AsError(err)
 	var out openai.ErrorBody
-	out.Error.Message = e.Error()
+	out.Error.Message = e.Detail() // the code is its own field
+	if out.Error.Message == "" {
+		out.Error.Message = string(e.Code)
+	}
 	out.Error.Code = string(e.Code)
 	out.Error.Type = "api_error"
 	if st := e.Code.HTTPStatus(); st == 400 || st == 404 {

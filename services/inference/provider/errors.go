@@ -54,12 +54,23 @@ type Error struct {
 }
 
 // Error is the error's text, with every secret registered process-wide removed
-// (security.Scrub): it is what logs, the HTTP API and the bus API show.
+// (security.Scrub): its code, then Detail ("model_not_found: openai/gpt-x (HTTP 404):
+// ..."); it is what logs and the bus API show.
 func (e *Error) Error() string {
+	d := e.Detail()
+	if d == "" {
+		return string(e.Code)
+	}
+	return string(e.Code) + ": " + d
+}
+
+// Detail is the error's text without its code, scrubbed as Error is: the provider and
+// model, the upstream status, then the message ("openai/gpt-x (HTTP 429): slow down").
+// The HTTP API's error body carries it as its message next to the code, which a client
+// prints once ("model_not_found (HTTP 404): mxp/foo/bar: no online agent ..."), not twice.
+func (e *Error) Detail() string {
 	var b strings.Builder
-	b.WriteString(string(e.Code))
 	if e.Provider != "" {
-		b.WriteString(" from ")
 		b.WriteString(e.Provider)
 		if e.Model != "" {
 			b.WriteString("/")
@@ -67,15 +78,20 @@ func (e *Error) Error() string {
 		}
 	}
 	if e.Status != 0 {
-		fmt.Fprintf(&b, " (HTTP %d)", e.Status)
+		if b.Len() > 0 {
+			b.WriteString(" ")
+		}
+		fmt.Fprintf(&b, "(HTTP %d)", e.Status)
 	}
-	if e.Message != "" {
-		b.WriteString(": ")
-		b.WriteString(e.Message)
+	msg := e.Message
+	if msg == "" && e.Err != nil {
+		msg = e.Err.Error()
 	}
-	if e.Err != nil && e.Message == "" {
-		b.WriteString(": ")
-		b.WriteString(e.Err.Error())
+	if msg != "" {
+		if b.Len() > 0 {
+			b.WriteString(": ")
+		}
+		b.WriteString(msg)
 	}
 	return security.Scrub(b.String())
 }
