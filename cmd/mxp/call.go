@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/mxp-mesh/mesh/pkg/mxp"
@@ -107,6 +108,9 @@ Examples:
 			}
 			defer cl.Close()
 			out, err := cl.CallAgent(cctx, target, []byte(data), time.Until(deadline))
+			if re := (*mxp.RemoteError)(nil); errors.As(err, &re) && strings.HasSuffix(re.Message, "only streams") {
+				re.Message += fmt.Sprintf(" (try: %s stream --to %s%s)", invokedAs(), tf.to, dataDirFlag(tf.dataDir))
+			}
 			if err != nil {
 				return remoteResult(env, err, tf.timeout)
 			}

@@ -6,8 +6,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -101,6 +103,13 @@ func execute(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 				what = "flag"
 			}
 			usageLine(stderr, fullName, fmt.Sprintf("unknown %s %q", what, rest[0]))
+			return 2
+		}
+		if len(rest) == 0 && cmd != root {
+			// A group given no command ("mxp agent") is a usage mistake (exit 2), said
+			// in one line that names its commands; asked for (--help), the help is not.
+			names := slices.Sorted(maps.Keys(cmd.children))
+			usageLine(stderr, fullName, "a command is required: "+strings.Join(names, ", "))
 			return 2
 		}
 		printHelp(stdout, cmd, fullName, nil)

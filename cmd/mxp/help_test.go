@@ -43,7 +43,8 @@ func TestEveryCommandHasExamples(t *testing.T) {
 func TestVersionFlag(t *testing.T) {
 	code, out, errOut := runCLI(context.Background(), "--version")
 	_, want, _ := runCLI(context.Background(), "version")
-	if code != 0 || out != want || !strings.HasPrefix(out, "mxp ") || errOut != "" {
+	// An unreleased build says "(devel", not "dev" (which reads like the mxp dev command).
+	if code != 0 || out != want || !strings.HasPrefix(out, "mxp (devel") || errOut != "" {
 		t.Fatalf("mxp --version: exit %d %q %q (mxp version: %q)", code, out, errOut, want)
 	}
 }
@@ -60,6 +61,7 @@ func TestUsageErrorsAreOneLine(t *testing.T) {
 		{[]string{"bench", "--duration", "soon"}, "see 'mxp bench --help'\n"},
 		{[]string{"nonsense"}, "mxp: unknown command \"nonsense\"\nsee 'mxp --help'\n"},
 		{[]string{"agent", "--nope"}, "mxp agent: unknown flag \"--nope\"\nsee 'mxp agent --help'\n"},
+		{[]string{"agent"}, "mxp agent: a command is required: echo\nsee 'mxp agent --help'\n"}, // it printed the help, exit 0
 	} {
 		code, out, errOut := runCLI(context.Background(), tc.args...)
 		if code != 2 || out != "" || !strings.HasSuffix(errOut, tc.want) || strings.Count(errOut, "\n") != 2 {

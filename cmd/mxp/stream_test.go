@@ -93,7 +93,9 @@ func TestStreamToAgent(t *testing.T) {
 		t.Fatalf("failed stream: exit %d\nstdout %q\nstderr %q", code, out, errOut)
 	}
 	code, _, errOut = runCLI(context.Background(), "call", "--to", "streamer", "--data", "x", "--data-dir", dir)
-	if code != 1 || !strings.Contains(errOut, "error: not_found: ") {
-		t.Fatalf("call to a stream-only agent: exit %d %s", code, errOut)
+	// It points to the stream the agent serves (it said only "serves no calls").
+	want := "error: not_found: this agent serves no calls, only streams (try: mxp stream --to streamer --data-dir " + dir + ")\n"
+	if code != 1 || errOut != want {
+		t.Fatalf("call to a stream-only agent: exit %d\nstderr %q\nwant   %q", code, errOut, want)
 	}
 }

@@ -225,6 +225,9 @@ func (d *Dispatcher) startInline() bool {
 
 func (d *Dispatcher) missingHandler(k Kind) *Error {
 	switch {
+	case k == KindCall && d.cfg.Call == nil && d.cfg.Stream != nil:
+		// Said so that a caller (mxp call) can point to the stream it serves.
+		return Errorf(CodeNotFound, "this agent serves no calls, only streams")
 	case k == KindCall && d.cfg.Call == nil:
 		return Errorf(CodeNotFound, "this agent serves no calls")
 	case k == KindEvent && d.cfg.Event == nil:
