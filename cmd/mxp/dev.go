@@ -5,11 +5,13 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/mxp-mesh/mesh/mesh"
@@ -161,8 +163,20 @@ func runDev(ctx context.Context, env *cliEnv, o devOptions) error {
 	if _, err := mlog.ParseLevel(o.LogLevel); err != nil {
 		return usagef("--log-level: %v", err)
 	}
+	_, statErr := os.Stat(o.DataDir)
 	if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data directory: %w", err)
+	}
+	// A mesh that never served (a taken port, a bad config) leaves no directory behind
+	// that it created: a mistyped --data-dir would otherwise litter an empty one. A
+	// directory that was there is kept, whatever it holds.
+	served := false
+	if errors.Is(statErr, fs.ErrNotExist) {
+		defer func() {
+			if !served {
+				os.RemoveAll(o.DataDir)
+			}
+		}()
 	}
 	// One mxp dev per data directory: a second one used to move NATS to a random port,
 	// overwrite edge.json and delete it on exit, cutting the first mesh off its clients.
@@ -182,7 +196,7 @@ func runDev(ctx context.Context, env *cliEnv, o devOptions) error {
 		return usagef("%v", err)
 	}
 	if err != nil {
-		return err
+		return addrInUseHint(err)
 	}
 
 	// The runner handles SIGINT and SIGTERM itself (the first drains, a second forces). The
@@ -217,7 +231,7 @@ func runDev(ctx context.Context, env *cliEnv, o devOptions) error {
 			if err == nil {
 				err = errors.New("the mesh stopped before the edge served")
 			}
-			return err
+			return addrInUseHint(err)
 		}
 		addrs := e.Addrs()
 		info.EdgeAddr, info.PublicKey = dialable(addrs["secure"]), e.PublicKey()
@@ -231,6 +245,7 @@ func runDev(ctx context.Context, env *cliEnv, o devOptions) error {
 		}
 		defer removeOwnEdgeInfo(o.DataDir, info) // only if it is still the one written here
 	}
+	served = true
 	printBanner(env, o, m.Targets(), info)
 	if o.ready != nil {
 		go func() {
@@ -241,6 +256,17 @@ func runDev(ctx context.Context, env *cliEnv, o devOptions) error {
 		}()
 	}
 	return <-runErr
+}
+
+// addrInUseHint adds to a bind error what to do about it: the error names the address
+// (mesh.Start's and the edge's listen errors do); another mxp dev on the default ports is
+// the usual holder, and a second mesh needs ports of its own.
+func addrInUseHint(err error) error {
+	if !errors.Is(err, syscall.EADDRINUSE) {
+		return err
+	}
+	return fmt.Errorf("%w (another mesh or program holds that address: stop it, or give this mesh other ports with "+
+		"--edge-addr, --compat-addr, --http-addr and --nats-addr, 127.0.0.1:0 for any free one)", err)
 }
 
 // tcpFree reports whether addr can be listened on now.

@@ -4,7 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"io/fs"
+	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -259,6 +264,34 @@ func TestDataDirFlag(t *testing.T) {
 	} {
 		if got := dataDirFlag(dir); got != want {
 			t.Errorf("dataDirFlag(%q) = %q, want %q", dir, got, want)
+		}
+	}
+}
+
+// TestDevAddrInUse: mxp dev on a taken port (a third mxp dev on the default ports) names
+// the address and the flags that move it, and removes the data directory it created (it
+// left an empty one), but not one that was there.
+func TestDevAddrInUse(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	taken := ln.Addr().String()
+	existing := t.TempDir()
+	for _, dir := range []string{filepath.Join(t.TempDir(), "d3"), existing} {
+		code, _, errOut := runCLI(context.Background(), "dev", "--data-dir", dir, "--http-addr", taken,
+			"--edge-addr", "127.0.0.1:0", "--nats-addr", "off", "--log-level", "error")
+		if code != 1 || !strings.Contains(errOut, taken) || !strings.Contains(errOut, "address already in use") ||
+			!strings.Contains(errOut, "--http-addr") {
+			t.Errorf("mxp dev on a taken port: exit %d\n%s", code, errOut)
+		}
+		_, statErr := os.Stat(dir)
+		if dir == existing && statErr != nil {
+			t.Errorf("the existing data directory %s: %v", dir, statErr)
+		}
+		if dir != existing && !errors.Is(statErr, fs.ErrNotExist) {
+			t.Errorf("the data directory %s it created is left: %v", dir, statErr)
 		}
 	}
 }
