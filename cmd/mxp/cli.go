@@ -87,14 +87,7 @@ func execute(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	if len(args) == 1 && (args[0] == "--version" || args[0] == "-version") {
 		args = []string{"version"}
 	}
-	cmd, path, rest := root, []string{root.Name}, args
-	for len(rest) > 0 && cmd.children != nil {
-		next, ok := cmd.children[rest[0]]
-		if !ok {
-			break
-		}
-		cmd, path, rest = next, append(path, next.Name), rest[1:]
-	}
+	cmd, path, rest := findCommand(args)
 	fullName := strings.Join(path, " ")
 	if cmd.Run == nil {
 		if len(rest) > 0 && rest[0] != "-h" && rest[0] != "--help" && rest[0] != "help" {
@@ -146,6 +139,20 @@ func execute(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		fmt.Fprintf(stderr, "%s: %v\n", fullName, err)
 		return 1
 	}
+}
+
+// findCommand walks the command tree along args: the deepest command they name, its path
+// from the root ("mxp", "agent", "echo") and the arguments after it.
+func findCommand(args []string) (cmd *command, path, rest []string) {
+	cmd, path, rest = root, []string{root.Name}, args
+	for len(rest) > 0 && cmd.children != nil {
+		next, ok := cmd.children[rest[0]]
+		if !ok {
+			break
+		}
+		cmd, path, rest = next, append(path, next.Name), rest[1:]
+	}
+	return cmd, path, rest
 }
 
 // usageLine prints a command-line mistake as one line and where the help is.

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -290,4 +291,75 @@ func TestReadmeTour(t *testing.T) {
 			t.Fatalf("the tour's command %q is not one this test knows how to run; teach it", step.cmd)
 		}
 	}
+}
+
+// TestReadmeTourExamples: every `bin/mxp ...` command the examples' READMEs show (a
+// console or code line, or an inline span) names commands that exist and flags they take:
+// it is parsed as the CLI parses it (the command tree, then the command's flags), not run.
+// The examples' commands drifted from the CLI unnoticed, the tour's own being run above.
+func TestReadmeTourExamples(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("..", "..", "examples", "*", "README.md"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no examples/*/README.md: %v", err)
+	}
+	inline := regexp.MustCompile("`(bin/mxp [^`]+)`")
+	checked := 0
+	for _, file := range files {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for n, line := range strings.Split(string(b), "\n") {
+			var cmds []string
+			if l := strings.TrimPrefix(strings.TrimSpace(line), "$ "); strings.HasPrefix(l, "bin/mxp ") {
+				cmds = append(cmds, l)
+			} else {
+				for _, m := range inline.FindAllStringSubmatch(line, -1) {
+					cmds = append(cmds, m[1])
+				}
+			}
+			for _, c := range cmds {
+				if err := parseCommandLine(c); err != nil {
+					t.Errorf("%s:%d: %s: %v", file, n+1, c, err)
+				}
+				checked++
+			}
+		}
+	}
+	if checked < 4 {
+		t.Fatalf("only %d bin/mxp commands found in %v", checked, files)
+	}
+	for _, bad := range []string{"bin/mxp call --bogus x", "bin/mxp nonsense", "bin/mxp agent", "bin/mxp agent echo --count"} {
+		if parseCommandLine(bad) == nil {
+			t.Errorf("%s: parsed", bad)
+		}
+	}
+	if err := parseCommandLine(`bin/mxp agent echo --name 'a b'  # a comment`); err != nil {
+		t.Errorf("a good line: %v", err)
+	}
+}
+
+// parseCommandLine parses a shell line "bin/mxp CMD... [flags]" (up to a # comment) as
+// execute does, without running it: the commands must exist and the flags be theirs.
+func parseCommandLine(line string) error {
+	words, err := shellWords(line)
+	if err != nil {
+		return err
+	}
+	for i, w := range words {
+		if strings.HasPrefix(w, "#") {
+			words = words[:i]
+			break
+		}
+	}
+	cmd, _, rest := findCommand(words[1:])
+	if cmd.Run == nil {
+		return fmt.Errorf("%q is not a command (mxp %s has commands, not %q)", line, cmd.Name, rest)
+	}
+	fs := flag.NewFlagSet(cmd.Name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	if cmd.Flags != nil {
+		cmd.Flags(fs)
+	}
+	return fs.Parse(rest)
 }
