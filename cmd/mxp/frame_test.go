@@ -271,7 +271,11 @@ func TestFrameEncode(t *testing.T) {
 }
 
 func TestFrameHelp(t *testing.T) {
-	for _, args := range [][]string{{"frame"}, {"frame", "--help"}, {"frame", "decode", "--help"}, {"frame", "encode", "-h"}} {
+	// A group with no command is a usage error naming its commands (issue 17).
+	if _, stderr, code := run(t, nil, "frame"); code != 2 || !strings.Contains(stderr, "a command is required: decode, encode") {
+		t.Errorf("frame: exit %d, %q", code, stderr)
+	}
+	for _, args := range [][]string{{"frame", "--help"}, {"frame", "decode", "--help"}, {"frame", "encode", "-h"}} {
 		stdout, _, code := run(t, nil, args...)
 		if code != 0 || !strings.Contains(stdout, "Usage:") {
 			t.Errorf("%v: exit %d, %q", args, code, stdout)
