@@ -28,9 +28,9 @@ func ExampleMesh() {
 		Name:         "weather-bot",
 		Capabilities: []string{"weather.answer"},
 		Version:      "1.0.0",
-		EdgeAddr:     "127.0.0.1:9000",
-		EdgeKey:      os.Getenv("MXP_EDGE_KEY"), // the edge's public key, as `mxp dev` prints it
-		KeyFile:      ".mxp/weather-bot.key",    // this agent's identity, created on first run
+		// The edge: Config.EdgeAddr and Config.EdgeKey, else $MXP_EDGE and $MXP_EDGE_KEY,
+		// else .mxp/edge.json (a running `mxp dev`).
+		KeyFile: ".mxp/weather-bot.key", // this agent's identity, created on first run
 	})
 	if err != nil {
 		log.Fatal(err)
