@@ -24,8 +24,8 @@ import (
 // on the fly when the file changes or on SIGHUP; the others need a restart.
 type Config struct {
 	Name     string `yaml:"name" flag:"name" usage:"the agent's name"`
-	EdgeAddr string `yaml:"edge_addr" flag:"edge-addr" usage:"the edge's UDP address"`
-	EdgeKey  string `yaml:"edge_key" flag:"edge-key" usage:"the edge's public key (base64)"`
+	EdgeAddr string `yaml:"edge_addr" flag:"edge-addr" usage:"the edge's UDP address (default $MXP_EDGE, else .mxp/edge.json)"`
+	EdgeKey  string `yaml:"edge_key" flag:"edge-key" usage:"the edge's public key, base64 (default $MXP_EDGE_KEY, else .mxp/edge.json)"`
 	KeyFile  string `yaml:"key_file" flag:"key-file" usage:"this agent's private key (created on first run)"`
 	// HTTP serves /metrics, /livez and /readyz. Empty disables it.
 	HTTP string `yaml:"http" flag:"http" usage:"address of the metrics and health endpoints"`
