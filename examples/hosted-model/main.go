@@ -203,7 +203,7 @@ func serve(args []string) {
 
 func ask(args []string) {
 	fs := flag.NewFlagSet("ask", flag.ExitOnError)
-	defaultAPI := "http://127.0.0.1:8080/v1" // mxp dev's HTTP address
+	defaultAPI := "http://127.0.0.1:8080/v1"          // mxp dev's HTTP address
 	if u := os.Getenv("MXP_INFERENCE_URL"); u != "" { // make compose-up's export line
 		defaultAPI = u
 	}
