@@ -18,10 +18,10 @@ type MemoryStore struct {
 	agents map[string]*memEntry
 	byCap  map[string]map[string]struct{}
 	byName map[string]*nameClaim
-	leases leaseHeap
+	leases deadlineHeap[*memEntry]
 	// vacant holds the claims whose last agent is gone, by claim end, so PopExpired drops
 	// them once they end (the memory of names is bounded by the agents and the grace).
-	vacant claimHeap
+	vacant deadlineHeap[*nameClaim]
 }
 
 type memEntry struct {
@@ -316,30 +316,6 @@ func (s *MemoryStore) Close() error { return nil }
 // Kind implements Store.
 func (s *MemoryStore) Kind() string { return "memory" }
 
-// leaseHeap orders entries by lease end (earliest first).
-type leaseHeap []*memEntry
-
-func (h leaseHeap) Len() int           { return len(h) }
-func (h leaseHeap) Less(i, j int) bool { return h[i].agent.ExpiresAt.Before(h[j].agent.ExpiresAt) }
-func (h leaseHeap) Swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].index = i
-	h[j].index = j
-}
-func (h *leaseHeap) Push(x any) {
-	e := x.(*memEntry)
-	e.index = len(*h)
-	*h = append(*h, e)
-}
-func (h *leaseHeap) Pop() any {
-	old := *h
-	e := old[len(old)-1]
-	old[len(old)-1] = nil
-	*h = old[:len(old)-1]
-	e.index = -1
-	return e
-}
-
 // idHeap keeps the max smallest ids offered: a max-heap whose root is the largest kept.
 type idHeap struct {
 	ids []string
@@ -409,26 +385,40 @@ func (c *nameClaim) extend(end time.Time) {
 	}
 }
 
-// claimHeap orders vacant claims by lease end (earliest first).
-type claimHeap []*nameClaim
+// deadlined is an element of a deadlineHeap: it knows its deadline and is told its position
+// (-1 once popped), so that heap.Fix and heap.Remove can find it in O(1).
+type deadlined interface {
+	deadline() time.Time
+	setHeapIndex(int)
+}
 
-func (h claimHeap) Len() int           { return len(h) }
-func (h claimHeap) Less(i, j int) bool { return h[i].leaseEnd.Before(h[j].leaseEnd) }
-func (h claimHeap) Swap(i, j int) {
+// deadlineHeap orders elements by deadline (earliest first); it is the one heap behind the
+// store's leases and its vacant name claims.
+type deadlineHeap[T deadlined] []T
+
+func (h deadlineHeap[T]) Len() int           { return len(h) }
+func (h deadlineHeap[T]) Less(i, j int) bool { return h[i].deadline().Before(h[j].deadline()) }
+func (h deadlineHeap[T]) Swap(i, j int) {
 	h[i], h[j] = h[j], h[i]
-	h[i].vacantIdx = i
-	h[j].vacantIdx = j
+	h[i].setHeapIndex(i)
+	h[j].setHeapIndex(j)
 }
-func (h *claimHeap) Push(x any) {
-	c := x.(*nameClaim)
-	c.vacantIdx = len(*h)
-	*h = append(*h, c)
+func (h *deadlineHeap[T]) Push(x any) {
+	e := x.(T)
+	e.setHeapIndex(len(*h))
+	*h = append(*h, e)
 }
-func (h *claimHeap) Pop() any {
+func (h *deadlineHeap[T]) Pop() any {
 	old := *h
-	c := old[len(old)-1]
-	old[len(old)-1] = nil
+	e := old[len(old)-1]
+	var zero T
+	old[len(old)-1] = zero
 	*h = old[:len(old)-1]
-	c.vacantIdx = -1
-	return c
+	e.setHeapIndex(-1)
+	return e
 }
+
+func (e *memEntry) deadline() time.Time  { return e.agent.ExpiresAt }
+func (e *memEntry) setHeapIndex(i int)   { e.index = i }
+func (c *nameClaim) deadline() time.Time { return c.leaseEnd }
+func (c *nameClaim) setHeapIndex(i int)  { c.vacantIdx = i }
