@@ -15,11 +15,7 @@ import (
 
 func TestBasicAgentInTheMesh(t *testing.T) {
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	m, err := meshtest.Start(t.TempDir(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = m.Close() }) // after the agents retire (cleanups run last-in first-out)
+	m := meshtest.New(t, nil)
 	a, err := NewAgent(Options{EdgeAddr: m.EdgeAddr, EdgeKey: m.EdgeKey, KeyFile: t.TempDir() + "/k", Name: "basic"}, quiet)
 	if err != nil {
 		t.Fatal(err)

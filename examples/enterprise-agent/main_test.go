@@ -42,11 +42,7 @@ func get(t *testing.T, url string) (int, string) {
 
 func TestEnterpriseAgent(t *testing.T) {
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	m, err := meshtest.Start(t.TempDir(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = m.Close() })
+	m := meshtest.New(t, nil)
 	dir := t.TempDir()
 	cfgFile := filepath.Join(dir, "agent.yaml")
 	writeConfig(t, cfgFile, "Hello", 0.001, 2) // two calls, then rate limited

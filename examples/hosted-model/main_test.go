@@ -15,11 +15,7 @@ import (
 // the inference service's OpenAI-compatible API, streamed, as `hosted-model ask` does.
 func TestHostedModelExample(t *testing.T) {
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	m, err := meshtest.Start(t.TempDir(), quiet)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = m.Close() }) // after the agent retires (cleanups run last-in first-out)
+	m := meshtest.New(t, quiet)
 	a, err := NewAgent(Options{EdgeAddr: m.EdgeAddr, EdgeKey: m.EdgeKey, KeyFile: t.TempDir() + "/k", Name: "model-host"}, quiet)
 	if err != nil {
 		t.Fatal(err)

@@ -13,11 +13,7 @@ import (
 // bytes each way, with calls issued from 8×GOMAXPROCS goroutines; calls/s is the
 // throughput the two agents sustain on one connection each.
 func BenchmarkAgentCall(b *testing.B) {
-	m, err := meshtest.Start(b.TempDir(), nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = m.Close() })
+	m := meshtest.New(b, nil)
 	server := newAgent(b, m, "echo", "bench.echo")
 	server.HandleCall(func(ctx context.Context, p []byte) ([]byte, error) { return p, nil })
 	client := newAgent(b, m, "client")

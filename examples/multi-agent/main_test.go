@@ -17,11 +17,7 @@ import (
 
 func TestCoordinatorStreamsTheReviewersAnswer(t *testing.T) {
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	m, err := meshtest.Start(t.TempDir(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = m.Close() })
+	m := meshtest.New(t, nil)
 	opts := Options{EdgeAddr: m.EdgeAddr, EdgeKey: m.EdgeKey, KeyDir: t.TempDir()}
 	coordinator, err := NewCoordinator(opts, quiet)
 	if err != nil {

@@ -71,6 +71,19 @@ func Start(dir string, logger *slog.Logger) (*Mesh, error) {
 	return StartWith(dir, Options{Logger: logger})
 }
 
+// New starts the mesh for a test or benchmark in a temporary directory, fails it if the
+// mesh does not start, and stops the mesh when it ends (registered now, so it runs after
+// the cleanups of agents started later: cleanups run last-in first-out).
+func New(t testing.TB, logger *slog.Logger) *Mesh {
+	t.Helper()
+	m, err := Start(t.TempDir(), logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Close() })
+	return m
+}
+
 // StartWith is Start with options. It returns once every service is ready.
 func StartWith(dir string, o Options) (*Mesh, error) {
 	if o.Logger == nil {
