@@ -32,30 +32,7 @@ func serveAs(c *mxp.Conn, reply string) {
 // `--to victim` keeps reaching the owner. The owner's own second agent of the name (a
 // replica, same key) is accepted.
 func TestNameTakeoverRefused(t *testing.T) {
-	dir := startDev(t)
-	info, err := readEdgeInfo(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	edgeKey, err := transport.ParsePublicKey(info.PublicKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dialKey := func(key transport.PrivateKey) *mxp.Conn {
-		c, err := mxp.Dial(ctx, info.EdgeAddr, mxp.Options{PrivateKey: key, ServerKey: edgeKey})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		return c
-	}
-	register := func(c *mxp.Conn, id string) error {
-		_, err := c.Register(ctx, mxp.RegisterRequest{ID: mustID(id), Name: "victim",
-			Capabilities: []string{"echo"}, Metadata: mxp.AgentMetadata{Version: "1.0.0"}})
-		return err
-	}
+	info, ctx, dialKey, register := victimMesh(t)
 	ownerKey, _ := transport.GeneratePrivateKey()
 	owner := dialKey(ownerKey)
 	if err := register(owner, "ffffffff-0000-4000-8000-000000000001"); err != nil {
@@ -119,30 +96,7 @@ func mustID(s string) mxp.AgentID {
 // lease), a plaintext peer and another key get conflict on the name; the owner, back
 // with its key and a new id, gets it, and `--to victim` reaches it.
 func TestNameSquatAfterOwnerGone(t *testing.T) {
-	dir := startDev(t)
-	info, err := readEdgeInfo(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	edgeKey, err := transport.ParsePublicKey(info.PublicKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dialKey := func(key transport.PrivateKey) *mxp.Conn {
-		c, err := mxp.Dial(ctx, info.EdgeAddr, mxp.Options{PrivateKey: key, ServerKey: edgeKey})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		return c
-	}
-	register := func(c *mxp.Conn, id string) error {
-		_, err := c.Register(ctx, mxp.RegisterRequest{ID: mustID(id), Name: "victim",
-			Capabilities: []string{"echo"}, Metadata: mxp.AgentMetadata{Version: "1.0.0"}})
-		return err
-	}
+	info, ctx, dialKey, register := victimMesh(t)
 	ownerKey := mustKey(t)
 	owner := dialKey(ownerKey)
 	if err := register(owner, "ffffffff-0000-4000-8000-000000000001"); err != nil {
@@ -185,4 +139,35 @@ func TestNameSquatAfterOwnerGone(t *testing.T) {
 	if got, err := caller.CallAgent(ctx, id, []byte("hi"), 5*time.Second); err != nil || string(got) != "owner" {
 		t.Fatalf("--to victim reached %q (%v), want the owner", got, err)
 	}
+}
+
+// victimMesh starts `mxp dev` for a name-takeover test and gives its edge, a context for the test's requests, a dial with a given key (closed at cleanup), and
+// a registration of the name "victim" under an id.
+func victimMesh(t *testing.T) (info EdgeInfo, ctx context.Context,
+	dialKey func(transport.PrivateKey) *mxp.Conn, register func(*mxp.Conn, string) error) {
+	t.Helper()
+	info, err := readEdgeInfo(startDev(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	edgeKey, err := transport.ParsePublicKey(info.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dialKey = func(key transport.PrivateKey) *mxp.Conn {
+		c, err := mxp.Dial(ctx, info.EdgeAddr, mxp.Options{PrivateKey: key, ServerKey: edgeKey})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	register = func(c *mxp.Conn, id string) error {
+		_, err := c.Register(ctx, mxp.RegisterRequest{ID: mustID(id), Name: "victim",
+			Capabilities: []string{"echo"}, Metadata: mxp.AgentMetadata{Version: "1.0.0"}})
+		return err
+	}
+	return info, ctx, dialKey, register
 }
